@@ -1,0 +1,3 @@
+from raggio.cli.main import main
+
+main()

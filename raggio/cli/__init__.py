@@ -1,0 +1,1 @@
+"""The ``raggio`` command line."""

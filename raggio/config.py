@@ -1,0 +1,92 @@
+"""Every tunable of raggio, defined once.
+
+Each field has a type, a default, a one-line doc and an environment variable
+``RAGGIO_<NAME>``. ``Config.from_env()`` parses and validates them once at
+process start; everything else reads attributes (``cfg.rpc_timeout_s``) and
+never touches ``os.environ`` for tunables. Ray's default ports and sizes live
+here too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+
+#: Values smaller than this travel inline in messages; larger ones go to the
+#: node's shared-memory store (Ray's max_direct_call_object_size).
+DEFAULT_MAX_INLINE_BYTES = 100 * 1024
+DEFAULT_GCS_PORT = 6379
+DEFAULT_DASHBOARD_PORT = 8265
+DEFAULT_CLIENT_PORT = 10001
+
+
+def _doc(text: str, default):
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Process-wide settings; build with :meth:`from_env`."""
+
+    rpc_timeout_s: float = _doc("Deadline for one control-plane request.", 30.0)
+    connect_timeout_s: float = _doc("How long to keep retrying a connection before giving up.", 30.0)
+    head_start_timeout_s: float = _doc("How long init() waits for a private head to come up.", 30.0)
+    max_inline_bytes: int = _doc("Objects below this size travel inline.", DEFAULT_MAX_INLINE_BYTES)
+    object_store_fraction: float = _doc(
+        "Share of system memory used for the object store when not given.", 0.3)
+    object_store_cap_bytes: int = _doc(
+        "Upper bound of the default object store size.", 200 * 1024**3)
+    lease_linger_s: float = _doc(
+        "How long a submitter keeps an idle worker lease before returning it.", 0.01)
+    max_pending_lease_requests: int = _doc(
+        "Lease requests in flight per scheduling shape.", 10)
+    prestart_workers: bool = _doc("Start num_cpus workers when a node starts.", True)
+    idle_worker_keep: int = _doc(
+        "Idle workers kept per runtime environment beyond num_cpus.", 0)
+    log_poll_period_s: float = _doc("How often the log monitor reads worker logs.", 0.1)
+    health_check_period_s: float = _doc("How often the control store pings nodes.", 1.0)
+    health_check_failure_threshold: int = _doc("Missed pings before a node is dead.", 5)
+    temp_dir: str = _doc("Where session directories live.", "/tmp/raggio")
+    auth_token: str = _doc("The cluster token, when not read from the session directory.", "")
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> "Config":
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get("RAGGIO_" + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _parse(f, raw)
+        return cls(**values)
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+def _parse(f: dataclasses.Field, raw: str):
+    kind = type(f.default)
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        return kind(raw)
+    except ValueError:
+        raise ValueError(
+            f"RAGGIO_{f.name.upper()}={raw!r} is not a valid {kind.__name__} "
+            f"({f.metadata['doc']})") from None
+
+
+_config: Config | None = None
+
+
+def get_config() -> Config:
+    """The process's configuration, parsed from the environment on first use."""
+    global _config
+    if _config is None:
+        _config = Config.from_env()
+    return _config

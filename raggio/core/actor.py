@@ -1,0 +1,166 @@
+"""``@remote`` classes, actor handles and their methods."""
+
+from __future__ import annotations
+
+import inspect
+
+from raggio.core import context
+from raggio.core.options import ACTOR_OPTIONS, METHOD_OPTIONS, resources_of, validate
+from raggio.core.remote_function import Exporter
+from raggio.core.task_spec import encode_args, encode_retry_exceptions, hold_refs, return_ids
+from raggio.core.serialization import note_contained_ref
+
+
+def method(*args, **options):
+    """Decorator for actor methods: ``@raggio.method(num_returns=2)``."""
+    validate(options, METHOD_OPTIONS, "actor methods")
+
+    def decorate(fn):
+        fn.__raggio_method_options__ = options
+        return fn
+    if len(args) == 1 and callable(args[0]) and not options:
+        return decorate(args[0])
+    return decorate
+
+
+class ActorClass:
+    """What ``@raggio.remote`` makes of a class."""
+
+    def __init__(self, cls: type, options: dict):
+        self._cls = cls
+        self._options = validate(dict(options), ACTOR_OPTIONS, "actors")
+        self._exporter = Exporter(cls)
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__doc__ = cls.__doc__
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            f"Actors cannot be instantiated directly. Instead of '{self.__name__}()', use "
+            f"'{self.__name__}.remote()'.")
+
+    def options(self, **options) -> "ActorClass":
+        clone = ActorClass.__new__(ActorClass)
+        clone.__dict__.update(self.__dict__)
+        clone._options = dict(self._options, **validate(options, ACTOR_OPTIONS, "actors"))
+        return clone
+
+    def remote(self, *args, **kwargs) -> "ActorHandle":
+        core = context.get_core()
+        options = self._options
+        namespace = options.get("namespace") or core.namespace
+        name = options.get("name")
+        if name and options.get("get_if_exists"):
+            from raggio.core.api import get_actor
+            try:
+                return get_actor(name, namespace=namespace)
+            except ValueError:
+                pass
+        class_id = self._exporter.ensure_exported(core)
+        actor_id = core.ids.task_id_bytes()[-16:]
+        encoded, kwarg_names, held = encode_args(core, args, kwargs, f"{self.__name__}.__init__")
+        runtime_env = options.get("runtime_env") or core.job_runtime_env or {}
+        methods = _method_table(self._cls)
+        spec = {
+            "actor_id": actor_id, "class_id": class_id, "class_name": self.__name__,
+            "args": encoded, "kwarg_names": kwarg_names, "job_id": core.job_id,
+            "resources": resources_of(options, 0.0),
+            "max_restarts": options.get("max_restarts", 0),
+            "max_task_retries": options.get("max_task_retries", 0),
+            "max_concurrency": options.get("max_concurrency"),
+            "name": name, "namespace": namespace, "lifetime": options.get("lifetime"),
+            "runtime_env": {"env_vars": dict(runtime_env.get("env_vars") or {})},
+            "owner_worker_id": core.worker_id, "owner_address": core.address,
+            "methods": methods,
+        }
+        core.request("gcs", "create_actor", spec)
+        handle = ActorHandle(actor_id, self.__name__, methods, spec["max_task_retries"])
+        handle._creation_refs = held  # keeps __init__'s arguments alive with the handle
+        return handle
+
+
+def _method_table(cls: type) -> dict:
+    table = {}
+    for name, fn in inspect.getmembers(cls, callable):
+        if name.startswith("__") and name != "__call__":
+            continue
+        table[name] = getattr(fn, "__raggio_method_options__", {}).get("num_returns", 1)
+    return table
+
+
+class ActorHandle:
+    """A handle to an actor; picklable, so it can be passed to tasks and actors."""
+
+    def __init__(self, actor_id: bytes, class_name: str, methods: dict, max_task_retries: int):
+        self._actor_id = actor_id
+        self._class_name = class_name
+        self._methods = methods
+        self._max_task_retries = max_task_retries
+        self._seq = 0
+
+    def __getattr__(self, name: str) -> "ActorMethod":
+        methods = self.__dict__.get("_methods")
+        if methods is None or name not in methods:
+            raise AttributeError(f"'{self.__dict__.get('_class_name')}' actor has no method "
+                                 f"'{name}'")
+        return ActorMethod(self, name, {"num_returns": methods[name]})
+
+    def __repr__(self):
+        return f"Actor({self._class_name}, {self._actor_id.hex()})"
+
+    def __hash__(self):
+        return hash(self._actor_id)
+
+    def __eq__(self, other):
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __reduce__(self):
+        note_contained_ref(self)
+        return ActorHandle, (self._actor_id, self._class_name, self._methods,
+                             self._max_task_retries)
+
+    @property
+    def _ray_actor_id(self):
+        from raggio.core.ids import ActorID
+        return ActorID(self._actor_id)
+
+    def _submit(self, method_name: str, args: tuple, kwargs: dict, options: dict):
+        core = context.get_core()
+        num_returns = options.get("num_returns", 1)
+        task_id = core.ids.task_id_bytes()
+        name = f"{self._class_name}.{method_name}"
+        encoded, kwarg_names, held = encode_args(core, args, kwargs, name)
+        ids, refs = return_ids(core, task_id, num_returns)
+        self._seq += 1
+        spec = {
+            "task_id": task_id, "actor_id": self._actor_id, "method": method_name, "name": name,
+            "args": encoded, "kwarg_names": kwarg_names, "return_ids": ids,
+            "num_returns": num_returns, "job_id": core.job_id, "seq": self._seq,
+            "retries_left": options.get("max_task_retries", self._max_task_retries),
+            "retry_exceptions": encode_retry_exceptions(options.get("retry_exceptions", False)),
+        }
+        hold_refs(core, spec, held)
+        core.call_soon(core.actor_submitter.submit, spec)
+        if num_returns == 1:
+            return refs[0]
+        return refs
+
+
+class ActorMethod:
+    """``handle.method``: call with ``.remote()``, tune with ``.options()``."""
+
+    def __init__(self, handle: ActorHandle, name: str, options: dict):
+        self._handle = handle
+        self._name = name
+        self._options = options
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"Actor methods cannot be called directly. Instead of running "
+                        f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
+
+    def remote(self, *args, **kwargs):
+        return self._handle._submit(self._name, args, kwargs, self._options)
+
+    def options(self, **options) -> "ActorMethod":
+        validate(options, METHOD_OPTIONS, "actor methods")
+        return ActorMethod(self._handle, self._name, dict(self._options, **options))

@@ -1,0 +1,148 @@
+"""Submitting actor method calls: ordered, straight to the actor's worker.
+
+Runs on the core worker's loop. Per actor, calls leave in submission order
+(a call waits for its dependencies and holds back the ones behind it), over
+one connection to the actor's worker. The actor's address comes from the
+control store (``wait_actor``); when the connection drops, calls in flight
+are retried up to ``max_task_retries`` on the restarted actor, or fail with
+``ActorDiedError`` / ``RayActorError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import pickle
+from dataclasses import dataclass, field
+
+from raggio.core.core_worker import error_location
+from raggio.core.task_submitter import resolve_dependencies
+from raggio.exceptions import ActorDiedError, RayActorError, RpcError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ActorState:
+    actor_id: bytes
+    queue: collections.deque = field(default_factory=collections.deque)  #: specs not yet sent
+    inflight: dict = field(default_factory=dict)  #: task_id -> spec
+    conn: object = None
+    incarnation: int = 0
+    connecting: bool = False
+    dead_error: BaseException | None = None
+
+
+class ActorSubmitter:
+    """See the module docstring."""
+
+    def __init__(self, core):
+        self.core = core
+        self.actors: dict[bytes, ActorState] = {}
+
+    def submit(self, spec: dict) -> None:
+        state = self.actors.get(spec["actor_id"])
+        if state is None:
+            state = self.actors[spec["actor_id"]] = ActorState(spec["actor_id"])
+        spec["deps_ready"] = not any(arg[0] == "r" for arg in spec["args"])
+        state.queue.append(spec)
+        if not spec["deps_ready"]:
+            self.core.spawn(self._resolve(state, spec))
+        self._pump(state)
+
+    async def _resolve(self, state: ActorState, spec: dict) -> None:
+        await resolve_dependencies(self.core, spec)
+        spec["deps_ready"] = True
+        self._pump(state)
+
+    def _pump(self, state: ActorState) -> None:
+        if state.dead_error is not None:
+            while state.queue:
+                self._fail(state.queue.popleft(), state.dead_error)
+            return
+        if state.conn is None or state.conn.is_closed:
+            if not state.connecting:
+                state.connecting = True
+                self.core.spawn(self._connect(state))
+            return
+        while state.queue and state.queue[0]["deps_ready"]:
+            spec = state.queue.popleft()
+            state.inflight[spec["task_id"]] = spec
+            fut = state.conn.call("push_task", spec)
+            fut.add_done_callback(lambda f, spec=spec: self._on_reply(state, spec, f))
+
+    async def _connect(self, state: ActorState) -> None:
+        try:
+            while True:
+                info = await self.core.gcs.call("wait_actor", {
+                    "actor_id": state.actor_id, "after_incarnation": state.incarnation,
+                    "timeout_s": 60.0})
+                if info["state"] == "DEAD":
+                    state.dead_error = death_error(info)
+                    break
+                if info["state"] == "ALIVE" and info["incarnation"] > state.incarnation:
+                    try:
+                        conn = await self.core.peer(info["address"])
+                    except RpcError:
+                        await asyncio.sleep(0.05)
+                        continue
+                    state.conn = conn
+                    state.incarnation = info["incarnation"]
+                    conn.close_callbacks.append(lambda c: self._on_lost(state, c))
+                    break
+        except RpcError as exc:
+            state.dead_error = RayActorError(error_msg=
+                f"Lost the control store while looking up actor {state.actor_id.hex()}: {exc}")
+        finally:
+            state.connecting = False
+        self._pump(state)
+
+    def _on_reply(self, state: ActorState, spec: dict, fut: asyncio.Future) -> None:
+        if fut.cancelled() or state.inflight.pop(spec["task_id"], None) is None:
+            return
+        if fut.exception() is not None:
+            state.inflight[spec["task_id"]] = spec  # handled by _on_lost with the rest
+            return
+        for object_id, location in zip(spec["return_ids"], fut.result()["returns"]):
+            self.core.refs.set_ready(object_id, location)
+        self._release_args(spec)
+
+    def _on_lost(self, state: ActorState, conn) -> None:
+        if state.conn is not conn:
+            return
+        state.conn = None
+        retry = []
+        for spec in sorted(state.inflight.values(), key=lambda s: s["seq"]):
+            if spec["retries_left"] != 0:
+                spec["retries_left"] -= 1
+                retry.append(spec)
+            else:
+                self._fail(spec, ActorDiedError(
+                    f"The actor {state.actor_id.hex()} died while running "
+                    f"{spec['name']}: its worker process exited. Set max_task_retries to "
+                    "retry calls on a restarted actor.", actor_id=state.actor_id.hex()))
+        state.inflight.clear()
+        state.queue.extendleft(reversed(retry))
+        self._pump(state)
+
+    def _fail(self, spec: dict, exc: BaseException) -> None:
+        location = error_location(exc)
+        for object_id in spec["return_ids"]:
+            self.core.refs.set_ready(object_id, location)
+        self._release_args(spec)
+
+    def _release_args(self, spec: dict) -> None:
+        held = spec.pop("held_refs", None)
+        if held:
+            self.core.refs.remove_task_refs(held)
+
+
+def death_error(info: dict) -> BaseException:
+    actor_id = info["actor_id"].hex() if info.get("actor_id") else None
+    if info.get("creation_error"):
+        try:
+            return ActorDiedError(pickle.loads(info["creation_error"]), actor_id=actor_id)
+        except Exception:
+            pass
+    return ActorDiedError(info.get("death_cause") or "The actor is dead.", actor_id=actor_id)

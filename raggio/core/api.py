@@ -1,0 +1,322 @@
+"""The public API behind ``import raggio as ray``: init, get, put, wait, and the rest.
+
+A thin sync facade: each function checks its input, then calls the process's
+core worker. ``init()`` with no address starts a private head (control store
+and node manager in one process, bound to loopback) tied to this driver.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+
+from raggio.config import get_config
+from raggio.core import context
+from raggio.core.actor import ActorClass, ActorHandle
+from raggio.core.core_worker import DRIVER, CoreWorker
+from raggio.core.object_ref import ObjectRef
+from raggio.core.remote_function import RemoteFunction
+from raggio.exceptions import RaySystemError
+
+logger = logging.getLogger(__name__)
+
+_head: subprocess.Popen | None = None
+_init_lock = threading.RLock()
+
+
+def is_initialized() -> bool:
+    return context.current_core_or_none() is not None
+
+
+def init(address: str | None = None, *, num_cpus: float | None = None,
+         num_gpus: float | None = None, resources: dict | None = None,
+         object_store_memory: int | None = None, namespace: str | None = None,
+         runtime_env: dict | None = None, logging_level: int | str = logging.INFO,
+         log_to_driver: bool = True, ignore_reinit_error: bool = False,
+         include_dashboard: bool | None = None, _node_ip_address: str = "127.0.0.1",
+         **kwargs) -> "RayContext":
+    """Start a private local cluster, or connect to a running one.
+
+    Args:
+        address: None starts a private head tied to this process.
+        num_cpus, num_gpus, resources, object_store_memory: the private head's node.
+        namespace: the namespace for named actors (a fresh one if None).
+        runtime_env: the job's default runtime env (``env_vars``).
+        log_to_driver: print worker output here, prefixed with its task and pid.
+        ignore_reinit_error: make a second ``init()`` a no-op instead of an error.
+
+    Raises:
+        RuntimeError: raggio is already initialized.
+        ValueError: an unknown or invalid argument.
+    """
+    global _head
+    unknown = set(kwargs) - {"_system_config", "configure_logging", "log_to_driver",
+                             "dashboard_host", "dashboard_port", "_temp_dir", "local_mode",
+                             "job_config", "storage", "_plasma_directory"}
+    if unknown:
+        raise TypeError(f"init() got unexpected keyword argument(s) {sorted(unknown)}")
+    with _init_lock:
+        if is_initialized():
+            if ignore_reinit_error:
+                return RayContext(context.current_core_or_none())
+            raise RuntimeError("Maybe you called raggio.init twice by accident? This error "
+                               "can be suppressed by passing in 'ignore_reinit_error=True' or "
+                               "by calling 'raggio.shutdown()' prior to 'raggio.init()'.")
+        if address is not None and address not in ("local",):
+            raise NotImplementedError(
+                f"Connecting to an existing cluster at {address!r} is raggio issue #3; "
+                "call init() with no address to start a local cluster.")
+        logging.basicConfig(level=logging_level if isinstance(logging_level, int) else
+                            getattr(logging, str(logging_level).upper(), logging.INFO),
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        cfg = get_config()
+        if runtime_env is not None:
+            from raggio.core.options import _runtime_env
+            _runtime_env("runtime_env", runtime_env)
+        ready = _start_private_head(cfg, num_cpus=num_cpus, num_gpus=num_gpus,
+                                    resources=resources or {},
+                                    object_store_memory=object_store_memory,
+                                    node_ip=_node_ip_address, temp_dir=kwargs.get("_temp_dir"))
+        core = CoreWorker(mode=DRIVER, cfg=cfg, gcs_address=ready["gcs_address"],
+                          node_address=ready["node_address"], token=ready["token"],
+                          worker_id=os.urandom(28), node_ip=_node_ip_address,
+                          namespace=namespace or str(uuid.uuid4()), runtime_env=runtime_env,
+                          log_to_driver=log_to_driver)
+        core.session_dir = ready["session_dir"]
+        from raggio.core.driver_output import DriverOutput
+        DriverOutput(core)
+        context.set_core(core)
+        try:
+            core.start(cfg.connect_timeout_s)
+        except BaseException:
+            context.set_core(None)
+            _stop_head()
+            raise
+        return RayContext(core)
+
+
+def _start_private_head(cfg, *, num_cpus, num_gpus, resources, object_store_memory, node_ip,
+                        temp_dir) -> dict:
+    global _head
+    cmd = [sys.executable, "-m", "raggio.head", "--tied", "--node-ip", node_ip,
+           "--resources", json.dumps(resources), "--temp-dir", temp_dir or cfg.temp_dir]
+    if num_cpus is not None:
+        cmd += ["--num-cpus", str(num_cpus)]
+    if num_gpus is not None:
+        cmd += ["--num-gpus", str(num_gpus)]
+    if object_store_memory is not None:
+        cmd += ["--object-store-memory", str(int(object_store_memory))]
+    _head = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    deadline = time.monotonic() + cfg.head_start_timeout_s
+    line = b""
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([_head.stdout], [], [], 0.5)
+        if readable:
+            line = _head.stdout.readline()
+            break
+        if _head.poll() is not None:
+            break
+    if not line:
+        code = _head.poll()
+        _stop_head()
+        raise RaySystemError(
+            f"The local raggio head did not start (exit code {code}); see the messages above. "
+            f"It was started as: {' '.join(cmd)}")
+    return json.loads(line)
+
+
+def _stop_head() -> None:
+    global _head
+    head, _head = _head, None
+    if head is None:
+        return
+    try:
+        head.stdin.close()
+        head.wait(timeout=10)
+    except Exception:
+        head.kill()
+        head.wait()
+
+
+def shutdown() -> None:
+    """Disconnect this driver and stop the private head, if it started one."""
+    with _init_lock:
+        core = context.current_core_or_none()
+        if core is not None:
+            core.shutdown()
+            context.set_core(None)
+        _stop_head()
+
+
+atexit.register(shutdown)
+
+
+class RayContext(dict):
+    """What ``init()`` returns: a dict of addresses, usable as a context manager."""
+
+    def __init__(self, core):
+        super().__init__(address=core.gcs_address, node_id=core.node_id.hex(),
+                         session_dir=getattr(core, "session_dir", ""),
+                         gcs_address=core.gcs_address)
+        self.address_info = dict(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        shutdown()
+
+    def disconnect(self):
+        shutdown()
+
+
+def remote(*args, **options):
+    """Make a function a remote function, or a class an actor class."""
+    def make(target):
+        if inspect_isclass(target):
+            return ActorClass(target, options)
+        if callable(target):
+            return RemoteFunction(target, options)
+        raise TypeError("The @remote decorator must be applied to a function or a class.")
+    if len(args) == 1 and not options and callable(args[0]):
+        return make(args[0])
+    if args:
+        raise TypeError("The @remote decorator takes either no arguments or only keyword "
+                        "arguments, e.g. @remote(num_cpus=2).")
+    return make
+
+
+def inspect_isclass(obj) -> bool:
+    return isinstance(obj, type)
+
+
+def _check_refs(value, what: str) -> tuple[list[ObjectRef], bool]:
+    if isinstance(value, ObjectRef):
+        return [value], True
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            if not isinstance(item, ObjectRef):
+                raise TypeError(f"{what} takes an ObjectRef or a list of ObjectRefs; the list "
+                                f"holds a {type(item).__name__}.")
+        return list(value), False
+    raise TypeError(f"{what} takes an ObjectRef or a list of ObjectRefs, got "
+                    f"{type(value).__name__}. Pass the ref returned by .remote() or put().")
+
+
+def get(object_refs, *, timeout: float | None = None) -> Any:
+    """Fetch the value(s) of object refs, waiting up to ``timeout`` seconds.
+
+    Raises:
+        GetTimeoutError: not ready within ``timeout``.
+        RayTaskError: the task raised (also an instance of the user's exception type).
+    """
+    refs, single = _check_refs(object_refs, "get")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be non-negative, got {timeout}")
+    values = context.get_core().get(refs, timeout)
+    return values[0] if single else values
+
+
+def put(value: Any, *, _owner=None) -> ObjectRef:
+    """Store a value in the object store and return its ref."""
+    return context.get_core().put(value)
+
+
+def wait(object_refs: list, *, num_returns: int = 1, timeout: float | None = None,
+         fetch_local: bool = True) -> tuple[list, list]:
+    """Return (ready, not_ready) once ``num_returns`` refs are ready or ``timeout`` passes."""
+    if isinstance(object_refs, ObjectRef):
+        raise TypeError("wait() expected a list of ray.ObjectRef, got a single ray.ObjectRef")
+    refs, _ = _check_refs(list(object_refs), "wait")
+    if len(set(refs)) != len(refs):
+        raise ValueError("Wait requires a list of unique object refs.")
+    if num_returns <= 0:
+        raise ValueError("Invalid number of objects to return %d." % num_returns)
+    if num_returns > len(refs):
+        raise ValueError(f"num_returns ({num_returns}) cannot be greater than the number of "
+                         f"refs provided ({len(refs)})")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be non-negative, got {timeout}")
+    return context.get_core().wait(refs, num_returns, timeout, fetch_local)
+
+
+def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Cancel the task that makes ``object_ref``; ``get`` then raises TaskCancelledError."""
+    if not isinstance(object_ref, ObjectRef):
+        raise TypeError(f"cancel() takes an ObjectRef, got {type(object_ref).__name__}")
+    core = context.get_core()
+    task_id = object_ref._id[:24]
+    core.call_soon(core.submitter.cancel, task_id, force)
+
+
+def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
+    """End an actor now; with ``no_restart=False`` it may restart."""
+    if not isinstance(actor, ActorHandle):
+        raise ValueError(f"kill() takes an actor handle, got {type(actor).__name__}")
+    core = context.get_core()
+    core.request("gcs", "kill_actor", {"actor_id": actor._actor_id,
+                                               "no_restart": no_restart})
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """The handle of the named actor ``name`` in ``namespace`` (default: this job's)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("Please supply a non-empty value to get_actor")
+    core = context.get_core()
+    namespace = namespace or core.namespace
+    found = core.request("gcs", "get_named_actor", {"name": name,
+                                                            "namespace": namespace})
+    if found is None:
+        raise ValueError(f"Failed to look up actor with name '{name}'. This could because "
+                         "1. You are trying to look up a named actor you didn't create. 2. The "
+                         "named actor died. 3. You did not use a namespace matching the "
+                         f"namespace of the actor (looked in namespace {namespace!r}).")
+    spec = found["spec"]
+    return ActorHandle(spec["actor_id"], spec["class_name"], spec["methods"],
+                       spec["max_task_retries"])
+
+
+def nodes() -> list[dict]:
+    """One dict per node, with Ray's keys."""
+    core = context.get_core()
+    out = []
+    for node in core.request("gcs", "get_nodes", None):
+        out.append({
+            "NodeID": node["node_id"].hex(), "Alive": node["state"] == "ALIVE",
+            "NodeManagerAddress": node["node_ip"], "NodeManagerHostname": node["hostname"],
+            "NodeManagerPort": int(node["address"].rpartition(":")[2]),
+            "ObjectStoreSocketName": node["arena_path"], "Resources": node["resources"],
+            "Labels": node.get("labels", {}), "alive": node["state"] == "ALIVE",
+            "NodeName": node["node_ip"], "IsHead": node["is_head"],
+        })
+    return out
+
+
+def _resources(key: str) -> dict:
+    core = context.get_core()
+    view = core.request("gcs", "cluster_resources", None)
+    return view[key]
+
+
+def cluster_resources() -> dict:
+    """Total resources of the live nodes."""
+    return _resources("total")
+
+
+def available_resources() -> dict:
+    """Resources not in use right now."""
+    return _resources("available")
+
+
+def get_gpu_ids() -> list[int]:
+    core = context.get_core()
+    return list(getattr(core.current, "gpu_ids", None) or [])

@@ -1,0 +1,397 @@
+"""The core worker: the runtime inside every driver and worker process.
+
+Owns this process's connections (control store, local node manager, peers),
+its RPC server (owners answer ``get_object``; workers also take tasks), its
+object table, and the sync facade the public API calls: ``get``, ``put``,
+``wait``, task and actor submission. The event loop runs on a background
+thread; the user's thread blocks on futures through ``run_sync``.
+Task submission lives in ``task_submitter``/``actor_submitter``, execution in
+``task_executor``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+from raggio.config import Config
+from raggio.core.ids import IdMaker
+from raggio.core.object_ref import ObjectRef
+from raggio.core.object_table import READY, ObjectTable
+from raggio.core.serialization import deserialize_inline, serialize
+from raggio.core.shared_memory import Arena
+from raggio.exceptions import (GetTimeoutError, ObjectLostError, OwnerDiedError, RayError,
+                               RaySystemError, RayTaskError, RpcError)
+from raggio.rpc import Connection, Server, connect
+
+logger = logging.getLogger(__name__)
+
+DRIVER, WORKER = "driver", "worker"
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+class CoreWorker:
+    """See the module docstring."""
+
+    def __init__(self, *, mode: str, cfg: Config, gcs_address: str, node_address: str,
+                 token: str, worker_id: bytes, node_ip: str = "127.0.0.1",
+                 namespace: str | None = None, runtime_env: dict | None = None,
+                 log_to_driver: bool = True):
+        self.mode = mode
+        self.cfg = cfg
+        self.gcs_address = gcs_address
+        self.node_address = node_address
+        self.token = token
+        self.worker_id = worker_id
+        self.node_ip = node_ip
+        self.namespace = namespace
+        self.job_runtime_env = runtime_env or {}
+        self.log_to_driver = log_to_driver
+        self.job_id: int | None = None
+        self.node_id: bytes = b""
+        self.node_info: dict = {}
+        self.ids = IdMaker()
+        self.loop = new_event_loop()
+        self.address = ""
+        self.gcs: Connection | None = None
+        self.node: Connection | None = None
+        self.refs: ObjectTable | None = None
+        self.arena: Arena | None = None
+        self.handlers: dict = {"get_object": self.get_object}
+        self.server: Server | None = None
+        self.submitter = None
+        self.actor_submitter = None
+        self.current = threading.local()  #: task_id, actor_id, gpu_ids of the running task
+        self._peers: dict[str, asyncio.Future] = {}
+        self._fetches: dict[bytes, asyncio.Future] = {}
+        self._thread = threading.Thread(target=self._run_loop, name="raggio-core", daemon=True)
+        self._closed = False
+        self._tasks: set[asyncio.Task] = set()
+
+    # -- lifecycle --
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def start(self, timeout_s: float) -> None:
+        from raggio.core.actor_submitter import ActorSubmitter
+        from raggio.core.task_submitter import TaskSubmitter
+        self._thread.start()
+        self.run_sync(self._start(), timeout_s)
+        self.submitter = TaskSubmitter(self)
+        self.actor_submitter = ActorSubmitter(self)
+
+    async def _start(self) -> None:
+        self.server = Server(self.handlers, token=self.token, listen=f"{self.node_ip}:0",
+                             info={"role": self.mode})
+        self.address = await self.server.start()
+        self.refs = ObjectTable(self.address, self.loop, self._free_objects)
+        timeout_s = self.cfg.connect_timeout_s
+        self.node = await connect(self.node_address, token=self.token, handlers=self.handlers,
+                                  info={"role": self.mode}, timeout_s=timeout_s)
+        self.gcs = await connect(self.gcs_address, token=self.token, handlers=self.handlers,
+                                 info={"role": self.mode}, timeout_s=timeout_s)
+        if self.mode == DRIVER:
+            self.node_info = await self.node.call("register_client", {})
+            job = await self.gcs.call("register_job", {
+                "driver_address": self.address, "driver_pid": os.getpid(),
+                "namespace": self.namespace, "runtime_env": self.job_runtime_env,
+                "entrypoint": " ".join(sys.argv)})
+            self.job_id = job["job_id"]
+            if self.log_to_driver:
+                self.node.notify("subscribe_logs", {"job_id": self.job_id})
+        else:
+            self.node_info = await self.node.call("register_worker", {
+                "worker_id": self.worker_id, "address": self.address, "pid": os.getpid()})
+        self.node_id = self.node_info["node_id"]
+        self.arena = Arena(self.node_info["arena_path"])
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.run_sync(self._close(), 5.0)
+        except Exception:
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+    async def _close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self.server is not None:
+            await self.server.close()
+        for conn in (self.node, self.gcs):
+            if conn is not None:
+                conn.close()
+        for fut in self._peers.values():
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                fut.result().close()
+
+    def spawn(self, coro) -> asyncio.Task:
+        """Run a coroutine on the loop as a task this worker owns (loop thread only)."""
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- bridging the user's thread to the loop --
+
+    def run_sync(self, coro, timeout_s: float | None = None) -> Any:
+        """Run ``coro`` on the loop and wait for it; Ctrl-C cancels it."""
+        if threading.current_thread() is self._thread:
+            raise RaySystemError("run_sync called on the event loop thread")
+        fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return fut.result(timeout_s)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise
+        except KeyboardInterrupt:
+            fut.cancel()
+            raise
+
+    def request(self, conn_name: str, op: str, payload: Any = None,
+                timeout_s: float | None = None) -> Any:
+        """Call ``op`` on the control store ("gcs") or node manager ("node"), blocking."""
+        timeout_s = self.cfg.rpc_timeout_s if timeout_s is None else timeout_s
+        return self.run_sync(self._request(conn_name, op, payload, timeout_s))
+
+    async def _request(self, conn_name: str, op: str, payload: Any, timeout_s: float) -> Any:
+        return await getattr(self, conn_name).call_with_timeout(op, payload, timeout_s)
+
+    def call_soon(self, fn, *args) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    async def peer(self, address: str) -> Connection:
+        """A connection to another core worker, opened once and shared."""
+        fut = self._peers.get(address)
+        if fut is None or (fut.done() and (fut.cancelled() or fut.exception() is not None
+                                           or fut.result().is_closed)):
+            fut = self.loop.create_future()
+            self._peers[address] = fut
+            try:
+                conn = await connect(address, token=self.token, handlers=self.handlers,
+                                     info={"role": self.mode}, timeout_s=self.cfg.connect_timeout_s)
+            except BaseException as exc:
+                fut.set_exception(exc)
+                fut.exception()
+                del self._peers[address]
+                raise
+            fut.set_result(conn)
+        return await asyncio.shield(fut)
+
+    # -- objects: put --
+
+    def put(self, value: Any, *, _owner_address: str | None = None) -> ObjectRef:
+        if isinstance(value, ObjectRef):
+            raise TypeError(
+                "Calling put on an ObjectRef is not allowed; pass the ref itself around instead.")
+        return self.put_serialized(serialize(value))
+
+    def put_serialized(self, serialized) -> ObjectRef:
+        object_id = self.ids.put_id_bytes()
+        location = self.store_serialized(object_id, serialized)
+        entry = self.refs.create_owned(object_id)
+        ref = ObjectRef(object_id, self.address)
+        self.call_soon(self.refs.set_ready, object_id, location)
+        entry.state = READY  # readable at once by this thread; waiters are woken on the loop
+        entry.inline = location.get("inline")
+        entry.node_id = location.get("node_id")
+        entry.node_address = location.get("node_address", "")
+        entry.size_bytes = location.get("size_bytes", 0)
+        return ref
+
+    def store_serialized(self, object_id: bytes, serialized) -> dict:
+        """Keep a serialized value inline if small, else write it to the arena."""
+        if serialized.size_bytes < self.cfg.max_inline_bytes:
+            return {"inline": serialized.to_inline(), "is_error": False}
+        header, offsets, size_bytes = serialized.layout()
+        offset = self.request("node", "create_object", [object_id, size_bytes])
+        self.arena.write(offset, serialized, header, offsets, size_bytes)
+        self.call_soon(self.node.notify, "seal_object", object_id)
+        return {"node_id": self.node_id, "node_address": self.node_address,
+                "size_bytes": size_bytes, "is_error": False}
+
+    def _free_objects(self, freed: list) -> None:
+        in_arena = [object_id for object_id, entry in freed
+                    if entry.owned and entry.node_id is not None]
+        if in_arena and self.node is not None:
+            self.node.notify("free_objects", in_arena)
+
+    # -- objects: get --
+
+    def get(self, refs: list[ObjectRef], timeout_s: float | None) -> list[Any]:
+        entries = self.refs.entries
+        missing = [ref for ref in refs
+                   if (e := entries.get(ref._id)) is None or e.state != READY]
+        if missing:
+            self._wait_fetched(missing, len(missing), timeout_s)
+        return [self._materialize(ref) for ref in refs]
+
+    def _wait_fetched(self, refs: list[ObjectRef], num_returns: int,
+                      timeout_s: float | None) -> list[ObjectRef]:
+        blocked = self.mode == WORKER and threading.current_thread() is threading.main_thread()
+        if blocked:
+            self.call_soon(self.node.notify, "worker_blocked", {"worker_id": self.worker_id})
+        try:
+            fut = asyncio.run_coroutine_threadsafe(self._fetch_many(refs, num_returns), self.loop)
+            try:
+                return fut.result(timeout_s)
+            except concurrent.futures.TimeoutError:
+                fut.cancel()
+                raise GetTimeoutError(
+                    f"Get timed out: {len(refs)} object(s) not ready after {timeout_s} s "
+                    f"(first: {refs[0].hex()}).") from None
+            except KeyboardInterrupt:
+                fut.cancel()
+                raise
+        finally:
+            if blocked:
+                self.call_soon(self.node.notify, "worker_unblocked", {"worker_id": self.worker_id})
+
+    async def _fetch_many(self, refs: list[ObjectRef], num_returns: int) -> list[ObjectRef]:
+        futures = {asyncio.ensure_future(self.fetch(ref)): ref for ref in refs}
+        done_refs: list[ObjectRef] = []
+        pending = set(futures)
+        try:
+            while pending and len(done_refs) < num_returns:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                done_refs.extend(futures[f] for f in done)
+        finally:
+            for f in pending:
+                f.cancel()
+        return done_refs
+
+    async def fetch(self, ref: ObjectRef) -> None:
+        """Wait until this process knows the object's value or location."""
+        entry = self.refs.entries.get(ref._id)
+        if entry is not None and entry.state == READY:
+            return
+        if entry is None or entry.owned:
+            if entry is None:
+                if ref._owner == self.address:
+                    raise ObjectLostError(ref.hex())
+                self.refs.add_local(ref._id, ref._owner)
+            await self.refs.wait_ready(ref._id)
+            return
+        inflight = self._fetches.get(ref._id)
+        if inflight is None:
+            inflight = self.loop.create_task(self._fetch_from_owner(ref))
+            self._fetches[ref._id] = inflight
+            inflight.add_done_callback(lambda _f: self._fetches.pop(ref._id, None))
+        await asyncio.shield(inflight)
+
+    async def _fetch_from_owner(self, ref: ObjectRef) -> None:
+        try:
+            conn = await self.peer(ref._owner)
+            location = await conn.call("get_object", ref._id)
+        except RpcError as exc:
+            location = error_location(OwnerDiedError(ref.hex()))
+            logger.debug("owner of %s unreachable: %s", ref.hex(), exc)
+        self.refs.set_ready(ref._id, location)
+
+    async def get_object(self, conn: Connection, object_id: bytes) -> dict:
+        """Owner side: answer a borrower once the object is ready."""
+        entry = self.refs.entries.get(object_id)
+        if entry is None:
+            return error_location(ObjectLostError(object_id.hex()))
+        if entry.state != READY:
+            entry = await self.refs.wait_ready(object_id)
+            if entry is None:
+                return error_location(ObjectLostError(object_id.hex()))
+        return entry.location()
+
+    def _materialize(self, ref: ObjectRef) -> Any:
+        entry = self.refs.entries.get(ref._id)
+        if entry is None:
+            raise ObjectLostError(ref.hex())
+        if entry.inline is not None:
+            value = deserialize_inline(entry.inline)
+        else:
+            value = self._read_from_arena(ref, entry)
+        if entry.is_error:
+            if isinstance(value, RayTaskError):
+                raise value.as_instanceof_cause()
+            raise value
+        return value
+
+    def _read_from_arena(self, ref: ObjectRef, entry) -> Any:
+        if entry.node_id != self.node_id:
+            raise RaySystemError(
+                f"Object {ref.hex()} lives on node {entry.node_id.hex()[:8]}; fetching objects "
+                "between nodes is not implemented yet (raggio issue #3).")
+        pinned = self.request("node", "pin_objects", [ref._id])
+        if pinned[0] is None:
+            raise ObjectLostError(ref.hex())
+        offset, size_bytes = pinned[0]
+        object_id, node = ref._id, self.node
+        return self.arena.read(offset, size_bytes,
+                               lambda: self._unpin_later(node, object_id))
+
+    def _unpin_later(self, node: Connection, object_id: bytes) -> None:
+        if not self._closed:
+            try:
+                self.loop.call_soon_threadsafe(node.notify, "unpin_objects", [object_id])
+            except RuntimeError:
+                pass
+
+    def wait(self, refs: list[ObjectRef], num_returns: int, timeout_s: float | None,
+             fetch_local: bool) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        entries = self.refs.entries
+        ready = [r for r in refs if (e := entries.get(r._id)) is not None and e.state == READY]
+        if len(ready) < num_returns and timeout_s != 0:
+            others = [r for r in refs if r not in set(ready)]
+            fut = asyncio.run_coroutine_threadsafe(
+                self._fetch_many(others, num_returns - len(ready)), self.loop)
+            try:
+                fut.result(timeout_s)
+            except concurrent.futures.TimeoutError:
+                fut.cancel()
+            ready = [r for r in refs if (e := entries.get(r._id)) is not None and e.state == READY]
+        ready_set = set(ready[:num_returns])
+        ready_out = [r for r in refs if r in ready_set]
+        return ready_out, [r for r in refs if r not in ready_set]
+
+    def get_future(self, ref: ObjectRef) -> concurrent.futures.Future:
+        out: concurrent.futures.Future = concurrent.futures.Future()
+
+        def done(fut: concurrent.futures.Future) -> None:
+            if fut.cancelled():
+                out.cancel()
+                return
+            exc = fut.exception()
+            if exc is not None:
+                out.set_exception(exc)
+                return
+            try:
+                out.set_result(self._materialize(ref))
+            except BaseException as err:
+                out.set_exception(err)
+
+        asyncio.run_coroutine_threadsafe(self.fetch(ref), self.loop).add_done_callback(done)
+        return out
+
+
+def error_location(exc: BaseException) -> dict:
+    """The inline form of an error value."""
+    try:
+        parts = serialize(exc).to_inline()
+    except TypeError:
+        parts = serialize(RaySystemError(repr(exc))).to_inline()
+    return {"inline": parts, "is_error": True}

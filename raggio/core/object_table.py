@@ -1,0 +1,183 @@
+"""The objects this process knows: owned ones and cached borrowed ones.
+
+For each object: whether its value is ready, the value itself when small
+(``inline``: the serialized parts) or the node whose arena holds it, whether
+it is an error, and who is waiting for it. It also keeps the reference
+counts an owner needs: refs alive in this process, refs held by pending
+tasks, and whether a ref escaped to another process (then the object is kept
+until this owner exits: a simplification of Ray's borrower protocol).
+
+Reference counts change from any thread (an ObjectRef dies wherever the
+garbage collector runs) under a lock; everything else changes on the core
+worker's event loop. When an object's count reaches zero, ``free_callback``
+runs on the loop with the ids to free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Callable
+
+PENDING, READY = 0, 1
+
+
+class ObjectEntry:
+    __slots__ = ("state", "inline", "node_id", "node_address", "size_bytes", "is_error",
+                 "waiters", "local_refs", "task_refs", "escaped", "owned", "owner_address",
+                 "dropped")
+
+    def __init__(self, owned: bool, owner_address: str):
+        self.state = PENDING
+        self.inline: list | None = None
+        self.node_id: bytes | None = None
+        self.node_address = ""
+        self.size_bytes = 0
+        self.is_error = False
+        self.waiters: list[asyncio.Future] | None = None
+        self.local_refs = 0
+        self.task_refs = 0
+        self.escaped = False
+        self.owned = owned
+        self.owner_address = owner_address
+        self.dropped = False  #: no refs left while still pending: free on arrival
+
+    def location(self) -> dict:
+        if self.inline is not None:
+            return {"inline": self.inline, "is_error": self.is_error}
+        return {"node_id": self.node_id, "node_address": self.node_address,
+                "size_bytes": self.size_bytes, "is_error": self.is_error}
+
+
+class ObjectTable:
+    """See the module docstring."""
+
+    def __init__(self, my_address: str, loop: asyncio.AbstractEventLoop,
+                 free_callback: Callable[[list[tuple[bytes, ObjectEntry]]], None]):
+        self.entries: dict[bytes, ObjectEntry] = {}
+        self.my_address = my_address
+        self._loop = loop
+        self._free_callback = free_callback
+        self._lock = threading.Lock()
+        self._to_free: list[bytes] = []
+        self._free_scheduled = False
+
+    # -- any thread --
+
+    def add_local(self, object_id: bytes, owner_address: str) -> None:
+        with self._lock:
+            entry = self.entries.get(object_id)
+            if entry is None:
+                entry = ObjectEntry(owner_address == self.my_address, owner_address)
+                self.entries[object_id] = entry
+            entry.local_refs += 1
+
+    def remove_local(self, object_id: bytes) -> None:
+        with self._lock:
+            entry = self.entries.get(object_id)
+            if entry is None:
+                return
+            entry.local_refs -= 1
+            if entry.local_refs <= 0 and entry.task_refs <= 0:
+                self._schedule_free(object_id)
+
+    def add_task_refs(self, object_ids: list[bytes]) -> None:
+        with self._lock:
+            for object_id in object_ids:
+                entry = self.entries.get(object_id)
+                if entry is not None:
+                    entry.task_refs += 1
+
+    def remove_task_refs(self, object_ids: list[bytes]) -> None:
+        with self._lock:
+            for object_id in object_ids:
+                entry = self.entries.get(object_id)
+                if entry is None:
+                    continue
+                entry.task_refs -= 1
+                if entry.local_refs <= 0 and entry.task_refs <= 0:
+                    self._schedule_free(object_id)
+
+    def mark_escaped(self, object_id: bytes) -> None:
+        entry = self.entries.get(object_id)
+        if entry is not None and entry.owned:
+            entry.escaped = True
+
+    def _schedule_free(self, object_id: bytes) -> None:
+        self._to_free.append(object_id)
+        if not self._free_scheduled:
+            self._free_scheduled = True
+            try:
+                self._loop.call_soon_threadsafe(self._free_now)
+            except RuntimeError:  # loop closed at shutdown
+                pass
+
+    # -- event loop only --
+
+    def _free_now(self) -> None:
+        with self._lock:
+            self._free_scheduled = False
+            ids, self._to_free = self._to_free, []
+            freed = []
+            for object_id in ids:
+                entry = self.entries.get(object_id)
+                if entry is None or entry.local_refs > 0 or entry.task_refs > 0:
+                    continue
+                if entry.escaped:
+                    continue
+                if entry.state == PENDING and entry.owned:
+                    entry.dropped = True
+                    continue
+                del self.entries[object_id]
+                freed.append((object_id, entry))
+        if freed:
+            self._free_callback(freed)
+
+    def create_owned(self, object_id: bytes) -> ObjectEntry:
+        with self._lock:
+            entry = self.entries.get(object_id)
+            if entry is None:
+                entry = ObjectEntry(True, self.my_address)
+                self.entries[object_id] = entry
+            return entry
+
+    def set_ready(self, object_id: bytes, location: dict) -> None:
+        """Record an object's value or location and wake its waiters."""
+        entry = self.entries.get(object_id)
+        if entry is None:
+            return
+        entry.inline = location.get("inline")
+        entry.node_id = location.get("node_id")
+        entry.node_address = location.get("node_address", "")
+        entry.size_bytes = location.get("size_bytes", 0)
+        entry.is_error = location.get("is_error", False)
+        entry.state = READY
+        waiters, entry.waiters = entry.waiters, None
+        for fut in waiters or ():
+            if not fut.done():
+                fut.set_result(entry)
+        if entry.dropped:
+            with self._lock:
+                if entry.local_refs <= 0 and entry.task_refs <= 0:
+                    del self.entries[object_id]
+                    self._free_callback([(object_id, entry)])
+
+    def reset_pending(self, object_id: bytes) -> None:
+        entry = self.entries.get(object_id)
+        if entry is not None:
+            entry.state = PENDING
+            entry.inline = entry.node_id = None
+
+    def wait_ready(self, object_id: bytes) -> asyncio.Future:
+        fut = self._loop.create_future()
+        entry = self.entries.get(object_id)
+        if entry is not None and entry.state == READY:
+            fut.set_result(entry)
+            return fut
+        if entry is None:
+            fut.set_result(None)
+            return fut
+        if entry.waiters is None:
+            entry.waiters = []
+        entry.waiters.append(fut)
+        return fut

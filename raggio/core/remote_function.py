@@ -1,0 +1,93 @@
+"""``@remote`` functions: options, export to the control store, submission."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+
+from raggio.core import context
+from raggio.core.options import TASK_OPTIONS, resources_of, validate
+from raggio.core.serialization import dumps_function
+from raggio.core.task_spec import encode_args, encode_retry_exceptions, hold_refs, return_ids
+
+DEFAULT_MAX_RETRIES = 3
+
+
+class Exporter:
+    """Pickles a function or class once and stores it in the control store's KV."""
+
+    def __init__(self, obj):
+        self._obj = obj
+        self._lock = threading.Lock()
+        self._exported_to = None  #: the core worker it was exported through
+        self.function_id = b""
+
+    def ensure_exported(self, core) -> bytes:
+        if self._exported_to is core:
+            return self.function_id
+        with self._lock:
+            if self._exported_to is not core:
+                blob = dumps_function(self._obj)
+                self.function_id = hashlib.sha1(blob).digest()[:16]
+                core.request("gcs", 
+                    "kv_put", ["fn:" + self.function_id.hex(), blob, False])
+                self._exported_to = core
+        return self.function_id
+
+
+class RemoteFunction:
+    """What ``@raggio.remote`` makes of a function."""
+
+    def __init__(self, function, options: dict):
+        self._function = function
+        self._options = validate(dict(options), TASK_OPTIONS, "remote functions")
+        self._name = getattr(function, "__qualname__", repr(function))
+        self._exporter = Exporter(function)
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            f"Remote functions cannot be called directly. Instead of running "
+            f"'{self._name}()', try '{self._name}.remote()'.")
+
+    def options(self, **options) -> "RemoteFunction":
+        merged = dict(self._options, **validate(options, TASK_OPTIONS, "remote functions"))
+        clone = RemoteFunction.__new__(RemoteFunction)
+        clone.__dict__.update(self.__dict__)
+        clone._options = merged
+        return clone
+
+    def remote(self, *args, **kwargs):
+        core = context.get_core()
+        options = self._options
+        function_id = self._exporter.ensure_exported(core)
+        num_returns = options.get("num_returns", 1)
+        task_id = core.ids.task_id_bytes()
+        encoded, kwarg_names, held = encode_args(core, args, kwargs, self._name)
+        ids, refs = return_ids(core, task_id, num_returns)
+        runtime_env = options.get("runtime_env") or core.job_runtime_env or {}
+        spec = {
+            "task_id": task_id, "name": options.get("name") or self._name,
+            "function_id": function_id, "args": encoded, "kwarg_names": kwarg_names,
+            "return_ids": ids, "num_returns": num_returns, "job_id": core.job_id,
+            "resources": resources_of(options, 1.0),
+            "retries_left": options.get("max_retries", DEFAULT_MAX_RETRIES),
+            "retry_exceptions": encode_retry_exceptions(options.get("retry_exceptions", False)),
+            "runtime_env": {"env_vars": dict(runtime_env.get("env_vars") or {})},
+            "strategy": _strategy_name(options.get("scheduling_strategy")),
+        }
+        hold_refs(core, spec, held)
+        core.call_soon(core.submitter.submit, spec)
+        if num_returns == 1:
+            return refs[0]
+        return refs
+
+    def bind(self, *args, **kwargs):
+        raise NotImplementedError("DAG building with .bind() is not supported by raggio yet.")
+
+
+def _strategy_name(strategy) -> str:
+    if strategy is None or isinstance(strategy, str):
+        return strategy or "DEFAULT"
+    return type(strategy).__name__

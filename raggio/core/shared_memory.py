@@ -1,0 +1,46 @@
+"""This process's view of its node's arena: writing objects in, reading them out.
+
+The node manager decides offsets; this module maps the arena file twice,
+writable (for ``put`` and large results) and read-only (for ``get``, so a
+numpy array read from the store comes back read-only, as in Ray). A read
+pins the object at the node; the pin is released when the last view of the
+object (for instance the numpy array built on it) is garbage collected.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import weakref
+from typing import Any, Callable
+
+import numpy as np
+
+from raggio.core.serialization import SerializedValue, deserialize_from
+
+
+class Arena:
+    """Both mappings of one node's arena file."""
+
+    def __init__(self, path: str):
+        fd = os.open(path, os.O_RDWR)
+        try:
+            size = os.fstat(fd).st_size
+            self._write_map = mmap.mmap(fd, size)
+            self._read_map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+        self._write_view = memoryview(self._write_map)
+        # A numpy array over the read-only mapping: slices of it are read-only
+        # views, and weakref.finalize can watch the base of each object.
+        self._read_array = np.frombuffer(self._read_map, dtype=np.uint8)
+
+    def write(self, offset: int, value: SerializedValue, header: bytes, offsets: list[int],
+              size_bytes: int) -> None:
+        value.write_into(self._write_view[offset:offset + size_bytes], header, offsets)
+
+    def read(self, offset: int, size_bytes: int, on_release: Callable[[], None]) -> Any:
+        """Deserialize the object at ``offset``; ``on_release`` runs when its views die."""
+        base = self._read_array[offset:offset + size_bytes]
+        weakref.finalize(base, on_release)
+        return deserialize_from(memoryview(base))

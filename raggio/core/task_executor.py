@@ -1,0 +1,303 @@
+"""Running tasks and actors inside a worker process.
+
+Owns what a worker executes: the function cache (fetched once from the
+control store's KV), argument resolution, running the task, and packing its
+returns (inline, or written to the node's arena). Normal tasks and methods of
+plain actors run one at a time on the main thread; methods of async actors
+run as coroutines on the actor's own event loop (up to ``max_concurrency``,
+default 1000); threaded actors use a pool of ``max_concurrency`` threads.
+Called through the ``push_task``/``create_actor``/``cancel_task``/
+``exit_worker`` ops of the worker's RPC server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import inspect
+import logging
+import os
+import pickle
+import queue
+import sys
+import threading
+import traceback
+from typing import Any
+
+import setproctitle
+
+from raggio.core.core_worker import error_location
+from raggio.core.object_ref import ObjectRef
+from raggio.core.serialization import deserialize_inline, loads_function, serialize
+from raggio.exceptions import RayError, RayTaskError, TaskCancelledError
+
+logger = logging.getLogger(__name__)
+
+
+class TaskExecutor:
+    """See the module docstring."""
+
+    def __init__(self, core):
+        self.core = core
+        self.functions: dict[bytes, Any] = {}
+        self.main_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.actor: Any = None
+        self.actor_name = ""
+        self.actor_loop: asyncio.AbstractEventLoop | None = None
+        self.actor_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.actor_semaphore: asyncio.Semaphore | None = None
+        self._running_task: bytes | None = None  #: task on the main thread
+        self._marks = {"job": None, "name": None}
+        core.handlers.update({
+            "push_task": self.push_task, "create_actor": self.create_actor,
+            "cancel_task": self.cancel_task, "exit_worker": self.exit_worker,
+        })
+
+    # -- the main thread --
+
+    def run_forever(self) -> None:
+        setproctitle.setproctitle("raggio::IDLE")
+        while True:
+            job, fut = self.main_queue.get()
+            try:
+                result = job()
+            except BaseException as exc:  # noqa: BLE001 (must reach the owner)
+                self.core.call_soon(_set_exception, fut, exc)
+            else:
+                self.core.call_soon(_set_result, fut, result)
+
+    # -- ops (loop thread) --
+
+    def push_task(self, conn, spec: dict) -> asyncio.Future:
+        if self.actor_loop is not None:
+            cfut = asyncio.run_coroutine_threadsafe(self._execute_async(spec), self.actor_loop)
+            return asyncio.wrap_future(cfut, loop=self.core.loop)
+        if self.actor_pool is not None:
+            return asyncio.wrap_future(self.actor_pool.submit(self._execute, spec),
+                                       loop=self.core.loop)
+        fut = self.core.loop.create_future()
+        self.main_queue.put((lambda: self._execute(spec), fut))
+        return fut
+
+    def create_actor(self, conn, msg: dict) -> asyncio.Future:
+        fut = self.core.loop.create_future()
+        self.main_queue.put((lambda: self._create_actor(msg), fut))
+        return fut
+
+    def cancel_task(self, conn, msg: dict) -> None:
+        if self._running_task != msg["task_id"]:
+            return
+        if msg.get("force"):
+            sys.stdout.flush()
+            os._exit(1)
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(threading.main_thread().ident), ctypes.py_object(TaskCancelledError))
+
+    def exit_worker(self, conn, msg: dict) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    # -- running one task --
+
+    def _execute(self, spec: dict) -> dict:
+        name = spec["name"]
+        self.core.job_id = spec["job_id"]
+        self._mark(spec["job_id"], name)
+        setproctitle.setproctitle(f"raggio::{name}")
+        current = self.core.current
+        current.task_id, current.gpu_ids = spec["task_id"], spec.get("gpu_ids") or []
+        if current.gpu_ids:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in current.gpu_ids)
+        is_main = threading.current_thread() is threading.main_thread()
+        if is_main:
+            self._running_task = spec["task_id"]
+        try:
+            try:
+                fn = self._callable(spec)
+                args, kwargs = self._resolve_args(spec)
+                result = fn(*args, **kwargs)
+            finally:
+                if is_main:
+                    self._running_task = None
+            return self._pack_returns(spec, result)
+        except BaseException as exc:  # noqa: BLE001
+            return self._pack_error(spec, exc)
+        finally:
+            current.task_id = None
+            setproctitle.setproctitle(f"raggio::{self.actor_name or 'IDLE'}")
+
+    async def _execute_async(self, spec: dict) -> dict:
+        async with self.actor_semaphore:
+            self._mark(spec["job_id"], spec["name"])
+            try:
+                method = self._callable(spec)
+                args, kwargs = await self._resolve_args_async(spec)
+                result = method(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+                return self._pack_returns(spec, result)
+            except BaseException as exc:  # noqa: BLE001
+                if isinstance(exc, asyncio.CancelledError):
+                    exc = TaskCancelledError(spec["task_id"].hex())
+                return self._pack_error(spec, exc)
+
+    def _callable(self, spec: dict):
+        if "actor_id" in spec:
+            return getattr(self.actor, spec["method"])
+        return self._load(spec["function_id"])
+
+    def _load(self, function_id: bytes):
+        fn = self.functions.get(function_id)
+        if fn is None:
+            blob = self.core.request("gcs", "kv_get", "fn:" + function_id.hex())
+            if blob is None:
+                raise RuntimeError(f"function {function_id.hex()} was never exported")
+            fn = self.functions[function_id] = loads_function(blob)
+        return fn
+
+    def _resolve_args(self, spec: dict) -> tuple[list, dict]:
+        values = []
+        refs = {}
+        for index, arg in enumerate(spec["args"]):
+            if arg[0] == "v":
+                values.append(deserialize_inline(arg[1]))
+            else:
+                refs[index] = ObjectRef(arg[1], arg[2])
+                values.append(None)
+        if refs:
+            for index, value in zip(refs, self.core.get(list(refs.values()), None)):
+                values[index] = value
+        return _split_kwargs(values, spec.get("kwarg_names") or [])
+
+    async def _resolve_args_async(self, spec: dict) -> tuple[list, dict]:
+        values = []
+        for arg in spec["args"]:
+            if arg[0] == "v":
+                values.append(deserialize_inline(arg[1]))
+            else:
+                values.append(await asyncio.wrap_future(
+                    self.core.get_future(ObjectRef(arg[1], arg[2]))))
+        return _split_kwargs(values, spec.get("kwarg_names") or [])
+
+    def _pack_returns(self, spec: dict, result: Any) -> dict:
+        num_returns = spec["num_returns"]
+        if num_returns == 1:
+            values = [result]
+        elif num_returns == 0:
+            values = []
+        else:
+            values = list(result) if isinstance(result, (tuple, list)) else None
+            if values is None or len(values) != num_returns:
+                raise ValueError(
+                    f"Task {spec['name']} has num_returns={num_returns} but returned "
+                    f"{type(result).__name__} {result!r:.100}; return a tuple of that length.")
+        returns = []
+        for object_id, value in zip(spec["return_ids"], values):
+            try:
+                serialized = serialize(value)
+            except TypeError as exc:
+                raise TypeError(f"Could not serialize the return value of {spec['name']}: "
+                                f"{exc}") from exc
+            returns.append(self.core.store_serialized(object_id, serialized))
+        return {"returns": returns}
+
+    def _pack_error(self, spec: dict, exc: BaseException) -> dict:
+        if isinstance(exc, (TaskCancelledError, KeyboardInterrupt)) and "actor_id" not in spec:
+            error: BaseException = TaskCancelledError(spec["task_id"].hex())
+            retryable = False
+        elif isinstance(exc, RayTaskError):  # a failed dependency: pass it on unchanged
+            error, retryable = exc, False
+        else:
+            error = RayTaskError(spec["name"], traceback.format_exc(), exc, pid=os.getpid(),
+                                 ip=self.core.node_ip,
+                                 actor_id=spec["actor_id"].hex() if "actor_id" in spec else None)
+            retryable = _should_retry(spec.get("retry_exceptions"), exc)
+        location = error_location(error)
+        return {"returns": [location] * max(len(spec["return_ids"]), 0),
+                "app_error": True, "retryable": retryable}
+
+    def _mark(self, job_id: int, name: str) -> None:
+        """Tell the log monitor which job and task the next lines belong to."""
+        if self._marks["job"] != job_id:
+            self._marks["job"] = job_id
+            print(f":job_id:{job_id}", flush=True)
+            print(f":job_id:{job_id}", file=sys.stderr, flush=True)
+        if self._marks["name"] != name:
+            self._marks["name"] = name
+            print(f":task_name:{name}", flush=True)
+            print(f":task_name:{name}", file=sys.stderr, flush=True)
+
+    # -- actors --
+
+    def _create_actor(self, msg: dict) -> dict:
+        spec = msg["spec"]
+        self.core.job_id = spec["job_id"]
+        self.core.current.actor_id = spec["actor_id"]
+        self.core.current.gpu_ids = msg.get("gpu_ids") or []
+        self.core.actor_id = spec["actor_id"]
+        self.core.actor_incarnation = msg.get("incarnation", 1)
+        self.core.actor_name = spec.get("name") or ""
+        if self.core.current.gpu_ids:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.core.current.gpu_ids))
+        name = spec["class_name"]
+        self._mark(spec["job_id"], name)
+        setproctitle.setproctitle(f"raggio::{name}")
+        self.actor_name = name
+        try:
+            cls = self._load(spec["class_id"])
+            args, kwargs = self._resolve_args(spec)
+            self.actor = cls(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001
+            error = RayTaskError(f"{name}.__init__", traceback.format_exc(), exc,
+                                 pid=os.getpid(), ip=self.core.node_ip,
+                                 actor_id=spec["actor_id"].hex())
+            return {"error": pickle.dumps(error)}
+        self._setup_concurrency(cls, spec)
+        return {"error": None}
+
+    def _setup_concurrency(self, cls: type, spec: dict) -> None:
+        is_async = any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
+                       for _, m in inspect.getmembers(cls, inspect.isfunction))
+        max_concurrency = spec.get("max_concurrency") or (1000 if is_async else 1)
+        if is_async:
+            self.actor_loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run():
+                asyncio.set_event_loop(self.actor_loop)
+                self.actor_semaphore = asyncio.Semaphore(max_concurrency)
+                ready.set()
+                self.actor_loop.run_forever()
+            threading.Thread(target=run, name="raggio-actor-loop", daemon=True).start()
+            ready.wait()
+        elif max_concurrency > 1:
+            self.actor_pool = concurrent.futures.ThreadPoolExecutor(
+                max_concurrency, thread_name_prefix="raggio-actor")
+
+
+def _split_kwargs(values: list, kwarg_names: list[str]) -> tuple[list, dict]:
+    if not kwarg_names:
+        return values, {}
+    n = len(kwarg_names)
+    return values[:-n], dict(zip(kwarg_names, values[-n:]))
+
+
+def _should_retry(retry_exceptions, exc: BaseException) -> bool:
+    if not retry_exceptions:
+        return False
+    if retry_exceptions is True:
+        return isinstance(exc, Exception)
+    types = tuple(pickle.loads(blob) for blob in retry_exceptions)
+    return isinstance(exc, types)
+
+
+def _set_result(fut: asyncio.Future, value) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _set_exception(fut: asyncio.Future, exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)

@@ -1,0 +1,61 @@
+"""Building task specs in the caller's thread: ids, encoded arguments, options.
+
+A spec is a plain dict that travels by msgpack to the worker. Arguments are
+encoded one by one: a top-level ObjectRef is passed by reference (the worker
+fetches it; the caller holds it until the task ends), a small value inline,
+a large value through the object store. Refs nested in containers are
+pickled with the value and stay refs on the other side.
+"""
+
+from __future__ import annotations
+
+import pickle
+from raggio.core.ids import object_id_bytes
+from raggio.core.object_ref import ObjectRef
+from raggio.core.serialization import serialize
+
+
+def encode_args(core, args: tuple, kwargs: dict, name: str) -> tuple[list, list[str], list]:
+    """Encode arguments; return (encoded, kwarg names, refs the task must hold)."""
+    encoded = []
+    held: list[ObjectRef] = []
+    values = list(args) + list(kwargs.values())
+    for position, value in enumerate(values):
+        if isinstance(value, ObjectRef):
+            encoded.append(["r", value._id, value._owner])
+            held.append(value)
+            continue
+        try:
+            serialized = serialize(value)
+        except TypeError as exc:
+            where = (f"argument {position}" if position < len(args)
+                     else f"keyword argument {list(kwargs)[position - len(args)]!r}")
+            raise TypeError(f"Could not serialize {where} of {name}: {exc}") from exc
+        if serialized.size_bytes < core.cfg.max_inline_bytes:
+            encoded.append(["v", serialized.to_inline()])
+        else:
+            ref = core.put_serialized(serialized)
+            encoded.append(["r", ref._id, ref._owner])
+            held.append(ref)
+    return encoded, list(kwargs), held
+
+
+def return_ids(core, task_id: bytes, num_returns: int) -> tuple[list[bytes], list[ObjectRef]]:
+    ids = [object_id_bytes(task_id, i) for i in range(num_returns)]
+    for object_id in ids:
+        core.refs.create_owned(object_id)
+    return ids, [ObjectRef(object_id, core.address) for object_id in ids]
+
+
+def encode_retry_exceptions(value) -> bool | list[bytes]:
+    if isinstance(value, bool):
+        return value
+    return [pickle.dumps(t) for t in value]
+
+
+def hold_refs(core, spec: dict, held: list[ObjectRef]) -> None:
+    """Keep the task's argument objects alive until it finishes."""
+    if held:
+        ids = [ref._id for ref in held]
+        core.refs.add_task_refs(ids)
+        spec["held_refs"] = ids

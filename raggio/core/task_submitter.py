@@ -1,0 +1,244 @@
+"""Submitting normal tasks: dependencies, worker leases, pushing, retries.
+
+Runs on the core worker's loop. A task waits for the objects it depends on
+(owned ones; small ready values are inlined into the spec), then joins the
+queue of its shape (resources + runtime env). Each shape leases workers from
+the local node manager, pushes tasks straight to them, reuses a lease while
+the queue has work and returns it after ``lease_linger_s`` idle. A worker
+that dies fails its task with WorkerCrashedError once ``max_retries`` is
+spent; application errors are retried only with ``retry_exceptions``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import sys
+from dataclasses import dataclass, field
+
+import msgpack
+
+from raggio.core.core_worker import error_location
+from raggio.exceptions import (RpcError, TaskCancelledError, WorkerCrashedError)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LeasedWorker:
+    lease_id: int
+    conn: object
+    worker_id: bytes
+    gpu_ids: list = field(default_factory=list)
+    inflight: int = 0
+    linger: asyncio.TimerHandle | None = None
+
+
+@dataclass
+class ShapeQueue:
+    key: bytes
+    resources: dict
+    runtime_env: dict
+    tasks: collections.deque = field(default_factory=collections.deque)
+    workers: list = field(default_factory=list)
+    lease_requests: int = 0
+
+
+class TaskSubmitter:
+    """See the module docstring."""
+
+    def __init__(self, core):
+        self.core = core
+        self.queues: dict[bytes, ShapeQueue] = {}
+        self.inflight: dict[bytes, tuple[dict, LeasedWorker]] = {}  #: task_id -> (spec, worker)
+        self.cancelled: set[bytes] = set()
+        self._warned_shapes: set[bytes] = set()
+        core.handlers["infeasible_task"] = self.infeasible_task
+
+    # -- entry points (loop thread) --
+
+    def submit(self, spec: dict) -> None:
+        deps = [arg for arg in spec["args"] if arg[0] == "r"]
+        if deps:
+            self.core.spawn(self._resolve_then_queue(spec, deps))
+        else:
+            self._queue(spec)
+
+    async def _resolve_then_queue(self, spec: dict, deps: list) -> None:
+        await resolve_dependencies(self.core, spec)
+        if spec["task_id"] in self.cancelled:
+            self._finish_cancelled(spec)
+            return
+        self._queue(spec)
+
+    def _queue(self, spec: dict) -> None:
+        key = shape_key(spec)
+        queue = self.queues.get(key)
+        if queue is None:
+            queue = self.queues[key] = ShapeQueue(key, spec["resources"], spec["runtime_env"])
+        queue.tasks.append(spec)
+        self._pump(queue)
+
+    def cancel(self, task_id: bytes, force: bool) -> None:
+        self.cancelled.add(task_id)
+        for queue in self.queues.values():
+            for spec in queue.tasks:
+                if spec["task_id"] == task_id:
+                    queue.tasks.remove(spec)
+                    self._finish_cancelled(spec)
+                    return
+        inflight = self.inflight.get(task_id)
+        if inflight is not None:
+            inflight[1].conn.notify("cancel_task", {"task_id": task_id, "force": force})
+
+    def infeasible_task(self, conn, msg: dict) -> None:
+        key = msgpack.packb(sorted(msg["resources"].items()))
+        if key in self._warned_shapes:
+            return
+        self._warned_shapes.add(key)
+        total = {k: v for k, v in msg["node_total"].items() if not k.startswith("node:")}
+        what = f"actor {msg['for_actor']}" if msg.get("for_actor") else "a task"
+        print(f"Warning: {what} asks for {msg['resources']}, which no node in this cluster can "
+              f"provide (the cluster has {total}). It will stay pending until a node that fits "
+              "it joins; lower its resource request or add such a node.", file=sys.stderr)
+
+    # -- leases and pushing --
+
+    def _pump(self, queue: ShapeQueue) -> None:
+        for worker in queue.workers:
+            if not queue.tasks:
+                break
+            if worker.inflight == 0:
+                self._push(queue, worker, queue.tasks.popleft())
+        wanted = min(len(queue.tasks), self.core.cfg.max_pending_lease_requests)
+        while queue.lease_requests < wanted:
+            queue.lease_requests += 1
+            self.core.spawn(self._lease(queue))
+
+    async def _lease(self, queue: ShapeQueue) -> None:
+        try:
+            grant = await self.core.node.call("request_worker_lease", {
+                "resources": queue.resources, "runtime_env": queue.runtime_env,
+                "job_id": self.core.job_id})
+            conn = await self.core.peer(grant["address"])
+        except RpcError as exc:
+            queue.lease_requests -= 1
+            self._fail_queue(queue, exc)
+            return
+        queue.lease_requests -= 1
+        worker = LeasedWorker(grant["lease_id"], conn, grant["worker_id"], grant.get("gpu_ids", []))
+        queue.workers.append(worker)
+        conn.close_callbacks.append(lambda _c: self._worker_lost(queue, worker))
+        if queue.tasks:
+            self._push(queue, worker, queue.tasks.popleft())
+        else:
+            self._idle(queue, worker)
+        self._pump(queue)
+
+    def _push(self, queue: ShapeQueue, worker: LeasedWorker, spec: dict) -> None:
+        if worker.linger is not None:
+            worker.linger.cancel()
+            worker.linger = None
+        worker.inflight += 1
+        self.inflight[spec["task_id"]] = (spec, worker)
+        spec["gpu_ids"] = worker.gpu_ids
+        fut = worker.conn.call("push_task", spec)
+        fut.add_done_callback(lambda f: self._on_reply(queue, worker, spec, f))
+
+    def _on_reply(self, queue: ShapeQueue, worker: LeasedWorker, spec: dict,
+                  fut: asyncio.Future) -> None:
+        worker.inflight -= 1
+        self.inflight.pop(spec["task_id"], None)
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self._on_worker_failure(queue, spec, exc)
+            return
+        reply = fut.result()
+        if (reply.get("app_error") and reply.get("retryable") and spec["retries_left"] != 0
+                and spec["task_id"] not in self.cancelled):
+            spec["retries_left"] -= 1
+            queue.tasks.appendleft(spec)
+        else:
+            self._complete(spec, reply["returns"])
+        if worker in queue.workers:
+            if queue.tasks:
+                self._push(queue, worker, queue.tasks.popleft())
+            else:
+                self._idle(queue, worker)
+
+    def _idle(self, queue: ShapeQueue, worker: LeasedWorker) -> None:
+        worker.linger = self.core.loop.call_later(
+            self.core.cfg.lease_linger_s, self._return_lease, queue, worker)
+
+    def _return_lease(self, queue: ShapeQueue, worker: LeasedWorker) -> None:
+        worker.linger = None
+        if worker.inflight or worker not in queue.workers:
+            return
+        queue.workers.remove(worker)
+        self.core.node.notify("return_worker_lease", {"lease_id": worker.lease_id})
+
+    def _worker_lost(self, queue: ShapeQueue, worker: LeasedWorker) -> None:
+        if worker in queue.workers:
+            queue.workers.remove(worker)
+        if worker.linger is not None:
+            worker.linger.cancel()
+        self._pump(queue)
+
+    def _on_worker_failure(self, queue: ShapeQueue, spec: dict, exc: BaseException) -> None:
+        task_id = spec["task_id"]
+        if task_id in self.cancelled:
+            self._finish_cancelled(spec)
+        elif spec["retries_left"] != 0:
+            spec["retries_left"] -= 1
+            logger.info("retrying task %s after its worker died: %s", spec["name"], exc)
+            queue.tasks.appendleft(spec)
+            self._pump(queue)
+        else:
+            self._complete_error(spec, WorkerCrashedError())
+
+    def _fail_queue(self, queue: ShapeQueue, exc: BaseException) -> None:
+        while queue.tasks:
+            self._complete_error(queue.tasks.popleft(), exc)
+
+    # -- results --
+
+    def _complete(self, spec: dict, returns: list[dict]) -> None:
+        for object_id, location in zip(spec["return_ids"], returns):
+            self.core.refs.set_ready(object_id, location)
+        self._release_args(spec)
+
+    def _complete_error(self, spec: dict, exc: BaseException) -> None:
+        location = error_location(exc)
+        self._complete(spec, [location] * len(spec["return_ids"]))
+
+    def _finish_cancelled(self, spec: dict) -> None:
+        self.cancelled.discard(spec["task_id"])
+        self._complete_error(spec, TaskCancelledError(spec["task_id"].hex()))
+
+    def _release_args(self, spec: dict) -> None:
+        held = spec.pop("held_refs", None)
+        if held:
+            self.core.refs.remove_task_refs(held)
+
+
+def shape_key(spec: dict) -> bytes:
+    return msgpack.packb([sorted(spec["resources"].items()),
+                          sorted(spec["runtime_env"].get("env_vars", {}).items())])
+
+
+async def resolve_dependencies(core, spec: dict) -> None:
+    """Wait for owned arguments; inline the small ready ones into the spec."""
+    args = spec["args"]
+    for index, arg in enumerate(args):
+        if arg[0] != "r":
+            continue
+        object_id = arg[1]
+        entry = core.refs.entries.get(object_id)
+        if entry is None or not entry.owned:
+            continue
+        entry = await core.refs.wait_ready(object_id)
+        if entry is not None and entry.inline is not None and not entry.is_error:
+            args[index] = ["v", entry.inline]

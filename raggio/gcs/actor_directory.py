@@ -1,0 +1,219 @@
+"""The actor table: creating actors on workers, restarting them, killing them.
+
+Owns every actor's record (spec, state, address, restarts, death cause) and
+the named-actor index per namespace. Creation leases a worker from a node
+manager, asks that worker to construct the instance, and publishes the
+address to callers waiting in ``wait_actor``. A worker whose connection drops
+takes its actor down; the actor restarts while ``max_restarts`` allows.
+Called by the control store's RPC handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from raggio.exceptions import RpcError
+from raggio.rpc import Connection
+
+logger = logging.getLogger(__name__)
+
+PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"
+
+
+@dataclass
+class ActorRecord:
+    actor_id: bytes
+    spec: dict  #: what the creator sent: class id, args, options, owner
+    state: str = PENDING
+    address: str = ""
+    worker_id: bytes = b""
+    node_id: bytes = b""
+    pid: int = 0
+    num_restarts: int = 0
+    incarnation: int = 0  #: bumps on every (re)start, so callers can wait for a newer one
+    death_cause: str = ""
+    creation_error: bytes | None = None  #: pickled exception raised by __init__
+    start_time: float = field(default_factory=time.time)
+    end_time: float = 0.0
+    killed: bool = False
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    worker_conn: Connection | None = None
+    lease: tuple | None = None  #: (node connection, lease id)
+
+    def info(self) -> dict:
+        return {
+            "actor_id": self.actor_id, "state": self.state, "address": self.address,
+            "worker_id": self.worker_id, "node_id": self.node_id, "pid": self.pid,
+            "num_restarts": self.num_restarts, "incarnation": self.incarnation,
+            "death_cause": self.death_cause, "creation_error": self.creation_error,
+            "name": self.spec.get("name") or "", "namespace": self.spec.get("namespace") or "",
+            "class_name": self.spec["class_name"], "job_id": self.spec["job_id"],
+            "is_detached": self.spec.get("lifetime") == "detached",
+            "start_time": self.start_time, "end_time": self.end_time,
+        }
+
+
+class ActorDirectory:
+    """See the module docstring."""
+
+    def __init__(self, lease_worker: Callable[[dict], Awaitable[tuple]],
+                 connect_worker: Callable[[str], Awaitable[Connection]]):
+        self._lease_worker = lease_worker
+        self._connect_worker = connect_worker
+        self.actors: dict[bytes, ActorRecord] = {}
+        self.named: dict[tuple[str, str], bytes] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    def create(self, spec: dict) -> None:
+        actor_id = spec["actor_id"]
+        if actor_id in self.actors:
+            return
+        name = spec.get("name")
+        if name:
+            key = (spec["namespace"], name)
+            holder = self.named.get(key)
+            if holder is not None and self.actors[holder].state != DEAD:
+                raise ValueError(
+                    f"The name {name!r} (namespace={spec['namespace']!r}) is already taken "
+                    "by another actor. Pick another name, or get the existing one with "
+                    "get_actor(name) or .options(name=..., get_if_exists=True).")
+            self.named[key] = actor_id
+        record = ActorRecord(actor_id, spec)
+        self.actors[actor_id] = record
+        self._spawn(self._start(record))
+
+    async def wait(self, actor_id: bytes, after_incarnation: int, timeout_s: float) -> dict:
+        """The actor's info once it is ALIVE past ``after_incarnation``, or DEAD."""
+        record = self.actors.get(actor_id)
+        if record is None:
+            return {"state": DEAD, "death_cause": "unknown actor", "actor_id": actor_id}
+        deadline = time.monotonic() + timeout_s
+        while not (record.state == DEAD or
+                   (record.state == ALIVE and record.incarnation > after_incarnation)):
+            record.changed.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                async with asyncio.timeout(remaining):
+                    await record.changed.wait()
+            except TimeoutError:
+                break
+        return record.info()
+
+    def lookup(self, name: str, namespace: str) -> ActorRecord | None:
+        actor_id = self.named.get((namespace, name))
+        record = self.actors.get(actor_id) if actor_id else None
+        if record is None or record.state == DEAD:
+            return None
+        return record
+
+    def kill(self, actor_id: bytes, no_restart: bool) -> None:
+        record = self.actors.get(actor_id)
+        if record is None or record.state == DEAD:
+            return
+        if no_restart:
+            record.killed = True
+        if record.worker_conn is not None:
+            record.worker_conn.notify("exit_worker", {"reason": "killed by raggio.kill()"})
+        elif no_restart:
+            self._mark_dead(record, "The actor was killed by raggio.kill().")
+
+    def owner_died(self, job_id: int | None = None, worker_id: bytes | None = None) -> None:
+        for record in list(self.actors.values()):
+            if record.state == DEAD or record.spec.get("lifetime") == "detached":
+                continue
+            if (job_id is not None and record.spec["job_id"] == job_id
+                    and worker_id is None) or (
+                    worker_id is not None and record.spec.get("owner_worker_id") == worker_id):
+                record.killed = True
+                record.death_cause = "The actor's owner (the driver or worker that created it) died."
+                self.kill(record.actor_id, no_restart=True)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- internals --
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _set_state(self, record: ActorRecord, state: str) -> None:
+        record.state = state
+        record.changed.set()
+
+    def _mark_dead(self, record: ActorRecord, cause: str) -> None:
+        if record.state == DEAD:
+            return
+        record.death_cause = record.death_cause or cause
+        record.end_time = time.time()
+        self._set_state(record, DEAD)
+        self._release_lease(record)
+
+    def _release_lease(self, record: ActorRecord) -> None:
+        if record.lease is not None:
+            node_conn, lease_id = record.lease
+            record.lease = None
+            node_conn.notify("return_worker_lease", {"lease_id": lease_id, "kill": True})
+
+    async def _start(self, record: ActorRecord) -> None:
+        spec = record.spec
+        try:
+            node_conn, grant = await self._lease_worker(spec)
+            if record.killed:
+                node_conn.notify("return_worker_lease", {"lease_id": grant["lease_id"], "kill": True})
+                self._mark_dead(record, "The actor was killed by raggio.kill().")
+                return
+            record.lease = (node_conn, grant["lease_id"])
+            conn = await self._connect_worker(grant["address"])
+            record.worker_conn = conn
+            conn.close_callbacks.append(lambda _c: self._worker_lost(record, conn))
+            reply = await conn.call("create_actor", {
+                "spec": spec, "gpu_ids": grant.get("gpu_ids", []),
+                "incarnation": record.incarnation + 1})
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("could not start actor %s", record.actor_id.hex())
+            self._mark_dead(record, f"The actor could not be started: {exc}")
+            return
+        if reply.get("error") is not None:
+            record.creation_error = reply["error"]
+            record.killed = True
+            self._mark_dead(record, "The actor died because its __init__ raised an exception.")
+            conn.notify("exit_worker", {"reason": "actor __init__ failed"})
+            return
+        record.address = grant["address"]
+        record.worker_id = grant["worker_id"]
+        record.node_id = grant["node_id"]
+        record.pid = grant["pid"]
+        record.incarnation += 1
+        self._set_state(record, ALIVE)
+
+    def _worker_lost(self, record: ActorRecord, conn: Connection) -> None:
+        if record.worker_conn is not conn:
+            return
+        record.worker_conn = None
+        self._release_lease(record)
+        if record.state == DEAD:
+            return
+        max_restarts = record.spec.get("max_restarts", 0)
+        if record.killed:
+            self._mark_dead(record, "The actor was killed by raggio.kill().")
+        elif max_restarts == -1 or record.num_restarts < max_restarts:
+            record.num_restarts += 1
+            self._set_state(record, RESTARTING)
+            self._spawn(self._start(record))
+        else:
+            self._mark_dead(record, (
+                "The actor died unexpectedly: its worker process exited"
+                + (f" and it was already restarted {record.num_restarts} times (max_restarts="
+                   f"{max_restarts})" if max_restarts else " and max_restarts is 0") + "."))

@@ -1,0 +1,218 @@
+"""The control store server: its RPC surface over the node, job and KV tables.
+
+Owns the node table (who is alive, their resources), the job table, the
+internal KV (pickled functions and classes) and the cluster resource view;
+delegates actors to ``ActorDirectory``. Storage is in memory for now.
+Started by ``raggio.head`` (in the head process) or on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from raggio.gcs.actor_directory import ActorDirectory, ALIVE
+from raggio.rpc import Connection, Server, connect
+
+logger = logging.getLogger(__name__)
+
+
+class GcsServer:
+    """See the module docstring. ``async with GcsServer(...) as gcs: ...``"""
+
+    def __init__(self, *, listen: str, token: str, session_dir: str, connect_timeout_s: float = 30.0):
+        self.token = token
+        self.session_dir = session_dir
+        self.nodes: dict[bytes, dict] = {}
+        self.node_conns: dict[bytes, Connection] = {}
+        self.jobs: dict[int, dict] = {}
+        self.kv: dict[str, bytes] = {}
+        self._next_job = 0
+        self._connect_timeout_s = connect_timeout_s
+        self.actors = ActorDirectory(self._lease_worker_for_actor, self._connect_worker)
+        self.server = Server(self._handlers(), token=token, listen=listen, info={"role": "gcs"})
+
+    def _handlers(self) -> dict:
+        return {
+            "register_node": self.register_node,
+            "report_resources": self.report_resources,
+            "get_nodes": self.get_nodes,
+            "register_job": self.register_job,
+            "get_jobs": self.get_jobs,
+            "kv_put": self.kv_put,
+            "kv_get": self.kv_get,
+            "kv_multi_get": self.kv_multi_get,
+            "kv_del": self.kv_del,
+            "kv_keys": self.kv_keys,
+            "create_actor": self.create_actor,
+            "wait_actor": self.wait_actor,
+            "get_named_actor": self.get_named_actor,
+            "list_named_actors": self.list_named_actors,
+            "list_actors": self.list_actors,
+            "kill_actor": self.kill_actor,
+            "worker_died": self.worker_died,
+            "cluster_resources": self.cluster_resources,
+        }
+
+    async def start(self) -> str:
+        return await self.server.start()
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    async def close(self) -> None:
+        await self.actors.close()
+        await self.server.close()
+
+    async def __aenter__(self):
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info):
+        await self.close()
+
+    # -- nodes --
+
+    def register_node(self, conn: Connection, info: dict) -> dict:
+        node_id = info["node_id"]
+        info = dict(info, state="ALIVE", start_time=time.time(), available=dict(info["resources"]))
+        self.nodes[node_id] = info
+        self.node_conns[node_id] = conn
+        conn.close_callbacks.append(lambda _c: self._node_lost(node_id))
+        logger.info("node %s joined at %s", node_id.hex(), info["address"])
+        return {"ok": True}
+
+    def _node_lost(self, node_id: bytes) -> None:
+        node = self.nodes.get(node_id)
+        if node is not None:
+            node["state"] = "DEAD"
+            node["end_time"] = time.time()
+        self.node_conns.pop(node_id, None)
+
+    def report_resources(self, conn: Connection, msg: dict) -> None:
+        node = self.nodes.get(msg["node_id"])
+        if node is not None:
+            node["available"] = msg["available"]
+            node["demand"] = msg.get("demand", [])
+
+    def get_nodes(self, conn: Connection, _msg) -> list[dict]:
+        return list(self.nodes.values())
+
+    def cluster_resources(self, conn: Connection, _msg) -> dict:
+        total: dict[str, float] = {}
+        available: dict[str, float] = {}
+        for node in self.nodes.values():
+            if node["state"] != "ALIVE":
+                continue
+            for key, value in node["resources"].items():
+                total[key] = total.get(key, 0) + value
+            for key, value in node["available"].items():
+                available[key] = available.get(key, 0) + value
+        return {"total": total, "available": {k: v for k, v in available.items() if v > 0}}
+
+    # -- jobs --
+
+    def register_job(self, conn: Connection, info: dict) -> dict:
+        self._next_job += 1
+        job_id = self._next_job
+        self.jobs[job_id] = dict(info, job_id=job_id, start_time=time.time(), is_dead=False)
+        conn.close_callbacks.append(lambda _c: self._job_finished(job_id))
+        return {"job_id": job_id}
+
+    def _job_finished(self, job_id: int) -> None:
+        job = self.jobs[job_id]
+        job["is_dead"] = True
+        job["end_time"] = time.time()
+        self.actors.owner_died(job_id=job_id)
+        for conn in self.node_conns.values():
+            conn.notify("job_finished", {"job_id": job_id})
+
+    def get_jobs(self, conn: Connection, _msg) -> list[dict]:
+        return list(self.jobs.values())
+
+    # -- internal KV --
+
+    def kv_put(self, conn: Connection, msg: list) -> bool:
+        key, value, overwrite = msg
+        if not overwrite and key in self.kv:
+            return False
+        self.kv[key] = value
+        return True
+
+    def kv_get(self, conn: Connection, key: str) -> bytes | None:
+        return self.kv.get(key)
+
+    def kv_multi_get(self, conn: Connection, keys: list[str]) -> list:
+        return [self.kv.get(k) for k in keys]
+
+    def kv_del(self, conn: Connection, key: str) -> bool:
+        return self.kv.pop(key, None) is not None
+
+    def kv_keys(self, conn: Connection, prefix: str) -> list[str]:
+        return [k for k in self.kv if k.startswith(prefix)]
+
+    # -- actors --
+
+    def create_actor(self, conn: Connection, spec: dict) -> dict:
+        self.actors.create(spec)
+        return {"ok": True}
+
+    async def wait_actor(self, conn: Connection, msg: dict) -> dict:
+        return await self.actors.wait(msg["actor_id"], msg.get("after_incarnation", 0),
+                                      msg.get("timeout_s", 30.0))
+
+    def get_named_actor(self, conn: Connection, msg: dict) -> dict | None:
+        record = self.actors.lookup(msg["name"], msg["namespace"])
+        return None if record is None else {"spec": record.spec, "info": record.info()}
+
+    def list_named_actors(self, conn: Connection, msg: dict) -> list:
+        out = []
+        for (namespace, name), actor_id in self.actors.named.items():
+            if self.actors.actors[actor_id].state == "DEAD":
+                continue
+            if msg.get("all_namespaces") or namespace == msg.get("namespace"):
+                out.append({"name": name, "namespace": namespace})
+        return out
+
+    def list_actors(self, conn: Connection, _msg) -> list:
+        return [record.info() for record in self.actors.actors.values()]
+
+    def kill_actor(self, conn: Connection, msg: dict) -> None:
+        self.actors.kill(msg["actor_id"], msg.get("no_restart", True))
+
+    def worker_died(self, conn: Connection, msg: dict) -> None:
+        self.actors.owner_died(worker_id=msg["worker_id"])
+
+    async def _lease_worker_for_actor(self, spec: dict) -> tuple[Connection, dict]:
+        """Ask a node that can fit the actor for a dedicated worker."""
+        while True:
+            node_id = self._pick_node(spec["resources"])
+            if node_id is not None:
+                conn = self.node_conns[node_id]
+                grant = await conn.call("request_worker_lease", {
+                    "resources": spec["resources"], "runtime_env": spec.get("runtime_env") or {},
+                    "job_id": spec["job_id"], "for_actor": spec["class_name"],
+                })
+                if grant.get("rejected"):
+                    continue
+                return conn, grant
+            await asyncio.sleep(0.1)
+
+    def _pick_node(self, resources: dict) -> bytes | None:
+        best, best_score = None, None
+        for node_id, node in self.nodes.items():
+            if node["state"] != "ALIVE" or node_id not in self.node_conns:
+                continue
+            if any(node["resources"].get(k, 0) < v for k, v in resources.items() if v > 0):
+                continue
+            fits_now = all(node["available"].get(k, 0) >= v for k, v in resources.items() if v > 0)
+            score = (fits_now, node["available"].get("CPU", 0))
+            if best_score is None or score > best_score:
+                best, best_score = node_id, score
+        return best
+
+    async def _connect_worker(self, address: str) -> Connection:
+        return await connect(address, token=self.token, info={"role": "gcs"},
+                             timeout_s=self._connect_timeout_s)

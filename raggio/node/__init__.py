@@ -1,0 +1,2 @@
+"""The node manager: resources, worker leases, the worker pool, the
+shared-memory object store and the log monitor of one node."""

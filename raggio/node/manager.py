@@ -1,0 +1,391 @@
+"""The node manager server: worker leases, the object store's RPC surface, logs.
+
+Owns the leases granted on this node and ties together ``NodeResources``
+(what fits), ``WorkerPool`` (who runs it), ``ObjectStore`` (the arena) and
+``LogMonitor``. Submitters (drivers, workers, the control store for actors)
+ask for a worker lease per task shape; the lease waits until resources and a
+worker are free, and is released when the holder returns it or disconnects.
+Registers with the control store and reports availability and demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+from raggio.node.log_monitor import LogMonitor
+from raggio.node.object_store import ObjectStore, arena_path
+from raggio.node.resources import NodeResources
+from raggio.node.worker_pool import DEAD, IDLE, LEASED, WorkerHandle, WorkerPool, env_key
+from raggio.rpc import Connection, Server, connect
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LeaseRequest:
+    resources: dict
+    runtime_env: dict
+    job_id: int | None
+    for_actor: str | None
+    holder: Connection
+    future: asyncio.Future
+    env_key: bytes = b""
+    warned: bool = False
+
+
+@dataclass
+class Lease:
+    lease_id: int
+    worker: WorkerHandle
+    resources: dict
+    gpu_ids: list
+    holder: Connection
+    for_actor: str | None
+    blocked: int = 0  #: > 0 while the worker waits in get() with its CPU given back
+
+
+@dataclass
+class NodeOptions:
+    node_id: bytes
+    node_ip: str
+    gcs_address: str
+    token: str
+    session_dir: str
+    session_name: str
+    resources: dict
+    object_store_memory: int
+    is_head: bool = False
+    prestart_workers: bool = True
+    labels: dict = field(default_factory=dict)
+
+
+class NodeManager:
+    """See the module docstring. ``async with NodeManager(options) as node: ...``"""
+
+    def __init__(self, options: NodeOptions, *, log_poll_period_s: float = 0.1):
+        self.options = options
+        self.node_id = options.node_id
+        self.resources = NodeResources(options.resources)
+        self.log_dir = os.path.join(options.session_dir, "logs")
+        os.makedirs(self.log_dir, exist_ok=True)
+        tag = options.node_id.hex()[:12]
+        self.store = ObjectStore(
+            arena_path(options.session_name, tag, options.object_store_memory, options.session_dir),
+            options.object_store_memory, os.path.join(options.session_dir, "spill", tag))
+        self.leases: dict[int, Lease] = {}
+        self.pending: collections.deque[LeaseRequest] = collections.deque()
+        self._next_lease = 0
+        self._pins: dict[Connection, collections.Counter] = {}
+        self._log_subscribers: dict[int, set[Connection]] = {}
+        self.server = Server(self._handlers(), token=options.token,
+                             listen=f"{options.node_ip}:0", info={"role": "node"})
+        self.local_server = Server(self._handlers(), token=options.token,
+                                   listen=f"unix:{options.session_dir}/node-{tag}.sock",
+                                   info={"role": "node"})
+        self.pool: WorkerPool | None = None
+        self.gcs: Connection | None = None
+        self.log_monitor = LogMonitor(self.log_dir, options.node_ip, self._send_logs,
+                                      log_poll_period_s)
+        self._tasks: set[asyncio.Task] = set()
+        self._report_scheduled = False
+
+    def _handlers(self) -> dict:
+        return {
+            "register_worker": self.register_worker,
+            "register_client": self.register_client,
+            "request_worker_lease": self.request_worker_lease,
+            "return_worker_lease": self.return_worker_lease,
+            "worker_blocked": self.worker_blocked,
+            "worker_unblocked": self.worker_unblocked,
+            "create_object": self.create_object,
+            "seal_object": self.seal_object,
+            "pin_objects": self.pin_objects,
+            "unpin_objects": self.unpin_objects,
+            "free_objects": self.free_objects,
+            "subscribe_logs": self.subscribe_logs,
+            "job_finished": self.job_finished,
+            "get_node_stats": self.get_node_stats,
+        }
+
+    # -- lifecycle --
+
+    async def start(self) -> "NodeManager":
+        await self.server.start()
+        await self.local_server.start()
+        self.pool = WorkerPool(worker_args=self._worker_args(), log_dir=self.log_dir)
+        await self.pool.start()
+        self.gcs = await connect(self.options.gcs_address, token=self.options.token,
+                                 handlers=self._handlers(), info={"role": "node"})
+        await self.gcs.call("register_node", self.info())
+        self._spawn(self.log_monitor.run())
+        if self.options.prestart_workers:
+            for _ in range(int(self.resources.total.get("CPU", 0))):
+                self._start_worker({})
+        return self
+
+    def info(self) -> dict:
+        return {
+            "node_id": self.node_id, "address": self.server.address,
+            "local_address": self.local_server.address, "node_ip": self.options.node_ip,
+            "hostname": socket.gethostname(), "resources": self.resources.total,
+            "object_store_memory": self.options.object_store_memory,
+            "arena_path": self.store.path, "is_head": self.options.is_head,
+            "session_dir": self.options.session_dir, "labels": self.options.labels,
+        }
+
+    def _worker_args(self) -> dict:
+        return {
+            "node_address": self.local_server.address, "gcs_address": self.options.gcs_address,
+            "token": self.options.token, "node_id": self.node_id.hex(),
+            "node_ip": self.options.node_ip, "session_dir": self.options.session_dir,
+        }
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.pool is not None:
+            await self.pool.close()
+        await self.server.close()
+        await self.local_server.close()
+        if self.gcs is not None:
+            self.gcs.close()
+        self.store.close()
+
+    async def __aenter__(self):
+        return await self.start()
+
+    async def __aexit__(self, *exc_info):
+        await self.close()
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- workers --
+
+    def register_worker(self, conn: Connection, msg: dict) -> dict:
+        handle = self.pool.worker_registered(msg["worker_id"], msg["address"], conn)
+        if handle is None:
+            raise ValueError("unknown worker id; this worker was not started by this node")
+        conn.close_callbacks.append(lambda _c: self._worker_lost(handle))
+        self._dispatch()
+        return self.info()
+
+    def register_client(self, conn: Connection, msg: dict) -> dict:
+        conn.close_callbacks.append(self._client_lost)
+        return self.info()
+
+    def _worker_lost(self, handle: WorkerHandle) -> None:
+        was_alive = handle.state != DEAD
+        self.pool.mark_dead(handle)
+        if handle.lease_id is not None:
+            self._release(self.leases.pop(handle.lease_id, None))
+        self._client_lost(handle.conn)
+        if self.gcs is not None and was_alive:
+            self.gcs.notify("worker_died", {"worker_id": handle.worker_id})
+        self._dispatch()
+
+    def _client_lost(self, conn: Connection) -> None:
+        """A holder disconnected: end the workers it leased, drop its pins."""
+        for lease in [l for l in self.leases.values() if l.holder is conn]:
+            self.leases.pop(lease.lease_id, None)
+            self._release(lease)
+            self.pool.kill(lease.worker)
+        self.pending = collections.deque(r for r in self.pending if r.holder is not conn)
+        for object_id, count in self._pins.pop(conn, collections.Counter()).items():
+            for _ in range(count):
+                self.store.unpin(object_id)
+        for subscribers in self._log_subscribers.values():
+            subscribers.discard(conn)
+        self._dispatch()
+
+    def _start_worker(self, runtime_env: dict) -> None:
+        handle = self.pool.add_worker(runtime_env)
+        self._spawn(self._launch(handle, runtime_env))
+
+    async def _launch(self, handle: WorkerHandle, runtime_env: dict) -> None:
+        try:
+            await self.pool.launch(handle, runtime_env)
+        except Exception:
+            logger.exception("could not start a worker")
+            self.pool.mark_dead(handle)
+
+    # -- leases --
+
+    async def request_worker_lease(self, conn: Connection, msg: dict) -> dict:
+        resources = {k: float(v) for k, v in msg["resources"].items() if v}
+        request = LeaseRequest(resources, msg.get("runtime_env") or {}, msg.get("job_id"),
+                               msg.get("for_actor"), conn,
+                               asyncio.get_running_loop().create_future())
+        request.env_key = env_key(request.runtime_env)
+        if not self.resources.is_feasible(resources):
+            self._warn_infeasible(request)
+        self.pending.append(request)
+        self._dispatch()
+        return await request.future
+
+    def _warn_infeasible(self, request: LeaseRequest) -> None:
+        request.warned = True
+        request.holder.notify("infeasible_task", {
+            "resources": request.resources, "for_actor": request.for_actor,
+            "node_total": self.resources.total})
+        self._report_resources()
+
+    def return_worker_lease(self, conn: Connection, msg: dict) -> None:
+        lease = self.leases.pop(msg["lease_id"], None)
+        if lease is None:
+            return
+        self._release(lease)
+        worker = lease.worker
+        worker.lease_id = None
+        if msg.get("kill") or worker.state == DEAD:
+            self.pool.kill(worker)
+        else:
+            worker.state = IDLE
+            worker.job_id = None
+        self._dispatch()
+
+    def _release(self, lease: Lease | None) -> None:
+        if lease is None:
+            return
+        if lease.blocked:
+            self.resources.take_cpu_back(lease.resources.get("CPU", 0.0))
+        self.resources.release(lease.resources, lease.gpu_ids)
+        self._report_resources()
+
+    def _dispatch(self) -> None:
+        """Grant every pending request that fits now; start workers where needed."""
+        if not self.pending:
+            return
+        waiting_per_env: collections.Counter = collections.Counter()
+        still_pending = collections.deque()
+        for request in self.pending:
+            if request.future.done():
+                continue
+            if not self.resources.fits(request.resources):
+                still_pending.append(request)
+                continue
+            idle = self.pool.idle_workers(request.env_key)
+            if idle:
+                self._grant(request, idle[0])
+            else:
+                waiting_per_env[request.env_key] += 1
+                still_pending.append(request)
+                if waiting_per_env[request.env_key] > self.pool.num_starting(request.env_key):
+                    self._start_worker(request.runtime_env)
+        self.pending = still_pending
+
+    def _grant(self, request: LeaseRequest, worker: WorkerHandle) -> None:
+        gpu_ids = self.resources.acquire(request.resources)
+        self._next_lease += 1
+        lease = Lease(self._next_lease, worker, request.resources, gpu_ids, request.holder,
+                      request.for_actor)
+        self.leases[lease.lease_id] = lease
+        worker.state = LEASED
+        worker.lease_id = lease.lease_id
+        worker.job_id = request.job_id
+        request.future.set_result({
+            "lease_id": lease.lease_id, "worker_id": worker.worker_id, "address": worker.address,
+            "pid": worker.pid, "node_id": self.node_id, "gpu_ids": gpu_ids})
+        self._report_resources()
+
+    def worker_blocked(self, conn: Connection, msg: dict) -> None:
+        lease = self._lease_of(msg["worker_id"])
+        if lease is not None:
+            lease.blocked += 1
+            if lease.blocked == 1:
+                self.resources.give_cpu(lease.resources.get("CPU", 0.0))
+                self._dispatch()
+
+    def worker_unblocked(self, conn: Connection, msg: dict) -> None:
+        lease = self._lease_of(msg["worker_id"])
+        if lease is not None and lease.blocked:
+            lease.blocked -= 1
+            if lease.blocked == 0:
+                self.resources.take_cpu_back(lease.resources.get("CPU", 0.0))
+
+    def _lease_of(self, worker_id: bytes) -> Lease | None:
+        worker = self.pool.workers.get(worker_id)
+        if worker is None or worker.lease_id is None:
+            return None
+        return self.leases.get(worker.lease_id)
+
+    def _report_resources(self) -> None:
+        if self._report_scheduled or self.gcs is None:
+            return
+        self._report_scheduled = True
+        asyncio.get_running_loop().call_later(0.05, self._send_report)
+
+    def _send_report(self) -> None:
+        self._report_scheduled = False
+        demand = [{"resources": r.resources, "for_actor": r.for_actor,
+                   "infeasible": not self.resources.is_feasible(r.resources)}
+                  for r in self.pending]
+        self.gcs.notify("report_resources", {
+            "node_id": self.node_id, "available": self.resources.available, "demand": demand})
+
+    def job_finished(self, conn: Connection, msg: dict) -> None:
+        self._log_subscribers.pop(msg["job_id"], None)
+
+    # -- objects --
+
+    def create_object(self, conn: Connection, msg: list) -> int:
+        object_id, size_bytes = msg
+        return self.store.create(object_id, size_bytes)
+
+    def seal_object(self, conn: Connection, object_id: bytes) -> None:
+        self.store.seal(object_id)
+
+    def pin_objects(self, conn: Connection, object_ids: list[bytes]) -> list:
+        """Hold objects for a reader; ``None`` for one this node does not have."""
+        out = []
+        pins = self._pins.setdefault(conn, collections.Counter())
+        for object_id in object_ids:
+            if not self.store.contains(object_id):
+                out.append(None)
+                continue
+            out.append(self.store.pin(object_id))
+            pins[object_id] += 1
+        return out
+
+    def unpin_objects(self, conn: Connection, object_ids: list[bytes]) -> None:
+        pins = self._pins.get(conn)
+        for object_id in object_ids:
+            if pins is not None and pins[object_id] > 0:
+                pins[object_id] -= 1
+                if not pins[object_id]:
+                    del pins[object_id]
+                self.store.unpin(object_id)
+
+    def free_objects(self, conn: Connection, object_ids: list[bytes]) -> None:
+        for object_id in object_ids:
+            self.store.free(object_id)
+
+    # -- logs and stats --
+
+    def subscribe_logs(self, conn: Connection, msg: dict) -> None:
+        self._log_subscribers.setdefault(msg["job_id"], set()).add(conn)
+
+    def _send_logs(self, job_id: int, payload: dict) -> None:
+        for conn in self._log_subscribers.get(job_id, ()):
+            conn.notify("log_lines", payload)
+
+    def get_node_stats(self, conn: Connection, _msg) -> dict:
+        return {
+            "node_id": self.node_id, "resources_total": self.resources.total,
+            "resources_available": self.resources.available,
+            "object_store": self.store.statistics(),
+            "num_workers": len(self.pool.workers),
+            "pending_leases": [{"resources": r.resources, "for_actor": r.for_actor}
+                               for r in self.pending],
+            "time": time.time(),
+        }

@@ -1,0 +1,68 @@
+"""What a new node is: its session directory and default resources.
+
+Ray's defaults: all CPUs, detected GPUs, 70% of memory for tasks, 30% for
+the object store (capped by /dev/shm where that is the arena's home), one
+``node:<ip>`` resource, ``node:__internal_head__`` on the head.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import psutil
+
+
+def new_session_dir(temp_dir: str) -> tuple[str, str]:
+    name = time.strftime("session_%Y-%m-%d_%H-%M-%S_") + f"{os.getpid()}"
+    path = os.path.join(temp_dir, name)
+    os.makedirs(os.path.join(path, "logs"), exist_ok=True)
+    latest = os.path.join(temp_dir, "session_latest")
+    try:
+        if os.path.islink(latest):
+            os.unlink(latest)
+        os.symlink(path, latest)
+    except OSError:
+        pass
+    return path, name
+
+
+def detect_gpus() -> int:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
+
+
+def default_resources(*, num_cpus, num_gpus, resources: dict, object_store_memory, node_ip: str,
+                      is_head: bool) -> tuple[dict, int]:
+    for reserved in ("CPU", "GPU", "memory", "object_store_memory"):
+        if reserved in resources:
+            raise ValueError(
+                f"Use the {reserved.lower() if reserved != 'CPU' else 'num_cpus'} argument "
+                f"instead of resources={{'{reserved}': ...}}.")
+    total_memory = psutil.virtual_memory().total
+    if object_store_memory is None:
+        object_store_memory = int(total_memory * 0.3)
+        if os.path.isdir("/dev/shm"):
+            object_store_memory = min(object_store_memory,
+                                      int(shutil.disk_usage("/dev/shm").total * 0.95))
+    out = {"CPU": float(os.cpu_count() if num_cpus is None else num_cpus)}
+    gpus = detect_gpus() if num_gpus is None else num_gpus
+    if gpus:
+        out["GPU"] = float(gpus)
+    out["memory"] = float(int(total_memory * 0.7))
+    out["object_store_memory"] = float(object_store_memory)
+    out[f"node:{node_ip}"] = 1.0
+    if is_head:
+        out["node:__internal_head__"] = 1.0
+    out.update({k: float(v) for k, v in resources.items()})
+    return out, int(object_store_memory)

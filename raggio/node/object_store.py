@@ -1,0 +1,200 @@
+"""The node's shared-memory object store: one arena file, its objects, spilling.
+
+Owns the table of objects held on this node: where each lives in the arena
+(or on disk, once spilled), whether it is sealed, and how many readers hold
+zero-copy views of it (pins). Workers write and read the arena file
+directly; this class only hands out offsets. When an allocation does not
+fit, unpinned objects are spilled to files, least recently used first, and
+restored when next pinned. ``ObjectStoreFullError`` is raised only when even
+spilling cannot make room. Called by the node manager's RPC handlers; no
+sockets here.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import mmap
+import os
+import shutil
+
+from raggio.exceptions import ObjectStoreFullError
+from raggio.node.allocator import ArenaAllocator
+
+logger = logging.getLogger(__name__)
+
+
+def arena_path(session_name: str, node_tag: str, size_bytes: int, temp_dir: str) -> str:
+    """An arena in /dev/shm, or under the temp dir when /dev/shm is too small."""
+    shm = "/dev/shm"
+    name = f"raggio-{session_name}-{node_tag}.arena"
+    if os.path.isdir(shm) and shutil.disk_usage(shm).free >= size_bytes:
+        return os.path.join(shm, name)
+    logger.warning(
+        "/dev/shm has less than the %d bytes the object store needs; using a file under %s, "
+        "which is slower. Give the container a bigger /dev/shm (docker --shm-size).",
+        size_bytes, temp_dir)
+    return os.path.join(temp_dir, name)
+
+
+class StoredObject:
+    __slots__ = ("offset", "size_bytes", "sealed", "pins", "spill_path", "freed")
+
+    def __init__(self, offset: int, size_bytes: int):
+        self.offset: int | None = offset  #: None while spilled to disk
+        self.size_bytes = size_bytes
+        self.sealed = False
+        self.pins = 0  #: readers holding views into the arena
+        self.spill_path: str | None = None
+        self.freed = False  #: owner released it; drop once unpinned
+
+
+class ObjectStore:
+    """See the module docstring."""
+
+    def __init__(self, path: str, capacity_bytes: int, spill_dir: str):
+        self.path = path
+        self.capacity_bytes = capacity_bytes
+        self.spill_dir = spill_dir
+        self.spilled_bytes_total = 0
+        self.restored_bytes_total = 0
+        capacity_bytes = capacity_bytes // 64 * 64
+        self.capacity_bytes = capacity_bytes
+        self._allocator = ArenaAllocator(capacity_bytes)
+        #: Insertion order doubles as LRU order: access moves an object to the end.
+        self._objects: collections.OrderedDict[bytes, StoredObject] = collections.OrderedDict()
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.ftruncate(fd, capacity_bytes)
+            self._map = mmap.mmap(fd, capacity_bytes)
+        finally:
+            os.close(fd)
+
+    @property
+    def used_bytes(self) -> int:
+        return self._allocator.used_bytes
+
+    @property
+    def num_objects(self) -> int:
+        return len(self._objects)
+
+    def create(self, object_id: bytes, size_bytes: int) -> int:
+        """Reserve space for a new object; return its offset in the arena."""
+        existing = self._objects.get(object_id)
+        if existing is not None and existing.offset is not None:
+            return existing.offset
+        offset = self._allocate(size_bytes, object_id)
+        self._objects[object_id] = StoredObject(offset, size_bytes)
+        return offset
+
+    def seal(self, object_id: bytes) -> None:
+        self._objects[object_id].sealed = True
+
+    def contains(self, object_id: bytes) -> bool:
+        return object_id in self._objects
+
+    def pin(self, object_id: bytes) -> tuple[int, int]:
+        """Hold an object in the arena for a reader; restore it if spilled."""
+        obj = self._objects[object_id]
+        if obj.offset is None:
+            self._restore(object_id, obj)
+        obj.pins += 1
+        self._objects.move_to_end(object_id)
+        return obj.offset, obj.size_bytes
+
+    def unpin(self, object_id: bytes) -> None:
+        obj = self._objects.get(object_id)
+        if obj is None:
+            return
+        obj.pins -= 1
+        if obj.pins <= 0 and obj.freed:
+            self._drop(object_id, obj)
+
+    def free(self, object_id: bytes) -> None:
+        """The owner no longer needs the object; drop it once no reader holds it."""
+        obj = self._objects.get(object_id)
+        if obj is None:
+            return
+        obj.freed = True
+        if obj.pins <= 0:
+            self._drop(object_id, obj)
+
+    def close(self) -> None:
+        self._map.close()
+        for path in (self.path,):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
+
+    def statistics(self) -> dict:
+        spilled = [o for o in self._objects.values() if o.offset is None]
+        return {
+            "capacity_bytes": self.capacity_bytes,
+            "used_bytes": self.used_bytes,
+            "num_objects": len(self._objects),
+            "num_spilled": len(spilled),
+            "spilled_bytes": sum(o.size_bytes for o in spilled),
+            "spilled_bytes_total": self.spilled_bytes_total,
+            "restored_bytes_total": self.restored_bytes_total,
+        }
+
+    # -- internals --
+
+    def _allocate(self, size_bytes: int, object_id: bytes) -> int:
+        if size_bytes > self.capacity_bytes:
+            raise ObjectStoreFullError(
+                f"Object {object_id.hex()} is {size_bytes} bytes, larger than the whole "
+                f"object store ({self.capacity_bytes} bytes). Start raggio with a larger "
+                "object_store_memory (init(object_store_memory=...) or "
+                "`raggio start --object-store-memory`), or split the object.")
+        offset = self._allocator.allocate(size_bytes)
+        while offset is None:
+            if not self._spill_one():
+                pinned = sum(o.size_bytes for o in self._objects.values() if o.pins)
+                raise ObjectStoreFullError(
+                    f"Cannot make room for object {object_id.hex()} ({size_bytes} bytes): the "
+                    f"store holds {self.used_bytes} of {self.capacity_bytes} bytes and "
+                    f"{pinned} bytes are in use by readers or not yet sealed, so nothing more "
+                    "can be spilled. Release references to large objects (del the refs or "
+                    "the arrays read from them) or give the store more memory.")
+            offset = self._allocator.allocate(size_bytes)
+        return offset
+
+    def _spill_one(self) -> bool:
+        for object_id, obj in self._objects.items():
+            if obj.offset is not None and obj.sealed and obj.pins <= 0:
+                self._spill(object_id, obj)
+                return True
+        return False
+
+    def _spill(self, object_id: bytes, obj: StoredObject) -> None:
+        os.makedirs(self.spill_dir, exist_ok=True)
+        path = os.path.join(self.spill_dir, object_id.hex())
+        with open(path, "wb") as f:
+            f.write(self._map[obj.offset:obj.offset + obj.size_bytes])
+        self._allocator.free(obj.offset)
+        obj.offset = None
+        obj.spill_path = path
+        self.spilled_bytes_total += obj.size_bytes
+        logger.info("spilled %s (%d bytes) to %s", object_id.hex(), obj.size_bytes, path)
+
+    def _restore(self, object_id: bytes, obj: StoredObject) -> None:
+        # Pin-count it while spilling others so it is not chosen itself.
+        offset = self._allocate(obj.size_bytes, object_id)
+        with open(obj.spill_path, "rb") as f:
+            f.readinto(memoryview(self._map)[offset:offset + obj.size_bytes])
+        os.unlink(obj.spill_path)
+        obj.offset, obj.spill_path = offset, None
+        self.restored_bytes_total += obj.size_bytes
+
+    def _drop(self, object_id: bytes, obj: StoredObject) -> None:
+        del self._objects[object_id]
+        if obj.offset is not None:
+            self._allocator.free(obj.offset)
+        elif obj.spill_path is not None:
+            try:
+                os.unlink(obj.spill_path)
+            except FileNotFoundError:
+                pass

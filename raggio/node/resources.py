@@ -1,0 +1,53 @@
+"""Resource accounting for one node: what exists, what is free, which GPUs.
+
+A plain class with no I/O, used by the node manager to decide whether a
+lease fits. Quantities are floats (fractional CPUs are allowed); GPU ids are
+handed out whole. Availability may go below zero while a worker that was
+blocked in ``get`` takes its CPU back, as Ray allows.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class NodeResources:
+    """See the module docstring."""
+
+    total: dict[str, float]
+    available: dict[str, float]
+    free_gpu_ids: list[int]
+
+    def __init__(self, total: dict[str, float]):
+        self.total = {k: float(v) for k, v in total.items()}
+        self.available = dict(self.total)
+        self.free_gpu_ids = list(range(int(self.total.get("GPU", 0))))
+
+    def is_feasible(self, request: dict[str, float]) -> bool:
+        """Could this request ever fit on this node?"""
+        return all(self.total.get(k, 0.0) >= v for k, v in request.items() if v > 0)
+
+    def fits(self, request: dict[str, float]) -> bool:
+        return all(self.available.get(k, 0.0) >= v - 1e-9 for k, v in request.items() if v > 0)
+
+    def acquire(self, request: dict[str, float]) -> list[int]:
+        """Take the request's resources; return the GPU ids it was given."""
+        for key, value in request.items():
+            if value > 0:
+                self.available[key] = self.available.get(key, 0.0) - value
+        gpus = math.ceil(request.get("GPU", 0))
+        gpu_ids, self.free_gpu_ids = self.free_gpu_ids[:gpus], self.free_gpu_ids[gpus:]
+        return gpu_ids
+
+    def release(self, request: dict[str, float], gpu_ids: list[int]) -> None:
+        for key, value in request.items():
+            if value > 0:
+                self.available[key] = min(self.available.get(key, 0.0) + value,
+                                          self.total.get(key, 0.0))
+        self.free_gpu_ids = sorted(set(self.free_gpu_ids) | set(gpu_ids))
+
+    def take_cpu_back(self, cpus: float) -> None:
+        self.available["CPU"] = self.available.get("CPU", 0.0) - cpus
+
+    def give_cpu(self, cpus: float) -> None:
+        self.available["CPU"] = self.available.get("CPU", 0.0) + cpus

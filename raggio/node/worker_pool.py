@@ -1,0 +1,123 @@
+"""The node's workers: forking them from the zygote, tracking them, ending them.
+
+Owns the zygote process and the table of workers (starting, idle, leased,
+dead). It does not decide who gets a worker: the node manager's lease logic
+does, and tells the pool to start or end workers. Workers connect back to
+the node manager and register; ``worker_registered`` matches them here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+
+import msgpack
+
+logger = logging.getLogger(__name__)
+
+STARTING, IDLE, LEASED, DEAD = "STARTING", "IDLE", "LEASED", "DEAD"
+
+
+def env_key(runtime_env: dict | None) -> bytes:
+    """Workers are shared only between tasks with the same runtime env."""
+    return msgpack.packb(sorted((runtime_env or {}).get("env_vars", {}).items()))
+
+
+@dataclass
+class WorkerHandle:
+    worker_id: bytes
+    env_key: bytes
+    pid: int = 0
+    state: str = STARTING
+    address: str = ""
+    conn: object = None
+    lease_id: int | None = None
+    job_id: int | None = None
+    registered: asyncio.Future = field(default=None)
+
+
+class WorkerPool:
+    """See the module docstring."""
+
+    def __init__(self, *, worker_args: dict, log_dir: str):
+        self.workers: dict[bytes, WorkerHandle] = {}
+        self._worker_args = worker_args
+        self._log_dir = log_dir
+        self._zygote: asyncio.subprocess.Process | None = None
+        self._zygote_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        env = dict(os.environ)
+        self._zygote = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "raggio.node.zygote",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+
+    def idle_workers(self, key: bytes) -> list[WorkerHandle]:
+        return [w for w in self.workers.values() if w.state == IDLE and w.env_key == key]
+
+    def num_starting(self, key: bytes) -> int:
+        return sum(1 for w in self.workers.values() if w.state == STARTING and w.env_key == key)
+
+    def add_worker(self, runtime_env: dict | None) -> WorkerHandle:
+        """Record a worker about to start, so callers count it at once."""
+        worker_id = os.urandom(28)
+        handle = WorkerHandle(worker_id, env_key(runtime_env),
+                              registered=asyncio.get_running_loop().create_future())
+        self.workers[worker_id] = handle
+        return handle
+
+    async def launch(self, handle: WorkerHandle, runtime_env: dict | None) -> None:
+        """Fork the worker from the zygote; it registers on its own."""
+        request = dict(self._worker_args, worker_id=handle.worker_id.hex(),
+                       env_vars=(runtime_env or {}).get("env_vars", {}),
+                       log_dir=self._log_dir)
+        async with self._zygote_lock:
+            self._zygote.stdin.write(json.dumps(request).encode() + b"\n")
+            await self._zygote.stdin.drain()
+            reply = json.loads(await self._zygote.stdout.readline())
+        handle.pid = reply["pid"]
+
+    def worker_registered(self, worker_id: bytes, address: str, conn) -> WorkerHandle | None:
+        handle = self.workers.get(worker_id)
+        if handle is None:
+            return None
+        handle.address = address
+        handle.conn = conn
+        handle.state = IDLE
+        if not handle.registered.done():
+            handle.registered.set_result(handle)
+        return handle
+
+    def kill(self, handle: WorkerHandle) -> None:
+        if handle.state == DEAD:
+            return
+        handle.state = DEAD
+        self.workers.pop(handle.worker_id, None)
+        if handle.pid:
+            try:
+                os.kill(handle.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def mark_dead(self, handle: WorkerHandle) -> None:
+        handle.state = DEAD
+        self.workers.pop(handle.worker_id, None)
+
+    async def close(self) -> None:
+        for handle in list(self.workers.values()):
+            self.kill(handle)
+        if self._zygote is not None:
+            if self._zygote.stdin is not None:
+                self._zygote.stdin.close()
+            try:
+                async with asyncio.timeout(2):
+                    await self._zygote.wait()
+            except TimeoutError:
+                self._zygote.kill()
+                await self._zygote.wait()
+            self._zygote = None
