@@ -99,9 +99,10 @@ class ActorSubmitter:
         self._pump(state)
 
     def _on_reply(self, state: ActorState, spec: dict, fut: asyncio.Future) -> None:
-        if fut.cancelled() or state.inflight.pop(spec["task_id"], None) is None:
+        failed = fut.cancelled() or fut.exception() is not None  # also marks it retrieved
+        if state.inflight.pop(spec["task_id"], None) is None:
             return
-        if fut.exception() is not None:
+        if failed:
             state.inflight[spec["task_id"]] = spec  # handled by _on_lost with the rest
             return
         for object_id, location in zip(spec["return_ids"], fut.result()["returns"]):

@@ -23,6 +23,12 @@ class Exporter:
         self._exported_to = None  #: the core worker it was exported through
         self.function_id = b""
 
+    def __getstate__(self):
+        return {"obj": self._obj}  # a lock and a core worker do not travel
+
+    def __setstate__(self, state):
+        self.__init__(state["obj"])
+
     def ensure_exported(self, core) -> bytes:
         if self._exported_to is core:
             return self.function_id
