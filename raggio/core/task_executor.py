@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ctypes
 import inspect
 import logging
 import os
 import pickle
 import queue
+import signal
 import sys
 import threading
 import traceback
@@ -48,6 +48,7 @@ class TaskExecutor:
         self.actor_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.actor_semaphore: asyncio.Semaphore | None = None
         self._running_task: bytes | None = None  #: task on the main thread
+        self._cancel_requested: bytes | None = None
         self._marks = {"job": None, "name": None}
         core.handlers.update({
             "push_task": self.push_task, "create_actor": self.create_actor,
@@ -58,6 +59,7 @@ class TaskExecutor:
 
     def run_forever(self) -> None:
         setproctitle.setproctitle("raggio::IDLE")
+        signal.signal(signal.SIGUSR1, self._on_cancel_signal)
         while True:
             job, fut = self.main_queue.get()
             try:
@@ -91,8 +93,15 @@ class TaskExecutor:
         if msg.get("force"):
             sys.stdout.flush()
             os._exit(1)
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(threading.main_thread().ident), ctypes.py_object(TaskCancelledError))
+        # A signal interrupts blocking calls (sleep, I/O) where an async exception would not;
+        # its handler raises TaskCancelledError in the main thread.
+        self._cancel_requested = msg["task_id"]
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+
+    def _on_cancel_signal(self, signum, frame) -> None:
+        requested, self._cancel_requested = self._cancel_requested, None
+        if requested is not None and requested == self._running_task:
+            raise TaskCancelledError(requested.hex())
 
     def exit_worker(self, conn, msg: dict) -> None:
         sys.stdout.flush()
