@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import os
 import sys
@@ -266,16 +267,41 @@ class CoreWorker:
                 self.call_soon(self.node.notify, "worker_unblocked", {"worker_id": self.worker_id})
 
     async def _fetch_many(self, refs: list[ObjectRef], num_returns: int) -> list[ObjectRef]:
-        futures = {asyncio.ensure_future(self.fetch(ref)): ref for ref in refs}
+        """Return once ``num_returns`` of ``refs`` are known here (value or location)."""
         done_refs: list[ObjectRef] = []
-        pending = set(futures)
+        waiting: list[asyncio.Future] = []
+        all_done = self.loop.create_future()
+
+        def on_done(ref: ObjectRef, fut: asyncio.Future) -> None:
+            if all_done.done():
+                return
+            if not fut.cancelled() and fut.exception() is not None:
+                all_done.set_exception(fut.exception())
+                return
+            done_refs.append(ref)
+            if len(done_refs) >= num_returns:
+                all_done.set_result(None)
+
+        entries = self.refs.entries
+        for ref in refs:
+            entry = entries.get(ref._id)
+            if entry is not None and entry.state == READY:
+                done_refs.append(ref)
+                continue
+            if entry is not None and entry.owned:
+                fut = self.refs.wait_ready(ref._id)
+            else:
+                fut = asyncio.ensure_future(self.fetch(ref))
+            waiting.append(fut)
+            fut.add_done_callback(functools.partial(on_done, ref))
+        if len(done_refs) >= num_returns:
+            all_done.set_result(None)
         try:
-            while pending and len(done_refs) < num_returns:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                done_refs.extend(futures[f] for f in done)
+            await all_done
         finally:
-            for f in pending:
-                f.cancel()
+            for fut in waiting:
+                if not fut.done():
+                    fut.cancel()
         return done_refs
 
     async def fetch(self, ref: ObjectRef) -> None:
@@ -356,7 +382,8 @@ class CoreWorker:
         entries = self.refs.entries
         ready = [r for r in refs if (e := entries.get(r._id)) is not None and e.state == READY]
         if len(ready) < num_returns and timeout_s != 0:
-            others = [r for r in refs if r not in set(ready)]
+            ready_set = set(ready)
+            others = [r for r in refs if r not in ready_set]
             fut = asyncio.run_coroutine_threadsafe(
                 self._fetch_many(others, num_returns - len(ready)), self.loop)
             try:

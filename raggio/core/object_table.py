@@ -179,5 +179,7 @@ class ObjectTable:
             return fut
         if entry.waiters is None:
             entry.waiters = []
+        elif len(entry.waiters) > 16:  # drop waiters that timed out or were cancelled
+            entry.waiters = [f for f in entry.waiters if not f.done()]
         entry.waiters.append(fut)
         return fut
