@@ -48,7 +48,7 @@ class RemoteFunction:
     def __init__(self, function, options: dict):
         self._function = function
         self._options = validate(dict(options), TASK_OPTIONS, "remote functions")
-        self._name = getattr(function, "__qualname__", repr(function))
+        self._name = getattr(function, "__name__", repr(function))
         self._exporter = Exporter(function)
         functools.update_wrapper(self, function)
 

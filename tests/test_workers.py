@@ -1,0 +1,97 @@
+"""Worker processes as a user sees them: titles, reuse, output, GPUs, memory."""
+
+import os
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+import raggio as ray
+from raggio.core import context
+
+
+def _store_used_bytes():
+    stats = context.get_core().request("node", "get_node_stats")
+    return stats["object_store"]["used_bytes"]
+
+
+def _wait_for(predicate, timeout_s=30, what="condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def test_process_titles_name_the_running_task(ray_start_regular):
+    @ray.remote
+    def my_task():
+        return psutil.Process().cmdline()[0], os.getpid()
+
+    @ray.remote
+    class Greeter:
+        def title(self):
+            return psutil.Process().cmdline()[0]
+
+    title, pid = ray.get(my_task.remote())
+    assert title == "raggio::my_task"
+    _wait_for(lambda: psutil.Process(pid).cmdline()[0] == "raggio::IDLE", what="IDLE title")
+    greeter = Greeter.remote()
+    assert ray.get(greeter.title.remote()) == "raggio::Greeter.title"
+
+
+def test_workers_are_reused_and_forked_from_the_zygote(ray_start_regular):
+    @ray.remote
+    def whoami():
+        return os.getpid(), psutil.Process().parent().cmdline()
+
+    pids = set()
+    for _ in range(20):
+        pid, parent_cmdline = ray.get(whoami.remote())
+        pids.add(pid)
+        assert "raggio.node.zygote" in " ".join(parent_cmdline)
+    assert len(pids) <= 2  # num_cpus=2: the same workers serve every call
+
+
+def test_task_output_reaches_the_driver_with_a_prefix(ray_start_regular, capfd):
+    @ray.remote
+    def chatty():
+        print("hello from a task")
+        return os.getpid()
+
+    pid = ray.get(chatty.remote())
+    expected = f"(chatty pid={pid}, ip=127.0.0.1) hello from a task"
+    seen = ""
+    deadline = time.monotonic() + 30
+    while expected not in seen and time.monotonic() < deadline:
+        time.sleep(0.1)
+        seen += capfd.readouterr().out
+    assert expected in seen
+
+
+@pytest.mark.parametrize("ray_start_regular", [{"num_cpus": 2, "num_gpus": 2}], indirect=True)
+def test_gpu_tasks_see_their_ids(ray_start_regular):
+    @ray.remote(num_gpus=1)
+    def gpu_task():
+        return os.environ.get("CUDA_VISIBLE_DEVICES"), ray.get_gpu_ids()
+
+    first, second = ray.get([gpu_task.remote(), gpu_task.remote()])
+    for visible, ids in (first, second):
+        assert visible == ",".join(str(i) for i in ids)
+        assert len(ids) == 1
+    assert ray.cluster_resources()["GPU"] == 2
+
+
+def test_arena_space_is_freed_when_refs_go_away(ray_start_regular):
+    before = _store_used_bytes()
+    refs = [ray.put(np.ones(1024 * 1024)) for _ in range(5)]  # 8 MiB each
+    assert _store_used_bytes() >= before + 5 * 8 * 1024 * 1024
+    array = ray.get(refs[0])
+    del refs
+    _wait_for(lambda: _store_used_bytes() <= before + 8 * 1024 * 1024 + 4096,
+              what="four unreferenced objects to be freed")
+    assert array.sum() == 1024 * 1024  # still readable: its pin keeps it
+    del array
+    _wait_for(lambda: _store_used_bytes() <= before, what="the last object to be freed")
