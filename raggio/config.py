@@ -49,6 +49,7 @@ class Config:
     health_check_failure_threshold: int = _doc("Missed pings before a node is dead.", 5)
     temp_dir: str = _doc("Where session directories live.", "/tmp/raggio")
     auth_token: str = _doc("The cluster token, when not read from the session directory.", "")
+    logging_level: str = _doc("Log level of raggio's own processes.", "WARNING")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Config":

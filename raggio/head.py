@@ -17,15 +17,15 @@ import os
 import secrets
 import signal
 import sys
-import time
 
+from raggio.config import get_config
 from raggio.gcs.server import GcsServer
 from raggio.node.manager import NodeManager, NodeOptions
 from raggio.node.node_info import default_resources, new_session_dir
 
 
 async def run_head(args: argparse.Namespace) -> None:
-    token = os.environ.get("RAGGIO_AUTH_TOKEN") or secrets.token_hex(16)
+    token = get_config().auth_token or secrets.token_hex(16)
     session_dir, session_name = new_session_dir(args.temp_dir)
     token_path = os.path.join(session_dir, "token")
     fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tied", action="store_true",
                         help="exit when stdin closes (a private head owned by a driver)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("RAGGIO_LOGGING_LEVEL", "WARNING"),
+    logging.basicConfig(level=get_config().logging_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         import uvloop

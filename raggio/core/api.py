@@ -199,16 +199,16 @@ def inspect_isclass(obj) -> bool:
     return isinstance(obj, type)
 
 
-def _check_refs(value, what: str) -> tuple[list[ObjectRef], bool]:
+def _check_refs(value, what: str, error: type = TypeError) -> tuple[list[ObjectRef], bool]:
     if isinstance(value, ObjectRef):
         return [value], True
     if isinstance(value, (list, tuple)):
         for item in value:
             if not isinstance(item, ObjectRef):
-                raise TypeError(f"{what} takes an ObjectRef or a list of ObjectRefs; the list "
+                raise error(f"{what} takes an ObjectRef or a list of ObjectRefs; the list "
                                 f"holds a {type(item).__name__}.")
         return list(value), False
-    raise TypeError(f"{what} takes an ObjectRef or a list of ObjectRefs, got "
+    raise error(f"{what} takes an ObjectRef or a list of ObjectRefs, got "
                     f"{type(value).__name__}. Pass the ref returned by .remote() or put().")
 
 
@@ -219,7 +219,7 @@ def get(object_refs, *, timeout: float | None = None) -> Any:
         GetTimeoutError: not ready within ``timeout``.
         RayTaskError: the task raised (also an instance of the user's exception type).
     """
-    refs, single = _check_refs(object_refs, "get")
+    refs, single = _check_refs(object_refs, "get", ValueError)  # Ray raises ValueError here
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must be non-negative, got {timeout}")
     values = context.get_core().get(refs, timeout)
