@@ -9,7 +9,7 @@ pickled with the value and stay refs on the other side.
 
 from __future__ import annotations
 
-import pickle
+import cloudpickle
 from raggio.core.ids import object_id_bytes
 from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import serialize
@@ -50,7 +50,7 @@ def return_ids(core, task_id: bytes, num_returns: int) -> tuple[list[bytes], lis
 def encode_retry_exceptions(value) -> bool | list[bytes]:
     if isinstance(value, bool):
         return value
-    return [pickle.dumps(t) for t in value]
+    return [cloudpickle.dumps(t) for t in value]
 
 
 def hold_refs(core, spec: dict, held: list[ObjectRef]) -> None:

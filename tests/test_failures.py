@@ -1,0 +1,209 @@
+"""What a Ray user sees when tasks fail: crashes, retries, cancellation, bad arguments.
+
+Attempts are counted in a file under ``tmp_path`` (one line per attempt, the
+worker's pid), because each retry may run in a different worker process.
+What tasks run refers only to the standard library or to names defined
+inside the test: as on Ray, workers cannot import a test module, so it must
+travel by value.
+"""
+
+import os
+import threading
+import time
+
+import pytest
+
+import raggio as ray
+
+
+def attempts(path):
+    try:
+        with open(path) as f:
+            return len(f.read().splitlines())
+    except FileNotFoundError:
+        return 0
+
+
+@ray.remote
+def die(counter_path):
+    with open(counter_path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    os._exit(1)
+
+
+@ray.remote
+def raise_error(counter_path, error_type, fail_until):
+    """Raise ``error_type`` on the first ``fail_until - 1`` attempts, then return."""
+    with open(counter_path, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    with open(counter_path) as f:
+        attempt = len(f.read().splitlines())
+    if attempt < fail_until:
+        raise error_type(f"attempt {attempt}")
+    return f"ok after {attempt}"
+
+
+def wait_until(condition, timeout_s=30.0, what="condition"):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@ray.remote
+def ok():
+    return "ok"
+
+
+# -- worker crashes --
+
+
+def test_worker_crash_without_retries(ray_start_regular, tmp_path):
+    counter = str(tmp_path / "attempts")
+    with pytest.raises(ray.exceptions.WorkerCrashedError):
+        ray.get(die.options(max_retries=0).remote(counter), timeout=60)
+    assert attempts(counter) == 1
+    assert ray.get(ok.remote(), timeout=60) == "ok"  # the node carries on
+
+
+def test_worker_crash_is_retried_max_retries_times(ray_start_regular, tmp_path):
+    counter = str(tmp_path / "attempts")
+    with pytest.raises(ray.exceptions.WorkerCrashedError):
+        ray.get(die.options(max_retries=1).remote(counter), timeout=60)
+    assert attempts(counter) == 2
+
+
+def test_worker_crash_then_success_on_retry(ray_start_regular, tmp_path):
+    @ray.remote(max_retries=2)
+    def die_once(path):
+        with open(path, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        with open(path) as f:
+            if len(f.read().splitlines()) == 1:
+                os._exit(1)
+        return os.getpid()
+
+    counter = str(tmp_path / "attempts")
+    pid = ray.get(die_once.remote(counter), timeout=60)
+    with open(counter) as f:
+        first_pid = int(f.readline())
+    assert attempts(counter) == 2 and pid != first_pid
+
+
+# -- application errors --
+
+
+@pytest.fixture
+def MyError():
+    """A user-defined exception type that is not importable, so it travels by value."""
+    class MyError(Exception):
+        pass
+    return MyError
+
+
+def test_application_errors_are_not_retried_by_default(ray_start_regular, tmp_path, MyError):
+    counter = str(tmp_path / "attempts")
+    with pytest.raises(MyError, match="attempt 1") as excinfo:
+        ray.get(raise_error.remote(counter, MyError, fail_until=99), timeout=60)
+    assert isinstance(excinfo.value, ray.exceptions.RayTaskError)
+    assert attempts(counter) == 1
+
+
+def test_retry_exceptions_true(ray_start_regular, tmp_path, MyError):
+    counter = str(tmp_path / "attempts")
+    ref = raise_error.options(max_retries=3, retry_exceptions=True).remote(
+        counter, MyError, fail_until=3)
+    assert ray.get(ref, timeout=60) == "ok after 3"
+    assert attempts(counter) == 3
+
+
+def test_retry_exceptions_gives_up_after_max_retries(ray_start_regular, tmp_path, MyError):
+    counter = str(tmp_path / "attempts")
+    ref = raise_error.options(max_retries=2, retry_exceptions=True).remote(
+        counter, MyError, fail_until=99)
+    with pytest.raises(MyError, match="attempt 3"):
+        ray.get(ref, timeout=60)
+    assert attempts(counter) == 3
+
+
+def test_retry_exceptions_list_of_types(ray_start_regular, tmp_path, MyError):
+    listed = str(tmp_path / "listed")
+    ref = raise_error.options(max_retries=3, retry_exceptions=[KeyError, MyError]).remote(
+        listed, MyError, fail_until=2)
+    assert ray.get(ref, timeout=60) == "ok after 2"
+    assert attempts(listed) == 2
+
+    unlisted = str(tmp_path / "unlisted")
+    ref = raise_error.options(max_retries=3, retry_exceptions=[KeyError]).remote(
+        unlisted, ValueError, fail_until=2)
+    with pytest.raises(ValueError, match="attempt 1"):
+        ray.get(ref, timeout=60)
+    assert attempts(unlisted) == 1
+
+
+# -- cancellation --
+
+
+def test_cancel_running_task(ray_start_regular, tmp_path):
+    @ray.remote
+    def long_running(started):
+        open(started, "w").close()
+        # Python code that keeps running. (A single long time.sleep() is not
+        # interrupted by a non-force cancel on Ray either.)
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+        return "finished"
+
+    started = str(tmp_path / "started")
+    ref = long_running.remote(started)
+    wait_until(lambda: os.path.exists(started), what="the task to start")
+    ray.cancel(ref)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=60)
+    assert ray.get(ok.remote(), timeout=60) == "ok"
+
+
+def test_cancel_queued_task(ray_start_regular):
+    ref = ok.options(num_cpus=100).remote()  # infeasible: it never starts
+    ray.cancel(ref)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=60)
+
+
+# -- arguments --
+
+
+def test_unpicklable_argument_raises_type_error(ray_start_regular):
+    @ray.remote
+    def use(lock):
+        return lock
+
+    with pytest.raises(TypeError, match="lock"):
+        use.remote(threading.Lock())
+    with pytest.raises(TypeError, match="lock"):
+        ray.put(threading.Lock())
+    assert ray.get(ok.remote(), timeout=60) == "ok"  # nothing broken
+
+
+def test_unpicklable_return_value_raises_on_get(ray_start_regular):
+    @ray.remote
+    def make_lock():
+        return threading.Lock()
+
+    with pytest.raises(Exception, match="lock"):
+        ray.get(make_lock.remote(), timeout=60)
+
+
+# -- scheduling --
+
+
+def test_infeasible_task_stays_pending(ray_start_regular):
+    infeasible = ok.options(num_cpus=100).remote()
+    ready, not_ready = ray.wait([infeasible], timeout=1.0)
+    assert ready == [] and not_ready == [infeasible]
+    # Feasible work still runs beside it.
+    assert ray.get(ok.remote(), timeout=60) == "ok"
+    ready, not_ready = ray.wait([infeasible], timeout=0)
+    assert ready == [] and not_ready == [infeasible]
