@@ -172,6 +172,68 @@ def test_cancel_queued_task(ray_start_regular):
         ray.get(ref, timeout=60)
 
 
+def test_force_cancel_ends_the_worker(ray_start_regular, tmp_path):
+    @ray.remote
+    def sleeper(started):
+        open(started, "w").close()
+        time.sleep(600)
+        return os.getpid()
+
+    started = str(tmp_path / "started")
+    ref = sleeper.remote(started)
+    wait_until(lambda: os.path.exists(started), what="the task to start")
+    ray.cancel(ref, force=True)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=60)
+    assert ray.get(ok.remote(), timeout=60) == "ok"
+
+
+def test_recursive_cancel_reaches_child_tasks(ray_start_regular, tmp_path):
+    @ray.remote(num_cpus=0)
+    def child(started, stopped):
+        open(started, "w").close()
+        try:
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            open(stopped, "w").close()
+        return "child finished"
+
+    @ray.remote(num_cpus=0)
+    def parent(started, stopped):
+        return ray.get(child.remote(started, stopped))
+
+    started, stopped = str(tmp_path / "child-started"), str(tmp_path / "child-stopped")
+    ref = parent.remote(started, stopped)
+    wait_until(lambda: os.path.exists(started), what="the child task to start")
+    ray.cancel(ref, recursive=True)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=60)
+    wait_until(lambda: os.path.exists(stopped), what="the child task to be cancelled")
+
+
+def test_cancel_a_running_async_actor_call(ray_start_regular):
+    import asyncio
+
+    @ray.remote
+    class Sleeper:
+        async def sleep(self):
+            await asyncio.sleep(600)
+
+        async def ping(self):
+            return "pong"
+
+    actor = Sleeper.remote()
+    assert ray.get(actor.ping.remote(), timeout=60) == "pong"
+    ref = actor.sleep.remote()
+    time.sleep(0.2)
+    ray.cancel(ref)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(ref, timeout=60)
+    assert ray.get(actor.ping.remote(), timeout=60) == "pong"  # the actor lives on
+
+
 # -- arguments --
 
 

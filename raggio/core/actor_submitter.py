@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from raggio.core.core_worker import error_location
 from raggio.core.task_submitter import resolve_dependencies
-from raggio.exceptions import ActorDiedError, RayActorError, RpcError
+from raggio.exceptions import ActorDiedError, RayActorError, RpcError, TaskCancelledError
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,20 @@ class ActorSubmitter:
         if not spec["deps_ready"]:
             self.core.spawn(self._resolve(state, spec))
         self._pump(state)
+
+    def cancel(self, task_id: bytes, force: bool, recursive: bool) -> bool:
+        """Cancel an actor call: drop it if not sent yet, else ask the actor's worker."""
+        for state in self.actors.values():
+            for spec in state.queue:
+                if spec["task_id"] == task_id:
+                    state.queue.remove(spec)
+                    self._fail(spec, TaskCancelledError(task_id.hex()))
+                    return True
+            if task_id in state.inflight and state.conn is not None:
+                state.conn.notify("cancel_task", {"task_id": task_id, "force": False,
+                                                  "recursive": recursive})
+                return True
+        return False
 
     async def _resolve(self, state: ActorState, spec: dict) -> None:
         await resolve_dependencies(self.core, spec)

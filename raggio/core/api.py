@@ -250,12 +250,17 @@ def wait(object_refs: list, *, num_returns: int = 1, timeout: float | None = Non
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
-    """Cancel the task that makes ``object_ref``; ``get`` then raises TaskCancelledError."""
+    """Cancel the task that makes ``object_ref``; ``get`` then raises TaskCancelledError.
+
+    A running task is interrupted (``force=True`` ends its worker); with ``recursive`` the
+    tasks it submitted are cancelled too. An actor call is dropped if not yet sent; a running
+    call of an async actor is cancelled, one of a plain actor runs to the end.
+    """
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() takes an ObjectRef, got {type(object_ref).__name__}")
     core = context.get_core()
     task_id = object_ref._id[:24]
-    core.call_soon(core.submitter.cancel, task_id, force)
+    core.call_soon(core.cancel_task, task_id, force, recursive)
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

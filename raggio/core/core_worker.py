@@ -197,6 +197,11 @@ class CoreWorker:
             fut.set_result(conn)
         return await asyncio.shield(fut)
 
+    def cancel_task(self, task_id: bytes, force: bool, recursive: bool) -> None:
+        """Cancel a task or actor call this process submitted (loop thread)."""
+        if not self.actor_submitter.cancel(task_id, force, recursive):
+            self.submitter.cancel(task_id, force, recursive)
+
     # -- objects: put --
 
     def put(self, value: Any, *, _owner_address: str | None = None) -> ObjectRef:

@@ -49,6 +49,7 @@ class TaskExecutor:
         self.actor_semaphore: asyncio.Semaphore | None = None
         self._running_task: bytes | None = None  #: task on the main thread
         self._cancel_requested: bytes | None = None
+        self._async_calls: dict[bytes, asyncio.Task] = {}  #: running calls of an async actor
         self._marks = {"job": None, "name": None}
         core.handlers.update({
             "push_task": self.push_task, "create_actor": self.create_actor,
@@ -88,6 +89,12 @@ class TaskExecutor:
         return fut
 
     def cancel_task(self, conn, msg: dict) -> None:
+        if msg.get("recursive"):
+            self.core.submitter.cancel_all(msg.get("force", False))
+        running = self._async_calls.get(msg["task_id"])
+        if running is not None:
+            self.actor_loop.call_soon_threadsafe(running.cancel)
+            return
         if self._running_task != msg["task_id"]:
             return
         if msg.get("force"):
@@ -138,6 +145,13 @@ class TaskExecutor:
             setproctitle.setproctitle(f"raggio::{self.actor_name or 'IDLE'}")
 
     async def _execute_async(self, spec: dict) -> dict:
+        self._async_calls[spec["task_id"]] = asyncio.current_task()
+        try:
+            return await self._execute_async_limited(spec)
+        finally:
+            self._async_calls.pop(spec["task_id"], None)
+
+    async def _execute_async_limited(self, spec: dict) -> dict:
         async with self.actor_semaphore:
             self._mark(spec["job_id"], spec["name"])
             try:
@@ -213,7 +227,7 @@ class TaskExecutor:
         return {"returns": returns}
 
     def _pack_error(self, spec: dict, exc: BaseException) -> dict:
-        if isinstance(exc, (TaskCancelledError, KeyboardInterrupt)) and "actor_id" not in spec:
+        if isinstance(exc, (TaskCancelledError, KeyboardInterrupt)):
             error: BaseException = TaskCancelledError(spec["task_id"].hex())
             retryable = False
         elif isinstance(exc, RayTaskError):  # a failed dependency: pass it on unchanged

@@ -52,13 +52,14 @@ class TaskSubmitter:
         self.core = core
         self.queues: dict[bytes, ShapeQueue] = {}
         self.inflight: dict[bytes, tuple[dict, LeasedWorker]] = {}  #: task_id -> (spec, worker)
-        self.cancelled: set[bytes] = set()
+        self.pending: dict[bytes, dict] = {}  #: every submitted task not finished yet
         self._warned_shapes: set[bytes] = set()
         core.handlers["infeasible_task"] = self.infeasible_task
 
     # -- entry points (loop thread) --
 
     def submit(self, spec: dict) -> None:
+        self.pending[spec["task_id"]] = spec
         deps = [arg for arg in spec["args"] if arg[0] == "r"]
         if deps:
             self.core.spawn(self._resolve_then_queue(spec, deps))
@@ -67,7 +68,7 @@ class TaskSubmitter:
 
     async def _resolve_then_queue(self, spec: dict, deps: list) -> None:
         await resolve_dependencies(self.core, spec)
-        if spec["task_id"] in self.cancelled:
+        if spec.get("cancelled"):
             self._finish_cancelled(spec)
             return
         self._queue(spec)
@@ -80,17 +81,27 @@ class TaskSubmitter:
         queue.tasks.append(spec)
         self._pump(queue)
 
-    def cancel(self, task_id: bytes, force: bool) -> None:
-        self.cancelled.add(task_id)
-        for queue in self.queues.values():
-            for spec in queue.tasks:
-                if spec["task_id"] == task_id:
-                    queue.tasks.remove(spec)
-                    self._finish_cancelled(spec)
-                    return
+    def cancel(self, task_id: bytes, force: bool, recursive: bool) -> bool:
+        """Cancel a task this process submitted; False if it is not pending here."""
+        spec = self.pending.get(task_id)
+        if spec is None:
+            return False
+        spec["cancelled"] = True
+        queue = self.queues.get(shape_key(spec))
+        if queue is not None and spec in queue.tasks:
+            queue.tasks.remove(spec)
+            self._finish_cancelled(spec)
+            return True
         inflight = self.inflight.get(task_id)
         if inflight is not None:
-            inflight[1].conn.notify("cancel_task", {"task_id": task_id, "force": force})
+            inflight[1].conn.notify("cancel_task", {"task_id": task_id, "force": force,
+                                                    "recursive": recursive})
+        return True  # still resolving its arguments: cancelled once they are ready
+
+    def cancel_all(self, force: bool) -> None:
+        """Cancel every task this process submitted (a recursive cancel reached us)."""
+        for task_id in list(self.pending):
+            self.cancel(task_id, force, recursive=True)
 
     def infeasible_task(self, conn, msg: dict) -> None:
         key = msgpack.packb(sorted(msg["resources"].items()))
@@ -158,7 +169,7 @@ class TaskSubmitter:
             return
         reply = fut.result()
         if (reply.get("app_error") and reply.get("retryable") and spec["retries_left"] != 0
-                and spec["task_id"] not in self.cancelled):
+                and not spec.get("cancelled")):
             spec["retries_left"] -= 1
             queue.tasks.appendleft(spec)
         else:
@@ -188,8 +199,7 @@ class TaskSubmitter:
         self._pump(queue)
 
     def _on_worker_failure(self, queue: ShapeQueue, spec: dict, exc: BaseException) -> None:
-        task_id = spec["task_id"]
-        if task_id in self.cancelled:
+        if spec.get("cancelled"):
             self._finish_cancelled(spec)
         elif spec["retries_left"] != 0:
             spec["retries_left"] -= 1
@@ -206,6 +216,7 @@ class TaskSubmitter:
     # -- results --
 
     def _complete(self, spec: dict, returns: list[dict]) -> None:
+        self.pending.pop(spec["task_id"], None)
         for object_id, location in zip(spec["return_ids"], returns):
             self.core.refs.set_ready(object_id, location)
         self._release_args(spec)
@@ -215,7 +226,6 @@ class TaskSubmitter:
         self._complete(spec, [location] * len(spec["return_ids"]))
 
     def _finish_cancelled(self, spec: dict) -> None:
-        self.cancelled.discard(spec["task_id"])
         self._complete_error(spec, TaskCancelledError(spec["task_id"].hex()))
 
     def _release_args(self, spec: dict) -> None:
