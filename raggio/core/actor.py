@@ -136,6 +136,7 @@ class ActorHandle:
             "task_id": task_id, "actor_id": self._actor_id, "method": method_name, "name": name,
             "args": encoded, "kwarg_names": kwarg_names, "return_ids": ids,
             "num_returns": num_returns, "job_id": core.job_id, "seq": self._seq,
+            "namespace": core.namespace,
             "retries_left": options.get("max_task_retries", self._max_task_retries),
             "retry_exceptions": encode_retry_exceptions(options.get("retry_exceptions", False)),
         }

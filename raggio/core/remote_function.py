@@ -77,7 +77,7 @@ class RemoteFunction:
             "task_id": task_id, "name": options.get("name") or self._name,
             "function_id": function_id, "args": encoded, "kwarg_names": kwarg_names,
             "return_ids": ids, "num_returns": num_returns, "job_id": core.job_id,
-            "resources": resources_of(options, 1.0),
+            "namespace": core.namespace, "resources": resources_of(options, 1.0),
             "retries_left": options.get("max_retries", DEFAULT_MAX_RETRIES),
             "retry_exceptions": encode_retry_exceptions(options.get("retry_exceptions", False)),
             "runtime_env": {"env_vars": dict(runtime_env.get("env_vars") or {})},

@@ -119,7 +119,7 @@ class TaskExecutor:
 
     def _execute(self, spec: dict) -> dict:
         name = spec["name"]
-        self.core.job_id = spec["job_id"]
+        self.core.job_id, self.core.namespace = spec["job_id"], spec["namespace"]
         self._mark(spec["job_id"], name)
         setproctitle.setproctitle(f"raggio::{name}")
         current = self.core.current
@@ -256,7 +256,7 @@ class TaskExecutor:
 
     def _create_actor(self, msg: dict) -> dict:
         spec = msg["spec"]
-        self.core.job_id = spec["job_id"]
+        self.core.job_id, self.core.namespace = spec["job_id"], spec["namespace"]
         self.core.current.actor_id = spec["actor_id"]
         self.core.current.gpu_ids = msg.get("gpu_ids") or []
         self.core.actor_id = spec["actor_id"]
