@@ -21,8 +21,9 @@ DEFAULT_DASHBOARD_PORT = 8265
 DEFAULT_CLIENT_PORT = 10001
 
 
-def _doc(text: str, default):
-    return field(default=default, metadata={"doc": text})
+def _doc(text: str, default, *aliases: str):
+    """A field; ``aliases`` are further variables read when RAGGIO_<NAME> is unset."""
+    return field(default=default, metadata={"doc": text, "aliases": aliases})
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Config:
     health_check_failure_threshold: int = _doc("Missed pings before a node is dead.", 5)
     temp_dir: str = _doc("Where session directories live.", "/tmp/raggio")
     auth_token: str = _doc("The cluster token, when not read from the session directory.", "")
+    address: str = _doc("The cluster init() joins when given no address.", "", "RAY_ADDRESS")
     logging_level: str = _doc("Log level of raggio's own processes.", "WARNING")
 
     @classmethod
@@ -57,6 +59,9 @@ class Config:
         values = {}
         for f in fields(cls):
             raw = environ.get("RAGGIO_" + f.name.upper())
+            for alias in f.metadata["aliases"]:
+                if raw is None:
+                    raw = environ.get(alias)
             if raw is None:
                 continue
             values[f.name] = _parse(f, raw)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 from raggio.core import context
+from raggio.util import scheduling_strategies
 from raggio.core.options import ACTOR_OPTIONS, METHOD_OPTIONS, resources_of, validate
 from raggio.core.remote_function import Exporter
 from raggio.core.task_spec import encode_args, encode_retry_exceptions, hold_refs, return_ids
@@ -72,6 +73,7 @@ class ActorClass:
             "runtime_env": {"env_vars": dict(runtime_env.get("env_vars") or {})},
             "owner_worker_id": core.worker_id, "owner_address": core.address,
             "methods": methods,
+            "strategy": scheduling_strategies.encode(options.get("scheduling_strategy")),
         }
         core.request("gcs", "create_actor", spec)
         handle = ActorHandle(actor_id, self.__name__, methods, spec["max_task_retries"])

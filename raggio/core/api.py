@@ -19,6 +19,8 @@ import time
 import uuid
 from typing import Any
 
+import psutil
+
 from raggio.config import get_config
 from raggio.core import context
 from raggio.core.actor import ActorClass, ActorHandle
@@ -26,6 +28,8 @@ from raggio.core.core_worker import DRIVER, CoreWorker
 from raggio.core.object_ref import ObjectRef
 from raggio.core.remote_function import RemoteFunction
 from raggio.exceptions import RaySystemError
+from raggio import cluster_file
+from raggio.rpc import local_ip_for, split_address
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +46,15 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
          object_store_memory: int | None = None, namespace: str | None = None,
          runtime_env: dict | None = None, logging_level: int | str = logging.INFO,
          log_to_driver: bool = True, ignore_reinit_error: bool = False,
-         include_dashboard: bool | None = None, _node_ip_address: str = "127.0.0.1",
+         include_dashboard: bool | None = None, _node_ip_address: str | None = None,
          **kwargs) -> "RayContext":
     """Start a private local cluster, or connect to a running one.
 
     Args:
-        address: None starts a private head tied to this process.
+        address: "auto" joins the cluster this machine runs (`raggio start --head`),
+            "HOST:PORT" joins the one there, None joins the one from RAGGIO_ADDRESS/RAY_ADDRESS
+            or this machine's current cluster, and otherwise starts a private head tied to
+            this process (bound to loopback).
         num_cpus, num_gpus, resources, object_store_memory: the private head's node.
         namespace: the namespace for named actors (a fresh one if None).
         runtime_env: the job's default runtime env (``env_vars``).
@@ -71,10 +78,6 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
             raise RuntimeError("Maybe you called raggio.init twice by accident? This error "
                                "can be suppressed by passing in 'ignore_reinit_error=True' or "
                                "by calling 'raggio.shutdown()' prior to 'raggio.init()'.")
-        if address is not None and address not in ("local",):
-            raise NotImplementedError(
-                f"Connecting to an existing cluster at {address!r} is raggio issue #3; "
-                "call init() with no address to start a local cluster.")
         logging.basicConfig(level=logging_level if isinstance(logging_level, int) else
                             getattr(logging, str(logging_level).upper(), logging.INFO),
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -82,16 +85,32 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
         if runtime_env is not None:
             from raggio.core.options import _runtime_env
             _runtime_env("runtime_env", runtime_env)
-        ready = _start_private_head(cfg, num_cpus=num_cpus, num_gpus=num_gpus,
-                                    resources=resources or {},
-                                    object_store_memory=object_store_memory,
-                                    node_ip=_node_ip_address, temp_dir=kwargs.get("_temp_dir"))
+        temp_dir = kwargs.get("_temp_dir") or cfg.temp_dir
+        cluster = find_cluster(address, cfg, temp_dir)
+        if cluster is None:
+            node_ip = _node_ip_address or "127.0.0.1"
+            ready = _start_private_head(cfg, num_cpus=num_cpus, num_gpus=num_gpus,
+                                        resources=resources or {},
+                                        object_store_memory=object_store_memory,
+                                        node_ip=node_ip, temp_dir=temp_dir)
+        else:
+            given = [name for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus),
+                                              ("resources", resources),
+                                              ("object_store_memory", object_store_memory))
+                     if value is not None]
+            if given:
+                raise ValueError(
+                    f"When connecting to an existing cluster, {', '.join(given)} must not be "
+                    "provided: the nodes' resources were set when they started "
+                    "(`raggio start --num-cpus ...`).")
+            node_ip = _node_ip_address or local_ip_for(split_address(cluster["gcs_address"])[0])
+            ready = dict(cluster, node_address=None)
         core = CoreWorker(mode=DRIVER, cfg=cfg, gcs_address=ready["gcs_address"],
                           node_address=ready["node_address"], token=ready["token"],
-                          worker_id=os.urandom(28), node_ip=_node_ip_address,
+                          worker_id=os.urandom(28), node_ip=node_ip,
                           namespace=namespace or str(uuid.uuid4()), runtime_env=runtime_env,
                           log_to_driver=log_to_driver)
-        core.session_dir = ready["session_dir"]
+        core.session_dir = ready.get("session_dir", "")
         from raggio.core.driver_output import DriverOutput
         DriverOutput(core)
         context.set_core(core)
@@ -102,6 +121,32 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
             _stop_head()
             raise
         return RayContext(core)
+
+
+def find_cluster(address: str | None, cfg, temp_dir: str) -> dict | None:
+    """Where to connect: {"gcs_address", "token", ...}, or None to start a private head."""
+    if address == "local":
+        return None
+    if address is None:
+        address = cfg.address or None
+    current = cluster_file.read(temp_dir)
+    if address is None:
+        if current is None or not psutil.pid_exists(current.get("pid", -1)):
+            return None
+        address = "auto"
+    if address == "auto":
+        if current is None:
+            raise ConnectionError(
+                "Could not find any running raggio instance on this machine "
+                f"({cluster_file.path(temp_dir)} is missing). Start one with "
+                "`raggio start --head`, or pass its address: init(address='HOST:PORT').")
+        return dict(current, token=cfg.auth_token or cluster_file.read_token(current) or "")
+    address = address.removeprefix("raggio://")
+    split_address(address)  # raises ValueError on a malformed address
+    token = cfg.auth_token or cluster_file.known_token(address)
+    if not token and current is not None and current.get("gcs_address") == address:
+        token = cluster_file.read_token(current) or ""
+    return {"gcs_address": address, "token": token}
 
 
 def _start_private_head(cfg, *, num_cpus, num_gpus, resources, object_store_memory, node_ip,

@@ -47,7 +47,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 class CoreWorker:
     """See the module docstring."""
 
-    def __init__(self, *, mode: str, cfg: Config, gcs_address: str, node_address: str,
+    def __init__(self, *, mode: str, cfg: Config, gcs_address: str, node_address: str | None,
                  token: str, worker_id: bytes, node_ip: str = "127.0.0.1",
                  namespace: str | None = None, runtime_env: dict | None = None,
                  log_to_driver: bool = True):
@@ -71,7 +71,8 @@ class CoreWorker:
         self.node: Connection | None = None
         self.refs: ObjectTable | None = None
         self.arena: Arena | None = None
-        self.handlers: dict = {"get_object": self.get_object}
+        self.handlers: dict = {"get_object": self.get_object,
+                               "add_object_location": self.add_object_location}
         self.server: Server | None = None
         self.submitter = None
         self.actor_submitter = None
@@ -102,10 +103,12 @@ class CoreWorker:
         self.address = await self.server.start()
         self.refs = ObjectTable(self.address, self.loop, self._free_objects)
         timeout_s = self.cfg.connect_timeout_s
-        self.node = await connect(self.node_address, token=self.token, handlers=self.handlers,
-                                  info={"role": self.mode}, timeout_s=timeout_s)
         self.gcs = await connect(self.gcs_address, token=self.token, handlers=self.handlers,
                                  info={"role": self.mode}, timeout_s=timeout_s)
+        if self.node_address is None:
+            self.node_address = await self._find_local_node()
+        self.node = await connect(self.node_address, token=self.token, handlers=self.handlers,
+                                  info={"role": self.mode}, timeout_s=timeout_s)
         if self.mode == DRIVER:
             self.node_info = await self.node.call("register_client", {})
             job = await self.gcs.call("register_job", {
@@ -120,6 +123,20 @@ class CoreWorker:
                 "worker_id": self.worker_id, "address": self.address, "pid": os.getpid()})
         self.node_id = self.node_info["node_id"]
         self.arena = Arena(self.node_info["arena_path"])
+
+    async def _find_local_node(self) -> str:
+        """The node manager on this machine that a joining driver uses (the head's first)."""
+        nodes = await self.gcs.call("get_nodes", None)
+        local = [n for n in nodes if n["state"] == "ALIVE" and n["node_ip"] == self.node_ip]
+        if not local:
+            ips = sorted({n["node_ip"] for n in nodes if n["state"] == "ALIVE"})
+            raise RaySystemError(
+                f"The cluster at {self.gcs_address} has no node on this machine ({self.node_ip}); "
+                f"its nodes run on {ips}. Start one here with `raggio start "
+                f"--address={self.gcs_address}`, or pass _node_ip_address if this machine has "
+                "another address.")
+        local.sort(key=lambda n: not n["is_head"])
+        return local[0]["address"]
 
     def shutdown(self) -> None:
         if self._closed:
@@ -231,14 +248,36 @@ class CoreWorker:
         offset = self.request("node", "create_object", [object_id, size_bytes])
         self.arena.write(offset, serialized, header, offsets, size_bytes)
         self.call_soon(self.node.notify, "seal_object", object_id)
-        return {"node_id": self.node_id, "node_address": self.node_address,
+        return {"node_id": self.node_id, "node_address": self.node_info["address"],
                 "size_bytes": size_bytes, "is_error": False}
 
     def _free_objects(self, freed: list) -> None:
-        in_arena = [object_id for object_id, entry in freed
-                    if entry.owned and entry.node_id is not None]
-        if in_arena and self.node is not None:
-            self.node.notify("free_objects", in_arena)
+        """Tell every node holding a copy of these owned objects to drop it (loop thread)."""
+        by_node: dict[str, list[bytes]] = {}
+        for object_id, entry in freed:
+            if entry.owned and entry.node_id is not None:
+                for address in {entry.node_address} | (entry.copies or set()):
+                    by_node.setdefault(address, []).append(object_id)
+        for address, object_ids in by_node.items():
+            if address == self.node_info.get("address") and self.node is not None:
+                self.node.notify("free_objects", object_ids)
+            elif not self._closed:
+                self.spawn(self._free_remote(address, object_ids))
+
+    async def _free_remote(self, address: str, object_ids: list[bytes]) -> None:
+        try:
+            (await self.peer(address)).notify("free_objects", object_ids)
+        except RpcError:
+            pass  # that node is gone, and its copies with it
+
+    def add_object_location(self, conn: Connection, msg: list) -> None:
+        """Owner side: a reader copied one of our objects to another node."""
+        object_id, node_address = msg
+        entry = self.refs.entries.get(object_id)
+        if entry is not None and entry.owned:
+            if entry.copies is None:
+                entry.copies = set()
+            entry.copies.add(node_address)
 
     # -- objects: get --
 
@@ -364,9 +403,7 @@ class CoreWorker:
 
     def _read_from_arena(self, ref: ObjectRef, entry) -> Any:
         if entry.node_id != self.node_id:
-            raise RaySystemError(
-                f"Object {ref.hex()} lives on node {entry.node_id.hex()[:8]}; fetching objects "
-                "between nodes is not implemented yet (raggio issue #3).")
+            self.run_sync(self._pull(ref, entry))
         pinned = self.request("node", "pin_objects", [ref._id])
         if pinned[0] is None:
             raise ObjectLostError(ref.hex())
@@ -374,6 +411,18 @@ class CoreWorker:
         object_id, node = ref._id, self.node
         return self.arena.read(offset, size_bytes,
                                lambda: self._unpin_later(node, object_id))
+
+    async def _pull(self, ref: ObjectRef, entry) -> None:
+        """Have this node copy the object from the node that holds it; tell the owner."""
+        try:
+            await self.node.call("pull_object", [ref._id, entry.node_address, entry.size_bytes])
+        except RpcError as exc:
+            raise ObjectLostError(ref.hex()) from exc
+        here = self.node_info["address"]
+        if ref._owner == self.address:
+            self.add_object_location(None, [ref._id, here])
+        else:
+            (await self.peer(ref._owner)).notify("add_object_location", [ref._id, here])
 
     def _unpin_later(self, node: Connection, object_id: bytes) -> None:
         if not self._closed:

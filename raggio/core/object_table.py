@@ -25,7 +25,7 @@ PENDING, READY = 0, 1
 class ObjectEntry:
     __slots__ = ("state", "inline", "node_id", "node_address", "size_bytes", "is_error",
                  "waiters", "local_refs", "task_refs", "escaped", "owned", "owner_address",
-                 "dropped")
+                 "dropped", "copies")
 
     def __init__(self, owned: bool, owner_address: str):
         self.state = PENDING
@@ -41,6 +41,7 @@ class ObjectEntry:
         self.owned = owned
         self.owner_address = owner_address
         self.dropped = False  #: no refs left while still pending: free on arrival
+        self.copies: set[str] | None = None  #: other nodes (addresses) holding a copy
 
     def location(self) -> dict:
         if self.inline is not None:

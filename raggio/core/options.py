@@ -46,8 +46,7 @@ def _retry_exceptions(name: str, value: Any) -> None:
 def _scheduling_strategy(name: str, value: Any) -> None:
     if value is None or value in ("DEFAULT", "SPREAD"):
         return
-    if type(value).__name__ in ("NodeAffinitySchedulingStrategy",
-                                "PlacementGroupSchedulingStrategy"):
+    if type(value).__name__ == "NodeAffinitySchedulingStrategy":
         return
     raise ValueError(f"Invalid scheduling_strategy {value!r}: use 'DEFAULT', 'SPREAD' or a "
                      "strategy from raggio.util.scheduling_strategies.")

@@ -7,6 +7,7 @@ import hashlib
 import threading
 
 from raggio.core import context
+from raggio.util import scheduling_strategies
 from raggio.core.options import TASK_OPTIONS, resources_of, validate
 from raggio.core.serialization import dumps_function
 from raggio.core.task_spec import encode_args, encode_retry_exceptions, hold_refs, return_ids
@@ -81,7 +82,7 @@ class RemoteFunction:
             "retries_left": options.get("max_retries", DEFAULT_MAX_RETRIES),
             "retry_exceptions": encode_retry_exceptions(options.get("retry_exceptions", False)),
             "runtime_env": {"env_vars": dict(runtime_env.get("env_vars") or {})},
-            "strategy": _strategy_name(options.get("scheduling_strategy")),
+            "strategy": scheduling_strategies.encode(options.get("scheduling_strategy")),
         }
         hold_refs(core, spec, held)
         core.call_soon(core.submitter.submit, spec)
@@ -91,9 +92,3 @@ class RemoteFunction:
 
     def bind(self, *args, **kwargs):
         raise NotImplementedError("DAG building with .bind() is not supported by raggio yet.")
-
-
-def _strategy_name(strategy) -> str:
-    if strategy is None or isinstance(strategy, str):
-        return strategy or "DEFAULT"
-    return type(strategy).__name__

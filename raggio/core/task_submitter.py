@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import msgpack
 
 from raggio.core.core_worker import error_location
-from raggio.exceptions import (RpcError, TaskCancelledError, WorkerCrashedError)
+from raggio.exceptions import (RpcError, TaskCancelledError, TaskUnschedulableError,
+                               WorkerCrashedError)
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,8 @@ logger = logging.getLogger(__name__)
 @dataclass
 class LeasedWorker:
     lease_id: int
-    conn: object
+    conn: object  #: to the worker
+    node: object  #: to the node manager that granted the lease
     worker_id: bytes
     gpu_ids: list = field(default_factory=list)
     inflight: int = 0
@@ -40,6 +42,7 @@ class ShapeQueue:
     key: bytes
     resources: dict
     runtime_env: dict
+    strategy: object
     tasks: collections.deque = field(default_factory=collections.deque)
     workers: list = field(default_factory=list)
     lease_requests: int = 0
@@ -77,7 +80,8 @@ class TaskSubmitter:
         key = shape_key(spec)
         queue = self.queues.get(key)
         if queue is None:
-            queue = self.queues[key] = ShapeQueue(key, spec["resources"], spec["runtime_env"])
+            queue = self.queues[key] = ShapeQueue(key, spec["resources"], spec["runtime_env"],
+                                                  spec["strategy"])
         queue.tasks.append(spec)
         self._pump(queue)
 
@@ -108,10 +112,13 @@ class TaskSubmitter:
         if key in self._warned_shapes:
             return
         self._warned_shapes.add(key)
-        total = {k: v for k, v in msg["node_total"].items() if not k.startswith("node:")}
+        nodes = "; ".join(
+            str({k: v for k, v in total.items() if k in ("CPU", "GPU") or not (
+                k.startswith("node:") or k in ("memory", "object_store_memory"))})
+            for total in msg["node_totals"][:5])
         what = f"actor {msg['for_actor']}" if msg.get("for_actor") else "a task"
         print(f"Warning: {what} asks for {msg['resources']}, which no node in this cluster can "
-              f"provide (the cluster has {total}). It will stay pending until a node that fits "
+              f"provide (its nodes have: {nodes}). It will stay pending until a node that fits "
               "it joins; lower its resource request or add such a node.", file=sys.stderr)
 
     # -- leases and pushing --
@@ -129,16 +136,19 @@ class TaskSubmitter:
 
     async def _lease(self, queue: ShapeQueue) -> None:
         try:
-            grant = await self.core.node.call("request_worker_lease", {
-                "resources": queue.resources, "runtime_env": queue.runtime_env,
-                "job_id": self.core.job_id})
+            node, grant = await self._request_lease(queue)
+            if "error" in grant:
+                queue.lease_requests -= 1
+                self._fail_queue(queue, TaskUnschedulableError(grant["error"]))
+                return
             conn = await self.core.peer(grant["address"])
         except RpcError as exc:
             queue.lease_requests -= 1
             self._fail_queue(queue, exc)
             return
         queue.lease_requests -= 1
-        worker = LeasedWorker(grant["lease_id"], conn, grant["worker_id"], grant.get("gpu_ids", []))
+        worker = LeasedWorker(grant["lease_id"], conn, node, grant["worker_id"],
+                              grant.get("gpu_ids", []))
         queue.workers.append(worker)
         conn.close_callbacks.append(lambda _c: self._worker_lost(queue, worker))
         if queue.tasks:
@@ -146,6 +156,17 @@ class TaskSubmitter:
         else:
             self._idle(queue, worker)
         self._pump(queue)
+
+    async def _request_lease(self, queue: ShapeQueue) -> tuple[object, dict]:
+        """Ask the local node manager, then follow spillbacks to the node that has room."""
+        node, spilled = self.core.node, False
+        while True:
+            grant = await node.call("request_worker_lease", {
+                "resources": queue.resources, "runtime_env": queue.runtime_env,
+                "job_id": self.core.job_id, "strategy": queue.strategy, "spilled": spilled})
+            if "spillback" not in grant:
+                return node, grant
+            node, spilled = await self.core.peer(grant["spillback"]), True
 
     def _push(self, queue: ShapeQueue, worker: LeasedWorker, spec: dict) -> None:
         if worker.linger is not None:
@@ -189,7 +210,7 @@ class TaskSubmitter:
         if worker.inflight or worker not in queue.workers:
             return
         queue.workers.remove(worker)
-        self.core.node.notify("return_worker_lease", {"lease_id": worker.lease_id})
+        worker.node.notify("return_worker_lease", {"lease_id": worker.lease_id})
 
     def _worker_lost(self, queue: ShapeQueue, worker: LeasedWorker) -> None:
         if worker in queue.workers:
@@ -236,7 +257,8 @@ class TaskSubmitter:
 
 def shape_key(spec: dict) -> bytes:
     return msgpack.packb([sorted(spec["resources"].items()),
-                          sorted(spec["runtime_env"].get("env_vars", {}).items())])
+                          sorted(spec["runtime_env"].get("env_vars", {}).items()),
+                          spec["strategy"]])
 
 
 async def resolve_dependencies(core, spec: dict) -> None:

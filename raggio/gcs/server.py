@@ -12,7 +12,8 @@ import asyncio
 import logging
 import time
 
-from raggio.gcs.actor_directory import ActorDirectory, ALIVE
+from raggio.exceptions import ActorUnschedulableError, RpcError
+from raggio.gcs.actor_directory import ActorDirectory
 from raggio.rpc import Connection, Server, connect
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class GcsServer:
         self.jobs: dict[int, dict] = {}
         self.kv: dict[str, bytes] = {}
         self._next_job = 0
+        self._view_scheduled = False
         self._connect_timeout_s = connect_timeout_s
         self.actors = ActorDirectory(self._lease_worker_for_actor, self._connect_worker)
         self.server = Server(self._handlers(), token=token, listen=listen, info={"role": "gcs"})
@@ -53,6 +55,7 @@ class GcsServer:
             "kill_actor": self.kill_actor,
             "worker_died": self.worker_died,
             "cluster_resources": self.cluster_resources,
+            "infeasible_task": self.infeasible_task,
         }
 
     async def start(self) -> str:
@@ -82,6 +85,7 @@ class GcsServer:
         self.node_conns[node_id] = conn
         conn.close_callbacks.append(lambda _c: self._node_lost(node_id))
         logger.info("node %s joined at %s", node_id.hex(), info["address"])
+        self._broadcast_view()
         return {"ok": True}
 
     def _node_lost(self, node_id: bytes) -> None:
@@ -90,12 +94,29 @@ class GcsServer:
             node["state"] = "DEAD"
             node["end_time"] = time.time()
         self.node_conns.pop(node_id, None)
+        self._broadcast_view()
 
     def report_resources(self, conn: Connection, msg: dict) -> None:
         node = self.nodes.get(msg["node_id"])
         if node is not None:
             node["available"] = msg["available"]
             node["demand"] = msg.get("demand", [])
+            self._broadcast_view()
+
+    def _broadcast_view(self) -> None:
+        """Send every node the live nodes' resources, at most every 50 ms."""
+        if self._view_scheduled:
+            return
+        self._view_scheduled = True
+        asyncio.get_running_loop().call_later(0.05, self._send_view)
+
+    def _send_view(self) -> None:
+        self._view_scheduled = False
+        view = [{"node_id": node_id, "address": node["address"], "total": node["resources"],
+                 "available": node["available"]}
+                for node_id, node in self.nodes.items() if node["state"] == "ALIVE"]
+        for conn in self.node_conns.values():
+            conn.notify("cluster_view", view)
 
     def get_nodes(self, conn: Connection, _msg) -> list[dict]:
         return list(self.nodes.values())
@@ -186,32 +207,54 @@ class GcsServer:
         self.actors.owner_died(worker_id=msg["worker_id"])
 
     async def _lease_worker_for_actor(self, spec: dict) -> tuple[Connection, dict]:
-        """Ask a node that can fit the actor for a dedicated worker."""
+        """A dedicated worker for an actor, following spillbacks between nodes."""
+        strategy = spec.get("strategy") or "DEFAULT"
+        node_id, spilled = None, False
         while True:
-            node_id = self._pick_node(spec["resources"])
-            if node_id is not None:
-                conn = self.node_conns[node_id]
-                grant = await conn.call("request_worker_lease", {
+            if node_id is None or node_id not in self.node_conns:
+                node_id, spilled = self._pick_node(spec["resources"], strategy), False
+                if node_id is None:
+                    await asyncio.sleep(0.1)
+                    continue
+            try:
+                grant = await self.node_conns[node_id].call("request_worker_lease", {
                     "resources": spec["resources"], "runtime_env": spec.get("runtime_env") or {},
                     "job_id": spec["job_id"], "for_actor": spec["class_name"],
-                })
-                if grant.get("rejected"):
-                    continue
-                return conn, grant
-            await asyncio.sleep(0.1)
+                    "strategy": strategy, "spilled": spilled})
+            except RpcError:
+                node_id = None  # that node died: pick again
+                continue
+            if "spillback" in grant:
+                node_id, spilled = grant["node_id"], True
+                continue
+            if "error" in grant:
+                raise ActorUnschedulableError(grant["error"])
+            return self.node_conns[node_id], grant
 
-    def _pick_node(self, resources: dict) -> bytes | None:
+    def _pick_node(self, resources: dict, strategy) -> bytes | None:
+        """The node to ask first: the affinity target, else the one with most room."""
+        alive = {node_id: node for node_id, node in self.nodes.items()
+                 if node["state"] == "ALIVE" and node_id in self.node_conns}
+        if isinstance(strategy, dict):
+            target = bytes.fromhex(strategy["node_id"])
+            if target in alive:
+                return target
+            if not strategy.get("soft"):
+                raise ActorUnschedulableError(
+                    f"The node {strategy['node_id']} requested by NodeAffinitySchedulingStrategy "
+                    "is not alive, and soft=False.")
         best, best_score = None, None
-        for node_id, node in self.nodes.items():
-            if node["state"] != "ALIVE" or node_id not in self.node_conns:
-                continue
-            if any(node["resources"].get(k, 0) < v for k, v in resources.items() if v > 0):
-                continue
+        for node_id, node in alive.items():
+            feasible = all(node["resources"].get(k, 0) >= v for k, v in resources.items() if v > 0)
             fits_now = all(node["available"].get(k, 0) >= v for k, v in resources.items() if v > 0)
-            score = (fits_now, node["available"].get("CPU", 0))
+            score = (feasible, fits_now, node["available"].get("CPU", 0))
             if best_score is None or score > best_score:
                 best, best_score = node_id, score
         return best
+
+    def infeasible_task(self, conn: Connection, msg: dict) -> None:
+        logger.warning("actor %s asks for %s, which no node can provide",
+                       msg.get("for_actor"), msg["resources"])
 
     async def _connect_worker(self, address: str) -> Connection:
         return await connect(address, token=self.token, info={"role": "gcs"},

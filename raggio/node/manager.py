@@ -18,9 +18,12 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from raggio.exceptions import ObjectLostError
 from raggio.node.log_monitor import LogMonitor
 from raggio.node.object_store import ObjectStore, arena_path
 from raggio.node.resources import NodeResources
+from raggio.node.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL, Decision,
+                                           SchedulingPolicy)
 from raggio.node.worker_pool import DEAD, IDLE, LEASED, WorkerHandle, WorkerPool, env_key
 from raggio.rpc import Connection, Server, connect
 
@@ -35,8 +38,10 @@ class LeaseRequest:
     for_actor: str | None
     holder: Connection
     future: asyncio.Future
+    strategy: object = "DEFAULT"
+    spilled: bool = False  #: sent here by another node: never sent on again
     env_key: bytes = b""
-    warned: bool = False
+    infeasible: bool = False
 
 
 @dataclass
@@ -72,6 +77,10 @@ class NodeManager:
         self.options = options
         self.node_id = options.node_id
         self.resources = NodeResources(options.resources)
+        self.policy = SchedulingPolicy(options.node_id)
+        #: What the control store last said of every live node; this node's own entry is kept
+        #: current here.
+        self.view: dict[bytes, dict] = {}
         self.log_dir = os.path.join(options.session_dir, "logs")
         os.makedirs(self.log_dir, exist_ok=True)
         tag = options.node_id.hex()[:12]
@@ -94,6 +103,10 @@ class NodeManager:
                                       log_poll_period_s)
         self._tasks: set[asyncio.Task] = set()
         self._report_scheduled = False
+        self._pulls: dict[bytes, asyncio.Task] = {}
+        self._peers: dict[str, Connection] = {}
+        self.transfer_chunk_bytes = 8 * 1024 * 1024
+        self.transfer_chunks_in_flight = 4
 
     def _handlers(self) -> dict:
         return {
@@ -111,6 +124,9 @@ class NodeManager:
             "subscribe_logs": self.subscribe_logs,
             "job_finished": self.job_finished,
             "get_node_stats": self.get_node_stats,
+            "cluster_view": self.cluster_view,
+            "pull_object": self.pull_object,
+            "read_object_chunk": self.read_object_chunk,
         }
 
     # -- lifecycle --
@@ -118,6 +134,8 @@ class NodeManager:
     async def start(self) -> "NodeManager":
         await self.server.start()
         await self.local_server.start()
+        self.view[self.node_id] = {"address": self.server.address, "total": self.resources.total,
+                                   "available": self.resources.available}
         self.pool = WorkerPool(worker_args=self._worker_args(), log_dir=self.log_dir)
         await self.pool.start()
         self.gcs = await connect(self.options.gcs_address, token=self.options.token,
@@ -156,6 +174,8 @@ class NodeManager:
         await self.local_server.close()
         if self.gcs is not None:
             self.gcs.close()
+        for peer in self._peers.values():
+            peer.close()
         self.store.close()
 
     async def __aenter__(self):
@@ -222,23 +242,31 @@ class NodeManager:
     # -- leases --
 
     async def request_worker_lease(self, conn: Connection, msg: dict) -> dict:
+        """A worker for one task shape: a grant, ``spillback`` to another node, or ``error``."""
         resources = {k: float(v) for k, v in msg["resources"].items() if v}
         request = LeaseRequest(resources, msg.get("runtime_env") or {}, msg.get("job_id"),
                                msg.get("for_actor"), conn,
-                               asyncio.get_running_loop().create_future())
+                               asyncio.get_running_loop().create_future(),
+                               strategy=msg.get("strategy") or "DEFAULT",
+                               spilled=bool(msg.get("spilled")))
         request.env_key = env_key(request.runtime_env)
-        if not self.resources.is_feasible(resources):
-            self._warn_infeasible(request)
         self.pending.append(request)
         self._dispatch()
         return await request.future
 
     def _warn_infeasible(self, request: LeaseRequest) -> None:
-        request.warned = True
+        request.infeasible = True
         request.holder.notify("infeasible_task", {
             "resources": request.resources, "for_actor": request.for_actor,
-            "node_total": self.resources.total})
+            "node_totals": [node["total"] for node in self.view.values()]})
         self._report_resources()
+
+    def cluster_view(self, conn: Connection, nodes: list[dict]) -> None:
+        """The control store's latest view of the live nodes."""
+        own = self.view[self.node_id]
+        self.view = {node["node_id"]: node for node in nodes if node["node_id"] != self.node_id}
+        self.view[self.node_id] = own
+        self._dispatch()
 
     def return_worker_lease(self, conn: Connection, msg: dict) -> None:
         lease = self.leases.pop(msg["lease_id"], None)
@@ -263,7 +291,7 @@ class NodeManager:
         self._report_resources()
 
     def _dispatch(self) -> None:
-        """Grant every pending request that fits now; start workers where needed."""
+        """Grant, spill back or keep each pending request; start workers where needed."""
         if not self.pending:
             return
         waiting_per_env: collections.Counter = collections.Counter()
@@ -271,15 +299,29 @@ class NodeManager:
         for request in self.pending:
             if request.future.done():
                 continue
-            if not self.resources.fits(request.resources):
-                still_pending.append(request)
+            if request.spilled:
+                decision = Decision(LOCAL if self.resources.fits(request.resources) else QUEUE)
+            else:
+                decision = self.policy.decide(request.resources, request.strategy, self.view,
+                                              self.resources.available)
+            if decision.kind == SPILL:
+                request.future.set_result({"spillback": self.view[decision.node_id]["address"],
+                                           "node_id": decision.node_id})
+                continue
+            if decision.kind == FAIL:
+                request.future.set_result({"error": decision.reason})
+                continue
+            still_pending.append(request)
+            if decision.kind == INFEASIBLE and not request.infeasible:
+                self._warn_infeasible(request)
+            if decision.kind != LOCAL:
                 continue
             idle = self.pool.idle_workers(request.env_key)
             if idle:
+                still_pending.pop()
                 self._grant(request, idle[0])
             else:
                 waiting_per_env[request.env_key] += 1
-                still_pending.append(request)
                 if waiting_per_env[request.env_key] > self.pool.num_starting(request.env_key):
                     self._start_worker(request.runtime_env)
         self.pending = still_pending
@@ -328,8 +370,7 @@ class NodeManager:
     def _send_report(self) -> None:
         self._report_scheduled = False
         demand = [{"resources": r.resources, "for_actor": r.for_actor,
-                   "infeasible": not self.resources.is_feasible(r.resources)}
-                  for r in self.pending]
+                   "infeasible": r.infeasible} for r in self.pending]
         self.gcs.notify("report_resources", {
             "node_id": self.node_id, "available": self.resources.available, "demand": demand})
 
@@ -369,6 +410,59 @@ class NodeManager:
     def free_objects(self, conn: Connection, object_ids: list[bytes]) -> None:
         for object_id in object_ids:
             self.store.free(object_id)
+
+    async def pull_object(self, conn: Connection, msg: list) -> bool:
+        """Copy an object from the node at ``source_address`` into this node's arena."""
+        object_id, source_address, size_bytes = msg
+        if self.store.contains(object_id):
+            return True
+        inflight = self._pulls.get(object_id)
+        if inflight is None:
+            inflight = self._spawn(self._pull(object_id, source_address, size_bytes))
+            self._pulls[object_id] = inflight
+            inflight.add_done_callback(lambda _t: self._pulls.pop(object_id, None))
+        return await asyncio.shield(inflight)
+
+    async def _pull(self, object_id: bytes, source_address: str, size_bytes: int) -> bool:
+        source = await self._peer(source_address)
+        pinned = await source.call("pin_objects", [object_id])
+        if pinned[0] is None:
+            raise ObjectLostError(object_id.hex())
+        offset = self.store.create(object_id, size_bytes, primary=False)
+        try:
+            await self._copy_chunks(source, object_id, offset, size_bytes)
+        except BaseException:
+            self.store.free(object_id)
+            raise
+        finally:
+            source.notify("unpin_objects", [object_id])
+        self.store.seal(object_id)
+        return True
+
+    async def _copy_chunks(self, source: Connection, object_id: bytes, offset: int,
+                           size_bytes: int) -> None:
+        """Fetch the object in chunks, several in flight, straight into the arena."""
+        chunk = self.transfer_chunk_bytes
+        positions = iter(range(0, size_bytes, chunk))
+
+        async def fetch_some():
+            for position in positions:
+                length = min(chunk, size_bytes - position)
+                data = await source.call("read_object_chunk", [object_id, position, length])
+                self.store.write(offset + position, data)
+        await asyncio.gather(*(fetch_some() for _ in range(self.transfer_chunks_in_flight)))
+
+    def read_object_chunk(self, conn: Connection, msg: list) -> bytes:
+        object_id, position, length = msg
+        return self.store.read(object_id, position, length)
+
+    async def _peer(self, address: str) -> Connection:
+        conn = self._peers.get(address)
+        if conn is None or conn.is_closed:
+            conn = await connect(address, token=self.options.token, handlers=self._handlers(),
+                                 info={"role": "node"})
+            self._peers[address] = conn
+        return conn
 
     # -- logs and stats --
 

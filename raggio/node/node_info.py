@@ -42,8 +42,8 @@ def detect_gpus() -> int:
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
 
 
-def default_resources(*, num_cpus, num_gpus, resources: dict, object_store_memory, node_ip: str,
-                      is_head: bool) -> tuple[dict, int]:
+def default_resources(*, num_cpus, num_gpus, resources: dict, memory=None, object_store_memory,
+                      node_ip: str, is_head: bool) -> tuple[dict, int]:
     for reserved in ("CPU", "GPU", "memory", "object_store_memory"):
         if reserved in resources:
             raise ValueError(
@@ -59,7 +59,7 @@ def default_resources(*, num_cpus, num_gpus, resources: dict, object_store_memor
     gpus = detect_gpus() if num_gpus is None else num_gpus
     if gpus:
         out["GPU"] = float(gpus)
-    out["memory"] = float(int(total_memory * 0.7))
+    out["memory"] = float(int(total_memory * 0.7) if memory is None else memory)
     out["object_store_memory"] = float(object_store_memory)
     out[f"node:{node_ip}"] = 1.0
     if is_head:

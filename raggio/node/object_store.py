@@ -38,15 +38,16 @@ def arena_path(session_name: str, node_tag: str, size_bytes: int, temp_dir: str)
 
 
 class StoredObject:
-    __slots__ = ("offset", "size_bytes", "sealed", "pins", "spill_path", "freed")
+    __slots__ = ("offset", "size_bytes", "sealed", "pins", "spill_path", "freed", "primary")
 
-    def __init__(self, offset: int, size_bytes: int):
+    def __init__(self, offset: int, size_bytes: int, primary: bool):
         self.offset: int | None = offset  #: None while spilled to disk
         self.size_bytes = size_bytes
         self.sealed = False
         self.pins = 0  #: readers holding views into the arena
         self.spill_path: str | None = None
         self.freed = False  #: owner released it; drop once unpinned
+        self.primary = primary  #: False for a copy pulled from another node: evict, never spill
 
 
 class ObjectStore:
@@ -78,14 +79,23 @@ class ObjectStore:
     def num_objects(self) -> int:
         return len(self._objects)
 
-    def create(self, object_id: bytes, size_bytes: int) -> int:
+    def create(self, object_id: bytes, size_bytes: int, primary: bool = True) -> int:
         """Reserve space for a new object; return its offset in the arena."""
         existing = self._objects.get(object_id)
         if existing is not None and existing.offset is not None:
             return existing.offset
         offset = self._allocate(size_bytes, object_id)
-        self._objects[object_id] = StoredObject(offset, size_bytes)
+        self._objects[object_id] = StoredObject(offset, size_bytes, primary)
         return offset
+
+    def write(self, offset: int, data: bytes) -> None:
+        self._map[offset:offset + len(data)] = data
+
+    def read(self, object_id: bytes, position: int, length: int) -> bytes:
+        """Bytes of a pinned object, for a node pulling it."""
+        obj = self._objects[object_id]
+        start = obj.offset + position
+        return self._map[start:start + length]
 
     def seal(self, object_id: bytes) -> None:
         self._objects[object_id].sealed = True
@@ -163,6 +173,11 @@ class ObjectStore:
         return offset
 
     def _spill_one(self) -> bool:
+        """Make room: evict one unpinned copy, else spill one unpinned primary (LRU)."""
+        for object_id, obj in self._objects.items():
+            if not obj.primary and obj.sealed and obj.pins <= 0:
+                self._drop(object_id, obj)
+                return True
         for object_id, obj in self._objects.items():
             if obj.offset is not None and obj.sealed and obj.pins <= 0:
                 self._spill(object_id, obj)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import random
+import socket
 import time
 from typing import Any, Callable
 
@@ -28,6 +29,20 @@ def split_address(address: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise ValueError(f"Malformed address {address!r}: expected HOST:PORT, e.g. 127.0.0.1:6379")
     return host, int(port)
+
+
+def local_ip_for(host: str) -> str:
+    """This machine's address on the route to ``host`` (a UDP connect sends nothing)."""
+    if host.startswith("127.") or host == "localhost":
+        return "127.0.0.1"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.connect((host, 9))
+        return sock.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+    finally:
+        sock.close()
 
 
 async def connect(address: str, *, token: str, handlers: dict[str, Handler] | None = None,

@@ -1,0 +1,191 @@
+"""``Cluster``: several real nodes on one machine, for tests and laptops (as Ray's helper).
+
+Each node is its own node manager process with its own arena and session
+directory; the head also runs the control store. Every process is tied to
+this one through its stdin, so nothing outlives the Python process that made
+the cluster. ``init(address=cluster.address)`` (or ``cluster.connect()``)
+joins it as a driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from raggio import cluster_file
+from raggio.config import get_config
+from raggio.exceptions import RaySystemError
+from raggio.rpc import connect
+
+
+@dataclass
+class ClusterNode:
+    """One node of a ``Cluster``: its process and addresses."""
+
+    process: subprocess.Popen
+    node_id: str
+    address: str  #: the node manager's address
+    session_dir: str
+    is_head: bool
+    args: dict = field(default_factory=dict)
+
+    @property
+    def unique_id(self) -> str:
+        return self.node_id
+
+    @property
+    def node_ip_address(self) -> str:
+        return self.address.rpartition(":")[0]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+_FLAGS = {"num_cpus": "--num-cpus", "num_gpus": "--num-gpus", "memory": "--memory",
+          "object_store_memory": "--object-store-memory", "node_ip_address": "--node-ip"}
+_JSON_FLAGS = {"resources": "--resources", "labels": "--labels"}
+_IGNORED = {"_system_config", "dashboard_port", "include_dashboard", "min_worker_port",
+            "max_worker_port", "enable_object_reconstruction", "redis_port", "port"}
+
+
+def _node_flags(args: dict) -> list[str]:
+    flags = []
+    for key, value in args.items():
+        if key in _FLAGS and value is not None:
+            flags += [_FLAGS[key], str(value)]
+        elif key in _JSON_FLAGS and value is not None:
+            flags += [_JSON_FLAGS[key], json.dumps(value)]
+        elif key not in _IGNORED:
+            raise ValueError(f"Unknown node argument {key!r}; supported: "
+                             f"{sorted(_FLAGS) + sorted(_JSON_FLAGS)}")
+    return flags
+
+
+class Cluster:
+    """A multi-node cluster on this machine. See the module docstring."""
+
+    def __init__(self, initialize_head: bool = False, connect: bool = False,
+                 head_node_args: dict | None = None, shutdown_at_exit: bool = True):
+        self.head_node: ClusterNode | None = None
+        self.worker_nodes: list[ClusterNode] = []
+        self.address = ""
+        self._token = ""
+        self._temp_dir = get_config().temp_dir
+        if initialize_head:
+            self.add_node(**(head_node_args or {}))
+            if connect:
+                self.connect()
+
+    @property
+    def gcs_address(self) -> str:
+        return self.address
+
+    def list_all_nodes(self) -> list[ClusterNode]:
+        return ([self.head_node] if self.head_node else []) + list(self.worker_nodes)
+
+    def add_node(self, wait: bool = True, **node_args) -> ClusterNode:
+        """Start a node (the head first); return once it has joined."""
+        flags = ["--tied", "--temp-dir", self._temp_dir] + _node_flags(node_args)
+        if "node_ip_address" not in node_args:
+            flags += ["--node-ip", "127.0.0.1"]
+        if self.head_node is None:
+            cmd = [sys.executable, "-m", "raggio.head", "--port",
+                   str(node_args.get("port", 0))] + flags
+            env = None
+        else:
+            cmd = [sys.executable, "-m", "raggio.node.main", "--gcs-address", self.address] + flags
+            env = dict(os.environ, RAGGIO_AUTH_TOKEN=self._token)
+        process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        ready = _read_ready(process, get_config().head_start_timeout_s, cmd)
+        if self.head_node is None:
+            self.address = ready["gcs_address"]
+            self._token = ready["token"]
+            cluster_file.remember_token(self.address, self._token)
+            node = ClusterNode(process, ready["node_id"], ready["node_address"],
+                               ready["session_dir"], True, node_args)
+            self.head_node = node
+        else:
+            node = ClusterNode(process, ready["node_id"], ready["node_address"],
+                               ready["session_dir"], False, node_args)
+            self.worker_nodes.append(node)
+        if wait:
+            self.wait_for_nodes()
+        return node
+
+    def remove_node(self, node: ClusterNode, allow_graceful: bool = True) -> None:
+        """Stop a node's processes (gracefully: its node manager ends its workers)."""
+        if allow_graceful:
+            node.process.stdin.close()
+            try:
+                node.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+        else:
+            node.process.kill()
+        node.process.wait()
+        if node is self.head_node:
+            self.head_node = None
+        elif node in self.worker_nodes:
+            self.worker_nodes.remove(node)
+
+    def alive_node_ids(self) -> set[str]:
+        nodes = self._query("get_nodes")
+        return {n["node_id"].hex() for n in nodes if n["state"] == "ALIVE"}
+
+    def wait_for_nodes(self, timeout: float = 30) -> None:
+        """Wait until the control store sees exactly this cluster's live nodes."""
+        expected = {n.node_id for n in self.list_all_nodes()}
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = self.alive_node_ids()
+            if alive == expected:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Timed out after {timeout} s waiting for nodes: "
+                                   f"{len(alive)} alive, {len(expected)} expected.")
+            time.sleep(0.05)
+
+    def connect(self, namespace: str | None = None):
+        import raggio
+        return raggio.init(address=self.address, namespace=namespace)
+
+    def shutdown(self) -> None:
+        for node in reversed(self.list_all_nodes()):
+            self.remove_node(node)
+
+    def _query(self, op: str):
+        async def query():
+            conn = await connect(self.address, token=self._token, timeout_s=10)
+            try:
+                return await conn.call_with_timeout(op, None, 10)
+            finally:
+                conn.close()
+        return asyncio.run(query())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.shutdown()
+
+
+def _read_ready(process: subprocess.Popen, timeout_s: float, cmd: list[str]) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([process.stdout], [], [], 0.2)
+        if readable:
+            line = process.stdout.readline()
+            if line:
+                return json.loads(line)
+        if process.poll() is not None:
+            break
+    process.kill()
+    process.wait()
+    raise RaySystemError(f"A raggio node did not start (exit code {process.returncode}); see "
+                         f"the messages above. It was started as: {' '.join(cmd)}")

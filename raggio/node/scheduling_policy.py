@@ -1,0 +1,74 @@
+"""Where a lease request should run: here, another node, or nowhere yet.
+
+A pure policy over the cluster view (each node's total and available
+resources, as last reported to the control store); no I/O. The node manager
+asks it for every lease request it cannot grant at once:
+
+- DEFAULT (hybrid): here if it fits now; else the other node with the most
+  free CPU where it fits now; else wait here if this node could ever fit it;
+  else a node that could; else it is infeasible everywhere.
+- SPREAD: round robin over the nodes where it fits now (this one included).
+- Node affinity: that node; if it is dead or can never fit the request, run
+  as DEFAULT when ``soft``, else fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LOCAL, SPILL, QUEUE, INFEASIBLE, FAIL = "local", "spill", "queue", "infeasible", "fail"
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: str
+    node_id: bytes | None = None
+    reason: str = ""
+
+
+def _fits(resources: dict, request: dict) -> bool:
+    return all(resources.get(k, 0.0) >= v - 1e-9 for k, v in request.items() if v > 0)
+
+
+class SchedulingPolicy:
+    """See the module docstring. ``view`` maps node id -> {"total", "available"}."""
+
+    def __init__(self, local_node_id: bytes):
+        self.local_node_id = local_node_id
+        self._spread_next = 0
+
+    def decide(self, request: dict, strategy, view: dict[bytes, dict],
+               local_available: dict) -> Decision:
+        local_total = view[self.local_node_id]["total"]
+        if isinstance(strategy, dict):
+            target = bytes.fromhex(strategy["node_id"])
+            node = view.get(target)
+            if node is not None and _fits(node["total"], request):
+                if target == self.local_node_id:
+                    return Decision(LOCAL if _fits(local_available, request) else QUEUE)
+                return Decision(SPILL, target)
+            if not strategy.get("soft"):
+                why = "is not alive" if node is None else f"cannot fit {request}"
+                return Decision(FAIL, reason=(
+                    f"The node {strategy['node_id']} requested by NodeAffinitySchedulingStrategy "
+                    f"{why}, and soft=False."))
+        if strategy == "SPREAD":
+            fits_now = sorted(n for n, info in view.items()
+                              if _fits(local_available if n == self.local_node_id
+                                       else info["available"], request))
+            if fits_now:
+                chosen = fits_now[self._spread_next % len(fits_now)]
+                self._spread_next += 1
+                return Decision(LOCAL if chosen == self.local_node_id else SPILL, chosen)
+        if _fits(local_available, request):
+            return Decision(LOCAL)
+        others = [(info["available"].get("CPU", 0.0), n) for n, info in view.items()
+                  if n != self.local_node_id and _fits(info["available"], request)]
+        if others:
+            return Decision(SPILL, max(others)[1])
+        if _fits(local_total, request):
+            return Decision(QUEUE)
+        feasible = sorted(n for n, info in view.items() if _fits(info["total"], request))
+        if feasible:
+            return Decision(SPILL, feasible[0])
+        return Decision(INFEASIBLE)
