@@ -1,6 +1,8 @@
 """``raggio`` / ``python -m raggio``: the command-line entry point.
 
-Cluster commands (start, stop, status, ...) arrive with raggio issue #3.
+Each command lives in a module of its own (start, stop, status); this one
+declares their flags, with Ray's names, and turns errors into one line on
+stderr and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -8,9 +10,66 @@ from __future__ import annotations
 import click
 
 import raggio
+from raggio.cli import gcs_client, start as start_module, status as status_module
+from raggio.cli import stop as stop_module
+from raggio.config import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT, get_config
 
 
 @click.group()
 @click.version_option(raggio.__version__, prog_name="raggio")
 def main() -> None:
     """raggio: Ray's programming model and cluster management, in pure Python."""
+
+
+@main.command()
+@click.option("--head", is_flag=True, help="Start the head node (control store + node manager).")
+@click.option("--address", default=None, help="Join the cluster whose head is at HOST:PORT.")
+@click.option("--port", type=int, default=None, help="The head's port (default 6379).")
+@click.option("--num-cpus", type=float, default=None)
+@click.option("--num-gpus", type=float, default=None)
+@click.option("--resources", default=None, help='Custom resources as JSON: \'{"name": 1}\'.')
+@click.option("--labels", default=None, help="Node labels as JSON.")
+@click.option("--memory", type=int, default=None, help="Memory for tasks, in bytes.")
+@click.option("--object-store-memory", type=int, default=None, help="Object store size, bytes.")
+@click.option("--node-ip-address", default=None, help="This node's address.")
+@click.option("--dashboard-host", default="127.0.0.1")
+@click.option("--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT)
+@click.option("--ray-client-server-port", type=int, default=DEFAULT_CLIENT_PORT)
+@click.option("--temp-dir", default=None, help="Where session directories live.")
+@click.option("--storage", default=None)
+@click.option("--token", default=None, help="The cluster token (else RAGGIO_AUTH_TOKEN).")
+@click.option("--block", is_flag=True, help="Stay in the foreground until the node exits.")
+def start(**options) -> None:
+    """Start raggio on this machine: a head, or a node joining a head."""
+    options["temp_dir"] = options["temp_dir"] or get_config().temp_dir
+    if options["head"] == bool(options["address"]):
+        raise click.UsageError("Pass either --head (start a cluster) or --address=HOST:PORT "
+                               "(join one).")
+    if options["head"]:
+        start_module.start_head(options)
+    else:
+        start_module.start_worker_node(options)
+
+
+@main.command()
+@click.option("-f", "--force", is_flag=True, help="Kill at once (SIGKILL).")
+@click.option("-g", "--grace-period", type=float, default=16.0,
+              help="Seconds to wait for a clean exit before SIGKILL.")
+@click.option("--temp-dir", default=None)
+def stop(force: bool, grace_period: float, temp_dir: str | None) -> None:
+    """Stop every raggio process on this machine."""
+    stop_module.stop(force, grace_period, temp_dir or get_config().temp_dir)
+
+
+@main.command()
+@click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
+@click.option("--temp-dir", default=None)
+def status(address: str | None, temp_dir: str | None) -> None:
+    """Show nodes, resource usage and pending demand."""
+    cluster = gcs_client.resolve(address, temp_dir)
+    (nodes,) = gcs_client.query(cluster, ("get_nodes", None))
+    click.echo(status_module.render(nodes))
+
+
+if __name__ == "__main__":
+    main()

@@ -224,7 +224,7 @@ class TaskSubmitter:
             self._finish_cancelled(spec)
         elif spec["retries_left"] != 0:
             spec["retries_left"] -= 1
-            logger.info("retrying task %s after its worker died: %s", spec["name"], exc)
+            logger.debug("retrying task %s after its worker died: %s", spec["name"], exc)
             queue.tasks.appendleft(spec)
             self._pump(queue)
         else:

@@ -101,6 +101,7 @@ class GcsServer:
         if node is not None:
             node["available"] = msg["available"]
             node["demand"] = msg.get("demand", [])
+            node["object_store_used"] = msg.get("object_store_used", 0)
             self._broadcast_view()
 
     def _broadcast_view(self) -> None:

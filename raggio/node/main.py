@@ -56,7 +56,8 @@ async def start_node_manager(args: argparse.Namespace, *, gcs_address: str, toke
         node_id=os.urandom(28), node_ip=args.node_ip, gcs_address=gcs_address, token=token,
         session_dir=session_dir, session_name=session_name, resources=resources,
         object_store_memory=object_store_memory, is_head=is_head,
-        labels=json.loads(args.labels)))
+        labels=json.loads(args.labels), connect_timeout_s=get_config().connect_timeout_s,
+        prestart_workers=get_config().prestart_workers))
     try:
         await node.start()
     except BaseException:

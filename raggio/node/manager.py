@@ -29,6 +29,10 @@ from raggio.rpc import Connection, Server, connect
 
 logger = logging.getLogger(__name__)
 
+#: How long a request must fit no node before the submitter is warned; covers a node that
+#: has joined but is not yet in this node's view of the cluster.
+INFEASIBLE_GRACE_S = 1.0
+
 
 @dataclass
 class LeaseRequest:
@@ -41,7 +45,8 @@ class LeaseRequest:
     strategy: object = "DEFAULT"
     spilled: bool = False  #: sent here by another node: never sent on again
     env_key: bytes = b""
-    infeasible: bool = False
+    infeasible: bool = False  #: reported as fitting no node
+    infeasible_since: float | None = None
 
 
 @dataclass
@@ -68,6 +73,7 @@ class NodeOptions:
     is_head: bool = False
     prestart_workers: bool = True
     labels: dict = field(default_factory=dict)
+    connect_timeout_s: float = 30.0
 
 
 class NodeManager:
@@ -139,9 +145,11 @@ class NodeManager:
         self.pool = WorkerPool(worker_args=self._worker_args(), log_dir=self.log_dir)
         await self.pool.start()
         self.gcs = await connect(self.options.gcs_address, token=self.options.token,
-                                 handlers=self._handlers(), info={"role": "node"})
+                                 handlers=self._handlers(), info={"role": "node"},
+                                 timeout_s=self.options.connect_timeout_s)
         await self.gcs.call("register_node", self.info())
         self._spawn(self.log_monitor.run())
+        self._spawn(self._report_periodically())
         if self.options.prestart_workers:
             for _ in range(int(self.resources.total.get("CPU", 0))):
                 self._start_worker({})
@@ -168,8 +176,13 @@ class NodeManager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.pool is not None:
-            await self.pool.close()
+        try:
+            if self.pool is not None:
+                await self.pool.close()
+        finally:
+            await self._close_servers()
+
+    async def _close_servers(self) -> None:
         await self.server.close()
         await self.local_server.close()
         if self.gcs is not None:
@@ -254,6 +267,15 @@ class NodeManager:
         self._dispatch()
         return await request.future
 
+    def _note_infeasible(self, request: LeaseRequest) -> None:
+        """Warn once a request has fit no node for a while: a node may be joining."""
+        now = time.monotonic()
+        if request.infeasible_since is None:
+            request.infeasible_since = now
+            asyncio.get_running_loop().call_later(INFEASIBLE_GRACE_S, self._dispatch)
+        elif not request.infeasible and now - request.infeasible_since >= INFEASIBLE_GRACE_S:
+            self._warn_infeasible(request)
+
     def _warn_infeasible(self, request: LeaseRequest) -> None:
         request.infeasible = True
         request.holder.notify("infeasible_task", {
@@ -312,8 +334,10 @@ class NodeManager:
                 request.future.set_result({"error": decision.reason})
                 continue
             still_pending.append(request)
-            if decision.kind == INFEASIBLE and not request.infeasible:
-                self._warn_infeasible(request)
+            if decision.kind == INFEASIBLE:
+                self._note_infeasible(request)
+            else:
+                request.infeasible_since = None
             if decision.kind != LOCAL:
                 continue
             idle = self.pool.idle_workers(request.env_key)
@@ -372,7 +396,14 @@ class NodeManager:
         demand = [{"resources": r.resources, "for_actor": r.for_actor,
                    "infeasible": r.infeasible} for r in self.pending]
         self.gcs.notify("report_resources", {
-            "node_id": self.node_id, "available": self.resources.available, "demand": demand})
+            "node_id": self.node_id, "available": self.resources.available, "demand": demand,
+            "object_store_used": self.store.used_bytes})
+
+    async def _report_periodically(self) -> None:
+        """Object store usage changes without leases changing: report it every second."""
+        while True:
+            await asyncio.sleep(1.0)
+            self._report_resources()
 
     def job_finished(self, conn: Connection, msg: dict) -> None:
         self._log_subscribers.pop(msg["job_id"], None)

@@ -132,6 +132,11 @@ class Server:
         if self._server is not None:
             self._server.close()
             self._server = None
+            if self._listen.startswith("unix:"):
+                try:
+                    os.unlink(self._listen[5:])
+                except FileNotFoundError:
+                    pass
         for conn in list(self.connections):
             conn.close()
 

@@ -1,0 +1,155 @@
+"""``raggio start``: start a head (``--head``) or join a node to a cluster (``--address``).
+
+The processes are daemonized (their own session, output in the session's
+``logs/``); the command returns once the node is up and prints how to use
+it, or fails with the node's own error (wrong address, wrong token, port in
+use) within seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import click
+import psutil
+
+from raggio import cluster_file
+from raggio.config import DEFAULT_GCS_PORT, get_config
+from raggio.node.node_info import new_session_dir
+from raggio.rpc import local_ip_for, split_address
+
+#: How long ``start`` waits for its node to come up, and a joining node for the head.
+START_TIMEOUT_S = 30.0
+JOIN_CONNECT_TIMEOUT_S = 5.0
+
+
+def default_head_ip() -> str:
+    """This machine's address by its host name (no traffic), else loopback."""
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
+def _node_flags(options: dict) -> list[str]:
+    flags = []
+    for name in ("num_cpus", "num_gpus", "memory", "object_store_memory"):
+        if options[name] is not None:
+            flags += ["--" + name.replace("_", "-"), str(options[name])]
+    for name in ("resources", "labels"):
+        if options[name]:
+            try:
+                value = json.loads(options[name])
+            except json.JSONDecodeError as exc:
+                raise click.BadParameter(f"not valid JSON ({exc}): {options[name]!r}; write it "
+                                         "like '{\"name\": 1}'", param_hint=f"--{name}")
+            if not isinstance(value, dict):
+                raise click.BadParameter("must be a JSON object", param_hint=f"--{name}")
+            flags += ["--" + name, json.dumps(value)]
+    return flags
+
+
+def _spawn(cmd: list[str], env: dict, session_dir: str, name: str) -> dict:
+    """Start a daemon; return its ready line, or fail with what it printed."""
+    log_path = os.path.join(session_dir, "logs", f"{name}.err")
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=log, env=env, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([process.stdout], [], [], 0.1)
+        if readable:
+            line = process.stdout.readline()
+            if line:
+                process.stdout.close()
+                return json.loads(line)
+        if process.poll() is not None:
+            break
+    if process.poll() is None:
+        process.kill()
+    with open(log_path) as f:
+        lines = [l for l in f.read().splitlines() if l.strip()]
+    reason = lines[-1] if lines else f"it exited with code {process.returncode}"
+    raise click.ClickException(f"The {name} did not start: {reason}\n(full log: {log_path})")
+
+
+def start_head(options: dict) -> None:
+    temp_dir = options["temp_dir"]
+    current = cluster_file.read(temp_dir)
+    if current is not None and psutil.pid_exists(current.get("pid", -1)):
+        raise click.ClickException(
+            f"raggio is already running on this machine (head at {current['gcs_address']}). "
+            "Stop it with `raggio stop`, or join it with `raggio start --address=...`.")
+    node_ip = options["node_ip_address"] or default_head_ip()
+    port = DEFAULT_GCS_PORT if options["port"] is None else options["port"]
+    session_dir, _ = new_session_dir(temp_dir)
+    cmd = [sys.executable, "-m", "raggio.head", "--cluster-file", "--port", str(port),
+           "--node-ip", node_ip, "--temp-dir", temp_dir, "--session-dir", session_dir]
+    env = dict(os.environ)
+    if options["token"]:
+        env["RAGGIO_AUTH_TOKEN"] = options["token"]
+    ready = _spawn(cmd + _node_flags(options), env, session_dir, "head")
+    address = ready["gcs_address"]
+    click.echo(f"Local node IP: {node_ip}\n")
+    click.echo("--------------------\nraggio runtime started.\n--------------------\n")
+    click.echo("Next steps")
+    click.echo("  To add another node to this raggio cluster, run")
+    click.echo(f"    RAGGIO_AUTH_TOKEN=$(cat {ready['token_path']}) raggio start --address='{address}'\n")
+    click.echo("  To connect to this raggio cluster:")
+    click.echo("    import raggio as ray\n    ray.init()\n")
+    click.echo(f"  The cluster token is in {ready['token_path']} (mode 0600); other machines pass "
+               "it as --token or RAGGIO_AUTH_TOKEN.\n")
+    click.echo("  To terminate the raggio runtime, run\n    raggio stop\n")
+    click.echo("  To view the status of the cluster, use\n    raggio status")
+    if options["block"]:
+        _block(ready["pid"])
+
+
+def start_worker_node(options: dict) -> None:
+    cfg = get_config()
+    address = options["address"].removeprefix("raggio://")
+    try:
+        host, _ = split_address(address)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--address")
+    token = options["token"] or cfg.auth_token
+    current = cluster_file.read(options["temp_dir"])
+    if not token and current is not None and current.get("gcs_address") == address:
+        token = cluster_file.read_token(current)
+    if not token:
+        raise click.ClickException(
+            f"No token for the cluster at {address}: pass --token or set RAGGIO_AUTH_TOKEN "
+            "(`raggio start --head` printed where the head keeps it).")
+    node_ip = options["node_ip_address"] or local_ip_for(host)
+    session_dir, _ = new_session_dir(options["temp_dir"])
+    cmd = [sys.executable, "-m", "raggio.node.main", "--gcs-address", address,
+           "--node-ip", node_ip, "--temp-dir", options["temp_dir"], "--session-dir", session_dir]
+    env = dict(os.environ, RAGGIO_AUTH_TOKEN=token,
+               RAGGIO_CONNECT_TIMEOUT_S=str(JOIN_CONNECT_TIMEOUT_S))
+    ready = _spawn(cmd + _node_flags(options), env, session_dir, "node")
+    click.echo(f"Local node IP: {node_ip}\n")
+    click.echo("--------------------\nraggio runtime started.\n--------------------\n")
+    click.echo(f"This node ({ready['node_id'][:16]}...) joined the cluster at {address}.")
+    click.echo("To terminate the raggio runtime, run\n  raggio stop")
+    if options["block"]:
+        _block(ready["pid"])
+
+
+def _block(pid: int) -> None:
+    """``--block``: stay until the daemon exits; Ctrl-C or SIGTERM stops it."""
+    def forward(signum, frame):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        time.sleep(0.2)

@@ -1,0 +1,91 @@
+"""``raggio status``: nodes, resource usage and pending demand, in ``ray status``'s layout.
+
+Each pending demand says why it waits: no node could ever fit it (and which
+resource is missing), or every node that fits is busy.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+
+_BYTES_KEYS = ("memory", "object_store_memory")
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.2f}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1024
+    return f"{n:.2f}TiB"
+
+
+def pending_reason(request: dict, nodes: list[dict]) -> str:
+    """Why a resource request waits, in a sentence."""
+    alive = [n for n in nodes if n["state"] == "ALIVE"]
+    if any(all(n["resources"].get(k, 0) >= v for k, v in request.items()) for n in alive):
+        return "waiting for resources: every node that fits it is busy"
+    missing = []
+    for key, value in request.items():
+        most = max((n["resources"].get(key, 0) for n in alive), default=0)
+        if most < value:
+            missing.append(f"no node has {key}" if most == 0 else
+                           f"no node has {value:g} {key} (the most is {most:g})")
+    return "infeasible: " + "; ".join(missing) + ". Add a node that has it."
+
+
+def render(nodes: list[dict], now: datetime.datetime | None = None) -> str:
+    now = now or datetime.datetime.now()
+    lines = [f"======== Cluster status: {now} ========", "Node status",
+             "-" * 63, "Active:"]
+    alive = [n for n in nodes if n["state"] == "ALIVE"]
+    dead = [n for n in nodes if n["state"] != "ALIVE"]
+    lines += [f" 1 node_{n['node_id'].hex()}" + (" (head)" if n.get("is_head") else "")
+              for n in alive] or [" (no active nodes)"]
+    lines += ["Pending:", " (no pending nodes)", "Recent failures:"]
+    lines += [f" node_{n['node_id'].hex()} ({n['node_ip']}): lost at "
+              f"{datetime.datetime.fromtimestamp(n.get('end_time', 0)):%Y-%m-%d %H:%M:%S}"
+              for n in dead] or [" (no failures)"]
+    lines += ["", "Resources", "-" * 63, "Total Usage:"]
+    lines += _usage(alive)
+    lines += ["", "From request_resources:", " (none)", "Pending Demands:"]
+    lines += _demands(nodes)
+    return "\n".join(lines)
+
+
+def _usage(alive: list[dict]) -> list[str]:
+    total: dict[str, float] = collections.defaultdict(float)
+    used: dict[str, float] = collections.defaultdict(float)
+    for node in alive:
+        for key, value in node["resources"].items():
+            if key.startswith("node:"):
+                continue
+            total[key] += value
+            if key == "object_store_memory":
+                used[key] += node.get("object_store_used", 0)
+            else:
+                used[key] += value - node["available"].get(key, 0)
+    order = sorted(total, key=lambda k: (k not in ("CPU", "GPU"), k in _BYTES_KEYS, k))
+    out = []
+    for key in order:
+        if key in _BYTES_KEYS:
+            out.append(f" {format_bytes(used[key])}/{format_bytes(total[key])} {key}")
+        else:
+            out.append(f" {used[key]:.1f}/{total[key]:.1f} {key}")
+    return out or [" (no resources)"]
+
+
+def _demands(nodes: list[dict]) -> list[str]:
+    counts: collections.Counter = collections.Counter()
+    shapes: dict[str, dict] = {}
+    for node in nodes:
+        if node["state"] != "ALIVE":
+            continue
+        for demand in node.get("demand", []):
+            key = repr(dict(sorted(demand["resources"].items())))
+            counts[key] += 1
+            shapes[key] = demand["resources"]
+    if not counts:
+        return [" (no resource demands)"]
+    return [f" {key}: {count}+ pending tasks/actors ({pending_reason(shapes[key], nodes)})"
+            for key, count in counts.most_common()]
