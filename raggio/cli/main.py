@@ -67,8 +67,9 @@ def stop(force: bool, grace_period: float, temp_dir: str | None) -> None:
 def status(address: str | None, temp_dir: str | None) -> None:
     """Show nodes, resource usage and pending demand."""
     cluster = gcs_client.resolve(address, temp_dir)
-    (nodes,) = gcs_client.query(cluster, ("get_nodes", None))
-    click.echo(status_module.render(nodes))
+    nodes, groups = gcs_client.query(cluster, ("get_nodes", None),
+                                     ("placement_group_table", None))
+    click.echo(status_module.render(nodes, groups))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def pending_reason(request: dict, nodes: list[dict]) -> str:
     return "infeasible: " + "; ".join(missing) + ". Add a node that has it."
 
 
-def render(nodes: list[dict], now: datetime.datetime | None = None) -> str:
+def render(nodes: list[dict], placement_groups: dict | None = None,
+           now: datetime.datetime | None = None) -> str:
     now = now or datetime.datetime.now()
     lines = [f"======== Cluster status: {now} ========", "Node status",
              "-" * 63, "Active:"]
@@ -49,7 +50,7 @@ def render(nodes: list[dict], now: datetime.datetime | None = None) -> str:
     lines += ["", "Resources", "-" * 63, "Total Usage:"]
     lines += _usage(alive)
     lines += ["", "From request_resources:", " (none)", "Pending Demands:"]
-    lines += _demands(nodes)
+    lines += _demands(nodes, placement_groups or {})
     return "\n".join(lines)
 
 
@@ -75,7 +76,7 @@ def _usage(alive: list[dict]) -> list[str]:
     return out or [" (no resources)"]
 
 
-def _demands(nodes: list[dict]) -> list[str]:
+def _demands(nodes: list[dict], placement_groups: dict) -> list[str]:
     counts: collections.Counter = collections.Counter()
     shapes: dict[str, dict] = {}
     for node in nodes:
@@ -85,7 +86,11 @@ def _demands(nodes: list[dict]) -> list[str]:
             key = repr(dict(sorted(demand["resources"].items())))
             counts[key] += 1
             shapes[key] = demand["resources"]
-    if not counts:
-        return [" (no resource demands)"]
-    return [f" {key}: {count}+ pending tasks/actors ({pending_reason(shapes[key], nodes)})"
-            for key, count in counts.most_common()]
+    out = [f" {key}: {count}+ pending tasks/actors ({pending_reason(shapes[key], nodes)})"
+           for key, count in counts.most_common()]
+    for group in placement_groups.values():
+        if group["state"] == "PENDING":
+            bundles = [group["bundles"][i] for i in sorted(group["bundles"])]
+            out.append(f" {bundles} ({group['strategy']}): 1+ pending placement groups "
+                       f"({group['pending_reason']})")
+    return out or [" (no resource demands)"]

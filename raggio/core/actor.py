@@ -62,10 +62,13 @@ class ActorClass:
         encoded, kwarg_names, held = encode_args(core, args, kwargs, f"{self.__name__}.__init__")
         runtime_env = options.get("runtime_env") or core.job_runtime_env or {}
         methods = _method_table(self._cls)
+        resources, strategy, capture = scheduling_strategies.resolve(
+            options.get("scheduling_strategy"), resources_of(options, 0.0),
+            getattr(core.current, "placement_group", None))
         spec = {
             "actor_id": actor_id, "class_id": class_id, "class_name": self.__name__,
             "args": encoded, "kwarg_names": kwarg_names, "job_id": core.job_id,
-            "resources": resources_of(options, 0.0),
+            "resources": resources,
             "max_restarts": options.get("max_restarts", 0),
             "max_task_retries": options.get("max_task_retries", 0),
             "max_concurrency": options.get("max_concurrency"),
@@ -73,7 +76,7 @@ class ActorClass:
             "runtime_env": {"env_vars": dict(runtime_env.get("env_vars") or {})},
             "owner_worker_id": core.worker_id, "owner_address": core.address,
             "methods": methods,
-            "strategy": scheduling_strategies.encode(options.get("scheduling_strategy")),
+            "strategy": strategy, "placement_group": capture,
         }
         core.request("gcs", "create_actor", spec)
         handle = ActorHandle(actor_id, self.__name__, methods, spec["max_task_retries"])

@@ -219,6 +219,28 @@ class CoreWorker:
         if not self.actor_submitter.cancel(task_id, force, recursive):
             self.submitter.cancel(task_id, force, recursive)
 
+    def placement_group_ready_ref(self, placement_group) -> ObjectRef:
+        """An owned ref that resolves to ``placement_group`` once it is reserved."""
+        object_id = self.ids.put_id_bytes()
+        self.refs.create_owned(object_id)
+        ref = ObjectRef(object_id, self.address)
+        self.call_soon(self.spawn, self._resolve_when_placed(object_id, placement_group))
+        return ref
+
+    async def _resolve_when_placed(self, object_id: bytes, placement_group) -> None:
+        while True:
+            info = await self.gcs.call("wait_placement_group", {
+                "pg_id": placement_group.id.binary(), "timeout_s": 60.0})
+            if info is None or info["state"] == "REMOVED":
+                location = error_location(RaySystemError(
+                    f"Placement group {placement_group.id.hex()} was removed before it was "
+                    "ready."))
+                break
+            if info["state"] == "CREATED":
+                location = {"inline": serialize(placement_group).to_inline(), "is_error": False}
+                break
+        self.refs.set_ready(object_id, location)
+
     # -- objects: put --
 
     def put(self, value: Any, *, _owner_address: str | None = None) -> ObjectRef:

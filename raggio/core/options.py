@@ -46,7 +46,8 @@ def _retry_exceptions(name: str, value: Any) -> None:
 def _scheduling_strategy(name: str, value: Any) -> None:
     if value is None or value in ("DEFAULT", "SPREAD"):
         return
-    if type(value).__name__ == "NodeAffinitySchedulingStrategy":
+    if type(value).__name__ in ("NodeAffinitySchedulingStrategy",
+                                "PlacementGroupSchedulingStrategy"):
         return
     raise ValueError(f"Invalid scheduling_strategy {value!r}: use 'DEFAULT', 'SPREAD' or a "
                      "strategy from raggio.util.scheduling_strategies.")

@@ -74,15 +74,18 @@ class RemoteFunction:
         encoded, kwarg_names, held = encode_args(core, args, kwargs, self._name)
         ids, refs = return_ids(core, task_id, num_returns)
         runtime_env = options.get("runtime_env") or core.job_runtime_env or {}
+        resources, strategy, capture = scheduling_strategies.resolve(
+            options.get("scheduling_strategy"), resources_of(options, 1.0),
+            getattr(core.current, "placement_group", None))
         spec = {
             "task_id": task_id, "name": options.get("name") or self._name,
             "function_id": function_id, "args": encoded, "kwarg_names": kwarg_names,
             "return_ids": ids, "num_returns": num_returns, "job_id": core.job_id,
-            "namespace": core.namespace, "resources": resources_of(options, 1.0),
+            "namespace": core.namespace, "resources": resources,
             "retries_left": options.get("max_retries", DEFAULT_MAX_RETRIES),
             "retry_exceptions": encode_retry_exceptions(options.get("retry_exceptions", False)),
             "runtime_env": {"env_vars": dict(runtime_env.get("env_vars") or {})},
-            "strategy": scheduling_strategies.encode(options.get("scheduling_strategy")),
+            "strategy": strategy, "placement_group": capture,
         }
         hold_refs(core, spec, held)
         core.call_soon(core.submitter.submit, spec)

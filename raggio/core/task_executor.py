@@ -124,6 +124,7 @@ class TaskExecutor:
         setproctitle.setproctitle(f"raggio::{name}")
         current = self.core.current
         current.task_id, current.gpu_ids = spec["task_id"], spec.get("gpu_ids") or []
+        current.placement_group = spec.get("placement_group")
         if current.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in current.gpu_ids)
         is_main = threading.current_thread() is threading.main_thread()
@@ -259,6 +260,7 @@ class TaskExecutor:
         self.core.job_id, self.core.namespace = spec["job_id"], spec["namespace"]
         self.core.current.actor_id = spec["actor_id"]
         self.core.current.gpu_ids = msg.get("gpu_ids") or []
+        self.core.current.placement_group = spec.get("placement_group")
         self.core.actor_id = spec["actor_id"]
         self.core.actor_incarnation = msg.get("incarnation", 1)
         self.core.actor_name = spec.get("name") or ""

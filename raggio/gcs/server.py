@@ -14,6 +14,7 @@ import time
 
 from raggio.exceptions import ActorUnschedulableError, RpcError
 from raggio.gcs.actor_directory import ActorDirectory
+from raggio.gcs.placement_groups import PlacementGroupTable
 from raggio.rpc import Connection, Server, connect
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,11 @@ class GcsServer:
         self.kv: dict[str, bytes] = {}
         self._next_job = 0
         self._view_scheduled = False
+        self._tasks: set[asyncio.Task] = set()
         self._connect_timeout_s = connect_timeout_s
         self.actors = ActorDirectory(self._lease_worker_for_actor, self._connect_worker)
+        self.placement_groups = PlacementGroupTable(self._available_nodes,
+                                                    lambda node_id: self.node_conns[node_id])
         self.server = Server(self._handlers(), token=token, listen=listen, info={"role": "gcs"})
 
     def _handlers(self) -> dict:
@@ -56,16 +60,26 @@ class GcsServer:
             "worker_died": self.worker_died,
             "cluster_resources": self.cluster_resources,
             "infeasible_task": self.infeasible_task,
+            "create_placement_group": self.create_placement_group,
+            "wait_placement_group": self.wait_placement_group,
+            "remove_placement_group": self.remove_placement_group,
+            "placement_group_table": self.placement_group_table,
+            "get_named_placement_group": self.get_named_placement_group,
         }
 
     async def start(self) -> str:
-        return await self.server.start()
+        address = await self.server.start()
+        self.placement_groups.start()
+        return address
 
     @property
     def address(self) -> str:
         return self.server.address
 
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.placement_groups.close()
         await self.actors.close()
         await self.server.close()
 
@@ -94,7 +108,17 @@ class GcsServer:
             node["state"] = "DEAD"
             node["end_time"] = time.time()
         self.node_conns.pop(node_id, None)
+        for record in self.placement_groups.groups.values():
+            if record.state == "CREATED" and node_id in record.bundle_nodes:
+                self._spawn_detached(self._reschedule_group(record, node_id))
         self._broadcast_view()
+
+    async def _reschedule_group(self, record, lost_node: bytes) -> None:
+        """A node holding some of a group's bundles died: place the whole group again."""
+        await self.placement_groups._release(record, set(record.bundle_nodes) - {lost_node})
+        record.state, record.bundle_nodes = "PENDING", []
+        record.pending_reason = "a node holding some of its bundles died"
+        self.placement_groups.cluster_changed()
 
     def report_resources(self, conn: Connection, msg: dict) -> None:
         node = self.nodes.get(msg["node_id"])
@@ -102,6 +126,8 @@ class GcsServer:
             node["available"] = msg["available"]
             node["demand"] = msg.get("demand", [])
             node["object_store_used"] = msg.get("object_store_used", 0)
+            if "total" in msg:
+                node["resources"] = msg["total"]
             self._broadcast_view()
 
     def _broadcast_view(self) -> None:
@@ -113,6 +139,7 @@ class GcsServer:
 
     def _send_view(self) -> None:
         self._view_scheduled = False
+        self.placement_groups.cluster_changed()
         view = [{"node_id": node_id, "address": node["address"], "total": node["resources"],
                  "available": node["available"]}
                 for node_id, node in self.nodes.items() if node["state"] == "ALIVE"]
@@ -148,6 +175,8 @@ class GcsServer:
         job["is_dead"] = True
         job["end_time"] = time.time()
         self.actors.owner_died(job_id=job_id)
+        for removal in self.placement_groups.job_finished(job_id):
+            self._spawn_detached(removal)
         for conn in self.node_conns.values():
             conn.notify("job_finished", {"job_id": job_id})
 
@@ -252,6 +281,37 @@ class GcsServer:
             if best_score is None or score > best_score:
                 best, best_score = node_id, score
         return best
+
+    def _available_nodes(self) -> dict[bytes, dict]:
+        return {node_id: node["available"] for node_id, node in self.nodes.items()
+                if node["state"] == "ALIVE" and node_id in self.node_conns}
+
+    def _spawn_detached(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- placement groups --
+
+    def create_placement_group(self, conn: Connection, spec: dict) -> None:
+        self.placement_groups.create(spec)
+
+    async def wait_placement_group(self, conn: Connection, msg: dict) -> dict | None:
+        return await self.placement_groups.wait(msg["pg_id"], msg.get("timeout_s", 30.0))
+
+    async def remove_placement_group(self, conn: Connection, pg_id: bytes) -> None:
+        await self.placement_groups.remove(pg_id)
+
+    def placement_group_table(self, conn: Connection, pg_id: bytes | None) -> dict:
+        groups = self.placement_groups.groups
+        if pg_id is not None:
+            record = groups.get(pg_id)
+            return {} if record is None else record.info()
+        return {g.pg_id.hex(): g.info() for g in groups.values()}
+
+    def get_named_placement_group(self, conn: Connection, msg: dict) -> dict | None:
+        record = self.placement_groups.lookup(msg["name"], msg["namespace"])
+        return None if record is None else record.info()
 
     def infeasible_task(self, conn: Connection, msg: dict) -> None:
         logger.warning("actor %s asks for %s, which no node can provide",

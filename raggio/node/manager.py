@@ -34,6 +34,17 @@ logger = logging.getLogger(__name__)
 INFEASIBLE_GRACE_S = 1.0
 
 
+def bundle_resources(pg_id: bytes, bundles: dict) -> dict[str, float]:
+    """Ray's names for a group's reserved resources: per bundle and for the whole group."""
+    hex_id = pg_id.hex()
+    out: dict[str, float] = {}
+    for index, bundle in bundles.items():
+        for key, value in dict(bundle, bundle=1000.0).items():
+            for name in (f"{key}_group_{index}_{hex_id}", f"{key}_group_{hex_id}"):
+                out[name] = out.get(name, 0.0) + value
+    return out
+
+
 @dataclass
 class LeaseRequest:
     resources: dict
@@ -87,6 +98,8 @@ class NodeManager:
         #: What the control store last said of every live node; this node's own entry is kept
         #: current here.
         self.view: dict[bytes, dict] = {}
+        #: Placement group id -> (resources taken from the node, bundle resources added).
+        self.bundles: dict[bytes, tuple[dict, dict]] = {}
         self.log_dir = os.path.join(options.session_dir, "logs")
         os.makedirs(self.log_dir, exist_ok=True)
         tag = options.node_id.hex()[:12]
@@ -132,6 +145,8 @@ class NodeManager:
             "get_node_stats": self.get_node_stats,
             "cluster_view": self.cluster_view,
             "pull_object": self.pull_object,
+            "reserve_bundles": self.reserve_bundles,
+            "release_bundles": self.release_bundles,
             "read_object_chunk": self.read_object_chunk,
         }
 
@@ -364,6 +379,35 @@ class NodeManager:
             "pid": worker.pid, "node_id": self.node_id, "gpu_ids": gpu_ids})
         self._report_resources()
 
+    def reserve_bundles(self, conn: Connection, msg: dict) -> bool:
+        """Set aside a placement group's bundles here; False if they do not fit now."""
+        pg_id, bundles = msg["pg_id"], msg["bundles"]
+        if pg_id in self.bundles:
+            return True
+        needed: dict[str, float] = {}
+        for bundle in bundles.values():
+            for key, value in bundle.items():
+                needed[key] = needed.get(key, 0.0) + value
+        if not self.resources.fits(needed):
+            return False
+        self.resources.acquire(needed)
+        added = bundle_resources(pg_id, bundles)
+        self.resources.add(added)
+        self.bundles[pg_id] = (needed, added)
+        self._report_resources()
+        self._dispatch()
+        return True
+
+    def release_bundles(self, conn: Connection, msg: dict) -> None:
+        reserved = self.bundles.pop(msg["pg_id"], None)
+        if reserved is None:
+            return
+        needed, added = reserved
+        self.resources.remove(added)
+        self.resources.release(needed, [])
+        self._report_resources()
+        self._dispatch()
+
     def worker_blocked(self, conn: Connection, msg: dict) -> None:
         lease = self._lease_of(msg["worker_id"])
         if lease is not None:
@@ -397,6 +441,7 @@ class NodeManager:
                    "infeasible": r.infeasible} for r in self.pending]
         self.gcs.notify("report_resources", {
             "node_id": self.node_id, "available": self.resources.available, "demand": demand,
+            "total": self.resources.total,
             "object_store_used": self.store.used_bytes})
 
     async def _report_periodically(self) -> None:

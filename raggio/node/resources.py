@@ -46,6 +46,19 @@ class NodeResources:
                                           self.total.get(key, 0.0))
         self.free_gpu_ids = sorted(set(self.free_gpu_ids) | set(gpu_ids))
 
+    def add(self, extra: dict[str, float]) -> None:
+        """New resources on this node (a placement group's bundle resources)."""
+        for key, value in extra.items():
+            self.total[key] = self.total.get(key, 0.0) + value
+            self.available[key] = self.available.get(key, 0.0) + value
+
+    def remove(self, extra: dict[str, float]) -> None:
+        for key, value in extra.items():
+            for table in (self.total, self.available):
+                table[key] = table.get(key, 0.0) - value
+                if abs(table[key]) < 1e-9:
+                    del table[key]
+
     def take_cpu_back(self, cpus: float) -> None:
         self.available["CPU"] = self.available.get("CPU", 0.0) - cpus
 

@@ -56,7 +56,8 @@ class Connection(asyncio.Protocol):
         self._info = info or {}
         self._authenticated = False
         self._transport: asyncio.Transport | None = None
-        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=2**31 - 1)
+        self._unpacker = msgpack.Unpacker(raw=False, max_buffer_size=2**31 - 1,
+                                         strict_map_key=False)
         self._pending: dict[int, asyncio.Future] = {}
         self._next_id = 0
         self._out: list[bytes] = []

@@ -26,6 +26,48 @@ class NodeAffinitySchedulingStrategy:
         return f"NodeAffinitySchedulingStrategy(node_id={self.node_id!r}, soft={self.soft})"
 
 
+class PlacementGroupSchedulingStrategy:
+    """Run inside a placement group: in bundle ``placement_group_bundle_index``, or any of its
+    bundles with -1. With ``placement_group_capture_child_tasks`` the tasks and actors this
+    one starts run in the group too."""
+
+    def __init__(self, placement_group, placement_group_bundle_index: int = -1,
+                 placement_group_capture_child_tasks: bool | None = None):
+        self.placement_group = placement_group
+        self.placement_group_bundle_index = placement_group_bundle_index
+        self.placement_group_capture_child_tasks = placement_group_capture_child_tasks
+
+
+def in_placement_group(resources: dict, pg_id: bytes, bundle_index: int) -> dict:
+    """A resource request rewritten onto a group's reserved resources (Ray's names)."""
+    hex_id = pg_id.hex()
+    suffix = f"_group_{hex_id}" if bundle_index < 0 else f"_group_{bundle_index}_{hex_id}"
+    out = {key + suffix: value for key, value in resources.items() if value > 0}
+    out["bundle" + suffix] = 0.001  # so that even a zero-resource task lands in the group
+    return out
+
+
+def resolve(strategy, resources: dict, captured: dict | None) -> tuple[dict, str | dict, dict | None]:
+    """(resources, wire strategy, placement group to capture) for a task or an actor.
+
+    ``captured`` is the group of the calling task when it captures child tasks.
+    """
+    if strategy is None and captured is not None:
+        return (in_placement_group(resources, captured["pg_id"], -1), "DEFAULT", captured)
+    if isinstance(strategy, PlacementGroupSchedulingStrategy):
+        pg = strategy.placement_group
+        if pg is None:
+            return resources, "DEFAULT", None
+        index = strategy.placement_group_bundle_index
+        if index >= len(pg.bundle_specs) or index < -1:
+            raise ValueError(f"placement_group_bundle_index {index} is out of range for a "
+                             f"group of {len(pg.bundle_specs)} bundles.")
+        capture = ({"pg_id": pg.id.binary()} if strategy.placement_group_capture_child_tasks
+                   else None)
+        return in_placement_group(resources, pg.id.binary(), index), "DEFAULT", capture
+    return resources, encode(strategy), None
+
+
 def encode(strategy) -> str | dict:
     """The wire form of a strategy: a string, or a dict for node affinity."""
     if strategy is None:

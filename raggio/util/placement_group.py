@@ -1,0 +1,130 @@
+"""Placement groups, with Ray's API: reserve bundles of resources across nodes.
+
+``placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD")``
+asks the control store to reserve the bundles; ``pg.ready()`` is an
+ObjectRef that resolves once they are reserved, ``pg.wait(timeout)`` says
+whether they are. Tasks and actors run inside a group with
+``scheduling_strategy=PlacementGroupSchedulingStrategy(pg, bundle_index)``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from raggio.core import context
+from raggio.core.ids import BaseID
+from raggio.core.object_ref import ObjectRef
+
+VALID_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+
+
+class PlacementGroupID(BaseID):
+    __slots__ = ()
+    size = 18
+
+
+class PlacementGroup:
+    """A handle to a placement group; picklable."""
+
+    def __init__(self, pg_id: bytes, bundles: list[dict] | None = None):
+        self.id = PlacementGroupID(pg_id)
+        self._bundles = bundles
+
+    @property
+    def bundle_specs(self) -> list[dict]:
+        if self._bundles is None:
+            table = placement_group_table(self)
+            self._bundles = [table["bundles"][i] for i in sorted(table["bundles"])]
+        return self._bundles
+
+    @property
+    def bundle_count(self) -> int:
+        return len(self.bundle_specs)
+
+    def ready(self) -> ObjectRef:
+        """An ObjectRef that resolves to this group once all its bundles are reserved."""
+        core = context.get_core()
+        return core.placement_group_ready_ref(self)
+
+    def wait(self, timeout_seconds: float = 30) -> bool:
+        """Whether the group is reserved within ``timeout_seconds``."""
+        core = context.get_core()
+        info = core.request("gcs", "wait_placement_group",
+                            {"pg_id": self.id.binary(), "timeout_s": timeout_seconds},
+                            timeout_s=timeout_seconds + core.cfg.rpc_timeout_s)
+        return info is not None and info["state"] == "CREATED"
+
+    def __eq__(self, other):
+        return isinstance(other, PlacementGroup) and other.id == self.id
+
+    def __hash__(self):
+        return hash(self.id)
+
+    def __repr__(self):
+        return f"PlacementGroup({self.id.hex()})"
+
+    def __reduce__(self):
+        return PlacementGroup, (self.id.binary(), self._bundles)
+
+
+def placement_group(bundles: list[dict], strategy: str = "PACK", name: str = "",
+                    lifetime: str | None = None, _max_cpu_fraction_per_node=None,
+                    _soft_target_node_id=None, bundle_label_selector=None) -> PlacementGroup:
+    """Reserve ``bundles`` (a list of resource dicts) with ``strategy``.
+
+    Raises:
+        ValueError: empty or malformed bundles, or an unknown strategy or lifetime.
+    """
+    if not isinstance(bundles, list) or not bundles:
+        raise ValueError("The placement group `bundles` argument must be a non-empty list of "
+                         f"resource dicts, got {bundles!r}.")
+    for bundle in bundles:
+        if not isinstance(bundle, dict) or not bundle:
+            raise ValueError(f"Bundles cannot be an empty dictionary or a non-dict: {bundle!r}")
+        if any(not isinstance(v, (int, float)) or v < 0 for v in bundle.values()):
+            raise ValueError(f"Bundle resources must be non-negative numbers: {bundle!r}")
+        if all(v == 0 for v in bundle.values()):
+            raise ValueError(f"Bundles cannot have only zero resources: {bundle!r}")
+    if strategy not in VALID_STRATEGIES:
+        raise ValueError(f"Invalid placement group strategy {strategy!r}; use one of "
+                         f"{list(VALID_STRATEGIES)}.")
+    if lifetime not in (None, "detached"):
+        raise ValueError("placement group `lifetime` argument must be either `None` or "
+                         f"'detached', got {lifetime!r}.")
+    core = context.get_core()
+    pg_id = os.urandom(PlacementGroupID.size)
+    bundles = [{k: float(v) for k, v in b.items()} for b in bundles]
+    core.request("gcs", "create_placement_group", {
+        "pg_id": pg_id, "bundles": bundles, "strategy": strategy, "name": name,
+        "namespace": core.namespace, "job_id": core.job_id, "lifetime": lifetime})
+    return PlacementGroup(pg_id, bundles)
+
+
+def remove_placement_group(placement_group: PlacementGroup) -> None:
+    """Release the group's reservations; tasks and actors inside it lose their resources."""
+    core = context.get_core()
+    core.request("gcs", "remove_placement_group", placement_group.id.binary())
+
+
+def placement_group_table(placement_group: PlacementGroup | None = None) -> dict:
+    """The state of one group (a dict), or of all of them by hex id."""
+    core = context.get_core()
+    pg_id = None if placement_group is None else placement_group.id.binary()
+    return core.request("gcs", "placement_group_table", pg_id)
+
+
+def get_placement_group(placement_group_name: str) -> PlacementGroup:
+    core = context.get_core()
+    info = core.request("gcs", "get_named_placement_group",
+                        {"name": placement_group_name, "namespace": core.namespace})
+    if info is None:
+        raise ValueError(f"Failed to look up placement group with name: {placement_group_name}")
+    return PlacementGroup(bytes.fromhex(info["placement_group_id"]),
+                          [info["bundles"][i] for i in sorted(info["bundles"])])
+
+
+def get_current_placement_group() -> PlacementGroup | None:
+    """The group the calling task or actor runs in, if it captures child tasks."""
+    core = context.current_core_or_none()
+    current = getattr(core.current, "placement_group", None) if core else None
+    return None if current is None else PlacementGroup(current["pg_id"])
