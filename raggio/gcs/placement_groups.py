@@ -56,9 +56,11 @@ class PlacementGroupRecord:
 class PlacementGroupTable:
     """See the module docstring."""
 
-    def __init__(self, available_nodes: Callable[[], dict], node_conn: Callable[[bytes], object]):
+    def __init__(self, available_nodes: Callable[[], dict], node_conn: Callable[[bytes], object],
+                 update_node: Callable[[bytes, dict], None]):
         self._available_nodes = available_nodes
         self._node_conn = node_conn
+        self._update_node = update_node  #: record a node's resources as it just reported them
         self.groups: dict[bytes, PlacementGroupRecord] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -151,14 +153,15 @@ class PlacementGroupTable:
         for node_id in set(nodes):
             indexes = [i for i, n in enumerate(nodes) if n == node_id]
             try:
-                ok = await self._node_conn(node_id).call("reserve_bundles", {
+                state = await self._node_conn(node_id).call("reserve_bundles", {
                     "pg_id": record.pg_id, "bundles": {i: record.bundles[i] for i in indexes}})
             except (RpcError, KeyError):
-                ok = False
-            if not ok:
+                state = None
+            if state is None:
                 record.pending_reason = "a node filled up while the group was being reserved"
                 await self._release(record, reserved)
                 return
+            self._update_node(node_id, state)
             reserved.add(node_id)
         if record.state == REMOVED:  # removed while being reserved
             await self._release(record, reserved)
@@ -170,6 +173,8 @@ class PlacementGroupTable:
     async def _release(self, record: PlacementGroupRecord, node_ids: set[bytes]) -> None:
         for node_id in node_ids:
             try:
-                self._node_conn(node_id).notify("release_bundles", {"pg_id": record.pg_id})
-            except KeyError:
-                pass  # the node is gone, and its reservation with it
+                state = await self._node_conn(node_id).call("release_bundles",
+                                                            {"pg_id": record.pg_id})
+            except (KeyError, RpcError):
+                continue  # the node is gone, and its reservation with it
+            self._update_node(node_id, state)

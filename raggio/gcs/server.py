@@ -36,7 +36,8 @@ class GcsServer:
         self._connect_timeout_s = connect_timeout_s
         self.actors = ActorDirectory(self._lease_worker_for_actor, self._connect_worker)
         self.placement_groups = PlacementGroupTable(self._available_nodes,
-                                                    lambda node_id: self.node_conns[node_id])
+                                                    lambda node_id: self.node_conns[node_id],
+                                                    self._update_node_resources)
         self.server = Server(self._handlers(), token=token, listen=listen, info={"role": "gcs"})
 
     def _handlers(self) -> dict:
@@ -123,11 +124,15 @@ class GcsServer:
     def report_resources(self, conn: Connection, msg: dict) -> None:
         node = self.nodes.get(msg["node_id"])
         if node is not None:
-            node["available"] = msg["available"]
             node["demand"] = msg.get("demand", [])
             node["object_store_used"] = msg.get("object_store_used", 0)
-            if "total" in msg:
-                node["resources"] = msg["total"]
+            self._update_node_resources(msg["node_id"], msg)
+
+    def _update_node_resources(self, node_id: bytes, state: dict) -> None:
+        node = self.nodes.get(node_id)
+        if node is not None:
+            node["available"] = dict(state["available"])
+            node["resources"] = dict(state.get("total", node["resources"]))
             self._broadcast_view()
 
     def _broadcast_view(self) -> None:

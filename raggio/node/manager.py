@@ -379,34 +379,41 @@ class NodeManager:
             "pid": worker.pid, "node_id": self.node_id, "gpu_ids": gpu_ids})
         self._report_resources()
 
-    def reserve_bundles(self, conn: Connection, msg: dict) -> bool:
-        """Set aside a placement group's bundles here; False if they do not fit now."""
+    def reserve_bundles(self, conn: Connection, msg: dict) -> dict | None:
+        """Set aside a placement group's bundles here; None if they do not fit now.
+
+        Returns the node's resources afterwards, so the control store's view is current
+        before anyone is told the group is ready.
+        """
         pg_id, bundles = msg["pg_id"], msg["bundles"]
         if pg_id in self.bundles:
-            return True
+            return self._resource_state()
         needed: dict[str, float] = {}
         for bundle in bundles.values():
             for key, value in bundle.items():
                 needed[key] = needed.get(key, 0.0) + value
         if not self.resources.fits(needed):
-            return False
+            return None
         self.resources.acquire(needed)
         added = bundle_resources(pg_id, bundles)
         self.resources.add(added)
         self.bundles[pg_id] = (needed, added)
         self._report_resources()
         self._dispatch()
-        return True
+        return self._resource_state()
 
-    def release_bundles(self, conn: Connection, msg: dict) -> None:
+    def release_bundles(self, conn: Connection, msg: dict) -> dict:
         reserved = self.bundles.pop(msg["pg_id"], None)
-        if reserved is None:
-            return
-        needed, added = reserved
-        self.resources.remove(added)
-        self.resources.release(needed, [])
-        self._report_resources()
-        self._dispatch()
+        if reserved is not None:
+            needed, added = reserved
+            self.resources.remove(added)
+            self.resources.release(needed, [])
+            self._report_resources()
+            self._dispatch()
+        return self._resource_state()
+
+    def _resource_state(self) -> dict:
+        return {"total": self.resources.total, "available": self.resources.available}
 
     def worker_blocked(self, conn: Connection, msg: dict) -> None:
         lease = self._lease_of(msg["worker_id"])

@@ -1,0 +1,99 @@
+"""Placement groups on a real two-node cluster, as a Ray user drives them."""
+
+import pytest
+
+import raggio as ray
+from raggio.cluster_utils import Cluster
+from raggio.util import (get_placement_group, placement_group, placement_group_table,
+                         remove_placement_group)
+from raggio.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+
+@pytest.fixture
+def two_nodes():
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    cluster.add_node(num_cpus=2)
+    ray.init(address=cluster.address)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()
+
+
+@ray.remote
+def node_of_task():
+    return ray.get_runtime_context().get_node_id()
+
+
+def _bundle_nodes(pg):
+    table = placement_group_table(pg)
+    return [table["bundles_to_node_id"][i] for i in sorted(table["bundles_to_node_id"])]
+
+
+def test_strict_spread_puts_each_bundle_on_its_own_node(two_nodes):
+    pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD")
+    assert ray.get(pg.ready(), timeout=30) == pg
+    assert placement_group_table(pg)["state"] == "CREATED"
+    nodes = _bundle_nodes(pg)
+    assert len(set(nodes)) == 2
+    ran_on = ray.get([node_of_task.options(
+        scheduling_strategy=PlacementGroupSchedulingStrategy(pg, i)).remote() for i in range(2)])
+    assert ran_on == nodes
+    remove_placement_group(pg)
+
+
+def test_reserved_resources_leave_the_pool_and_come_back(two_nodes):
+    pg = placement_group([{"CPU": 2}], strategy="STRICT_PACK")
+    assert pg.wait(30)
+    assert ray.available_resources().get("CPU", 0) == 2
+    remove_placement_group(pg)
+    assert ray.available_resources().get("CPU", 0) == 4
+    assert placement_group_table(pg)["state"] == "REMOVED"
+
+
+def test_an_infeasible_group_stays_pending_with_a_reason(two_nodes):
+    pg = placement_group([{"CPU": 1}] * 3, strategy="STRICT_SPREAD")
+    assert not pg.wait(1)
+    table = placement_group_table(pg)
+    assert table["state"] == "PENDING"
+    assert "3 different nodes" in table["pending_reason"]
+    ready, _ = ray.wait([pg.ready()], timeout=0.5)
+    assert ready == []
+    remove_placement_group(pg)
+
+
+def test_pack_actor_and_child_tasks_captured(two_nodes):
+    pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_PACK", name="packed")
+    assert pg.wait(30)
+    assert get_placement_group("packed") == pg
+    (node,) = set(_bundle_nodes(pg))
+
+    @ray.remote
+    class Where:
+        def node(self):
+            return ray.get_runtime_context().get_node_id()
+
+    actor = Where.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)).remote()
+    assert ray.get(actor.node.remote(), timeout=30) == node
+
+    @ray.remote
+    def parent():
+        return ray.get(node_of_task.remote())
+
+    captured = parent.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
+        pg, 1, placement_group_capture_child_tasks=True)).remote()
+    assert ray.get(captured, timeout=30) == node
+    ray.kill(actor)
+    remove_placement_group(pg)
+
+
+def test_bad_arguments_are_value_errors(two_nodes):
+    with pytest.raises(ValueError, match="non-empty list"):
+        placement_group([])
+    with pytest.raises(ValueError, match="strategy"):
+        placement_group([{"CPU": 1}], strategy="SOMETIMES")
+    with pytest.raises(ValueError, match="empty"):
+        placement_group([{}])
+    pg = placement_group([{"CPU": 1}])
+    with pytest.raises(ValueError, match="out of range"):
+        node_of_task.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 5)).remote()
+    remove_placement_group(pg)
