@@ -42,6 +42,8 @@ class Config:
         "How long a submitter keeps an idle worker lease before returning it.", 0.01)
     max_pending_lease_requests: int = _doc(
         "Lease requests in flight per scheduling shape.", 10)
+    object_store_prefault_bytes: int = _doc(
+        "How much of each arena to allocate in the background at node start.", 1024**3)
     prestart_workers: bool = _doc("Start num_cpus workers when a node starts.", True)
     idle_worker_keep: int = _doc(
         "Idle workers kept per runtime environment beyond num_cpus.", 0)

@@ -85,6 +85,7 @@ class NodeOptions:
     prestart_workers: bool = True
     labels: dict = field(default_factory=dict)
     connect_timeout_s: float = 30.0
+    prefault_bytes: int = 0
 
 
 class NodeManager:
@@ -164,6 +165,8 @@ class NodeManager:
                                  timeout_s=self.options.connect_timeout_s)
         await self.gcs.call("register_node", self.info())
         self._spawn(self.log_monitor.run())
+        if self.options.prefault_bytes:
+            self._spawn(asyncio.to_thread(self.store.prefault, self.options.prefault_bytes))
         self._spawn(self._report_periodically())
         if self.options.prestart_workers:
             for _ in range(int(self.resources.total.get("CPU", 0))):
