@@ -52,8 +52,19 @@ main() {
         python3 bench/microbenchmark.py --backend raggio \
         --json "$RESULTS/raggio.json" "$@" || status=1
 
+    echo "=== cluster management: Ray ==="
+    in_netns env RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0 \
+        "$VENV/bin/python" bench/cluster_bench.py --backend ray \
+        --json "$RESULTS/ray-cluster.json" || status=1
+    echo "=== cluster management: raggio ==="
+    in_netns env PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+        python3 bench/cluster_bench.py --backend raggio \
+        --json "$RESULTS/raggio-cluster.json" || status=1
+
     echo "=== raggio vs Ray ==="
     python3 bench/compare.py "$RESULTS/ray.json" "$RESULTS/raggio.json"
+    echo
+    python3 bench/compare.py "$RESULTS/ray-cluster.json" "$RESULTS/raggio-cluster.json"
     return "$status"
 }
 

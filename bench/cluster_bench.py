@@ -1,0 +1,143 @@
+"""Cluster-management benchmarks: start, stop, idle head memory, cross-node transfer.
+
+Usage: python bench/cluster_bench.py --backend ray|raggio [--json OUT]
+
+Rows (the same JSON shape as microbenchmark.py, so compare.py prints both):
+- `start --head` wall time: the CLI from launch until it returns (a head with 2 CPUs
+  on 127.0.0.1 and a fresh temp dir).
+- idle head memory: PSS summed over every process the head started, 3 s after start.
+- `stop` wall time: the CLI from launch until it returns with everything stopped.
+- cross-node transfer: two nodes on this machine (cluster_utils.Cluster); a task on the
+  second node makes a 1 GiB array; the driver on the head node `get`s it. Reported for
+  the first transfer and as the best of three.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import psutil
+
+GIB = 1024**3
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cli(backend: str) -> str:
+    return os.path.join(os.path.dirname(sys.executable), backend)
+
+
+def new_processes(before: set[int]) -> list[psutil.Process]:
+    out = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if proc.pid in before or proc.pid == os.getpid():
+            continue
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if "ray" in cmdline or "raggio" in cmdline or "gcs_server" in cmdline:
+            out.append(proc)
+    return out
+
+
+def pss_mib(processes: list[psutil.Process]) -> float:
+    total = 0
+    for proc in processes:
+        try:
+            total += proc.memory_full_info().pss
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
+def start_stop_rows(backend: str) -> list[dict]:
+    temp_dir = tempfile.mkdtemp(prefix=f"{backend}-bench-")
+    before = {p.pid for p in psutil.process_iter()}
+    cmd = [cli(backend), "start", "--head", f"--port={free_port()}",
+           "--node-ip-address=127.0.0.1", "--num-cpus=2", f"--temp-dir={temp_dir}"]
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    start_s = time.perf_counter() - started
+    time.sleep(3)
+    processes = new_processes(before)
+    memory = pss_mib(processes)
+    started = time.perf_counter()
+    subprocess.run([cli(backend), "stop"] + (["--temp-dir", temp_dir] if backend == "raggio"
+                                             else []), check=True, capture_output=True)
+    stop_s = time.perf_counter() - started
+    shutil.rmtree(temp_dir, ignore_errors=True)
+    return [row("`start --head` wall time", "s", start_s, True),
+            row("idle head: total PSS", "MiB", memory, True),
+            row("idle head: processes", "count", len(processes), True),
+            row("`stop` wall time", "s", stop_s, True)]
+
+
+def transfer_rows(backend: str) -> list[dict]:
+    ray = importlib.import_module(backend)
+    cluster_utils = importlib.import_module(f"{backend}.cluster_utils")
+    store = 3 * GIB
+    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "object_store_memory": store})
+    cluster.add_node(num_cpus=1, resources={"second": 1}, object_store_memory=store)
+    ray.init(address=cluster.address)
+    try:
+        @ray.remote(resources={"second": 1})
+        def make():
+            return np.ones(GIB // 8)
+
+        times = []
+        for _ in range(3):
+            ref = make.remote()
+            ray.wait([ref], fetch_local=False)
+            started = time.perf_counter()
+            array = ray.get(ref)
+            times.append(time.perf_counter() - started)
+            assert array.shape == (GIB // 8,)
+            del array, ref
+        return [row("cross-node transfer of 1 GiB, first", "GB/s", GIB / 1e9 / times[0], False),
+                row("cross-node transfer of 1 GiB, best of 3", "GB/s", GIB / 1e9 / min(times),
+                    False)]
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def row(name, unit, value, lower_is_better):
+    return {"name": name, "unit": unit, "value": value, "error": None,
+            "lower_is_better": lower_is_better}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--backend", choices=["ray", "raggio"], required=True)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    rows = []
+    for measure in (start_stop_rows, transfer_rows):
+        try:
+            rows += measure(args.backend)
+        except Exception as exc:  # report and go on, as microbenchmark.py does
+            rows.append({"name": measure.__name__, "unit": "", "value": 0.0,
+                         "error": f"{type(exc).__name__}: {exc}", "lower_is_better": True})
+    version = importlib.import_module(args.backend).__version__
+    for r in rows:
+        value = "ERROR " + r["error"] if r["error"] else f"{r['value']:.3f} {r['unit']}"
+        print(f"{r['name']:<48} {value}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"backend": args.backend, "version": version, "quick": False,
+                       "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
