@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import select
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 
 from raggio import cluster_file
 from raggio.config import get_config
-from raggio.exceptions import RaySystemError
+from raggio.launch import wait_ready
 from raggio.rpc import connect
 
 
@@ -102,7 +101,7 @@ class Cluster:
             cmd = [sys.executable, "-m", "raggio.node.main", "--gcs-address", self.address] + flags
             env = dict(os.environ, RAGGIO_AUTH_TOKEN=self._token)
         process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-        ready = _read_ready(process, get_config().head_start_timeout_s, cmd)
+        ready = wait_ready(process, get_config().head_start_timeout_s, "raggio node")
         if self.head_node is None:
             self.address = ready["gcs_address"]
             self._token = ready["token"]
@@ -173,19 +172,3 @@ class Cluster:
 
     def __exit__(self, *exc_info):
         self.shutdown()
-
-
-def _read_ready(process: subprocess.Popen, timeout_s: float, cmd: list[str]) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        readable, _, _ = select.select([process.stdout], [], [], 0.2)
-        if readable:
-            line = process.stdout.readline()
-            if line:
-                return json.loads(line)
-        if process.poll() is not None:
-            break
-    process.kill()
-    process.wait()
-    raise RaySystemError(f"A raggio node did not start (exit code {process.returncode}); see "
-                         f"the messages above. It was started as: {' '.join(cmd)}")

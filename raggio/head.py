@@ -18,8 +18,9 @@ import secrets
 from raggio.config import get_config
 from raggio.gcs.server import GcsServer
 from raggio import cluster_file
-from raggio.node.main import (add_node_arguments, print_ready, run_main, session_for,
-                              start_node_manager, wait_for_exit)
+from raggio.launch import print_ready
+from raggio.node.main import (add_node_arguments, run_main, session_for, start_node_manager,
+                              wait_for_exit)
 
 
 def _write_token(session_dir: str, token: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -22,6 +21,8 @@ import psutil
 
 from raggio import cluster_file
 from raggio.config import DEFAULT_GCS_PORT, get_config
+from raggio.exceptions import RaySystemError
+from raggio.launch import wait_ready
 from raggio.node.node_info import new_session_dir
 from raggio.rpc import local_ip_for, split_address
 
@@ -57,27 +58,20 @@ def _node_flags(options: dict) -> list[str]:
 
 
 def _spawn(cmd: list[str], env: dict, session_dir: str, name: str) -> dict:
-    """Start a daemon; return its ready line, or fail with what it printed."""
+    """Start a daemon; return its ready line, or fail with the last line it logged."""
     log_path = os.path.join(session_dir, "logs", f"{name}.err")
     with open(log_path, "ab") as log:
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=log, env=env, start_new_session=True)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        readable, _, _ = select.select([process.stdout], [], [], 0.1)
-        if readable:
-            line = process.stdout.readline()
-            if line:
-                process.stdout.close()
-                return json.loads(line)
-        if process.poll() is not None:
-            break
-    if process.poll() is None:
-        process.kill()
-    with open(log_path) as f:
-        lines = [l for l in f.read().splitlines() if l.strip()]
-    reason = lines[-1] if lines else f"it exited with code {process.returncode}"
-    raise click.ClickException(f"The {name} did not start: {reason}\n(full log: {log_path})")
+    try:
+        ready = wait_ready(process, START_TIMEOUT_S, name)
+    except RaySystemError as exc:
+        with open(log_path) as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+        reason = lines[-1] if lines else str(exc)
+        raise click.ClickException(f"The {name} did not start: {reason}\n(full log: {log_path})")
+    process.stdout.close()
+    return ready
 
 
 def start_head(options: dict) -> None:

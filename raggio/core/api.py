@@ -11,7 +11,6 @@ import atexit
 import json
 import logging
 import os
-import select
 import subprocess
 import sys
 import threading
@@ -29,6 +28,7 @@ from raggio.core.object_ref import ObjectRef
 from raggio.core.remote_function import RemoteFunction
 from raggio.exceptions import RaySystemError
 from raggio import cluster_file
+from raggio.launch import wait_ready
 from raggio.rpc import local_ip_for, split_address
 
 logger = logging.getLogger(__name__)
@@ -161,22 +161,11 @@ def _start_private_head(cfg, *, num_cpus, num_gpus, resources, object_store_memo
     if object_store_memory is not None:
         cmd += ["--object-store-memory", str(int(object_store_memory))]
     _head = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    deadline = time.monotonic() + cfg.head_start_timeout_s
-    line = b""
-    while time.monotonic() < deadline:
-        readable, _, _ = select.select([_head.stdout], [], [], 0.5)
-        if readable:
-            line = _head.stdout.readline()
-            break
-        if _head.poll() is not None:
-            break
-    if not line:
-        code = _head.poll()
-        _stop_head()
-        raise RaySystemError(
-            f"The local raggio head did not start (exit code {code}); see the messages above. "
-            f"It was started as: {' '.join(cmd)}")
-    return json.loads(line)
+    try:
+        return wait_ready(_head, cfg.head_start_timeout_s, "local raggio head")
+    except RaySystemError:
+        _head = None
+        raise
 
 
 def _stop_head() -> None:

@@ -20,6 +20,7 @@ import sys
 
 from raggio.config import get_config
 from raggio.exceptions import RayError
+from raggio.launch import print_ready
 from raggio.node.manager import NodeManager, NodeOptions
 from raggio.node.node_info import default_resources, new_session_dir
 
@@ -65,11 +66,6 @@ async def start_node_manager(args: argparse.Namespace, *, gcs_address: str, toke
         await node.close()
         raise
     return node
-
-
-def print_ready(info: dict) -> None:
-    sys.stdout.write(json.dumps(info) + "\n")
-    sys.stdout.flush()
 
 
 async def wait_for_exit(tied: bool) -> None:

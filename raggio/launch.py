@@ -1,0 +1,42 @@
+"""The ready-line handshake between raggio's daemons and whoever starts them.
+
+A head or node process prints one JSON line on stdout once it is serving
+(``print_ready``); the starter (``init()``'s private head, ``Cluster``,
+``raggio start``) waits for that line with a deadline (``wait_ready``) and
+learns the addresses from it. Neither side needs to poll a port.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+import time
+
+from raggio.exceptions import RaySystemError
+
+
+def print_ready(info: dict) -> None:
+    sys.stdout.write(json.dumps(info) + "\n")
+    sys.stdout.flush()
+
+
+def wait_ready(process: subprocess.Popen, timeout_s: float, what: str) -> dict:
+    """The process's ready line; on exit or timeout, kill it and raise RaySystemError."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([process.stdout], [], [], 0.1)
+        if readable:
+            line = process.stdout.readline()
+            if line:
+                return json.loads(line)
+        if process.poll() is not None:
+            break
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    raise RaySystemError(
+        f"The {what} did not start (exit code {process.returncode}"
+        + (f", no ready line within {timeout_s:g} s" if process.returncode == -9 else "")
+        + "); its error is above or in its log.")
