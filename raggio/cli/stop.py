@@ -75,7 +75,8 @@ def stop(force: bool, grace_period_s: float, temp_dir: str) -> None:
     psutil.wait_procs(alive, timeout=5)
     for pid in sorted(names):
         click.echo(f"Stopped {names[pid]}")
-    killed = f" ({len(alive)} after the grace period, with SIGKILL)" if alive and not force else ""
+    killed = (f" ({', '.join(names[p.pid] for p in alive)} only with SIGKILL, after the grace "
+              "period)" if alive and not force else "")
     click.echo(f"Stopped all {len(processes)} raggio processes{killed}.")
     _clean_up(temp_dir)
 
