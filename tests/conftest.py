@@ -5,7 +5,9 @@
 two call ``init()`` with this file's defaults updated by ``request.param`` (a
 dict of ``init`` keyword arguments, given with ``indirect=True``) and yield what
 ``init()`` returned; ``shutdown_only`` yields None; all three call ``shutdown()``
-at the end. So Ray's own test files can run here later.
+at the end. ``ray_start_cluster`` yields a ``raggio.cluster_utils.Cluster`` of
+real node processes and ends with ``shutdown()`` then ``cluster.shutdown()``.
+So Ray's own test files can run here later.
 
 Every test also gets ``check_leaks`` (autouse): it fails the test at teardown
 if a process the test started (a private head, its zygote, workers, a driver
@@ -29,6 +31,7 @@ import psutil
 import pytest
 
 import raggio as ray
+from raggio.cluster_utils import Cluster
 
 #: Ray's fixtures start a one-CPU node with a 150 MB store; two CPUs here, so
 #: that a task and a nested task or a blocker and a probe can run side by side.
@@ -44,6 +47,10 @@ _POLL_PERIOD_S = 0.1
 #: The processes (head and everything under it) of the module-scoped shared
 #: cluster while one is up; tests running beside it may not be blamed for them.
 _shared_cluster_procs: list[psutil.Process] = []
+
+#: Daemons (``raggio start``) that a module's fixtures own and stop at the module's end;
+#: see ``module_daemons``.
+_module_daemons: list[psutil.Process] = []
 
 
 @contextmanager
@@ -85,6 +92,55 @@ def ray_start_regular_shared(request):
 
 
 @pytest.fixture
+def ray_start_cluster(request):
+    """A ``Cluster`` of real node processes for one test, as Ray's fixture.
+
+    Without ``request.param`` it has no node yet: the test calls ``add_node`` (the
+    first node is the head) and ``init(address=cluster.address)``. A ``request.param``
+    dict is the head's arguments (``Cluster(initialize_head=True,
+    head_node_args=param)``); with Ray's keys ``num_nodes`` (and ``do_init``, true by
+    default then) it starts that many nodes with the other keys (over Ray's defaults,
+    one CPU and a 150 MB store) and connects the driver, as Ray's fixture does.
+    """
+    param = dict(getattr(request, "param", None) or {})
+    if "num_nodes" in param:
+        num_nodes = param.pop("num_nodes")
+        do_init = param.pop("do_init", num_nodes > 0)
+        namespace = param.pop("namespace", None)
+        node_args = {"num_cpus": 1, "object_store_memory": 150 * 1024**2, **param}
+        cluster = Cluster()
+        try:
+            for _ in range(num_nodes):
+                cluster.add_node(**node_args)
+            if do_init:
+                ray.init(address=cluster.address, namespace=namespace)
+        except BaseException:
+            ray.shutdown()
+            cluster.shutdown()
+            raise
+    else:
+        cluster = Cluster(initialize_head=bool(param), head_node_args=param or None)
+    try:
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def module_daemons():
+    """A list for the daemons (``raggio start``) a module's fixtures keep across its tests.
+
+    Such daemons run outside this process's tree once ``raggio start`` returns, but a
+    test that starts one sees it for a moment as a descendant. Append the daemon's
+    ``psutil.Process`` here and ``check_leaks`` blames no test for it or for what runs
+    under it; the module must stop it itself (``raggio stop``) at its end.
+    """
+    yield _module_daemons
+    _module_daemons.clear()
+
+
+@pytest.fixture
 def shutdown_only():
     """For tests that call ``init()`` themselves; shuts raggio down afterwards."""
     yield None
@@ -102,8 +158,8 @@ def check_leaks(request):
         left_initialized = not shared_up and ray.is_initialized()
         if left_initialized:
             ray.shutdown()
-    problems = _wait_leaks_gone(watch, shm_before,
-                                excused=_shared_cluster_procs if shared_up else [])
+    excused = (list(_shared_cluster_procs) if shared_up else []) + list(_module_daemons)
+    problems = _wait_leaks_gone(watch, shm_before, excused=excused)
     if left_initialized:
         problems.insert(0, "the test left raggio initialized (call shutdown() or use the "
                            "shutdown_only fixture)")
@@ -187,6 +243,20 @@ def _describe(proc: psutil.Process) -> str:
         return f"process {proc.pid}"
 
 
+def _session_names(procs: list[psutil.Process]) -> set[str]:
+    """The session names of the running processes started with ``--session-dir`` (daemons)."""
+    names = set()
+    for proc in procs:
+        try:
+            cmdline = proc.cmdline() if _alive(proc) else []
+        except psutil.Error:
+            continue
+        for flag, value in zip(cmdline, cmdline[1:]):
+            if flag == "--session-dir":
+                names.add(os.path.basename(value.rstrip("/")))
+    return names
+
+
 def _wait_leaks_gone(watch: _DescendantWatch, shm_before: set[str],
                      excused: list[psutil.Process]) -> list[str]:
     """Wait up to LEAK_GRACE_S for the test's processes and arenas to go; describe the rest.
@@ -195,12 +265,15 @@ def _wait_leaks_gone(watch: _DescendantWatch, shm_before: set[str],
     name), so one leaking test does not make the next ones fail too.
     """
     our_pids = {pid for pid, _ in watch.seen}
+    excused_sessions = _session_names(excused)
     deadline = time.monotonic() + LEAK_GRACE_S
     while True:
         procs = [p for p in watch.seen.values() if _alive(p) and not _under(p, excused)]
         arenas = []
         for name in _arenas() - shm_before:
             match = _ARENA_PID.match(name)
+            if any(name.startswith(f"raggio-{session}-") for session in excused_sessions):
+                continue
             if match is None or int(match.group(1)) in our_pids:
                 arenas.append(name)
         if (not procs and not arenas) or time.monotonic() > deadline:

@@ -158,15 +158,25 @@ class TaskSubmitter:
         self._pump(queue)
 
     async def _request_lease(self, queue: ShapeQueue) -> tuple[object, dict]:
-        """Ask the local node manager, then follow spillbacks to the node that has room."""
+        """Ask the local node manager, then follow spillbacks to the node that has room.
+
+        A node that goes away while we ask it (it was shutting down) sends us back to the
+        local node manager, whose view will have dropped it.
+        """
         node, spilled = self.core.node, False
         while True:
-            grant = await node.call("request_worker_lease", {
-                "resources": queue.resources, "runtime_env": queue.runtime_env,
-                "job_id": self.core.job_id, "strategy": queue.strategy, "spilled": spilled})
-            if "spillback" not in grant:
-                return node, grant
-            node, spilled = await self.core.peer(grant["spillback"]), True
+            try:
+                grant = await node.call("request_worker_lease", {
+                    "resources": queue.resources, "runtime_env": queue.runtime_env,
+                    "job_id": self.core.job_id, "strategy": queue.strategy, "spilled": spilled})
+                if "spillback" not in grant:
+                    return node, grant
+                node, spilled = await self.core.peer(grant["spillback"]), True
+            except RpcError:
+                if node is self.core.node:
+                    raise
+                await asyncio.sleep(0.1)  # let the dead node leave the local view
+                node, spilled = self.core.node, False
 
     def _push(self, queue: ShapeQueue, worker: LeasedWorker, spec: dict) -> None:
         if worker.linger is not None:

@@ -100,7 +100,7 @@ class GcsServer:
         self.node_conns[node_id] = conn
         conn.close_callbacks.append(lambda _c: self._node_lost(node_id))
         logger.info("node %s joined at %s", node_id.hex(), info["address"])
-        self._broadcast_view()
+        self._send_view()  # membership changed: tell every node now, not in 50 ms
         return {"ok": True}
 
     def _node_lost(self, node_id: bytes) -> None:
@@ -112,7 +112,7 @@ class GcsServer:
         for record in self.placement_groups.groups.values():
             if record.state == "CREATED" and node_id in record.bundle_nodes:
                 self._spawn_detached(self._reschedule_group(record, node_id))
-        self._broadcast_view()
+        self._send_view()
 
     async def _reschedule_group(self, record, lost_node: bytes) -> None:
         """A node holding some of a group's bundles died: place the whole group again."""

@@ -194,20 +194,21 @@ class NodeManager:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Leave the cluster first, so that nobody sends this node more work while it stops.
         try:
+            await self._close_servers()
             if self.pool is not None:
                 await self.pool.close()
         finally:
-            await self._close_servers()
+            self.store.close()
 
     async def _close_servers(self) -> None:
-        await self.server.close()
-        await self.local_server.close()
         if self.gcs is not None:
             self.gcs.close()
+        await self.server.close()
+        await self.local_server.close()
         for peer in self._peers.values():
             peer.close()
-        self.store.close()
 
     async def __aenter__(self):
         return await self.start()
@@ -358,6 +359,7 @@ class NodeManager:
                 request.infeasible_since = None
             if decision.kind != LOCAL:
                 continue
+            request.spilled = True  # placed here: a later pass must not send it elsewhere
             idle = self.pool.idle_workers(request.env_key)
             if idle:
                 still_pending.pop()

@@ -5,21 +5,38 @@ every worker needs (raggio's core, cloudpickle, msgpack, numpy), then reads
 one JSON request per line on stdin and answers with the forked child's pid
 on stdout. A fresh interpreter costs ~65-140 ms and 8-14 MiB unshared per
 worker; a fork from here costs a few ms and shares the imported pages.
-Exits when stdin closes (its node manager is gone).
+Exits when stdin closes or its node manager dies (``PR_SET_PDEATHSIG``), and
+its workers die with it, so no worker outlives its node, even one forked a
+moment before the node went away.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
 import sys
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent exits (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
 
 
 def main() -> None:
     import numpy  # noqa: F401  (imported for its pages, shared with every worker)
     import raggio.core.worker_main as worker_main
 
+    die_with_parent()  # the node manager: a node that dies takes its zygote with it
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
@@ -30,6 +47,7 @@ def main() -> None:
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            die_with_parent()  # and the zygote's end takes every worker with it
             os.close(0)
             os.close(1)
             worker_main.main(request)
