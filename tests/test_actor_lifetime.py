@@ -7,20 +7,13 @@ import time
 import pytest
 
 import raggio as ray
+from raggio.test_utils import wait_until
 
 
 @ray.remote
 class Named:
     def pid(self):
         return os.getpid()
-
-
-def _wait_until(condition, timeout_s=30.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _actor_is_gone(name):
@@ -48,7 +41,7 @@ def test_actor_outlives_its_owner_only_when_detached(ray_start_regular, lifetime
         time.sleep(1)
         assert ray.get(actor.pid.remote(), timeout=30)
     else:
-        _wait_until(lambda: _actor_is_gone(name), what="the owned actor to die with its owner")
+        wait_until(lambda: _actor_is_gone(name), what="the owned actor to die with its owner")
         with pytest.raises(ray.exceptions.RayActorError):
             ray.get(actor.pid.remote(), timeout=30)
 
@@ -57,7 +50,7 @@ def test_kill_with_restart_brings_the_actor_back(ray_start_regular):
     actor = Named.options(max_restarts=1).remote()
     first = ray.get(actor.pid.remote())
     ray.kill(actor, no_restart=False)
-    _wait_until(lambda: _pid_or_none(actor) not in (None, first), what="a restarted actor")
+    wait_until(lambda: _pid_or_none(actor) not in (None, first), what="a restarted actor")
     ray.kill(actor)  # no_restart=True by default: gone for good
     with pytest.raises(ray.exceptions.RayActorError):
         ray.get(actor.pid.remote(), timeout=30)

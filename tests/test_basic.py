@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import raggio as ray
+from raggio.test_utils import wait_until
 
 MiB = 1024**2
 
@@ -49,13 +50,6 @@ def wait_for_file(path, timeout_s=60.0):
         time.sleep(0.01)
     return os.path.basename(path)
 
-
-def wait_until(condition, timeout_s=10.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
 
 
 # -- arguments and returns --

@@ -14,6 +14,7 @@ import time
 import pytest
 
 import raggio as ray
+from raggio.test_utils import wait_until
 
 
 def attempts(path):
@@ -41,14 +42,6 @@ def raise_error(counter_path, error_type, fail_until):
     if attempt < fail_until:
         raise error_type(f"attempt {attempt}")
     return f"ok after {attempt}"
-
-
-def wait_until(condition, timeout_s=30.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @ray.remote

@@ -16,24 +16,16 @@ import sys
 import time
 
 import numpy as np
-import psutil
 import pytest
 
 import raggio as ray
+from raggio.test_utils import wait_until
 from raggio.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 #: Each node's object store: room for a few 50 MB objects, and a small arena to prefault.
 STORE_BYTES = 300 * 1024**2
 #: A node id no node has (28 bytes, as node ids are).
 UNKNOWN_NODE_ID = "ab" * 28
-
-
-def wait_until(condition, timeout_s=30.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @ray.remote

@@ -5,12 +5,12 @@ module, so they cannot call its functions by name.
 """
 
 import gc
-import time
 
 import numpy as np
 import pytest
 
 import raggio as ray
+from raggio.test_utils import wait_until
 from raggio.core import context
 
 MiB = 1024**2
@@ -23,14 +23,6 @@ def store_used_bytes():
     # until then ask the node manager directly, as `raggio status` would.
     stats = context.get_core().request("node", "get_node_stats")
     return stats["object_store"]["used_bytes"]
-
-
-def wait_until(condition, timeout_s=15.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def pattern(i, size_bytes=20 * MiB):

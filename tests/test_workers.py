@@ -8,21 +8,13 @@ import psutil
 import pytest
 
 import raggio as ray
+from raggio.test_utils import wait_until
 from raggio.core import context
 
 
 def _store_used_bytes():
     stats = context.get_core().request("node", "get_node_stats")
     return stats["object_store"]["used_bytes"]
-
-
-def _wait_for(predicate, timeout_s=30, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def test_process_titles_name_the_running_task(ray_start_regular):
@@ -37,7 +29,7 @@ def test_process_titles_name_the_running_task(ray_start_regular):
 
     title, pid = ray.get(my_task.remote())
     assert title == "raggio::my_task"
-    _wait_for(lambda: psutil.Process(pid).cmdline()[0] == "raggio::IDLE", what="IDLE title")
+    wait_until(lambda: psutil.Process(pid).cmdline()[0] == "raggio::IDLE", what="IDLE title")
     greeter = Greeter.remote()
     assert ray.get(greeter.title.remote()) == "raggio::Greeter.title"
 
@@ -90,8 +82,8 @@ def test_arena_space_is_freed_when_refs_go_away(ray_start_regular):
     assert _store_used_bytes() >= before + 5 * 8 * 1024 * 1024
     array = ray.get(refs[0])
     del refs
-    _wait_for(lambda: _store_used_bytes() <= before + 8 * 1024 * 1024 + 4096,
+    wait_until(lambda: _store_used_bytes() <= before + 8 * 1024 * 1024 + 4096,
               what="four unreferenced objects to be freed")
     assert array.sum() == 1024 * 1024  # still readable: its pin keeps it
     del array
-    _wait_for(lambda: _store_used_bytes() <= before, what="the last object to be freed")
+    wait_until(lambda: _store_used_bytes() <= before, what="the last object to be freed")

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -65,7 +64,6 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
         RuntimeError: raggio is already initialized.
         ValueError: an unknown or invalid argument.
     """
-    global _head
     unknown = set(kwargs) - {"_system_config", "configure_logging", "log_to_driver",
                              "dashboard_host", "dashboard_port", "_temp_dir", "local_mode",
                              "job_config", "storage", "_plasma_directory"}

@@ -18,7 +18,6 @@ import logging
 import os
 import sys
 import threading
-import time
 from typing import Any
 
 from raggio.config import Config
@@ -27,7 +26,7 @@ from raggio.core.object_ref import ObjectRef
 from raggio.core.object_table import READY, ObjectTable
 from raggio.core.serialization import deserialize_inline, serialize
 from raggio.core.shared_memory import Arena
-from raggio.exceptions import (GetTimeoutError, ObjectLostError, OwnerDiedError, RayError,
+from raggio.exceptions import (GetTimeoutError, ObjectLostError, OwnerDiedError,
                                RaySystemError, RayTaskError, RpcError)
 from raggio.rpc import Connection, Server, connect
 

@@ -30,7 +30,7 @@ import setproctitle
 from raggio.core.core_worker import error_location
 from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import deserialize_inline, loads_function, serialize
-from raggio.exceptions import RayError, RayTaskError, TaskCancelledError
+from raggio.exceptions import RayTaskError, TaskCancelledError
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from raggio.exceptions import RpcError
 from raggio.rpc import Connection
 
 logger = logging.getLogger(__name__)

@@ -26,23 +26,13 @@ import pytest
 
 import raggio
 from raggio import cluster_file
+from raggio.test_utils import wait_until
 
 STORE_BYTES = 100 * 1024**2
 #: A safety net for one command; they take well under a second when things work.
 COMMAND_TIMEOUT_S = 60
 _RAGGIO = os.path.join(os.path.dirname(sys.executable), "raggio")
 RAGGIO = [_RAGGIO] if os.path.exists(_RAGGIO) else [sys.executable, "-m", "raggio"]
-
-
-def wait_until(condition, timeout_s=30.0, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def env_for(temp_dir) -> dict:
