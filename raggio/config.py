@@ -49,7 +49,7 @@ class Config:
         "Idle workers kept per runtime environment beyond num_cpus.", 0)
     log_poll_period_s: float = _doc("How often the log monitor reads worker logs.", 0.1)
     health_check_period_s: float = _doc("How often the control store pings nodes.", 1.0)
-    health_check_failure_threshold: int = _doc("Missed pings before a node is dead.", 5)
+    health_check_failure_threshold: int = _doc("Missed pings before a node is dead.", 3)
     temp_dir: str = _doc("Where session directories live.", "/tmp/raggio")
     auth_token: str = _doc("The cluster token, when not read from the session directory.", "")
     address: str = _doc("The cluster init() joins when given no address.", "", "RAY_ADDRESS")

@@ -35,7 +35,10 @@ async def run_head(args: argparse.Namespace) -> None:
     token = get_config().auth_token or secrets.token_hex(16)
     session_dir, session_name = session_for(args)
     token_path = _write_token(session_dir, token)
-    gcs = GcsServer(listen=f"{args.node_ip}:{args.port}", token=token, session_dir=session_dir)
+    cfg = get_config()
+    gcs = GcsServer(listen=f"{args.node_ip}:{args.port}", token=token, session_dir=session_dir,
+                    health_check_period_s=cfg.health_check_period_s,
+                    health_check_failure_threshold=cfg.health_check_failure_threshold)
     await gcs.start()
     try:
         node = await start_node_manager(args, gcs_address=gcs.address, token=token,

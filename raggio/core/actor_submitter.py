@@ -103,6 +103,7 @@ class ActorSubmitter:
                         continue
                     state.conn = conn
                     state.incarnation = info["incarnation"]
+                    self.core.recovery.peer_nodes[info["address"]] = info["node_id"]
                     conn.close_callbacks.append(lambda c: self._on_lost(state, c))
                     break
         except RpcError as exc:

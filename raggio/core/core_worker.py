@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import os
@@ -25,6 +26,7 @@ from raggio.core.ids import IdMaker
 from raggio.core.object_ref import ObjectRef
 from raggio.core.object_table import READY, ObjectTable
 from raggio.core.serialization import deserialize_inline, serialize
+from raggio.core.reconstruction import MAX_RECOVERIES_PER_GET
 from raggio.core.shared_memory import Arena
 from raggio.exceptions import (GetTimeoutError, ObjectLostError, OwnerDiedError,
                                RaySystemError, RayTaskError, RpcError)
@@ -90,7 +92,9 @@ class CoreWorker:
 
     def start(self, timeout_s: float) -> None:
         from raggio.core.actor_submitter import ActorSubmitter
+        from raggio.core.reconstruction import Recovery
         from raggio.core.task_submitter import TaskSubmitter
+        self.recovery = Recovery(self)
         self._thread.start()
         self.run_sync(self._start(), timeout_s)
         self.submitter = TaskSubmitter(self)
@@ -121,6 +125,7 @@ class CoreWorker:
             self.node_info = await self.node.call("register_worker", {
                 "worker_id": self.worker_id, "address": self.address, "pid": os.getpid()})
         self.node_id = self.node_info["node_id"]
+        self.gcs.notify("subscribe_node_events")
         self.arena = Arena(self.node_info["arena_path"])
 
     async def _find_local_node(self) -> str:
@@ -276,6 +281,8 @@ class CoreWorker:
         """Tell every node holding a copy of these owned objects to drop it (loop thread)."""
         by_node: dict[str, list[bytes]] = {}
         for object_id, entry in freed:
+            if entry.lineage is not None:
+                self.recovery.lineage_dropped(entry.lineage)
             if entry.owned and entry.node_id is not None:
                 for address in {entry.node_address} | (entry.copies or set()):
                     by_node.setdefault(address, []).append(object_id)
@@ -310,12 +317,22 @@ class CoreWorker:
             self._wait_fetched(missing, len(missing), timeout_s)
         return [self._materialize(ref) for ref in refs]
 
-    def _wait_fetched(self, refs: list[ObjectRef], num_returns: int,
-                      timeout_s: float | None) -> list[ObjectRef]:
+    @contextlib.contextmanager
+    def _blocked(self):
+        """While a task waits on other tasks, give its CPU back to its node (as Ray does), so
+        that the tasks it waits for can run."""
         blocked = self.mode == WORKER and threading.current_thread() is threading.main_thread()
         if blocked:
             self.call_soon(self.node.notify, "worker_blocked", {"worker_id": self.worker_id})
         try:
+            yield
+        finally:
+            if blocked:
+                self.call_soon(self.node.notify, "worker_unblocked", {"worker_id": self.worker_id})
+
+    def _wait_fetched(self, refs: list[ObjectRef], num_returns: int,
+                      timeout_s: float | None) -> list[ObjectRef]:
+        with self._blocked():
             fut = asyncio.run_coroutine_threadsafe(self._fetch_many(refs, num_returns), self.loop)
             try:
                 return fut.result(timeout_s)
@@ -327,9 +344,6 @@ class CoreWorker:
             except KeyboardInterrupt:
                 fut.cancel()
                 raise
-        finally:
-            if blocked:
-                self.call_soon(self.node.notify, "worker_unblocked", {"worker_id": self.worker_id})
 
     async def _fetch_many(self, refs: list[ObjectRef], num_returns: int) -> list[ObjectRef]:
         """Return once ``num_returns`` of ``refs`` are known here (value or location)."""
@@ -423,10 +437,22 @@ class CoreWorker:
         return value
 
     def _read_from_arena(self, ref: ObjectRef, entry) -> Any:
-        if entry.node_id != self.node_id:
-            self.run_sync(self._pull(ref, entry))
-        pinned = self.request("node", "pin_objects", [ref._id])
-        if pinned[0] is None:
+        """Map the object from this node's arena, pulling or rebuilding it as needed."""
+        for _ in range(MAX_RECOVERIES_PER_GET):
+            try:
+                if entry.node_id != self.node_id:
+                    self.run_sync(self._pull(ref, entry))
+                pinned = self.request("node", "pin_objects", [ref._id])
+                if pinned[0] is None:
+                    raise ObjectLostError(ref.hex())
+                break
+            except ObjectLostError:
+                with self._blocked():
+                    self.run_sync(self.recovery.recover(ref, entry.node_id))
+                entry = self.refs.entries[ref._id]
+                if entry.inline is not None or entry.is_error:
+                    return deserialize_inline(entry.inline)  # the rebuild failed, or is small
+        else:
             raise ObjectLostError(ref.hex())
         offset, size_bytes = pinned[0]
         object_id, node = ref._id, self.node

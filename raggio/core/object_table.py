@@ -25,7 +25,7 @@ PENDING, READY = 0, 1
 class ObjectEntry:
     __slots__ = ("state", "inline", "node_id", "node_address", "size_bytes", "is_error",
                  "waiters", "local_refs", "task_refs", "escaped", "owned", "owner_address",
-                 "dropped", "copies")
+                 "dropped", "copies", "lineage")
 
     def __init__(self, owned: bool, owner_address: str):
         self.state = PENDING
@@ -42,6 +42,7 @@ class ObjectEntry:
         self.owner_address = owner_address
         self.dropped = False  #: no refs left while still pending: free on arrival
         self.copies: set[str] | None = None  #: other nodes (addresses) holding a copy
+        self.lineage: dict | None = None  #: the spec of the task that made it, to rebuild it
 
     def location(self) -> dict:
         if self.inline is not None:
@@ -167,7 +168,8 @@ class ObjectTable:
         entry = self.entries.get(object_id)
         if entry is not None:
             entry.state = PENDING
-            entry.inline = entry.node_id = None
+            entry.inline = entry.node_id = entry.copies = None
+            entry.is_error = False
 
     def wait_ready(self, object_id: bytes) -> asyncio.Future:
         fut = self._loop.create_future()

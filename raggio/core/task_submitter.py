@@ -151,6 +151,7 @@ class TaskSubmitter:
                               grant.get("gpu_ids", []))
         queue.workers.append(worker)
         conn.close_callbacks.append(lambda _c: self._worker_lost(queue, worker))
+        self.core.recovery.peer_nodes[grant["address"]] = grant["node_id"]
         if queue.tasks:
             self._push(queue, worker, queue.tasks.popleft())
         else:
@@ -250,7 +251,14 @@ class TaskSubmitter:
         self.pending.pop(spec["task_id"], None)
         for object_id, location in zip(spec["return_ids"], returns):
             self.core.refs.set_ready(object_id, location)
-        self._release_args(spec)
+        if spec["retries_left"] == 0 or not self.core.recovery.keep_lineage(spec):
+            self._release_args(spec)
+
+    def resubmit(self, spec: dict) -> None:
+        """Run a finished task again, to rebuild its lost returns (see reconstruction.py)."""
+        spec.pop("cancelled", None)
+        self.pending[spec["task_id"]] = spec
+        self._queue(spec)
 
     def _complete_error(self, spec: dict, exc: BaseException) -> None:
         location = error_location(exc)

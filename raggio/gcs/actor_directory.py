@@ -39,6 +39,7 @@ class ActorRecord:
     start_time: float = field(default_factory=time.time)
     end_time: float = 0.0
     killed: bool = False
+    node_death: str = ""  #: why the actor's node died, when it did
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     worker_conn: Connection | None = None
     lease: tuple | None = None  #: (node connection, lease id)
@@ -133,6 +134,13 @@ class ActorDirectory:
                 record.death_cause = "The actor's owner (the driver or worker that created it) died."
                 self.kill(record.actor_id, no_restart=True)
 
+    def node_died(self, node_id: bytes, reason: str) -> None:
+        """Treat every actor on a dead node as lost (its connection may not even close)."""
+        for record in self.actors.values():
+            if record.node_id == node_id and record.worker_conn is not None:
+                record.node_death = f"its node {node_id.hex()[:16]} died: {reason}"
+                record.worker_conn.close()  # runs _worker_lost: restart or mark dead
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
@@ -209,8 +217,14 @@ class ActorDirectory:
             self._mark_dead(record, "The actor was killed by raggio.kill().")
         elif max_restarts == -1 or record.num_restarts < max_restarts:
             record.num_restarts += 1
+            record.node_death = ""
             self._set_state(record, RESTARTING)
             self._spawn(self._start(record))
+        elif record.node_death:
+            cause = f"The actor died because {record.node_death}"
+            if max_restarts:
+                cause += f", and it was already restarted {record.num_restarts} times"
+            self._mark_dead(record, cause + ".")
         else:
             self._mark_dead(record, (
                 "The actor died unexpectedly: its worker process exited"

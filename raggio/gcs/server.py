@@ -14,6 +14,7 @@ import time
 
 from raggio.exceptions import ActorUnschedulableError, RpcError
 from raggio.gcs.actor_directory import ActorDirectory
+from raggio.gcs.health_check import HealthChecker
 from raggio.gcs.placement_groups import PlacementGroupTable
 from raggio.rpc import Connection, Server, connect
 
@@ -23,7 +24,8 @@ logger = logging.getLogger(__name__)
 class GcsServer:
     """See the module docstring. ``async with GcsServer(...) as gcs: ...``"""
 
-    def __init__(self, *, listen: str, token: str, session_dir: str, connect_timeout_s: float = 30.0):
+    def __init__(self, *, listen: str, token: str, session_dir: str, connect_timeout_s: float = 30.0,
+                 health_check_period_s: float = 1.0, health_check_failure_threshold: int = 3):
         self.token = token
         self.session_dir = session_dir
         self.nodes: dict[bytes, dict] = {}
@@ -39,6 +41,11 @@ class GcsServer:
                                                     lambda node_id: self.node_conns[node_id],
                                                     self._update_node_resources)
         self.server = Server(self._handlers(), token=token, listen=listen, info={"role": "gcs"})
+        self.health = HealthChecker(lambda: self.node_conns, self.declare_node_dead,
+                                    period_s=health_check_period_s,
+                                    failure_threshold=health_check_failure_threshold)
+        #: Drivers and workers that want to hear of node deaths (to fail over at once).
+        self._node_subscribers: set[Connection] = set()
 
     def _handlers(self) -> dict:
         return {
@@ -66,11 +73,13 @@ class GcsServer:
             "remove_placement_group": self.remove_placement_group,
             "placement_group_table": self.placement_group_table,
             "get_named_placement_group": self.get_named_placement_group,
+            "subscribe_node_events": self.subscribe_node_events,
         }
 
     async def start(self) -> str:
         address = await self.server.start()
         self.placement_groups.start()
+        self.health.start()
         return address
 
     @property
@@ -80,6 +89,7 @@ class GcsServer:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        await self.health.close()
         await self.placement_groups.close()
         await self.actors.close()
         await self.server.close()
@@ -95,6 +105,11 @@ class GcsServer:
 
     def register_node(self, conn: Connection, info: dict) -> dict:
         node_id = info["node_id"]
+        known = self.nodes.get(node_id)
+        if known is not None and known["state"] == "DEAD":
+            raise ValueError(f"Node {node_id.hex()} was declared dead "
+                             f"({known.get('death_reason', 'unknown')}); it must restart as a "
+                             "new node.")
         info = dict(info, state="ALIVE", start_time=time.time(), available=dict(info["resources"]))
         self.nodes[node_id] = info
         self.node_conns[node_id] = conn
@@ -103,12 +118,32 @@ class GcsServer:
         self._send_view()  # membership changed: tell every node now, not in 50 ms
         return {"ok": True}
 
+    def declare_node_dead(self, node_id: bytes, reason: str) -> None:
+        """A node stopped answering: drop it as if its connection had closed."""
+        node = self.nodes.get(node_id)
+        if node is not None and node["state"] == "ALIVE":
+            node["death_reason"] = reason
+        conn = self.node_conns.get(node_id)
+        if conn is not None:
+            conn.close()  # runs _node_lost
+        else:
+            self._node_lost(node_id)
+
+    def subscribe_node_events(self, conn: Connection, _msg) -> None:
+        self._node_subscribers.add(conn)
+        conn.close_callbacks.append(self._node_subscribers.discard)
+
     def _node_lost(self, node_id: bytes) -> None:
         node = self.nodes.get(node_id)
-        if node is not None:
-            node["state"] = "DEAD"
-            node["end_time"] = time.time()
+        if node is None or node["state"] == "DEAD":
+            return
+        node["state"] = "DEAD"
+        node["end_time"] = time.time()
+        node.setdefault("death_reason", "its connection to the control store closed")
         self.node_conns.pop(node_id, None)
+        self.actors.node_died(node_id, node["death_reason"])
+        for conn in list(self._node_subscribers):
+            conn.notify("node_dead", {"node_id": node_id, "reason": node["death_reason"]})
         for record in self.placement_groups.groups.values():
             if record.state == "CREATED" and node_id in record.bundle_nodes:
                 self._spawn_detached(self._reschedule_group(record, node_id))

@@ -100,7 +100,10 @@ async def run_node(args: argparse.Namespace) -> None:
     try:
         print_ready({"node_id": node.node_id.hex(), "node_address": node.server.address,
                      "session_dir": session_dir, "pid": os.getpid()})
-        await wait_for_exit(args.tied)
+        exit_requested = asyncio.ensure_future(wait_for_exit(args.tied))
+        await asyncio.wait([exit_requested, node.left_cluster],
+                           return_when=asyncio.FIRST_COMPLETED)
+        exit_requested.cancel()
     finally:
         await node.close()
 

@@ -118,6 +118,8 @@ class NodeManager:
                                    listen=f"unix:{options.session_dir}/node-{tag}.sock",
                                    info={"role": "node"})
         self.pool: WorkerPool | None = None
+        #: Resolves when the control store connection is gone (it declared us dead, or died).
+        self.left_cluster: asyncio.Future = asyncio.get_running_loop().create_future()
         self.gcs: Connection | None = None
         self.log_monitor = LogMonitor(self.log_dir, options.node_ip, self._send_logs,
                                       log_poll_period_s)
@@ -147,6 +149,7 @@ class NodeManager:
             "cluster_view": self.cluster_view,
             "pull_object": self.pull_object,
             "reserve_bundles": self.reserve_bundles,
+            "ping": self.ping,
             "release_bundles": self.release_bundles,
             "read_object_chunk": self.read_object_chunk,
         }
@@ -164,6 +167,8 @@ class NodeManager:
                                  handlers=self._handlers(), info={"role": "node"},
                                  timeout_s=self.options.connect_timeout_s)
         await self.gcs.call("register_node", self.info())
+        self.gcs.close_callbacks.append(lambda _c: self.left_cluster.done()
+                                        or self.left_cluster.set_result(None))
         self._spawn(self.log_monitor.run())
         if self.options.prefault_bytes:
             self._spawn(asyncio.to_thread(self.store.prefault, self.options.prefault_bytes))
@@ -499,11 +504,16 @@ class NodeManager:
         for object_id in object_ids:
             self.store.free(object_id)
 
+    def ping(self, conn: Connection, _msg) -> str:
+        return "pong"
+
     async def pull_object(self, conn: Connection, msg: list) -> bool:
         """Copy an object from the node at ``source_address`` into this node's arena."""
         object_id, source_address, size_bytes = msg
         if self.store.contains(object_id):
             return True
+        if not any(node["address"] == source_address for node in self.view.values()):
+            raise ObjectLostError(object_id.hex())  # its node is dead: nothing to pull from
         inflight = self._pulls.get(object_id)
         if inflight is None:
             inflight = self._spawn(self._pull(object_id, source_address, size_bytes))
