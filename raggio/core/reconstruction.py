@@ -89,7 +89,9 @@ class Recovery:
                 ObjectReconstructionFailedError.LINEAGE_EVICTED)
         if spec["retries_left"] == 0:
             raise ObjectReconstructionFailedError(
-                object_id.hex(), ObjectReconstructionFailedError.MAX_ATTEMPTS_EXCEEDED)
+                object_id.hex(), ObjectReconstructionFailedError.RETRIES_DISABLED
+                if spec.get("max_retries") == 0 else
+                ObjectReconstructionFailedError.MAX_ATTEMPTS_EXCEEDED)
         spec["retries_left"] -= 1
         logger.info("rebuilding %s by running %s again", object_id.hex(), spec["name"])
         for return_id in spec["return_ids"]:

@@ -83,6 +83,7 @@ class RemoteFunction:
             "return_ids": ids, "num_returns": num_returns, "job_id": core.job_id,
             "namespace": core.namespace, "resources": resources,
             "retries_left": options.get("max_retries", DEFAULT_MAX_RETRIES),
+            "max_retries": options.get("max_retries", DEFAULT_MAX_RETRIES),
             "retry_exceptions": encode_retry_exceptions(options.get("retry_exceptions", False)),
             "runtime_env": {"env_vars": dict(runtime_env.get("env_vars") or {})},
             "strategy": strategy, "placement_group": capture,

@@ -251,8 +251,8 @@ class TaskSubmitter:
         self.pending.pop(spec["task_id"], None)
         for object_id, location in zip(spec["return_ids"], returns):
             self.core.refs.set_ready(object_id, location)
-        if spec["retries_left"] == 0 or not self.core.recovery.keep_lineage(spec):
-            self._release_args(spec)
+        if not self.core.recovery.keep_lineage(spec) or spec["retries_left"] == 0:
+            self._release_args(spec)  # it will never run again
 
     def resubmit(self, spec: dict) -> None:
         """Run a finished task again, to rebuild its lost returns (see reconstruction.py)."""

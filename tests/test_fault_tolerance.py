@@ -1,0 +1,142 @@
+"""Real faults on real processes: dead and hung nodes, lost objects, dead owners.
+
+Each test says what the user sees: a result that still arrives (rebuilt or retried elsewhere)
+or an error that says why not.
+"""
+
+import signal
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+import raggio as ray
+from raggio.test_utils import wait_until
+from raggio.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+
+def two_nodes(cluster):
+    cluster.add_node(num_cpus=1, object_store_memory=150 * 1024**2)
+    second = cluster.add_node(num_cpus=1, object_store_memory=150 * 1024**2)
+    ray.init(address=cluster.address)
+    return second
+
+
+def on(node, soft=True):
+    return NodeAffinitySchedulingStrategy(node.node_id, soft=soft)
+
+
+@ray.remote
+def make(value):
+    return np.full(2_000_000, value)  # 16 MB: lives in the arena of the node that ran it
+
+
+@ray.remote
+def add_one(array):
+    return array + 1
+
+
+def test_lost_objects_are_rebuilt_from_lineage_recursively(ray_start_cluster):
+    second = two_nodes(ray_start_cluster)
+    first = make.options(scheduling_strategy=on(second)).remote(7)
+    chained = add_one.options(scheduling_strategy=on(second)).remote(first)
+    ray.wait([chained])
+    ray_start_cluster.remove_node(second)
+    # Both objects lived only on the removed node: the chain runs again on the head.
+    assert ray.get(chained, timeout=60)[0] == 8
+    assert ray.get(first, timeout=60)[0] == 7
+
+
+def test_lost_object_without_retries_cannot_be_rebuilt(ray_start_cluster):
+    second = two_nodes(ray_start_cluster)
+    ref = make.options(max_retries=0, scheduling_strategy=on(second)).remote(1)
+    ray.wait([ref])
+    ray_start_cluster.remove_node(second)
+    with pytest.raises(ray.exceptions.ObjectReconstructionFailedError,
+                       match="max_retries=0"):
+        ray.get(ref, timeout=60)
+
+
+def test_objects_of_a_dead_owner_raise_owner_died(ray_start_cluster):
+    second = two_nodes(ray_start_cluster)
+
+    @ray.remote
+    def put_and_return_ref():
+        return [ray.put(np.ones(1_000_000))]  # owned by this worker, on the second node
+
+    (inner,) = ray.get(put_and_return_ref.options(scheduling_strategy=on(second, False)).remote())
+    ray_start_cluster.remove_node(second)
+    with pytest.raises(ray.exceptions.OwnerDiedError):
+        ray.get(inner, timeout=60)
+
+
+def _freeze(node):
+    processes = [psutil.Process(node.process.pid)]
+    processes += processes[0].children(recursive=True)
+    for proc in processes:
+        proc.send_signal(signal.SIGSTOP)
+    return processes
+
+
+def test_a_hung_node_is_declared_dead_and_its_actor_restarts_elsewhere(ray_start_cluster):
+    second = two_nodes(ray_start_cluster)
+
+    @ray.remote(max_restarts=1, max_task_retries=-1)
+    class Where:
+        def node(self):
+            return ray.get_runtime_context().get_node_id()
+
+    actor = Where.options(scheduling_strategy=on(second)).remote()
+    assert ray.get(actor.node.remote(), timeout=60) == second.node_id
+    frozen = _freeze(second)
+    try:
+        # Health checks (1 s period, 3 misses) notice it; the call fails over to the head.
+        assert ray.get(actor.node.remote(), timeout=60) == ray_start_cluster.head_node.node_id
+        alive = {n["NodeID"]: n["Alive"] for n in ray.nodes()}
+        assert alive[second.node_id] is False
+    finally:
+        for proc in frozen:
+            proc.send_signal(signal.SIGCONT)
+    # Woken up, the node learns it was declared dead and exits instead of rejoining.
+    wait_until(lambda: second.process.poll() is not None, what="the dead node to exit")
+
+
+def test_a_task_on_a_hung_node_is_retried_elsewhere(ray_start_cluster, tmp_path):
+    second = two_nodes(ray_start_cluster)
+    started = tmp_path / "started"
+
+    @ray.remote(max_retries=2)
+    def slow_where(flag):
+        import os
+        import time as t
+        if not os.path.exists(flag):
+            open(flag, "w").close()
+            t.sleep(600)  # the first attempt hangs with its node
+        return ray.get_runtime_context().get_node_id()
+
+    ref = slow_where.options(scheduling_strategy=on(second)).remote(str(started))
+    wait_until(started.exists, what="the first attempt to start")
+    frozen = _freeze(second)
+    try:
+        assert ray.get(ref, timeout=60) == ray_start_cluster.head_node.node_id
+    finally:
+        for proc in frozen:
+            proc.send_signal(signal.SIGCONT)
+
+
+def test_actor_on_a_dead_node_says_so(ray_start_cluster):
+    second = two_nodes(ray_start_cluster)
+
+    @ray.remote
+    class Once:
+        def ping(self):
+            return "pong"
+
+    actor = Once.options(scheduling_strategy=on(second)).remote()
+    assert ray.get(actor.ping.remote(), timeout=60) == "pong"
+    ray_start_cluster.remove_node(second)
+    with pytest.raises(ray.exceptions.ActorDiedError, match="node .* died"):
+        for _ in range(100):  # calls sent before the death is known may be retried once
+            ray.get(actor.ping.remote(), timeout=60)
+            time.sleep(0.1)
