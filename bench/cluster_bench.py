@@ -10,6 +10,8 @@ Rows (the same JSON shape as microbenchmark.py, so compare.py prints both):
 - cross-node transfer: two nodes on this machine (cluster_utils.Cluster); a task on the
   second node makes a 1 GiB array; the driver on the head node `get`s it. Reported for
   the first transfer and as the best of three.
+- actor failover: an actor (max_restarts=1) on the second node; the node is killed
+  (`remove_node(allow_graceful=False)`) and the time until a call answers from the head.
 """
 
 import argparse
@@ -112,6 +114,38 @@ def transfer_rows(backend: str) -> list[dict]:
         cluster.shutdown()
 
 
+def failover_rows(backend: str) -> list[dict]:
+    ray = importlib.import_module(backend)
+    cluster_utils = importlib.import_module(f"{backend}.cluster_utils")
+    strategies = importlib.import_module(f"{backend}.util.scheduling_strategies")
+    cluster = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    second = cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address)
+    try:
+        @ray.remote(max_restarts=1, max_task_retries=-1)
+        class Where:
+            def node(self):
+                return ray.get_runtime_context().get_node_id()
+
+        node_id = second.node_id
+        actor = Where.options(scheduling_strategy=strategies.NodeAffinitySchedulingStrategy(
+            node_id, soft=True)).remote()
+        assert ray.get(actor.node.remote()) == node_id
+        started = time.perf_counter()
+        cluster.remove_node(second, allow_graceful=False)
+        while True:
+            try:
+                if ray.get(actor.node.remote(), timeout=120) != node_id:
+                    break
+            except Exception:
+                time.sleep(0.05)
+        return [row("node killed -> its actor answers elsewhere", "s",
+                    time.perf_counter() - started, True)]
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
 def row(name, unit, value, lower_is_better):
     return {"name": name, "unit": unit, "value": value, "error": None,
             "lower_is_better": lower_is_better}
@@ -123,7 +157,7 @@ def main():
     parser.add_argument("--json")
     args = parser.parse_args()
     rows = []
-    for measure in (start_stop_rows, transfer_rows):
+    for measure in (start_stop_rows, transfer_rows, failover_rows):
         try:
             rows += measure(args.backend)
         except Exception as exc:  # report and go on, as microbenchmark.py does
