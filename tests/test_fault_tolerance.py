@@ -140,3 +140,30 @@ def test_actor_on_a_dead_node_says_so(ray_start_cluster):
         for _ in range(100):  # calls sent before the death is known may be retried once
             ray.get(actor.ping.remote(), timeout=60)
             time.sleep(0.1)
+
+
+def test_actor_death_names_the_exit_code_or_signal(ray_start_regular):
+    import os
+
+    @ray.remote
+    class Fragile:
+        def pid(self):
+            return os.getpid()
+
+        def exit_with(self, code):
+            os._exit(code)
+
+    exiting = Fragile.remote()
+    ray.get(exiting.pid.remote())
+    exiting.exit_with.remote(3)
+    with pytest.raises(ray.exceptions.ActorDiedError, match="exited with exit code 3"):
+        for _ in range(100):
+            ray.get(exiting.pid.remote(), timeout=60)
+            time.sleep(0.1)
+
+    killed = Fragile.remote()
+    os.kill(ray.get(killed.pid.remote()), signal.SIGKILL)
+    with pytest.raises(ray.exceptions.ActorDiedError, match="exited with signal SIGKILL"):
+        for _ in range(100):
+            ray.get(killed.pid.remote(), timeout=60)
+            time.sleep(0.1)

@@ -32,6 +32,8 @@ class ActorState:
     incarnation: int = 0
     connecting: bool = False
     dead_error: BaseException | None = None
+    #: Calls in flight when the actor's connection dropped, with no retries left.
+    lost_calls: list = field(default_factory=list)
 
 
 class ActorSubmitter:
@@ -94,6 +96,7 @@ class ActorSubmitter:
                     "timeout_s": 60.0})
                 if info["state"] == "DEAD":
                     state.dead_error = death_error(info)
+                    self._fail_lost_calls(state, state.dead_error)
                     break
                 if info["state"] == "ALIVE" and info["incarnation"] > state.incarnation:
                     try:
@@ -101,6 +104,10 @@ class ActorSubmitter:
                     except RpcError:
                         await asyncio.sleep(0.05)
                         continue
+                    self._fail_lost_calls(state, ActorDiedError(
+                        f"The actor {state.actor_id.hex()} died while running this call and "
+                        "was restarted; the call was not retried. Set max_task_retries to "
+                        "retry calls on a restarted actor.", actor_id=state.actor_id.hex()))
                     state.conn = conn
                     state.incarnation = info["incarnation"]
                     self.core.recovery.peer_nodes[info["address"]] = info["node_id"]
@@ -109,6 +116,7 @@ class ActorSubmitter:
         except RpcError as exc:
             state.dead_error = RayActorError(error_msg=
                 f"Lost the control store while looking up actor {state.actor_id.hex()}: {exc}")
+            self._fail_lost_calls(state, state.dead_error)
         finally:
             state.connecting = False
         self._pump(state)
@@ -134,13 +142,15 @@ class ActorSubmitter:
                 spec["retries_left"] -= 1
                 retry.append(spec)
             else:
-                self._fail(spec, ActorDiedError(
-                    f"The actor {state.actor_id.hex()} died while running "
-                    f"{spec['name']}: its worker process exited. Set max_task_retries to "
-                    "retry calls on a restarted actor.", actor_id=state.actor_id.hex()))
+                state.lost_calls.append(spec)  # failed once we know why the actor died
         state.inflight.clear()
         state.queue.extendleft(reversed(retry))
         self._pump(state)
+
+    def _fail_lost_calls(self, state: ActorState, exc: BaseException) -> None:
+        calls, state.lost_calls = state.lost_calls, []
+        for spec in calls:
+            self._fail(spec, exc)
 
     def _fail(self, spec: dict, exc: BaseException) -> None:
         location = error_location(exc)

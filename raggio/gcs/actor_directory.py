@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
@@ -21,6 +22,18 @@ from raggio.rpc import Connection
 logger = logging.getLogger(__name__)
 
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"
+
+
+#: How long a dead actor's record waits for its process's exit code (it comes from the zygote
+#: through the node manager, normally within milliseconds of the connection closing).
+EXIT_CODE_WAIT_S = 1.0
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 @dataclass
@@ -40,6 +53,8 @@ class ActorRecord:
     end_time: float = 0.0
     killed: bool = False
     node_death: str = ""  #: why the actor's node died, when it did
+    exit_detail: str = ""  #: how its last worker process ended, once the zygote reaped it
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     worker_conn: Connection | None = None
     lease: tuple | None = None  #: (node connection, lease id)
@@ -134,6 +149,15 @@ class ActorDirectory:
                 record.death_cause = "The actor's owner (the driver or worker that created it) died."
                 self.kill(record.actor_id, no_restart=True)
 
+    def worker_exited(self, node_id: bytes, pid: int, exit_code: int) -> None:
+        """Add the exit code to the death cause of the actor that ran in that process."""
+        how = (f"exit code {exit_code}" if exit_code >= 0 else
+               f"signal {signal_name(-exit_code)}")
+        for record in self.actors.values():
+            if record.node_id == node_id and record.pid == pid:
+                record.exit_detail = f"its worker process (pid {pid}) exited with {how}"
+                record.exited.set()
+
     def node_died(self, node_id: bytes, reason: str) -> None:
         """Treat every actor on a dead node as lost (its connection may not even close)."""
         for record in self.actors.values():
@@ -216,17 +240,34 @@ class ActorDirectory:
         if record.killed:
             self._mark_dead(record, "The actor was killed by raggio.kill().")
         elif max_restarts == -1 or record.num_restarts < max_restarts:
-            record.num_restarts += 1
-            record.node_death = ""
-            self._set_state(record, RESTARTING)
-            self._spawn(self._start(record))
+            self._restart(record)
         elif record.node_death:
-            cause = f"The actor died because {record.node_death}"
-            if max_restarts:
-                cause += f", and it was already restarted {record.num_restarts} times"
-            self._mark_dead(record, cause + ".")
+            self._die_of_node(record, max_restarts)
         else:
-            self._mark_dead(record, (
-                "The actor died unexpectedly: its worker process exited"
-                + (f" and it was already restarted {record.num_restarts} times (max_restarts="
-                   f"{max_restarts})" if max_restarts else " and max_restarts is 0") + "."))
+            self._spawn(self._die_of_exit(record, max_restarts))
+
+    def _restart(self, record: ActorRecord) -> None:
+        record.num_restarts += 1
+        record.node_death = record.exit_detail = ""
+        record.exited.clear()
+        self._set_state(record, RESTARTING)
+        self._spawn(self._start(record))
+
+    def _die_of_node(self, record: ActorRecord, max_restarts: int) -> None:
+        cause = f"The actor died because {record.node_death}"
+        if max_restarts:
+            cause += f", and it was already restarted {record.num_restarts} times"
+        self._mark_dead(record, cause + ".")
+
+    async def _die_of_exit(self, record: ActorRecord, max_restarts: int) -> None:
+        """Mark the actor dead, with its process's exit code when the zygote reports it."""
+        try:
+            async with asyncio.timeout(EXIT_CODE_WAIT_S):
+                await record.exited.wait()
+        except TimeoutError:
+            pass
+        self._mark_dead(record, (
+            "The actor died unexpectedly: "
+            + (record.exit_detail or "its worker process exited")
+            + (f" and it was already restarted {record.num_restarts} times (max_restarts="
+               f"{max_restarts})" if max_restarts else " and max_restarts is 0") + "."))

@@ -74,6 +74,7 @@ class GcsServer:
             "placement_group_table": self.placement_group_table,
             "get_named_placement_group": self.get_named_placement_group,
             "subscribe_node_events": self.subscribe_node_events,
+            "worker_exited": self.worker_exited,
         }
 
     async def start(self) -> str:
@@ -272,6 +273,9 @@ class GcsServer:
 
     def kill_actor(self, conn: Connection, msg: dict) -> None:
         self.actors.kill(msg["actor_id"], msg.get("no_restart", True))
+
+    def worker_exited(self, conn: Connection, msg: dict) -> None:
+        self.actors.worker_exited(msg["node_id"], msg["pid"], msg["exit_code"])
 
     def worker_died(self, conn: Connection, msg: dict) -> None:
         self.actors.owner_died(worker_id=msg["worker_id"])

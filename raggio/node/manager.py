@@ -161,7 +161,8 @@ class NodeManager:
         await self.local_server.start()
         self.view[self.node_id] = {"address": self.server.address, "total": self.resources.total,
                                    "available": self.resources.available}
-        self.pool = WorkerPool(worker_args=self._worker_args(), log_dir=self.log_dir)
+        self.pool = WorkerPool(worker_args=self._worker_args(), log_dir=self.log_dir,
+                               on_exit=self._worker_exited)
         await self.pool.start()
         self.gcs = await connect(self.options.gcs_address, token=self.options.token,
                                  handlers=self._handlers(), info={"role": "node"},
@@ -250,6 +251,12 @@ class NodeManager:
         if self.gcs is not None and was_alive:
             self.gcs.notify("worker_died", {"worker_id": handle.worker_id})
         self._dispatch()
+
+    def _worker_exited(self, pid: int, exit_code: int) -> None:
+        """The zygote reaped a worker: tell the control store how it ended."""
+        if self.gcs is not None:
+            self.gcs.notify("worker_exited", {"pid": pid, "exit_code": exit_code,
+                                              "node_id": self.node_id})
 
     def _client_lost(self, conn: Connection) -> None:
         """A holder disconnected: end the workers it leased, drop its pins."""

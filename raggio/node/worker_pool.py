@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from dataclasses import dataclass, field
+from typing import Callable
 
 import msgpack
 
@@ -44,18 +45,37 @@ class WorkerHandle:
 class WorkerPool:
     """See the module docstring."""
 
-    def __init__(self, *, worker_args: dict, log_dir: str):
+    def __init__(self, *, worker_args: dict, log_dir: str,
+                 on_exit: Callable[[int, int], None] | None = None):
         self.workers: dict[bytes, WorkerHandle] = {}
         self._worker_args = worker_args
         self._log_dir = log_dir
+        self._on_exit = on_exit  #: called with (pid, exit code) when a worker process ends
         self._zygote: asyncio.subprocess.Process | None = None
-        self._zygote_lock = asyncio.Lock()
+        self._forks: dict[str, asyncio.Future] = {}  #: worker id (hex) -> its pid, once forked
+        self._reader: asyncio.Task | None = None
 
     async def start(self) -> None:
         env = dict(os.environ)
         self._zygote = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "raggio.node.zygote",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
+        self._reader = asyncio.get_running_loop().create_task(self._read_zygote())
+
+    async def _read_zygote(self) -> None:
+        """Dispatch the zygote's lines: fork replies and worker exits."""
+        while True:
+            line = await self._zygote.stdout.readline()
+            if not line:
+                return
+            message = json.loads(line)
+            if "exited" in message:
+                if self._on_exit is not None:
+                    self._on_exit(message["exited"], message["exit_code"])
+                continue
+            fut = self._forks.pop(message["worker_id"], None)
+            if fut is not None and not fut.done():
+                fut.set_result(message["pid"])
 
     def idle_workers(self, key: bytes) -> list[WorkerHandle]:
         return [w for w in self.workers.values() if w.state == IDLE and w.env_key == key]
@@ -76,11 +96,11 @@ class WorkerPool:
         request = dict(self._worker_args, worker_id=handle.worker_id.hex(),
                        env_vars=(runtime_env or {}).get("env_vars", {}),
                        log_dir=self._log_dir)
-        async with self._zygote_lock:
-            self._zygote.stdin.write(json.dumps(request).encode() + b"\n")
-            await self._zygote.stdin.drain()
-            reply = json.loads(await self._zygote.stdout.readline())
-        handle.pid = reply["pid"]
+        fut = asyncio.get_running_loop().create_future()
+        self._forks[request["worker_id"]] = fut
+        self._zygote.stdin.write(json.dumps(request).encode() + b"\n")
+        await self._zygote.stdin.drain()
+        handle.pid = await fut
 
     def worker_registered(self, worker_id: bytes, address: str, conn) -> WorkerHandle | None:
         handle = self.workers.get(worker_id)
@@ -108,9 +128,14 @@ class WorkerPool:
         handle.state = DEAD
         self.workers.pop(handle.worker_id, None)
 
+    def worker_by_pid(self, pid: int) -> WorkerHandle | None:
+        return next((w for w in self.workers.values() if w.pid == pid), None)
+
     async def close(self) -> None:
         for handle in list(self.workers.values()):
             self.kill(handle)
+        if self._reader is not None:
+            self._reader.cancel()
         if self._zygote is not None:
             if self._zygote.stdin is not None:
                 self._zygote.stdin.close()

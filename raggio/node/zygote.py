@@ -3,7 +3,8 @@
 Started by the worker pool before any thread exists in it. It imports what
 every worker needs (raggio's core, cloudpickle, msgpack, numpy), then reads
 one JSON request per line on stdin and answers with the forked child's pid
-on stdout. A fresh interpreter costs ~65-140 ms and 8-14 MiB unshared per
+on stdout, and one line per worker that exits, with its exit code (negative:
+the signal that ended it). A fresh interpreter costs ~65-140 ms and 8-14 MiB unshared per
 worker; a fork from here costs a few ms and shares the imported pages.
 Exits when stdin closes or its node manager dies (``PR_SET_PDEATHSIG``), and
 its workers die with it, so no worker outlives its node, even one forked a
@@ -37,8 +38,23 @@ def main() -> None:
     import raggio.core.worker_main as worker_main
 
     die_with_parent()  # the node manager: a node that dies takes its zygote with it
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+
+    def reap(signum, frame):
+        """Report each worker's exit code: the node manager tells its actors' callers."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            stdout.write(json.dumps({"exited": pid,
+                                     "exit_code": os.waitstatus_to_exitcode(status)}).encode()
+                         + b"\n")
+            stdout.flush()
+
+    signal.signal(signal.SIGCHLD, reap)
     while True:
         line = stdin.readline()
         if not line:

@@ -90,7 +90,7 @@ class Connection(asyncio.Protocol):
                 else:
                     self._dispatch_handshake(msg)
         except Exception as exc:  # malformed stream: this peer is broken
-            logger.warning("Dropping connection to %s: %r", self.peer_name, exc)
+            logger.warning("Dropping connection to %s: %r", self.peer_name, exc, exc_info=True)
             self.close(RpcError(f"Malformed message from {self.peer_name}: {exc!r}"))
 
     def connection_lost(self, exc):
