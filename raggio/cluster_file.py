@@ -11,11 +11,20 @@ from __future__ import annotations
 import json
 import os
 
+import psutil
+
 FILE_NAME = "raggio_current_cluster"
+#: The default control store of `raggio start --head`: it outlives a crashed head, so the next
+#: `raggio start --head` recovers from it; `raggio stop` removes it (the cluster has ended).
+STORE_NAME = "raggio_control_store.sqlite"
 
 
 def path(temp_dir: str) -> str:
     return os.path.join(temp_dir, FILE_NAME)
+
+
+def default_store_path(temp_dir: str) -> str:
+    return os.path.join(temp_dir, STORE_NAME)
 
 
 def write(temp_dir: str, info: dict) -> None:
@@ -42,6 +51,16 @@ def remove(temp_dir: str, gcs_address: str) -> None:
             os.unlink(path(temp_dir))
         except FileNotFoundError:
             pass
+
+
+def head_running(info: dict | None) -> bool:
+    """Whether the head a current-cluster record names still runs (a zombie does not)."""
+    if info is None:
+        return False
+    try:
+        return psutil.Process(info.get("pid", -1)).status() != psutil.STATUS_ZOMBIE
+    except (psutil.Error, ValueError):
+        return False
 
 
 def read_token(info: dict) -> str | None:

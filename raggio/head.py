@@ -17,6 +17,7 @@ import secrets
 
 from raggio.config import get_config
 from raggio.gcs.server import GcsServer
+from raggio.gcs.storage import open_storage
 from raggio import cluster_file
 from raggio.launch import print_ready
 from raggio.node.main import (add_node_arguments, run_main, session_for, start_node_manager,
@@ -36,9 +37,11 @@ async def run_head(args: argparse.Namespace) -> None:
     session_dir, session_name = session_for(args)
     token_path = _write_token(session_dir, token)
     cfg = get_config()
+    storage = open_storage(args.storage)  # raises ValueError, naming the problem, at once
     gcs = GcsServer(listen=f"{args.node_ip}:{args.port}", token=token, session_dir=session_dir,
                     health_check_period_s=cfg.health_check_period_s,
-                    health_check_failure_threshold=cfg.health_check_failure_threshold)
+                    health_check_failure_threshold=cfg.health_check_failure_threshold,
+                    storage=storage)
     await gcs.start()
     try:
         node = await start_node_manager(args, gcs_address=gcs.address, token=token,
@@ -67,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cluster-file", action="store_true",
                         help="record this head as the machine's current cluster")
+    parser.add_argument("--storage", default="memory",
+                        help="the control store's backend: memory, a SQLite path, redis://...")
     add_node_arguments(parser)
     run_main(run_head, parser.parse_args(argv))
 

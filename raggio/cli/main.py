@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 import raggio
+from raggio.cli import backup as backup_module
 from raggio.cli import gcs_client, start as start_module, status as status_module
 from raggio.cli import stop as stop_module
 from raggio.config import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT, get_config
@@ -70,6 +71,24 @@ def status(address: str | None, temp_dir: str | None) -> None:
     nodes, groups = gcs_client.query(cluster, ("get_nodes", None),
                                      ("placement_group_table", None))
     click.echo(status_module.render(nodes, groups))
+
+
+@main.command()
+@click.argument("path")
+@click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
+@click.option("--temp-dir", default=None)
+def backup(path: str, address: str | None, temp_dir: str | None) -> None:
+    """Save the running control store's data to a new SQLite file."""
+    backup_module.backup(path, address, temp_dir)
+
+
+@main.command()
+@click.argument("path")
+@click.option("--temp-dir", default=None)
+@click.option("--storage", default=None, help="Where to install it (default: the head's store).")
+def restore(path: str, temp_dir: str | None, storage: str | None) -> None:
+    """Install a backup as the store the next `raggio start --head` recovers from."""
+    backup_module.restore(path, temp_dir or get_config().temp_dir, storage)
 
 
 if __name__ == "__main__":

@@ -77,15 +77,17 @@ def _spawn(cmd: list[str], env: dict, session_dir: str, name: str) -> dict:
 def start_head(options: dict) -> None:
     temp_dir = options["temp_dir"]
     current = cluster_file.read(temp_dir)
-    if current is not None and psutil.pid_exists(current.get("pid", -1)):
+    if cluster_file.head_running(current):
         raise click.ClickException(
             f"raggio is already running on this machine (head at {current['gcs_address']}). "
             "Stop it with `raggio stop`, or join it with `raggio start --address=...`.")
     node_ip = options["node_ip_address"] or default_head_ip()
     port = DEFAULT_GCS_PORT if options["port"] is None else options["port"]
     session_dir, _ = new_session_dir(temp_dir)
+    storage = options["storage"] or cluster_file.default_store_path(temp_dir)
     cmd = [sys.executable, "-m", "raggio.head", "--cluster-file", "--port", str(port),
-           "--node-ip", node_ip, "--temp-dir", temp_dir, "--session-dir", session_dir]
+           "--node-ip", node_ip, "--temp-dir", temp_dir, "--session-dir", session_dir,
+           "--storage", storage]
     env = dict(os.environ)
     if options["token"]:
         env["RAGGIO_AUTH_TOKEN"] = options["token"]

@@ -112,5 +112,10 @@ def _clean_up(temp_dir: str) -> None:
     info = cluster_file.read(temp_dir)
     if info is not None:
         cluster_file.remove(temp_dir, info.get("gcs_address", ""))
+    for suffix in ("", "-wal", "-shm"):  # a stopped cluster has ended: start the next one empty
+        try:
+            os.unlink(cluster_file.default_store_path(temp_dir) + suffix)
+        except FileNotFoundError:
+            pass
     if removed:
         click.echo(f"Removed {removed} leftover arena and socket files.")

@@ -17,8 +17,6 @@ import threading
 import uuid
 from typing import Any
 
-import psutil
-
 from raggio.config import get_config
 from raggio.core import context
 from raggio.core.actor import ActorClass, ActorHandle
@@ -129,7 +127,7 @@ def find_cluster(address: str | None, cfg, temp_dir: str) -> dict | None:
         address = cfg.address or None
     current = cluster_file.read(temp_dir)
     if address is None:
-        if current is None or not psutil.pid_exists(current.get("pid", -1)):
+        if not cluster_file.head_running(current):
             return None
         address = "auto"
     if address == "auto":

@@ -16,7 +16,6 @@ retried and their actors' calls fail over without waiting for TCP.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from raggio.core.object_table import READY

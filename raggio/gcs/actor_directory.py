@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"
 
 
+_PERSISTENT_FIELDS = ("state", "address", "worker_id", "node_id", "pid", "num_restarts",
+                      "incarnation", "death_cause", "creation_error", "start_time", "end_time",
+                      "killed")
+
 #: How long a dead actor's record waits for its process's exit code (it comes from the zygote
 #: through the node manager, normally within milliseconds of the connection closing).
 EXIT_CODE_WAIT_S = 1.0
@@ -59,6 +63,11 @@ class ActorRecord:
     worker_conn: Connection | None = None
     lease: tuple | None = None  #: (node connection, lease id)
 
+    def persistent(self) -> dict:
+        """What storage keeps of the record (no connections, no events)."""
+        return {"actor_id": self.actor_id, "spec": self.spec,
+                **{name: getattr(self, name) for name in _PERSISTENT_FIELDS}}
+
     def info(self) -> dict:
         return {
             "actor_id": self.actor_id, "state": self.state, "address": self.address,
@@ -76,9 +85,11 @@ class ActorDirectory:
     """See the module docstring."""
 
     def __init__(self, lease_worker: Callable[[dict], Awaitable[tuple]],
-                 connect_worker: Callable[[str], Awaitable[Connection]]):
+                 connect_worker: Callable[[str], Awaitable[Connection]],
+                 save: Callable[[ActorRecord], None] = lambda record: None):
         self._lease_worker = lease_worker
         self._connect_worker = connect_worker
+        self._save = save  #: writes a record through to the control store's storage
         self.actors: dict[bytes, ActorRecord] = {}
         self.named: dict[tuple[str, str], bytes] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -99,7 +110,29 @@ class ActorDirectory:
             self.named[key] = actor_id
         record = ActorRecord(actor_id, spec)
         self.actors[actor_id] = record
+        self._save(record)
         self._spawn(self._start(record))
+
+    def recover(self, saved: list[dict]) -> None:
+        """Reload actors from storage after a control-store restart (see GcsServer.recover)."""
+        for fields in saved:
+            record = ActorRecord(fields["actor_id"], fields["spec"])
+            for name in _PERSISTENT_FIELDS:
+                setattr(record, name, fields[name])
+            self.actors[record.actor_id] = record
+            name = record.spec.get("name")
+            if name and record.state != DEAD:
+                self.named[(record.spec["namespace"], name)] = record.actor_id
+            if record.state == DEAD:
+                continue
+            if record.spec.get("lifetime") == "detached":
+                record.state, record.address = RESTARTING, ""
+                self._save(record)
+                self._spawn(self._start(record))
+            else:
+                record.killed = True
+                self._mark_dead(record, "The control store restarted and the actor's owner "
+                                        "is gone.")
 
     async def wait(self, actor_id: bytes, after_incarnation: int, timeout_s: float) -> dict:
         """The actor's info once it is ALIVE past ``after_incarnation``, or DEAD."""
@@ -180,6 +213,7 @@ class ActorDirectory:
     def _set_state(self, record: ActorRecord, state: str) -> None:
         record.state = state
         record.changed.set()
+        self._save(record)
 
     def _mark_dead(self, record: ActorRecord, cause: str) -> None:
         if record.state == DEAD:

@@ -42,6 +42,12 @@ class PlacementGroupRecord:
     created_at: float = field(default_factory=time.time)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def persistent(self) -> dict:
+        return {"pg_id": self.pg_id, "bundles": self.bundles, "strategy": self.strategy,
+                "name": self.name, "namespace": self.namespace, "job_id": self.job_id,
+                "lifetime": self.lifetime, "state": self.state,
+                "bundle_nodes": self.bundle_nodes, "created_at": self.created_at}
+
     def info(self) -> dict:
         return {
             "placement_group_id": self.pg_id.hex(), "name": self.name,
@@ -57,7 +63,9 @@ class PlacementGroupTable:
     """See the module docstring."""
 
     def __init__(self, available_nodes: Callable[[], dict], node_conn: Callable[[bytes], object],
-                 update_node: Callable[[bytes, dict], None]):
+                 update_node: Callable[[bytes, dict], None],
+                 save: Callable[[PlacementGroupRecord], None] = lambda record: None):
+        self._save = save  #: writes a record through to the control store's storage
         self._available_nodes = available_nodes
         self._node_conn = node_conn
         self._update_node = update_node  #: record a node's resources as it just reported them
@@ -87,7 +95,22 @@ class PlacementGroupTable:
                                       spec.get("namespace") or "", spec.get("job_id"),
                                       spec.get("lifetime"))
         self.groups[record.pg_id] = record
+        self._save(record)
         self._wakeup.set()
+
+    def recover(self, saved: list[dict]) -> None:
+        """Reload groups after a control-store restart: detached ones are placed again, the
+        others are removed with their (gone) jobs."""
+        for fields in saved:
+            record = PlacementGroupRecord(fields["pg_id"], fields["bundles"], fields["strategy"],
+                                          fields["name"], fields["namespace"], fields["job_id"],
+                                          fields["lifetime"], created_at=fields["created_at"])
+            if fields["state"] != REMOVED and fields["lifetime"] == "detached":
+                record.pending_reason = "placed again after a control-store restart"
+            else:
+                record.state = REMOVED
+            self.groups[record.pg_id] = record
+            self._save(record)
 
     async def wait(self, pg_id: bytes, timeout_s: float) -> dict | None:
         record = self.groups.get(pg_id)
@@ -110,6 +133,7 @@ class PlacementGroupTable:
         was_created = record.state == CREATED
         record.state = REMOVED
         record.changed.set()
+        self._save(record)
         if was_created:
             await self._release(record, set(record.bundle_nodes))
 
@@ -169,6 +193,7 @@ class PlacementGroupTable:
         record.bundle_nodes = nodes
         record.state = CREATED
         record.changed.set()
+        self._save(record)
 
     async def _release(self, record: PlacementGroupRecord, node_ids: set[bytes]) -> None:
         for node_id in node_ids:

@@ -16,6 +16,8 @@ from raggio.exceptions import ActorUnschedulableError, RpcError
 from raggio.gcs.actor_directory import ActorDirectory
 from raggio.gcs.health_check import HealthChecker
 from raggio.gcs.placement_groups import PlacementGroupTable
+from raggio.gcs.storage import SqliteStorage, copy_records
+from raggio.gcs.table_storage import TABLES, TableStorage
 from raggio.rpc import Connection, Server, connect
 
 logger = logging.getLogger(__name__)
@@ -25,9 +27,11 @@ class GcsServer:
     """See the module docstring. ``async with GcsServer(...) as gcs: ...``"""
 
     def __init__(self, *, listen: str, token: str, session_dir: str, connect_timeout_s: float = 30.0,
-                 health_check_period_s: float = 1.0, health_check_failure_threshold: int = 3):
+                 health_check_period_s: float = 1.0, health_check_failure_threshold: int = 3,
+                 storage=None):
         self.token = token
         self.session_dir = session_dir
+        self.tables = TableStorage(storage)
         self.nodes: dict[bytes, dict] = {}
         self.node_conns: dict[bytes, Connection] = {}
         self.jobs: dict[int, dict] = {}
@@ -36,10 +40,12 @@ class GcsServer:
         self._view_scheduled = False
         self._tasks: set[asyncio.Task] = set()
         self._connect_timeout_s = connect_timeout_s
-        self.actors = ActorDirectory(self._lease_worker_for_actor, self._connect_worker)
+        self.actors = ActorDirectory(self._lease_worker_for_actor, self._connect_worker,
+                                     self._save_actor)
         self.placement_groups = PlacementGroupTable(self._available_nodes,
                                                     lambda node_id: self.node_conns[node_id],
-                                                    self._update_node_resources)
+                                                    self._update_node_resources,
+                                                    self._save_placement_group)
         self.server = Server(self._handlers(), token=token, listen=listen, info={"role": "gcs"})
         self.health = HealthChecker(lambda: self.node_conns, self.declare_node_dead,
                                     period_s=health_check_period_s,
@@ -75,9 +81,11 @@ class GcsServer:
             "get_named_placement_group": self.get_named_placement_group,
             "subscribe_node_events": self.subscribe_node_events,
             "worker_exited": self.worker_exited,
+            "backup": self.backup,
         }
 
     async def start(self) -> str:
+        self.recover()
         address = await self.server.start()
         self.placement_groups.start()
         self.health.start()
@@ -93,6 +101,7 @@ class GcsServer:
         await self.health.close()
         await self.placement_groups.close()
         await self.actors.close()
+        self.tables.close()
         await self.server.close()
 
     async def __aenter__(self):
@@ -101,6 +110,45 @@ class GcsServer:
 
     async def __aexit__(self, *exc_info):
         await self.close()
+
+    # -- durability --
+
+    def recover(self) -> None:
+        """Reload the tables a previous control store left in storage.
+
+        Nodes and drivers of the previous run are gone (they do not reconnect yet): nodes are
+        marked dead, jobs finished, non-detached actors and placement groups dead with the
+        reason; detached actors and placement groups are started again as nodes join.
+        """
+        self.kv = dict(self.tables.load("kv"))
+        for job in self.tables.load("jobs"):
+            if not job["is_dead"]:
+                job.update(is_dead=True, end_time=time.time())
+                self.tables.save("jobs", job["job_id"], job)
+            self.jobs[job["job_id"]] = job
+        self._next_job = max(self.jobs, default=0)
+        for node in self.tables.load("nodes"):
+            if node["state"] == "ALIVE":
+                node.update(state="DEAD", end_time=time.time(),
+                            death_reason="the control store restarted")
+                self.tables.save("nodes", node["node_id"], node)
+            self.nodes[node["node_id"]] = node
+        self.actors.recover(self.tables.load("actors"))
+        self.placement_groups.recover(self.tables.load("placement_groups"))
+
+    def _save_actor(self, record) -> None:
+        self.tables.save("actors", record.actor_id, record.persistent())
+
+    def _save_placement_group(self, record) -> None:
+        self.tables.save("placement_groups", record.pg_id, record.persistent())
+
+    def backup(self, conn: Connection, path: str) -> int:
+        """Copy every table into a new SQLite file at ``path``; return the record count."""
+        target = SqliteStorage(path)
+        try:
+            return copy_records(self.tables.storage, target, TABLES)
+        finally:
+            target.close()
 
     # -- nodes --
 
@@ -113,6 +161,7 @@ class GcsServer:
                              "new node.")
         info = dict(info, state="ALIVE", start_time=time.time(), available=dict(info["resources"]))
         self.nodes[node_id] = info
+        self.tables.save("nodes", node_id, info)
         self.node_conns[node_id] = conn
         conn.close_callbacks.append(lambda _c: self._node_lost(node_id))
         logger.info("node %s joined at %s", node_id.hex(), info["address"])
@@ -141,6 +190,7 @@ class GcsServer:
         node["state"] = "DEAD"
         node["end_time"] = time.time()
         node.setdefault("death_reason", "its connection to the control store closed")
+        self.tables.save("nodes", node_id, node)
         self.node_conns.pop(node_id, None)
         self.actors.node_died(node_id, node["death_reason"])
         for conn in list(self._node_subscribers):
@@ -208,6 +258,7 @@ class GcsServer:
         self._next_job += 1
         job_id = self._next_job
         self.jobs[job_id] = dict(info, job_id=job_id, start_time=time.time(), is_dead=False)
+        self.tables.save("jobs", job_id, self.jobs[job_id])
         conn.close_callbacks.append(lambda _c: self._job_finished(job_id))
         return {"job_id": job_id}
 
@@ -215,6 +266,7 @@ class GcsServer:
         job = self.jobs[job_id]
         job["is_dead"] = True
         job["end_time"] = time.time()
+        self.tables.save("jobs", job_id, job)
         self.actors.owner_died(job_id=job_id)
         for removal in self.placement_groups.job_finished(job_id):
             self._spawn_detached(removal)
@@ -231,6 +283,7 @@ class GcsServer:
         if not overwrite and key in self.kv:
             return False
         self.kv[key] = value
+        self.tables.save("kv", key, value)
         return True
 
     def kv_get(self, conn: Connection, key: str) -> bytes | None:
@@ -240,6 +293,7 @@ class GcsServer:
         return [self.kv.get(k) for k in keys]
 
     def kv_del(self, conn: Connection, key: str) -> bool:
+        self.tables.delete("kv", key)
         return self.kv.pop(key, None) is not None
 
     def kv_keys(self, conn: Connection, prefix: str) -> list[str]:

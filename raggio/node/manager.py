@@ -15,6 +15,7 @@ import collections
 import logging
 import os
 import socket
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -32,6 +33,15 @@ logger = logging.getLogger(__name__)
 #: How long a request must fit no node before the submitter is warned; covers a node that
 #: has joined but is not yet in this node's view of the cluster.
 INFEASIBLE_GRACE_S = 1.0
+
+
+def socket_path(session_dir: str, tag: str) -> str:
+    """The node's Unix socket: in its session directory, unless that path is too long for a
+    socket address (108 bytes on Linux), then in the system temp dir."""
+    path = os.path.join(session_dir, f"node-{tag}.sock")
+    if len(path.encode()) < 100:
+        return path
+    return os.path.join(tempfile.gettempdir(), f"raggio-node-{tag}.sock")
 
 
 def bundle_resources(pg_id: bytes, bundles: dict) -> dict[str, float]:
@@ -115,7 +125,7 @@ class NodeManager:
         self.server = Server(self._handlers(), token=options.token,
                              listen=f"{options.node_ip}:0", info={"role": "node"})
         self.local_server = Server(self._handlers(), token=options.token,
-                                   listen=f"unix:{options.session_dir}/node-{tag}.sock",
+                                   listen="unix:" + socket_path(options.session_dir, tag),
                                    info={"role": "node"})
         self.pool: WorkerPool | None = None
         #: Resolves when the control store connection is gone (it declared us dead, or died).

@@ -1,0 +1,53 @@
+"""Writing the control store's tables through to storage, and reading them back.
+
+The tables (internal KV, jobs, nodes, actors, placement groups) live in
+memory in their owners (``GcsServer``, ``ActorDirectory``,
+``PlacementGroupTable``); each change is also written here, msgpack-encoded,
+to the storage backend (``gcs/storage.py``). A control store that starts on
+a store with records in it reloads them (``load``) and recovers: see
+``GcsServer.recover``.
+"""
+
+from __future__ import annotations
+
+import msgpack
+
+from raggio.gcs.storage import MemoryStorage
+
+TABLES = ("kv", "jobs", "nodes", "actors", "placement_groups")
+
+
+def _key(key) -> bytes:
+    if isinstance(key, bytes):
+        return key
+    if isinstance(key, int):
+        return key.to_bytes(8, "big")
+    return str(key).encode()
+
+
+class TableStorage:
+    """See the module docstring."""
+
+    def __init__(self, storage=None):
+        self.storage = storage if storage is not None else MemoryStorage()
+
+    @property
+    def durable(self) -> bool:
+        return not isinstance(self.storage, MemoryStorage)
+
+    def save(self, table: str, key, record) -> None:
+        value = record if table == "kv" else msgpack.packb(record, use_bin_type=True)
+        self.storage.put(table, _key(key), value)
+
+    def delete(self, table: str, key) -> None:
+        self.storage.delete(table, _key(key))
+
+    def load(self, table: str) -> list:
+        """The table's records (for kv: (key, value) pairs)."""
+        rows = self.storage.items(table)
+        if table == "kv":
+            return [(key.decode(), value) for key, value in rows]
+        return [msgpack.unpackb(value, raw=False, strict_map_key=False) for _, value in rows]
+
+    def close(self) -> None:
+        self.storage.close()

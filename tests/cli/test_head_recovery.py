@@ -1,0 +1,158 @@
+"""The head recovers from its control store: after a SIGKILL, from a backup, from Redis.
+
+Each test starts its own head with ``raggio start`` in a private temp dir and stops it
+with ``raggio stop``; drivers run as subprocesses, as users run them.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+
+import psutil
+import pytest
+
+from raggio import cluster_file
+from raggio.test_utils import wait_until
+
+TIMEOUT_S = 120
+
+CREATE = textwrap.dedent("""
+    import raggio as ray
+    ray.init(address="auto", namespace="app")
+
+    @ray.remote
+    class Keeper:
+        def hello(self):
+            return "still here"
+
+    kept = Keeper.options(name="kept", lifetime="detached").remote()
+    owned = Keeper.options(name="owned").remote()
+    print(ray.get(kept.hello.remote()), ray.get(owned.hello.remote()))
+    import time; time.sleep(60)  # the driver stays up until the head is killed
+""")
+
+CHECK = textwrap.dedent("""
+    import raggio as ray
+    ray.init(address="auto", namespace="app")
+    print(ray.get(ray.get_actor("kept").hello.remote(), timeout=60))
+    try:
+        ray.get_actor("owned")
+        print("owned is back")
+    except ValueError:
+        print("owned is gone")
+""")
+
+
+def env(temp_dir):
+    out = {k: v for k, v in os.environ.items() if not k.startswith("RAGGIO_")}
+    out["RAGGIO_TEMP_DIR"] = str(temp_dir)
+    return out
+
+
+def raggio(temp_dir, *args):
+    return subprocess.run([sys.executable, "-m", "raggio", *args, f"--temp-dir={temp_dir}"],
+                          capture_output=True, text=True, env=env(temp_dir), timeout=TIMEOUT_S)
+
+
+def start_head(temp_dir, *extra):
+    result = raggio(temp_dir, "start", "--head", "--port=0", "--node-ip-address=127.0.0.1",
+                    "--num-cpus=2", *extra)
+    assert result.returncode == 0, result.stderr
+    return cluster_file.read(str(temp_dir))
+
+
+def kill_head(info):
+    head = psutil.Process(info["pid"])
+    family = [head] + head.children(recursive=True)
+    head.send_signal(signal.SIGKILL)
+    wait_until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+                               for p in family), what="the killed head and its workers to end")
+
+
+def start_driver(temp_dir):
+    driver = subprocess.Popen([sys.executable, "-c", CREATE], stdout=subprocess.PIPE,
+                              text=True, env=env(temp_dir))
+    assert driver.stdout.readline().split() == ["still", "here", "still", "here"]
+    return driver
+
+
+def check(temp_dir):
+    result = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True,
+                            env=env(temp_dir), timeout=TIMEOUT_S)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("\n")[:2]
+
+
+@pytest.fixture
+def temp_dir(tmp_path):
+    yield tmp_path
+    raggio(tmp_path, "stop", "--force")
+
+
+def test_a_killed_head_comes_back_with_its_detached_actors(temp_dir):
+    info = start_head(temp_dir)
+    driver = start_driver(temp_dir)
+    kill_head(info)
+    driver.kill()
+    driver.wait()
+    start_head(temp_dir)
+    # The detached actor is rebuilt on the new head; the driver-owned one ended with it.
+    assert check(temp_dir) == ["still here", "owned is gone"]
+
+
+def test_backup_and_restore(temp_dir, tmp_path_factory):
+    start_head(temp_dir)
+    driver = start_driver(temp_dir)
+    backup = tmp_path_factory.mktemp("backup") / "store.sqlite"
+    result = raggio(temp_dir, "backup", str(backup))
+    assert result.returncode == 0 and "Saved" in result.stdout, result.stderr
+    driver.kill()
+    driver.wait()
+    assert raggio(temp_dir, "stop").returncode == 0  # a clean stop ends the cluster...
+    assert not os.path.exists(cluster_file.default_store_path(str(temp_dir)))
+    result = raggio(temp_dir, "restore", str(backup))
+    assert result.returncode == 0, result.stderr
+    start_head(temp_dir)  # ...and a restored store brings it back
+    assert check(temp_dir)[0] == "still here"
+
+
+def test_a_corrupt_store_stops_the_head_from_starting_and_is_kept(temp_dir):
+    store = cluster_file.default_store_path(str(temp_dir))
+    with open(store, "wb") as f:
+        f.write(b"not a database" * 1000)
+    result = raggio(temp_dir, "start", "--head", "--port=0", "--node-ip-address=127.0.0.1")
+    assert result.returncode != 0
+    assert "cannot be read" in result.stderr and store in result.stderr
+    with open(store, "rb") as f:
+        assert f.read() == b"not a database" * 1000
+
+
+def test_a_head_on_redis_recovers_from_it(temp_dir):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (.ci/run installs it)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--save", "", "--dir", str(temp_dir)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        storage = f"--storage=redis://127.0.0.1:{port}/0"
+        wait_until(lambda: raggio(temp_dir, "start", "--head", "--port=0",
+                                  "--node-ip-address=127.0.0.1", storage).returncode == 0,
+                   what="a head on the new redis-server")
+        info = cluster_file.read(str(temp_dir))
+        driver = start_driver(temp_dir)
+        kill_head(info)
+        driver.kill()
+        driver.wait()
+        start_head(temp_dir, storage)
+        assert check(temp_dir) == ["still here", "owned is gone"]
+    finally:
+        raggio(temp_dir, "stop", "--force")
+        redis.terminate()
+        redis.wait(timeout=10)

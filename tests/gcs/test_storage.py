@@ -1,0 +1,126 @@
+"""One conformance suite for every control-store backend: memory, SQLite, a real Redis."""
+
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from raggio.gcs.storage import MemoryStorage, RedisStorage, SqliteStorage, open_storage
+from raggio.gcs.table_storage import TableStorage
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (.ci/run installs it)")
+    port = _free_port()
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                               "--save", "", "--dir", str(workdir)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            RedisStorage(url).close()
+            break
+        except ValueError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise
+            time.sleep(0.05)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def make_storage(request, tmp_path):
+    """A factory: calling it twice gives two clients of the same store."""
+    if request.param == "memory":
+        storage = MemoryStorage()
+        yield lambda: storage
+    elif request.param == "sqlite":
+        path = str(tmp_path / "store.sqlite")
+        opened = []
+        yield lambda: opened.append(SqliteStorage(path)) or opened[-1]
+        for storage in opened:
+            storage.close()
+    else:
+        url = request.getfixturevalue("redis_url")
+        first = RedisStorage(url)
+        first._client.flushdb()
+        opened = [first]
+        yield lambda: opened.pop() if opened else RedisStorage(url)
+
+
+def test_put_get_delete_items(make_storage):
+    storage = make_storage()
+    storage.put("kv", b"a", b"1")
+    storage.put("kv", b"b", b"2")
+    storage.put("jobs", b"a", b"other table")
+    storage.put("kv", b"a", b"1 again")
+    assert storage.get("kv", b"a") == b"1 again"
+    assert storage.get("kv", b"missing") is None
+    assert sorted(storage.items("kv")) == [(b"a", b"1 again"), (b"b", b"2")]
+    storage.delete("kv", b"a")
+    storage.delete("kv", b"never there")
+    assert storage.items("kv") == [(b"b", b"2")]
+    assert storage.items("jobs") == [(b"a", b"other table")]
+    assert storage.items("empty") == []
+
+
+def test_a_second_client_sees_the_records(make_storage):
+    first = make_storage()
+    TableStorage(first).save("actors", b"\x01" * 16, {"state": "ALIVE", "spec": {"x": [1, b"y"]}})
+    second = TableStorage(make_storage())
+    assert second.load("actors") == [{"state": "ALIVE", "spec": {"x": [1, b"y"]}}]
+
+
+def test_a_corrupt_sqlite_file_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "store.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="cannot be read.*left untouched"):
+        open_storage(str(path))
+    assert path.read_bytes() == before
+
+
+def test_another_programs_sqlite_file_is_refused(tmp_path):
+    path = str(tmp_path / "theirs.sqlite")
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE invoices (id INTEGER)")
+    db.commit()
+    db.close()
+    with pytest.raises(ValueError, match="not a raggio control store"):
+        open_storage(path)
+
+
+def test_an_unreachable_redis_is_a_clear_error():
+    started = time.monotonic()
+    port = _free_port()  # nothing listens there
+    with pytest.raises(ValueError, match=f"Cannot reach Redis at redis://127.0.0.1:{port}"):
+        open_storage(f"redis://127.0.0.1:{port}")
+    assert time.monotonic() - started < 30  # a safety net: it fails, it does not hang
+
+
+def test_sqlite_backup_is_a_complete_copy(tmp_path):
+    source = SqliteStorage(str(tmp_path / "a.sqlite"))
+    source.put("kv", b"k", b"v")
+    source.backup(str(tmp_path / "b.sqlite"))
+    copy = SqliteStorage(str(tmp_path / "b.sqlite"))
+    assert copy.items("kv") == [(b"k", b"v")]
+    source.close()
+    copy.close()
+    assert os.path.getsize(tmp_path / "b.sqlite") > 0
