@@ -32,6 +32,9 @@ class Config:
 
     rpc_timeout_s: float = _doc("Deadline for one control-plane request.", 30.0)
     connect_timeout_s: float = _doc("How long to keep retrying a connection before giving up.", 30.0)
+    peer_connect_timeout_s: float = _doc(
+        "The same for a running peer (an owner, a worker): a refusal there means it is gone.",
+        3.0)
     head_start_timeout_s: float = _doc("How long init() waits for a private head to come up.", 30.0)
     max_inline_bytes: int = _doc("Objects below this size travel inline.", DEFAULT_MAX_INLINE_BYTES)
     object_store_fraction: float = _doc(
@@ -50,6 +53,8 @@ class Config:
     log_poll_period_s: float = _doc("How often the log monitor reads worker logs.", 0.1)
     health_check_period_s: float = _doc("How often the control store pings nodes.", 1.0)
     health_check_failure_threshold: int = _doc("Missed pings before a node is dead.", 3)
+    gcs_reconnect_timeout_s: float = _doc(
+        "How long nodes, drivers and workers wait for a lost control store to come back.", 60.0)
     temp_dir: str = _doc("Where session directories live.", "/tmp/raggio")
     auth_token: str = _doc("The cluster token, when not read from the session directory.", "")
     address: str = _doc("The cluster init() joins when given no address.", "", "RAY_ADDRESS")

@@ -32,12 +32,21 @@ def _write_token(session_dir: str, token: str) -> str:
     return path
 
 
+def cluster_token(storage, given: str) -> str:
+    """The token given, else the one a previous head of this store used (so that nodes and
+    drivers that outlived it can reconnect), else a new one; kept in the store."""
+    stored = storage.get("cluster", b"token")
+    token = given or (stored.decode() if stored else secrets.token_hex(16))
+    storage.put("cluster", b"token", token.encode())
+    return token
+
+
 async def run_head(args: argparse.Namespace) -> None:
-    token = get_config().auth_token or secrets.token_hex(16)
-    session_dir, session_name = session_for(args)
-    token_path = _write_token(session_dir, token)
     cfg = get_config()
     storage = open_storage(args.storage)  # raises ValueError, naming the problem, at once
+    token = cluster_token(storage, cfg.auth_token)
+    session_dir, session_name = session_for(args)
+    token_path = _write_token(session_dir, token)
     gcs = GcsServer(listen=f"{args.node_ip}:{args.port}", token=token, session_dir=session_dir,
                     health_check_period_s=cfg.health_check_period_s,
                     health_check_failure_threshold=cfg.health_check_failure_threshold,

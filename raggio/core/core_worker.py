@@ -22,6 +22,7 @@ import threading
 from typing import Any
 
 from raggio.config import Config
+from raggio.core.gcs_client import GcsClient
 from raggio.core.ids import IdMaker
 from raggio.core.object_ref import ObjectRef
 from raggio.core.object_table import READY, ObjectTable
@@ -68,7 +69,7 @@ class CoreWorker:
         self.ids = IdMaker()
         self.loop = new_event_loop()
         self.address = ""
-        self.gcs: Connection | None = None
+        self.gcs: GcsClient | None = None
         self.node: Connection | None = None
         self.refs: ObjectTable | None = None
         self.arena: Arena | None = None
@@ -106,8 +107,10 @@ class CoreWorker:
         self.address = await self.server.start()
         self.refs = ObjectTable(self.address, self.loop, self._free_objects)
         timeout_s = self.cfg.connect_timeout_s
-        self.gcs = await connect(self.gcs_address, token=self.token, handlers=self.handlers,
-                                 info={"role": self.mode}, timeout_s=timeout_s)
+        self.gcs = GcsClient(self.gcs_address, token=self.token, handlers=self.handlers,
+                             info={"role": self.mode},
+                             reconnect_timeout_s=self.cfg.gcs_reconnect_timeout_s)
+        await self.gcs.connect(timeout_s)
         if self.node_address is None:
             self.node_address = await self._find_local_node()
         self.node = await connect(self.node_address, token=self.token, handlers=self.handlers,
@@ -126,7 +129,14 @@ class CoreWorker:
                 "worker_id": self.worker_id, "address": self.address, "pid": os.getpid()})
         self.node_id = self.node_info["node_id"]
         self.gcs.notify("subscribe_node_events")
+        self.gcs.on_reconnect.append(self._rejoin_control_store)
         self.arena = Arena(self.node_info["arena_path"])
+
+    async def _rejoin_control_store(self) -> None:
+        """After the control store restarted: re-attach our job, hear node deaths again."""
+        if self.mode == DRIVER:
+            await self.gcs.call("reattach_job", {"job_id": self.job_id})
+        self.gcs.notify("subscribe_node_events")
 
     async def _find_local_node(self) -> str:
         """The node manager on this machine that a joining driver uses (the head's first)."""
@@ -154,8 +164,10 @@ class CoreWorker:
         self._thread.join(timeout=5)
 
     async def _close(self) -> None:
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.wait(tasks, timeout=1.0) if tasks else None
         if self.server is not None:
             await self.server.close()
         for conn in (self.node, self.gcs):
@@ -165,8 +177,14 @@ class CoreWorker:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 fut.result().close()
 
-    def spawn(self, coro) -> asyncio.Task:
-        """Run a coroutine on the loop as a task this worker owns (loop thread only)."""
+    def spawn(self, coro) -> asyncio.Task | None:
+        """Run a coroutine on the loop as a task this worker owns (loop thread only).
+
+        After shutdown began nothing new starts: connections closing then must not set off
+        reconnects or retries."""
+        if self._closed:
+            coro.close()
+            return None
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -209,7 +227,7 @@ class CoreWorker:
             self._peers[address] = fut
             try:
                 conn = await connect(address, token=self.token, handlers=self.handlers,
-                                     info={"role": self.mode}, timeout_s=self.cfg.connect_timeout_s)
+                                     info={"role": self.mode}, timeout_s=self.cfg.peer_connect_timeout_s)
             except BaseException as exc:
                 fut.set_exception(exc)
                 fut.exception()

@@ -26,7 +26,13 @@ PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "D
 
 _PERSISTENT_FIELDS = ("state", "address", "worker_id", "node_id", "pid", "num_restarts",
                       "incarnation", "death_cause", "creation_error", "start_time", "end_time",
-                      "killed")
+                      "killed", "lease_id")
+
+#: How long a restarted control store tries to reach a live actor's worker before calling
+#: the actor lost.
+ADOPT_TIMEOUT_S = 2.0
+#: Stands for the connection of an actor whose worker could not be reached on adoption.
+_LOST = object()
 
 #: How long a dead actor's record waits for its process's exit code (it comes from the zygote
 #: through the node manager, normally within milliseconds of the connection closing).
@@ -61,7 +67,7 @@ class ActorRecord:
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     worker_conn: Connection | None = None
-    lease: tuple | None = None  #: (node connection, lease id)
+    lease_id: int | None = None  #: the worker lease on ``node_id`` the actor runs under
 
     def persistent(self) -> dict:
         """What storage keeps of the record (no connections, no events)."""
@@ -85,8 +91,10 @@ class ActorDirectory:
     """See the module docstring."""
 
     def __init__(self, lease_worker: Callable[[dict], Awaitable[tuple]],
-                 connect_worker: Callable[[str], Awaitable[Connection]],
-                 save: Callable[[ActorRecord], None] = lambda record: None):
+                 connect_worker: Callable[..., Awaitable[Connection]],
+                 save: Callable[[ActorRecord], None] = lambda record: None,
+                 node_conn: Callable[[bytes], Connection | None] = lambda node_id: None):
+        self._node_conn = node_conn  #: the connection to a node, if it is connected
         self._lease_worker = lease_worker
         self._connect_worker = connect_worker
         self._save = save  #: writes a record through to the control store's storage
@@ -123,16 +131,31 @@ class ActorDirectory:
             name = record.spec.get("name")
             if name and record.state != DEAD:
                 self.named[(record.spec["namespace"], name)] = record.actor_id
-            if record.state == DEAD:
-                continue
-            if record.spec.get("lifetime") == "detached":
-                record.state, record.address = RESTARTING, ""
-                self._save(record)
+            if record.state == ALIVE:
+                record.state = RESTARTING  # callers wait until its worker is reached again
+                self._spawn(self._adopt(record))
+            elif record.state != DEAD:
+                record.state = RESTARTING
                 self._spawn(self._start(record))
-            else:
-                record.killed = True
-                self._mark_dead(record, "The control store restarted and the actor's owner "
-                                        "is gone.")
+
+    async def _adopt(self, record: ActorRecord) -> None:
+        """After a control-store restart: watch the actor's worker again if it still answers,
+        else treat the actor as lost (restart it, or mark it dead)."""
+        try:
+            conn = await self._connect_worker(record.address, ADOPT_TIMEOUT_S)
+        except Exception:
+            if record.spec.get("lifetime") == "detached":
+                # It died with the control store's process (the head): a detached actor is
+                # the cluster's, not a crash's, so it comes back whatever max_restarts says.
+                record.lease_id = None
+                self._restart(record)
+                return
+            record.worker_conn = _LOST
+            self._worker_lost(record, _LOST)
+            return
+        record.worker_conn = conn
+        conn.close_callbacks.append(lambda _c: self._worker_lost(record, conn))
+        self._set_state(record, ALIVE)
 
     async def wait(self, actor_id: bytes, after_incarnation: int, timeout_s: float) -> dict:
         """The actor's info once it is ALIVE past ``after_incarnation``, or DEAD."""
@@ -224,10 +247,12 @@ class ActorDirectory:
         self._release_lease(record)
 
     def _release_lease(self, record: ActorRecord) -> None:
-        if record.lease is not None:
-            node_conn, lease_id = record.lease
-            record.lease = None
-            node_conn.notify("return_worker_lease", {"lease_id": lease_id, "kill": True})
+        if record.lease_id is not None:
+            node_conn = self._node_conn(record.node_id)
+            if node_conn is not None:
+                node_conn.notify("return_worker_lease", {"lease_id": record.lease_id,
+                                                         "kill": True})
+            record.lease_id = None
 
     async def _start(self, record: ActorRecord) -> None:
         spec = record.spec
@@ -237,7 +262,7 @@ class ActorDirectory:
                 node_conn.notify("return_worker_lease", {"lease_id": grant["lease_id"], "kill": True})
                 self._mark_dead(record, "The actor was killed by raggio.kill().")
                 return
-            record.lease = (node_conn, grant["lease_id"])
+            record.node_id, record.lease_id = grant["node_id"], grant["lease_id"]
             conn = await self._connect_worker(grant["address"])
             record.worker_conn = conn
             conn.close_callbacks.append(lambda _c: self._worker_lost(record, conn))

@@ -28,7 +28,7 @@ class GcsServer:
 
     def __init__(self, *, listen: str, token: str, session_dir: str, connect_timeout_s: float = 30.0,
                  health_check_period_s: float = 1.0, health_check_failure_threshold: int = 3,
-                 storage=None):
+                 storage=None, reconnect_grace_s: float = 30.0):
         self.token = token
         self.session_dir = session_dir
         self.tables = TableStorage(storage)
@@ -39,9 +39,11 @@ class GcsServer:
         self._next_job = 0
         self._view_scheduled = False
         self._tasks: set[asyncio.Task] = set()
+        self._attached_jobs: set[int] = set()  #: jobs whose driver is connected now
+        self.reconnect_grace_s = reconnect_grace_s
         self._connect_timeout_s = connect_timeout_s
         self.actors = ActorDirectory(self._lease_worker_for_actor, self._connect_worker,
-                                     self._save_actor)
+                                     self._save_actor, self.node_conns.get)
         self.placement_groups = PlacementGroupTable(self._available_nodes,
                                                     lambda node_id: self.node_conns[node_id],
                                                     self._update_node_resources,
@@ -82,6 +84,7 @@ class GcsServer:
             "subscribe_node_events": self.subscribe_node_events,
             "worker_exited": self.worker_exited,
             "backup": self.backup,
+            "reattach_job": self.reattach_job,
         }
 
     async def start(self) -> str:
@@ -116,25 +119,46 @@ class GcsServer:
     def recover(self) -> None:
         """Reload the tables a previous control store left in storage.
 
-        Nodes and drivers of the previous run are gone (they do not reconnect yet): nodes are
-        marked dead, jobs finished, non-detached actors and placement groups dead with the
-        reason; detached actors and placement groups are started again as nodes join.
+        Nodes and drivers of the previous run may still be up: they reconnect and re-register
+        (``register_node``, ``reattach_job``). Live actors are adopted if their workers still
+        answer. What has not come back within ``reconnect_grace_s`` is declared dead: such
+        nodes, and such jobs with their non-detached actors and placement groups.
         """
         self.kv = dict(self.tables.load("kv"))
         for job in self.tables.load("jobs"):
-            if not job["is_dead"]:
-                job.update(is_dead=True, end_time=time.time())
-                self.tables.save("jobs", job["job_id"], job)
             self.jobs[job["job_id"]] = job
         self._next_job = max(self.jobs, default=0)
         for node in self.tables.load("nodes"):
             if node["state"] == "ALIVE":
-                node.update(state="DEAD", end_time=time.time(),
-                            death_reason="the control store restarted")
-                self.tables.save("nodes", node["node_id"], node)
+                node["state"] = "RECOVERING"  # until it re-registers
             self.nodes[node["node_id"]] = node
         self.actors.recover(self.tables.load("actors"))
         self.placement_groups.recover(self.tables.load("placement_groups"))
+        if any(job["is_dead"] is False for job in self.jobs.values()) or any(
+                node["state"] == "RECOVERING" for node in self.nodes.values()):
+            self._spawn_later(self._expire_unrecovered())
+
+    async def _expire_unrecovered(self) -> None:
+        await asyncio.sleep(self.reconnect_grace_s)
+        for node_id, node in self.nodes.items():
+            if node["state"] == "RECOVERING":
+                node["death_reason"] = ("it did not reconnect within "
+                                        f"{self.reconnect_grace_s:g} s of a control-store restart")
+                node["state"] = "ALIVE"  # so that _node_lost marks it dead and tells everyone
+                self._node_lost(node_id)
+        for job_id, job in self.jobs.items():
+            if not job["is_dead"] and job_id not in self._attached_jobs:
+                self._job_finished(job_id)
+
+    def reattach_job(self, conn: Connection, msg: dict) -> dict:
+        """A driver of a running job reconnected after a control-store restart."""
+        job_id = msg["job_id"]
+        job = self.jobs.get(job_id)
+        if job is None or job["is_dead"]:
+            raise ValueError(f"Job {job_id} has ended; the driver must start a new one.")
+        self._attached_jobs.add(job_id)
+        conn.close_callbacks.append(lambda _c: self._job_finished(job_id))
+        return {"job_id": job_id}
 
     def _save_actor(self, record) -> None:
         self.tables.save("actors", record.actor_id, record.persistent())
@@ -260,10 +284,14 @@ class GcsServer:
         self.jobs[job_id] = dict(info, job_id=job_id, start_time=time.time(), is_dead=False)
         self.tables.save("jobs", job_id, self.jobs[job_id])
         conn.close_callbacks.append(lambda _c: self._job_finished(job_id))
+        self._attached_jobs.add(job_id)
         return {"job_id": job_id}
 
     def _job_finished(self, job_id: int) -> None:
         job = self.jobs[job_id]
+        self._attached_jobs.discard(job_id)
+        if job["is_dead"]:
+            return
         job["is_dead"] = True
         job["end_time"] = time.time()
         self.tables.save("jobs", job_id, job)
@@ -384,6 +412,10 @@ class GcsServer:
         return {node_id: node["available"] for node_id, node in self.nodes.items()
                 if node["state"] == "ALIVE" and node_id in self.node_conns}
 
+    def _spawn_later(self, coro) -> None:
+        """Start ``coro`` once the loop runs (recover() runs before it is serving)."""
+        asyncio.get_running_loop().call_soon(self._spawn_detached, coro)
+
     def _spawn_detached(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -415,6 +447,6 @@ class GcsServer:
         logger.warning("actor %s asks for %s, which no node can provide",
                        msg.get("for_actor"), msg["resources"])
 
-    async def _connect_worker(self, address: str) -> Connection:
+    async def _connect_worker(self, address: str, timeout_s: float | None = None) -> Connection:
         return await connect(address, token=self.token, info={"role": "gcs"},
-                             timeout_s=self._connect_timeout_s)
+                             timeout_s=timeout_s or self._connect_timeout_s)

@@ -14,7 +14,7 @@ import msgpack
 
 from raggio.gcs.storage import MemoryStorage
 
-TABLES = ("kv", "jobs", "nodes", "actors", "placement_groups")
+TABLES = ("cluster", "kv", "jobs", "nodes", "actors", "placement_groups")
 
 
 def _key(key) -> bytes:

@@ -59,7 +59,8 @@ async def start_node_manager(args: argparse.Namespace, *, gcs_address: str, toke
         object_store_memory=object_store_memory, is_head=is_head,
         labels=json.loads(args.labels), connect_timeout_s=get_config().connect_timeout_s,
         prestart_workers=get_config().prestart_workers,
-        prefault_bytes=get_config().object_store_prefault_bytes))
+        prefault_bytes=get_config().object_store_prefault_bytes,
+        reconnect_timeout_s=get_config().gcs_reconnect_timeout_s))
     try:
         await node.start()
     except BaseException:

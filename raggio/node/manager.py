@@ -95,6 +95,7 @@ class NodeOptions:
     prestart_workers: bool = True
     labels: dict = field(default_factory=dict)
     connect_timeout_s: float = 30.0
+    reconnect_timeout_s: float = 60.0
     prefault_bytes: int = 0
 
 
@@ -130,6 +131,7 @@ class NodeManager:
         self.pool: WorkerPool | None = None
         #: Resolves when the control store connection is gone (it declared us dead, or died).
         self.left_cluster: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._closing = False
         self.gcs: Connection | None = None
         self.log_monitor = LogMonitor(self.log_dir, options.node_ip, self._send_logs,
                                       log_poll_period_s)
@@ -174,12 +176,7 @@ class NodeManager:
         self.pool = WorkerPool(worker_args=self._worker_args(), log_dir=self.log_dir,
                                on_exit=self._worker_exited)
         await self.pool.start()
-        self.gcs = await connect(self.options.gcs_address, token=self.options.token,
-                                 handlers=self._handlers(), info={"role": "node"},
-                                 timeout_s=self.options.connect_timeout_s)
-        await self.gcs.call("register_node", self.info())
-        self.gcs.close_callbacks.append(lambda _c: self.left_cluster.done()
-                                        or self.left_cluster.set_result(None))
+        await self._join(self.options.connect_timeout_s)
         self._spawn(self.log_monitor.run())
         if self.options.prefault_bytes:
             self._spawn(asyncio.to_thread(self.store.prefault, self.options.prefault_bytes))
@@ -188,6 +185,31 @@ class NodeManager:
             for _ in range(int(self.resources.total.get("CPU", 0))):
                 self._start_worker({})
         return self
+
+    async def _join(self, timeout_s: float) -> None:
+        """Connect to the control store and register (again, after it restarted)."""
+        self.gcs = await connect(self.options.gcs_address, token=self.options.token,
+                                 handlers=self._handlers(), info={"role": "node"},
+                                 timeout_s=timeout_s)
+        await self.gcs.call("register_node", self.info())
+        self.gcs.close_callbacks.append(self._control_store_lost)
+        self._report_resources()
+
+    def _control_store_lost(self, _conn: Connection) -> None:
+        if not self._closing:
+            self._spawn(self._rejoin())
+
+    async def _rejoin(self) -> None:
+        """Wait for the control store to come back; leave the cluster if it refuses us
+        (it declared this node dead) or stays away too long."""
+        logger.warning("lost the control store at %s; reconnecting", self.options.gcs_address)
+        try:
+            await self._join(self.options.reconnect_timeout_s)
+            logger.warning("rejoined the control store at %s", self.options.gcs_address)
+        except Exception as exc:  # refused (declared dead) or unreachable
+            logger.error("leaving the cluster: %s", exc)
+            if not self.left_cluster.done():
+                self.left_cluster.set_result(None)
 
     def info(self) -> dict:
         return {
@@ -207,6 +229,7 @@ class NodeManager:
         }
 
     async def close(self) -> None:
+        self._closing = True
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
