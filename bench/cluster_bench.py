@@ -12,6 +12,9 @@ Rows (the same JSON shape as microbenchmark.py, so compare.py prints both):
   the first transfer and as the best of three.
 - actor failover: an actor (max_restarts=1) on the second node; the node is killed
   (`remove_node(allow_graceful=False)`) and the time until a call answers from the head.
+- head restart (raggio only: Ray needs a Redis-backed control store for this): a head and a
+  node on 127.0.0.2 started with the CLI, a driver on that node; the head is SIGKILLed and
+  started again on its port; the time from the kill to a new task's result.
 """
 
 import argparse
@@ -146,6 +149,55 @@ def failover_rows(backend: str) -> list[dict]:
         cluster.shutdown()
 
 
+def head_restart_rows(backend: str) -> list[dict]:
+    if backend != "raggio":
+        raise RuntimeError("not measured: Ray recovers its head only with an external Redis")
+    temp_dir = tempfile.mkdtemp(prefix="raggio-bench-restart-")
+    port = free_port()
+    head = [cli(backend), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
+            "--num-cpus=1", f"--temp-dir={temp_dir}"]
+    subprocess.run(head, check=True, capture_output=True)
+    subprocess.run([cli(backend), "start", f"--address=127.0.0.1:{port}",
+                    "--node-ip-address=127.0.0.2", "--num-cpus=1", f"--temp-dir={temp_dir}"],
+                   check=True, capture_output=True)
+    driver = subprocess.Popen([sys.executable, "-c", HEAD_RESTART_DRIVER], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              env=dict(os.environ, RAGGIO_TEMP_DIR=temp_dir))
+    try:
+        assert driver.stdout.readline().strip() == "ready"
+        with open(os.path.join(temp_dir, "raggio_current_cluster")) as f:
+            head_pid = json.load(f)["pid"]
+        started = time.perf_counter()
+        psutil.Process(head_pid).kill()
+        subprocess.run(head, check=True, capture_output=True)
+        driver.stdin.write("go\n")
+        driver.stdin.flush()
+        assert driver.stdout.readline().strip() == "done"
+        return [row("head killed -> new work done", "s", time.perf_counter() - started, True)]
+    finally:
+        driver.kill()
+        subprocess.run([cli(backend), "stop", "--force", f"--temp-dir={temp_dir}"],
+                       capture_output=True)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+HEAD_RESTART_DRIVER = """
+import sys
+import raggio as ray
+ray.init(address="auto", _node_ip_address="127.0.0.2")
+
+@ray.remote
+def one():
+    return 1
+
+ray.get(one.remote())
+print("ready", flush=True)
+sys.stdin.readline()
+ray.get([one.remote() for _ in range(10)], timeout=120)
+print("done", flush=True)
+"""
+
+
 def row(name, unit, value, lower_is_better):
     return {"name": name, "unit": unit, "value": value, "error": None,
             "lower_is_better": lower_is_better}
@@ -157,7 +209,7 @@ def main():
     parser.add_argument("--json")
     args = parser.parse_args()
     rows = []
-    for measure in (start_stop_rows, transfer_rows, failover_rows):
+    for measure in (start_stop_rows, transfer_rows, failover_rows, head_restart_rows):
         try:
             rows += measure(args.backend)
         except Exception as exc:  # report and go on, as microbenchmark.py does
