@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from raggio.exceptions import ObjectLostError
 from raggio.node.log_monitor import LogMonitor
 from raggio.node.object_store import ObjectStore, arena_path
+from raggio.node.object_transfer import ObjectTransfer
 from raggio.node.resources import NodeResources
 from raggio.node.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL, Decision,
                                            SchedulingPolicy)
@@ -137,10 +138,8 @@ class NodeManager:
                                       log_poll_period_s)
         self._tasks: set[asyncio.Task] = set()
         self._report_scheduled = False
-        self._pulls: dict[bytes, asyncio.Task] = {}
         self._peers: dict[str, Connection] = {}
-        self.transfer_chunk_bytes = 8 * 1024 * 1024
-        self.transfer_chunks_in_flight = 4
+        self.transfer = ObjectTransfer(self.store, self._peer, self._spawn)
 
     def _handlers(self) -> dict:
         return {
@@ -550,49 +549,13 @@ class NodeManager:
     async def pull_object(self, conn: Connection, msg: list) -> bool:
         """Copy an object from the node at ``source_address`` into this node's arena."""
         object_id, source_address, size_bytes = msg
-        if self.store.contains(object_id):
-            return True
-        if not any(node["address"] == source_address for node in self.view.values()):
+        if not self.store.contains(object_id) and not any(
+                node["address"] == source_address for node in self.view.values()):
             raise ObjectLostError(object_id.hex())  # its node is dead: nothing to pull from
-        inflight = self._pulls.get(object_id)
-        if inflight is None:
-            inflight = self._spawn(self._pull(object_id, source_address, size_bytes))
-            self._pulls[object_id] = inflight
-            inflight.add_done_callback(lambda _t: self._pulls.pop(object_id, None))
-        return await asyncio.shield(inflight)
-
-    async def _pull(self, object_id: bytes, source_address: str, size_bytes: int) -> bool:
-        source = await self._peer(source_address)
-        pinned = await source.call("pin_objects", [object_id])
-        if pinned[0] is None:
-            raise ObjectLostError(object_id.hex())
-        offset = self.store.create(object_id, size_bytes, primary=False)
-        try:
-            await self._copy_chunks(source, object_id, offset, size_bytes)
-        except BaseException:
-            self.store.free(object_id)
-            raise
-        finally:
-            source.notify("unpin_objects", [object_id])
-        self.store.seal(object_id)
-        return True
-
-    async def _copy_chunks(self, source: Connection, object_id: bytes, offset: int,
-                           size_bytes: int) -> None:
-        """Fetch the object in chunks, several in flight, straight into the arena."""
-        chunk = self.transfer_chunk_bytes
-        positions = iter(range(0, size_bytes, chunk))
-
-        async def fetch_some():
-            for position in positions:
-                length = min(chunk, size_bytes - position)
-                data = await source.call("read_object_chunk", [object_id, position, length])
-                self.store.write(offset + position, data)
-        await asyncio.gather(*(fetch_some() for _ in range(self.transfer_chunks_in_flight)))
+        return await self.transfer.pull(object_id, source_address, size_bytes)
 
     def read_object_chunk(self, conn: Connection, msg: list) -> bytes:
-        object_id, position, length = msg
-        return self.store.read(object_id, position, length)
+        return self.transfer.read_chunk(*msg)
 
     async def _peer(self, address: str) -> Connection:
         conn = self._peers.get(address)
