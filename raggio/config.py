@@ -55,6 +55,8 @@ class Config:
     health_check_failure_threshold: int = _doc("Missed pings before a node is dead.", 3)
     gcs_reconnect_timeout_s: float = _doc(
         "How long nodes, drivers and workers wait for a lost control store to come back.", 60.0)
+    gcs_reconnect_grace_s: float = _doc(
+        "How long a restarted control store waits for nodes and drivers to come back.", 30.0)
     temp_dir: str = _doc("Where session directories live.", "/tmp/raggio")
     auth_token: str = _doc("The cluster token, when not read from the session directory.", "")
     address: str = _doc("The cluster init() joins when given no address.", "", "RAY_ADDRESS")

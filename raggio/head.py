@@ -1,4 +1,4 @@
-"""The head process: control store and node manager on one event loop.
+"""The head process: the control store, and (for a private cluster) the head node's manager.
 
 ``init()`` with no cluster to join runs ``python -m raggio.head --tied``: the
 head exits when the driver's pipe (its stdin) closes. ``raggio start --head``
@@ -50,18 +50,21 @@ async def run_head(args: argparse.Namespace) -> None:
     gcs = GcsServer(listen=f"{args.node_ip}:{args.port}", token=token, session_dir=session_dir,
                     health_check_period_s=cfg.health_check_period_s,
                     health_check_failure_threshold=cfg.health_check_failure_threshold,
-                    storage=storage)
+                    storage=storage, reconnect_grace_s=cfg.gcs_reconnect_grace_s)
     await gcs.start()
-    try:
-        node = await start_node_manager(args, gcs_address=gcs.address, token=token,
-                                        session_dir=session_dir, session_name=session_name,
-                                        is_head=True)
-    except BaseException:
-        await gcs.close()
-        raise
-    info = {"gcs_address": gcs.address, "node_address": node.server.address,
-            "node_id": node.node_id.hex(), "session_dir": session_dir,
+    node = None
+    if not args.no_node:
+        try:
+            node = await start_node_manager(args, gcs_address=gcs.address, token=token,
+                                            session_dir=session_dir, session_name=session_name,
+                                            is_head=True)
+        except BaseException:
+            await gcs.close()
+            raise
+    info = {"gcs_address": gcs.address, "session_dir": session_dir,
             "token_path": token_path, "pid": os.getpid()}
+    if node is not None:
+        info.update(node_address=node.server.address, node_id=node.node_id.hex())
     if args.cluster_file:
         cluster_file.write(args.temp_dir, info)
     try:
@@ -70,7 +73,8 @@ async def run_head(args: argparse.Namespace) -> None:
     finally:
         if args.cluster_file:
             cluster_file.remove(args.temp_dir, gcs.address)
-        await node.close()
+        if node is not None:
+            await node.close()
         await gcs.close()
 
 
@@ -79,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--cluster-file", action="store_true",
                         help="record this head as the machine's current cluster")
+    parser.add_argument("--no-node", action="store_true",
+                        help="run only the control store (`raggio start --head` runs the head "
+                             "node as its own process, so each survives the other's restart)")
     parser.add_argument("--storage", default="memory",
                         help="the control store's backend: memory, a SQLite path, redis://...")
     add_node_arguments(parser)

@@ -85,13 +85,24 @@ def start_head(options: dict) -> None:
     port = DEFAULT_GCS_PORT if options["port"] is None else options["port"]
     session_dir, _ = new_session_dir(temp_dir)
     storage = options["storage"] or cluster_file.default_store_path(temp_dir)
-    cmd = [sys.executable, "-m", "raggio.head", "--cluster-file", "--port", str(port),
-           "--node-ip", node_ip, "--temp-dir", temp_dir, "--session-dir", session_dir,
-           "--storage", storage]
+    # The control store and the head node are two processes, so that either can be
+    # restarted without the other (a killed control store leaves the head's workers running).
+    cmd = [sys.executable, "-m", "raggio.head", "--no-node", "--cluster-file",
+           "--port", str(port), "--node-ip", node_ip, "--temp-dir", temp_dir,
+           "--session-dir", session_dir, "--storage", storage]
     env = dict(os.environ)
     if options["token"]:
         env["RAGGIO_AUTH_TOKEN"] = options["token"]
-    ready = _spawn(cmd + _node_flags(options), env, session_dir, "head")
+    ready = _spawn(cmd, env, session_dir, "head")
+    node_cmd = [sys.executable, "-m", "raggio.node.main", "--head-node",
+                "--gcs-address", ready["gcs_address"], "--node-ip", node_ip,
+                "--temp-dir", temp_dir, "--session-dir", session_dir]
+    try:
+        _spawn(node_cmd + _node_flags(options), dict(env, RAGGIO_AUTH_TOKEN=ready["token"]),
+               session_dir, "node")
+    except click.ClickException:
+        os.kill(ready["pid"], signal.SIGTERM)
+        raise
     address = ready["gcs_address"]
     click.echo(f"Local node IP: {node_ip}\n")
     click.echo("--------------------\nraggio runtime started.\n--------------------\n")

@@ -14,8 +14,6 @@ import os
 import weakref
 from typing import Any, Callable
 
-import numpy as np
-
 from raggio.core.serialization import SerializedValue, deserialize_from
 
 
@@ -30,6 +28,7 @@ class Arena:
             self._read_map = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)
+        import numpy as np  # here, not at import: the control store and node managers need none
         self._write_view = memoryview(self._write_map)
         # A numpy array over the read-only mapping: slices of it are read-only
         # views, and weakref.finalize can watch the base of each object.

@@ -97,7 +97,7 @@ async def run_node(args: argparse.Namespace) -> None:
     session_dir, session_name = session_for(args)
     node = await start_node_manager(args, gcs_address=args.gcs_address, token=token,
                                     session_dir=session_dir, session_name=session_name,
-                                    is_head=False)
+                                    is_head=args.head_node)
     try:
         print_ready({"node_id": node.node_id.hex(), "node_address": node.server.address,
                      "session_dir": session_dir, "pid": os.getpid()})
@@ -128,6 +128,8 @@ def run_main(coro_fn, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m raggio.node.main")
     parser.add_argument("--gcs-address", required=True)
+    parser.add_argument("--head-node", action="store_true",
+                        help="the head's node (its control store runs in another process)")
     add_node_arguments(parser)
     run_main(run_node, parser.parse_args(argv))
 

@@ -29,9 +29,13 @@ CREATE = textwrap.dedent("""
         def hello(self):
             return "still here"
 
+        def pid(self):
+            import os
+            return os.getpid()
+
     kept = Keeper.options(name="kept", lifetime="detached").remote()
     owned = Keeper.options(name="owned").remote()
-    print(ray.get(kept.hello.remote()), ray.get(owned.hello.remote()))
+    print(ray.get(kept.hello.remote()), ray.get(owned.hello.remote()), ray.get(kept.pid.remote()))
     import time; time.sleep(60)  # the driver stays up until the head is killed
 """)
 
@@ -40,6 +44,7 @@ CHECK = textwrap.dedent("""
     import raggio as ray
     ray.init(address="auto", namespace="app")
     print(ray.get(ray.get_actor("kept").hello.remote(), timeout=60))
+    print(ray.get(ray.get_actor("kept").pid.remote(), timeout=60))
     # The driver-owned actor died with the head; the restarted control store finds its
     # worker gone within seconds, and then the name is free.
     deadline = time.monotonic() + 30
@@ -58,6 +63,9 @@ CHECK = textwrap.dedent("""
 def env(temp_dir):
     out = {k: v for k, v in os.environ.items() if not k.startswith("RAGGIO_")}
     out["RAGGIO_TEMP_DIR"] = str(temp_dir)
+    # A restarted control store waits this long for the drivers it knew (30 s by default);
+    # the drivers these tests kill never come back.
+    out["RAGGIO_GCS_RECONNECT_GRACE_S"] = "3"
     return out
 
 
@@ -86,7 +94,9 @@ def kill_head(info):
 def start_driver(temp_dir):
     driver = subprocess.Popen([sys.executable, "-c", CREATE], stdout=subprocess.PIPE,
                               text=True, env=env(temp_dir))
-    assert driver.stdout.readline().split() == ["still", "here", "still", "here"]
+    words = driver.stdout.readline().split()
+    assert words[:4] == ["still", "here", "still", "here"]
+    driver.kept_pid = words[4]
     return driver
 
 
@@ -94,7 +104,8 @@ def check(temp_dir):
     result = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True,
                             env=env(temp_dir), timeout=TIMEOUT_S)
     assert result.returncode == 0, result.stderr
-    return result.stdout.split("\n")[:2]
+    lines = result.stdout.split("\n")
+    return [lines[0], lines[2]], lines[1]
 
 
 @pytest.fixture
@@ -103,15 +114,18 @@ def temp_dir(tmp_path):
     raggio(tmp_path, "stop", "--force")
 
 
-def test_a_killed_head_comes_back_with_its_detached_actors(temp_dir):
+def test_a_killed_control_store_comes_back_and_adopts_the_live_actors(temp_dir):
     info = start_head(temp_dir)
     driver = start_driver(temp_dir)
     kill_head(info)
     driver.kill()
     driver.wait()
     start_head(temp_dir)
-    # The detached actor is rebuilt on the new head; the driver-owned one ended with it.
-    assert check(temp_dir) == ["still here", "owned is gone"]
+    # Only the control store died: the detached actor is adopted, the very same process;
+    # the driver-owned one ends with its driver, which never comes back.
+    answers, kept_pid = check(temp_dir)
+    assert answers == ["still here", "owned is gone"]
+    assert kept_pid == driver.kept_pid
 
 
 def test_backup_and_restore(temp_dir, tmp_path_factory):
@@ -127,7 +141,7 @@ def test_backup_and_restore(temp_dir, tmp_path_factory):
     result = raggio(temp_dir, "restore", str(backup))
     assert result.returncode == 0, result.stderr
     start_head(temp_dir)  # ...and a restored store brings it back
-    assert check(temp_dir)[0] == "still here"
+    assert check(temp_dir)[0][0] == "still here"
 
 
 def test_a_corrupt_store_stops_the_head_from_starting_and_is_kept(temp_dir):
@@ -161,7 +175,7 @@ def test_a_head_on_redis_recovers_from_it(temp_dir):
         driver.kill()
         driver.wait()
         start_head(temp_dir, storage)
-        assert check(temp_dir) == ["still here", "owned is gone"]
+        assert check(temp_dir)[0] == ["still here", "owned is gone"]
     finally:
         raggio(temp_dir, "stop", "--force")
         redis.terminate()
