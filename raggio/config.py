@@ -57,6 +57,9 @@ class Config:
         "How long nodes, drivers and workers wait for a lost control store to come back.", 60.0)
     gcs_reconnect_grace_s: float = _doc(
         "How long a restarted control store waits for nodes and drivers to come back.", 30.0)
+    memory_usage_threshold: float = _doc(
+        "Node memory use (a fraction) above which the newest worker is killed.", 0.95)
+    memory_monitor_period_s: float = _doc("How often the memory monitor looks.", 0.25)
     temp_dir: str = _doc("Where session directories live.", "/tmp/raggio")
     auth_token: str = _doc("The cluster token, when not read from the session directory.", "")
     address: str = _doc("The cluster init() joins when given no address.", "", "RAY_ADDRESS")

@@ -167,3 +167,24 @@ def test_actor_death_names_the_exit_code_or_signal(ray_start_regular):
         for _ in range(100):
             ray.get(killed.pid.remote(), timeout=60)
             time.sleep(0.1)
+
+
+def test_the_memory_monitor_fails_tasks_and_actors_with_the_reason(shutdown_only, monkeypatch):
+    # A threshold of 0 makes every node "short of memory": the monitor kills whatever runs.
+    monkeypatch.setenv("RAGGIO_MEMORY_USAGE_THRESHOLD", "0.0")
+    ray.init(num_cpus=1)
+
+    @ray.remote(max_retries=1)
+    def busy():
+        time.sleep(30)
+
+    with pytest.raises(ray.exceptions.OutOfMemoryError, match="ran low on memory"):
+        ray.get(busy.remote(), timeout=60)
+
+    @ray.remote
+    class Busy:
+        def work(self):
+            time.sleep(30)
+
+    with pytest.raises(ray.exceptions.ActorDiedError, match="ran out of memory"):
+        ray.get(Busy.remote().work.remote(), timeout=60)

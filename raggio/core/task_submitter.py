@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import msgpack
 
 from raggio.core.core_worker import error_location
-from raggio.exceptions import (RpcError, TaskCancelledError, TaskUnschedulableError,
-                               WorkerCrashedError)
+from raggio.exceptions import (OutOfMemoryError, RpcError, TaskCancelledError,
+                               TaskUnschedulableError, WorkerCrashedError)
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ class TaskSubmitter:
         self.pending: dict[bytes, dict] = {}  #: every submitted task not finished yet
         self._warned_shapes: set[bytes] = set()
         core.handlers["infeasible_task"] = self.infeasible_task
+        core.handlers["worker_oom_killed"] = self.worker_oom_killed
+        #: Workers the memory monitor killed, with its message: their tasks fail with
+        #: OutOfMemoryError, not WorkerCrashedError.
+        self.oom_killed: dict[bytes, str] = {}
 
     # -- entry points (loop thread) --
 
@@ -197,7 +201,7 @@ class TaskSubmitter:
             return
         exc = fut.exception()
         if exc is not None:
-            self._on_worker_failure(queue, spec, exc)
+            self._on_worker_failure(queue, spec, exc, worker)
             return
         reply = fut.result()
         if (reply.get("app_error") and reply.get("retryable") and spec["retries_left"] != 0
@@ -230,7 +234,12 @@ class TaskSubmitter:
             worker.linger.cancel()
         self._pump(queue)
 
-    def _on_worker_failure(self, queue: ShapeQueue, spec: dict, exc: BaseException) -> None:
+    def worker_oom_killed(self, conn, msg: dict) -> None:
+        self.oom_killed[msg["worker_id"]] = msg["message"]
+
+    def _on_worker_failure(self, queue: ShapeQueue, spec: dict, exc: BaseException,
+                           worker: LeasedWorker | None = None) -> None:
+        oom_message = self.oom_killed.pop(worker.worker_id, None) if worker else None
         if spec.get("cancelled"):
             self._finish_cancelled(spec)
         elif spec["retries_left"] != 0:
@@ -238,6 +247,9 @@ class TaskSubmitter:
             logger.debug("retrying task %s after its worker died: %s", spec["name"], exc)
             queue.tasks.appendleft(spec)
             self._pump(queue)
+        elif oom_message is not None:
+            self._complete_error(spec, OutOfMemoryError(
+                f"Task {spec['name']} failed: {oom_message}"))
         else:
             self._complete_error(spec, WorkerCrashedError())
 

@@ -210,8 +210,14 @@ class ActorDirectory:
         how = (f"exit code {exit_code}" if exit_code >= 0 else
                f"signal {signal_name(-exit_code)}")
         for record in self.actors.values():
-            if record.node_id == node_id and record.pid == pid:
+            if record.node_id == node_id and record.pid == pid and not record.exit_detail:
                 record.exit_detail = f"its worker process (pid {pid}) exited with {how}"
+                record.exited.set()
+
+    def worker_oom_killed(self, node_id: bytes, pid: int, message: str) -> None:
+        for record in self.actors.values():
+            if record.node_id == node_id and record.pid == pid:
+                record.exit_detail = f"it ran out of memory: {message}"
                 record.exited.set()
 
     def node_died(self, node_id: bytes, reason: str) -> None:

@@ -83,6 +83,7 @@ class GcsServer:
             "get_named_placement_group": self.get_named_placement_group,
             "subscribe_node_events": self.subscribe_node_events,
             "worker_exited": self.worker_exited,
+            "worker_oom_killed": self.worker_oom_killed,
             "backup": self.backup,
             "reattach_job": self.reattach_job,
         }
@@ -355,6 +356,9 @@ class GcsServer:
 
     def kill_actor(self, conn: Connection, msg: dict) -> None:
         self.actors.kill(msg["actor_id"], msg.get("no_restart", True))
+
+    def worker_oom_killed(self, conn: Connection, msg: dict) -> None:
+        self.actors.worker_oom_killed(msg["node_id"], msg["pid"], msg["message"])
 
     def worker_exited(self, conn: Connection, msg: dict) -> None:
         self.actors.worker_exited(msg["node_id"], msg["pid"], msg["exit_code"])

@@ -60,7 +60,9 @@ async def start_node_manager(args: argparse.Namespace, *, gcs_address: str, toke
         labels=json.loads(args.labels), connect_timeout_s=get_config().connect_timeout_s,
         prestart_workers=get_config().prestart_workers,
         prefault_bytes=get_config().object_store_prefault_bytes,
-        reconnect_timeout_s=get_config().gcs_reconnect_timeout_s))
+        reconnect_timeout_s=get_config().gcs_reconnect_timeout_s,
+        memory_usage_threshold=get_config().memory_usage_threshold,
+        memory_monitor_period_s=get_config().memory_monitor_period_s))
     try:
         await node.start()
     except BaseException:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from raggio.exceptions import ObjectLostError
 from raggio.node.log_monitor import LogMonitor
+from raggio.node.memory_monitor import MemoryMonitor
 from raggio.node.object_store import ObjectStore, arena_path
 from raggio.node.object_transfer import ObjectTransfer
 from raggio.node.resources import NodeResources
@@ -98,6 +99,8 @@ class NodeOptions:
     connect_timeout_s: float = 30.0
     reconnect_timeout_s: float = 60.0
     prefault_bytes: int = 0
+    memory_usage_threshold: float = 0.95
+    memory_monitor_period_s: float = 0.0  #: 0: no memory monitor
 
 
 class NodeManager:
@@ -180,6 +183,10 @@ class NodeManager:
         if self.options.prefault_bytes:
             self._spawn(asyncio.to_thread(self.store.prefault, self.options.prefault_bytes))
         self._spawn(self._report_periodically())
+        if self.options.memory_monitor_period_s > 0:
+            self._spawn(MemoryMonitor(threshold=self.options.memory_usage_threshold,
+                                      period_s=self.options.memory_monitor_period_s,
+                                      kill_newest=self._kill_newest_worker).run())
         if self.options.prestart_workers:
             for _ in range(int(self.resources.total.get("CPU", 0))):
                 self._start_worker({})
@@ -283,6 +290,20 @@ class NodeManager:
         if self.gcs is not None and was_alive:
             self.gcs.notify("worker_died", {"worker_id": handle.worker_id})
         self._dispatch()
+
+    def _kill_newest_worker(self, message: str) -> bool:
+        """The memory monitor's choice: the most recent lease's worker; False if none."""
+        if not self.leases:
+            return False
+        lease = self.leases[max(self.leases)]
+        notice = {"worker_id": lease.worker.worker_id, "node_id": self.node_id,
+                  "pid": lease.worker.pid, "message": message}
+        if lease.holder is not self.gcs:
+            lease.holder.notify("worker_oom_killed", notice)
+        if self.gcs is not None:
+            self.gcs.notify("worker_oom_killed", notice)
+        self.pool.kill(lease.worker)
+        return True
 
     def _worker_exited(self, pid: int, exit_code: int) -> None:
         """The zygote reaped a worker: tell the control store how it ended."""
