@@ -40,12 +40,17 @@ def render(nodes: list[dict], placement_groups: dict | None = None,
     lines = [f"======== Cluster status: {now} ========", "Node status",
              "-" * 63, "Active:"]
     alive = [n for n in nodes if n["state"] == "ALIVE"]
-    dead = [n for n in nodes if n["state"] != "ALIVE"]
+    dead = [n for n in nodes if n["state"] == "DEAD"]
+    recovering = [n for n in nodes if n["state"] == "RECOVERING"]
     lines += [f" 1 node_{n['node_id'].hex()}" + (" (head)" if n.get("is_head") else "")
               for n in alive] or [" (no active nodes)"]
-    lines += ["Pending:", " (no pending nodes)", "Recent failures:"]
+    lines += ["Pending:"]
+    lines += [f" node_{n['node_id'].hex()} ({n['node_ip']}): reconnecting after a "
+              "control-store restart" for n in recovering] or [" (no pending nodes)"]
+    lines += ["Recent failures:"]
     lines += [f" node_{n['node_id'].hex()} ({n['node_ip']}): lost at "
               f"{datetime.datetime.fromtimestamp(n.get('end_time', 0)):%Y-%m-%d %H:%M:%S}"
+              + (f" ({n['death_reason']})" if n.get("death_reason") else "")
               for n in dead] or [" (no failures)"]
     lines += ["", "Resources", "-" * 63, "Total Usage:"]
     lines += _usage(alive)
