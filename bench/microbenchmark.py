@@ -15,8 +15,7 @@ Two more measurements run in fresh subprocesses of this script (--probe):
 the time from before `init()` to the first task result, and the idle
 memory (PSS) of the driver plus every process the cluster started below it.
 
-The placement-group rows and the Ray client rows of `ray microbenchmark`
-are not measured.
+The Ray client rows of `ray microbenchmark` are not measured.
 """
 
 import argparse
@@ -199,6 +198,19 @@ def async_actor_calls_with_args(r):
     ), BATCH
 
 
+def placement_group_create_removal(r):
+    """Ray's row: create groups, wait for each, remove them (10 per call, one small bundle)."""
+    util = importlib.import_module(ray.__name__ + ".util")
+
+    def call():
+        groups = [util.placement_group([{"CPU": 0.01}]) for _ in range(10)]
+        for group in groups:
+            group.wait(30)
+        for group in groups:
+            util.remove_placement_group(group)
+    return call, 10
+
+
 ROWS = [
     ("single client get calls (Plasma Store)", "ops/s", get_calls),
     ("single client put calls (Plasma Store)", "ops/s", put_calls),
@@ -236,6 +248,7 @@ ROWS = [
     ("1:1 async-actor calls with args async", "ops/s", async_actor_calls_with_args),
     ("1:n async-actor calls async", "ops/s", lambda r: one_to_n_calls(r, r.AsyncActor)),
     ("n:n async-actor calls async", "ops/s", lambda r: n_to_n_calls(r, r.AsyncActor)),
+    ("placement group create/removal", "ops/s", placement_group_create_removal),
 ]
 
 # Rows filled from the probe subprocesses: (name, unit, key in probe output).
