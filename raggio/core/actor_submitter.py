@@ -130,7 +130,7 @@ class ActorSubmitter:
             return
         for object_id, location in zip(spec["return_ids"], fut.result()["returns"]):
             self.core.refs.set_ready(object_id, location)
-        self._release_args(spec)
+        self.core.refs.release_task_args(spec["task_id"])
 
     def _on_lost(self, state: ActorState, conn) -> None:
         if state.conn is not conn:
@@ -156,12 +156,7 @@ class ActorSubmitter:
         location = error_location(exc)
         for object_id in spec["return_ids"]:
             self.core.refs.set_ready(object_id, location)
-        self._release_args(spec)
-
-    def _release_args(self, spec: dict) -> None:
-        held = spec.pop("held_refs", None)
-        if held:
-            self.core.refs.remove_task_refs(held)
+        self.core.refs.release_task_args(spec["task_id"])
 
 
 def death_error(info: dict) -> BaseException:

@@ -4,7 +4,7 @@ For each object: whether its value is ready, the value itself when small
 (``inline``: the serialized parts) or the node whose arena holds it, whether
 it is an error, and who is waiting for it. It also keeps the reference
 counts an owner needs: refs alive in this process, refs held by pending
-tasks, and whether a ref escaped to another process (then the object is kept
+tasks (and by the lineage of their results), and whether a ref escaped to another process (then the object is kept
 until this owner exits: a simplification of Ray's borrower protocol).
 
 Reference counts change from any thread (an ObjectRef dies wherever the
@@ -62,6 +62,8 @@ class ObjectTable:
         self._free_callback = free_callback
         self._lock = threading.Lock()
         self._to_free: list[bytes] = []
+        #: Task id -> the argument objects it holds (kept here, not in the spec that travels).
+        self._task_args: dict[bytes, list[bytes]] = {}
         self._free_scheduled = False
 
     # -- any thread --
@@ -83,16 +85,19 @@ class ObjectTable:
             if entry.local_refs <= 0 and entry.task_refs <= 0:
                 self._schedule_free(object_id)
 
-    def add_task_refs(self, object_ids: list[bytes]) -> None:
+    def hold_task_args(self, task_id: bytes, object_ids: list[bytes]) -> None:
+        """Keep a task's argument objects alive until ``release_task_args``."""
         with self._lock:
+            self._task_args[task_id] = object_ids
             for object_id in object_ids:
                 entry = self.entries.get(object_id)
                 if entry is not None:
                     entry.task_refs += 1
 
-    def remove_task_refs(self, object_ids: list[bytes]) -> None:
+    def release_task_args(self, task_id: bytes) -> None:
+        """The task is done with its arguments (finished, failed, or its lineage freed)."""
         with self._lock:
-            for object_id in object_ids:
+            for object_id in self._task_args.pop(task_id, ()):
                 entry = self.entries.get(object_id)
                 if entry is None:
                     continue

@@ -65,9 +65,7 @@ class Recovery:
 
     def lineage_dropped(self, spec: dict) -> None:
         """The objects a spec made are freed: let its arguments go."""
-        held = spec.pop("held_refs", None)
-        if held:
-            self.core.refs.remove_task_refs(held)
+        self.core.refs.release_task_args(spec["task_id"])
 
     async def reconstruct_object(self, conn, msg: list) -> None:
         """Owner side: rebuild ``object_id``, lost from ``lost_node_id``; return when ready."""

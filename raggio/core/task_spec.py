@@ -56,6 +56,4 @@ def encode_retry_exceptions(value) -> bool | list[bytes]:
 def hold_refs(core, spec: dict, held: list[ObjectRef]) -> None:
     """Keep the task's argument objects alive until it finishes."""
     if held:
-        ids = [ref._id for ref in held]
-        core.refs.add_task_refs(ids)
-        spec["held_refs"] = ids
+        core.refs.hold_task_args(spec["task_id"], [ref._id for ref in held])

@@ -264,7 +264,7 @@ class TaskSubmitter:
         for object_id, location in zip(spec["return_ids"], returns):
             self.core.refs.set_ready(object_id, location)
         if not self.core.recovery.keep_lineage(spec) or spec["retries_left"] == 0:
-            self._release_args(spec)  # it will never run again
+            self.core.refs.release_task_args(spec["task_id"])  # it will never run again
 
     def resubmit(self, spec: dict) -> None:
         """Run a finished task again, to rebuild its lost returns (see reconstruction.py)."""
@@ -279,10 +279,6 @@ class TaskSubmitter:
     def _finish_cancelled(self, spec: dict) -> None:
         self._complete_error(spec, TaskCancelledError(spec["task_id"].hex()))
 
-    def _release_args(self, spec: dict) -> None:
-        held = spec.pop("held_refs", None)
-        if held:
-            self.core.refs.remove_task_refs(held)
 
 
 def shape_key(spec: dict) -> bytes:
