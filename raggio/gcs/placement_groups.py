@@ -137,6 +137,18 @@ class PlacementGroupTable:
         if was_created:
             await self._release(record, set(record.bundle_nodes))
 
+    def node_lost(self, node_id: bytes) -> list:
+        """Coroutines that place again every group that had bundles on a dead node."""
+        return [self._reschedule(record, node_id) for record in self.groups.values()
+                if record.state == CREATED and node_id in record.bundle_nodes]
+
+    async def _reschedule(self, record: PlacementGroupRecord, lost_node: bytes) -> None:
+        await self._release(record, set(record.bundle_nodes) - {lost_node})
+        record.state, record.bundle_nodes = PENDING, []
+        record.pending_reason = "a node holding some of its bundles died"
+        self._save(record)
+        self._wakeup.set()
+
     def job_finished(self, job_id: int) -> list:
         return [self.remove(pg_id) for pg_id, g in self.groups.items()
                 if g.job_id == job_id and g.lifetime != "detached" and g.state != REMOVED]

@@ -220,17 +220,9 @@ class GcsServer:
         self.actors.node_died(node_id, node["death_reason"])
         for conn in list(self._node_subscribers):
             conn.notify("node_dead", {"node_id": node_id, "reason": node["death_reason"]})
-        for record in self.placement_groups.groups.values():
-            if record.state == "CREATED" and node_id in record.bundle_nodes:
-                self._spawn_detached(self._reschedule_group(record, node_id))
+        for rescheduling in self.placement_groups.node_lost(node_id):
+            self._spawn_detached(rescheduling)
         self._send_view()
-
-    async def _reschedule_group(self, record, lost_node: bytes) -> None:
-        """A node holding some of a group's bundles died: place the whole group again."""
-        await self.placement_groups._release(record, set(record.bundle_nodes) - {lost_node})
-        record.state, record.bundle_nodes = "PENDING", []
-        record.pending_reason = "a node holding some of its bundles died"
-        self.placement_groups.cluster_changed()
 
     def report_resources(self, conn: Connection, msg: dict) -> None:
         node = self.nodes.get(msg["node_id"])
