@@ -108,11 +108,9 @@ def test_another_programs_sqlite_file_is_refused(tmp_path):
 
 
 def test_an_unreachable_redis_is_a_clear_error():
-    started = time.monotonic()
     port = _free_port()  # nothing listens there
     with pytest.raises(ValueError, match=f"Cannot reach Redis at redis://127.0.0.1:{port}"):
         open_storage(f"redis://127.0.0.1:{port}")
-    assert time.monotonic() - started < 30  # a safety net: it fails, it does not hang
 
 
 def test_sqlite_backup_is_a_complete_copy(tmp_path):
