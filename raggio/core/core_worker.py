@@ -273,16 +273,8 @@ class CoreWorker:
 
     def put_serialized(self, serialized) -> ObjectRef:
         object_id = self.ids.put_id_bytes()
-        location = self.store_serialized(object_id, serialized)
-        entry = self.refs.create_owned(object_id)
-        ref = ObjectRef(object_id, self.address)
-        self.call_soon(self.refs.set_ready, object_id, location)
-        entry.state = READY  # readable at once by this thread; waiters are woken on the loop
-        entry.inline = location.get("inline")
-        entry.node_id = location.get("node_id")
-        entry.node_address = location.get("node_address", "")
-        entry.size_bytes = location.get("size_bytes", 0)
-        return ref
+        self.refs.create_ready(object_id, self.store_serialized(object_id, serialized))
+        return ObjectRef(object_id, self.address)
 
     def store_serialized(self, object_id: bytes, serialized) -> dict:
         """Keep a serialized value inline if small, else write it to the arena."""

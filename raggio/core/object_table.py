@@ -51,6 +51,15 @@ class ObjectEntry:
                 "size_bytes": self.size_bytes, "is_error": self.is_error}
 
 
+def _record(entry: ObjectEntry, location: dict) -> None:
+    entry.inline = location.get("inline")
+    entry.node_id = location.get("node_id")
+    entry.node_address = location.get("node_address", "")
+    entry.size_bytes = location.get("size_bytes", 0)
+    entry.is_error = location.get("is_error", False)
+    entry.state = READY
+
+
 class ObjectTable:
     """See the module docstring."""
 
@@ -148,17 +157,21 @@ class ObjectTable:
                 self.entries[object_id] = entry
             return entry
 
+    def create_ready(self, object_id: bytes, location: dict) -> ObjectEntry:
+        """A new owned object whose value is known already (``put``); callable from any
+        thread: nobody can be waiting for an id that was just made."""
+        entry = ObjectEntry(True, self.my_address)
+        _record(entry, location)
+        with self._lock:
+            self.entries[object_id] = entry
+        return entry
+
     def set_ready(self, object_id: bytes, location: dict) -> None:
         """Record an object's value or location and wake its waiters."""
         entry = self.entries.get(object_id)
         if entry is None:
             return
-        entry.inline = location.get("inline")
-        entry.node_id = location.get("node_id")
-        entry.node_address = location.get("node_address", "")
-        entry.size_bytes = location.get("size_bytes", 0)
-        entry.is_error = location.get("is_error", False)
-        entry.state = READY
+        _record(entry, location)
         waiters, entry.waiters = entry.waiters, None
         for fut in waiters or ():
             if not fut.done():
