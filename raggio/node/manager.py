@@ -141,6 +141,8 @@ class NodeManager:
                                       log_poll_period_s)
         self._tasks: set[asyncio.Task] = set()
         self._report_scheduled = False
+        self._reported_store_used = -1
+        self._reported_demand = 0
         self._peers: dict[str, Connection] = {}
         self.transfer = ObjectTransfer(self.store, self._peer, self._spawn)
 
@@ -399,6 +401,8 @@ class NodeManager:
     def _dispatch(self) -> None:
         """Grant, spill back or keep each pending request; start workers where needed."""
         if not self.pending:
+            if self._reported_demand:
+                self._report_resources()
             return
         waiting_per_env: collections.Counter = collections.Counter()
         still_pending = collections.deque()
@@ -434,6 +438,8 @@ class NodeManager:
                 if waiting_per_env[request.env_key] > self.pool.num_starting(request.env_key):
                     self._start_worker(request.runtime_env)
         self.pending = still_pending
+        if len(self.pending) != self._reported_demand:
+            self._report_resources()  # the demand `raggio status` shows has changed
 
     def _grant(self, request: LeaseRequest, worker: WorkerHandle) -> None:
         gpu_ids = self.resources.acquire(request.resources)
@@ -520,12 +526,16 @@ class NodeManager:
             "node_id": self.node_id, "available": self.resources.available, "demand": demand,
             "total": self.resources.total,
             "object_store_used": self.store.used_bytes})
+        self._reported_store_used = self.store.used_bytes
+        self._reported_demand = len(self.pending)
 
     async def _report_periodically(self) -> None:
-        """Object store usage changes without leases changing: report it every second."""
+        """Object store usage changes without leases changing: report it, at most every
+        second, when it did change (an idle node sends nothing)."""
         while True:
             await asyncio.sleep(1.0)
-            self._report_resources()
+            if self.store.used_bytes != self._reported_store_used:
+                self._report_resources()
 
     def job_finished(self, conn: Connection, msg: dict) -> None:
         self._log_subscribers.pop(msg["job_id"], None)
