@@ -91,5 +91,18 @@ def restore(path: str, temp_dir: str | None, storage: str | None) -> None:
     backup_module.restore(path, temp_dir or get_config().temp_dir, storage)
 
 
+@main.command()
+@click.option("--quick", is_flag=True, help="0.5 s per row and one startup probe (rough).")
+@click.option("--filter", "name_filter", envvar="TESTS_TO_RUN", default="",
+              help="Only rows whose name contains this (also $TESTS_TO_RUN, as in Ray).")
+@click.option("--json", "json_path", default=None, help="Also write the results here.")
+def microbenchmark(quick: bool, name_filter: str, json_path: str | None) -> None:
+    """Run the rows of `ray microbenchmark` on a local raggio cluster."""
+    from raggio import microbenchmark as bench
+
+    raise SystemExit(bench.run("raggio", quick=quick, name_filter=name_filter,
+                               json_path=json_path))
+
+
 if __name__ == "__main__":
     main()
