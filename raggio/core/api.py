@@ -267,7 +267,7 @@ def wait(object_refs: list, *, num_returns: int = 1, timeout: float | None = Non
     if isinstance(object_refs, ObjectRef):
         raise TypeError("wait() expected a list of ray.ObjectRef, got a single ray.ObjectRef")
     refs, _ = _check_refs(list(object_refs), "wait")
-    if len(set(refs)) != len(refs):
+    if len({ref._id for ref in refs}) != len(refs):
         raise ValueError("Wait requires a list of unique object refs.")
     if num_returns <= 0:
         raise ValueError("Invalid number of objects to return %d." % num_returns)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
 import logging
 import os
 import sys
@@ -25,7 +24,7 @@ from raggio.config import Config
 from raggio.core.gcs_client import GcsClient
 from raggio.core.ids import IdMaker
 from raggio.core.object_ref import ObjectRef
-from raggio.core.object_table import READY, ObjectTable
+from raggio.core.object_table import READY, ObjectTable, ReadyCounter
 from raggio.core.serialization import deserialize_inline, serialize
 from raggio.core.reconstruction import MAX_RECOVERIES_PER_GET
 from raggio.core.shared_memory import Arena
@@ -355,43 +354,36 @@ class CoreWorker:
                 fut.cancel()
                 raise
 
-    async def _fetch_many(self, refs: list[ObjectRef], num_returns: int) -> list[ObjectRef]:
-        """Return once ``num_returns`` of ``refs`` are known here (value or location)."""
-        done_refs: list[ObjectRef] = []
-        waiting: list[asyncio.Future] = []
-        all_done = self.loop.create_future()
+    async def _fetch_many(self, refs: list[ObjectRef], num_returns: int) -> None:
+        """Return once ``num_returns`` of ``refs`` are known here (value or location).
 
-        def on_done(ref: ObjectRef, fut: asyncio.Future) -> None:
-            if all_done.done():
-                return
-            if not fut.cancelled() and fut.exception() is not None:
-                all_done.set_exception(fut.exception())
-                return
-            done_refs.append(ref)
-            if len(done_refs) >= num_returns:
-                all_done.set_result(None)
-
+        One counter waits on every owned ref's table entry (no future per ref: ``get`` and
+        ``wait`` on thousands of refs are hot); a borrowed ref is fetched from its owner.
+        """
         entries = self.refs.entries
+        pending_owned, borrowed = [], []
+        ready = 0
         for ref in refs:
             entry = entries.get(ref._id)
             if entry is not None and entry.state == READY:
-                done_refs.append(ref)
-                continue
-            if entry is not None and entry.owned:
-                fut = self.refs.wait_ready(ref._id)
+                ready += 1
+            elif entry is not None and entry.owned:
+                pending_owned.append(ref._id)
             else:
-                fut = asyncio.ensure_future(self.fetch(ref))
-            waiting.append(fut)
-            fut.add_done_callback(functools.partial(on_done, ref))
-        if len(done_refs) >= num_returns:
-            all_done.set_result(None)
+                borrowed.append(ref)
+        if ready >= num_returns:
+            return
+        counter = ReadyCounter(num_returns - ready, self.loop)
+        self.refs.add_waiter(pending_owned, counter)
+        fetches = [asyncio.ensure_future(self.fetch(ref)) for ref in borrowed]
+        for fetch in fetches:
+            fetch.add_done_callback(counter.fetched)
         try:
-            await all_done
+            await counter.future
         finally:
-            for fut in waiting:
-                if not fut.done():
-                    fut.cancel()
-        return done_refs
+            counter.cancel()
+            for fetch in fetches:
+                fetch.cancel()
 
     async def fetch(self, ref: ObjectRef) -> None:
         """Wait until this process knows the object's value or location."""
@@ -490,21 +482,34 @@ class CoreWorker:
 
     def wait(self, refs: list[ObjectRef], num_returns: int, timeout_s: float | None,
              fetch_local: bool) -> tuple[list[ObjectRef], list[ObjectRef]]:
-        entries = self.refs.entries
-        ready = [r for r in refs if (e := entries.get(r._id)) is not None and e.state == READY]
+        ready, not_ready = self._split_ready(refs, num_returns)
         if len(ready) < num_returns and timeout_s != 0:
-            ready_set = set(ready)
-            others = [r for r in refs if r not in ready_set]
             fut = asyncio.run_coroutine_threadsafe(
-                self._fetch_many(others, num_returns - len(ready)), self.loop)
+                self._fetch_many(not_ready, num_returns - len(ready)), self.loop)
             try:
                 fut.result(timeout_s)
             except concurrent.futures.TimeoutError:
                 fut.cancel()
-            ready = [r for r in refs if (e := entries.get(r._id)) is not None and e.state == READY]
-        ready_set = set(ready[:num_returns])
-        ready_out = [r for r in refs if r in ready_set]
-        return ready_out, [r for r in refs if r not in ready_set]
+            ready, not_ready = self._split_ready(refs, num_returns)
+        return ready, not_ready
+
+    def _split_ready(self, refs: list[ObjectRef],
+                     num_returns: int) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        """(the first `num_returns` ready refs, the rest), each in the order given. It stops
+        looking at the `num_returns`-th ready ref: a loop draining a long list one `wait` at
+        a time then costs a list copy per call, not a lookup per ref."""
+        entries = self.refs.entries
+        ready, not_ready = [], []
+        for index, ref in enumerate(refs):
+            entry = entries.get(ref._id)
+            if entry is not None and entry.state == READY:
+                ready.append(ref)
+                if len(ready) == num_returns:
+                    not_ready += refs[index + 1:]
+                    break
+            else:
+                not_ready.append(ref)
+        return ready, not_ready
 
     def get_future(self, ref: ObjectRef) -> concurrent.futures.Future:
         out: concurrent.futures.Future = concurrent.futures.Future()

@@ -60,6 +60,50 @@ def _record(entry: ObjectEntry, location: dict) -> None:
     entry.state = READY
 
 
+def _enqueue(entry: ObjectEntry, waiter) -> None:
+    if entry.waiters is None:
+        entry.waiters = [waiter]
+        return
+    if len(entry.waiters) > 16:  # drop waiters that timed out or were cancelled
+        entry.waiters = [w for w in entry.waiters if not w.done()]
+    entry.waiters.append(waiter)
+
+
+class ReadyCounter:
+    """Waits for `needed` objects of many to become ready, as one waiter on all of them.
+
+    An entry's waiters are woken with ``set_result`` unless ``done()``, which is all a
+    future offers them; this counts the wake-ups and resolves ``future`` at `needed`.
+    ``fetched`` is the same for a fetch task's callback.
+    """
+
+    __slots__ = ("needed", "future")
+
+    def __init__(self, needed: int, loop: asyncio.AbstractEventLoop):
+        self.needed = needed
+        self.future = loop.create_future()
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def set_result(self, _entry) -> None:
+        self.needed -= 1
+        if self.needed <= 0 and not self.future.done():
+            self.future.set_result(None)
+
+    def fetched(self, task: asyncio.Future) -> None:
+        if self.future.done() or task.cancelled():
+            return
+        if task.exception() is not None:
+            self.future.set_exception(task.exception())
+        else:
+            self.set_result(None)
+
+    def cancel(self) -> None:
+        """Stop waiting (done or given up): the entries drop it at their next pruning."""
+        self.future.cancel()
+
+
 class ObjectTable:
     """See the module docstring."""
 
@@ -189,6 +233,18 @@ class ObjectTable:
             entry.inline = entry.node_id = entry.copies = None
             entry.is_error = False
 
+    def add_waiter(self, object_ids: list[bytes], waiter: ReadyCounter) -> None:
+        """Tell `waiter` as each of these objects becomes ready (see ReadyCounter)."""
+        entries = self.entries
+        for object_id in object_ids:
+            entry = entries.get(object_id)
+            if entry is None:
+                waiter.set_result(None)
+            elif entry.state == READY:
+                waiter.set_result(entry)
+            else:
+                _enqueue(entry, waiter)
+
     def wait_ready(self, object_id: bytes) -> asyncio.Future:
         fut = self._loop.create_future()
         entry = self.entries.get(object_id)
@@ -198,9 +254,5 @@ class ObjectTable:
         if entry is None:
             fut.set_result(None)
             return fut
-        if entry.waiters is None:
-            entry.waiters = []
-        elif len(entry.waiters) > 16:  # drop waiters that timed out or were cancelled
-            entry.waiters = [f for f in entry.waiters if not f.done()]
-        entry.waiters.append(fut)
+        _enqueue(entry, fut)
         return fut
