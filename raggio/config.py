@@ -47,7 +47,7 @@ class Config:
         "Lease requests in flight per scheduling shape.", 10)
     object_store_prefault_bytes: int = _doc(
         "How much of each arena to allocate in the background at node start.", 1024**3)
-    prestart_workers: bool = _doc("Start num_cpus workers when a node starts.", True)
+    prestart_workers: bool = _doc("Start num_cpus workers when the first driver connects.", True)
     idle_worker_keep: int = _doc(
         "Idle workers kept per runtime environment beyond num_cpus.", 0)
     log_poll_period_s: float = _doc("How often the log monitor reads worker logs.", 0.1)

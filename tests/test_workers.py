@@ -47,6 +47,33 @@ def test_workers_are_reused_and_forked_from_the_zygote(ray_start_regular):
     assert len(pids) <= 2  # num_cpus=2: the same workers serve every call
 
 
+def _worker_processes():
+    return [p for p in psutil.Process().children(recursive=True)
+            if p.cmdline() and p.cmdline()[0].startswith("raggio::")]
+
+
+def test_a_burst_of_tasks_starts_no_more_workers_than_cpus(ray_start_regular):
+    @ray.remote
+    def nap():
+        time.sleep(0.05)
+        return os.getpid()
+
+    pids = set(ray.get([nap.remote() for _ in range(20)]))
+    assert len(pids) <= 2  # num_cpus=2
+    assert len(_worker_processes()) <= 2
+
+
+def test_an_idle_node_holds_no_workers_until_a_driver_connects(ray_start_cluster):
+    cluster = ray_start_cluster
+    cluster.add_node(num_cpus=2)
+    zygote = next(p for p in psutil.Process(cluster.head_node.process.pid).children(recursive=True)
+                  if "raggio.node.zygote" in " ".join(p.cmdline()))
+    time.sleep(0.5)  # room for a worker that should not start
+    assert zygote.children() == []
+    ray.init(address=cluster.address)
+    wait_until(lambda: len(zygote.children()) == 2, what="two prestarted workers")
+
+
 def test_task_output_reaches_the_driver_with_a_prefix(ray_start_regular, capfd):
     @ray.remote
     def chatty():

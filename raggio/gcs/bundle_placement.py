@@ -6,16 +6,9 @@ node per bundle, or None with the reason the group cannot be placed now.
 
 from __future__ import annotations
 
+from raggio.node.resources import fits, take
+
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
-
-
-def _fits(available: dict, bundle: dict) -> bool:
-    return all(available.get(k, 0.0) >= v - 1e-9 for k, v in bundle.items() if v > 0)
-
-
-def _take(available: dict, bundle: dict) -> None:
-    for key, value in bundle.items():
-        available[key] = available.get(key, 0.0) - value
 
 
 def _sum(bundles: list[dict]) -> dict:
@@ -35,7 +28,7 @@ def plan(bundles: list[dict], strategy: str,
     if strategy in ("PACK", "STRICT_PACK"):
         whole = _sum(bundles)
         for node_id in sorted(free, key=lambda n: -free[n].get("CPU", 0.0)):
-            if _fits(free[node_id], whole):
+            if fits(free[node_id], whole):
                 return [node_id] * len(bundles), ""
         if strategy == "STRICT_PACK":
             return None, f"STRICT_PACK needs one node with {whole}; no node has that free"
@@ -45,7 +38,7 @@ def plan(bundles: list[dict], strategy: str,
     order = sorted(range(len(bundles)), key=lambda i: -sum(bundles[i].values()))
     for index in order:
         bundle = bundles[index]
-        candidates = [n for n in free if _fits(free[n], bundle)]
+        candidates = [n for n in free if fits(free[n], bundle)]
         if distinct:
             fresh = [n for n in candidates if n not in used]
             if fresh or strategy == "STRICT_SPREAD":
@@ -63,5 +56,5 @@ def plan(bundles: list[dict], strategy: str,
             node_id = candidates[0]
         chosen[index] = node_id
         used.add(node_id)
-        _take(free[node_id], bundle)
+        take(free[node_id], bundle)
     return chosen, ""

@@ -24,7 +24,7 @@ from raggio.node.log_monitor import LogMonitor
 from raggio.node.memory_monitor import MemoryMonitor
 from raggio.node.object_store import ObjectStore, arena_path
 from raggio.node.object_transfer import ObjectTransfer
-from raggio.node.resources import NodeResources
+from raggio.node.resources import NodeResources, fits, take
 from raggio.node.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL, Decision,
                                            SchedulingPolicy)
 from raggio.node.worker_pool import DEAD, IDLE, LEASED, WorkerHandle, WorkerPool, env_key
@@ -136,6 +136,7 @@ class NodeManager:
         #: Resolves when the control store connection is gone (it declared us dead, or died).
         self.left_cluster: asyncio.Future = asyncio.get_running_loop().create_future()
         self._closing = False
+        self._prestarted = False
         self.gcs: Connection | None = None
         self.log_monitor = LogMonitor(self.log_dir, options.node_ip, self._send_logs,
                                       log_poll_period_s)
@@ -189,9 +190,6 @@ class NodeManager:
             self._spawn(MemoryMonitor(threshold=self.options.memory_usage_threshold,
                                       period_s=self.options.memory_monitor_period_s,
                                       kill_newest=self._kill_newest_worker).run())
-        if self.options.prestart_workers:
-            for _ in range(int(self.resources.total.get("CPU", 0))):
-                self._start_worker({})
         return self
 
     async def _join(self, timeout_s: float) -> None:
@@ -281,7 +279,17 @@ class NodeManager:
 
     def register_client(self, conn: Connection, msg: dict) -> dict:
         conn.close_callbacks.append(self._client_lost)
+        self._prestart_workers()
         return self.info()
+
+    def _prestart_workers(self) -> None:
+        """Start one idle worker per CPU when the first driver connects, as Ray does: a
+        node nobody uses holds no workers, and the first tasks find theirs ready."""
+        if self._prestarted or not self.options.prestart_workers:
+            return
+        self._prestarted = True
+        for _ in range(int(self.resources.total.get("CPU", 0))):
+            self._start_worker({})
 
     def _worker_lost(self, handle: WorkerHandle) -> None:
         was_alive = handle.state != DEAD
@@ -406,14 +414,18 @@ class NodeManager:
             return
         waiting_per_env: collections.Counter = collections.Counter()
         still_pending = collections.deque()
+        # What is free once the requests placed here so far have their workers: a request
+        # waiting for a worker to start holds its share, so that 10 tasks on 2 CPUs start
+        # 2 workers (and spill to other nodes), not 10.
+        available = dict(self.resources.available)
         for request in self.pending:
             if request.future.done():
                 continue
             if request.spilled:
-                decision = Decision(LOCAL if self.resources.fits(request.resources) else QUEUE)
+                decision = Decision(LOCAL if fits(available, request.resources) else QUEUE)
             else:
                 decision = self.policy.decide(request.resources, request.strategy, self.view,
-                                              self.resources.available)
+                                              available)
             if decision.kind == SPILL:
                 request.future.set_result({"spillback": self.view[decision.node_id]["address"],
                                            "node_id": decision.node_id})
@@ -429,6 +441,7 @@ class NodeManager:
             if decision.kind != LOCAL:
                 continue
             request.spilled = True  # placed here: a later pass must not send it elsewhere
+            take(available, request.resources)
             idle = self.pool.idle_workers(request.env_key)
             if idle:
                 still_pending.pop()

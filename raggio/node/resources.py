@@ -11,6 +11,17 @@ from __future__ import annotations
 import math
 
 
+def fits(available: dict[str, float], request: dict[str, float]) -> bool:
+    """Does `request` fit in `available`? (Zero and negative asks always fit.)"""
+    return all(available.get(k, 0.0) >= v - 1e-9 for k, v in request.items() if v > 0)
+
+
+def take(available: dict[str, float], request: dict[str, float]) -> None:
+    """Subtract `request` from `available` in place (which may go below zero)."""
+    for key, value in request.items():
+        available[key] = available.get(key, 0.0) - value
+
+
 class NodeResources:
     """See the module docstring."""
 
@@ -28,7 +39,7 @@ class NodeResources:
         return all(self.total.get(k, 0.0) >= v for k, v in request.items() if v > 0)
 
     def fits(self, request: dict[str, float]) -> bool:
-        return all(self.available.get(k, 0.0) >= v - 1e-9 for k, v in request.items() if v > 0)
+        return fits(self.available, request)
 
     def acquire(self, request: dict[str, float]) -> list[int]:
         """Take the request's resources; return the GPU ids it was given."""

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from raggio.node.resources import fits
+
 LOCAL, SPILL, QUEUE, INFEASIBLE, FAIL = "local", "spill", "queue", "infeasible", "fail"
 
 
@@ -24,10 +26,6 @@ class Decision:
     kind: str
     node_id: bytes | None = None
     reason: str = ""
-
-
-def _fits(resources: dict, request: dict) -> bool:
-    return all(resources.get(k, 0.0) >= v - 1e-9 for k, v in request.items() if v > 0)
 
 
 class SchedulingPolicy:
@@ -43,9 +41,9 @@ class SchedulingPolicy:
         if isinstance(strategy, dict):
             target = bytes.fromhex(strategy["node_id"])
             node = view.get(target)
-            if node is not None and _fits(node["total"], request):
+            if node is not None and fits(node["total"], request):
                 if target == self.local_node_id:
-                    return Decision(LOCAL if _fits(local_available, request) else QUEUE)
+                    return Decision(LOCAL if fits(local_available, request) else QUEUE)
                 return Decision(SPILL, target)
             if not strategy.get("soft"):
                 why = "is not alive" if node is None else f"cannot fit {request}"
@@ -54,21 +52,21 @@ class SchedulingPolicy:
                     f"{why}, and soft=False."))
         if strategy == "SPREAD":
             fits_now = sorted(n for n, info in view.items()
-                              if _fits(local_available if n == self.local_node_id
+                              if fits(local_available if n == self.local_node_id
                                        else info["available"], request))
             if fits_now:
                 chosen = fits_now[self._spread_next % len(fits_now)]
                 self._spread_next += 1
                 return Decision(LOCAL if chosen == self.local_node_id else SPILL, chosen)
-        if _fits(local_available, request):
+        if fits(local_available, request):
             return Decision(LOCAL)
         others = [(info["available"].get("CPU", 0.0), n) for n, info in view.items()
-                  if n != self.local_node_id and _fits(info["available"], request)]
+                  if n != self.local_node_id and fits(info["available"], request)]
         if others:
             return Decision(SPILL, max(others)[1])
-        if _fits(local_total, request):
+        if fits(local_total, request):
             return Decision(QUEUE)
-        feasible = sorted(n for n, info in view.items() if _fits(info["total"], request))
+        feasible = sorted(n for n, info in view.items() if fits(info["total"], request))
         if feasible:
             return Decision(SPILL, feasible[0])
         return Decision(INFEASIBLE)

@@ -14,6 +14,7 @@ moment before the node went away.
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import os
 import signal
@@ -55,6 +56,9 @@ def main() -> None:
             stdout.flush()
 
     signal.signal(signal.SIGCHLD, reap)
+    # Move everything imported so far out of the collector's reach: a collection in a
+    # worker would otherwise write to (and so copy) every page holding those objects.
+    gc.freeze()
     while True:
         line = stdin.readline()
         if not line:
