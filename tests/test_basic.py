@@ -212,6 +212,14 @@ def test_large_array_put_get_is_equal_and_read_only(ray_start_regular_shared):
     assert ray.get(total.remote(ref)) == (float(array.sum()), False)
 
 
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_arrays_big_enough_for_the_parallel_copy_arrive_intact(ray_start_regular_shared, layout):
+    # Above 64 MiB a put is copied by several threads: each part must land in its place.
+    base = np.random.default_rng(1).integers(0, 2**62, size=(9, 1_000_003), dtype=np.int64)
+    array = {"C": base, "F": np.asfortranarray(base), "strided": base[:, ::2]}[layout]
+    assert np.array_equal(ray.get(ray.put(array)), array)
+
+
 def test_large_task_result(ray_start_regular_shared):
     @ray.remote
     def big(n, fill):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import pickle
 import struct
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import cloudpickle
 import msgpack
@@ -68,13 +68,19 @@ class SerializedValue:
         header = msgpack.packb([len(self.meta), offsets, lengths])
         return header, offsets, pos
 
-    def write_into(self, dest: memoryview, header: bytes, offsets: list[int]) -> None:
+    def write_into(self, dest: memoryview, header: bytes, offsets: list[int],
+                   copy: Callable[[memoryview, memoryview], None] | None = None) -> None:
+        """Lay the value out in `dest`; `copy(dest_slice, buffer)` copies the buffers
+        (default: one memcpy each)."""
         start = _U32.size + len(header)
         _U32.pack_into(dest, 0, len(header))
         dest[_U32.size:start] = header
         dest[start:start + len(self.meta)] = self.meta
         for offset, buf in zip(offsets, self.buffers):
-            dest[offset:offset + buf.nbytes] = buf
+            if copy is None:
+                dest[offset:offset + buf.nbytes] = buf
+            else:
+                copy(dest[offset:offset + buf.nbytes], buf)
 
 
 def serialize(value: Any) -> SerializedValue:

@@ -9,12 +9,39 @@ object (for instance the numpy array built on it) is garbage collected.
 
 from __future__ import annotations
 
+import concurrent.futures
 import mmap
 import os
 import weakref
 from typing import Any, Callable
 
 from raggio.core.serialization import SerializedValue, deserialize_from
+
+
+#: Buffers at least this big are copied by several threads at once (numpy's copy lets go
+#: of the GIL). The page faults of fresh arena pages dominate a big copy, and they run in
+#: parallel: 2 threads copy ~2.3x faster into fresh pages and ~2x into mapped ones here.
+PARALLEL_COPY_BYTES = 64 * 1024 * 1024
+_copy_threads: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _copy(dest: memoryview, src: memoryview) -> None:
+    if src.nbytes < PARALLEL_COPY_BYTES:
+        dest[:] = src
+        return
+    import numpy as np
+
+    global _copy_threads
+    workers = min(4, os.cpu_count() or 1)
+    if _copy_threads is None:
+        _copy_threads = concurrent.futures.ThreadPoolExecutor(workers, "raggio-copy")
+    dest_bytes = np.frombuffer(dest, dtype=np.uint8)
+    src_bytes = np.frombuffer(src.cast("B") if src.format != "B" else src, dtype=np.uint8)
+    step = -(-src.nbytes // workers)
+    parts = [_copy_threads.submit(np.copyto, dest_bytes[i:i + step], src_bytes[i:i + step])
+             for i in range(0, src.nbytes, step)]
+    for part in parts:
+        part.result()
 
 
 class Arena:
@@ -36,7 +63,8 @@ class Arena:
 
     def write(self, offset: int, value: SerializedValue, header: bytes, offsets: list[int],
               size_bytes: int) -> None:
-        value.write_into(self._write_view[offset:offset + size_bytes], header, offsets)
+        value.write_into(self._write_view[offset:offset + size_bytes], header, offsets,
+                         copy=_copy)
 
     def read(self, offset: int, size_bytes: int, on_release: Callable[[], None]) -> Any:
         """Deserialize the object at ``offset``; ``on_release`` runs when its views die."""
