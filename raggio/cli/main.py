@@ -2,7 +2,8 @@
 
 Each command lives in a module of its own (start, stop, status); this one
 declares their flags, with Ray's names, and turns errors into one line on
-stderr and a non-zero exit.
+stderr and a non-zero exit. A command imports its module when it runs, so
+that ``raggio start`` does not pay for the driver API that ``status`` uses.
 """
 
 from __future__ import annotations
@@ -10,9 +11,6 @@ from __future__ import annotations
 import click
 
 import raggio
-from raggio.cli import backup as backup_module
-from raggio.cli import gcs_client, start as start_module, status as status_module
-from raggio.cli import stop as stop_module
 from raggio.config import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT, get_config
 
 
@@ -42,6 +40,8 @@ def main() -> None:
 @click.option("--block", is_flag=True, help="Stay in the foreground until the node exits.")
 def start(**options) -> None:
     """Start raggio on this machine: a head, or a node joining a head."""
+    from raggio.cli import start as start_module
+
     options["temp_dir"] = options["temp_dir"] or get_config().temp_dir
     if options["head"] == bool(options["address"]):
         raise click.UsageError("Pass either --head (start a cluster) or --address=HOST:PORT "
@@ -59,6 +59,8 @@ def start(**options) -> None:
 @click.option("--temp-dir", default=None)
 def stop(force: bool, grace_period: float, temp_dir: str | None) -> None:
     """Stop every raggio process on this machine."""
+    from raggio.cli import stop as stop_module
+
     stop_module.stop(force, grace_period, temp_dir or get_config().temp_dir)
 
 
@@ -67,6 +69,8 @@ def stop(force: bool, grace_period: float, temp_dir: str | None) -> None:
 @click.option("--temp-dir", default=None)
 def status(address: str | None, temp_dir: str | None) -> None:
     """Show nodes, resource usage and pending demand."""
+    from raggio.cli import gcs_client, status as status_module
+
     cluster = gcs_client.resolve(address, temp_dir)
     nodes, groups = gcs_client.query(cluster, ("get_nodes", None),
                                      ("placement_group_table", None))
@@ -79,6 +83,8 @@ def status(address: str | None, temp_dir: str | None) -> None:
 @click.option("--temp-dir", default=None)
 def backup(path: str, address: str | None, temp_dir: str | None) -> None:
     """Save the running control store's data to a new SQLite file."""
+    from raggio.cli import backup as backup_module
+
     backup_module.backup(path, address, temp_dir)
 
 
@@ -88,6 +94,8 @@ def backup(path: str, address: str | None, temp_dir: str | None) -> None:
 @click.option("--storage", default=None, help="Where to install it (default: the head's store).")
 def restore(path: str, temp_dir: str | None, storage: str | None) -> None:
     """Install a backup as the store the next `raggio start --head` recovers from."""
+    from raggio.cli import backup as backup_module
+
     backup_module.restore(path, temp_dir or get_config().temp_dir, storage)
 
 

@@ -57,21 +57,42 @@ def _node_flags(options: dict) -> list[str]:
     return flags
 
 
-def _spawn(cmd: list[str], env: dict, session_dir: str, name: str) -> dict:
-    """Start a daemon; return its ready line, or fail with the last line it logged."""
-    log_path = os.path.join(session_dir, "logs", f"{name}.err")
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=log, env=env, start_new_session=True)
-    try:
-        ready = wait_ready(process, START_TIMEOUT_S, name)
-    except RaySystemError as exc:
-        with open(log_path) as f:
-            lines = [line for line in f.read().splitlines() if line.strip()]
-        reason = lines[-1] if lines else str(exc)
-        raise click.ClickException(f"The {name} did not start: {reason}\n(full log: {log_path})")
-    process.stdout.close()
-    return ready
+class _Daemon:
+    """A daemon started in the background: its process, and its log for error messages."""
+
+    def __init__(self, cmd: list[str], env: dict, session_dir: str, name: str,
+                 handoff: bool = False):
+        self.name = name
+        self.log_path = os.path.join(session_dir, "logs", f"{name}.err")
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE if handoff else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True)
+
+    def hand_off(self, info: dict) -> None:
+        """Send what the daemon waits for on stdin (see ``--gcs-address=-``)."""
+        try:
+            self.process.stdin.write(json.dumps(info).encode() + b"\n")
+            self.process.stdin.close()
+        except BrokenPipeError:
+            pass  # it died already: ready() reports why
+
+    def ready(self) -> dict:
+        """Its ready line, or fail with the last line it logged."""
+        try:
+            ready = wait_ready(self.process, START_TIMEOUT_S, self.name)
+        except RaySystemError as exc:
+            with open(self.log_path) as f:
+                lines = [line for line in f.read().splitlines() if line.strip()]
+            reason = lines[-1] if lines else str(exc)
+            raise click.ClickException(
+                f"The {self.name} did not start: {reason}\n(full log: {self.log_path})")
+        self.process.stdout.close()
+        return ready
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
 
 
 def start_head(options: dict) -> None:
@@ -93,13 +114,19 @@ def start_head(options: dict) -> None:
     env = dict(os.environ)
     if options["token"]:
         env["RAGGIO_AUTH_TOKEN"] = options["token"]
-    ready = _spawn(cmd, env, session_dir, "head")
-    node_cmd = [sys.executable, "-m", "raggio.node.main", "--head-node",
-                "--gcs-address", ready["gcs_address"], "--node-ip", node_ip,
-                "--temp-dir", temp_dir, "--session-dir", session_dir]
+    # The node starts (imports) while the control store does, and waits on stdin for the
+    # address and token, which the control store knows once it has read its storage.
+    node_cmd = [sys.executable, "-m", "raggio.node.main", "--head-node", "--gcs-address", "-",
+                "--node-ip", node_ip, "--temp-dir", temp_dir, "--session-dir", session_dir]
+    node = _Daemon(node_cmd + _node_flags(options), env, session_dir, "node", handoff=True)
     try:
-        _spawn(node_cmd + _node_flags(options), dict(env, RAGGIO_AUTH_TOKEN=ready["token"]),
-               session_dir, "node")
+        ready = _Daemon(cmd, env, session_dir, "head").ready()
+    except click.ClickException:
+        node.kill()
+        raise
+    node.hand_off({"gcs_address": ready["gcs_address"], "token": ready["token"]})
+    try:
+        node.ready()
     except click.ClickException:
         os.kill(ready["pid"], signal.SIGTERM)
         raise
@@ -140,7 +167,7 @@ def start_worker_node(options: dict) -> None:
            "--node-ip", node_ip, "--temp-dir", options["temp_dir"], "--session-dir", session_dir]
     env = dict(os.environ, RAGGIO_AUTH_TOKEN=token,
                RAGGIO_CONNECT_TIMEOUT_S=str(JOIN_CONNECT_TIMEOUT_S))
-    ready = _spawn(cmd + _node_flags(options), env, session_dir, "node")
+    ready = _Daemon(cmd + _node_flags(options), env, session_dir, "node").ready()
     click.echo(f"Local node IP: {node_ip}\n")
     click.echo("--------------------\nraggio runtime started.\n--------------------\n")
     click.echo(f"This node ({ready['node_id'][:16]}...) joined the cluster at {address}.")

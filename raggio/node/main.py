@@ -3,7 +3,9 @@
 Runs one node manager (with its zygote and workers) that joins the control
 store at ``--gcs-address``. ``raggio start --address=...`` and
 ``cluster_utils.Cluster.add_node`` start it; the head process reuses the
-argument and start-up helpers here. When ready it prints one JSON line on
+argument and start-up helpers here; ``raggio start --head`` starts it with
+``--gcs-address=-`` beside the control store and sends it the address and
+token on stdin once the control store is up. When ready it prints one JSON line on
 stdout (its addresses); it exits on SIGTERM, or when stdin closes if
 ``--tied`` (a node owned by the process that started it).
 """
@@ -95,7 +97,7 @@ async def wait_for_exit(tied: bool) -> None:
 
 
 async def run_node(args: argparse.Namespace) -> None:
-    token = get_config().auth_token
+    token = args.token or get_config().auth_token
     session_dir, session_name = session_for(args)
     node = await start_node_manager(args, gcs_address=args.gcs_address, token=token,
                                     session_dir=session_dir, session_name=session_name,
@@ -129,11 +131,21 @@ def run_main(coro_fn, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m raggio.node.main")
-    parser.add_argument("--gcs-address", required=True)
+    parser.add_argument("--gcs-address", required=True,
+                        help='HOST:PORT, or "-": read {"gcs_address", "token"} as one JSON line '
+                             "on stdin (so the node can start while its head does)")
     parser.add_argument("--head-node", action="store_true",
                         help="the head's node (its control store runs in another process)")
     add_node_arguments(parser)
-    run_main(run_node, parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    args.token = None
+    if args.gcs_address == "-":
+        handoff = sys.stdin.readline()
+        if not handoff:
+            sys.exit(0)  # the starter gave up (its head did not start)
+        handoff = json.loads(handoff)
+        args.gcs_address, args.token = handoff["gcs_address"], handoff["token"]
+    run_main(run_node, args)
 
 
 if __name__ == "__main__":
