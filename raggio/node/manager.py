@@ -28,7 +28,7 @@ from raggio.node.resources import NodeResources, fits, take
 from raggio.node.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL, Decision,
                                            SchedulingPolicy)
 from raggio.node.worker_pool import DEAD, IDLE, LEASED, WorkerHandle, WorkerPool, env_key
-from raggio.rpc import Connection, Server, connect
+from raggio.rpc import Connection, RawReply, Server, connect
 
 logger = logging.getLogger(__name__)
 
@@ -598,7 +598,7 @@ class NodeManager:
             raise ObjectLostError(object_id.hex())  # its node is dead: nothing to pull from
         return await self.transfer.pull(object_id, source_address, size_bytes)
 
-    def read_object_chunk(self, conn: Connection, msg: list) -> bytes:
+    def read_object_chunk(self, conn: Connection, msg: list) -> RawReply:
         return self.transfer.read_chunk(*msg)
 
     async def _peer(self, address: str) -> Connection:

@@ -24,6 +24,11 @@ from raggio.node.allocator import ArenaAllocator
 logger = logging.getLogger(__name__)
 
 
+#: madvise(2) advice that faults a range in, writable, at once (Linux 5.14; 23 in the
+#: kernel headers, which Python's mmap module exposes only from 3.13 on).
+MADV_POPULATE_WRITE = getattr(mmap, "MADV_POPULATE_WRITE", 23)
+
+
 def arena_path(session_name: str, node_tag: str, size_bytes: int, temp_dir: str) -> str:
     """An arena in /dev/shm, or under the temp dir when /dev/shm is too small."""
     shm = "/dev/shm"
@@ -101,15 +106,22 @@ class ObjectStore:
             done += length
         return done
 
-    def write(self, offset: int, data: bytes) -> None:
-        # pwrite fills tmpfs pages without the page faults of a first write through the
-        # mapping (measured here: ~2x faster into fresh pages).
-        os.pwrite(self._fd, data, offset)
+    def view(self, offset: int, length: int) -> memoryview:
+        """Arena memory at ``offset``, for a pull to receive an object's bytes into."""
+        return memoryview(self._map)[offset:offset + length]
 
-    def read(self, object_id: bytes, position: int, length: int) -> bytes:
-        """Bytes of a pinned object, for a node pulling it."""
-        obj = self._objects[object_id]
-        return os.pread(self._fd, length, obj.offset + position)  # no page-table faults
+    def object_view(self, object_id: bytes, position: int, length: int) -> memoryview:
+        """Bytes of a pinned object, for a node pulling it (sent without a copy)."""
+        return self.view(self._objects[object_id].offset + position, length)
+
+    def populate(self, offset: int, length: int) -> None:
+        """Map (and allocate) these arena pages in one call before they are written:
+        page by page, the faults of a fresh region cost as much as the copy itself."""
+        start = offset - offset % mmap.PAGESIZE
+        try:
+            self._map.madvise(MADV_POPULATE_WRITE, start, offset + length - start)
+        except (OSError, ValueError):
+            pass  # not Linux 5.14+: the pages fault in as they are written
 
     def seal(self, object_id: bytes) -> None:
         self._objects[object_id].sealed = True

@@ -7,9 +7,15 @@ back to back (msgpack is self-delimiting, so no length prefix is needed)::
 
     [REQUEST, msg_id, op, payload]     answered by
     [REPLY, msg_id, result]   or   [ERROR, msg_id, pickled_exc, text]
+    or   [RAW_REPLY, msg_id, nbytes] followed by nbytes raw bytes
     [NOTIFY, op, payload]
     [HELLO, token, info]  ->  [WELCOME, info]  |  [REJECT, reason]
 
+Large buffers travel raw, never inside msgpack (DESIGN §2): a handler returns
+``RawReply(buffer)`` and the buffer goes to the socket as it is; the caller
+made the request with ``call_into(op, payload, dest)``, and the bytes are
+received straight into ``dest`` (this is a ``BufferedProtocol``: the kernel
+copies into the caller's memory, such as an object's place in the arena).
 Writes made during one event-loop iteration are joined into one ``write`` so
 a burst of small messages costs one syscall. Handlers may be plain functions
 (answered at once), return a future (answered when it resolves) or be
@@ -32,12 +38,24 @@ from raggio.exceptions import AuthenticationError, ConnectionLost, RpcError
 
 logger = logging.getLogger(__name__)
 
-REQUEST, REPLY, ERROR, NOTIFY, HELLO, WELCOME, REJECT = range(7)
+REQUEST, REPLY, ERROR, NOTIFY, HELLO, WELCOME, REJECT, RAW_REPLY = range(8)
+
+#: Bytes read from the socket at a time outside raw frames.
+READ_BUFFER_BYTES = 256 * 1024
 
 Handler = Callable[..., Any]
 
 
-class Connection(asyncio.Protocol):
+class RawReply:
+    """A handler's result sent as raw bytes after its header (see ``call_into``)."""
+
+    __slots__ = ("buffer",)
+
+    def __init__(self, buffer):
+        self.buffer = memoryview(buffer).cast("B")
+
+
+class Connection(asyncio.BufferedProtocol):
     """A protocol instance per socket; see the module docstring."""
 
     handlers: dict[str, Handler]
@@ -60,8 +78,16 @@ class Connection(asyncio.Protocol):
                                          strict_map_key=False)
         self._pending: dict[int, asyncio.Future] = {}
         self._next_id = 0
-        self._out: list[bytes] = []
+        self._out: list[bytes | memoryview] = []
+        self._out_has_raw = False
         self._flush_scheduled = False
+        self._read_buffer = memoryview(bytearray(READ_BUFFER_BYTES))
+        #: Where each ``call_into`` wants its raw reply, by message id.
+        self._raw_destinations: dict[int, memoryview] = {}
+        #: The raw frame being received: its future, its destination, bytes so far.
+        self._raw_future: asyncio.Future | None = None
+        self._raw_into: memoryview | None = None
+        self._raw_filled = 0
         self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.get_running_loop()
         self._handshake: asyncio.Future = self._loop.create_future()
@@ -81,17 +107,44 @@ class Connection(asyncio.Protocol):
         if not self._is_server:
             self._write([HELLO, self._token, self._info])
 
-    def data_received(self, data: bytes):
-        self._unpacker.feed(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._raw_into is not None:
+            return self._raw_into[self._raw_filled:]
+        return self._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._raw_into is not None:
+            self._raw_filled += nbytes
+            if self._raw_filled < len(self._raw_into):
+                return
+            self._finish_raw()
+        else:
+            self._unpacker.feed(self._read_buffer[:nbytes])
         try:
-            for msg in self._unpacker:
-                if self._authenticated:
-                    self._dispatch(msg)
-                else:
-                    self._dispatch_handshake(msg)
+            self._process()
         except Exception as exc:  # malformed stream: this peer is broken
             logger.warning("Dropping connection to %s: %r", self.peer_name, exc, exc_info=True)
             self.close(RpcError(f"Malformed message from {self.peer_name}: {exc!r}"))
+
+    def _process(self) -> None:
+        """Dispatch the messages the unpacker holds, up to a raw frame it cannot finish."""
+        unpacker = self._unpacker
+        while self._raw_into is None:
+            try:
+                msg = next(unpacker)
+            except StopIteration:
+                return
+            if self._authenticated:
+                self._dispatch(msg)
+            else:
+                self._dispatch_handshake(msg)
+            if self._raw_into is not None:
+                # The raw bytes follow the header: take those already read with it.
+                data = unpacker.read_bytes(len(self._raw_into) - self._raw_filled)
+                self._raw_into[self._raw_filled:self._raw_filled + len(data)] = data
+                self._raw_filled += len(data)
+                if self._raw_filled == len(self._raw_into):
+                    self._finish_raw()
 
     def connection_lost(self, exc):
         if exc is None:
@@ -131,6 +184,14 @@ class Connection(asyncio.Protocol):
         self._write([REQUEST, msg_id, op, payload])
         return fut
 
+    def call_into(self, op: str, payload: Any, dest: memoryview) -> asyncio.Future:
+        """Send a request whose handler returns ``RawReply``: its bytes are received
+        straight into ``dest``; the future resolves to how many there were."""
+        fut = self.call(op, payload)
+        if not fut.done():
+            self._raw_destinations[self._next_id] = dest
+        return fut
+
     async def call_with_timeout(self, op: str, payload: Any, timeout_s: float) -> Any:
         try:
             async with asyncio.timeout(timeout_s):
@@ -156,6 +217,9 @@ class Connection(asyncio.Protocol):
         if self._closed_exc is not None:
             return
         self._closed_exc = exc
+        self._raw_destinations.clear()
+        if self._raw_future is not None and not self._raw_future.done():
+            self._raw_future.set_exception(exc)  # cut off inside a raw frame
         pending, self._pending = self._pending, {}
         for fut in pending.values():
             if not fut.done():
@@ -179,13 +243,52 @@ class Connection(asyncio.Protocol):
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
+    def _write_raw(self, msg_id: int, buffer: memoryview) -> None:
+        self._write([RAW_REPLY, msg_id, buffer.nbytes])
+        self._out.append(buffer)
+        self._out_has_raw = True
+
     def _flush(self) -> None:
         self._flush_scheduled = False
         if not self._out or self._transport is None or self._transport.is_closing():
             self._out.clear()
             return
         out, self._out = self._out, []
+        if self._out_has_raw:  # raw buffers go to the transport as they are, never joined
+            self._out_has_raw = False
+            for piece in out:
+                self._transport.write(piece)
+            return
         self._transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _start_raw(self, msg_id: int, nbytes: int) -> None:
+        """A raw frame of ``nbytes`` follows: receive it into its ``call_into`` destination."""
+        fut = self._pending.pop(msg_id, None)
+        dest = self._raw_destinations.pop(msg_id, None)
+        if dest is None or nbytes > dest.nbytes:
+            if fut is not None and not fut.done():
+                fut.set_exception(RpcError(
+                    f"{self.peer_name} sent {nbytes} raw bytes for a reply that has room for "
+                    f"{'none' if dest is None else dest.nbytes}"))
+            fut, dest = None, memoryview(bytearray(nbytes))  # read them, to stay in step
+        self._raw_future = fut
+        self._raw_into = dest[:nbytes]
+        self._raw_filled = 0
+        if nbytes == 0:
+            self._finish_raw()
+
+    def _finish_raw(self) -> None:
+        fut, nbytes = self._raw_future, self._raw_filled
+        self._raw_future = self._raw_into = None
+        self._raw_filled = 0
+        if fut is not None and not fut.done():
+            fut.set_result(nbytes)
+
+    def _send_reply(self, msg_id: int, result) -> None:
+        if isinstance(result, RawReply):
+            self._write_raw(msg_id, result.buffer)
+        else:
+            self._write([REPLY, msg_id, result])
 
     def _dispatch_handshake(self, msg) -> None:
         kind = msg[0]
@@ -216,11 +319,14 @@ class Connection(asyncio.Protocol):
             fut = self._pending.pop(msg[1], None)
             if fut is not None and not fut.done():
                 fut.set_result(msg[2])
+        elif kind == RAW_REPLY:
+            self._start_raw(msg[1], msg[2])
         elif kind == REQUEST:
             self._serve(msg[1], msg[2], msg[3])
         elif kind == NOTIFY:
             self._serve(None, msg[1], msg[2])
         elif kind == ERROR:
+            self._raw_destinations.pop(msg[1], None)
             fut = self._pending.pop(msg[1], None)
             if fut is not None and not fut.done():
                 fut.set_exception(_load_error(msg[2], msg[3]))
@@ -245,7 +351,7 @@ class Connection(asyncio.Protocol):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         elif msg_id is not None:
-            self._write([REPLY, msg_id, result])
+            self._send_reply(msg_id, result)
 
     async def _serve_async(self, msg_id: int | None, op: str, coro: Awaitable) -> None:
         try:
@@ -256,7 +362,7 @@ class Connection(asyncio.Protocol):
             self._reply_error(msg_id, exc)
             return
         if msg_id is not None:
-            self._write([REPLY, msg_id, result])
+            self._send_reply(msg_id, result)
 
     def _reply_future(self, msg_id: int, fut: asyncio.Future) -> None:
         if fut.cancelled():
@@ -264,7 +370,7 @@ class Connection(asyncio.Protocol):
         elif fut.exception() is not None:
             self._reply_error(msg_id, fut.exception())
         else:
-            self._write([REPLY, msg_id, fut.result()])
+            self._send_reply(msg_id, fut.result())
 
     def _reply_error(self, msg_id: int | None, exc: BaseException) -> None:
         if msg_id is None:

@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from raggio.exceptions import AuthenticationError, ConnectionLost, RpcError
-from raggio.rpc import Server, connect
+from raggio.rpc import RawReply, Server, connect
 
 TOKEN = "s3cret"
 
@@ -143,4 +143,49 @@ def test_call_timeout_names_the_op():
             with pytest.raises(RpcError, match="slow to .* no reply within 0.1 s"):
                 await conn.call_with_timeout("slow", 5, 0.1)
             conn.close()
+    run(main())
+
+
+def raw_handlers(blob):
+    async def drip(conn, n):
+        # A reply that comes after a delay, so that other traffic interleaves around it.
+        await asyncio.sleep(0.01)
+        return RawReply(blob[:n])
+
+    return {"raw": lambda conn, n: RawReply(blob[:n]), "drip": drip,
+            "echo": lambda conn, payload: payload}
+
+
+def test_raw_replies_land_in_the_callers_buffer_between_other_messages(listen):
+    blob = bytes(range(256)) * (64 * 1024 + 3)  # ~16 MiB: many reads per frame
+
+    async def main():
+        async with Server(raw_handlers(blob), token=TOKEN, listen=listen) as server:
+            conn = await connect(server.address, token=TOKEN, timeout_s=5)
+            dests = [bytearray(len(blob)) for _ in range(3)]
+            sizes = [len(blob), 5, 0]
+            calls = []
+            for dest, size in zip(dests, sizes):
+                calls.append(conn.call_into("raw", size, memoryview(dest)))
+                calls.append(conn.call("echo", size))  # msgpack frames right behind each
+            calls.append(conn.call_into("drip", 1000, memoryview(dests[2])))
+            results = await asyncio.gather(*calls)
+            assert results == [len(blob), len(blob), 5, 5, 0, 0, 1000]
+            assert bytes(dests[0]) == blob
+            assert bytes(dests[1][:5]) == blob[:5] and not any(dests[1][5:])
+            assert bytes(dests[2][:1000]) == blob[:1000]
+            conn.close()
+
+    run(main())
+
+
+def test_a_raw_reply_bigger_than_its_buffer_fails_that_call_only(listen):
+    async def main():
+        async with Server(raw_handlers(b"x" * 1000), token=TOKEN, listen=listen) as server:
+            conn = await connect(server.address, token=TOKEN, timeout_s=5)
+            with pytest.raises(RpcError, match="1000 raw bytes .* room for 10"):
+                await conn.call_into("raw", 1000, memoryview(bytearray(10)))
+            assert await conn.call("echo", "still in step") == "still in step"
+            conn.close()
+
     run(main())
