@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import gc
 import logging
 import os
 import sys
@@ -35,6 +36,8 @@ from raggio.rpc import Connection, Server, connect
 logger = logging.getLogger(__name__)
 
 DRIVER, WORKER = "driver", "worker"
+#: A get of at least this many refs pauses the garbage collector while it unpickles.
+GC_PAUSE_MIN_REFS = 64
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -324,7 +327,16 @@ class CoreWorker:
                    if (e := entries.get(ref._id)) is None or e.state != READY]
         if missing:
             self._wait_fetched(missing, len(missing), timeout_s)
-        return [self._materialize(ref) for ref in refs]
+        if len(refs) < GC_PAUSE_MIN_REFS or not gc.isenabled():
+            return [self._materialize(ref) for ref in refs]
+        # Unpickling thousands of values makes thousands of containers, and each collection
+        # they trigger walks all those made so far: 10,000 lists of 10,000 ints unpickle in
+        # ~2.8 s with the collector paused, ~4.8 s with it running.
+        gc.disable()
+        try:
+            return [self._materialize(ref) for ref in refs]
+        finally:
+            gc.enable()
 
     @contextlib.contextmanager
     def _blocked(self):
