@@ -74,6 +74,26 @@ def test_an_idle_node_holds_no_workers_until_a_driver_connects(ray_start_cluster
     wait_until(lambda: len(zygote.children()) == 2, what="two prestarted workers")
 
 
+def test_workers_that_die_before_registering_fail_the_task_instead_of_hanging(
+        ray_start_regular):
+    # An invalid setting in the task's env makes each worker exit in get_config(), before it
+    # registers; counted as "starting" for ever, such a worker used to hold the task's lease
+    # request, and so the task, without end. Now a replacement starts, and after a few in a
+    # row the request fails with the worker's error.
+    @ray.remote(runtime_env={"env_vars": {"RAGGIO_RPC_TIMEOUT_S": "not-a-number"}})
+    def broken():
+        return 1
+
+    @ray.remote
+    def fine():
+        return 2
+
+    with pytest.raises(ray.exceptions.TaskUnschedulableError,
+                       match="(?s)exited before registering.*RAGGIO_RPC_TIMEOUT_S"):
+        ray.get(broken.remote(), timeout=60)
+    assert ray.get(fine.remote(), timeout=60) == 2  # the node's other workers are unharmed
+
+
 def test_task_output_reaches_the_driver_with_a_prefix(ray_start_regular, capfd):
     @ray.remote
     def chatty():

@@ -27,7 +27,8 @@ from raggio.node.object_transfer import ObjectTransfer
 from raggio.node.resources import NodeResources, fits, take
 from raggio.node.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL, Decision,
                                            SchedulingPolicy)
-from raggio.node.worker_pool import DEAD, IDLE, LEASED, WorkerHandle, WorkerPool, env_key
+from raggio.node.worker_pool import (DEAD, IDLE, LEASED, STARTING, WorkerHandle, WorkerPool,
+                                     env_key)
 from raggio.rpc import Connection, RawReply, Server, connect
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 #: How long a request must fit no node before the submitter is warned; covers a node that
 #: has joined but is not yet in this node's view of the cluster.
 INFEASIBLE_GRACE_S = 1.0
+#: Workers of one runtime env that may exit before registering, one after another, before
+#: the requests waiting for such a worker fail (a crash at startup would otherwise repeat).
+MAX_WORKER_START_FAILURES = 3
 
 
 def socket_path(session_dir: str, tag: str) -> str:
@@ -125,6 +129,8 @@ class NodeManager:
         self.leases: dict[int, Lease] = {}
         self.pending: collections.deque[LeaseRequest] = collections.deque()
         self._next_lease = 0
+        #: Per runtime env: workers that exited before registering since one last registered.
+        self._start_failures: collections.Counter = collections.Counter()
         self._pins: dict[Connection, collections.Counter] = {}
         self._log_subscribers: dict[int, set[Connection]] = {}
         self.server = Server(self._handlers(), token=options.token,
@@ -274,6 +280,7 @@ class NodeManager:
         if handle is None:
             raise ValueError("unknown worker id; this worker was not started by this node")
         conn.close_callbacks.append(lambda _c: self._worker_lost(handle))
+        self._start_failures.pop(handle.env_key, None)
         self._dispatch()
         return self.info()
 
@@ -320,6 +327,28 @@ class NodeManager:
         if self.gcs is not None:
             self.gcs.notify("worker_exited", {"pid": pid, "exit_code": exit_code,
                                               "node_id": self.node_id})
+        handle = self.pool.worker_by_pid(pid)
+        if handle is not None and handle.state == STARTING:
+            self._worker_start_failed(handle, exit_code)
+
+    def _worker_start_failed(self, handle: WorkerHandle, exit_code: int) -> None:
+        """A worker died before registering: start another, or after several in a row fail
+        the requests waiting for one. Counted as starting, it would hold them forever."""
+        self.pool.mark_dead(handle)
+        stderr = self.pool.stderr_tail(handle)
+        logger.warning("worker %d exited (code %d) before registering%s", handle.pid,
+                       exit_code, ":\n" + stderr if stderr else "")
+        self._start_failures[handle.env_key] += 1
+        if self._start_failures[handle.env_key] >= MAX_WORKER_START_FAILURES:
+            del self._start_failures[handle.env_key]
+            error = (f"{MAX_WORKER_START_FAILURES} workers in a row exited before registering "
+                     f"with node {self.node_id.hex()} (the last with exit code {exit_code})"
+                     + (f"; its stderr ends with:\n{stderr}" if stderr else ""))
+            for request in self.pending:
+                if request.env_key == handle.env_key and not request.future.done():
+                    request.future.set_result({"error": error})
+            self.pending = collections.deque(r for r in self.pending if not r.future.done())
+        self._dispatch()
 
     def _client_lost(self, conn: Connection) -> None:
         """A holder disconnected: end the workers it leased, drop its pins."""

@@ -73,6 +73,11 @@ class WorkerPool:
                 if self._on_exit is not None:
                     self._on_exit(message["exited"], message["exit_code"])
                 continue
+            # The pid goes on the handle here, not when launch() resumes: a worker that dies
+            # at once has its exit line right behind this one, handled before launch() runs.
+            handle = self.workers.get(bytes.fromhex(message["worker_id"]))
+            if handle is not None:
+                handle.pid = message["pid"]
             fut = self._forks.pop(message["worker_id"], None)
             if fut is not None and not fut.done():
                 fut.set_result(message["pid"])
@@ -130,6 +135,18 @@ class WorkerPool:
 
     def worker_by_pid(self, pid: int) -> WorkerHandle | None:
         return next((w for w in self.workers.values() if w.pid == pid), None)
+
+    def stderr_tail(self, handle: WorkerHandle, max_lines: int = 10) -> str:
+        """The last lines the worker wrote to its stderr log (worker_main names the file)."""
+        name = f"worker-{handle.worker_id.hex()[:16]}-{handle.pid}.err"
+        path = os.path.join(self._log_dir, name)
+        try:
+            with open(path, errors="replace") as f:
+                lines = [line for line in f.read().splitlines()
+                         if not line.startswith(":")]  # the log monitor's :task_name: marks
+        except OSError:
+            return ""
+        return "\n".join(lines[-max_lines:])
 
     async def close(self) -> None:
         for handle in list(self.workers.values()):

@@ -64,9 +64,12 @@ def main() -> None:
         if not line:
             return
         request = json.loads(line)
+        # No exit report before the fork's: the node manager matches exits to workers by pid.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
             die_with_parent()  # and the zygote's end takes every worker with it
             os.close(0)
             os.close(1)
@@ -74,6 +77,7 @@ def main() -> None:
             os._exit(0)
         stdout.write(json.dumps({"worker_id": request["worker_id"], "pid": pid}).encode() + b"\n")
         stdout.flush()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
 
 
 if __name__ == "__main__":
