@@ -189,3 +189,20 @@ def test_a_raw_reply_bigger_than_its_buffer_fails_that_call_only(listen):
             conn.close()
 
     run(main())
+
+
+def test_a_raw_reply_cut_off_midway_fails_its_call(listen):
+    blob = b"y" * (64 * 1024 * 1024)
+
+    def cut(conn, n):
+        # The bytes start to flow, then the server drops the connection without a goodbye.
+        asyncio.get_running_loop().call_later(0.001, conn._transport.abort)
+        return RawReply(blob)
+
+    async def main():
+        async with Server({"cut": cut}, token=TOKEN, listen=listen) as server:
+            conn = await connect(server.address, token=TOKEN, timeout_s=5)
+            with pytest.raises(ConnectionLost):
+                await conn.call_into("cut", None, memoryview(bytearray(len(blob))))
+
+    run(main())
