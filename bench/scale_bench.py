@@ -45,18 +45,18 @@ rows); the exit status is 1 if any row failed.
 """
 
 import argparse
-import contextlib
 import functools
 import gc
 import importlib
 import json
 import os
-import signal
 import sys
 import time
 import traceback
 
 import numpy as np
+
+from microbenchmark import load_microbenchmark
 
 # Lets `python bench/scale_bench.py --backend raggio` find the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -74,26 +74,8 @@ LARGE_BYTES = 4 * GIB
 STORE_BYTES = 6 * GIB
 
 ray = None  # the backend module, bound in main()
-
-
-class TimeLimitExceeded(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def time_limit(seconds):
-    """Raise TimeLimitExceeded in the block if it runs longer than `seconds`."""
-
-    def expire(signum, frame):
-        raise TimeLimitExceeded(f"did not finish within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+#: Raises TimeLimitExceeded in its block past a deadline (shared with the microbenchmark).
+time_limit = load_microbenchmark().time_limit
 
 
 class Report:

@@ -99,6 +99,50 @@ def restore(path: str, temp_dir: str | None, storage: str | None) -> None:
     backup_module.restore(path, temp_dir or get_config().temp_dir, storage)
 
 
+STATE_RESOURCES = ["nodes", "actors", "jobs", "placement-groups"]
+
+
+@main.command(name="list")
+@click.argument("resource", type=click.Choice(STATE_RESOURCES))
+@click.option("-f", "--filter", "filters", multiple=True,
+              help='KEY=VALUE or KEY!=VALUE over the listed fields; repeat to combine.')
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--detail", is_flag=True, help="Show every field.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "yaml"]),
+              default="table", show_default=True)
+@click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
+def list_(resource, filters, limit, detail, output_format, address) -> None:
+    """List the cluster's nodes, actors, jobs or placement groups."""
+    from raggio.cli import state
+
+    click.echo(state.list_command(resource, filters, limit, detail, output_format, address))
+
+
+@main.command(name="get")
+@click.argument("resource", type=click.Choice(STATE_RESOURCES))
+@click.argument("resource_id")
+@click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
+def get_(resource, resource_id, address) -> None:
+    """Show one node, actor, job or placement group, with every field."""
+    from raggio.cli import state
+
+    click.echo(state.get_command(resource, resource_id, address))
+
+
+@main.group()
+def summary() -> None:
+    """Summaries of the cluster's state."""
+
+
+@summary.command(name="actors")
+@click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
+def summary_actors(address) -> None:
+    """Actors grouped by class, with a count per state."""
+    from raggio.cli import state
+
+    click.echo(state.summary_actors_command(address))
+
+
 @main.command()
 @click.option("--quick", is_flag=True, help="0.5 s per row and one startup probe (rough).")
 @click.option("--filter", "name_filter", envvar="TESTS_TO_RUN", default="",

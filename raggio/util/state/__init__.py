@@ -1,0 +1,8 @@
+"""``raggio.util.state``: Ray's state API over the control store (see api.py)."""
+
+from raggio.util.state.api import (RayStateApiException, get_actor, get_job, get_node,
+                                   get_placement_group, list_actors, list_jobs, list_nodes,
+                                   list_placement_groups, summarize_actors)
+
+__all__ = ["RayStateApiException", "get_actor", "get_job", "get_node", "get_placement_group",
+           "list_actors", "list_jobs", "list_nodes", "list_placement_groups", "summarize_actors"]

@@ -1,0 +1,121 @@
+"""The state API and its commands (``raggio list/get/summary``) against a live cluster."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import raggio as ray
+from raggio.core import context
+from raggio.test_utils import wait_until
+from raggio.util import state
+from raggio.util.placement_group import placement_group, remove_placement_group
+
+_RAGGIO = os.path.join(os.path.dirname(sys.executable), "raggio")
+RAGGIO = [_RAGGIO] if os.path.exists(_RAGGIO) else [sys.executable, "-m", "raggio"]
+
+
+@pytest.fixture
+def two_counters(ray_start_regular):
+    @ray.remote
+    class Counter:
+        def ping(self):
+            return os.getpid()
+
+    counters = [Counter.options(name=f"counter{i}").remote() for i in range(2)]
+    pids = ray.get([c.ping.remote() for c in counters])
+    return ray_start_regular, counters, pids
+
+
+def cli(address_info, *args):
+    env = dict(os.environ, RAGGIO_AUTH_TOKEN=context.get_core().token)
+    return subprocess.run(RAGGIO + list(args) + ["--address", address_info["address"]],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_actors_are_listed_filtered_and_summarized(two_counters):
+    _, counters, pids = two_counters
+    actors = state.list_actors()
+    assert sorted(a["name"] for a in actors) == ["counter0", "counter1"]
+    assert {a["state"] for a in actors} == {"ALIVE"} and sorted(a["pid"] for a in actors) == \
+        sorted(pids)
+    assert set(actors[0]) == {"actor_id", "class_name", "state", "job_id", "name", "node_id",
+                              "pid", "ray_namespace"}
+    assert "num_restarts" in state.list_actors(detail=True)[0]
+    assert [a["name"] for a in state.list_actors(filters=[("name", "=", "counter1")])] == \
+        ["counter1"]
+    assert len(state.list_actors(limit=1)) == 1
+
+    ray.kill(counters[0])
+    wait_until(lambda: state.list_actors(filters=[("state", "=", "DEAD")]), what="a dead actor")
+    dead = state.list_actors(filters=[("state", "=", "DEAD")])
+    assert [a["name"] for a in dead] == ["counter0"]
+    assert [a["name"] for a in state.list_actors(filters=[("state", "!=", "DEAD")])] == \
+        ["counter1"]
+    summary = state.summarize_actors()["cluster"]
+    assert summary["total_actors"] == 2
+    assert summary["summary"]["Counter"]["state_counts"] == {"ALIVE": 1, "DEAD": 1}
+    assert state.get_actor(dead[0]["actor_id"])["death_cause"]
+    assert state.get_actor("ff" * 16) is None
+
+
+def test_nodes_jobs_and_placement_groups(ray_start_regular):
+    (node,) = state.list_nodes()
+    assert node["state"] == "ALIVE" and node["is_head_node"] is True
+    assert node["resources_total"]["CPU"] == 2.0
+    assert node["node_id"] == ray_start_regular["node_id"]
+    job_id = ray.get_runtime_context().get_job_id()
+    assert state.get_job(job_id)["status"] == "RUNNING"
+
+    group = placement_group([{"CPU": 0.5}], strategy="PACK")
+    assert group.wait(30)
+    (row,) = state.list_placement_groups(detail=True)
+    assert row["state"] == "CREATED" and row["creator_job_id"] == job_id
+    assert row["bundles"] == [{"bundle_id": 0, "resources": {"CPU": 0.5},
+                               "node_id": node["node_id"]}]
+    assert "CPU_group" not in "".join(state.get_node(node["node_id"])["resources_total"])
+    remove_placement_group(group)
+
+
+def test_bad_queries_say_what_is_valid(ray_start_regular):
+    with pytest.raises(state.RayStateApiException, match="Supported filter keys: actor_id"):
+        state.list_actors(filters=[("colour", "=", "red")])
+    with pytest.raises(state.RayStateApiException, match="use '=' or '!='"):
+        state.list_nodes(filters=[("state", ">", "A")])
+    with pytest.raises(state.RayStateApiException, match="a \\(key, predicate, value\\)"):
+        state.list_nodes(filters=["state=ALIVE"])
+
+
+def test_list_get_and_summary_commands(two_counters):
+    address_info, _, _ = two_counters
+    listing = cli(address_info, "list", "actors", "--filter", "name=counter1")
+    assert listing.returncode == 0, listing.stderr
+    assert "Total: 1" in listing.stdout and "counter1" in listing.stdout
+    assert "ACTOR_ID" in listing.stdout and "counter0" not in listing.stdout
+
+    as_json = json.loads(cli(address_info, "list", "actors", "--format", "json").stdout)
+    actor_id = as_json[0]["actor_id"]
+    shown = cli(address_info, "get", "actors", actor_id)
+    assert shown.returncode == 0 and f"actor_id: {actor_id}" in shown.stdout
+    assert "num_restarts: 0" in shown.stdout
+
+    summary = cli(address_info, "summary", "actors")
+    assert "total_actors: 2" in summary.stdout and "ALIVE: 2" in summary.stdout
+    nodes = cli(address_info, "list", "nodes", "--format", "yaml")
+    assert "is_head_node: true" in nodes.stdout
+
+
+def test_commands_fail_clearly_on_bad_input(two_counters):
+    address_info, _, _ = two_counters
+    bad_key = cli(address_info, "list", "actors", "--filter", "colour=red")
+    assert bad_key.returncode != 0 and "Supported filter keys" in bad_key.stderr
+    bad_resource = cli(address_info, "list", "widgets")
+    assert bad_resource.returncode != 0 and "'nodes', 'actors'" in bad_resource.stderr
+    unknown = cli(address_info, "get", "actors", "abc")
+    assert unknown.returncode != 0 and "No actor with id 'abc'" in unknown.stderr
+    nobody = subprocess.run(RAGGIO + ["list", "nodes", "--address", "127.0.0.1:1"],
+                            capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, RAGGIO_AUTH_TOKEN="x"))
+    assert nobody.returncode != 0 and "Could not reach 127.0.0.1:1" in nobody.stderr
