@@ -51,6 +51,12 @@ class Config:
     idle_worker_keep: int = _doc(
         "Idle workers kept per runtime environment beyond num_cpus.", 0)
     log_poll_period_s: float = _doc("How often the log monitor reads worker logs.", 0.1)
+    dedup_logs: bool = _doc(
+        "Print a line that several workers write once, then how often it repeated.", True,
+        "RAY_DEDUP_LOGS")
+    dedup_logs_window_s: float = _doc(
+        "How long repeats of a line are counted before the count is printed.", 5.0,
+        "RAY_DEDUP_LOGS_AGG_WINDOW_S")
     health_check_period_s: float = _doc("How often the control store pings nodes.", 1.0)
     health_check_failure_threshold: int = _doc("Missed pings before a node is dead.", 3)
     gcs_reconnect_timeout_s: float = _doc(

@@ -38,6 +38,28 @@ def is_initialized() -> bool:
     return context.current_core_or_none() is not None
 
 
+LOG_FORMAT = "%(asctime)s\t%(levelname)s %(filename)s:%(lineno)d -- %(message)s"
+
+
+def _configure_logging(level: int | str) -> None:
+    """Set the level of raggio's own loggers (not the application's root logger, as Ray)
+    and give them a handler on stderr once."""
+    if isinstance(level, str):
+        number = logging.getLevelName(level.upper())
+        if not isinstance(number, int):
+            raise ValueError(f"logging_level={level!r} is not a level; use one of DEBUG, "
+                             "INFO, WARNING, ERROR, CRITICAL (or a logging constant).")
+        level = number
+    logger = logging.getLogger("raggio")
+    logger.setLevel(level)
+    if not any(getattr(h, "_raggio", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler._raggio = True
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
 def init(address: str | None = None, *, num_cpus: float | None = None,
          num_gpus: float | None = None, resources: dict | None = None,
          object_store_memory: int | None = None, namespace: str | None = None,
@@ -74,9 +96,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
             raise RuntimeError("Maybe you called raggio.init twice by accident? This error "
                                "can be suppressed by passing in 'ignore_reinit_error=True' or "
                                "by calling 'raggio.shutdown()' prior to 'raggio.init()'.")
-        logging.basicConfig(level=logging_level if isinstance(logging_level, int) else
-                            getattr(logging, str(logging_level).upper(), logging.INFO),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        _configure_logging(logging_level)
         cfg = get_config()
         if runtime_env is not None:
             from raggio.core.options import _runtime_env
@@ -85,6 +105,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
         cluster = find_cluster(address, cfg, temp_dir)
         if cluster is None:
             node_ip = _node_ip_address or "127.0.0.1"
+            logger.debug("no running cluster found: starting a private head on %s", node_ip)
             ready = _start_private_head(cfg, num_cpus=num_cpus, num_gpus=num_gpus,
                                         resources=resources or {},
                                         object_store_memory=object_store_memory,
@@ -101,6 +122,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
                     "(`raggio start --num-cpus ...`).")
             node_ip = _node_ip_address or local_ip_for(split_address(cluster["gcs_address"])[0])
             ready = dict(cluster, node_address=None)
+            logger.debug("joining the cluster at %s as %s", cluster["gcs_address"], node_ip)
         core = CoreWorker(mode=DRIVER, cfg=cfg, gcs_address=ready["gcs_address"],
                           node_address=ready["node_address"], token=ready["token"],
                           worker_id=os.urandom(28), node_ip=node_ip,
@@ -116,6 +138,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
             context.set_core(None)
             _stop_head()
             raise
+        logger.debug("connected: job %s, node %s, session %s", core.job_id,
+                     core.node_id.hex(), core.session_dir)
         return RayContext(core)
 
 

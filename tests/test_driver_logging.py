@@ -1,0 +1,63 @@
+"""What a driver prints: raggio's own log level, and worker output deduplicated as in Ray."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import raggio as ray
+
+DRIVER = """
+import logging, sys, time
+import raggio as ray
+ray.init(num_cpus=2, logging_level=sys.argv[1])
+
+@ray.remote
+def chatty(i):
+    print("the same words from every task")
+    print(f"step {i} of the work")
+    return i
+
+assert ray.get([chatty.remote(i) for i in range(6)]) == list(range(6))
+time.sleep(float(sys.argv[2]))
+print("root logger level:", logging.getLogger().level)
+ray.shutdown()
+"""
+
+
+def run_driver(level="INFO", wait_s=5.0, **env):
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith("RAGGIO_") and k != "RAY_ADDRESS"}
+    environ.update(RAGGIO_DEDUP_LOGS_WINDOW_S="4", **env)
+    return subprocess.run([sys.executable, "-c", DRIVER, level, str(wait_s)],
+                          capture_output=True, text=True, env=environ, timeout=120)
+
+
+def test_repeated_lines_print_once_then_with_their_count():
+    out = run_driver().stdout.splitlines()
+    same = [line for line in out if "the same words from every task" in line]
+    assert len(same) == 2, out
+    assert same[0].endswith(") the same words from every task")
+    assert same[1].endswith("the same words from every task [repeated 5x across cluster]")
+    steps = [line for line in out if "of the work" in line]
+    assert len(steps) == 2 and steps[1].endswith("[repeated 5x across cluster]"), out
+
+
+def test_ray_dedup_logs_0_prints_every_line():
+    out = run_driver(wait_s=3, RAY_DEDUP_LOGS="0").stdout
+    assert out.count("the same words from every task") == 6
+    assert "repeated" not in out
+
+
+def test_logging_level_sets_raggios_loggers_only():
+    debug = run_driver("DEBUG", wait_s=0)
+    assert "DEBUG" in debug.stderr and "connected: job" in debug.stderr
+    assert "root logger level: 30" in debug.stdout  # the application's logging is untouched
+    quiet = run_driver("INFO", wait_s=0)
+    assert "DEBUG" not in quiet.stderr
+
+
+def test_an_unknown_logging_level_is_refused(shutdown_only):
+    with pytest.raises(ValueError, match="use one of DEBUG, INFO"):
+        ray.init(logging_level="LOUD")
