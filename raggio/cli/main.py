@@ -144,6 +144,26 @@ def summary_actors(address) -> None:
 
 
 @main.command()
+@click.argument("glob", required=False)
+@click.option("--node-id", default=None, help="Only this node's files (default: every node).")
+@click.option("--actor-id", default=None, help="The output of this actor's worker.")
+@click.option("--pid", type=int, default=None, help="The output of the worker with this pid.")
+@click.option("--err", is_flag=True, help="With --actor-id or --pid: stderr, not stdout.")
+@click.option("--tail", type=int, default=1000, show_default=True,
+              help="Print the last N lines (-1: the whole file).")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing what the file gets.")
+@click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
+def logs(glob, node_id, actor_id, pid, err, tail, follow, address) -> None:
+    """List the log files of the cluster's nodes, or print one (GLOB names it)."""
+    from raggio.cli import logs as logs_module
+
+    try:
+        logs_module.logs(glob, node_id, actor_id, pid, err, tail, follow, address)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
 @click.option("--quick", is_flag=True, help="0.5 s per row and one startup probe (rough).")
 @click.option("--filter", "name_filter", envvar="TESTS_TO_RUN", default="",
               help="Only rows whose name contains this (also $TESTS_TO_RUN, as in Ray).")

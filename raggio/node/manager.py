@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 from raggio.exceptions import ObjectLostError
+from raggio.node import log_files
 from raggio.node.log_monitor import LogMonitor
 from raggio.node.memory_monitor import MemoryMonitor
 from raggio.node.object_store import ObjectStore, arena_path
@@ -175,6 +176,8 @@ class NodeManager:
             "ping": self.ping,
             "release_bundles": self.release_bundles,
             "read_object_chunk": self.read_object_chunk,
+            "list_logs": lambda conn, msg: log_files.list_logs(self.log_dir),
+            "read_log": lambda conn, msg: log_files.read_log(self.log_dir, msg),
         }
 
     # -- lifecycle --

@@ -1,0 +1,77 @@
+"""``raggio logs`` against a live cluster: listing, a worker's output, tails, bad names."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import raggio as ray
+from raggio.core import context
+from raggio.node import log_files
+from raggio.test_utils import wait_until
+
+_RAGGIO = os.path.join(os.path.dirname(sys.executable), "raggio")
+RAGGIO = [_RAGGIO] if os.path.exists(_RAGGIO) else [sys.executable, "-m", "raggio"]
+
+
+def logs(address_info, *args):
+    env = dict(os.environ, RAGGIO_AUTH_TOKEN=context.get_core().token)
+    return subprocess.run(RAGGIO + ["logs", *args, "--address", address_info["address"]],
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.fixture
+def talker(ray_start_regular):
+    @ray.remote
+    class Talker:
+        def say(self, n):
+            for i in range(n):
+                print(f"line {i} from the actor", flush=True)
+            return os.getpid()
+
+    actor = Talker.remote()
+    pid = ray.get(actor.say.remote(5))
+    return ray_start_regular, pid
+
+
+def test_lists_each_nodes_files_by_kind(talker):
+    address_info, pid = talker
+    listing = logs(address_info)
+    assert listing.returncode == 0, listing.stderr
+    assert f"Node ID: {address_info['node_id']}" in listing.stdout
+    assert "worker_out:" in listing.stdout and f"-{pid}.out" in listing.stdout
+
+
+def test_prints_a_workers_output_by_pid_and_by_actor(talker):
+    address_info, pid = talker
+    wait_until(lambda: "line 4 from the actor" in logs(address_info, "--pid", str(pid)).stdout,
+               what="the actor's output in its log")
+    out = logs(address_info, "--pid", str(pid)).stdout
+    assert out.splitlines()[-1] == "line 4 from the actor"
+    assert ":task_name:" not in out and ":job_id:" not in out
+    tail = logs(address_info, "--pid", str(pid), "--tail", "2").stdout.splitlines()
+    assert tail == ["line 3 from the actor", "line 4 from the actor"]
+
+    from raggio.util.state import list_actors
+    (actor,) = list_actors()
+    by_actor = logs(address_info, "--actor-id", actor["actor_id"])
+    assert by_actor.stdout == out
+
+
+def test_bad_names_and_ids_say_what_to_do(talker):
+    address_info, _ = talker
+    missing = logs(address_info, "no-such-file.txt")
+    assert missing.returncode != 0 and "No log file matches 'no-such-file.txt'" in missing.stderr
+    node = logs(address_info, "--node-id", "abc")
+    assert node.returncode != 0 and "No live node with id 'abc'" in node.stderr
+    actor = logs(address_info, "--actor-id", "abc")
+    assert actor.returncode != 0 and "No actor with id 'abc'" in actor.stderr
+
+
+def test_a_node_serves_only_plain_files_of_its_log_directory(tmp_path):
+    (tmp_path / "a.out").write_text("".join(f"line {i}\n" for i in range(10)))
+    assert log_files.read_log(str(tmp_path), {"name": "a.out", "tail": 2})["data"] == \
+        b"line 8\nline 9\n"
+    with pytest.raises(ValueError, match="not the name of a log file"):
+        log_files.read_log(str(tmp_path), {"name": "../a.out"})
