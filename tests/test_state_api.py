@@ -119,3 +119,19 @@ def test_commands_fail_clearly_on_bad_input(two_counters):
                             capture_output=True, text=True, timeout=60,
                             env=dict(os.environ, RAGGIO_AUTH_TOKEN="x"))
     assert nobody.returncode != 0 and "Could not reach 127.0.0.1:1" in nobody.stderr
+
+
+def test_workers_of_every_node_and_the_driver_are_listed(ray_start_regular):
+    @ray.remote
+    def where():
+        return os.getpid()
+
+    pids = set(ray.get([where.remote() for _ in range(4)]))
+    workers = state.list_workers(detail=True)
+    assert pids <= {w["pid"] for w in workers if w["worker_type"] == "WORKER"}
+    assert all(w["node_id"] == ray_start_regular["node_id"] for w in workers
+               if w["worker_type"] == "WORKER")
+    (driver,) = state.list_workers(filters=[("worker_type", "=", "DRIVER")])
+    assert driver["pid"] == os.getpid()
+    listing = cli(ray_start_regular, "list", "workers")
+    assert listing.returncode == 0 and "WORKER_TYPE" in listing.stdout

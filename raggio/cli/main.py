@@ -99,7 +99,7 @@ def restore(path: str, temp_dir: str | None, storage: str | None) -> None:
     backup_module.restore(path, temp_dir or get_config().temp_dir, storage)
 
 
-STATE_RESOURCES = ["nodes", "actors", "jobs", "placement-groups"]
+STATE_RESOURCES = ["nodes", "actors", "jobs", "workers", "placement-groups"]
 
 
 @main.command(name="list")
@@ -112,7 +112,7 @@ STATE_RESOURCES = ["nodes", "actors", "jobs", "placement-groups"]
               default="table", show_default=True)
 @click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
 def list_(resource, filters, limit, detail, output_format, address) -> None:
-    """List the cluster's nodes, actors, jobs or placement groups."""
+    """List the cluster's nodes, actors, jobs, workers or placement groups."""
     from raggio.cli import state
 
     click.echo(state.list_command(resource, filters, limit, detail, output_format, address))

@@ -23,6 +23,9 @@ from raggio.rpc import Connection, Server, connect
 logger = logging.getLogger(__name__)
 
 
+#: How long a state query waits for each node's answer.
+NODE_QUERY_TIMEOUT_S = 5.0
+
 class GcsServer:
     """See the module docstring. ``async with GcsServer(...) as gcs: ...``"""
 
@@ -62,6 +65,7 @@ class GcsServer:
             "get_nodes": self.get_nodes,
             "register_job": self.register_job,
             "get_jobs": self.get_jobs,
+            "list_workers": self.list_workers,
             "kv_put": self.kv_put,
             "kv_get": self.kv_get,
             "kv_multi_get": self.kv_multi_get,
@@ -296,6 +300,28 @@ class GcsServer:
 
     def get_jobs(self, conn: Connection, _msg) -> list[dict]:
         return list(self.jobs.values())
+
+    async def list_workers(self, conn: Connection, _msg) -> list[dict]:
+        """Every live node's workers (asked of the nodes now) and every running driver."""
+        node_ids = [n for n, info in self.nodes.items()
+                    if info["state"] == "ALIVE" and n in self.node_conns]
+        replies = await asyncio.gather(
+            *(self.node_conns[n].call_with_timeout("get_workers", None, NODE_QUERY_TIMEOUT_S)
+              for n in node_ids), return_exceptions=True)
+        out = []
+        for node_id, reply in zip(node_ids, replies):
+            if isinstance(reply, BaseException):
+                continue  # a node that does not answer now has no workers to show
+            for worker in reply:
+                out.append(dict(worker, worker_type="WORKER", node_id=node_id,
+                                ip=self.nodes[node_id]["node_ip"]))
+        for job in self.jobs.values():
+            if not job["is_dead"]:
+                out.append({"worker_id": None, "pid": job.get("driver_pid"), "state": "DRIVER",
+                            "job_id": job["job_id"], "worker_type": "DRIVER", "node_id": None,
+                            "address": job.get("driver_address"),
+                            "ip": (job.get("driver_address") or "").rpartition(":")[0]})
+        return out
 
     # -- internal KV --
 

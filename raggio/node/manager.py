@@ -170,6 +170,7 @@ class NodeManager:
             "subscribe_logs": self.subscribe_logs,
             "job_finished": self.job_finished,
             "get_node_stats": self.get_node_stats,
+            "get_workers": self.get_workers,
             "cluster_view": self.cluster_view,
             "pull_object": self.pull_object,
             "reserve_bundles": self.reserve_bundles,
@@ -649,6 +650,11 @@ class NodeManager:
     def _send_logs(self, job_id: int, payload: dict) -> None:
         for conn in self._log_subscribers.get(job_id, ()):
             conn.notify("log_lines", payload)
+
+    def get_workers(self, conn: Connection, _msg) -> list[dict]:
+        """This node's worker processes, for the state API."""
+        return [{"worker_id": w.worker_id, "pid": w.pid, "state": w.state, "job_id": w.job_id,
+                 "address": w.address} for w in self.pool.workers.values() if w.state != DEAD]
 
     def get_node_stats(self, conn: Connection, _msg) -> dict:
         return {

@@ -2,7 +2,8 @@
 
 from raggio.util.state.api import (RayStateApiException, get_actor, get_job, get_node,
                                    get_placement_group, list_actors, list_jobs, list_nodes,
-                                   list_placement_groups, summarize_actors)
+                                   list_placement_groups, list_workers, summarize_actors)
 
 __all__ = ["RayStateApiException", "get_actor", "get_job", "get_node", "get_placement_group",
-           "list_actors", "list_jobs", "list_nodes", "list_placement_groups", "summarize_actors"]
+           "list_actors", "list_jobs", "list_nodes", "list_placement_groups", "list_workers",
+           "summarize_actors"]

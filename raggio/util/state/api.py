@@ -88,6 +88,17 @@ def _placement_group_row(group: dict) -> dict:
     }
 
 
+def _worker_row(worker: dict) -> dict:
+    return {
+        "worker_id": worker["worker_id"].hex() if worker["worker_id"] else "",
+        "is_alive": True, "worker_type": worker["worker_type"], "exit_type": None,
+        "node_id": worker["node_id"].hex() if worker["node_id"] else "",
+        "ip": worker["ip"], "pid": worker["pid"] or 0, "exit_detail": None,
+        "state": worker["state"], "job_id": _job_hex(worker["job_id"]) if worker["job_id"]
+        else "", "address": worker["address"] or "",
+    }
+
+
 RESOURCES: dict[str, Resource] = {
     "nodes": Resource("get_nodes", "node_id",
                       ("node_id", "node_ip", "is_head_node", "state", "state_message",
@@ -98,6 +109,10 @@ RESOURCES: dict[str, Resource] = {
                         "ray_namespace"),
                        ("address", "is_detached", "num_restarts", "death_cause", "start_time",
                         "end_time"), _actor_row),
+    "workers": Resource("list_workers", "pid",
+                        ("worker_id", "is_alive", "worker_type", "exit_type", "node_id", "ip",
+                         "pid", "exit_detail"),
+                        ("state", "job_id", "address"), _worker_row),
     "jobs": Resource("get_jobs", "job_id",
                      ("job_id", "submission_id", "entrypoint", "type", "status"),
                      ("driver_pid", "driver_address", "ray_namespace", "start_time",
@@ -196,6 +211,10 @@ def list_nodes(**kwargs) -> list[dict]:
 
 def list_actors(**kwargs) -> list[dict]:
     return list_resource("actors", **kwargs)
+
+
+def list_workers(**kwargs) -> list[dict]:
+    return list_resource("workers", **kwargs)
 
 
 def list_jobs(**kwargs) -> list[dict]:
