@@ -51,6 +51,12 @@ class Config:
     idle_worker_keep: int = _doc(
         "Idle workers kept per runtime environment beyond num_cpus.", 0)
     log_poll_period_s: float = _doc("How often the log monitor reads worker logs.", 0.1)
+    log_rotation_max_bytes: int = _doc(
+        "A log file in a session's logs directory is rotated when it grows past this.",
+        512 * 1024**2, "RAY_ROTATION_MAX_BYTES")
+    log_rotation_backup_count: int = _doc(
+        "Rotated copies kept of each log file (name.1 the newest).", 5,
+        "RAY_ROTATION_BACKUP_COUNT")
     dedup_logs: bool = _doc(
         "Print a line that several workers write once, then how often it repeated.", True,
         "RAY_DEDUP_LOGS")

@@ -75,3 +75,41 @@ def test_a_node_serves_only_plain_files_of_its_log_directory(tmp_path):
         b"line 8\nline 9\n"
     with pytest.raises(ValueError, match="not the name of a log file"):
         log_files.read_log(str(tmp_path), {"name": "../a.out"})
+
+
+ROTATING_DRIVER = """
+import os, sys, time
+import raggio as ray
+info = ray.init(num_cpus=1)
+
+@ray.remote
+def noisy(n):
+    for i in range(n):
+        print(f"{i:06d} " + "x" * 93, flush=True)  # 101 bytes a line
+        if i % 50 == 49:
+            time.sleep(0.15)
+    return os.getpid()
+
+pid = ray.get(noisy.remote(300))  # ~30 KB: past the 10 KB limit twice
+pid = ray.get(noisy.remote(300))
+time.sleep(1)
+print("SESSION", info["session_dir"], "PID", pid, flush=True)
+ray.shutdown()
+"""
+
+
+def test_worker_logs_rotate_by_size_and_reach_the_driver_whole(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGGIO_")}
+    env.update(RAGGIO_LOG_ROTATION_MAX_BYTES="10000", RAGGIO_LOG_ROTATION_BACKUP_COUNT="2",
+               RAGGIO_DEDUP_LOGS="0", RAGGIO_TEMP_DIR=str(tmp_path))
+    run = subprocess.run([sys.executable, "-c", ROTATING_DRIVER], capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    printed = [line for line in run.stdout.splitlines() if "xxxx" in line]
+    assert len(printed) == 600  # every line reached the driver across the rotations
+    session, pid = run.stdout.split("SESSION ")[1].split()[0], run.stdout.split("PID ")[1].split()[0]
+    logs_dir = os.path.join(session, "logs")
+    (current,) = [n for n in os.listdir(logs_dir) if n.endswith(f"-{pid}.out")]
+    names = set(os.listdir(logs_dir))
+    assert {current + ".1", current + ".2"} <= names and current + ".3" not in names
+    assert os.path.getsize(os.path.join(logs_dir, current)) <= 10000 + 4096

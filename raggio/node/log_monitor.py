@@ -6,6 +6,12 @@ lines (``:job_id:<n>`` and ``:task_name:<name>``); this monitor reads new
 lines every poll period, strips the markers, and sends each driver the lines
 of its own job, tagged with the task name, pid and node ip, so the driver
 can print ``(name pid=..., ip=...) line``.
+
+It also rotates the directory's logs by size, as Ray does: a worker, node or
+control store log past ``max_bytes`` is copied to ``<name>.1`` (older copies
+shift up to ``<name>.<backup_count>``) and truncated in place. The writers
+opened their files with O_APPEND, so they go on writing at the new end; a
+worker's log is rotated just after the monitor has read it to the end.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ import asyncio
 import logging
 import os
 import re
+import shutil
 
 logger = logging.getLogger(__name__)
 
 _FILE = re.compile(r"worker-[0-9a-f]+-(\d+)\.(out|err)$")
+#: The other logs that are rotated: the daemons' output (head.err, node.err...).
+_DAEMON_LOG = re.compile(r"[a-z_]+\.(out|err|log)$")
 JOB_MARK = ":job_id:"
 TASK_MARK = ":task_name:"
 
@@ -36,11 +45,14 @@ class _LogFile:
 class LogMonitor:
     """See the module docstring. ``send(job_id, payload)`` delivers a batch."""
 
-    def __init__(self, log_dir: str, node_ip: str, send, period_s: float):
+    def __init__(self, log_dir: str, node_ip: str, send, period_s: float,
+                 max_bytes: int = 512 * 1024**2, backup_count: int = 5):
         self._log_dir = log_dir
         self._node_ip = node_ip
         self._send = send
         self._period_s = period_s
+        self._max_bytes = max_bytes
+        self._backup_count = backup_count
         self._files: dict[str, _LogFile] = {}
 
     async def run(self) -> None:
@@ -61,9 +73,35 @@ class LogMonitor:
             if match and name not in self._files:
                 self._files[name] = _LogFile(os.path.join(self._log_dir, name),
                                              int(match.group(1)), match.group(2) == "err")
+            elif not match and _DAEMON_LOG.match(name):
+                path = os.path.join(self._log_dir, name)
+                if _size(path) > self._max_bytes:
+                    self._rotate(path)
         for name, log in list(self._files.items()):
             if not self._read(log):
                 del self._files[name]
+            elif log.position > self._max_bytes:
+                self._rotate(log.path, log)
+
+    def _rotate(self, path: str, log: _LogFile | None = None) -> None:
+        """Copy the log to <path>.1 (shifting older copies up) and empty it in place. A
+        worker's log is read once more between the copy and the truncation, and what came
+        meanwhile is added to the copy, so only a write in the last microseconds can be
+        lost (as with logrotate's copytruncate)."""
+        for index in range(self._backup_count - 1, 0, -1):
+            if os.path.exists(f"{path}.{index}"):
+                os.replace(f"{path}.{index}", f"{path}.{index + 1}")
+        backup = f"{path}.1" if self._backup_count >= 1 else os.devnull
+        shutil.copyfile(path, backup)
+        if log is not None:
+            copied = _size(backup) if backup != os.devnull else log.position
+            self._read(log)
+            if log.position > copied and backup != os.devnull:
+                with open(path, "rb") as source, open(backup, "ab") as target:
+                    source.seek(copied)
+                    target.write(source.read(log.position - copied))
+            log.position = 0
+        os.truncate(path, 0)
 
     def _read(self, log: _LogFile) -> bool:
         try:
@@ -97,3 +135,10 @@ class LogMonitor:
             self._send(log.job_id, {
                 "pid": log.pid, "ip": self._node_ip, "task_name": log.task_name,
                 "is_err": log.is_err, "lines": lines})
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

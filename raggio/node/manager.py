@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from raggio.config import get_config
 from raggio.exceptions import ObjectLostError
 from raggio.node import log_files
 from raggio.node.log_monitor import LogMonitor
@@ -145,8 +146,11 @@ class NodeManager:
         self._closing = False
         self._prestarted = False
         self.gcs: Connection | None = None
+        cfg = get_config()
         self.log_monitor = LogMonitor(self.log_dir, options.node_ip, self._send_logs,
-                                      log_poll_period_s)
+                                      log_poll_period_s,
+                                      max_bytes=cfg.log_rotation_max_bytes,
+                                      backup_count=cfg.log_rotation_backup_count)
         self._tasks: set[asyncio.Task] = set()
         self._report_scheduled = False
         self._reported_store_used = -1
