@@ -135,3 +135,32 @@ def test_workers_of_every_node_and_the_driver_are_listed(ray_start_regular):
     assert driver["pid"] == os.getpid()
     listing = cli(ray_start_regular, "list", "workers")
     assert listing.returncode == 0 and "WORKER_TYPE" in listing.stdout
+
+
+def test_objects_are_listed_with_their_reference_types_and_summarized(ray_start_regular):
+    import numpy as np
+
+    big = ray.put(np.ones(1_000_000))  # 8 MB: in the node's store
+    small = ray.put(5)  # inline in the driver
+
+    @ray.remote
+    def size_of(x):
+        return x.nbytes
+
+    rows = {r["object_id"]: r for r in state.list_objects(detail=True)}
+    assert rows[big.hex()]["object_size"] >= 8_000_000
+    assert rows[big.hex()]["stored_on"] == ray_start_regular["node_id"]
+    assert rows[small.hex()]["stored_on"] == "" and rows[small.hex()]["type"] == "DRIVER"
+    assert rows[small.hex()]["reference_type"] == "LOCAL_REFERENCE"
+    assert rows[small.hex()]["pid"] == os.getpid()
+
+    summary = state.summarize_objects()["cluster"]
+    assert summary["total_objects"] == len(rows) == 2
+    assert summary["summary"]["disabled"]["ref_type_counts"]["LOCAL_REFERENCE"] >= 2
+    assert ray.get(size_of.remote(big)) == 8_000_000
+
+    listing = cli(ray_start_regular, "list", "objects")
+    assert listing.returncode == 0 and big.hex() in listing.stdout
+    assert "REFERENCE_TYPE" in listing.stdout
+    summary_out = cli(ray_start_regular, "summary", "objects")
+    assert "total_objects:" in summary_out.stdout and "LOCAL_REFERENCE" in summary_out.stdout

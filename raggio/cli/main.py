@@ -99,7 +99,7 @@ def restore(path: str, temp_dir: str | None, storage: str | None) -> None:
     backup_module.restore(path, temp_dir or get_config().temp_dir, storage)
 
 
-STATE_RESOURCES = ["nodes", "actors", "jobs", "workers", "placement-groups"]
+STATE_RESOURCES = ["nodes", "actors", "jobs", "workers", "objects", "placement-groups"]
 
 
 @main.command(name="list")
@@ -112,7 +112,7 @@ STATE_RESOURCES = ["nodes", "actors", "jobs", "workers", "placement-groups"]
               default="table", show_default=True)
 @click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
 def list_(resource, filters, limit, detail, output_format, address) -> None:
-    """List the cluster's nodes, actors, jobs, workers or placement groups."""
+    """List the cluster's nodes, actors, jobs, workers, objects or placement groups."""
     from raggio.cli import state
 
     click.echo(state.list_command(resource, filters, limit, detail, output_format, address))
@@ -141,6 +141,15 @@ def summary_actors(address) -> None:
     from raggio.cli import state
 
     click.echo(state.summary_actors_command(address))
+
+
+@summary.command(name="objects")
+@click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
+def summary_objects(address) -> None:
+    """Object refs grouped by call site, with counts by state and reference type."""
+    from raggio.cli import state
+
+    click.echo(state.summary_objects_command(address))
 
 
 @main.command()

@@ -105,6 +105,21 @@ def summary_actors_command(address: str | None) -> str:
     return "\n".join(lines)
 
 
+def summary_objects_command(address: str | None) -> str:
+    summary = _call(api.summarize_objects, address=address)["cluster"]
+    rows = [dict(entry, call_site=site) for site, entry in summary["summary"].items()]
+    rule = "-" * 36
+    lines = [f"======== Object Summary: {datetime.datetime.now()} ========", "Stats:", rule,
+             f"callsite_enabled: {summary['callsite_enabled']}",
+             f"total_objects: {summary['total_objects']}",
+             f"total_size_mb: {summary['total_size_mb']:.6f}", "", "",
+             "Table (group by callsite)", rule,
+             render_table(rows, ["call_site", "total_objects", "total_size_mb",
+                                 "total_num_workers", "total_num_nodes", "task_state_counts",
+                                 "ref_type_counts"])]
+    return "\n".join(lines)
+
+
 def _call(fn, *args, **kwargs):
     from raggio.exceptions import RayError
     try:

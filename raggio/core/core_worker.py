@@ -76,7 +76,8 @@ class CoreWorker:
         self.refs: ObjectTable | None = None
         self.arena: Arena | None = None
         self.handlers: dict = {"get_object": self.get_object,
-                               "add_object_location": self.add_object_location}
+                               "add_object_location": self.add_object_location,
+                               "get_object_refs": self.get_object_refs}
         self.server: Server | None = None
         self.submitter = None
         self.actor_submitter = None
@@ -424,6 +425,19 @@ class CoreWorker:
             location = error_location(OwnerDiedError(ref.hex()))
             logger.debug("owner of %s unreachable: %s", ref.hex(), exc)
         self.refs.set_ready(ref._id, location)
+
+    def get_object_refs(self, conn: Connection, _msg) -> dict:
+        """This process's object refs, for the state API (``raggio list objects``)."""
+        refs = []
+        for object_id, entry in list(self.refs.entries.items()):
+            size = (sum(len(part) for part in entry.inline if isinstance(part, bytes))
+                    if entry.inline is not None else entry.size_bytes)
+            refs.append({"object_id": object_id, "size": size, "ready": entry.state == READY,
+                         "owned": entry.owned, "local_refs": entry.local_refs,
+                         "task_refs": entry.task_refs, "escaped": entry.escaped,
+                         "node_id": entry.node_id})
+        return {"pid": os.getpid(), "ip": self.node_ip, "type": self.mode.upper(),
+                "refs": refs}
 
     async def get_object(self, conn: Connection, object_id: bytes) -> dict:
         """Owner side: answer a borrower once the object is ready."""

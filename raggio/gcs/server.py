@@ -66,6 +66,7 @@ class GcsServer:
             "register_job": self.register_job,
             "get_jobs": self.get_jobs,
             "list_workers": self.list_workers,
+            "list_objects": self.list_objects,
             "kv_put": self.kv_put,
             "kv_get": self.kv_get,
             "kv_multi_get": self.kv_multi_get,
@@ -301,17 +302,30 @@ class GcsServer:
     def get_jobs(self, conn: Connection, _msg) -> list[dict]:
         return list(self.jobs.values())
 
-    async def list_workers(self, conn: Connection, _msg) -> list[dict]:
-        """Every live node's workers (asked of the nodes now) and every running driver."""
+    async def _ask_nodes(self, op: str) -> list[tuple[bytes, list]]:
+        """(node id, reply) of every live node that answers ``op`` in time."""
         node_ids = [n for n, info in self.nodes.items()
                     if info["state"] == "ALIVE" and n in self.node_conns]
         replies = await asyncio.gather(
-            *(self.node_conns[n].call_with_timeout("get_workers", None, NODE_QUERY_TIMEOUT_S)
+            *(self.node_conns[n].call_with_timeout(op, None, NODE_QUERY_TIMEOUT_S)
               for n in node_ids), return_exceptions=True)
+        return [(node_id, reply) for node_id, reply in zip(node_ids, replies)
+                if not isinstance(reply, BaseException)]
+
+    async def list_objects(self, conn: Connection, _msg) -> list[dict]:
+        """Every driver's and worker's object refs, one entry per process and ref."""
         out = []
-        for node_id, reply in zip(node_ids, replies):
-            if isinstance(reply, BaseException):
-                continue  # a node that does not answer now has no workers to show
+        for _node_id, processes in await self._ask_nodes("get_object_refs"):
+            for process in processes:
+                for ref in process["refs"]:
+                    out.append(dict(ref, pid=process["pid"], ip=process["ip"],
+                                    type=process["type"], holder_node_id=process["node_id"]))
+        return out
+
+    async def list_workers(self, conn: Connection, _msg) -> list[dict]:
+        """Every live node's workers (asked of the nodes now) and every running driver."""
+        out = []
+        for node_id, reply in await self._ask_nodes("get_workers"):
             for worker in reply:
                 out.append(dict(worker, worker_type="WORKER", node_id=node_id,
                                 ip=self.nodes[node_id]["node_ip"]))

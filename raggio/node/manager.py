@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 #: How long a request must fit no node before the submitter is warned; covers a node that
 #: has joined but is not yet in this node's view of the cluster.
 INFEASIBLE_GRACE_S = 1.0
+#: How long a state query waits for each process on this node.
+QUERY_TIMEOUT_S = 5.0
 #: Workers of one runtime env that may exit before registering, one after another, before
 #: the requests waiting for such a worker fail (a crash at startup would otherwise repeat).
 MAX_WORKER_START_FAILURES = 3
@@ -145,6 +147,7 @@ class NodeManager:
         self.left_cluster: asyncio.Future = asyncio.get_running_loop().create_future()
         self._closing = False
         self._prestarted = False
+        self._drivers: set[Connection] = set()  #: drivers connected to this node
         self.gcs: Connection | None = None
         cfg = get_config()
         self.log_monitor = LogMonitor(self.log_dir, options.node_ip, self._send_logs,
@@ -175,6 +178,7 @@ class NodeManager:
             "job_finished": self.job_finished,
             "get_node_stats": self.get_node_stats,
             "get_workers": self.get_workers,
+            "get_object_refs": self.get_object_refs,
             "cluster_view": self.cluster_view,
             "pull_object": self.pull_object,
             "reserve_bundles": self.reserve_bundles,
@@ -294,6 +298,8 @@ class NodeManager:
 
     def register_client(self, conn: Connection, msg: dict) -> dict:
         conn.close_callbacks.append(self._client_lost)
+        self._drivers.add(conn)
+        conn.close_callbacks.append(self._drivers.discard)
         self._prestart_workers()
         return self.info()
 
@@ -659,6 +665,16 @@ class NodeManager:
         """This node's worker processes, for the state API."""
         return [{"worker_id": w.worker_id, "pid": w.pid, "state": w.state, "job_id": w.job_id,
                  "address": w.address} for w in self.pool.workers.values() if w.state != DEAD]
+
+    async def get_object_refs(self, conn: Connection, _msg) -> list[dict]:
+        """The object refs of every driver and worker on this node (asked now)."""
+        processes = list(self._drivers) + [w.conn for w in self.pool.workers.values()
+                                           if w.conn is not None and w.state != DEAD]
+        replies = await asyncio.gather(
+            *(p.call_with_timeout("get_object_refs", None, QUERY_TIMEOUT_S) for p in processes),
+            return_exceptions=True)
+        return [dict(reply, node_id=self.node_id) for reply in replies
+                if not isinstance(reply, BaseException)]
 
     def get_node_stats(self, conn: Connection, _msg) -> dict:
         return {

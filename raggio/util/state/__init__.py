@@ -2,8 +2,9 @@
 
 from raggio.util.state.api import (RayStateApiException, get_actor, get_job, get_node,
                                    get_placement_group, list_actors, list_jobs, list_nodes,
-                                   list_placement_groups, list_workers, summarize_actors)
+                                   list_objects, list_placement_groups, list_workers,
+                                   summarize_actors, summarize_objects)
 
 __all__ = ["RayStateApiException", "get_actor", "get_job", "get_node", "get_placement_group",
-           "list_actors", "list_jobs", "list_nodes", "list_placement_groups", "list_workers",
-           "summarize_actors"]
+           "list_actors", "list_jobs", "list_nodes", "list_objects", "list_placement_groups",
+           "list_workers", "summarize_actors", "summarize_objects"]

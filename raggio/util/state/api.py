@@ -99,6 +99,27 @@ def _worker_row(worker: dict) -> dict:
     }
 
 
+def _reference_type(ref: dict) -> str:
+    if ref["task_refs"]:
+        return "USED_BY_PENDING_TASK"
+    if ref["local_refs"]:
+        return "LOCAL_REFERENCE"
+    if ref["escaped"]:
+        return "CAPTURED_IN_OBJECT"
+    return "PINNED_IN_MEMORY"
+
+
+def _object_row(ref: dict) -> dict:
+    return {
+        "object_id": ref["object_id"].hex(), "object_size": ref["size"],
+        "task_status": "FINISHED" if ref["ready"] else "PENDING",
+        "reference_type": _reference_type(ref), "call_site": "disabled",
+        "type": ref["type"], "pid": ref["pid"], "ip": ref["ip"],
+        "is_owner": ref["owned"], "node_id": ref["holder_node_id"].hex(),
+        "stored_on": ref["node_id"].hex() if ref["node_id"] else "",
+    }
+
+
 RESOURCES: dict[str, Resource] = {
     "nodes": Resource("get_nodes", "node_id",
                       ("node_id", "node_ip", "is_head_node", "state", "state_message",
@@ -113,6 +134,10 @@ RESOURCES: dict[str, Resource] = {
                         ("worker_id", "is_alive", "worker_type", "exit_type", "node_id", "ip",
                          "pid", "exit_detail"),
                         ("state", "job_id", "address"), _worker_row),
+    "objects": Resource("list_objects", "object_id",
+                        ("object_id", "object_size", "task_status", "reference_type",
+                         "call_site", "type", "pid", "ip"),
+                        ("is_owner", "node_id", "stored_on"), _object_row),
     "jobs": Resource("get_jobs", "job_id",
                      ("job_id", "submission_id", "entrypoint", "type", "status"),
                      ("driver_pid", "driver_address", "ray_namespace", "start_time",
@@ -217,6 +242,10 @@ def list_workers(**kwargs) -> list[dict]:
     return list_resource("workers", **kwargs)
 
 
+def list_objects(**kwargs) -> list[dict]:
+    return list_resource("objects", **kwargs)
+
+
 def list_jobs(**kwargs) -> list[dict]:
     return list_resource("jobs", **kwargs)
 
@@ -252,3 +281,32 @@ def summarize_actors(*, address: str | None = None,
         entry["state_counts"][row["state"]] = entry["state_counts"].get(row["state"], 0) + 1
     return {"cluster": {"summary": summary, "total_actors": len(rows),
                         "summary_by": "class"}}
+
+
+def summarize_objects(*, address: str | None = None,
+                      timeout: float = DEFAULT_TIMEOUT_S) -> dict:
+    """Object refs grouped by call site (one group while call sites are not recorded),
+    in Ray's shape."""
+    rows = list_resource("objects", address=address, limit=None, timeout=timeout,
+                         detail=True)
+    groups: dict[str, dict] = {}
+    for row in rows:
+        group = groups.setdefault(row["call_site"], {
+            "total_objects": 0, "total_size_mb": 0.0, "workers": set(), "nodes": set(),
+            "task_state_counts": {}, "ref_type_counts": {}})
+        group["total_objects"] += 1
+        group["total_size_mb"] += row["object_size"] / 2**20
+        group["workers"].add((row["node_id"], row["pid"]))
+        group["nodes"].add(row["node_id"])
+        for key, value in (("task_state_counts", row["task_status"]),
+                           ("ref_type_counts", row["reference_type"])):
+            group[key][value] = group[key].get(value, 0) + 1
+    summary = {site: {"total_objects": g["total_objects"], "total_size_mb": g["total_size_mb"],
+                      "total_num_workers": len(g["workers"]),
+                      "total_num_nodes": len(g["nodes"]),
+                      "task_state_counts": g["task_state_counts"],
+                      "ref_type_counts": g["ref_type_counts"]}
+               for site, g in groups.items()}
+    return {"cluster": {"summary": summary, "total_objects": len(rows),
+                        "total_size_mb": sum(r["object_size"] for r in rows) / 2**20,
+                        "callsite_enabled": False, "summary_by": "callsite"}}
