@@ -52,10 +52,12 @@ def test_ray_dedup_logs_0_prints_every_line():
 
 def test_logging_level_sets_raggios_loggers_only():
     debug = run_driver("DEBUG", wait_s=0)
-    assert "DEBUG" in debug.stderr and "connected: job" in debug.stderr
+    assert debug.returncode == 0, debug.stderr
+    assert "\tDEBUG api.py" in debug.stderr and "connected: job" in debug.stderr, debug.stderr
     assert "root logger level: 30" in debug.stdout  # the application's logging is untouched
     quiet = run_driver("INFO", wait_s=0)
-    assert "DEBUG" not in quiet.stderr
+    assert quiet.returncode == 0, quiet.stderr
+    assert "\tDEBUG " not in quiet.stderr, quiet.stderr
 
 
 def test_an_unknown_logging_level_is_refused(shutdown_only):

@@ -164,3 +164,21 @@ def test_objects_are_listed_with_their_reference_types_and_summarized(ray_start_
     assert "REFERENCE_TYPE" in listing.stdout
     summary_out = cli(ray_start_regular, "summary", "objects")
     assert "total_objects:" in summary_out.stdout and "LOCAL_REFERENCE" in summary_out.stdout
+
+
+def test_memory_command_lists_every_ref_and_the_store_usage(ray_start_regular):
+    import numpy as np
+
+    big = ray.put(np.ones(1_000_000))
+    small = ray.put("x" * 100)
+    out = cli(ray_start_regular, "memory", "--sort-by", "OBJECT_SIZE")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "--- Summary for node address: 127.0.0.1 ---" in text
+    assert text.index(big.hex()) < text.index(small.hex())  # the biggest first
+    assert "2, (" in text.split("Local References")[1].splitlines()[1]
+    assert "Plasma memory usage 7 MiB, 1 objects" in text
+    stats = cli(ray_start_regular, "memory", "--stats-only").stdout
+    assert "Plasma memory usage" in stats and big.hex() not in stats
+    bad = cli(ray_start_regular, "memory", "--group-by", "COLOUR")
+    assert bad.returncode != 0 and "NODE_ADDRESS" in bad.stderr

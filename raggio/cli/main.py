@@ -153,6 +153,20 @@ def summary_objects(address) -> None:
 
 
 @main.command()
+@click.option("--group-by", type=click.Choice(["NODE_ADDRESS", "STACK_TRACE"]),
+              default="NODE_ADDRESS", show_default=True)
+@click.option("--sort-by", type=click.Choice(["PID", "OBJECT_SIZE", "REFERENCE_TYPE"]),
+              default="OBJECT_SIZE", show_default=True)
+@click.option("--stats-only", is_flag=True, help="Only the object stores' usage.")
+@click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
+def memory(group_by, sort_by, stats_only, address) -> None:
+    """Every object reference in the cluster, and how full each object store is."""
+    from raggio.cli import memory as memory_module
+
+    click.echo(memory_module.memory(group_by, sort_by, stats_only, address))
+
+
+@main.command()
 @click.argument("glob", required=False)
 @click.option("--node-id", default=None, help="Only this node's files (default: every node).")
 @click.option("--actor-id", default=None, help="The output of this actor's worker.")
