@@ -26,9 +26,16 @@ ray.shutdown()
 """
 
 
+@pytest.fixture(autouse=True)
+def own_temp_dir(tmp_path, monkeypatch):
+    # The drivers must start their own cluster, never join one another test left running.
+    monkeypatch.setenv("RAGGIO_TEMP_DIR", str(tmp_path))
+
+
 def run_driver(level="INFO", wait_s=5.0, **env):
     environ = {k: v for k, v in os.environ.items()
-               if not k.startswith("RAGGIO_") and k != "RAY_ADDRESS"}
+               if not k.startswith("RAGGIO_") or k == "RAGGIO_TEMP_DIR"}
+    environ.pop("RAY_ADDRESS", None)
     environ.update(RAGGIO_DEDUP_LOGS_WINDOW_S="4", **env)
     return subprocess.run([sys.executable, "-c", DRIVER, level, str(wait_s)],
                           capture_output=True, text=True, env=environ, timeout=120)
