@@ -63,6 +63,14 @@ class Config:
     dedup_logs_window_s: float = _doc(
         "How long repeats of a line are counted before the count is printed.", 5.0,
         "RAY_DEDUP_LOGS_AGG_WINDOW_S")
+    task_events_report_interval_s: float = _doc(
+        "How often a process sends its task state changes to the control store (0: off).", 1.0)
+    task_events_max_buffer: int = _doc(
+        "Task events a process holds while the control store is away (then the oldest go).",
+        100_000)
+    task_events_max_tasks: int = _doc(
+        "Task attempts the control store keeps (then the oldest go, counted).", 100_000,
+        "RAY_task_events_max_num_task_in_gcs")
     health_check_period_s: float = _doc("How often the control store pings nodes.", 1.0)
     health_check_failure_threshold: int = _doc("Missed pings before a node is dead.", 3)
     gcs_reconnect_timeout_s: float = _doc(

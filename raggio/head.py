@@ -50,7 +50,8 @@ async def run_head(args: argparse.Namespace) -> None:
     gcs = GcsServer(listen=f"{args.node_ip}:{args.port}", token=token, session_dir=session_dir,
                     health_check_period_s=cfg.health_check_period_s,
                     health_check_failure_threshold=cfg.health_check_failure_threshold,
-                    storage=storage, reconnect_grace_s=cfg.gcs_reconnect_grace_s)
+                    storage=storage, reconnect_grace_s=cfg.gcs_reconnect_grace_s,
+                    task_events_max_tasks=cfg.task_events_max_tasks)
     await gcs.start()
     node = None
     if not args.no_node:

@@ -113,3 +113,26 @@ def test_worker_logs_rotate_by_size_and_reach_the_driver_whole(tmp_path):
     names = set(os.listdir(logs_dir))
     assert {current + ".1", current + ".2"} <= names and current + ".3" not in names
     assert os.path.getsize(os.path.join(logs_dir, current)) <= 10000 + 4096
+
+
+def test_prints_a_tasks_own_lines_by_task_id(ray_start_regular):
+    @ray.remote
+    class Chatty:
+        def greet(self, word):
+            print(f"{word} from a task", flush=True)
+
+        def mutter(self):
+            print("someone else's line", flush=True)
+
+    chatty = Chatty.remote()
+    ray.get(chatty.mutter.remote())
+    ref = chatty.greet.remote("hello")
+    ray.get(ref)
+    ray.get(chatty.mutter.remote())  # the same worker, before and after
+    task_id = ref.task_id().hex()
+    wait_until(lambda: "hello from a task" in logs(ray_start_regular, "--task-id", task_id)
+               .stdout, what="the task's line in its worker's log")
+    out = logs(ray_start_regular, "--task-id", task_id).stdout
+    assert out == "hello from a task\n"
+    missing = logs(ray_start_regular, "--task-id", "00" * 24)
+    assert missing.returncode != 0 and "raggio list tasks" in missing.stderr

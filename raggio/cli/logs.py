@@ -3,7 +3,11 @@
 Without a file name it lists each node's files by kind. With a glob it
 prints the matching file (or lists the matches when there are several); the
 node is ``--node-id`` or, by default, every node. ``--actor-id`` and ``--pid``
-pick a worker's output (``--err`` for its stderr). ``--tail`` prints the last
+pick a worker's output (``--err`` for its stderr); ``--task-id`` the lines a
+task printed, found through the task history: its latest attempt's worker,
+and in that worker's file the lines under the task's name (workers mark
+where each task name's output begins; a worker that ran other tasks of the
+same name in between shows theirs too). ``--tail`` prints the last
 lines; ``--follow`` keeps printing what the file gets until interrupted. The
 CLI asks the node managers themselves, found through the control store.
 """
@@ -29,11 +33,17 @@ def _kind(name: str) -> str:
     return "other"
 
 
-def logs(glob: str | None, node_id: str | None, actor_id: str | None, pid: int | None,
-         err: bool, tail: int, follow: bool, address: str | None) -> None:
+def logs(glob: str | None, node_id: str | None, actor_id: str | None, task_id: str | None,
+         pid: int | None, err: bool, tail: int, follow: bool, address: str | None) -> None:
     cluster = resolve(address)
     (nodes,) = query(cluster, ("get_nodes", None))
     nodes = [n for n in nodes if n["state"] == "ALIVE"]
+    task_name = None
+    if task_id is not None:
+        if follow:
+            raise click.UsageError("--follow works with a file, --actor-id or --pid, not "
+                                   "--task-id.")
+        node_id, pid, task_name = _task_location(cluster, task_id)
     if actor_id is not None:
         node_id, pid = _actor_location(cluster, actor_id)
     if node_id is not None:
@@ -58,7 +68,40 @@ def logs(glob: str | None, node_id: str | None, actor_id: str | None, pid: int |
             click.echo(f"  {name}  (node {node['node_id'].hex()[:16]}..., {node['node_ip']})")
         return
     node, name = matches[0]
+    if task_name is not None:
+        _print_task_lines(cluster, node, name, task_name, tail)
+        return
     _print_file(cluster, node, name, tail, follow)
+
+
+def _task_location(cluster: dict, task_id: str) -> tuple[str, int, str]:
+    """(node id, worker pid, task name) of the task's latest attempt that reached a worker."""
+    try:
+        task_bytes = bytes.fromhex(task_id)
+    except ValueError:
+        raise click.ClickException(f"{task_id!r} is not a task id (hex).") from None
+    (attempts,) = query(cluster, ("get_task", task_bytes))
+    if not attempts:
+        raise click.ClickException(f"No task with id {task_id!r} in the task history. "
+                                   "`raggio list tasks` shows the ids.")
+    ran = [a for a in attempts if a["worker_pid"]]
+    if not ran:
+        raise click.ClickException(f"Task {task_id} has not run on a worker yet "
+                                   f"({attempts[-1]['state']}).")
+    latest = ran[-1]
+    return latest["node_id"].hex(), latest["worker_pid"], (latest["info"] or {}).get("name")
+
+
+def _print_task_lines(cluster: dict, node: dict, name: str, task_name: str,
+                     tail: int) -> None:
+    data = _ask(cluster, node, "read_log", {"name": name, "tail": -1, "marks": True})["data"]
+    lines, current = [], None
+    for line in data.decode(errors="replace").splitlines(keepends=True):
+        if line.startswith(":task_name:"):
+            current = line[len(":task_name:"):].strip()
+        elif not line.startswith(":job_id:") and current == task_name:
+            lines.append(line)
+    _write("".join(lines[-tail:] if tail >= 0 else lines).encode())
 
 
 def _actor_location(cluster: dict, actor_id: str) -> tuple[str, int]:

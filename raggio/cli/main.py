@@ -72,9 +72,10 @@ def status(address: str | None, temp_dir: str | None) -> None:
     from raggio.cli import gcs_client, status as status_module
 
     cluster = gcs_client.resolve(address, temp_dir)
-    nodes, groups = gcs_client.query(cluster, ("get_nodes", None),
-                                     ("placement_group_table", None))
-    click.echo(status_module.render(nodes, groups))
+    nodes, groups, tasks = gcs_client.query(cluster, ("get_nodes", None),
+                                            ("placement_group_table", None),
+                                            ("pending_tasks", None))
+    click.echo(status_module.render(nodes, groups, tasks))
 
 
 @main.command()
@@ -99,7 +100,7 @@ def restore(path: str, temp_dir: str | None, storage: str | None) -> None:
     backup_module.restore(path, temp_dir or get_config().temp_dir, storage)
 
 
-STATE_RESOURCES = ["nodes", "actors", "jobs", "workers", "objects", "placement-groups"]
+STATE_RESOURCES = ["nodes", "actors", "tasks", "jobs", "workers", "objects", "placement-groups"]
 
 
 @main.command(name="list")
@@ -112,7 +113,7 @@ STATE_RESOURCES = ["nodes", "actors", "jobs", "workers", "objects", "placement-g
               default="table", show_default=True)
 @click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
 def list_(resource, filters, limit, detail, output_format, address) -> None:
-    """List the cluster's nodes, actors, jobs, workers, objects or placement groups."""
+    """List the cluster's nodes, actors, tasks, jobs, workers, objects or placement groups."""
     from raggio.cli import state
 
     click.echo(state.list_command(resource, filters, limit, detail, output_format, address))
@@ -123,7 +124,7 @@ def list_(resource, filters, limit, detail, output_format, address) -> None:
 @click.argument("resource_id")
 @click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
 def get_(resource, resource_id, address) -> None:
-    """Show one node, actor, job or placement group, with every field."""
+    """Show one node, actor, task, job or placement group, with every field."""
     from raggio.cli import state
 
     click.echo(state.get_command(resource, resource_id, address))
@@ -141,6 +142,15 @@ def summary_actors(address) -> None:
     from raggio.cli import state
 
     click.echo(state.summary_actors_command(address))
+
+
+@summary.command(name="tasks")
+@click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
+def summary_tasks(address) -> None:
+    """Tasks grouped by function or class, with a count per state."""
+    from raggio.cli import state
+
+    click.echo(state.summary_tasks_command(address))
 
 
 @summary.command(name="objects")
@@ -170,18 +180,19 @@ def memory(group_by, sort_by, stats_only, address) -> None:
 @click.argument("glob", required=False)
 @click.option("--node-id", default=None, help="Only this node's files (default: every node).")
 @click.option("--actor-id", default=None, help="The output of this actor's worker.")
+@click.option("--task-id", default=None, help="The output of this task (its latest attempt).")
 @click.option("--pid", type=int, default=None, help="The output of the worker with this pid.")
 @click.option("--err", is_flag=True, help="With --actor-id or --pid: stderr, not stdout.")
 @click.option("--tail", type=int, default=1000, show_default=True,
               help="Print the last N lines (-1: the whole file).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing what the file gets.")
 @click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
-def logs(glob, node_id, actor_id, pid, err, tail, follow, address) -> None:
+def logs(glob, node_id, actor_id, task_id, pid, err, tail, follow, address) -> None:
     """List the log files of the cluster's nodes, or print one (GLOB names it)."""
     from raggio.cli import logs as logs_module
 
     try:
-        logs_module.logs(glob, node_id, actor_id, pid, err, tail, follow, address)
+        logs_module.logs(glob, node_id, actor_id, task_id, pid, err, tail, follow, address)
     except KeyboardInterrupt:
         pass
 

@@ -74,14 +74,22 @@ def render(rows: list, output_format: str) -> str:
 
 def list_command(resource: str, filters: tuple[str, ...], limit: int, detail: bool,
                  output_format: str, address: str | None) -> str:
-    rows = _call(api.list_resource, resource, address=address, filters=parse_filters(filters),
-                 limit=limit, detail=detail)
+    rows, totals = _call(api.list_resource_with_totals, resource, address=address,
+                         filters=parse_filters(filters), limit=limit, detail=detail)
+    warning = api.dropped_warning(totals)
+    if warning:
+        click.echo(f"Warning: {warning}", err=True)
     if output_format != "table":
         return render(rows, output_format)
     spec = api.resource(resource)
     columns = list(spec.columns + (spec.detail_columns if detail else ()))
-    lines = [f"======== List: {datetime.datetime.now()} ========", "Stats:", RULE,
-             f"Total: {len(rows)}", "", "Table:", RULE, render_table(rows, columns)]
+    stats = [f"Total: {len(rows)}"]
+    if totals["total"] > len(rows) and not filters:
+        stats.append(f"Shown: {len(rows)} of {totals['total']} (raise --limit to see more)")
+    if "dropped" in totals:
+        stats.append(f"Dropped from the history: {totals['dropped'] + totals['dropped_at_source']}")
+    lines = [f"======== List: {datetime.datetime.now()} ========", "Stats:", RULE, *stats, "",
+             "Table:", RULE, render_table(rows, columns)]
     return "\n".join(lines)
 
 
@@ -102,6 +110,27 @@ def summary_actors_command(address: str | None) -> str:
     lines = [f"======== Actors Summary: {datetime.datetime.now()} ========", "Stats:", rule,
              f"total_actors: {summary['total_actors']}", "", "",
              "Table (group by class):", rule, render_table(rows, ["class_name", "state_counts"])]
+    return "\n".join(lines)
+
+
+def summary_tasks_command(address: str | None) -> str:
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = _call(api.summarize_tasks, address=address)["cluster"]
+    for warning in caught:
+        click.echo(f"Warning: {warning.message}", err=True)
+    rows = [{"func_or_class_name": key, "state_counts": entry["state_counts"],
+             "type": entry["type"]} for key, entry in summary["summary"].items()]
+    rule = "-" * 36
+    lines = [f"======== Tasks Summary: {datetime.datetime.now()} ========", "Stats:", rule,
+             f"total_actor_scheduled: {summary['total_actor_scheduled']}",
+             f"total_actor_tasks: {summary['total_actor_tasks']}",
+             f"total_tasks: {summary['total_tasks']}"]
+    if summary["dropped"]:
+        lines.append(f"dropped_from_history: {summary['dropped']}")
+    lines += ["", "", "Table (group by func_name):", rule,
+              render_table(rows, ["func_or_class_name", "state_counts", "type"])]
     return "\n".join(lines)
 
 

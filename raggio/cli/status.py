@@ -1,13 +1,17 @@
 """``raggio status``: nodes, resource usage and pending demand, in ``ray status``'s layout.
 
 Each pending demand says why it waits: no node could ever fit it (and which
-resource is missing), or every node that fits is busy.
+resource is missing), or every node that fits is busy. Pending tasks follow,
+grouped by why they wait, from the control store's task history: for their
+arguments, for an actor, for a placement group, for resources.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime
+
+from raggio.node.resources import why_waiting
 
 _BYTES_KEYS = ("memory", "object_store_memory")
 
@@ -20,22 +24,8 @@ def format_bytes(n: float) -> str:
     return f"{n:.2f}TiB"
 
 
-def pending_reason(request: dict, nodes: list[dict]) -> str:
-    """Why a resource request waits, in a sentence."""
-    alive = [n for n in nodes if n["state"] == "ALIVE"]
-    if any(all(n["resources"].get(k, 0) >= v for k, v in request.items()) for n in alive):
-        return "waiting for resources: every node that fits it is busy"
-    missing = []
-    for key, value in request.items():
-        most = max((n["resources"].get(key, 0) for n in alive), default=0)
-        if most < value:
-            missing.append(f"no node has {key}" if most == 0 else
-                           f"no node has {value:g} {key} (the most is {most:g})")
-    return "infeasible: " + "; ".join(missing) + ". Add a node that has it."
-
-
 def render(nodes: list[dict], placement_groups: dict | None = None,
-           now: datetime.datetime | None = None) -> str:
+           pending_tasks: list[dict] | None = None, now: datetime.datetime | None = None) -> str:
     now = now or datetime.datetime.now()
     lines = [f"======== Cluster status: {now} ========", "Node status",
              "-" * 63, "Active:"]
@@ -56,6 +46,9 @@ def render(nodes: list[dict], placement_groups: dict | None = None,
     lines += _usage(alive)
     lines += ["", "From request_resources:", " (none)", "Pending Demands:"]
     lines += _demands(nodes, placement_groups or {})
+    lines += ["Pending tasks:"]
+    lines += [f" {group['count']} waiting: {group['reason']} (e.g. {group['example']})"
+              for group in pending_tasks or ()] or [" (no pending tasks)"]
     return "\n".join(lines)
 
 
@@ -91,7 +84,7 @@ def _demands(nodes: list[dict], placement_groups: dict) -> list[str]:
             key = repr(dict(sorted(demand["resources"].items())))
             counts[key] += 1
             shapes[key] = demand["resources"]
-    out = [f" {key}: {count}+ pending tasks/actors ({pending_reason(shapes[key], nodes)})"
+    out = [f" {key}: {count}+ pending tasks/actors ({why_waiting(shapes[key], nodes)})"
            for key, count in counts.most_common()]
     for group in placement_groups.values():
         if group["state"] == "PENDING":

@@ -8,7 +8,9 @@ from raggio.core import context
 from raggio.util import scheduling_strategies
 from raggio.core.options import ACTOR_OPTIONS, METHOD_OPTIONS, resources_of, validate
 from raggio.core.remote_function import Exporter
-from raggio.core.task_spec import encode_args, encode_retry_exceptions, hold_refs, return_ids
+from raggio.core.task_events import task_info
+from raggio.core.task_spec import (encode_args, encode_retry_exceptions, return_ids,
+                                   track_submission)
 from raggio.core.serialization import note_contained_ref
 
 
@@ -145,7 +147,10 @@ class ActorHandle:
             "retries_left": options.get("max_task_retries", self._max_task_retries),
             "retry_exceptions": encode_retry_exceptions(options.get("retry_exceptions", False)),
         }
-        hold_refs(core, spec, held)
+        info_id = core.task_events.info_id(
+            (self._actor_id, method_name, core.job_id),
+            lambda: task_info(name, name, "ACTOR_TASK", core.job_id, self._actor_id))
+        track_submission(core, spec, held, info_id)
         core.call_soon(core.actor_submitter.submit, spec)
         if num_returns == 1:
             return refs[0]

@@ -17,6 +17,8 @@ import pickle
 from dataclasses import dataclass, field
 
 from raggio.core.core_worker import error_location
+from raggio.core.task_events import (FAILED, FINISHED, PENDING_NODE_ASSIGNMENT,
+                                     SUBMITTED_TO_WORKER, error_summary)
 from raggio.core.task_submitter import resolve_dependencies
 from raggio.exceptions import ActorDiedError, RayActorError, RpcError, TaskCancelledError
 
@@ -29,6 +31,7 @@ class ActorState:
     queue: collections.deque = field(default_factory=collections.deque)  #: specs not yet sent
     inflight: dict = field(default_factory=dict)  #: task_id -> spec
     conn: object = None
+    where: int | None = None  #: its worker's number in the task history (see task_events)
     incarnation: int = 0
     connecting: bool = False
     dead_error: BaseException | None = None
@@ -70,6 +73,7 @@ class ActorSubmitter:
     async def _resolve(self, state: ActorState, spec: dict) -> None:
         await resolve_dependencies(self.core, spec)
         spec["deps_ready"] = True
+        self.core.task_events.update(spec["task_id"], PENDING_NODE_ASSIGNMENT)
         self._pump(state)
 
     def _pump(self, state: ActorState) -> None:
@@ -85,6 +89,7 @@ class ActorSubmitter:
         while state.queue and state.queue[0]["deps_ready"]:
             spec = state.queue.popleft()
             state.inflight[spec["task_id"]] = spec
+            self.core.task_events.update(spec["task_id"], SUBMITTED_TO_WORKER)
             fut = state.conn.call("push_task", spec)
             fut.add_done_callback(lambda f, spec=spec: self._on_reply(state, spec, f))
 
@@ -109,6 +114,8 @@ class ActorSubmitter:
                         "was restarted; the call was not retried. Set max_task_retries to "
                         "retry calls on a restarted actor.", actor_id=state.actor_id.hex()))
                     state.conn = conn
+                    state.where = self.core.task_events.where_id(
+                        info["node_id"], info["worker_id"], info["pid"])
                     state.incarnation = info["incarnation"]
                     self.core.recovery.peer_nodes[info["address"]] = info["node_id"]
                     conn.close_callbacks.append(lambda c: self._on_lost(state, c))
@@ -128,7 +135,10 @@ class ActorSubmitter:
         if failed:
             state.inflight[spec["task_id"]] = spec  # handled by _on_lost with the rest
             return
-        for object_id, location in zip(spec["return_ids"], fut.result()["returns"]):
+        reply = fut.result()
+        self.core.task_events.ended(spec["task_id"], FAILED if reply.get("app_error") else FINISHED,
+                                    reply.get("error"), reply.get("started"), state.where)
+        for object_id, location in zip(spec["return_ids"], reply["returns"]):
             self.core.refs.set_ready(object_id, location)
         self.core.refs.release_task_args(spec["task_id"])
 
@@ -140,6 +150,9 @@ class ActorSubmitter:
         for spec in sorted(state.inflight.values(), key=lambda s: s["seq"]):
             if spec["retries_left"] != 0:
                 spec["retries_left"] -= 1
+                spec["attempt"] = self.core.task_events.next_attempt(spec["task_id"], [
+                    "ACTOR_DIED", "The actor's worker died while running this call; it is "
+                    "retried on the restarted actor."], where=state.where)
                 retry.append(spec)
             else:
                 state.lost_calls.append(spec)  # failed once we know why the actor died
@@ -153,6 +166,7 @@ class ActorSubmitter:
             self._fail(spec, exc)
 
     def _fail(self, spec: dict, exc: BaseException) -> None:
+        self.core.task_events.ended(spec["task_id"], FAILED, error_summary(exc))
         location = error_location(exc)
         for object_id in spec["return_ids"]:
             self.core.refs.set_ready(object_id, location)

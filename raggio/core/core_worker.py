@@ -29,6 +29,7 @@ from raggio.core.object_table import READY, ObjectTable, ReadyCounter
 from raggio.core.serialization import deserialize_inline, serialize
 from raggio.core.reconstruction import MAX_RECOVERIES_PER_GET
 from raggio.core.shared_memory import Arena
+from raggio.core.task_events import TaskEvents
 from raggio.exceptions import (GetTimeoutError, ObjectLostError, OwnerDiedError,
                                RaySystemError, RayTaskError, RpcError)
 from raggio.rpc import Connection, Server, connect
@@ -81,6 +82,7 @@ class CoreWorker:
         self.server: Server | None = None
         self.submitter = None
         self.actor_submitter = None
+        self.task_events = TaskEvents(self)
         self.current = threading.local()  #: task_id, actor_id, gpu_ids of the running task
         self._peers: dict[str, asyncio.Future] = {}
         self._fetches: dict[bytes, asyncio.Future] = {}
@@ -134,6 +136,7 @@ class CoreWorker:
         self.gcs.notify("subscribe_node_events")
         self.gcs.on_reconnect.append(self._rejoin_control_store)
         self.arena = Arena(self.node_info["arena_path"])
+        self.task_events.start()
 
     async def _rejoin_control_store(self) -> None:
         """After the control store restarted: re-attach our job, hear node deaths again."""
@@ -167,6 +170,7 @@ class CoreWorker:
         self._thread.join(timeout=5)
 
     async def _close(self) -> None:
+        self.task_events.flush()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -45,6 +45,10 @@ class GcsClient:
     def is_closed(self) -> bool:
         return self._closed
 
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and self._ready.is_set() and not self._closed
+
     def _lost(self, conn: Connection) -> None:
         self._ready.clear()
         if not self._closed and self._reconnecting is None:

@@ -114,5 +114,10 @@ class IdMaker:
         return self.task_id_bytes() + b"\x00\x00\x00\x00"
 
 
+def creation_task_id(actor_id: bytes) -> bytes:
+    """The id of an actor's creation task (Ray's: the actor id behind eight 0xff bytes)."""
+    return b"\xff" * 8 + actor_id
+
+
 def object_id_bytes(task_id: bytes, index: int) -> bytes:
     return task_id + (index + 1).to_bytes(4, "big")

@@ -10,7 +10,9 @@ from raggio.core import context
 from raggio.util import scheduling_strategies
 from raggio.core.options import TASK_OPTIONS, resources_of, validate
 from raggio.core.serialization import dumps_function
-from raggio.core.task_spec import encode_args, encode_retry_exceptions, hold_refs, return_ids
+from raggio.core.task_events import task_info
+from raggio.core.task_spec import (encode_args, encode_retry_exceptions, return_ids,
+                                   track_submission)
 
 DEFAULT_MAX_RETRIES = 3
 
@@ -88,7 +90,11 @@ class RemoteFunction:
             "runtime_env": {"env_vars": dict(runtime_env.get("env_vars") or {})},
             "strategy": strategy, "placement_group": capture,
         }
-        hold_refs(core, spec, held)
+        info_id = core.task_events.info_id(
+            (function_id, spec["name"], core.job_id, tuple(resources.items())),
+            lambda: task_info(spec["name"], self._name, "NORMAL_TASK", core.job_id,
+                              resources=resources))
+        track_submission(core, spec, held, info_id)
         core.call_soon(core.submitter.submit, spec)
         if num_returns == 1:
             return refs[0]

@@ -30,6 +30,7 @@ import setproctitle
 from raggio.core.core_worker import error_location
 from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import deserialize_inline, loads_function, serialize
+from raggio.core.task_events import error_summary
 from raggio.exceptions import RayTaskError, TaskCancelledError
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ class TaskExecutor:
             raise TaskCancelledError(requested.hex())
 
     def exit_worker(self, conn, msg: dict) -> None:
+        self.core.task_events.flush()
+        self.core.gcs.close()  # sends what is buffered
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
@@ -118,6 +121,7 @@ class TaskExecutor:
     # -- running one task --
 
     def _execute(self, spec: dict) -> dict:
+        started = self.core.task_events.running(spec["task_id"], spec.get("attempt", 0))
         name = spec["name"]
         self.core.job_id, self.core.namespace = spec["job_id"], spec["namespace"]
         self._mark(spec["job_id"], name)
@@ -138,12 +142,15 @@ class TaskExecutor:
             finally:
                 if is_main:
                     self._running_task = None
-            return self._pack_returns(spec, result)
+            reply = self._pack_returns(spec, result)
         except BaseException as exc:  # noqa: BLE001
-            return self._pack_error(spec, exc)
+            reply = self._pack_error(spec, exc)
         finally:
             current.task_id = None
+            self.core.task_events.done_running(spec["task_id"])
             setproctitle.setproctitle(f"raggio::{self.actor_name or 'IDLE'}")
+        reply["started"] = started
+        return reply
 
     async def _execute_async(self, spec: dict) -> dict:
         self._async_calls[spec["task_id"]] = asyncio.current_task()
@@ -154,6 +161,7 @@ class TaskExecutor:
 
     async def _execute_async_limited(self, spec: dict) -> dict:
         async with self.actor_semaphore:
+            started = self.core.task_events.running(spec["task_id"], spec.get("attempt", 0))
             self._mark(spec["job_id"], spec["name"])
             try:
                 method = self._callable(spec)
@@ -161,11 +169,14 @@ class TaskExecutor:
                 result = method(*args, **kwargs)
                 if inspect.isawaitable(result):
                     result = await result
-                return self._pack_returns(spec, result)
+                reply = self._pack_returns(spec, result)
             except BaseException as exc:  # noqa: BLE001
                 if isinstance(exc, asyncio.CancelledError):
                     exc = TaskCancelledError(spec["task_id"].hex())
-                return self._pack_error(spec, exc)
+                reply = self._pack_error(spec, exc)
+            self.core.task_events.done_running(spec["task_id"])
+            reply["started"] = started
+            return reply
 
     def _callable(self, spec: dict):
         if "actor_id" in spec:
@@ -240,7 +251,7 @@ class TaskExecutor:
             retryable = _should_retry(spec.get("retry_exceptions"), exc)
         location = error_location(error)
         return {"returns": [location] * max(len(spec["return_ids"]), 0),
-                "app_error": True, "retryable": retryable}
+                "app_error": True, "retryable": retryable, "error": error_summary(error)}
 
     def _mark(self, job_id: int, name: str) -> None:
         """Tell the log monitor which job and task the next lines belong to."""
@@ -278,7 +289,7 @@ class TaskExecutor:
             error = RayTaskError(f"{name}.__init__", traceback.format_exc(), exc,
                                  pid=os.getpid(), ip=self.core.node_ip,
                                  actor_id=spec["actor_id"].hex())
-            return {"error": pickle.dumps(error)}
+            return {"error": pickle.dumps(error), "error_summary": error_summary(error)}
         self._setup_concurrency(cls, spec)
         return {"error": None}
 

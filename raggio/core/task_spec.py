@@ -13,6 +13,7 @@ import cloudpickle
 from raggio.core.ids import object_id_bytes
 from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import serialize
+from raggio.core.task_events import PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT
 
 
 def encode_args(core, args: tuple, kwargs: dict, name: str) -> tuple[list, list[str], list]:
@@ -53,7 +54,14 @@ def encode_retry_exceptions(value) -> bool | list[bytes]:
     return [cloudpickle.dumps(t) for t in value]
 
 
-def hold_refs(core, spec: dict, held: list[ObjectRef]) -> None:
-    """Keep the task's argument objects alive until it finishes."""
+def track_submission(core, spec: dict, held: list[ObjectRef], info_id: int) -> None:
+    """Keep the task's argument objects alive until it finishes; open its record in the
+    task history (in the caller's thread, which knows the parent task)."""
+    parent = getattr(core.current, "task_id", None)
     if held:
-        core.refs.hold_task_args(spec["task_id"], [ref._id for ref in held])
+        arg_ids = [ref._id for ref in held]
+        core.refs.hold_task_args(spec["task_id"], arg_ids)
+        core.task_events.submitted(spec["task_id"], 0, info_id, PENDING_ARGS_AVAIL, parent,
+                                   arg_ids)
+    else:
+        core.task_events.submitted(spec["task_id"], 0, info_id, PENDING_NODE_ASSIGNMENT, parent)

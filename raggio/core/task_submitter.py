@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import msgpack
 
 from raggio.core.core_worker import error_location
+from raggio.core.task_events import (FAILED, FINISHED, PENDING_NODE_ASSIGNMENT,
+                                     SUBMITTED_TO_WORKER, error_summary)
 from raggio.exceptions import (OutOfMemoryError, RpcError, TaskCancelledError,
                                TaskUnschedulableError, WorkerCrashedError)
 
@@ -32,6 +34,7 @@ class LeasedWorker:
     conn: object  #: to the worker
     node: object  #: to the node manager that granted the lease
     worker_id: bytes
+    where: int  #: the number of its [node id, worker id, pid] in the task history
     gpu_ids: list = field(default_factory=list)
     inflight: int = 0
     linger: asyncio.TimerHandle | None = None
@@ -78,6 +81,7 @@ class TaskSubmitter:
         if spec.get("cancelled"):
             self._finish_cancelled(spec)
             return
+        self.core.task_events.update(spec["task_id"], PENDING_NODE_ASSIGNMENT)
         self._queue(spec)
 
     def _queue(self, spec: dict) -> None:
@@ -152,6 +156,8 @@ class TaskSubmitter:
             return
         queue.lease_requests -= 1
         worker = LeasedWorker(grant["lease_id"], conn, node, grant["worker_id"],
+                              self.core.task_events.where_id(grant["node_id"],
+                                                             grant["worker_id"], grant["pid"]),
                               grant.get("gpu_ids", []))
         queue.workers.append(worker)
         conn.close_callbacks.append(lambda _c: self._worker_lost(queue, worker))
@@ -189,6 +195,7 @@ class TaskSubmitter:
             worker.linger = None
         worker.inflight += 1
         self.inflight[spec["task_id"]] = (spec, worker)
+        self.core.task_events.update(spec["task_id"], SUBMITTED_TO_WORKER)
         spec["gpu_ids"] = worker.gpu_ids
         fut = worker.conn.call("push_task", spec)
         fut.add_done_callback(lambda f: self._on_reply(queue, worker, spec, f))
@@ -204,11 +211,19 @@ class TaskSubmitter:
             self._on_worker_failure(queue, spec, exc, worker)
             return
         reply = fut.result()
-        if (reply.get("app_error") and reply.get("retryable") and spec["retries_left"] != 0
+        events = self.core.task_events
+        if not reply.get("app_error"):
+            events.ended(spec["task_id"], FINISHED, None, reply.get("started"), worker.where)
+            self._complete(spec, reply["returns"])
+        elif (reply.get("retryable") and spec["retries_left"] != 0
                 and not spec.get("cancelled")):
             spec["retries_left"] -= 1
+            spec["attempt"] = events.next_attempt(spec["task_id"], reply.get("error"),
+                                                  reply.get("started"), worker.where)
             queue.tasks.appendleft(spec)
         else:
+            events.ended(spec["task_id"], FAILED, reply.get("error"), reply.get("started"),
+                         worker.where)
             self._complete(spec, reply["returns"])
         if worker in queue.workers:
             if queue.tasks:
@@ -245,6 +260,9 @@ class TaskSubmitter:
         elif spec["retries_left"] != 0:
             spec["retries_left"] -= 1
             logger.debug("retrying task %s after its worker died: %s", spec["name"], exc)
+            spec["attempt"] = self.core.task_events.next_attempt(spec["task_id"], error_summary(
+                OutOfMemoryError(oom_message) if oom_message else WorkerCrashedError()),
+                where=worker.where if worker else None)
             queue.tasks.appendleft(spec)
             self._pump(queue)
         elif oom_message is not None:
@@ -270,9 +288,13 @@ class TaskSubmitter:
         """Run a finished task again, to rebuild its lost returns (see reconstruction.py)."""
         spec.pop("cancelled", None)
         self.pending[spec["task_id"]] = spec
+        spec["attempt"] = spec.get("attempt", 0) + 1
+        self.core.task_events.submitted(spec["task_id"], spec["attempt"], None,
+                                        PENDING_NODE_ASSIGNMENT)
         self._queue(spec)
 
     def _complete_error(self, spec: dict, exc: BaseException) -> None:
+        self.core.task_events.ended(spec["task_id"], FAILED, error_summary(exc))
         location = error_location(exc)
         self._complete(spec, [location] * len(spec["return_ids"]))
 

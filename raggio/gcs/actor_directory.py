@@ -17,6 +17,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
+from raggio.core.ids import creation_task_id
+from raggio.core.task_events import (FAILED, FINISHED, PENDING_NODE_ASSIGNMENT, RUNNING,
+                                     SUBMITTED_TO_WORKER)
 from raggio.rpc import Connection
 
 logger = logging.getLogger(__name__)
@@ -26,7 +29,7 @@ PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "D
 
 _PERSISTENT_FIELDS = ("state", "address", "worker_id", "node_id", "pid", "num_restarts",
                       "incarnation", "death_cause", "creation_error", "start_time", "end_time",
-                      "killed", "lease_id")
+                      "killed", "lease_id", "events")
 
 #: How long a restarted control store tries to reach a live actor's worker before calling
 #: the actor lost.
@@ -68,6 +71,7 @@ class ActorRecord:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     worker_conn: Connection | None = None
     lease_id: int | None = None  #: the worker lease on ``node_id`` the actor runs under
+    events: list = field(default_factory=list)  #: ``[state, time, node id]`` of each change
 
     def persistent(self) -> dict:
         """What storage keeps of the record (no connections, no events)."""
@@ -83,8 +87,16 @@ class ActorRecord:
             "name": self.spec.get("name") or "", "namespace": self.spec.get("namespace") or "",
             "class_name": self.spec["class_name"], "job_id": self.spec["job_id"],
             "is_detached": self.spec.get("lifetime") == "detached",
-            "start_time": self.start_time, "end_time": self.end_time,
+            "start_time": self.start_time, "end_time": self.end_time, "events": self.events,
         }
+
+    def creation_info(self) -> dict:
+        """The task-history info of the actor's creation task (Ray's names)."""
+        init = f"{self.spec['class_name']}.__init__"
+        name = self.spec.get("name")
+        return {"name": f"{name}:{init}" if name else init, "func_or_class_name": init,
+                "type": "ACTOR_CREATION_TASK", "job_id": self.spec["job_id"],
+                "actor_id": self.actor_id, "required_resources": self.spec["resources"]}
 
 
 class ActorDirectory:
@@ -93,11 +105,14 @@ class ActorDirectory:
     def __init__(self, lease_worker: Callable[[dict], Awaitable[tuple]],
                  connect_worker: Callable[..., Awaitable[Connection]],
                  save: Callable[[ActorRecord], None] = lambda record: None,
-                 node_conn: Callable[[bytes], Connection | None] = lambda node_id: None):
+                 node_conn: Callable[[bytes], Connection | None] = lambda node_id: None,
+                 record_task: Callable[..., None] = lambda *args, **kwargs: None):
         self._node_conn = node_conn  #: the connection to a node, if it is connected
         self._lease_worker = lease_worker
         self._connect_worker = connect_worker
         self._save = save  #: writes a record through to the control store's storage
+        #: (task id, attempt, state, info, extra): an event of an actor's creation task
+        self._record_task = record_task
         self.actors: dict[bytes, ActorRecord] = {}
         self.named: dict[tuple[str, str], bytes] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -117,7 +132,10 @@ class ActorDirectory:
                     "get_actor(name) or .options(name=..., get_if_exists=True).")
             self.named[key] = actor_id
         record = ActorRecord(actor_id, spec)
+        record.events.append([PENDING, record.start_time, None])
         self.actors[actor_id] = record
+        self._record_task(creation_task_id(actor_id), 0, PENDING_NODE_ASSIGNMENT,
+                          record.creation_info(), None)
         self._save(record)
         self._spawn(self._start(record))
 
@@ -126,7 +144,8 @@ class ActorDirectory:
         for fields in saved:
             record = ActorRecord(fields["actor_id"], fields["spec"])
             for name in _PERSISTENT_FIELDS:
-                setattr(record, name, fields[name])
+                if name in fields:  # a store from an older raggio may lack some
+                    setattr(record, name, fields[name])
             self.actors[record.actor_id] = record
             name = record.spec.get("name")
             if name and record.state != DEAD:
@@ -241,12 +260,17 @@ class ActorDirectory:
 
     def _set_state(self, record: ActorRecord, state: str) -> None:
         record.state = state
+        record.events.append([state, time.time(), record.node_id or None])
         record.changed.set()
         self._save(record)
 
-    def _mark_dead(self, record: ActorRecord, cause: str) -> None:
+    def _mark_dead(self, record: ActorRecord, cause: str, error: list | None = None) -> None:
+        """``error``: the task-history error of a creation that failed (default: the cause)."""
         if record.state == DEAD:
             return
+        if record.incarnation == record.num_restarts:  # it died before its (re)start finished
+            self._record_task(creation_task_id(record.actor_id), record.num_restarts, FAILED,
+                              None, error or ["ACTOR_DIED", record.death_cause or cause])
         record.death_cause = record.death_cause or cause
         record.end_time = time.time()
         self._set_state(record, DEAD)
@@ -262,6 +286,7 @@ class ActorDirectory:
 
     async def _start(self, record: ActorRecord) -> None:
         spec = record.spec
+        task_id, attempt = creation_task_id(record.actor_id), record.num_restarts
         try:
             node_conn, grant = await self._lease_worker(spec)
             if record.killed:
@@ -272,9 +297,12 @@ class ActorDirectory:
             conn = await self._connect_worker(grant["address"])
             record.worker_conn = conn
             conn.close_callbacks.append(lambda _c: self._worker_lost(record, conn))
+            self._record_task(task_id, attempt, SUBMITTED_TO_WORKER)
+            self._record_task(task_id, attempt, RUNNING, None, None,
+                              [grant["node_id"], grant["worker_id"], grant["pid"]])
             reply = await conn.call("create_actor", {
                 "spec": spec, "gpu_ids": grant.get("gpu_ids", []),
-                "incarnation": record.incarnation + 1})
+                "incarnation": record.incarnation + 1, "attempt": attempt})
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -284,7 +312,8 @@ class ActorDirectory:
         if reply.get("error") is not None:
             record.creation_error = reply["error"]
             record.killed = True
-            self._mark_dead(record, "The actor died because its __init__ raised an exception.")
+            self._mark_dead(record, "The actor died because its __init__ raised an exception.",
+                            reply.get("error_summary"))
             conn.notify("exit_worker", {"reason": "actor __init__ failed"})
             return
         record.address = grant["address"]
@@ -292,6 +321,7 @@ class ActorDirectory:
         record.node_id = grant["node_id"]
         record.pid = grant["pid"]
         record.incarnation += 1
+        self._record_task(task_id, attempt, FINISHED)
         self._set_state(record, ALIVE)
 
     def _worker_lost(self, record: ActorRecord, conn: Connection) -> None:
@@ -315,6 +345,8 @@ class ActorDirectory:
         record.num_restarts += 1
         record.node_death = record.exit_detail = ""
         record.exited.clear()
+        self._record_task(creation_task_id(record.actor_id), record.num_restarts,
+                          PENDING_NODE_ASSIGNMENT, record.creation_info(), None)
         self._set_state(record, RESTARTING)
         self._spawn(self._start(record))
 
@@ -336,3 +368,4 @@ class ActorDirectory:
             + (record.exit_detail or "its worker process exited")
             + (f" and it was already restarted {record.num_restarts} times (max_restarts="
                f"{max_restarts})" if max_restarts else " and max_restarts is 0") + "."))
+

@@ -18,6 +18,7 @@ from raggio.gcs.health_check import HealthChecker
 from raggio.gcs.placement_groups import PlacementGroupTable
 from raggio.gcs.storage import SqliteStorage, copy_records
 from raggio.gcs.table_storage import TABLES, TableStorage
+from raggio.gcs.task_events import TaskEventStore, pending_reason
 from raggio.rpc import Connection, Server, connect
 
 logger = logging.getLogger(__name__)
@@ -31,10 +32,12 @@ class GcsServer:
 
     def __init__(self, *, listen: str, token: str, session_dir: str, connect_timeout_s: float = 30.0,
                  health_check_period_s: float = 1.0, health_check_failure_threshold: int = 3,
-                 storage=None, reconnect_grace_s: float = 30.0):
+                 storage=None, reconnect_grace_s: float = 30.0,
+                 task_events_max_tasks: int = 100_000):
         self.token = token
         self.session_dir = session_dir
         self.tables = TableStorage(storage)
+        self.task_events = TaskEventStore(self.tables, task_events_max_tasks)
         self.nodes: dict[bytes, dict] = {}
         self.node_conns: dict[bytes, Connection] = {}
         self.jobs: dict[int, dict] = {}
@@ -46,7 +49,8 @@ class GcsServer:
         self.reconnect_grace_s = reconnect_grace_s
         self._connect_timeout_s = connect_timeout_s
         self.actors = ActorDirectory(self._lease_worker_for_actor, self._connect_worker,
-                                     self._save_actor, self.node_conns.get)
+                                     self._save_actor, self.node_conns.get,
+                                     self.task_events.add_local)
         self.placement_groups = PlacementGroupTable(self._available_nodes,
                                                     lambda node_id: self.node_conns[node_id],
                                                     self._update_node_resources,
@@ -67,6 +71,10 @@ class GcsServer:
             "get_jobs": self.get_jobs,
             "list_workers": self.list_workers,
             "list_objects": self.list_objects,
+            "add_task_events": self.add_task_events,
+            "list_tasks": self.list_tasks,
+            "pending_tasks": self.pending_tasks,
+            "get_task": self.get_task,
             "kv_put": self.kv_put,
             "kv_get": self.kv_get,
             "kv_multi_get": self.kv_multi_get,
@@ -110,6 +118,7 @@ class GcsServer:
         await self.health.close()
         await self.placement_groups.close()
         await self.actors.close()
+        self.task_events.save()
         self.tables.close()
         await self.server.close()
 
@@ -139,6 +148,7 @@ class GcsServer:
                 node["state"] = "RECOVERING"  # until it re-registers
             self.nodes[node["node_id"]] = node
         self.actors.recover(self.tables.load("actors"))
+        self.task_events.recover()
         self.placement_groups.recover(self.tables.load("placement_groups"))
         if any(job["is_dead"] is False for job in self.jobs.values()) or any(
                 node["state"] == "RECOVERING" for node in self.nodes.values()):
@@ -336,6 +346,42 @@ class GcsServer:
                             "address": job.get("driver_address"),
                             "ip": (job.get("driver_address") or "").rpartition(":")[0]})
         return out
+
+    # -- task history --
+
+    def add_task_events(self, conn: Connection, batch: dict) -> None:
+        self.task_events.add_batch(batch)
+
+    def list_tasks(self, conn: Connection, msg: dict | None) -> dict:
+        """The newest ``limit`` task attempts, each pending one with why it waits."""
+        reply = self.task_events.listing((msg or {}).get("limit"))
+        for task in reply["tasks"]:
+            task["pending_reason"] = self._why_pending(task)
+        return reply
+
+    def get_task(self, conn: Connection, task_id: bytes) -> list[dict]:
+        """Every recorded attempt of one task (``raggio logs --task-id``)."""
+        return self.task_events.attempts(task_id)
+
+    def pending_tasks(self, conn: Connection, _msg) -> list[dict]:
+        """Task attempts not running yet, grouped by why they wait (for ``raggio status``):
+        ``{"reason", "count", "example"}``, the example a task's name and id."""
+        groups: dict[str, dict] = {}
+        for task in self.task_events.listing(None, waiting_only=True)["tasks"]:
+            reason = self._why_pending(task)
+            key = ("waiting for the objects they take as arguments"
+                   if task["state"] == "PENDING_ARGS_AVAIL" else reason)
+            group = groups.setdefault(key, {"reason": key, "count": 0,
+                                            "example": f"{(task['info'] or {}).get('name')} "
+                                                       f"{task['task_id'].hex()}: {reason}"})
+            group["count"] += 1
+        return sorted(groups.values(), key=lambda group: -group["count"])
+
+    def _why_pending(self, task: dict) -> str | None:
+        if task["state"] in ("FINISHED", "FAILED", "RUNNING"):
+            return None
+        return pending_reason(task, self.task_events, list(self.nodes.values()),
+                              self.placement_groups.groups, self.actors.actors)
 
     # -- internal KV --
 

@@ -1,8 +1,8 @@
 """Where the control store keeps its tables: in memory, in a SQLite file, or in Redis.
 
 Each backend stores ``(table, key) -> value`` records, with bytes keys and
-values, and offers the same five calls (``put``, ``get``, ``delete``,
-``items``, ``close``), so the control store writes through to any of them and
+values, and offers the same calls (``put``, ``get``, ``delete``, ``items``,
+``close``, and ``put_many``/``delete_many`` for a batch in one transaction), so the control store writes through to any of them and
 reloads its tables from them at start. ``open_storage`` picks the backend from
 a URL: ``memory``, a file path or ``sqlite:///path``, or ``redis://host:port``.
 A file that is not a raggio store, or a Redis that cannot be reached, raises
@@ -30,6 +30,13 @@ class MemoryStorage:
 
     def delete(self, table: str, key: bytes) -> None:
         self._tables.get(table, {}).pop(key, None)
+
+    def put_many(self, table: str, items: list[tuple[bytes, bytes]]) -> None:
+        self._tables.setdefault(table, {}).update(items)
+
+    def delete_many(self, table: str, keys: list[bytes]) -> None:
+        for key in keys:
+            self.delete(table, key)
 
     def items(self, table: str) -> list[tuple[bytes, bytes]]:
         return list(self._tables.get(table, {}).items())
@@ -63,6 +70,16 @@ class SqliteStorage:
 
     def delete(self, table: str, key: bytes) -> None:
         self._db.execute("DELETE FROM records WHERE tbl=? AND key=?", (table, key))
+
+    def put_many(self, table: str, items: list[tuple[bytes, bytes]]) -> None:
+        with self._db:  # one transaction
+            self._db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
+                                 [(table, key, value) for key, value in items])
+
+    def delete_many(self, table: str, keys: list[bytes]) -> None:
+        with self._db:
+            self._db.executemany("DELETE FROM records WHERE tbl=? AND key=?",
+                                 [(table, key) for key in keys])
 
     def items(self, table: str) -> list[tuple[bytes, bytes]]:
         return self._db.execute("SELECT key, value FROM records WHERE tbl=?",
@@ -129,6 +146,14 @@ class RedisStorage:
 
     def delete(self, table: str, key: bytes) -> None:
         self._client.hdel(self._hash(table), key)
+
+    def put_many(self, table: str, items: list[tuple[bytes, bytes]]) -> None:
+        if items:
+            self._client.hset(self._hash(table), mapping=dict(items))
+
+    def delete_many(self, table: str, keys: list[bytes]) -> None:
+        if keys:
+            self._client.hdel(self._hash(table), *keys)
 
     def items(self, table: str) -> list[tuple[bytes, bytes]]:
         return list(self._client.hgetall(self._hash(table)).items())

@@ -1,8 +1,8 @@
 """Writing the control store's tables through to storage, and reading them back.
 
-The tables (internal KV, jobs, nodes, actors, placement groups) live in
-memory in their owners (``GcsServer``, ``ActorDirectory``,
-``PlacementGroupTable``); each change is also written here, msgpack-encoded,
+The tables (internal KV, jobs, nodes, actors, placement groups, task
+history) live in memory in their owners (``GcsServer``, ``ActorDirectory``,
+``PlacementGroupTable``, ``TaskEventStore``); each change is also written here, msgpack-encoded,
 to the storage backend (``gcs/storage.py``). A control store that starts on
 a store with records in it reloads them (``load``) and recovers: see
 ``GcsServer.recover``.
@@ -14,7 +14,8 @@ import msgpack
 
 from raggio.gcs.storage import MemoryStorage
 
-TABLES = ("cluster", "kv", "jobs", "nodes", "actors", "placement_groups")
+TABLES = ("cluster", "kv", "jobs", "nodes", "actors", "placement_groups", "task_events",
+          "task_events_meta")
 
 
 def _key(key) -> bytes:
@@ -41,6 +42,16 @@ class TableStorage:
 
     def delete(self, table: str, key) -> None:
         self.storage.delete(table, _key(key))
+
+    def save_many(self, table: str, records: list[tuple]) -> None:
+        """Several ``(key, record)`` at once (one transaction where the backend has them)."""
+        if records:
+            self.storage.put_many(table, [(_key(key), msgpack.packb(record, use_bin_type=True))
+                                          for key, record in records])
+
+    def delete_many(self, table: str, keys: list) -> None:
+        if keys:
+            self.storage.delete_many(table, [_key(key) for key in keys])
 
     def load(self, table: str) -> list:
         """The table's records (for kv: (key, value) pairs)."""

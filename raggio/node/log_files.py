@@ -30,7 +30,8 @@ def list_logs(log_dir: str) -> list[dict]:
 
 
 def read_log(log_dir: str, msg: dict) -> dict:
-    """{"data", "offset"}: from ``offset`` on, or the last ``tail`` lines (when no offset)."""
+    """{"data", "offset"}: from ``offset`` on, or the last ``tail`` lines (when no offset);
+    the workers' marker lines too with ``marks``."""
     name = msg["name"]
     if os.path.basename(name) != name or name in ("", ".", ".."):
         raise ValueError(f"{name!r} is not the name of a log file")
@@ -46,7 +47,9 @@ def read_log(log_dir: str, msg: dict) -> dict:
     except FileNotFoundError:
         raise ValueError(f"There is no log file {name!r} on this node; `raggio logs` lists "
                          "them.") from None
-    return {"data": _MARK_LINES.sub(b"", data), "offset": offset + len(data)}
+    if not msg.get("marks"):  # the lines that say which task's output follows
+        data = _MARK_LINES.sub(b"", data)
+    return {"data": data, "offset": offset + len(data)}
 
 
 def _tail_offset(f, size: int, lines: int) -> int:

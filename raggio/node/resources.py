@@ -22,6 +22,21 @@ def take(available: dict[str, float], request: dict[str, float]) -> None:
         available[key] = available.get(key, 0.0) - value
 
 
+def why_waiting(request: dict, nodes: list[dict]) -> str:
+    """Why a resource request waits, in a sentence, given the cluster's nodes (the control
+    store's node records)."""
+    alive = [n for n in nodes if n["state"] == "ALIVE"]
+    if any(all(n["resources"].get(k, 0) >= v for k, v in request.items()) for n in alive):
+        return "waiting for resources: every node that fits it is busy"
+    missing = []
+    for key, value in request.items():
+        most = max((n["resources"].get(key, 0) for n in alive), default=0)
+        if most < value:
+            missing.append(f"no node has {key}" if most == 0 else
+                           f"no node has {value:g} {key} (the most is {most:g})")
+    return "infeasible: " + "; ".join(missing) + ". Add a node that has it."
+
+
 class NodeResources:
     """See the module docstring."""
 

@@ -4,10 +4,12 @@ Each test starts its own head with ``raggio start`` in a private temp dir and st
 with ``raggio stop``; drivers run as subprocesses, as users run them.
 """
 
+import json
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -237,3 +239,37 @@ def test_nodes_and_drivers_ride_out_a_head_restart(temp_dir):
         assert driver.wait(timeout=60) == 0
     finally:
         driver.kill()
+
+
+TASKS = textwrap.dedent("""
+    import raggio as ray
+    ray.init(address="auto")
+
+    @ray.remote
+    def remembered(x):
+        return x + 1
+
+    print(ray.get([remembered.remote(i) for i in range(3)]))
+""")
+
+
+def test_the_task_history_survives_a_killed_control_store(temp_dir):
+    info = start_head(temp_dir)
+    result = subprocess.run([sys.executable, "-c", TASKS], capture_output=True, text=True,
+                            env=env(temp_dir), timeout=TIMEOUT_S)
+    assert result.stdout.strip() == "[1, 2, 3]", result.stderr
+
+    def saved():
+        with sqlite3.connect(cluster_file.default_store_path(str(temp_dir))) as db:
+            return db.execute("SELECT count(*) FROM records WHERE tbl='task_events'"
+                              ).fetchone()[0] >= 3
+    wait_until(saved, what="the task history written through to the store")
+    kill_head(info)
+    start_head(temp_dir)
+    listing = subprocess.run([sys.executable, "-m", "raggio", "list", "tasks", "--format",
+                              "json", "--detail"], capture_output=True, text=True,
+                             env=env(temp_dir), timeout=TIMEOUT_S)
+    assert listing.returncode == 0, listing.stderr
+    tasks = [t for t in json.loads(listing.stdout) if t["name"] == "remembered"]
+    assert [t["state"] for t in tasks] == ["FINISHED"] * 3
+    assert all(t["events"][-1]["state"] == "FINISHED" and t["worker_pid"] for t in tasks)

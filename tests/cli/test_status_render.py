@@ -10,7 +10,8 @@ import datetime
 
 import pytest
 
-from raggio.cli.status import format_bytes, pending_reason, render
+from raggio.cli.status import format_bytes, render
+from raggio.node.resources import why_waiting
 
 GiB, MiB = 1024**3, 1024**2
 NOW = datetime.datetime(2024, 5, 6, 7, 8, 9)
@@ -135,7 +136,7 @@ def test_pending_reason(request_, reason):
     nodes = [record(HEAD, {"CPU": 2.0}, available={"CPU": 0.0}),
              record(WORKER, {"CPU": 4.0}, available={"CPU": 0.0}),
              record(DEAD, {"CPU": 16.0, "GPU": 8.0, "special": 1.0}, state="DEAD", end_time=0.0)]
-    assert pending_reason(request_, nodes) == reason
+    assert why_waiting(request_, nodes) == reason
 
 
 @pytest.mark.parametrize("n, text", [

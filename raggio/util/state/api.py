@@ -12,6 +12,7 @@ current cluster, as ``init("auto")`` finds it) gets a one-shot connection.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Callable
 
 DEFAULT_LIMIT = 100
@@ -31,6 +32,9 @@ class Resource:
     columns: tuple[str, ...]  #: the fields of a plain listing, in Ray's order
     detail_columns: tuple[str, ...]  #: added with ``detail=True``
     shape: Callable[[Any], dict]  #: a control store record -> a row with every field
+    #: Whether the control store request takes ``{"limit": n}`` and answers
+    #: ``{"tasks": [...], "total": ..., "dropped": ...}`` (the task history).
+    history: bool = False
 
 
 def _job_hex(job_id: int | None) -> str:
@@ -120,6 +124,46 @@ def _object_row(ref: dict) -> dict:
     }
 
 
+#: Ray's driver task id: 20 0xff bytes and the job id; the parent of a driver's tasks.
+def _driver_task_hex(job_hex: str) -> str:
+    return "ff" * 20 + job_hex
+
+
+def _plain_resources(resources: dict) -> dict:
+    """A request as the user wrote it: without placement group renaming (CPU_group_...)."""
+    out = {}
+    for key, value in resources.items():
+        if key.startswith("bundle_group_"):
+            continue
+        out[key.split("_group_")[0]] = value
+    return out
+
+
+def _task_row(task: dict) -> dict:
+    info = task["info"] or {}
+    job_hex = _job_hex(info.get("job_id"))
+    resources = info.get("required_resources") or {}
+    group = next((k.rpartition("_")[2] for k in resources if k.startswith("bundle_group_")),
+                 None)
+    events = [{"state": state, "created_ms": _ms(ts)} for state, ts in task["events"]]
+    return {
+        "task_id": task["task_id"].hex(), "attempt_number": task["attempt"],
+        "name": info.get("name", ""), "state": task["state"], "job_id": job_hex,
+        "actor_id": info["actor_id"].hex() if info.get("actor_id") else "",
+        "type": info.get("type", ""), "func_or_class_name": info.get("func_or_class_name", ""),
+        "parent_task_id": (task["parent_task_id"].hex() if task["parent_task_id"]
+                           else _driver_task_hex(job_hex)),
+        "node_id": task["node_id"].hex() if task["node_id"] else "",
+        "worker_id": task["worker_id"].hex() if task["worker_id"] else "",
+        "worker_pid": task["worker_pid"], "error_type": task["error_type"],
+        "language": "PYTHON", "required_resources": _plain_resources(resources),
+        "placement_group_id": group, "events": events,
+        "creation_time_ms": events[0]["created_ms"] if events else None,
+        "start_time_ms": _ms(task["start_time"]), "end_time_ms": _ms(task["end_time"]),
+        "error_message": task["error_message"], "pending_reason": task.get("pending_reason"),
+    }
+
+
 RESOURCES: dict[str, Resource] = {
     "nodes": Resource("get_nodes", "node_id",
                       ("node_id", "node_ip", "is_head_node", "state", "state_message",
@@ -134,6 +178,13 @@ RESOURCES: dict[str, Resource] = {
                         ("worker_id", "is_alive", "worker_type", "exit_type", "node_id", "ip",
                          "pid", "exit_detail"),
                         ("state", "job_id", "address"), _worker_row),
+    "tasks": Resource("list_tasks", "task_id",
+                      ("task_id", "attempt_number", "name", "state", "job_id", "actor_id", "type",
+                       "func_or_class_name", "parent_task_id", "node_id", "worker_id",
+                       "worker_pid", "error_type"),
+                      ("language", "required_resources", "placement_group_id", "events",
+                       "creation_time_ms", "start_time_ms", "end_time_ms", "error_message",
+                       "pending_reason"), _task_row, history=True),
     "objects": Resource("list_objects", "object_id",
                         ("object_id", "object_size", "task_status", "reference_type",
                          "call_site", "type", "pid", "ip"),
@@ -157,19 +208,45 @@ def resource(name: str) -> Resource:
     return found
 
 
-def _records(op: str, address: str | None, timeout_s: float) -> list:
-    """The records one control store request returns, by the driver's connection or
-    a one-shot one."""
+def _query(op: str, payload, address: str | None, timeout_s: float):
+    """One control store request, by the driver's connection or a one-shot one."""
     from raggio.core import context
     if address is None and context.current_core_or_none() is not None:
-        reply = context.get_core().request("gcs", op, None)
-    else:
-        from raggio.core.one_shot import query_control_store
-        try:
-            (reply,) = query_control_store(address, [(op, None)], timeout_s=timeout_s)
-        except (ConnectionError, OSError) as exc:
-            raise RayStateApiException(str(exc)) from None
-    return list(reply.values()) if isinstance(reply, dict) else reply
+        return context.get_core().request("gcs", op, payload)
+    from raggio.core.one_shot import query_control_store
+    try:
+        (reply,) = query_control_store(address, [(op, payload)], timeout_s=timeout_s)
+    except (ConnectionError, OSError) as exc:
+        raise RayStateApiException(str(exc)) from None
+    return reply
+
+
+def _records(spec: Resource, address: str | None, timeout_s: float,
+             limit: int | None = None) -> tuple[list, dict]:
+    """(the resource's records, totals: how many there are and how many were dropped)."""
+    if spec.history:
+        reply = _query(spec.op, {"limit": limit}, address, timeout_s)
+        totals = {key: reply[key] for key in ("total", "dropped", "dropped_at_source")}
+        return reply["tasks"], totals
+    reply = _query(spec.op, None, address, timeout_s)
+    records = list(reply.values()) if isinstance(reply, dict) else reply
+    return records, {"total": len(records)}
+
+
+def dropped_warning(totals: dict) -> str | None:
+    """A sentence on task history the control store no longer has, if any."""
+    dropped, at_source = totals.get("dropped", 0), totals.get("dropped_at_source", 0)
+    if not (dropped or at_source):
+        return None
+    parts = []
+    if dropped:
+        parts.append(f"{dropped} task attempts were dropped from the control store's history, "
+                     "oldest first (it keeps RAY_task_events_max_num_task_in_gcs, "
+                     "RAGGIO_TASK_EVENTS_MAX_TASKS, attempts)")
+    if at_source:
+        parts.append(f"{at_source} task events were dropped by drivers and workers that could "
+                     "not reach the control store in time")
+    return "; ".join(parts) + "."
 
 
 def _matches(row: dict, key: str, op: str, wanted) -> bool:
@@ -205,29 +282,46 @@ def list_resource(name: str, *, address: str | None = None, filters=None,
                   limit: int = DEFAULT_LIMIT, timeout: float = DEFAULT_TIMEOUT_S,
                   detail: bool = False) -> list[dict]:
     """Rows of one resource, with Ray's fields; what ``raggio list`` prints."""
+    rows, totals = list_resource_with_totals(name, address=address, filters=filters,
+                                             limit=limit, timeout=timeout, detail=detail)
+    warning = dropped_warning(totals)
+    if warning:
+        warnings.warn(warning, stacklevel=2)
+    return rows
+
+
+def list_resource_with_totals(name: str, *, address: str | None = None, filters=None,
+                              limit: int | None = DEFAULT_LIMIT,
+                              timeout: float = DEFAULT_TIMEOUT_S,
+                              detail: bool = False) -> tuple[list[dict], dict]:
+    """``list_resource``'s rows, and how many there are in all (and were dropped)."""
     spec = resource(name)
     checked = _check_filters(name, spec, filters)
     if limit is not None and limit <= 0:
         raise RayStateApiException(f"limit must be positive, got {limit}.")
     fields = spec.columns + (spec.detail_columns if detail else ())
+    records, totals = _records(spec, address, timeout, None if checked else limit)
     rows = []
-    for record in _records(spec.op, address, timeout):
+    for record in records:
         row = spec.shape(record)
         if all(_matches(row, key, op, value) for key, op, value in checked):
             rows.append({field: row[field] for field in fields})
     rows.sort(key=lambda row: str(row[spec.id_field]))
-    return rows[:limit] if limit is not None else rows
+    return (rows[:limit] if limit is not None else rows), totals
 
 
 def get_resource(name: str, resource_id: str, *, address: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_S) -> dict | None:
-    """One row, with every field, by id (a hex string); None if there is none."""
+                 timeout: float = DEFAULT_TIMEOUT_S) -> dict | list[dict] | None:
+    """One row, with every field, by id (a hex string); None if there is none.
+    A task retried has a row per attempt: a list of them, oldest first."""
     spec = resource(name)
-    for record in _records(spec.op, address, timeout):
-        row = spec.shape(record)
-        if str(row[spec.id_field]) == resource_id:
-            return row
-    return None
+    found = [row for row in map(spec.shape, _records(spec, address, timeout)[0])
+             if str(row[spec.id_field]) == resource_id]
+    if not found:
+        return None
+    if len(found) > 1 and spec.history:
+        return sorted(found, key=lambda row: row["attempt_number"])
+    return found[0]
 
 
 def list_nodes(**kwargs) -> list[dict]:
@@ -240,6 +334,10 @@ def list_actors(**kwargs) -> list[dict]:
 
 def list_workers(**kwargs) -> list[dict]:
     return list_resource("workers", **kwargs)
+
+
+def list_tasks(**kwargs) -> list[dict]:
+    return list_resource("tasks", **kwargs)
 
 
 def list_objects(**kwargs) -> list[dict]:
@@ -262,6 +360,13 @@ def get_actor(id: str, **kwargs) -> dict | None:  # noqa: A002
     return get_resource("actors", id, **kwargs)
 
 
+def get_task(id, **kwargs) -> dict | list[dict] | None:  # noqa: A002
+    """A task's row by id (hex, or an ObjectRef it returns); a list when it was retried."""
+    if not isinstance(id, str):
+        id = id.task_id().hex()  # noqa: A001
+    return get_resource("tasks", id, **kwargs)
+
+
 def get_job(id: str, **kwargs) -> dict | None:  # noqa: A002
     return get_resource("jobs", id, **kwargs)
 
@@ -281,6 +386,39 @@ def summarize_actors(*, address: str | None = None,
         entry["state_counts"][row["state"]] = entry["state_counts"].get(row["state"], 0) + 1
     return {"cluster": {"summary": summary, "total_actors": len(rows),
                         "summary_by": "class"}}
+
+
+_TASK_TOTALS = {"NORMAL_TASK": "total_tasks", "ACTOR_TASK": "total_actor_tasks",
+                "ACTOR_CREATION_TASK": "total_actor_scheduled"}
+
+
+def summarize_tasks(*, address: str | None = None,
+                    timeout: float = DEFAULT_TIMEOUT_S) -> dict:
+    """Tasks (their latest attempts) grouped by function or class with a count per state,
+    in Ray's shape; ``dropped`` counts history the control store no longer has."""
+    rows, totals = list_resource_with_totals("tasks", address=address, limit=None,
+                                             timeout=timeout)
+    latest: dict[str, dict] = {}
+    for row in rows:
+        if row["task_id"] not in latest or row["attempt_number"] > latest[row["task_id"]][
+                "attempt_number"]:
+            latest[row["task_id"]] = row
+    summary: dict[str, dict] = {}
+    counts = dict.fromkeys(_TASK_TOTALS.values(), 0)
+    for row in latest.values():
+        key = row["name"] if row["type"] == "ACTOR_CREATION_TASK" else row["func_or_class_name"]
+        entry = summary.setdefault(key, {"func_or_class_name": key, "type": row["type"],
+                                         "state_counts": {}})
+        entry["state_counts"][row["state"]] = entry["state_counts"].get(row["state"], 0) + 1
+        if row["type"] in _TASK_TOTALS:
+            counts[_TASK_TOTALS[row["type"]]] += 1
+    ordered = dict(sorted(summary.items(),
+                          key=lambda item: -sum(item[1]["state_counts"].values())))
+    warning = dropped_warning(totals)
+    if warning:
+        warnings.warn(warning, stacklevel=2)
+    return {"cluster": {"summary": ordered, **counts, "summary_by": "func_name",
+                        "dropped": totals["dropped"] + totals["dropped_at_source"]}}
 
 
 def summarize_objects(*, address: str | None = None,

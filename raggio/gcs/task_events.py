@@ -1,0 +1,261 @@
+"""The control store's task history: every attempt of every task and its state changes.
+
+Fed by the ``add_task_events`` batches of drivers and workers (see
+``core/task_events.py``) and by the actor directory (actor creation tasks).
+One record per attempt holds its static info (name, type, job, resources),
+its events ``[state, timestamp]`` in time order, where it ran and how it
+failed. Its state is its latest event's, except that a finished or failed
+attempt stays so whatever late event arrives (clocks of several machines).
+
+At most ``max_tasks`` attempts are kept: the oldest go first, and are
+counted, as are the events processes dropped before sending. With a durable
+backend the changed records are written through in one batch a second, and
+reloaded at start, so the history outlives a control-store restart.
+``pending_reason`` says why an attempt that has not started yet waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import collections
+import time
+
+from raggio.core.task_events import (PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT, R_ARGS,
+                                     R_ATTEMPT, R_ERROR, R_EVENTS, R_INFO, R_PARENT, R_TASK,
+                                     R_WHERE, RUNNING, STATE_NAMES, SUBMITTED_TO_WORKER,
+                                     TERMINAL_STATES)
+from raggio.node.resources import why_waiting
+
+SAVE_PERIOD_S = 1.0
+_STARTED = (RUNNING, *TERMINAL_STATES)
+
+
+def _key(task_id: bytes, attempt: int) -> bytes:
+    return task_id if attempt == 0 else task_id + attempt.to_bytes(4, "big")
+
+
+def _lookup(table: list, number: int | None):
+    return table[number] if number is not None and number < len(table) else None
+
+
+def _events(record: list) -> list[tuple[int, float]]:
+    pairs = [(record[i], record[i + 1]) for i in range(R_EVENTS, len(record) - 1, 2)]
+    pairs.sort(key=lambda pair: pair[1])
+    return pairs
+
+
+def state_of(events: list[tuple[int, float]]) -> int | None:
+    """An attempt's state: its last event's, unless it has ended (whatever came later)."""
+    ended = [state for state, _ in events if state in TERMINAL_STATES]
+    if ended:
+        return ended[-1]
+    return events[-1][0] if events else None
+
+
+def describe(record: list) -> dict:
+    """An attempt's record as the state API reads it."""
+    events = _events(record)
+    times = {state: ts for state, ts in events}
+    where = record[R_WHERE] or (None, None, None)
+    error = record[R_ERROR] or (None, None)
+    end = next((ts for state, ts in reversed(events) if state in TERMINAL_STATES), None)
+    state = state_of(events)
+    return {"task_id": record[R_TASK], "attempt": record[R_ATTEMPT],
+            "state": None if state is None else STATE_NAMES[state],
+            "events": [(STATE_NAMES[state], ts) for state, ts in events], "info": record[R_INFO], "parent_task_id": record[R_PARENT],
+            "arg_ids": record[R_ARGS], "node_id": where[0], "worker_id": where[1],
+            "worker_pid": where[2], "start_time": times.get(RUNNING), "end_time": end,
+            "error_type": error[0], "error_message": error[1]}
+
+
+class TaskEventStore:
+    """See the module docstring."""
+
+    def __init__(self, tables, max_tasks: int):
+        self._tables = tables
+        self.max_tasks = max_tasks
+        #: task attempt key -> its record (``core.task_events.R_*``, R_INFO the info itself)
+        self.records: collections.OrderedDict[bytes, list] = collections.OrderedDict()
+        self.dropped = 0  #: attempts evicted to stay within max_tasks
+        self.dropped_at_source = 0  #: ended attempts the processes dropped before sending them
+        #: worker id -> the infos and wheres it numbered (see core.task_events)
+        self._tables_of: dict[bytes, dict[str, list]] = {}
+        self._dirty: set[bytes] = set()
+        self._evicted: list[bytes] = []
+        self._save_scheduled = False
+
+    # -- taking events --
+
+    def add_batch(self, batch: dict) -> None:
+        """One process's records (``add_task_events``)."""
+        where = batch["where"]
+        tables = self._tables_of.setdefault(where[1], {"infos": [], "wheres": []})
+        for name in ("infos", "wheres"):
+            del tables[name][batch[name + "_from"]:]
+            tables[name].extend(batch[name])
+        infos, wheres = tables["infos"], tables["wheres"]
+        self.dropped_at_source += batch["dropped"]
+        for record in batch["tasks"]:
+            record[R_INFO] = _lookup(infos, record[R_INFO])
+            record[R_WHERE] = _lookup(wheres, record[R_WHERE])
+            self._put(record)
+        for task_id, attempt, started in batch["running"]:
+            self.add(task_id, attempt, RUNNING, started, where=where)
+        self._schedule_save()
+
+    def _put(self, record: list) -> None:
+        """An attempt's record as its submitter has it now; it replaces what we had, keeping
+        what only we know (the RUNNING its worker reported, the info of attempt 0)."""
+        key = _key(record[R_TASK], record[R_ATTEMPT])
+        known = self.records.get(key)
+        if known is None:
+            self._insert(key, record)
+            return
+        for slot in (R_INFO, R_PARENT, R_ARGS, R_WHERE, R_ERROR):
+            if record[slot] is None:
+                record[slot] = known[slot]
+        states = set(record[R_EVENTS::2])
+        for state, ts in _events(known):
+            if state not in states:
+                record += (state, ts)
+        self.records[key] = record
+        if self._tables.durable:
+            self._dirty.add(key)
+
+    def add(self, task_id: bytes, attempt: int, state: str, ts: float, info: dict | None = None,
+            error: list | None = None, where: list | None = None) -> None:
+        """One event of an attempt (a worker's RUNNING report, an actor creation's)."""
+        key = _key(task_id, attempt)
+        record = self.records.get(key)
+        if record is None:
+            record = [task_id, attempt, info, None, None, None, None, 0]
+            self._insert(key, record)
+        for slot, value in ((R_INFO, info), (R_WHERE, where), (R_ERROR, error)):
+            if value is not None:
+                record[slot] = value
+        record += (state, ts)
+        if self._tables.durable:
+            self._dirty.add(key)
+
+    def add_local(self, task_id: bytes, attempt: int, state: str, info: dict | None = None,
+                  error: list | None = None, where: list | None = None) -> None:
+        """An event the control store saw itself (an actor's creation task)."""
+        self.add(task_id, attempt, state, time.time(), info, error, where)
+        self._schedule_save()
+
+    def _insert(self, key: bytes, record: list) -> None:
+        if record[R_ATTEMPT] and record[R_INFO] is None:
+            first = self.records.get(record[R_TASK])
+            if first is not None:
+                record[R_INFO], record[R_PARENT] = first[R_INFO], first[R_PARENT]
+        self.records[key] = record
+        if self._tables.durable:
+            self._dirty.add(key)
+        if len(self.records) > self.max_tasks:
+            old_key, _ = self.records.popitem(last=False)
+            self.dropped += 1
+            if self._tables.durable:
+                self._dirty.discard(old_key)
+                self._evicted.append(old_key)
+
+    # -- durability --
+
+    def _schedule_save(self) -> None:
+        if self._tables.durable and not self._save_scheduled and (self._dirty or self._evicted):
+            self._save_scheduled = True
+            asyncio.get_running_loop().call_later(SAVE_PERIOD_S, self.save)
+
+    def save(self) -> None:
+        """Write the changed records, the evictions and the drop counts through."""
+        self._save_scheduled = False
+        if not self._tables.durable:
+            return
+        dirty, self._dirty = self._dirty, set()
+        evicted, self._evicted = self._evicted, []
+        self._tables.save_many("task_events", [(key, self.records[key]) for key in dirty
+                                               if key in self.records])
+        self._tables.delete_many("task_events", evicted)
+        self._tables.save("task_events_meta", "dropped", [self.dropped, self.dropped_at_source])
+
+    def recover(self) -> None:
+        """Reload the history a previous control store saved (oldest first)."""
+        saved = self._tables.load("task_events")
+        saved.sort(key=lambda record: min(record[R_EVENTS + 1::2], default=0))
+        for record in saved:
+            self.records[_key(record[R_TASK], record[R_ATTEMPT])] = record
+        for counts in self._tables.load("task_events_meta"):
+            self.dropped, self.dropped_at_source = counts
+
+    # -- reading --
+
+    def attempts(self, task_id: bytes) -> list[dict]:
+        """Every attempt of one task that the history still has, described, oldest first."""
+        found = [describe(record) for key, record in self.records.items()
+                 if key[:24] == task_id]
+        return sorted(found, key=lambda task: task["attempt"])
+
+    def listing(self, limit: int | None, waiting_only: bool = False) -> dict:
+        """The newest ``limit`` attempts (all when None; only those not running yet with
+        ``waiting_only``), described, and the totals."""
+        records = list(self.records.values())
+        if waiting_only:
+            records = [r for r in records if state_of(_events(r)) not in _STARTED]
+        if limit is not None:
+            records = records[-limit:]
+        return {"tasks": [describe(record) for record in records], "total": len(self.records),
+                "dropped": self.dropped, "dropped_at_source": self.dropped_at_source}
+
+
+def pending_reason(record: dict, store: TaskEventStore, nodes: list[dict],
+                   placement_groups: dict, actors: dict) -> str | None:
+    """Why an attempt that has not started waits, in a sentence (None once it runs)."""
+    state = STATE_NAMES.index(record["state"]) if record["state"] else None
+    info = record["info"] or {}
+    if state == PENDING_ARGS_AVAIL:
+        waiting = [_describe_object(object_id, store) for object_id in record["arg_ids"] or ()]
+        return ("waiting for its argument" + ("s " if len(waiting) > 1 else " ")
+                + "; ".join(waiting[:3]) + (f" and {len(waiting) - 3} more" if len(waiting) > 3
+                                            else "") + " to be ready")
+    if state == SUBMITTED_TO_WORKER:
+        return "sent to a worker; waiting for it to start there (behind the worker's other calls)"
+    if state != PENDING_NODE_ASSIGNMENT:
+        return None
+    if info.get("type") == "ACTOR_TASK":
+        actor = actors.get(info["actor_id"])
+        if actor is None or actor.state == "ALIVE":
+            return "waiting for the actor's earlier calls to be sent"
+        why = f" ({actor.death_cause})" if actor.state == "DEAD" and actor.death_cause else ""
+        return (f"waiting for its actor {info['actor_id'].hex()} ({actor.spec['class_name']}) "
+                f"to be ALIVE; it is {actor.state}{why}")
+    resources = info.get("required_resources") or {}
+    group = placement_group_of(resources)
+    if group is not None:
+        record_pg = placement_groups.get(bytes.fromhex(group))
+        if record_pg is None or record_pg.state == "REMOVED":
+            return f"its placement group {group} was removed"
+        if record_pg.state == "PENDING":
+            return (f"waiting for its placement group {group} to be placed: "
+                    f"{record_pg.pending_reason}")
+        return (f"waiting for room in its placement group {group}: its bundles are taken by "
+                "other tasks or actors")
+    if not resources:
+        return "waiting for a worker"
+    return why_waiting(resources, nodes)
+
+
+def placement_group_of(resources: dict) -> str | None:
+    """The placement group (hex id) a request's resource names point into, if any."""
+    for key in resources:
+        if key.startswith("bundle_group_"):
+            return key.rpartition("_")[2]
+    return None
+
+
+def _describe_object(object_id: bytes, store: TaskEventStore) -> str:
+    producer = store.records.get(object_id[:24])
+    if producer is None:
+        return f"object {object_id.hex()}"
+    name = (producer[R_INFO] or {}).get("name", "?")
+    return (f"object {object_id.hex()} (returned by task {object_id[:24].hex()} {name}, "
+            f"{STATE_NAMES[state_of(_events(producer))]})")
