@@ -57,6 +57,9 @@ def test_prints_a_workers_output_by_pid_and_by_actor(talker):
     (actor,) = list_actors()
     by_actor = logs(address_info, "--actor-id", actor["actor_id"])
     assert by_actor.stdout == out
+    # Ray's forms of the same.
+    assert logs(address_info, "actor", "--id", actor["actor_id"]).stdout == out
+    assert logs(address_info, "worker", "--pid", str(pid)).stdout == out
 
 
 def test_bad_names_and_ids_say_what_to_do(talker):
@@ -67,6 +70,10 @@ def test_bad_names_and_ids_say_what_to_do(talker):
     assert node.returncode != 0 and "No live node with id 'abc'" in node.stderr
     actor = logs(address_info, "--actor-id", "abc")
     assert actor.returncode != 0 and "No actor with id 'abc'" in actor.stderr
+    no_id = logs(address_info, "actor")
+    assert no_id.returncode != 0 and "needs --id" in no_id.stderr
+    listing = logs(address_info, "cluster")  # Ray's name for the plain listing
+    assert listing.returncode == 0 and "worker_out:" in listing.stdout
 
 
 def test_a_node_serves_only_plain_files_of_its_log_directory(tmp_path):
@@ -134,5 +141,6 @@ def test_prints_a_tasks_own_lines_by_task_id(ray_start_regular):
                .stdout, what="the task's line in its worker's log")
     out = logs(ray_start_regular, "--task-id", task_id).stdout
     assert out == "hello from a task\n"
+    assert logs(ray_start_regular, "task", "--id", task_id).stdout == out
     missing = logs(ray_start_regular, "--task-id", "00" * 24)
     assert missing.returncode != 0 and "raggio list tasks" in missing.stderr

@@ -33,6 +33,36 @@ def _kind(name: str) -> str:
     return "other"
 
 
+#: Ray's subcommands of ``ray logs`` that name what to print.
+SUBCOMMANDS = ("cluster", "actor", "task", "worker", "job")
+
+
+def parse_words(words: tuple[str, ...], resource_id: str | None, actor_id: str | None,
+                task_id: str | None, pid: int | None) -> tuple[str | None, str | None,
+                                                            str | None]:
+    """(glob, actor id, task id) from ``raggio logs [GLOB]`` or Ray's ``ray logs KIND ...``."""
+    kind = words[0] if words and words[0] in SUBCOMMANDS else None
+    rest = list(words[1:] if kind else words)
+    if len(rest) > 1:
+        raise click.UsageError(f"Give one file name or glob, not {len(rest)}: {rest}.")
+    glob = rest[0] if rest else None
+    if kind in ("actor", "task") and not (resource_id or actor_id or task_id):
+        raise click.UsageError(f"`raggio logs {kind}` needs --id ID.")
+    if kind == "worker" and pid is None:
+        raise click.UsageError("`raggio logs worker` needs --pid PID.")
+    if kind == "job":
+        raise click.UsageError("raggio has no submission jobs yet: a driver prints its own "
+                               "output. `raggio logs` lists the files of every node.")
+    if resource_id is not None:
+        if kind == "actor":
+            actor_id = resource_id
+        elif kind == "task":
+            task_id = resource_id
+        else:
+            raise click.UsageError("--id goes with `raggio logs actor` or `raggio logs task`.")
+    return glob, actor_id, task_id
+
+
 def logs(glob: str | None, node_id: str | None, actor_id: str | None, task_id: str | None,
          pid: int | None, err: bool, tail: int, follow: bool, address: str | None) -> None:
     cluster = resolve(address)

@@ -177,8 +177,10 @@ def memory(group_by, sort_by, stats_only, address) -> None:
 
 
 @main.command()
-@click.argument("glob", required=False)
+@click.argument("words", nargs=-1)
 @click.option("--node-id", default=None, help="Only this node's files (default: every node).")
+@click.option("--id", "resource_id", default=None,
+              help="With `actor` or `task` (Ray's forms): the actor's or the task's id.")
 @click.option("--actor-id", default=None, help="The output of this actor's worker.")
 @click.option("--task-id", default=None, help="The output of this task (its latest attempt).")
 @click.option("--pid", type=int, default=None, help="The output of the worker with this pid.")
@@ -187,10 +189,21 @@ def memory(group_by, sort_by, stats_only, address) -> None:
               help="Print the last N lines (-1: the whole file).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing what the file gets.")
 @click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
-def logs(glob, node_id, actor_id, task_id, pid, err, tail, follow, address) -> None:
-    """List the log files of the cluster's nodes, or print one (GLOB names it)."""
+def logs(words, node_id, resource_id, actor_id, task_id, pid, err, tail, follow,
+         address) -> None:
+    """List the log files of the cluster's nodes, or print one.
+
+    \b
+    raggio logs [GLOB]               list the files, or print the one GLOB names
+    raggio logs cluster [GLOB]       the same (Ray's form)
+    raggio logs actor --id ID        an actor's worker output (also --actor-id)
+    raggio logs task --id ID         a task's own lines (also --task-id)
+    raggio logs worker --pid PID     a worker's output (also --pid)
+    """
     from raggio.cli import logs as logs_module
 
+    glob, actor_id, task_id = logs_module.parse_words(words, resource_id, actor_id, task_id,
+                                                      pid)
     try:
         logs_module.logs(glob, node_id, actor_id, task_id, pid, err, tail, follow, address)
     except KeyboardInterrupt:
