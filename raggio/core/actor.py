@@ -104,6 +104,7 @@ class ActorHandle:
         self._methods = methods
         self._max_task_retries = max_task_retries
         self._seq = 0
+        self._event_infos: dict[str, tuple] = {}  #: method -> (core, its task-history info)
 
     def __getattr__(self, name: str) -> "ActorMethod":
         methods = self.__dict__.get("_methods")
@@ -147,9 +148,12 @@ class ActorHandle:
             "retries_left": options.get("max_task_retries", self._max_task_retries),
             "retry_exceptions": encode_retry_exceptions(options.get("retry_exceptions", False)),
         }
-        info_id = core.task_events.info_id(
-            (self._actor_id, method_name, core.job_id),
-            lambda: task_info(name, name, "ACTOR_TASK", core.job_id, self._actor_id))
+        info_id = self._event_infos.get(method_name)
+        if info_id is None or info_id[0] is not core:
+            info_id = self._event_infos[method_name] = (core, core.task_events.info_id(
+                (self._actor_id, method_name, core.job_id),
+                lambda: task_info(name, name, "ACTOR_TASK", core.job_id, self._actor_id)))
+        info_id = info_id[1]
         track_submission(core, spec, held, info_id)
         core.call_soon(core.actor_submitter.submit, spec)
         if num_returns == 1:

@@ -5,15 +5,16 @@ submitted and waiting for its arguments (``PENDING_ARGS_AVAIL``) or for a
 worker (``PENDING_NODE_ASSIGNMENT``), pushed to a worker
 (``SUBMITTED_TO_WORKER``), and ``FINISHED`` or ``FAILED`` with the error. The
 worker's reply says when the attempt began ``RUNNING``; a worker also
-reports, on its own, the attempts that have been running since its last
-report, so a long task shows as RUNNING while it runs. A retried task gets
+reports, on its own, the attempts that have run for an interval, so a long
+task shows as RUNNING while it runs. A retried task gets
 a record per attempt, as in Ray.
 
 Submission is the hot path, so an attempt is one flat list (see ``R_*``)
 that its events extend; what a task is (name, type, resources) is stored
 once per function or actor method and referred to by number. Every
 ``task_events_report_interval_s`` the loop sends the control store
-(``add_task_events``) the attempts that ended and those that changed. While
+(``add_task_events``) the attempts that ended, and those that changed and
+are an interval old (most attempts end sooner: they are sent once). While
 the control store is away, at most ``task_events_max_buffer`` ended attempts
 wait; older ones are dropped and the drop is counted.
 """
@@ -169,13 +170,16 @@ class TaskEvents:
             return  # kept (up to the buffer's size) until it is back
         ended = self._ended
         records = [ended.popleft() for _ in range(len(ended))]
+        # An attempt still open goes once it is an interval old, so the many that end within
+        # an interval of their submission are sent once, ended.
+        settled = time.time() - self._core.cfg.task_events_report_interval_s
         for record in list(self._open.values()):
-            if record[R_SENT] != len(record):
+            if record[R_SENT] != len(record) and record[R_EVENTS + 1] < settled:
                 record[R_SENT] = len(record)
                 records.append(record)
         running = []
         for task_id, entry in list(self._running.items()):
-            if not entry[2]:
+            if not entry[2] and entry[1] < settled:
                 entry[2] = True
                 running.append([task_id, entry[0], entry[1]])
         infos, wheres = self._infos, self._wheres

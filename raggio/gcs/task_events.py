@@ -63,8 +63,8 @@ def describe(record: list) -> dict:
     state = state_of(events)
     return {"task_id": record[R_TASK], "attempt": record[R_ATTEMPT],
             "state": None if state is None else STATE_NAMES[state],
-            "events": [(STATE_NAMES[state], ts) for state, ts in events], "info": record[R_INFO], "parent_task_id": record[R_PARENT],
-            "arg_ids": record[R_ARGS], "node_id": where[0], "worker_id": where[1],
+            "events": [(STATE_NAMES[state], ts) for state, ts in events], "info": record[R_INFO],
+            "parent_task_id": record[R_PARENT], "arg_ids": record[R_ARGS], "node_id": where[0], "worker_id": where[1],
             "worker_pid": where[2], "start_time": times.get(RUNNING), "end_time": end,
             "error_type": error[0], "error_message": error[1]}
 
@@ -96,22 +96,25 @@ class TaskEventStore:
             tables[name].extend(batch[name])
         infos, wheres = tables["infos"], tables["wheres"]
         self.dropped_at_source += batch["dropped"]
-        for record in batch["tasks"]:
+        records, durable = self.records, self._tables.durable
+        for record in batch["tasks"]:  # the hot loop: a record per task a second
             record[R_INFO] = _lookup(infos, record[R_INFO])
             record[R_WHERE] = _lookup(wheres, record[R_WHERE])
-            self._put(record)
+            key = _key(record[R_TASK], record[R_ATTEMPT])
+            known = records.get(key)
+            if known is None:
+                self._insert(key, record)
+            else:
+                self._merge(key, record, known)
+                if durable:
+                    self._dirty.add(key)
         for task_id, attempt, started in batch["running"]:
             self.add(task_id, attempt, RUNNING, started, where=where)
         self._schedule_save()
 
-    def _put(self, record: list) -> None:
-        """An attempt's record as its submitter has it now; it replaces what we had, keeping
+    def _merge(self, key: bytes, record: list, known: list) -> None:
+        """An attempt's record as its submitter has it now replaces what we had, keeping
         what only we know (the RUNNING its worker reported, the info of attempt 0)."""
-        key = _key(record[R_TASK], record[R_ATTEMPT])
-        known = self.records.get(key)
-        if known is None:
-            self._insert(key, record)
-            return
         for slot in (R_INFO, R_PARENT, R_ARGS, R_WHERE, R_ERROR):
             if record[slot] is None:
                 record[slot] = known[slot]
@@ -120,8 +123,6 @@ class TaskEventStore:
             if state not in states:
                 record += (state, ts)
         self.records[key] = record
-        if self._tables.durable:
-            self._dirty.add(key)
 
     def add(self, task_id: bytes, attempt: int, state: str, ts: float, info: dict | None = None,
             error: list | None = None, where: list | None = None) -> None:
