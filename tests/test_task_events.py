@@ -259,3 +259,33 @@ def test_bad_task_queries_say_what_is_valid(ray_start_regular):
     assert state.get_task("00" * 24) is None
     missing = cli(ray_start_regular, "get", "tasks", "00" * 24)
     assert missing.returncode != 0 and "raggio list tasks" in missing.stderr
+
+
+def test_an_actor_restart_is_in_its_history_and_its_creation_attempts(ray_start_regular):
+    @ray.remote(max_restarts=1)
+    class Fragile:
+        def pid(self):
+            return os.getpid()
+
+    fragile = Fragile.remote()
+    first = ray.get(fragile.pid.remote())
+    os.kill(first, 9)
+
+    def restarted():
+        try:
+            return ray.get(fragile.pid.remote()) != first
+        except ray.exceptions.RayActorError:  # a call that met the dying worker
+            return False
+    wait_until(restarted, what="the restarted actor")
+    (actor,) = state.list_actors(detail=True)
+    assert [e["state"] for e in actor["events"]] == [
+        "PENDING_CREATION", "ALIVE", "RESTARTING", "ALIVE"]
+    assert all(e["node_id"] for e in actor["events"][1:])
+    times = [e["created_ms"] for e in actor["events"]]
+    assert times == sorted(times)
+
+    def creations():
+        found = state.list_tasks(filters=[("type", "=", "ACTOR_CREATION_TASK")])
+        return found if [t["state"] for t in found] == ["FINISHED"] * 2 else None
+    attempts = wait_until(creations, what="two finished creation attempts")
+    assert sorted(t["attempt_number"] for t in attempts) == [0, 1]

@@ -66,6 +66,9 @@ def _actor_row(actor: dict) -> dict:
         "address": actor["address"] or "", "is_detached": actor["is_detached"],
         "num_restarts": actor["num_restarts"], "death_cause": actor["death_cause"],
         "start_time": _ms(actor["start_time"]), "end_time": _ms(actor["end_time"]),
+        "events": [{"state": state, "created_ms": _ms(ts),
+                    "node_id": node_id.hex() if node_id else ""}
+                   for state, ts, node_id in actor.get("events", ())],
     }
 
 
@@ -173,7 +176,7 @@ RESOURCES: dict[str, Resource] = {
                        ("actor_id", "class_name", "state", "job_id", "name", "node_id", "pid",
                         "ray_namespace"),
                        ("address", "is_detached", "num_restarts", "death_cause", "start_time",
-                        "end_time"), _actor_row),
+                        "end_time", "events"), _actor_row),
     "workers": Resource("list_workers", "pid",
                         ("worker_id", "is_alive", "worker_type", "exit_type", "node_id", "ip",
                          "pid", "exit_detail"),
