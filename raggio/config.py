@@ -71,6 +71,9 @@ class Config:
     task_events_max_tasks: int = _doc(
         "Task attempts the control store keeps (then the oldest go, counted).", 100_000,
         "RAY_task_events_max_num_task_in_gcs")
+    record_ref_creation_sites: bool = _doc(
+        "Record where each object ref was made (`raggio memory`'s Call Site).", False,
+        "RAY_record_ref_creation_sites")
     health_check_period_s: float = _doc("How often the control store pings nodes.", 1.0)
     health_check_failure_threshold: int = _doc("Missed pings before a node is dead.", 3)
     gcs_reconnect_timeout_s: float = _doc(

@@ -182,3 +182,53 @@ def test_memory_command_lists_every_ref_and_the_store_usage(ray_start_regular):
     assert "Plasma memory usage" in stats and big.hex() not in stats
     bad = cli(ray_start_regular, "memory", "--group-by", "COLOUR")
     assert bad.returncode != 0 and "NODE_ADDRESS" in bad.stderr
+
+
+def test_actor_handles_are_references_too(ray_start_regular):
+    @ray.remote
+    class Keeper:
+        def ping(self):
+            return "pong"
+
+    keeper = Keeper.remote()
+    assert ray.get(keeper.ping.remote()) == "pong"
+    handles = state.list_objects(filters=[("reference_type", "=", "ACTOR_HANDLE")])
+    assert [h["object_id"][:48] for h in handles] == ["ff" * 8 + keeper._ray_actor_id.hex()]
+    text = cli(ray_start_regular, "memory").stdout
+    assert "ACTOR_HANDLE" in text and "RAY_record_ref_creation_sites=1" in text
+    del keeper
+    wait_until(lambda: not state.list_objects(filters=[("reference_type", "=", "ACTOR_HANDLE")]),
+               what="the dropped handle to leave the listing")
+
+
+CALL_SITES = """
+import raggio as ray
+from raggio.util import state
+ray.init(num_cpus=1)
+
+@ray.remote
+def two():
+    return 2
+
+kept = ray.put("kept")
+made = two.remote()
+ray.get(made)
+for row in state.list_objects(detail=True):
+    print(row["call_site"])
+print(state.summarize_objects()["cluster"]["callsite_enabled"])
+"""
+
+
+def test_call_sites_are_recorded_when_asked(tmp_path):
+    script = tmp_path / "call_sites.py"
+    script.write_text(CALL_SITES)
+    env = dict(os.environ, RAY_record_ref_creation_sites="1", RAGGIO_TEMP_DIR=str(tmp_path))
+    env.pop("RAY_ADDRESS", None)
+    env.pop("RAGGIO_ADDRESS", None)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"(put object) | {script}:10:<module>" in lines
+    assert f"(task call) | {script}:11:<module>" in lines
+    assert lines[-1] == "True"

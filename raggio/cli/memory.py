@@ -3,8 +3,9 @@
 
 The references come from the state API (``list_objects``: each driver's and
 worker's refs); the store figures from each node manager (``get_node_stats``).
-Groups are by node address (or by call site, which reads "disabled" while
-call sites are not recorded), sorted by size, pid or reference type.
+Groups are by node address (or by call site, which reads "disabled" unless
+``RAY_record_ref_creation_sites=1`` had them recorded), sorted by size, pid
+or reference type. Actor handles show as ACTOR_HANDLE references.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ def memory(group_by: str, sort_by: str, stats_only: bool, address: str | None) -
         for group in sorted({row[key] for row in rows}):
             members = sorted((r for r in rows if r[key] == group), key=SORT_KEYS[sort_by])
             out += _group(group_by, group, members)
-        out.append("Call sites are not recorded yet: the Call Site column reads "
-                   "'disabled'.\n")
+        if all(row["call_site"] == "disabled" for row in rows):
+            out.append("To record callsite information for each ObjectRef created, set env "
+                       "variable RAY_record_ref_creation_sites=1\n")
     out += ["--- Aggregate object store stats across all nodes ---", _store_stats(address)]
     return "\n".join(out)
 
@@ -58,7 +60,8 @@ def _group(group_by: str, name: str, rows: list[dict]) -> list[str]:
              " | ".join(c.ljust(8) for c in COLUMNS), ""]
     for row in rows:
         cells = (row["ip"], str(row["pid"]), row["type"].capitalize(), row["call_site"],
-                 row["task_status"], f"{float(row['object_size'])} B", row["reference_type"],
+                 row["task_status"], "?" if row["reference_type"] == "ACTOR_HANDLE" else
+                 f"{float(row['object_size'])} B", row["reference_type"],
                  row["object_id"])
         lines += [" | ".join(c.ljust(8) for c in cells), ""]
     return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import weakref
 
 from raggio.core import context
 from raggio.util import scheduling_strategies
@@ -95,6 +96,15 @@ def _method_table(cls: type) -> dict:
     return table
 
 
+#: The handles alive in this process (one per actor: handles compare by actor id), for the
+#: ACTOR_HANDLE references of ``raggio memory``.
+_live_handles: weakref.WeakSet = weakref.WeakSet()
+
+
+def live_actor_ids() -> list[bytes]:
+    return [handle._actor_id for handle in list(_live_handles)]
+
+
 class ActorHandle:
     """A handle to an actor; picklable, so it can be passed to tasks and actors."""
 
@@ -105,6 +115,7 @@ class ActorHandle:
         self._max_task_retries = max_task_retries
         self._seq = 0
         self._event_infos: dict[str, tuple] = {}  #: method -> (core, its task-history info)
+        _live_handles.add(self)
 
     def __getattr__(self, name: str) -> "ActorMethod":
         methods = self.__dict__.get("_methods")
@@ -138,7 +149,7 @@ class ActorHandle:
         task_id = core.ids.task_id_bytes()
         name = f"{self._class_name}.{method_name}"
         encoded, kwarg_names, held = encode_args(core, args, kwargs, name)
-        ids, refs = return_ids(core, task_id, num_returns)
+        ids, refs = return_ids(core, task_id, num_returns, "actor call")
         self._seq += 1
         spec = {
             "task_id": task_id, "actor_id": self._actor_id, "method": method_name, "name": name,

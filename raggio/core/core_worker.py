@@ -23,13 +23,14 @@ from typing import Any
 
 from raggio.config import Config
 from raggio.core.gcs_client import GcsClient
-from raggio.core.ids import IdMaker
+from raggio.core.ids import IdMaker, creation_task_id, object_id_bytes
 from raggio.core.object_ref import ObjectRef
 from raggio.core.object_table import READY, ObjectTable, ReadyCounter
 from raggio.core.serialization import deserialize_inline, serialize
 from raggio.core.reconstruction import MAX_RECOVERIES_PER_GET
 from raggio.core.shared_memory import Arena
 from raggio.core.task_events import TaskEvents
+from raggio.core.task_spec import user_call_site
 from raggio.exceptions import (GetTimeoutError, ObjectLostError, OwnerDiedError,
                                RaySystemError, RayTaskError, RpcError)
 from raggio.rpc import Connection, Server, connect
@@ -280,7 +281,9 @@ class CoreWorker:
 
     def put_serialized(self, serialized) -> ObjectRef:
         object_id = self.ids.put_id_bytes()
-        self.refs.create_ready(object_id, self.store_serialized(object_id, serialized))
+        entry = self.refs.create_ready(object_id, self.store_serialized(object_id, serialized))
+        if self.cfg.record_ref_creation_sites:
+            entry.call_site = user_call_site("put object")
         return ObjectRef(object_id, self.address)
 
     def store_serialized(self, object_id: bytes, serialized) -> dict:
@@ -439,7 +442,13 @@ class CoreWorker:
             refs.append({"object_id": object_id, "size": size, "ready": entry.state == READY,
                          "owned": entry.owned, "local_refs": entry.local_refs,
                          "task_refs": entry.task_refs, "escaped": entry.escaped,
-                         "node_id": entry.node_id})
+                         "node_id": entry.node_id, "call_site": entry.call_site})
+        from raggio.core.actor import live_actor_ids
+        for actor_id in live_actor_ids():
+            refs.append({"object_id": object_id_bytes(creation_task_id(actor_id), 0),
+                         "size": 0, "ready": True, "owned": False, "local_refs": 0,
+                         "task_refs": 0, "escaped": False, "node_id": None,
+                         "call_site": None, "actor_handle": True})
         return {"pid": os.getpid(), "ip": self.node_ip, "type": self.mode.upper(),
                 "refs": refs}
 

@@ -25,7 +25,7 @@ PENDING, READY = 0, 1
 class ObjectEntry:
     __slots__ = ("state", "inline", "node_id", "node_address", "size_bytes", "is_error",
                  "waiters", "local_refs", "task_refs", "escaped", "owned", "owner_address",
-                 "dropped", "copies", "lineage")
+                 "dropped", "copies", "lineage", "call_site")
 
     def __init__(self, owned: bool, owner_address: str):
         self.state = PENDING
@@ -43,6 +43,7 @@ class ObjectEntry:
         self.dropped = False  #: no refs left while still pending: free on arrival
         self.copies: set[str] | None = None  #: other nodes (addresses) holding a copy
         self.lineage: dict | None = None  #: the spec of the task that made it, to rebuild it
+        self.call_site: str | None = None  #: where the user's code made it, when recorded
 
     def location(self) -> dict:
         if self.inline is not None:

@@ -9,6 +9,9 @@ pickled with the value and stay refs on the other side.
 
 from __future__ import annotations
 
+import os
+import sys
+
 import cloudpickle
 from raggio.core.ids import object_id_bytes
 from raggio.core.object_ref import ObjectRef
@@ -41,11 +44,28 @@ def encode_args(core, args: tuple, kwargs: dict, name: str) -> tuple[list, list[
     return encoded, list(kwargs), held
 
 
-def return_ids(core, task_id: bytes, num_returns: int) -> tuple[list[bytes], list[ObjectRef]]:
+def return_ids(core, task_id: bytes, num_returns: int,
+               kind: str = "task call") -> tuple[list[bytes], list[ObjectRef]]:
     ids = [object_id_bytes(task_id, i) for i in range(num_returns)]
+    site = user_call_site(kind) if core.cfg.record_ref_creation_sites else None
     for object_id in ids:
-        core.refs.create_owned(object_id)
+        core.refs.create_owned(object_id).call_site = site
     return ids, [ObjectRef(object_id, core.address) for object_id in ids]
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_call_site(kind: str) -> str:
+    """``(kind) | file:line:function`` of the innermost frame outside raggio, as Ray's
+    call sites read."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return f"({kind}) | <unknown>"
+    code = frame.f_code
+    return f"({kind}) | {code.co_filename}:{frame.f_lineno}:{code.co_name}"
 
 
 def encode_retry_exceptions(value) -> bool | list[bytes]:

@@ -107,6 +107,8 @@ def _worker_row(worker: dict) -> dict:
 
 
 def _reference_type(ref: dict) -> str:
+    if ref.get("actor_handle"):
+        return "ACTOR_HANDLE"
     if ref["task_refs"]:
         return "USED_BY_PENDING_TASK"
     if ref["local_refs"]:
@@ -119,8 +121,9 @@ def _reference_type(ref: dict) -> str:
 def _object_row(ref: dict) -> dict:
     return {
         "object_id": ref["object_id"].hex(), "object_size": ref["size"],
-        "task_status": "FINISHED" if ref["ready"] else "PENDING",
-        "reference_type": _reference_type(ref), "call_site": "disabled",
+        "task_status": ("-" if ref.get("actor_handle") else
+                        "FINISHED" if ref["ready"] else "PENDING"),
+        "reference_type": _reference_type(ref), "call_site": ref.get("call_site") or "disabled",
         "type": ref["type"], "pid": ref["pid"], "ip": ref["ip"],
         "is_owner": ref["owned"], "node_id": ref["holder_node_id"].hex(),
         "stored_on": ref["node_id"].hex() if ref["node_id"] else "",
@@ -426,8 +429,8 @@ def summarize_tasks(*, address: str | None = None,
 
 def summarize_objects(*, address: str | None = None,
                       timeout: float = DEFAULT_TIMEOUT_S) -> dict:
-    """Object refs grouped by call site (one group while call sites are not recorded),
-    in Ray's shape."""
+    """Object refs grouped by call site (one group, "disabled", unless
+    RAY_record_ref_creation_sites=1 had them recorded), in Ray's shape."""
     rows = list_resource("objects", address=address, limit=None, timeout=timeout,
                          detail=True)
     groups: dict[str, dict] = {}
@@ -450,4 +453,5 @@ def summarize_objects(*, address: str | None = None,
                for site, g in groups.items()}
     return {"cluster": {"summary": summary, "total_objects": len(rows),
                         "total_size_mb": sum(r["object_size"] for r in rows) / 2**20,
-                        "callsite_enabled": False, "summary_by": "callsite"}}
+                        "callsite_enabled": any(r["call_site"] != "disabled" for r in rows),
+                        "summary_by": "callsite"}}
