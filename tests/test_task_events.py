@@ -169,6 +169,7 @@ def test_pending_tasks_say_why_they_wait(ray_start_regular):
         (blocked,) = wait_until(lambda: [t for t in tasks_named("square")
                                          if t["state"] == "PENDING_ARGS_AVAIL"],
                                 what="a task waiting for its argument")
+        assert blocked["task_id"] == waiting.task_id().hex()
         assert slow.hex() in blocked["pending_reason"]
         assert "blocker" in blocked["pending_reason"]
         rows = {t["task_id"]: t for t in tasks_named("square")}

@@ -98,24 +98,25 @@ class TaskEvents:
 
     # -- the submitter's side --
 
-    def submitted(self, task_id: bytes, attempt: int, info_id: int | None, state: str,
+    def submitted(self, task_id: bytes, attempt: int, info_id: int | None, state: int,
                   parent: bytes | None = None, arg_ids: list | None = None) -> None:
         """A new attempt, waiting for its arguments or for a worker (any thread)."""
         if self.enabled:
             self._open[task_id] = [task_id, attempt, info_id, parent, arg_ids, None, None, 0,
                                    state, time.time()]
 
-    def update(self, task_id: bytes, state: str) -> None:
+    def update(self, task_id: bytes, state: int) -> None:
         record = self._open.get(task_id)
         if record is not None:
             record += (state, time.time())
 
-    def ended(self, task_id: bytes, state: str, error: list | None = None,
-              started: float | None = None, where: list | None = None) -> list | None:
-        """The attempt finished or failed; ``started`` and ``where`` come from the worker."""
+    def ended(self, task_id: bytes, state: int, error: list | None = None,
+              started: float | None = None, where: int | None = None) -> None:
+        """The attempt finished or failed; ``started`` (from the worker's reply) and ``where``
+        (``where_id``) say when and where it ran."""
         record = self._open.pop(task_id, None)
         if record is None:
-            return None
+            return
         if started is not None:
             record += (RUNNING, started)
         if where is not None:
@@ -125,10 +126,9 @@ class TaskEvents:
         if len(self._ended) == self._ended.maxlen:
             self._dropped += 1  # the deque drops its oldest to take this one
         self._ended.append(record)
-        return record
 
     def next_attempt(self, task_id: bytes, error: list | None, started: float | None = None,
-                     where: list | None = None) -> int:
+                     where: int | None = None) -> int:
         """End the current attempt (failed with ``error``, if any) and open the next one,
         waiting for a worker; return its number."""
         record = self._open.get(task_id)

@@ -2,10 +2,12 @@
 
 Fed by the ``add_task_events`` batches of drivers and workers (see
 ``core/task_events.py``) and by the actor directory (actor creation tasks).
-One record per attempt holds its static info (name, type, job, resources),
-its events ``[state, timestamp]`` in time order, where it ran and how it
-failed. Its state is its latest event's, except that a finished or failed
-attempt stays so whatever late event arrives (clocks of several machines).
+A record per attempt, the submitter's flat list (``core.task_events.R_*``)
+with its info (name, type, job, resources) and its worker looked up, holds
+its events (state, time), where it ran and how it failed; ``describe`` turns
+it into what the state API reads. Its state is its latest event's, except
+that a finished or failed attempt stays so whatever late event arrives
+(clocks of several machines).
 
 At most ``max_tasks`` attempts are kept: the oldest go first, and are
 counted, as are the events processes dropped before sending. With a durable
@@ -17,7 +19,6 @@ reloaded at start, so the history outlives a control-store restart.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import collections
 import time
 
@@ -124,7 +125,7 @@ class TaskEventStore:
                 record += (state, ts)
         self.records[key] = record
 
-    def add(self, task_id: bytes, attempt: int, state: str, ts: float, info: dict | None = None,
+    def add(self, task_id: bytes, attempt: int, state: int, ts: float, info: dict | None = None,
             error: list | None = None, where: list | None = None) -> None:
         """One event of an attempt (a worker's RUNNING report, an actor creation's)."""
         key = _key(task_id, attempt)
@@ -139,7 +140,7 @@ class TaskEventStore:
         if self._tables.durable:
             self._dirty.add(key)
 
-    def add_local(self, task_id: bytes, attempt: int, state: str, info: dict | None = None,
+    def add_local(self, task_id: bytes, attempt: int, state: int, info: dict | None = None,
                   error: list | None = None, where: list | None = None) -> None:
         """An event the control store saw itself (an actor's creation task)."""
         self.add(task_id, attempt, state, time.time(), info, error, where)
