@@ -232,3 +232,18 @@ def test_call_sites_are_recorded_when_asked(tmp_path):
     assert f"(put object) | {script}:10:<module>" in lines
     assert f"(task call) | {script}:11:<module>" in lines
     assert lines[-1] == "True"
+
+
+def test_get_worker_and_get_objects_by_id(ray_start_regular):
+    @ray.remote
+    def hold(refs):
+        return ray.get(refs[0])
+
+    kept = ray.put("kept")
+    assert ray.get(hold.remote([kept])) == "kept"
+    worker = next(w for w in state.list_workers() if w["worker_type"] == "WORKER")
+    assert state.get_worker(worker["worker_id"])["pid"] == worker["pid"]
+    assert state.get_worker("00" * 28) is None
+    rows = state.get_objects(kept.hex())
+    assert isinstance(rows, list) and {r["object_id"] for r in rows} == {kept.hex()}
+    assert state.get_objects("00" * 28) is None

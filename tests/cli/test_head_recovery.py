@@ -173,11 +173,17 @@ def test_a_head_on_redis_recovers_from_it(temp_dir):
                    what="a head on the new redis-server")
         info = cluster_file.read(str(temp_dir))
         driver = start_driver(temp_dir)
+        import redis as redis_client
+        client = redis_client.Redis(host="127.0.0.1", port=port)
+        wait_until(lambda: client.hlen("raggio:task_events") >= 4,  # 2 creations, 2 calls
+                   what="the task history written through to Redis")
         kill_head(info)
         driver.kill()
         driver.wait()
         start_head(temp_dir, storage)
         assert check(temp_dir)[0] == ["still here", "owned is gone"]
+        calls = [t for t in list_tasks(temp_dir) if t["name"] == "Keeper.hello"]
+        assert len(calls) >= 2 and {t["state"] for t in calls} == {"FINISHED"}
     finally:
         raggio(temp_dir, "stop", "--force")
         redis.terminate()
@@ -253,6 +259,14 @@ TASKS = textwrap.dedent("""
 """)
 
 
+def list_tasks(temp_dir):
+    listing = subprocess.run([sys.executable, "-m", "raggio", "list", "tasks", "--format",
+                              "json", "--detail", "--limit", "1000"], capture_output=True,
+                             text=True, env=env(temp_dir), timeout=TIMEOUT_S)
+    assert listing.returncode == 0, listing.stderr
+    return json.loads(listing.stdout)
+
+
 def test_the_task_history_survives_a_killed_control_store(temp_dir):
     info = start_head(temp_dir)
     result = subprocess.run([sys.executable, "-c", TASKS], capture_output=True, text=True,
@@ -266,10 +280,6 @@ def test_the_task_history_survives_a_killed_control_store(temp_dir):
     wait_until(saved, what="the task history written through to the store")
     kill_head(info)
     start_head(temp_dir)
-    listing = subprocess.run([sys.executable, "-m", "raggio", "list", "tasks", "--format",
-                              "json", "--detail"], capture_output=True, text=True,
-                             env=env(temp_dir), timeout=TIMEOUT_S)
-    assert listing.returncode == 0, listing.stderr
-    tasks = [t for t in json.loads(listing.stdout) if t["name"] == "remembered"]
+    tasks = [t for t in list_tasks(temp_dir) if t["name"] == "remembered"]
     assert [t["state"] for t in tasks] == ["FINISHED"] * 3
     assert all(t["events"][-1]["state"] == "FINISHED" and t["worker_pid"] for t in tasks)

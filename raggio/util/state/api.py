@@ -35,6 +35,9 @@ class Resource:
     #: Whether the control store request takes ``{"limit": n}`` and answers
     #: ``{"tasks": [...], "total": ..., "dropped": ...}`` (the task history).
     history: bool = False
+    #: Whether one id names several rows (an object held by several processes): ``get``
+    #: answers a list.
+    several: bool = False
 
 
 def _job_hex(job_id: int | None) -> str:
@@ -180,7 +183,7 @@ RESOURCES: dict[str, Resource] = {
                         "ray_namespace"),
                        ("address", "is_detached", "num_restarts", "death_cause", "start_time",
                         "end_time", "events"), _actor_row),
-    "workers": Resource("list_workers", "pid",
+    "workers": Resource("list_workers", "worker_id",
                         ("worker_id", "is_alive", "worker_type", "exit_type", "node_id", "ip",
                          "pid", "exit_detail"),
                         ("state", "job_id", "address"), _worker_row),
@@ -194,7 +197,7 @@ RESOURCES: dict[str, Resource] = {
     "objects": Resource("list_objects", "object_id",
                         ("object_id", "object_size", "task_status", "reference_type",
                          "call_site", "type", "pid", "ip"),
-                        ("is_owner", "node_id", "stored_on"), _object_row),
+                        ("is_owner", "node_id", "stored_on"), _object_row, several=True),
     "jobs": Resource("get_jobs", "job_id",
                      ("job_id", "submission_id", "entrypoint", "type", "status"),
                      ("driver_pid", "driver_address", "ray_namespace", "start_time",
@@ -319,12 +322,15 @@ def list_resource_with_totals(name: str, *, address: str | None = None, filters=
 def get_resource(name: str, resource_id: str, *, address: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT_S) -> dict | list[dict] | None:
     """One row, with every field, by id (a hex string); None if there is none.
-    A task retried has a row per attempt: a list of them, oldest first."""
+    A task retried has a row per attempt: a list of them, oldest first; an object, a row
+    per process that holds it: always a list (as Ray's ``get_task``/``get_objects``)."""
     spec = resource(name)
     found = [row for row in map(spec.shape, _records(spec, address, timeout)[0])
              if str(row[spec.id_field]) == resource_id]
     if not found:
         return None
+    if spec.several:
+        return found
     if len(found) > 1 and spec.history:
         return sorted(found, key=lambda row: row["attempt_number"])
     return found[0]
@@ -371,6 +377,14 @@ def get_task(id, **kwargs) -> dict | list[dict] | None:  # noqa: A002
     if not isinstance(id, str):
         id = id.task_id().hex()  # noqa: A001
     return get_resource("tasks", id, **kwargs)
+
+
+def get_worker(id: str, **kwargs) -> dict | None:  # noqa: A002
+    return get_resource("workers", id, **kwargs)
+
+
+def get_objects(id: str, **kwargs) -> list[dict] | None:  # noqa: A002
+    return get_resource("objects", id, **kwargs)
 
 
 def get_job(id: str, **kwargs) -> dict | None:  # noqa: A002
