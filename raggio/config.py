@@ -71,6 +71,9 @@ class Config:
     task_events_max_tasks: int = _doc(
         "Task attempts the control store keeps (then the oldest go, counted).", 100_000,
         "RAY_task_events_max_num_task_in_gcs")
+    gc_gen0_threshold: int = _doc(
+        "The garbage collector's first threshold in drivers and workers, when Python's "
+        "default (700) is in force; 0 leaves it alone.", 7000)
     record_ref_creation_sites: bool = _doc(
         "Record where each object ref was made (`raggio memory`'s Call Site).", False,
         "RAY_record_ref_creation_sites")

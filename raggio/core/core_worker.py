@@ -42,6 +42,19 @@ DRIVER, WORKER = "driver", "worker"
 GC_PAUSE_MIN_REFS = 64
 
 
+def tune_gc(gen0_threshold: int) -> None:
+    """Collect the youngest generation less often than Python's default.
+
+    Every call makes a few short-lived containers (spec, refs, futures, its task-history
+    record), so with the default threshold of 700 allocations a process submitting thousands
+    of calls collects hundreds of times a second, and the calls in flight are traversed again
+    at each older collection: measured here, a quarter of a driver's time in a burst of actor
+    calls. A threshold set by the user (anything but 700) is left alone."""
+    threshold = gc.get_threshold()
+    if gen0_threshold and threshold[0] == 700:
+        gc.set_threshold(gen0_threshold, *threshold[1:])
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     try:
         import uvloop
@@ -98,6 +111,7 @@ class CoreWorker:
         self.loop.run_forever()
 
     def start(self, timeout_s: float) -> None:
+        tune_gc(self.cfg.gc_gen0_threshold)
         from raggio.core.actor_submitter import ActorSubmitter
         from raggio.core.reconstruction import Recovery
         from raggio.core.task_submitter import TaskSubmitter
