@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import os
+import threading
 import time
 
 #: Ray's task states; records carry their numbers.
@@ -201,13 +202,17 @@ class _Table:
     def __init__(self):
         self.values: list = []
         self._numbers: dict = {}
+        self._lock = threading.Lock()  #: for a new key: user threads may ask at once
         self.sent = 0  #: how many the control store has
 
     def number(self, key, make) -> int:
         found = self._numbers.get(key)
         if found is None:
-            self.values.append(make())
-            found = self._numbers[key] = len(self.values) - 1
+            with self._lock:
+                found = self._numbers.get(key)
+                if found is None:
+                    self.values.append(make())
+                    found = self._numbers[key] = len(self.values) - 1
         return found
 
     def unsent(self) -> list:
