@@ -350,7 +350,9 @@ class GcsServer:
     # -- task history --
 
     def add_task_events(self, conn: Connection, batch: dict) -> None:
-        self.task_events.add_batch(batch)
+        if self.task_events.add_batch(batch):  # the first from this process
+            worker_id = batch["where"][1]
+            conn.close_callbacks.append(lambda _c: self.task_events.forget(worker_id))
 
     def list_tasks(self, conn: Connection, msg: dict | None) -> dict:
         """The newest ``limit`` task attempts, each pending one with why it waits."""

@@ -88,9 +88,11 @@ class TaskEventStore:
 
     # -- taking events --
 
-    def add_batch(self, batch: dict) -> None:
-        """One process's records (``add_task_events``)."""
+    def add_batch(self, batch: dict) -> bool:
+        """One process's records (``add_task_events``); True if it is the first of its
+        process (whose numbering is then kept until ``forget``)."""
         where = batch["where"]
+        first = where[1] not in self._tables_of
         tables = self._tables_of.setdefault(where[1], {"infos": [], "wheres": []})
         for name in ("infos", "wheres"):
             del tables[name][batch[name + "_from"]:]
@@ -112,6 +114,12 @@ class TaskEventStore:
         for task_id, attempt, started in batch["running"]:
             self.add(task_id, attempt, RUNNING, started, where=where)
         self._schedule_save()
+        return first
+
+    def forget(self, worker_id: bytes) -> None:
+        """A process's connection closed: drop its numbering (it sends it all again if it
+        comes back)."""
+        self._tables_of.pop(worker_id, None)
 
     def _merge(self, key: bytes, record: list, known: list) -> None:
         """An attempt's record as its submitter has it now replaces what we had, keeping
