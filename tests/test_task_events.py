@@ -290,3 +290,27 @@ def test_an_actor_restart_is_in_its_history_and_its_creation_attempts(ray_start_
         return found if [t["state"] for t in found] == ["FINISHED"] * 2 else None
     attempts = wait_until(creations, what="two finished creation attempts")
     assert sorted(t["attempt_number"] for t in attempts) == [0, 1]
+
+
+@pytest.mark.parametrize("ray_start_cluster", [{"num_cpus": 1}], indirect=True)
+def test_tasks_on_another_node_are_recorded_there(ray_start_cluster):
+    cluster = ray_start_cluster
+    other = cluster.add_node(num_cpus=1, resources={"other": 1})
+    ray.init(address=cluster.address)
+
+    @ray.remote(resources={"other": 1})
+    def far_away():
+        print("printed far away", flush=True)
+        return ray.get_runtime_context().get_node_id()
+
+    ref = far_away.remote()
+    assert ray.get(ref) == other.node_id
+    (task,) = wait_for_state("far_away", "FINISHED")
+    assert task["node_id"] == other.node_id
+    assert task["required_resources"] == {"CPU": 1.0, "other": 1.0}
+    slow = blocker.options(resources={"other": 1}).remote(60)
+    (running,) = wait_for_state("blocker", "RUNNING")
+    assert running["node_id"] == other.node_id  # reported by the worker over there
+    ray.cancel(slow, force=True)
+    out = cli({"address": cluster.address}, "logs", "--task-id", ref.task_id().hex())
+    assert out.returncode == 0 and out.stdout == "printed far away\n", out.stderr
