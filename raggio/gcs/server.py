@@ -373,9 +373,9 @@ class GcsServer:
             reason = self._why_pending(task)
             key = ("waiting for the objects they take as arguments"
                    if task["state"] == "PENDING_ARGS_AVAIL" else reason)
-            group = groups.setdefault(key, {"reason": key, "count": 0,
-                                            "example": f"{(task['info'] or {}).get('name')} "
-                                                       f"{task['task_id'].hex()}: {reason}"})
+            example = f"{(task['info'] or {}).get('name')} {task['task_id'].hex()}"
+            group = groups.setdefault(key, {"reason": key, "count": 0, "example": (
+                example if key == reason else f"{example}: {reason}")})
             group["count"] += 1
         return sorted(groups.values(), key=lambda group: -group["count"])
 
