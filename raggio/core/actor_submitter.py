@@ -150,7 +150,7 @@ class ActorSubmitter:
         for spec in sorted(state.inflight.values(), key=lambda s: s["seq"]):
             if spec["retries_left"] != 0:
                 spec["retries_left"] -= 1
-                spec["attempt"] = self.core.task_events.next_attempt(spec["task_id"], [
+                self.core.task_events.next_attempt(spec, [
                     "ACTOR_DIED", "The actor's worker died while running this call; it is "
                     "retried on the restarted actor."], where=state.where)
                 retry.append(spec)

@@ -128,19 +128,15 @@ class TaskEvents:
             self._dropped += 1  # the deque drops its oldest to take this one
         self._ended.append(record)
 
-    def next_attempt(self, task_id: bytes, error: list | None, started: float | None = None,
-                     where: int | None = None) -> int:
-        """End the current attempt (failed with ``error``, if any) and open the next one,
-        waiting for a worker; return its number."""
-        record = self._open.get(task_id)
-        if record is None:
-            return 0
-        if error is not None:
-            self.ended(task_id, FAILED, error, started, where)
-        attempt = record[R_ATTEMPT] + 1
-        self.submitted(task_id, attempt, record[R_INFO], PENDING_NODE_ASSIGNMENT,
-                       record[R_PARENT])
-        return attempt
+    def next_attempt(self, spec: dict, error: list, started: float | None = None,
+                     where: int | None = None) -> None:
+        """End the task's current attempt as failed with ``error`` and open the next one,
+        waiting for a worker; ``spec["attempt"]`` (which its worker reports) counts on."""
+        record = self._open.get(spec["task_id"])
+        self.ended(spec["task_id"], FAILED, error, started, where)
+        spec["attempt"] = spec.get("attempt", 0) + 1
+        self.submitted(spec["task_id"], spec["attempt"], record and record[R_INFO],
+                       PENDING_NODE_ASSIGNMENT, record and record[R_PARENT])
 
     # -- the worker's side --
 

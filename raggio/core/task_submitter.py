@@ -218,8 +218,7 @@ class TaskSubmitter:
         elif (reply.get("retryable") and spec["retries_left"] != 0
                 and not spec.get("cancelled")):
             spec["retries_left"] -= 1
-            spec["attempt"] = events.next_attempt(spec["task_id"], reply.get("error"),
-                                                  reply.get("started"), worker.where)
+            events.next_attempt(spec, reply.get("error"), reply.get("started"), worker.where)
             queue.tasks.appendleft(spec)
         else:
             events.ended(spec["task_id"], FAILED, reply.get("error"), reply.get("started"),
@@ -260,7 +259,7 @@ class TaskSubmitter:
         elif spec["retries_left"] != 0:
             spec["retries_left"] -= 1
             logger.debug("retrying task %s after its worker died: %s", spec["name"], exc)
-            spec["attempt"] = self.core.task_events.next_attempt(spec["task_id"], error_summary(
+            self.core.task_events.next_attempt(spec, error_summary(
                 OutOfMemoryError(oom_message) if oom_message else WorkerCrashedError()),
                 where=worker.where if worker else None)
             queue.tasks.appendleft(spec)
