@@ -44,6 +44,8 @@ Class tree (``+`` marks a second base class)::
           └── RpcError
                ├── AuthenticationError
                └── ConnectionLost                    (internal)
+    SystemExit
+     └── ActorExitRequested                          (internal)
 
 Departures from Ray:
 
@@ -738,6 +740,21 @@ class AuthenticationError(RpcError):
 
 class ConnectionLost(RpcError):
     """The connection closed, or broke, while a call on it was in flight or waiting to be sent."""
+
+
+class ActorExitRequested(SystemExit):
+    """Raised in a plain or threaded actor's method by ``exit_actor()`` (or
+    ``__ray_terminate__``): the worker ends the actor on purpose once it reaches the
+    executor. A ``SystemExit``, as Ray's, so ``except Exception`` in user code lets it pass.
+
+    Args:
+        cause: Why the actor ends, as its callers will read it (None: the executor says
+            which method called ``exit_actor()``).
+    """
+
+    def __init__(self, cause: str | None = None):
+        super().__init__(cause)
+        self.cause = cause
 
 
 def _join_nonempty(*parts: str | None) -> str:

@@ -46,6 +46,7 @@ EXPECTED_BASES = {
     "RpcError": (exc.RayError,),
     "AuthenticationError": (exc.RpcError,),
     "ConnectionLost": (exc.RpcError,),
+    "ActorExitRequested": (SystemExit,),
 }
 
 
@@ -92,6 +93,7 @@ SAMPLES = {
     exc.RpcError: lambda: exc.RpcError("Could not reach 10.0.0.5:6379", 14),
     exc.AuthenticationError: lambda: exc.AuthenticationError("wrong cluster token"),
     exc.ConnectionLost: lambda: exc.ConnectionLost("Connection to gcs lost"),
+    exc.ActorExitRequested: lambda: exc.ActorExitRequested("exit_actor() was called"),
 }
 
 
@@ -109,6 +111,8 @@ def test_every_class_is_listed():
 def test_hierarchy_matches_ray(name):
     cls = getattr(exc, name)
     assert cls.__bases__ == EXPECTED_BASES[name]
+    if name == "ActorExitRequested":  # internal: a SystemExit that unwinds an actor's method
+        return
     assert issubclass(cls, exc.RayError) and issubclass(cls, Exception)
 
 

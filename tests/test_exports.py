@@ -26,7 +26,7 @@ NOT_YET = {
     "Language": "no cross-language workers", "cpp_function": "no cross-language workers",
     "java_actor_class": "no cross-language workers", "java_function": "no cross-language workers",
     "LoggingConfig": "structured logging is a later issue", "_config": "internal",
-    "actor": "module path", "autoscaler": "the autoscaler is a later issue",
+    "autoscaler": "the autoscaler is a later issue",
     "data": "Ray Data is out of scope", "internal": "internal", "timeline": "later issue",
     "util": "raggio.util is a later issue", "widgets": "notebook widgets are out of scope",
     "workflow": "Ray Workflows is out of scope",

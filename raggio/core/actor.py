@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import weakref
+from typing import NoReturn
 
 from raggio.core import context
 from raggio.util import scheduling_strategies
@@ -13,6 +15,7 @@ from raggio.core.task_events import task_info
 from raggio.core.task_spec import (encode_args, encode_retry_exceptions, return_ids,
                                    track_submission)
 from raggio.core.serialization import note_contained_ref
+from raggio.exceptions import ActorExitRequested, AsyncioActorExit
 
 
 def method(*args, **options):
@@ -82,13 +85,45 @@ class ActorClass:
             "strategy": strategy, "placement_group": capture,
         }
         core.request("gcs", "create_actor", spec)
-        handle = ActorHandle(actor_id, self.__name__, methods, spec["max_task_retries"])
+        counted = spec["lifetime"] != "detached"
+        if counted:
+            core.actor_handles.created(actor_id)
+        handle = ActorHandle(actor_id, self.__name__, methods, spec["max_task_retries"],
+                             counted=counted)
         handle._creation_refs = held  # keeps __init__'s arguments alive with the handle
         return handle
 
 
+#: Methods every actor has, as in Ray (run by the executor, not the user's class).
+_BUILTIN_METHODS = ("__ray_ready__", "__ray_terminate__", "__ray_call__")
+
+
+def exit_actor() -> NoReturn:
+    """End the current actor on purpose, from inside one of its methods, as Ray's.
+
+    The actor is not restarted (whatever ``max_restarts`` says); its ``atexit``
+    handlers run; calls to it then fail with ``ActorDiedError`` saying it exited on
+    purpose. In an async actor this raises ``AsyncioActorExit``, elsewhere a
+    ``SystemExit``: let it propagate.
+
+    Raises:
+        TypeError: called outside an actor (in a driver or a plain task).
+    """
+    core = context.current_core_or_none()
+    if core is None or core.mode != "worker" or not getattr(core, "actor_id", None):
+        mode = "a driver" if core is not None and core.mode == "driver" else "a task"
+        raise TypeError(f"exit_actor API is called on a non-actor worker ({mode}). Call this "
+                        "API inside an actor method if you'd like to exit the actor "
+                        "gracefully.")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise ActorExitRequested() from None
+    raise AsyncioActorExit()
+
+
 def _method_table(cls: type) -> dict:
-    table = {}
+    table = dict.fromkeys(_BUILTIN_METHODS, 1)
     for name, fn in inspect.getmembers(cls, callable):
         if name.startswith("__") and name != "__call__":
             continue
@@ -108,14 +143,31 @@ def live_actor_ids() -> list[bytes]:
 class ActorHandle:
     """A handle to an actor; picklable, so it can be passed to tasks and actors."""
 
-    def __init__(self, actor_id: bytes, class_name: str, methods: dict, max_task_retries: int):
+    def __init__(self, actor_id: bytes, class_name: str, methods: dict, max_task_retries: int,
+                 *, counted: bool = False, transit_token: bytes | None = None):
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
         self._max_task_retries = max_task_retries
         self._seq = 0
         self._event_infos: dict[str, tuple] = {}  #: method -> (core, its task-history info)
+        #: The core worker this handle is counted in (it keeps the actor alive), or None
+        #: for a weak handle (``get_actor``, ``current_actor``); see ``actor_handles``.
+        self._counted_in = None
+        if counted:
+            core = context.current_core_or_none()
+            if core is not None:
+                core.actor_handles.acquire(actor_id, transit_token)
+                self._counted_in = core
         _live_handles.add(self)
+
+    def __del__(self):
+        core = self.__dict__.get("_counted_in")
+        if core is not None:
+            try:
+                core.actor_handles.release(self._actor_id)
+            except Exception:  # interpreter shutdown
+                pass
 
     def __getattr__(self, name: str) -> "ActorMethod":
         methods = self.__dict__.get("_methods")
@@ -135,8 +187,10 @@ class ActorHandle:
 
     def __reduce__(self):
         note_contained_ref(self)
-        return ActorHandle, (self._actor_id, self._class_name, self._methods,
-                             self._max_task_retries)
+        core = self._counted_in
+        token = None if core is None else core.actor_handles.in_transit(self._actor_id)
+        return _rebuild_handle, (self._actor_id, self._class_name, self._methods,
+                                 self._max_task_retries, token)
 
     @property
     def _ray_actor_id(self):
@@ -170,6 +224,13 @@ class ActorHandle:
         if num_returns == 1:
             return refs[0]
         return refs
+
+
+def _rebuild_handle(actor_id: bytes, class_name: str, methods: dict, max_task_retries: int,
+                    token: bytes | None) -> ActorHandle:
+    """Unpickle a handle: a copy of a counted handle is counted here too."""
+    return ActorHandle(actor_id, class_name, methods, max_task_retries,
+                       counted=token is not None, transit_token=token)
 
 
 class ActorMethod:

@@ -56,6 +56,15 @@ class ActorSubmitter:
             self.core.spawn(self._resolve(state, spec))
         self._pump(state)
 
+    def idle(self, actor_id: bytes) -> bool:
+        """Whether no call to this actor is queued or in flight from this process."""
+        state = self.actors.get(actor_id)
+        return state is None or not (state.queue or state.inflight or state.lost_calls)
+
+    def _after_call(self, state: ActorState) -> None:
+        if not (state.queue or state.inflight or state.lost_calls):
+            self.core.actor_handles.calls_done(state.actor_id)
+
     def cancel(self, task_id: bytes, force: bool, recursive: bool) -> bool:
         """Cancel an actor call: drop it if not sent yet, else ask the actor's worker."""
         for state in self.actors.values():
@@ -63,6 +72,7 @@ class ActorSubmitter:
                 if spec["task_id"] == task_id:
                     state.queue.remove(spec)
                     self._fail(spec, TaskCancelledError(task_id.hex()))
+                    self._after_call(state)
                     return True
             if task_id in state.inflight and state.conn is not None:
                 state.conn.notify("cancel_task", {"task_id": task_id, "force": False,
@@ -80,6 +90,7 @@ class ActorSubmitter:
         if state.dead_error is not None:
             while state.queue:
                 self._fail(state.queue.popleft(), state.dead_error)
+            self._after_call(state)
             return
         if state.conn is None or state.conn.is_closed:
             if not state.connecting:
@@ -141,6 +152,8 @@ class ActorSubmitter:
         for object_id, location in zip(spec["return_ids"], reply["returns"]):
             self.core.refs.set_ready(object_id, location)
         self.core.refs.release_task_args(spec["task_id"])
+        if not (state.queue or state.inflight):
+            self._after_call(state)
 
     def _on_lost(self, state: ActorState, conn) -> None:
         if state.conn is not conn:
@@ -164,6 +177,7 @@ class ActorSubmitter:
         calls, state.lost_calls = state.lost_calls, []
         for spec in calls:
             self._fail(spec, exc)
+        self._after_call(state)
 
     def _fail(self, spec: dict, exc: BaseException) -> None:
         self.core.task_events.ended(spec["task_id"], FAILED, error_summary(exc))

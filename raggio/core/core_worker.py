@@ -22,6 +22,7 @@ import threading
 from typing import Any
 
 from raggio.config import Config
+from raggio.core.actor_handles import ActorHandleCounts
 from raggio.core.gcs_client import GcsClient
 from raggio.core.ids import IdMaker, creation_task_id, object_id_bytes
 from raggio.core.object_ref import ObjectRef
@@ -97,6 +98,7 @@ class CoreWorker:
         self.submitter = None
         self.actor_submitter = None
         self.task_events = TaskEvents(self)
+        self.actor_handles = ActorHandleCounts(self)
         self.current = threading.local()  #: task_id, actor_id, gpu_ids of the running task
         self._peers: dict[str, asyncio.Future] = {}
         self._fetches: dict[bytes, asyncio.Future] = {}
@@ -158,6 +160,7 @@ class CoreWorker:
         if self.mode == DRIVER:
             await self.gcs.call("reattach_job", {"job_id": self.job_id})
         self.gcs.notify("subscribe_node_events")
+        self.actor_handles.resend()
 
     async def _find_local_node(self) -> str:
         """The node manager on this machine that a joining driver uses (the head's first)."""

@@ -13,7 +13,9 @@ Called through the ``push_task``/``create_actor``/``cancel_task``/
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import functools
 import inspect
 import logging
 import os
@@ -23,7 +25,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 import setproctitle
 
@@ -31,7 +33,8 @@ from raggio.core.core_worker import error_location
 from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import deserialize_inline, loads_function, serialize
 from raggio.core.task_events import error_summary
-from raggio.exceptions import RayTaskError, TaskCancelledError
+from raggio.exceptions import (ActorExitRequested, AsyncioActorExit, RayTaskError,
+                               TaskCancelledError)
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,8 @@ class TaskExecutor:
             job, fut = self.main_queue.get()
             try:
                 result = job()
+            except ActorExitRequested as exc:
+                self._exit_actor(exc.cause)
             except BaseException as exc:  # noqa: BLE001 (must reach the owner)
                 self.core.call_soon(_set_exception, fut, exc)
             else:
@@ -112,11 +117,38 @@ class TaskExecutor:
             raise TaskCancelledError(requested.hex())
 
     def exit_worker(self, conn, msg: dict) -> None:
+        """End this worker: at once (``raggio.kill``), or for an actor no one holds any
+        more, after the calls already queued on its main thread, running atexit handlers."""
+        if msg.get("graceful"):
+            self.main_queue.put((self._exit_gracefully, None))
+            return
+        self._exit_now()
+
+    def _exit_now(self) -> None:
         self.core.task_events.flush()
         self.core.gcs.close()  # sends what is buffered
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+    def _exit_gracefully(self) -> NoReturn:
+        """Run the interpreter's exit handlers (the user's ``atexit`` ones), then exit."""
+        try:
+            atexit._run_exitfuncs()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+
+    def _exit_actor(self, cause: str) -> NoReturn:
+        """The actor ends itself (``exit_actor()``, ``__ray_terminate__``): tell the control
+        store why, so it is not restarted and its callers read the cause, then exit."""
+        try:
+            self.core.request("gcs", "actor_exiting", {"actor_id": self.core.actor_id,
+                                                       "cause": cause})
+        finally:
+            self.core.task_events.flush()
+            self._exit_gracefully()
 
     # -- running one task --
 
@@ -143,6 +175,11 @@ class TaskExecutor:
                 if is_main:
                     self._running_task = None
             reply = self._pack_returns(spec, result)
+        except ActorExitRequested as exc:
+            exc.cause = exc.cause or _exit_actor_cause(spec)
+            if not is_main:  # a threaded actor's pool thread: exit from here
+                self._exit_actor(exc.cause)
+            raise  # to run_forever, which exits once the task's bookkeeping is done
         except BaseException as exc:  # noqa: BLE001
             reply = self._pack_error(spec, exc)
         finally:
@@ -170,6 +207,8 @@ class TaskExecutor:
                 if inspect.isawaitable(result):
                     result = await result
                 reply = self._pack_returns(spec, result)
+            except (AsyncioActorExit, ActorExitRequested) as exc:
+                self._exit_actor(getattr(exc, "cause", None) or _exit_actor_cause(spec))
             except BaseException as exc:  # noqa: BLE001
                 if isinstance(exc, asyncio.CancelledError):
                     exc = TaskCancelledError(spec["task_id"].hex())
@@ -180,6 +219,9 @@ class TaskExecutor:
 
     def _callable(self, spec: dict):
         if "actor_id" in spec:
+            builtin = _ACTOR_BUILTINS.get(spec["method"])
+            if builtin is not None:
+                return functools.partial(builtin, self.actor, spec)
             return getattr(self.actor, spec["method"])
         return self._load(spec["function_id"])
 
@@ -311,6 +353,29 @@ class TaskExecutor:
         elif max_concurrency > 1:
             self.actor_pool = concurrent.futures.ThreadPoolExecutor(
                 max_concurrency, thread_name_prefix="raggio-actor")
+
+
+def _exit_actor_cause(spec: dict) -> str:
+    return (f"The actor exited on purpose: exit_actor() was called in its method "
+            f"{spec['method']!r} (worker exit type INTENDED_USER_EXIT).")
+
+
+def _ray_ready(actor, spec: dict) -> bool:
+    return True
+
+
+def _ray_terminate(actor, spec: dict):
+    raise ActorExitRequested("The actor exited on purpose: __ray_terminate__ was called "
+                             "(worker exit type INTENDED_USER_EXIT).")
+
+
+def _ray_call(actor, spec: dict, fn, *args, **kwargs):
+    return fn(actor, *args, **kwargs)
+
+
+#: The methods every actor has, as in Ray (see ``actor._BUILTIN_METHODS``).
+_ACTOR_BUILTINS = {"__ray_ready__": _ray_ready, "__ray_terminate__": _ray_terminate,
+                   "__ray_call__": _ray_call}
 
 
 def _split_kwargs(values: list, kwarg_names: list[str]) -> tuple[list, dict]:

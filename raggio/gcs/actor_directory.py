@@ -11,6 +11,7 @@ Called by the control store's RPC handlers.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import signal
 import time
@@ -40,6 +41,12 @@ _LOST = object()
 #: How long a dead actor's record waits for its process's exit code (it comes from the zygote
 #: through the node manager, normally within milliseconds of the connection closing).
 EXIT_CODE_WAIT_S = 1.0
+
+OUT_OF_SCOPE_CAUSE = ("The actor is dead because all references to the actor were removed "
+                      "(no process holds a handle to it; make it detached with "
+                      "lifetime=\"detached\" to keep it).")
+#: Tokens of pickled handles that arrived before the control store heard they were sent.
+_EARLY_TOKENS_KEPT = 10_000
 
 
 def signal_name(number: int) -> str:
@@ -72,6 +79,13 @@ class ActorRecord:
     worker_conn: Connection | None = None
     lease_id: int | None = None  #: the worker lease on ``node_id`` the actor runs under
     events: list = field(default_factory=list)  #: ``[state, time, node id]`` of each change
+    #: Connections of the processes that hold a counted handle (see core/actor_handles.py).
+    holders: set = field(default_factory=set)
+    #: Token of a pickled handle on its way -> the connection of the process that sent it.
+    transits: dict = field(default_factory=dict)
+    #: False after a control-store restart until a holder speaks up: an actor is never
+    #: ended for holders the restarted store has not heard of yet.
+    holders_known: bool = True
 
     def persistent(self) -> dict:
         """What storage keeps of the record (no connections, no events)."""
@@ -116,8 +130,12 @@ class ActorDirectory:
         self.actors: dict[bytes, ActorRecord] = {}
         self.named: dict[tuple[str, str], bytes] = {}
         self._tasks: set[asyncio.Task] = set()
+        #: holder connection -> the actors it holds or has handles in transit to
+        self._held: dict[Connection, set[bytes]] = {}
+        self._early_tokens: collections.OrderedDict = collections.OrderedDict()
 
-    def create(self, spec: dict) -> None:
+    def create(self, spec: dict, creator: Connection | None = None) -> None:
+        """Register and start an actor; ``creator`` (its creator's connection) holds it."""
         actor_id = spec["actor_id"]
         if actor_id in self.actors:
             return
@@ -134,6 +152,9 @@ class ActorDirectory:
         record = ActorRecord(actor_id, spec)
         record.events.append([PENDING, record.start_time, None])
         self.actors[actor_id] = record
+        if creator is not None:
+            record.holders.add(creator)
+            self._held.setdefault(creator, set()).add(actor_id)
         self._record_task(creation_task_id(actor_id), 0, PENDING_NODE_ASSIGNMENT,
                           record.creation_info(), None)
         self._save(record)
@@ -142,7 +163,7 @@ class ActorDirectory:
     def recover(self, saved: list[dict]) -> None:
         """Reload actors from storage after a control-store restart (see GcsServer.recover)."""
         for fields in saved:
-            record = ActorRecord(fields["actor_id"], fields["spec"])
+            record = ActorRecord(fields["actor_id"], fields["spec"], holders_known=False)
             for name in _PERSISTENT_FIELDS:
                 if name in fields:  # a store from an older raggio may lack some
                     setattr(record, name, fields[name])
@@ -212,6 +233,75 @@ class ActorDirectory:
             record.worker_conn.notify("exit_worker", {"reason": "killed by raggio.kill()"})
         elif no_restart:
             self._mark_dead(record, "The actor was killed by raggio.kill().")
+
+    # -- handle holders: an actor that is not detached lives while a process holds it --
+
+    def handle_acquired(self, holder: Connection, actor_id: bytes, token: bytes | None) -> None:
+        record = self.actors.get(actor_id)
+        if record is None or record.state == DEAD:
+            return
+        record.holders.add(holder)
+        record.holders_known = True
+        self._held.setdefault(holder, set()).add(actor_id)
+        if token is not None:
+            self.handle_arrived(holder, actor_id, token)
+
+    def handle_in_transit(self, holder: Connection, actor_id: bytes, token: bytes) -> None:
+        if self._early_tokens.pop(token, False):
+            return  # its receiver already said it arrived
+        record = self.actors.get(actor_id)
+        if record is None or record.state == DEAD:
+            return
+        record.transits[token] = holder
+        self._held.setdefault(holder, set()).add(actor_id)
+
+    def handle_arrived(self, holder: Connection, actor_id: bytes, token: bytes) -> None:
+        record = self.actors.get(actor_id)
+        if record is None or record.transits.pop(token, None) is None:
+            self._early_tokens[token] = True
+            if len(self._early_tokens) > _EARLY_TOKENS_KEPT:
+                self._early_tokens.popitem(last=False)
+            return
+        self._end_if_unheld(record)
+
+    def handle_released(self, holder: Connection, actor_id: bytes) -> None:
+        record = self.actors.get(actor_id)
+        if record is None:
+            return
+        record.holders.discard(holder)
+        self._end_if_unheld(record)
+
+    def holder_gone(self, holder: Connection) -> None:
+        """A process that held handles (or sent some on their way) disconnected."""
+        for actor_id in self._held.pop(holder, ()):
+            record = self.actors.get(actor_id)
+            if record is None:
+                continue
+            record.holders.discard(holder)
+            for token in [t for t, sender in record.transits.items() if sender is holder]:
+                del record.transits[token]
+            self._end_if_unheld(record)
+
+    def _end_if_unheld(self, record: ActorRecord) -> None:
+        """End an actor no process holds any more, letting it finish gracefully (atexit
+        handlers run), as Ray does when an actor goes out of scope."""
+        if (record.holders or record.transits or not record.holders_known
+                or record.state == DEAD or record.spec.get("lifetime") == "detached"):
+            return
+        record.killed = True
+        record.death_cause = record.death_cause or OUT_OF_SCOPE_CAUSE
+        if record.worker_conn is not None:
+            record.worker_conn.notify("exit_worker", {"reason": "out of scope", "graceful": True})
+        else:
+            self._mark_dead(record, OUT_OF_SCOPE_CAUSE)
+
+    def exiting(self, actor_id: bytes, cause: str) -> None:
+        """The actor ends itself on purpose (``exit_actor``, ``__ray_terminate__``): no
+        restart, and its callers hear why."""
+        record = self.actors.get(actor_id)
+        if record is not None and record.state != DEAD:
+            record.killed = True
+            record.death_cause = record.death_cause or cause
 
     def owner_died(self, job_id: int | None = None, worker_id: bytes | None = None) -> None:
         for record in list(self.actors.values()):

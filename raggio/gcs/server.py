@@ -61,6 +61,8 @@ class GcsServer:
                                     failure_threshold=health_check_failure_threshold)
         #: Drivers and workers that want to hear of node deaths (to fail over at once).
         self._node_subscribers: set[Connection] = set()
+        #: Drivers and workers that hold actor handles (see core/actor_handles.py).
+        self._handle_holders: set[Connection] = set()
 
     def _handlers(self) -> dict:
         return {
@@ -86,6 +88,11 @@ class GcsServer:
             "list_named_actors": self.list_named_actors,
             "list_actors": self.list_actors,
             "kill_actor": self.kill_actor,
+            "actor_exiting": self.actor_exiting,
+            "actor_handle_acquired": self.actor_handle_acquired,
+            "actor_handle_in_transit": self.actor_handle_in_transit,
+            "actor_handle_arrived": self.actor_handle_arrived,
+            "actor_handle_released": self.actor_handle_released,
             "worker_died": self.worker_died,
             "cluster_resources": self.cluster_resources,
             "infeasible_task": self.infeasible_task,
@@ -411,7 +418,7 @@ class GcsServer:
     # -- actors --
 
     def create_actor(self, conn: Connection, spec: dict) -> dict:
-        self.actors.create(spec)
+        self.actors.create(spec, creator=self._watch_holder(conn))
         return {"ok": True}
 
     async def wait_actor(self, conn: Connection, msg: dict) -> dict:
@@ -436,6 +443,31 @@ class GcsServer:
 
     def kill_actor(self, conn: Connection, msg: dict) -> None:
         self.actors.kill(msg["actor_id"], msg.get("no_restart", True))
+
+    def actor_exiting(self, conn: Connection, msg: dict) -> None:
+        self.actors.exiting(msg["actor_id"], msg["cause"])
+
+    def _watch_holder(self, conn: Connection) -> Connection:
+        if conn not in self._handle_holders:
+            self._handle_holders.add(conn)
+            conn.close_callbacks.append(self._holder_gone)
+        return conn
+
+    def _holder_gone(self, conn: Connection) -> None:
+        self._handle_holders.discard(conn)
+        self.actors.holder_gone(conn)
+
+    def actor_handle_acquired(self, conn: Connection, msg: dict) -> None:
+        self.actors.handle_acquired(self._watch_holder(conn), msg["actor_id"], msg.get("token"))
+
+    def actor_handle_in_transit(self, conn: Connection, msg: dict) -> None:
+        self.actors.handle_in_transit(self._watch_holder(conn), msg["actor_id"], msg["token"])
+
+    def actor_handle_arrived(self, conn: Connection, msg: dict) -> None:
+        self.actors.handle_arrived(conn, msg["actor_id"], msg["token"])
+
+    def actor_handle_released(self, conn: Connection, msg: dict) -> None:
+        self.actors.handle_released(conn, msg["actor_id"])
 
     def worker_oom_killed(self, conn: Connection, msg: dict) -> None:
         self.actors.worker_oom_killed(msg["node_id"], msg["pid"], msg["message"])
