@@ -1,0 +1,109 @@
+"""Generator tasks and actor methods, as a Ray user meets them.
+
+Streaming (``ObjectRefGenerator``, the default for generator functions): refs come as
+the worker yields; errors mid-stream; cancellation; worker death and retries;
+backpressure. Dynamic (``DynamicObjectRefGenerator``) and ``num_returns=N`` generators.
+What the tasks run refers only to the standard library or names defined in the test
+(workers cannot import this module).
+"""
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+import raggio as ray
+from raggio.test_utils import wait_until
+
+
+def test_a_generator_task_streams_its_values(ray_start_regular_shared):
+    @ray.remote
+    def gen(n):
+        for i in range(n):
+            yield i * 10
+
+    refs = gen.remote(4)
+    assert isinstance(refs, ray.ObjectRefGenerator)
+    assert [ray.get(ref) for ref in refs] == [0, 10, 20, 30]
+    with pytest.raises(StopIteration):
+        next(refs)
+    assert refs.is_finished()
+    assert ray.get(refs.completed()) is None
+
+
+def test_refs_arrive_before_the_task_ends(ray_start_regular_shared, tmp_path):
+    release = tmp_path / "release"
+
+    @ray.remote
+    def gen(path):
+        import time
+        yield "first"
+        while not os.path.exists(path):
+            time.sleep(0.01)
+        yield "second"
+
+    refs = gen.remote(str(release))
+    assert ray.get(next(refs)) == "first"  # while the task still waits for the file
+    assert not refs.is_finished()
+    assert refs._next_sync(timeout_s=0.05).is_nil()
+    release.write_text("")
+    assert ray.get(next(refs)) == "second"
+    assert list(refs) == []
+
+
+def test_large_values_are_streamed_through_the_store(ray_start_regular_shared):
+    np = pytest.importorskip("numpy")
+
+    @ray.remote
+    def gen():
+        for i in range(3):
+            yield np.full(200_000, i, dtype=np.int64)
+
+    values = [ray.get(ref) for ref in gen.remote()]
+    assert [int(v[0]) for v in values] == [0, 1, 2]
+    assert all(v.shape == (200_000,) for v in values)
+
+
+def test_async_iteration_and_wait(ray_start_regular_shared):
+    @ray.remote
+    def gen():
+        yield 1
+        yield 2
+
+    async def consume():
+        return [await ref async for ref in gen.remote()]
+
+    assert asyncio.run(consume()) == [1, 2]
+    refs = gen.remote()
+    ready, not_ready = ray.wait([refs], timeout=30)
+    assert ready == [refs] and not_ready == []
+    assert ray.get(next(refs)) == 1
+    assert ray.get(refs) is refs  # as Ray: get passes a generator through
+
+
+def test_a_generator_cannot_be_passed_to_a_task(ray_start_regular_shared):
+    @ray.remote
+    def gen():
+        yield 1
+
+    @ray.remote
+    def take(x):
+        return x
+
+    refs = gen.remote()
+    with pytest.raises(TypeError, match="generator"):
+        take.remote(refs)
+
+
+def test_generator_tasks_show_in_the_task_list(ray_start_regular_shared):
+    from raggio.util.state import list_tasks
+
+    @ray.remote
+    def listed_generator():
+        yield 1
+
+    assert [ray.get(ref) for ref in listed_generator.remote()] == [1]
+    wait_until(lambda: any(t["name"] == "listed_generator" and t["state"] == "FINISHED"
+                           for t in list_tasks()), what="the generator task, FINISHED")
+
