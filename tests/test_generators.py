@@ -107,3 +107,64 @@ def test_generator_tasks_show_in_the_task_list(ray_start_regular_shared):
     wait_until(lambda: any(t["name"] == "listed_generator" and t["state"] == "FINISHED"
                            for t in list_tasks()), what="the generator task, FINISHED")
 
+
+def test_actor_generator_methods_stream(ray_start_regular_shared):
+    @ray.remote
+    class Source:
+        def __init__(self):
+            self.calls = 0
+
+        def numbers(self, n):
+            self.calls += 1
+            for i in range(n):
+                yield i
+
+        @ray.method(num_returns=2)
+        def pair(self):
+            yield "a"
+            yield "b"
+
+        def count(self):
+            return self.calls
+
+    source = Source.remote()
+    gen = source.numbers.remote(3)
+    assert isinstance(gen, ray.ObjectRefGenerator)
+    assert [ray.get(ref) for ref in gen] == [0, 1, 2]
+    assert ray.get(list(source.pair.remote())) == ["a", "b"]
+    assert ray.get(source.count.remote()) == 1
+    streamed = source.numbers.options(num_returns="streaming").remote(2)
+    assert [ray.get(ref) for ref in streamed] == [0, 1]
+
+
+def test_async_actor_async_generators(ray_start_regular_shared):
+    @ray.remote
+    class Ticker:
+        async def ticks(self, n):
+            for i in range(n):
+                await asyncio.sleep(0)
+                yield f"tick {i}"
+
+        def plain(self, n):
+            yield from range(n)
+
+    ticker = Ticker.remote()
+    assert [ray.get(ref) for ref in ticker.ticks.remote(3)] == ["tick 0", "tick 1", "tick 2"]
+    assert [ray.get(ref) for ref in ticker.plain.remote(2)] == [0, 1]
+
+    async def consume():
+        return [await ref async for ref in ticker.ticks.remote(2)]
+
+    assert asyncio.run(consume()) == ["tick 0", "tick 1"]
+
+
+def test_a_task_consumes_a_generator_it_started(ray_start_regular_shared):
+    @ray.remote
+    def gen(n):
+        yield from range(n)
+
+    @ray.remote
+    def total(n):
+        return sum(ray.get(ref) for ref in gen.remote(n))
+
+    assert ray.get(total.remote(5)) == 10
