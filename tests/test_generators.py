@@ -168,3 +168,128 @@ def test_a_task_consumes_a_generator_it_started(ray_start_regular_shared):
         return sum(ray.get(ref) for ref in gen.remote(n))
 
     assert ray.get(total.remote(5)) == 10
+
+
+def test_an_error_mid_stream_comes_after_the_values(ray_start_regular_shared):
+    @ray.remote(max_retries=0)
+    def gen():
+        yield 1
+        yield 2
+        raise ValueError("broken stream")
+
+    refs = gen.remote()
+    first, second = next(refs), next(refs)
+    failed = next(refs)
+    with pytest.raises(ValueError, match="broken stream") as info:
+        ray.get(failed)
+    assert isinstance(info.value, ray.exceptions.RayTaskError)
+    with pytest.raises(StopIteration):
+        next(refs)
+    assert refs.is_finished()
+    assert ray.get([first, second]) == [1, 2]  # what came before stays valid
+    with pytest.raises(ray.exceptions.RayTaskError):
+        ray.get(refs.completed())
+
+
+def test_a_generator_that_yields_the_wrong_count_for_num_returns(ray_start_regular_shared):
+    @ray.remote(num_returns=3)
+    def gen():
+        yield 1
+        yield 2
+
+    refs = gen.remote()
+    with pytest.raises(ValueError, match="num_returns=3"):
+        ray.get(refs[0])
+
+
+def test_a_function_that_does_not_yield_with_streaming(ray_start_regular_shared):
+    @ray.remote(num_returns="streaming")
+    def not_a_generator():
+        return 1
+
+    refs = not_a_generator.remote()
+    with pytest.raises(TypeError, match="not a generator"):
+        ray.get(next(refs))
+
+
+def test_cancelling_a_running_stream(ray_start_regular_shared):
+    @ray.remote
+    def gen():
+        import time
+        yield "started"
+        time.sleep(60)
+        yield "never"
+
+    refs = gen.remote()
+    assert ray.get(next(refs)) == "started"
+    ray.cancel(refs)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(next(refs))
+    with pytest.raises(StopIteration):
+        next(refs)
+
+
+def test_cancelling_an_async_actor_stream(ray_start_regular_shared):
+    @ray.remote
+    class Slow:
+        async def gen(self):
+            yield "started"
+            await asyncio.sleep(60)
+            yield "never"
+
+    slow = Slow.remote()
+    refs = slow.gen.remote()
+    assert ray.get(next(refs)) == "started"
+    ray.cancel(refs)
+    with pytest.raises(ray.exceptions.TaskCancelledError):
+        ray.get(next(refs))
+    assert list(refs) == []
+
+
+def test_a_worker_dying_mid_stream_fails_the_rest(ray_start_regular_shared, tmp_path):
+    got_first = tmp_path / "got-first"
+
+    @ray.remote(max_retries=0)
+    def gen(path):
+        import time
+        yield "before"
+        while not os.path.exists(path):  # die once the first value has arrived
+            time.sleep(0.01)
+        os._exit(1)
+
+    refs = gen.remote(str(got_first))
+    assert ray.get(next(refs)) == "before"
+    got_first.write_text("")
+    with pytest.raises(ray.exceptions.WorkerCrashedError):
+        ray.get(next(refs))
+    with pytest.raises(StopIteration):
+        next(refs)
+
+
+def test_a_retried_stream_skips_what_was_reported(ray_start_regular_shared, tmp_path):
+    marker = str(tmp_path / "died-once")
+
+    @ray.remote(max_retries=1)
+    def gen(path):
+        yield 0
+        yield 1
+        if not os.path.exists(path):
+            open(path, "w").close()
+            os._exit(1)
+        yield 2
+
+    assert [ray.get(ref) for ref in gen.remote(marker)] == [0, 1, 2]
+
+
+def test_a_stream_retried_on_an_application_error(ray_start_regular_shared, tmp_path):
+    marker = str(tmp_path / "failed-once")
+
+    @ray.remote(max_retries=1, retry_exceptions=True)
+    def gen(path):
+        yield "a"
+        if not os.path.exists(path):
+            open(path, "w").close()
+            raise RuntimeError("first attempt fails")
+        yield "b"
+
+    assert [ray.get(ref) for ref in gen.remote(marker)] == ["a", "b"]

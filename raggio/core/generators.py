@@ -133,7 +133,8 @@ class GeneratorStreams:
             return
         with stream.lock:
             stream.conn = conn
-            if index < stream.reported:  # a retried attempt sends what we have again
+            duplicate = index < stream.reported
+            if duplicate:  # a retried attempt sends what we have again
                 _note_copy(refs.entries.get(object_id), location)
             else:
                 refs.create_ready(object_id, location)
@@ -142,7 +143,8 @@ class GeneratorStreams:
             consumed = stream.consumed
         if stream.backpressure:
             conn.notify("generator_consumed", [task_id, consumed])
-        stream.wake()
+        if not duplicate:
+            stream.wake()
 
     def consumed(self, stream: _Stream) -> None:
         """Tell the worker how far the consumer got (loop thread; backpressure only)."""
@@ -151,12 +153,13 @@ class GeneratorStreams:
 
     async def wait_changed(self, stream: _Stream) -> None:
         """Return once ``next()`` on this stream would not block (loop thread)."""
-        with stream.lock:
-            if stream.next_available():
-                return
-            fut = self.core.loop.create_future()
-            stream.waiters.append(fut)
-        await fut
+        while True:
+            with stream.lock:
+                if stream.next_available():
+                    return
+                fut = self.core.loop.create_future()
+                stream.waiters.append(fut)
+            await fut
 
 
 def _note_copy(entry, location: dict) -> None:
