@@ -135,6 +135,8 @@ def test_actor_generator_methods_stream(ray_start_regular_shared):
     assert ray.get(source.count.remote()) == 1
     streamed = source.numbers.options(num_returns="streaming").remote(2)
     assert [ray.get(ref) for ref in streamed] == [0, 1]
+    dynamic = ray.get(source.numbers.options(num_returns="dynamic").remote(2))
+    assert [ray.get(ref) for ref in dynamic] == [0, 1]
 
 
 def test_async_actor_async_generators(ray_start_regular_shared):
@@ -293,3 +295,43 @@ def test_a_stream_retried_on_an_application_error(ray_start_regular_shared, tmp_
         yield "b"
 
     assert [ray.get(ref) for ref in gen.remote(marker)] == ["a", "b"]
+
+
+def test_dynamic_generators_return_one_ref_to_their_refs(ray_start_regular_shared):
+    @ray.remote(num_returns="dynamic")
+    def gen(n):
+        for i in range(n):
+            yield i * i
+
+    ref = gen.remote(4)
+    assert isinstance(ref, ray.ObjectRef)
+    dynamic = ray.get(ref)
+    assert isinstance(dynamic, ray.DynamicObjectRefGenerator)
+    assert len(dynamic) == 4
+    assert [ray.get(item) for item in dynamic] == [0, 1, 4, 9]
+
+
+def test_dynamic_generator_refs_can_be_passed_to_tasks(ray_start_regular_shared):
+    np = pytest.importorskip("numpy")
+
+    @ray.remote(num_returns="dynamic")
+    def gen():
+        yield np.ones(200_000)
+        yield "small"
+
+    @ray.remote
+    def describe(value):
+        return type(value).__name__
+
+    refs = list(ray.get(gen.remote()))
+    assert ray.get([describe.remote(r) for r in refs]) == ["ndarray", "str"]
+
+
+def test_a_dynamic_generator_that_raises(ray_start_regular_shared):
+    @ray.remote(num_returns="dynamic", max_retries=0)
+    def gen():
+        yield 1
+        raise KeyError("no more")
+
+    with pytest.raises(KeyError):
+        ray.get(gen.remote())
