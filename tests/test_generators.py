@@ -9,7 +9,7 @@ What the tasks run refers only to the standard library or names defined in the t
 
 import asyncio
 import os
-import signal
+import time
 
 import pytest
 
@@ -335,3 +335,41 @@ def test_a_dynamic_generator_that_raises(ray_start_regular_shared):
 
     with pytest.raises(KeyError):
         ray.get(gen.remote())
+
+
+def _read_progress(path) -> int:
+    return int(path.read_text() or -1) if path.exists() else -1
+
+
+@pytest.mark.parametrize("runner", ["task", "actor", "async actor"])
+def test_backpressure_pauses_the_worker(ray_start_regular_shared, tmp_path, runner):
+    progress = tmp_path / "progress"
+
+    def numbers(path):
+        for i in range(5):
+            with open(path, "w") as f:
+                f.write(str(i))
+            yield i
+
+    @ray.remote
+    class Source:
+        def numbers(self, path):
+            yield from numbers(path)
+
+    @ray.remote
+    class AsyncSource:
+        async def numbers(self, path):
+            for value in numbers(path):
+                yield value
+
+    method = {"task": lambda: ray.remote(numbers), "actor": lambda: Source.remote().numbers,
+              "async actor": lambda: AsyncSource.remote().numbers}[runner]()
+    refs = method.options(_generator_backpressure_num_objects=2).remote(str(progress))
+    wait_until(lambda: _read_progress(progress) == 1, what="two items yielded")
+    # A negative condition has nothing to wait for: give the worker a moment in which it
+    # would have gone on, and check that it stayed paused with two items unconsumed.
+    time.sleep(0.3)
+    assert _read_progress(progress) == 1
+    assert ray.get(next(refs)) == 0
+    wait_until(lambda: _read_progress(progress) == 2, what="a third item once one was taken")
+    assert [ray.get(ref) for ref in refs] == [1, 2, 3, 4]
