@@ -373,3 +373,28 @@ def test_backpressure_pauses_the_worker(ray_start_regular_shared, tmp_path, runn
     assert ray.get(next(refs)) == 0
     wait_until(lambda: _read_progress(progress) == 2, what="a third item once one was taken")
     assert [ray.get(ref) for ref in refs] == [1, 2, 3, 4]
+
+
+def test_dropping_a_generator_frees_the_values_not_taken(ray_start_regular_shared):
+    from raggio.util.state import list_objects
+
+    @ray.remote
+    def gen():
+        for i in range(3):
+            yield str(i) * 200_000  # in the store
+
+    refs = gen.remote()
+    ray.get(refs.completed())
+    task_hex = refs.completed().hex()[:48]
+    kept = next(refs)
+
+    completion_hex = refs.completed().hex()
+
+    def items_alive():
+        return sorted(o["object_id"] for o in list_objects()
+                      if o["object_id"][:48] == task_hex and o["object_id"] != completion_hex)
+
+    assert len(items_alive()) == 3
+    del refs
+    wait_until(lambda: items_alive() == [kept.hex()], what="the items not taken to be freed")
+    assert ray.get(kept) == "0" * 200_000

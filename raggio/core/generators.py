@@ -35,6 +35,7 @@ from typing import Any
 
 from raggio.core.ids import object_id_bytes
 from raggio.core.object_ref import ObjectRef
+from raggio.core.object_table import READY
 from raggio.core.serialization import serialize
 
 STREAMING, DYNAMIC = "streaming", "dynamic"
@@ -146,6 +147,15 @@ class GeneratorStreams:
         if not duplicate:
             stream.wake()
 
+    def drop(self, stream: _Stream) -> None:
+        """Its ObjectRefGenerator is gone: free what nobody will read (loop thread)."""
+        with stream.lock:
+            stream.dropped = True
+            refs, stream.refs = stream.refs, collections.deque()
+            if stream.finished:
+                self.streams.pop(stream.task_id, None)
+        refs.clear()
+
     def consumed(self, stream: _Stream) -> None:
         """Tell the worker how far the consumer got (loop thread; backpressure only)."""
         if stream.conn is not None and not stream.conn.is_closed:
@@ -220,9 +230,6 @@ class ObjectRefGenerator:
         """A ref that is ready when the task ends; ``get`` on it raises the task's error."""
         return self._generator_ref
 
-    def task_id(self):
-        return self._generator_ref.task_id()
-
     def next_ready(self) -> bool:
         """True if ``next()`` would return a ref at once (not StopIteration)."""
         stream = self._stream
@@ -291,12 +298,12 @@ class ObjectRefGenerator:
         return None
 
     def __del__(self):
-        stream = self._stream
-        with stream.lock:
-            stream.dropped = True
-            stream.refs.clear()
-            if stream.finished:
-                self._core.generators.streams.pop(stream.task_id, None)
+        # On the loop, not here: the collector may run this where a lock that dropping the
+        # buffered refs takes is held.
+        try:
+            self._core.call_soon(self._core.generators.drop, self._stream)
+        except (RuntimeError, AttributeError):  # the loop is closed: shutdown
+            pass
 
     def __reduce__(self):
         raise TypeError("You cannot return or pass a generator to other task. "
@@ -330,7 +337,7 @@ def _is_ready(core, waitable) -> bool:
     if isinstance(waitable, ObjectRefGenerator):
         return waitable._stream.next_available()
     entry = core.refs.entries.get(waitable._id)
-    return entry is not None and entry.state == 1  # READY
+    return entry is not None and entry.state == READY
 
 
 async def _wait_any(core, pending: list) -> None:
