@@ -58,11 +58,12 @@ class DynamicObjectRefGenerator:
 class _Stream:
     """Owner-side state of one streaming generator task (changed on the loop, read anywhere)."""
 
-    __slots__ = ("task_id", "completion_id", "lock", "refs", "reported", "consumed",
+    __slots__ = ("spec", "task_id", "completion_id", "lock", "refs", "reported", "consumed",
                  "finished", "waiters", "dropped", "backpressure", "conn")
 
-    def __init__(self, task_id: bytes, completion_id: bytes, backpressure: int):
-        self.task_id = task_id
+    def __init__(self, spec: dict, completion_id: bytes, backpressure: int):
+        self.spec = spec  #: the lineage of its items (normal tasks), to rebuild a lost one
+        self.task_id: bytes = spec["task_id"]
         self.completion_id = completion_id
         self.lock = threading.Lock()
         self.refs: collections.deque[ObjectRef] = collections.deque()  #: reported, not taken
@@ -101,7 +102,7 @@ class GeneratorStreams:
         backpressure = options.get("_generator_backpressure_num_objects") or 0
         if backpressure > 0:
             spec["backpressure"] = backpressure
-        stream = _Stream(spec["task_id"], completion_ref._id, backpressure)
+        stream = _Stream(spec, completion_ref._id, backpressure)
         self.streams[stream.task_id] = stream
         self.core.call_soon(self._watch_completion, stream)
         return ObjectRefGenerator(completion_ref, stream, self.core)
@@ -128,17 +129,23 @@ class GeneratorStreams:
             return
         stream = self.streams.get(task_id)
         if stream is None or stream.dropped:
-            if object_id not in refs.entries:  # nobody will read it: free it at once
+            if object_id in refs.entries:
+                self._known_again(object_id, location)
+            else:  # nobody will read it: free it at once
                 refs.create_ready(object_id, location)
                 ObjectRef(object_id, self.core.address)
+            conn.notify("generator_consumed", [task_id, index + 1])  # no consumer to wait for
             return
         with stream.lock:
             stream.conn = conn
             duplicate = index < stream.reported
-            if duplicate:  # a retried attempt sends what we have again
-                _note_copy(refs.entries.get(object_id), location)
+            if duplicate:  # a retried or rebuilding attempt sends what we have again
+                self._known_again(object_id, location)
             else:
-                refs.create_ready(object_id, location)
+                entry = refs.create_ready(object_id, location)
+                if entry.node_id is not None and "actor_id" not in stream.spec:
+                    entry.lineage = stream.spec
+                    stream.spec["stored_items"] = True  # see Recovery.keep_lineage
                 stream.refs.append(ObjectRef(object_id, self.core.address))
                 stream.reported = index + 1
             consumed = stream.consumed
@@ -172,13 +179,20 @@ class GeneratorStreams:
             await fut
 
 
-def _note_copy(entry, location: dict) -> None:
-    """A retried attempt stored an item again; a copy on another node is freed with it."""
-    address = location.get("node_address")
-    if entry is not None and address and address != entry.node_address:
-        if entry.copies is None:
-            entry.copies = set()
-        entry.copies.add(address)
+    def _known_again(self, object_id: bytes, location: dict) -> None:
+        """An item we know was stored again: by a rebuild (it was lost: take the new copy)
+        or by a retried attempt (a copy on another node is freed with the first)."""
+        entry = self.core.refs.entries.get(object_id)
+        if entry is None:
+            return
+        if entry.state != READY:
+            self.core.refs.set_ready(object_id, location)
+            return
+        address = location.get("node_address")
+        if address and address != entry.node_address:
+            if entry.copies is None:
+                entry.copies = set()
+            entry.copies.add(address)
 
 
 class ObjectRefGenerator:
