@@ -23,6 +23,8 @@ _EXPORTS = {
     "ActorHandle": ("raggio.core.actor", "ActorHandle"),
     "method": ("raggio.core.actor", "method"),
     "ObjectRef": ("raggio.core.object_ref", "ObjectRef"),
+    "ObjectRefGenerator": ("raggio.core.generators", "ObjectRefGenerator"),
+    "DynamicObjectRefGenerator": ("raggio.core.generators", "DynamicObjectRefGenerator"),
     "RemoteFunction": ("raggio.core.remote_function", "RemoteFunction"),
     "get_runtime_context": ("raggio.runtime_context", "get_runtime_context"),
     **{name: ("raggio.core.ids", name)

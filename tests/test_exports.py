@@ -21,8 +21,6 @@ NOT_YET = {
     "PlacementGroupID": "placement groups are not implemented yet",
     "UniqueID": "internal id type", "ClientBuilder": "ray:// clients are a later issue",
     "client": "ray:// clients are a later issue",
-    "DynamicObjectRefGenerator": "generators are not implemented yet",
-    "ObjectRefGenerator": "generators are not implemented yet",
     "Language": "no cross-language workers", "cpp_function": "no cross-language workers",
     "java_actor_class": "no cross-language workers", "java_function": "no cross-language workers",
     "LoggingConfig": "structured logging is a later issue", "_config": "internal",

@@ -188,3 +188,18 @@ def test_the_memory_monitor_fails_tasks_and_actors_with_the_reason(shutdown_only
 
     with pytest.raises(ray.exceptions.ActorDiedError, match="ran out of memory"):
         ray.get(Busy.remote().work.remote(), timeout=60)
+
+
+def test_lost_values_of_a_generator_are_rebuilt(ray_start_cluster):
+    second = two_nodes(ray_start_cluster)
+
+    @ray.remote
+    def arrays(n):
+        for i in range(n):
+            yield np.full(2_000_000, i)  # each lives in the second node's arena
+
+    refs = list(arrays.options(scheduling_strategy=on(second)).remote(3))
+    ray.wait(refs, num_returns=3)
+    ray_start_cluster.remove_node(second)
+    # The generator runs again on the head; each lost value comes back from that run.
+    assert [int(ray.get(ref, timeout=60)[0]) for ref in refs] == [0, 1, 2]

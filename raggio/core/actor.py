@@ -127,7 +127,9 @@ def _method_table(cls: type) -> dict:
     for name, fn in inspect.getmembers(cls, callable):
         if name.startswith("__") and name != "__call__":
             continue
-        table[name] = getattr(fn, "__raggio_method_options__", {}).get("num_returns", 1)
+        default = ("streaming" if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
+                   else 1)  # Ray's default for generators
+        table[name] = getattr(fn, "__raggio_method_options__", {}).get("num_returns", default)
     return table
 
 
@@ -200,10 +202,11 @@ class ActorHandle:
     def _submit(self, method_name: str, args: tuple, kwargs: dict, options: dict):
         core = context.get_core()
         num_returns = options.get("num_returns", 1)
+        count = num_returns if num_returns.__class__ is int else 1  # a generator: 1 return
         task_id = core.ids.task_id_bytes()
         name = f"{self._class_name}.{method_name}"
         encoded, kwarg_names, held = encode_args(core, args, kwargs, name)
-        ids, refs = return_ids(core, task_id, num_returns, "actor call")
+        ids, refs = return_ids(core, task_id, count, "actor call")
         self._seq += 1
         spec = {
             "task_id": task_id, "actor_id": self._actor_id, "method": method_name, "name": name,
@@ -219,6 +222,8 @@ class ActorHandle:
                 (self._actor_id, method_name, core.job_id),
                 lambda: task_info(name, name, "ACTOR_TASK", core.job_id, self._actor_id)))
         info_id = info_id[1]
+        if count is not num_returns:
+            refs = core.generators.open(spec, refs[0], options)
         track_submission(core, spec, held, info_id)
         core.call_soon(core.actor_submitter.submit, spec)
         if num_returns == 1:

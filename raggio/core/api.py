@@ -21,6 +21,8 @@ from raggio.config import get_config
 from raggio.core import context
 from raggio.core.actor import ActorClass, ActorHandle
 from raggio.core.core_worker import DRIVER, CoreWorker
+from raggio.core import generators
+from raggio.core.generators import ObjectRefGenerator
 from raggio.core.object_ref import ObjectRef
 from raggio.core.remote_function import RemoteFunction
 from raggio.exceptions import RaySystemError
@@ -273,7 +275,12 @@ def get(object_refs, *, timeout: float | None = None) -> Any:
         GetTimeoutError: not ready within ``timeout``.
         RayTaskError: the task raised (also an instance of the user's exception type).
     """
-    refs, single = _check_refs(object_refs, "get", ValueError)  # Ray raises ValueError here
+    try:
+        refs, single = _check_refs(object_refs, "get", ValueError)  # Ray raises ValueError here
+    except ValueError:
+        if isinstance(object_refs, ObjectRefGenerator):
+            return object_refs  # as Ray's get does
+        raise
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must be non-negative, got {timeout}")
     values = context.get_core().get(refs, timeout)
@@ -288,9 +295,16 @@ def put(value: Any, *, _owner=None) -> ObjectRef:
 def wait(object_refs: list, *, num_returns: int = 1, timeout: float | None = None,
          fetch_local: bool = True) -> tuple[list, list]:
     """Return (ready, not_ready) once ``num_returns`` refs are ready or ``timeout`` passes."""
-    if isinstance(object_refs, ObjectRef):
-        raise TypeError("wait() expected a list of ray.ObjectRef, got a single ray.ObjectRef")
-    refs, _ = _check_refs(list(object_refs), "wait")
+    if isinstance(object_refs, (ObjectRef, ObjectRefGenerator)):
+        raise TypeError("wait() expected a list of ray.ObjectRef or ray.ObjectRefGenerator, "
+                        f"got a single {type(object_refs).__name__}")
+    try:
+        refs, _ = _check_refs(list(object_refs), "wait")
+    except TypeError:
+        refs = list(object_refs)
+        if not all(isinstance(item, (ObjectRef, ObjectRefGenerator)) for item in refs):
+            raise
+        return _wait_with_generators(refs, num_returns, timeout, fetch_local)
     if len({ref._id for ref in refs}) != len(refs):
         raise ValueError("Wait requires a list of unique object refs.")
     if num_returns <= 0:
@@ -303,6 +317,19 @@ def wait(object_refs: list, *, num_returns: int = 1, timeout: float | None = Non
     return context.get_core().wait(refs, num_returns, timeout, fetch_local)
 
 
+def _wait_with_generators(waitables: list, num_returns: int, timeout: float | None,
+                          fetch_local: bool) -> tuple[list, list]:
+    """``wait`` on a list holding generators: one is ready when ``next()`` would not block."""
+    if len(set(map(id, waitables))) != len(waitables):
+        raise ValueError("Wait requires a list of unique ray_waitables.")
+    if num_returns <= 0 or num_returns > len(waitables):
+        raise ValueError(f"num_returns must be between 1 and the number of ray_waitables "
+                         f"({len(waitables)}), got {num_returns}.")
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be non-negative, got {timeout}")
+    return generators.wait(context.get_core(), waitables, num_returns, timeout, fetch_local)
+
+
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
     """Cancel the task that makes ``object_ref``; ``get`` then raises TaskCancelledError.
 
@@ -310,6 +337,8 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     tasks it submitted are cancelled too. An actor call is dropped if not yet sent; a running
     call of an async actor is cancelled, one of a plain actor runs to the end.
     """
+    if isinstance(object_ref, ObjectRefGenerator):
+        object_ref = object_ref._generator_ref
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"cancel() takes an ObjectRef, got {type(object_ref).__name__}")
     core = context.get_core()

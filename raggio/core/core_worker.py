@@ -97,6 +97,7 @@ class CoreWorker:
         self.server: Server | None = None
         self.submitter = None
         self.actor_submitter = None
+        self.generators = None  #: this owner's generator streams (generators.py)
         self.task_events = TaskEvents(self)
         self.actor_handles = ActorHandleCounts(self)
         self.current = threading.local()  #: task_id, actor_id, gpu_ids of the running task
@@ -115,6 +116,7 @@ class CoreWorker:
     def start(self, timeout_s: float) -> None:
         tune_gc(self.cfg.gc_gen0_threshold)
         from raggio.core.actor_submitter import ActorSubmitter
+        from raggio.core.generators import GeneratorStreams
         from raggio.core.reconstruction import Recovery
         from raggio.core.task_submitter import TaskSubmitter
         self.recovery = Recovery(self)
@@ -122,6 +124,7 @@ class CoreWorker:
         self.run_sync(self._start(), timeout_s)
         self.submitter = TaskSubmitter(self)
         self.actor_submitter = ActorSubmitter(self)
+        self.generators = GeneratorStreams(self)
 
     async def _start(self) -> None:
         self.server = Server(self.handlers, token=self.token, listen=f"{self.node_ip}:0",

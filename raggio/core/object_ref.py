@@ -16,6 +16,8 @@ from raggio.core import context
 from raggio.core.ids import ObjectID
 from raggio.core.serialization import note_contained_ref
 
+_NIL_ID = b"\xff" * 28
+
 
 class ObjectRef:
     """A reference to a (possibly not yet computed) remote object."""
@@ -36,6 +38,14 @@ class ObjectRef:
                 core.refs.remove_local(self._id)
             except Exception:  # interpreter shutdown
                 pass
+
+    @classmethod
+    def nil(cls) -> "ObjectRef":
+        """The ref to no object (what a generator's ``_next_sync`` returns on timeout)."""
+        return cls(_NIL_ID, "", _register=False)
+
+    def is_nil(self) -> bool:
+        return self._id == _NIL_ID
 
     def binary(self) -> bytes:
         return self._id

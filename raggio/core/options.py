@@ -65,7 +65,16 @@ def _runtime_env(name: str, value: Any) -> None:
 
 
 def _num_returns(name: str, value: Any) -> None:
-    _int_at_least(0)(name, value)
+    if value in ("streaming", "dynamic"):  # generators (see core/generators.py)
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError("The keyword 'num_returns' only accepts a non-negative integer, "
+                         f"'streaming' (for generators), or 'dynamic'; got {value!r}.")
+
+
+def _optional_int_at_least_1(name: str, value: Any) -> None:
+    if value is not None:
+        _int_at_least(1)(name, value)
 
 
 def _optional_str(name: str, value: Any) -> None:
@@ -95,6 +104,7 @@ _COMMON = {
 TASK_OPTIONS = dict(_COMMON, **{
     "num_returns": _num_returns, "max_retries": _int_at_least(-1),
     "retry_exceptions": _retry_exceptions, "max_calls": _int_at_least(0), "name": _optional_str,
+    "_generator_backpressure_num_objects": _optional_int_at_least_1,
 })
 
 ACTOR_OPTIONS = dict(_COMMON, **{
@@ -106,7 +116,8 @@ ACTOR_OPTIONS = dict(_COMMON, **{
 
 METHOD_OPTIONS = {"num_returns": _num_returns, "max_task_retries": _int_at_least(-1),
                   "retry_exceptions": _retry_exceptions, "name": _optional_str,
-                  "concurrency_group": _anything}
+                  "concurrency_group": _anything,
+                  "_generator_backpressure_num_objects": _optional_int_at_least_1}
 
 
 def validate(options: dict, table: dict, what: str) -> dict:

@@ -61,7 +61,7 @@ class Recovery:
                   if i in entries and entries[i].node_id is not None and not entries[i].is_error]
         for entry in stored:
             entry.lineage = spec
-        return bool(stored)
+        return bool(stored) or spec.get("stored_items", False)  # a generator's (generators.py)
 
     def lineage_dropped(self, spec: dict) -> None:
         """The objects a spec made are freed: let its arguments go."""
@@ -93,6 +93,7 @@ class Recovery:
         logger.info("rebuilding %s by running %s again", object_id.hex(), spec["name"])
         for return_id in spec["return_ids"]:
             self.core.refs.reset_pending(return_id)
+        self.core.refs.reset_pending(object_id)  # also a generator's item, not a return
         self.core.submitter.resubmit(spec)
         await self.core.refs.wait_ready(object_id)
 

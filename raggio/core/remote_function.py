@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import threading
 
 from raggio.core import context
@@ -51,6 +52,8 @@ class RemoteFunction:
     def __init__(self, function, options: dict):
         self._function = function
         self._options = validate(dict(options), TASK_OPTIONS, "remote functions")
+        if inspect.isgeneratorfunction(function) or inspect.isasyncgenfunction(function):
+            self._options.setdefault("num_returns", "streaming")  # Ray's default for them
         self._name = getattr(function, "__name__", repr(function))
         self._exporter = Exporter(function)
         functools.update_wrapper(self, function)
@@ -72,9 +75,10 @@ class RemoteFunction:
         options = self._options
         function_id = self._exporter.ensure_exported(core)
         num_returns = options.get("num_returns", 1)
+        count = num_returns if num_returns.__class__ is int else 1  # a generator: 1 return
         task_id = core.ids.task_id_bytes()
         encoded, kwarg_names, held = encode_args(core, args, kwargs, self._name)
-        ids, refs = return_ids(core, task_id, num_returns)
+        ids, refs = return_ids(core, task_id, count)
         runtime_env = options.get("runtime_env") or core.job_runtime_env or {}
         resources, strategy, capture = scheduling_strategies.resolve(
             options.get("scheduling_strategy"), resources_of(options, 1.0),
@@ -94,6 +98,8 @@ class RemoteFunction:
             (function_id, spec["name"], core.job_id, tuple(resources.items())),
             lambda: task_info(spec["name"], self._name, "NORMAL_TASK", core.job_id,
                               resources=resources))
+        if count is not num_returns:
+            refs = core.generators.open(spec, refs[0], options)
         track_submission(core, spec, held, info_id)
         core.call_soon(core.submitter.submit, spec)
         if num_returns == 1:

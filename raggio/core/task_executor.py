@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 import setproctitle
 
 from raggio.core.core_worker import error_location
+from raggio.core.generators import ItemReporter
 from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import deserialize_inline, loads_function, serialize
 from raggio.core.task_events import error_summary
@@ -54,10 +55,12 @@ class TaskExecutor:
         self._running_task: bytes | None = None  #: task on the main thread
         self._cancel_requested: bytes | None = None
         self._async_calls: dict[bytes, asyncio.Task] = {}  #: running calls of an async actor
+        self._generators: dict[bytes, ItemReporter] = {}  #: running generator tasks
         self._marks = {"job": None, "name": None}
         core.handlers.update({
             "push_task": self.push_task, "create_actor": self.create_actor,
             "cancel_task": self.cancel_task, "exit_worker": self.exit_worker,
+            "generator_consumed": self.generator_consumed,
         })
 
     # -- the main thread --
@@ -80,13 +83,14 @@ class TaskExecutor:
 
     def push_task(self, conn, spec: dict) -> asyncio.Future:
         if self.actor_loop is not None:
-            cfut = asyncio.run_coroutine_threadsafe(self._execute_async(spec), self.actor_loop)
+            cfut = asyncio.run_coroutine_threadsafe(self._execute_async(spec, conn),
+                                                    self.actor_loop)
             return asyncio.wrap_future(cfut, loop=self.core.loop)
         if self.actor_pool is not None:
-            return asyncio.wrap_future(self.actor_pool.submit(self._execute, spec),
+            return asyncio.wrap_future(self.actor_pool.submit(self._execute, spec, conn),
                                        loop=self.core.loop)
         fut = self.core.loop.create_future()
-        self.main_queue.put((lambda: self._execute(spec), fut))
+        self.main_queue.put((lambda: self._execute(spec, conn), fut))
         return fut
 
     def create_actor(self, conn, msg: dict) -> asyncio.Future:
@@ -152,7 +156,7 @@ class TaskExecutor:
 
     # -- running one task --
 
-    def _execute(self, spec: dict) -> dict:
+    def _execute(self, spec: dict, conn) -> dict:
         started = self.core.task_events.running(spec["task_id"], spec.get("attempt", 0))
         name = spec["name"]
         self.core.job_id, self.core.namespace = spec["job_id"], spec["namespace"]
@@ -171,10 +175,10 @@ class TaskExecutor:
                 fn = self._callable(spec)
                 args, kwargs = self._resolve_args(spec)
                 result = fn(*args, **kwargs)
+                reply = self._pack_returns(spec, result, conn)  # runs a generator's body
             finally:
                 if is_main:
                     self._running_task = None
-            reply = self._pack_returns(spec, result)
         except ActorExitRequested as exc:
             exc.cause = exc.cause or _exit_actor_cause(spec)
             if not is_main:  # a threaded actor's pool thread: exit from here
@@ -189,14 +193,14 @@ class TaskExecutor:
         reply["started"] = started
         return reply
 
-    async def _execute_async(self, spec: dict) -> dict:
+    async def _execute_async(self, spec: dict, conn) -> dict:
         self._async_calls[spec["task_id"]] = asyncio.current_task()
         try:
-            return await self._execute_async_limited(spec)
+            return await self._execute_async_limited(spec, conn)
         finally:
             self._async_calls.pop(spec["task_id"], None)
 
-    async def _execute_async_limited(self, spec: dict) -> dict:
+    async def _execute_async_limited(self, spec: dict, conn) -> dict:
         async with self.actor_semaphore:
             started = self.core.task_events.running(spec["task_id"], spec.get("attempt", 0))
             self._mark(spec["job_id"], spec["name"])
@@ -204,9 +208,12 @@ class TaskExecutor:
                 method = self._callable(spec)
                 args, kwargs = await self._resolve_args_async(spec)
                 result = method(*args, **kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
-                reply = self._pack_returns(spec, result)
+                if spec["num_returns"].__class__ is str:
+                    reply = await self._run_generator_async(spec, result, conn)
+                else:
+                    if inspect.isawaitable(result):
+                        result = await result
+                    reply = self._pack_returns(spec, result, conn)
             except (AsyncioActorExit, ActorExitRequested) as exc:
                 self._exit_actor(getattr(exc, "cause", None) or _exit_actor_cause(spec))
             except BaseException as exc:  # noqa: BLE001
@@ -258,18 +265,22 @@ class TaskExecutor:
                     self.core.get_future(ObjectRef(arg[1], arg[2]))))
         return _split_kwargs(values, spec.get("kwarg_names") or [])
 
-    def _pack_returns(self, spec: dict, result: Any) -> dict:
+    def _pack_returns(self, spec: dict, result: Any, conn) -> dict:
         num_returns = spec["num_returns"]
         if num_returns == 1:
             values = [result]
         elif num_returns == 0:
             values = []
+        elif num_returns.__class__ is str:
+            return self._run_generator(spec, result, conn)
         else:
-            values = list(result) if isinstance(result, (tuple, list)) else None
+            values = (list(result) if isinstance(result, (tuple, list))
+                      or inspect.isgenerator(result) else None)
             if values is None or len(values) != num_returns:
                 raise ValueError(
                     f"Task {spec['name']} has num_returns={num_returns} but returned "
-                    f"{type(result).__name__} {result!r:.100}; return a tuple of that length.")
+                    f"{type(result).__name__} {result!r:.100}; return (or yield) that many "
+                    "values.")
         returns = []
         for object_id, value in zip(spec["return_ids"], values):
             try:
@@ -279,6 +290,49 @@ class TaskExecutor:
                                 f"{exc}") from exc
             returns.append(self.core.store_serialized(object_id, serialized))
         return {"returns": returns}
+
+    # -- generators (see generators.py) --
+
+    def _run_generator(self, spec: dict, result: Any, conn) -> dict:
+        if not inspect.isgenerator(result):
+            raise TypeError(_not_a_generator(spec, result))
+        reporter = self._generators[spec["task_id"]] = ItemReporter(self.core, spec, conn)
+        try:
+            for value in result:
+                reporter.report(value)
+                reporter.wait_capacity()
+        finally:
+            del self._generators[spec["task_id"]]
+        return self._generator_reply(spec, reporter)
+
+    async def _run_generator_async(self, spec: dict, result: Any, conn) -> dict:
+        if inspect.isawaitable(result):
+            result = await result
+        if not (inspect.isasyncgen(result) or inspect.isgenerator(result)):
+            raise TypeError(_not_a_generator(spec, result))
+        reporter = self._generators[spec["task_id"]] = ItemReporter(self.core, spec, conn)
+        try:
+            if inspect.isasyncgen(result):
+                async for value in result:
+                    reporter.report(value)
+                    await reporter.wait_capacity_async()
+            else:
+                for value in result:
+                    reporter.report(value)
+                    await reporter.wait_capacity_async()
+        finally:
+            del self._generators[spec["task_id"]]
+        return self._generator_reply(spec, reporter)
+
+    def _generator_reply(self, spec: dict, reporter: ItemReporter) -> dict:
+        value = reporter.completion_value(spec["owner_address"])
+        return {"returns": [self.core.store_serialized(spec["return_ids"][0], serialize(value))]}
+
+    def generator_consumed(self, conn, msg: list) -> None:
+        task_id, consumed = msg
+        reporter = self._generators.get(task_id)
+        if reporter is not None:
+            reporter.on_consumed(consumed)
 
     def _pack_error(self, spec: dict, exc: BaseException) -> dict:
         if isinstance(exc, (TaskCancelledError, KeyboardInterrupt)):
@@ -376,6 +430,12 @@ def _ray_call(actor, spec: dict, fn, *args, **kwargs):
 #: The methods every actor has, as in Ray (see ``actor._BUILTIN_METHODS``).
 _ACTOR_BUILTINS = {"__ray_ready__": _ray_ready, "__ray_terminate__": _ray_terminate,
                    "__ray_call__": _ray_call}
+
+
+def _not_a_generator(spec: dict, result: Any) -> str:
+    return (f"Task {spec['name']} has num_returns={spec['num_returns']!r} but returned "
+            f"{type(result).__name__}, not a generator. Use `yield` in it, or give it an "
+            "integer num_returns.")
 
 
 def _split_kwargs(values: list, kwarg_names: list[str]) -> tuple[list, dict]:
