@@ -78,6 +78,9 @@ class Config:
         "Record where each object ref was made (`raggio memory`'s Call Site).", False,
         "RAY_record_ref_creation_sites")
     health_check_period_s: float = _doc("How often the control store pings nodes.", 1.0)
+    health_check_timeout_s: float = _doc(
+        "How long a node has to answer a ping before it counts as missed: a node busy "
+        "forking a hundred workers on two cores is not a dead one (Ray waits 10 s).", 5.0)
     health_check_failure_threshold: int = _doc("Missed pings before a node is dead.", 3)
     gcs_reconnect_timeout_s: float = _doc(
         "How long nodes, drivers and workers wait for a lost control store to come back.", 60.0)

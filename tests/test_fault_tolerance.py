@@ -91,7 +91,7 @@ def test_a_hung_node_is_declared_dead_and_its_actor_restarts_elsewhere(ray_start
     assert ray.get(actor.node.remote(), timeout=60) == second.node_id
     frozen = _freeze(second)
     try:
-        # Health checks (1 s period, 3 misses) notice it; the call fails over to the head.
+        # Health checks (3 pings unanswered for 5 s) notice it; the call fails over to the head.
         assert ray.get(actor.node.remote(), timeout=60) == ray_start_cluster.head_node.node_id
         alive = {n["NodeID"]: n["Alive"] for n in ray.nodes()}
         assert alive[second.node_id] is False

@@ -3,7 +3,7 @@
 A node whose connection drops is dead at once (the control store's close
 callback); this catches the ones whose connection stays open while the node
 does not answer (hung, partitioned, SIGSTOPped). Every ``period_s`` each
-node gets a ping that must be answered within ``period_s``; after
+node gets a ping that must be answered within ``timeout_s``; after
 ``failure_threshold`` misses in a row ``on_dead(node_id, reason)`` runs.
 """
 
@@ -24,10 +24,11 @@ class HealthChecker:
 
     def __init__(self, connections: Callable[[], dict[bytes, Connection]],
                  on_dead: Callable[[bytes, str], None], *, period_s: float,
-                 failure_threshold: int):
+                 timeout_s: float, failure_threshold: int):
         self._connections = connections
         self._on_dead = on_dead
         self._period_s = period_s
+        self._timeout_s = timeout_s
         self._threshold = failure_threshold
         self._misses: dict[bytes, int] = {}
         self._task: asyncio.Task | None = None
@@ -51,18 +52,17 @@ class HealthChecker:
                 self._misses[node_id] = misses
                 if misses >= self._threshold:
                     del self._misses[node_id]
-                    waited = self._period_s * self._threshold
                     logger.warning("node %s missed %d health checks", node_id.hex(), misses)
                     self._on_dead(node_id, f"it missed {misses} health checks in a row "
-                                           f"({waited:g} s without an answer)")
+                                           f"(none answered within {self._timeout_s:g} s)")
             for node_id in set(self._misses) - set(conns):
                 del self._misses[node_id]
-            # A round starts every period, however long its pings took (at most a period).
+            # A round starts every period, or when its pings are answered or timed out.
             await asyncio.sleep(max(0.0, self._period_s - (loop.time() - started)))
 
     async def _ping(self, conn: Connection) -> bool:
         try:
-            await conn.call_with_timeout("ping", None, self._period_s)
+            await conn.call_with_timeout("ping", None, self._timeout_s)
             return True
         except RpcError:
             return False

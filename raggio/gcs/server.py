@@ -31,7 +31,8 @@ class GcsServer:
     """See the module docstring. ``async with GcsServer(...) as gcs: ...``"""
 
     def __init__(self, *, listen: str, token: str, session_dir: str, connect_timeout_s: float = 30.0,
-                 health_check_period_s: float = 1.0, health_check_failure_threshold: int = 3,
+                 health_check_period_s: float = 1.0, health_check_timeout_s: float = 5.0,
+                 health_check_failure_threshold: int = 3,
                  storage=None, reconnect_grace_s: float = 30.0,
                  task_events_max_tasks: int = 100_000):
         self.token = token
@@ -58,6 +59,7 @@ class GcsServer:
         self.server = Server(self._handlers(), token=token, listen=listen, info={"role": "gcs"})
         self.health = HealthChecker(lambda: self.node_conns, self.declare_node_dead,
                                     period_s=health_check_period_s,
+                                    timeout_s=health_check_timeout_s,
                                     failure_threshold=health_check_failure_threshold)
         #: Drivers and workers that want to hear of node deaths (to fail over at once).
         self._node_subscribers: set[Connection] = set()
