@@ -18,12 +18,13 @@ import uuid
 from typing import Any
 
 from raggio.config import get_config
-from raggio.core import context
+from raggio.core import context, init_options
 from raggio.core.actor import ActorClass, ActorHandle
 from raggio.core.core_worker import DRIVER, CoreWorker
 from raggio.core.object_ref import ObjectRef
 from raggio.core.remote_function import RemoteFunction
 from raggio.exceptions import RaySystemError
+from raggio.job_config import JobConfig
 from raggio import cluster_file
 from raggio.launch import wait_ready
 from raggio.rpc import local_ip_for, split_address
@@ -65,8 +66,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
          object_store_memory: int | None = None, namespace: str | None = None,
          runtime_env: dict | None = None, logging_level: int | str = logging.INFO,
          log_to_driver: bool = True, ignore_reinit_error: bool = False,
-         include_dashboard: bool | None = None, _node_ip_address: str | None = None,
-         **kwargs) -> "RayContext":
+         include_dashboard: bool | None = None, job_config: JobConfig | None = None,
+         _node_ip_address: str | None = None, **kwargs) -> "RayContext":
     """Start a private local cluster, or connect to a running one.
 
     Args:
@@ -77,6 +78,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
         num_cpus, num_gpus, resources, object_store_memory: the private head's node.
         namespace: the namespace for named actors (a fresh one if None).
         runtime_env: the job's default runtime env (``env_vars``).
+        job_config: a ``raggio.job_config.JobConfig``: its runtime_env, namespace and
+            metadata, and its default_actor_lifetime for the job's actors.
         log_to_driver: print worker output here, prefixed with its task and pid.
         ignore_reinit_error: make a second ``init()`` a no-op instead of an error.
 
@@ -86,7 +89,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
     """
     unknown = set(kwargs) - {"_system_config", "configure_logging", "log_to_driver",
                              "dashboard_host", "dashboard_port", "_temp_dir", "local_mode",
-                             "job_config", "storage", "_plasma_directory"}
+                             "storage", "_plasma_directory"}
     if unknown:
         raise TypeError(f"init() got unexpected keyword argument(s) {sorted(unknown)}")
     with _init_lock:
@@ -98,9 +101,11 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
                                "by calling 'raggio.shutdown()' prior to 'raggio.init()'.")
         _configure_logging(logging_level)
         cfg = get_config()
-        if runtime_env is not None:
+        settings = init_options.resolve(job_config=job_config, namespace=namespace,
+                                        runtime_env=runtime_env)
+        if settings.runtime_env is not None:
             from raggio.core.options import _runtime_env
-            _runtime_env("runtime_env", runtime_env)
+            _runtime_env("runtime_env", settings.runtime_env)
         temp_dir = kwargs.get("_temp_dir") or cfg.temp_dir
         cluster = find_cluster(address, cfg, temp_dir)
         if cluster is None:
@@ -109,12 +114,13 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
             ready = _start_private_head(cfg, num_cpus=num_cpus, num_gpus=num_gpus,
                                         resources=resources or {},
                                         object_store_memory=object_store_memory,
-                                        node_ip=node_ip, temp_dir=temp_dir)
+                                        node_ip=node_ip, temp_dir=temp_dir, settings=settings)
         else:
             given = [name for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus),
                                               ("resources", resources),
                                               ("object_store_memory", object_store_memory))
                      if value is not None]
+            init_options.refuse_when_joining(settings)
             if given:
                 raise ValueError(
                     f"When connecting to an existing cluster, {', '.join(given)} must not be "
@@ -126,8 +132,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
         core = CoreWorker(mode=DRIVER, cfg=cfg, gcs_address=ready["gcs_address"],
                           node_address=ready["node_address"], token=ready["token"],
                           worker_id=os.urandom(28), node_ip=node_ip,
-                          namespace=namespace or str(uuid.uuid4()), runtime_env=runtime_env,
-                          log_to_driver=log_to_driver)
+                          namespace=settings.namespace or str(uuid.uuid4()),
+                          runtime_env=settings.runtime_env, log_to_driver=log_to_driver,
+                          job_info=settings.job_info)
         core.session_dir = ready.get("session_dir", "")
         from raggio.core.driver_output import DriverOutput
         DriverOutput(core)
@@ -170,7 +177,7 @@ def find_cluster(address: str | None, cfg, temp_dir: str) -> dict | None:
 
 
 def _start_private_head(cfg, *, num_cpus, num_gpus, resources, object_store_memory, node_ip,
-                        temp_dir) -> dict:
+                        temp_dir, settings: init_options.InitSettings) -> dict:
     global _head
     cmd = [sys.executable, "-m", "raggio.head", "--tied", "--node-ip", node_ip,
            "--resources", json.dumps(resources), "--temp-dir", temp_dir or cfg.temp_dir]
@@ -180,7 +187,9 @@ def _start_private_head(cfg, *, num_cpus, num_gpus, resources, object_store_memo
         cmd += ["--num-gpus", str(num_gpus)]
     if object_store_memory is not None:
         cmd += ["--object-store-memory", str(int(object_store_memory))]
-    _head = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    cmd += settings.head_args
+    _head = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             env=dict(os.environ, **settings.head_env))
     try:
         return wait_ready(_head, cfg.head_start_timeout_s, "local raggio head")
     except RaySystemError:
@@ -342,6 +351,26 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     spec = found["spec"]
     return ActorHandle(spec["actor_id"], spec["class_name"], spec["methods"],
                        spec["max_task_retries"])
+
+
+def list_named_actors(all_namespaces: bool = False) -> list:
+    """The live named actors: their names in this job's namespace, or with
+    ``all_namespaces`` a ``{"name", "namespace"}`` dict for each in the cluster."""
+    core = context.get_core()
+    found = core.request("gcs", "list_named_actors", {"namespace": core.namespace,
+                                                      "all_namespaces": all_namespaces})
+    if all_namespaces:
+        return [{"name": entry["name"], "namespace": entry["namespace"]} for entry in found]
+    return [entry["name"] for entry in found]
+
+
+def get_node_ip_address(address: str = "8.8.8.8:53") -> str:
+    """The IP address of this process's node; before ``init()``, this machine's address
+    on the route to ``address`` (nothing is sent there)."""
+    core = context.current_core_or_none()
+    if core is not None:
+        return core.node_ip
+    return local_ip_for(split_address(address)[0])
 
 
 def nodes() -> list[dict]:

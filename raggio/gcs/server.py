@@ -411,6 +411,9 @@ class GcsServer:
     # -- actors --
 
     def create_actor(self, conn: Connection, spec: dict) -> dict:
+        if spec.get("lifetime") is None:  # the job's default (JobConfig.default_actor_lifetime)
+            job = self.jobs.get(spec["job_id"]) or {}
+            spec["lifetime"] = job.get("default_actor_lifetime")
         self.actors.create(spec)
         return {"ok": True}
 

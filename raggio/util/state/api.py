@@ -83,6 +83,7 @@ def _job_row(job: dict) -> dict:
         "driver_pid": job.get("driver_pid"), "driver_address": job.get("driver_address"),
         "ray_namespace": job.get("namespace") or "",
         "start_time": _ms(job.get("start_time")), "end_time": _ms(job.get("end_time")),
+        "metadata": job.get("metadata") or {}, "runtime_env": job.get("runtime_env") or {},
     }
 
 
@@ -201,7 +202,7 @@ RESOURCES: dict[str, Resource] = {
     "jobs": Resource("get_jobs", "job_id",
                      ("job_id", "submission_id", "entrypoint", "type", "status"),
                      ("driver_pid", "driver_address", "ray_namespace", "start_time",
-                      "end_time"), _job_row),
+                      "end_time", "metadata", "runtime_env"), _job_row),
     "placement-groups": Resource("placement_group_table", "placement_group_id",
                                  ("placement_group_id", "name", "creator_job_id", "state"),
                                  ("strategy", "ray_namespace", "bundles", "pending_reason"),
