@@ -60,6 +60,12 @@ class Config:
     dedup_logs: bool = _doc(
         "Print a line that several workers write once, then how often it repeated.", True,
         "RAY_DEDUP_LOGS")
+    dedup_logs_allow_regex: str = _doc(
+        "Worker output lines matching this regex are never deduplicated.", "",
+        "RAY_DEDUP_LOGS_ALLOW_REGEX")
+    dedup_logs_skip_regex: str = _doc(
+        "Worker output lines matching this regex are not printed in the driver.", "",
+        "RAY_DEDUP_LOGS_SKIP_REGEX")
     dedup_logs_window_s: float = _doc(
         "How long repeats of a line are counted before the count is printed.", 5.0,
         "RAY_DEDUP_LOGS_AGG_WINDOW_S")
