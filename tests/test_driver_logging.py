@@ -92,3 +92,28 @@ def test_logging_level_sets_raggios_loggers_only():
 def test_an_unknown_logging_level_is_refused(shutdown_only):
     with pytest.raises(ValueError, match="use one of DEBUG, INFO"):
         ray.init(logging_level="LOUD")
+
+
+LOGGING_DRIVER = """
+import sys
+import raggio as ray
+ray.init(num_cpus=1, logging_level="DEBUG", logging_format="FMT| %(message)s",
+         configure_logging=sys.argv[1] == "1")
+ray.shutdown()
+"""
+
+
+def test_logging_format_and_configure_logging():
+    def run(configure):
+        environ = {k: v for k, v in os.environ.items()
+                   if not k.startswith("RAGGIO_") or k == "RAGGIO_TEMP_DIR"}
+        environ.pop("RAY_ADDRESS", None)
+        return subprocess.run([sys.executable, "-c", LOGGING_DRIVER, configure],
+                              capture_output=True, text=True, env=environ, timeout=120)
+
+    formatted = run("1")
+    assert formatted.returncode == 0, formatted.stderr
+    assert "FMT| connected: job" in formatted.stderr
+    left_alone = run("0")
+    assert left_alone.returncode == 0, left_alone.stderr
+    assert "connected: job" not in left_alone.stderr
