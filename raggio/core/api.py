@@ -8,7 +8,6 @@ and node manager in one process, bound to loopback) tied to this driver.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import subprocess
