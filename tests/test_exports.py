@@ -43,13 +43,13 @@ def test_all_names_resolve():
         assert hasattr(raggio, name), name
 
 
-#: ``sorted(ray.util.__all__)`` of ray 2.60.0.
+#: ``sorted(ray.util.__all__)`` of a recent Ray (2.4x-2.60; ``ray.util.iter`` left in 2.0).
 RAY_UTIL_ALL = [
-    "ActorPool", "collective", "connect", "deregister_serializer", "disable_log_once_globally",
-    "disconnect",
-    "enable_periodic_logging", "get_current_placement_group", "get_node_ip_address",
-    "get_placement_group", "inspect_serializability", "iter", "list_named_actors", "log_once",
-    "pdb", "placement_group", "placement_group_table", "register_serializer",
+    "ActorPool", "as_completed", "collective", "connect", "deregister_serializer",
+    "disable_log_once_globally", "disconnect", "enable_periodic_logging",
+    "get_current_placement_group", "get_node_ip_address", "get_placement_group",
+    "inspect_serializability", "list_named_actors", "log_once", "map_unordered", "pdb",
+    "placement_group", "placement_group_table", "register_serializer",
     "remove_placement_group",
 ]
 
@@ -58,7 +58,7 @@ UTIL_NOT_YET = {
     "connect": "ray:// clients are a later issue", "disconnect": "ray:// clients",
     "disable_log_once_globally": "internal logging helper",
     "enable_periodic_logging": "internal logging helper", "log_once": "internal logging helper",
-    "inspect_serializability": "later issue", "iter": "ray.util.iter was removed from Ray",
+    "inspect_serializability": "later issue",
     "pdb": "the Ray debugger is a later issue",
 }
 

@@ -130,3 +130,19 @@ def test_node_ip_address_and_submodules_as_attributes(ray_start_regular_shared):
     from raggio.util.placement_group import VALID_PLACEMENT_GROUP_STRATEGIES
     assert VALID_PLACEMENT_GROUP_STRATEGIES == {"PACK", "SPREAD", "STRICT_PACK",
                                                 "STRICT_SPREAD"}
+
+
+def test_as_completed_and_map_unordered(ray_start_regular_shared):
+    @ray.remote
+    def square(x):
+        return x * x
+
+    refs = [square.remote(i) for i in range(7)]
+    assert sorted(ray.util.as_completed(refs, chunk_size=3)) == [i * i for i in range(7)]
+    assert set(ray.util.as_completed(refs, yield_obj_refs=True)) == set(refs)
+    assert sorted(ray.util.map_unordered(square, range(7), backpressure_size=2,
+                                         chunk_size=1)) == [i * i for i in range(7)]
+    with pytest.raises(ValueError, match="chunk_size"):
+        list(ray.util.as_completed(refs, num_returns=2))
+    with pytest.raises(ValueError, match="backpressure_size must be positive"):
+        list(ray.util.map_unordered(square, [1], backpressure_size=0))

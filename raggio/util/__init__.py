@@ -1,7 +1,8 @@
 """``raggio.util``: Ray's utility namespace.
 
 Placement groups, scheduling strategies and custom serializers are imported
-here; ``ActorPool``, ``list_named_actors``, ``get_node_ip_address`` and the
+here; ``ActorPool``, ``as_completed``, ``map_unordered``, ``list_named_actors``,
+``get_node_ip_address`` and the
 submodules Ray programs reach as attributes (``ray.util.state.list_actors``,
 ``ray.util.queue.Queue``) load on first use, since they sit on the driver API
 that itself imports this package.
@@ -18,6 +19,8 @@ from raggio.util.serialization import deregister_serializer, register_serializer
 #: Name -> (module, attribute in it; None for the module itself), loaded on first use.
 _LAZY = {
     "ActorPool": ("raggio.util.actor_pool", "ActorPool"),
+    "as_completed": ("raggio.util.completion_order", "as_completed"),
+    "map_unordered": ("raggio.util.completion_order", "map_unordered"),
     "get_node_ip_address": ("raggio.core.api", "get_node_ip_address"),
     "list_named_actors": ("raggio.core.api", "list_named_actors"),
     "queue": ("raggio.util.queue", None),
@@ -25,8 +28,9 @@ _LAZY = {
 }
 
 __all__ = [
-    "ActorPool", "PlacementGroup", "deregister_serializer", "get_current_placement_group",
-    "get_node_ip_address", "get_placement_group", "list_named_actors", "placement_group",
+    "ActorPool", "PlacementGroup", "as_completed", "deregister_serializer",
+    "get_current_placement_group", "get_node_ip_address", "get_placement_group",
+    "list_named_actors", "map_unordered", "placement_group",
     "placement_group_table", "register_serializer", "remove_placement_group",
     "scheduling_strategies",
 ]
