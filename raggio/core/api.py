@@ -2,7 +2,8 @@
 
 A thin sync facade: each function checks its input, then calls the process's
 core worker. ``init()`` with no address starts a private head (control store
-and node manager in one process, bound to loopback) tied to this driver.
+and node manager in one process, bound to loopback) tied to this driver; what
+each of its keywords becomes (honoured or refused) is ``init_options.py``'s.
 """
 
 from __future__ import annotations
