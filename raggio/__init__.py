@@ -25,10 +25,11 @@ _EXPORTS = {
     "ObjectRef": ("raggio.core.object_ref", "ObjectRef"),
     "ObjectRefGenerator": ("raggio.core.generators", "ObjectRefGenerator"),
     "DynamicObjectRefGenerator": ("raggio.core.generators", "DynamicObjectRefGenerator"),
+    "ObjectID": ("raggio.core.object_ref", "ObjectRef"),  # Ray's alias, for old programs
     "RemoteFunction": ("raggio.core.remote_function", "RemoteFunction"),
     "get_runtime_context": ("raggio.runtime_context", "get_runtime_context"),
     **{name: ("raggio.core.ids", name)
-       for name in ("ActorID", "JobID", "NodeID", "ObjectID", "TaskID", "WorkerID")},
+       for name in ("ActorID", "JobID", "NodeID", "TaskID", "WorkerID")},
     **{name: ("raggio.core.api", name)
        for name in ("available_resources", "cancel", "cluster_resources", "get", "get_actor",
                     "get_gpu_ids", "init", "is_initialized", "kill", "nodes", "put", "remote",
@@ -37,10 +38,13 @@ _EXPORTS = {
 
 __all__ = sorted([*_EXPORTS, "SCRIPT_MODE", "WORKER_MODE", "__version__"])
 
+#: Modules that are attributes of ``ray`` without being in Ray's ``__all__``.
+_MODULES = {"job_config": ("raggio.job_config", None), "types": ("raggio.types", None)}
+
 
 def __getattr__(name: str):
     try:
-        module_name, attribute = _EXPORTS[name]
+        module_name, attribute = _EXPORTS.get(name) or _MODULES[name]
     except KeyError:
         raise AttributeError(f"module 'raggio' has no attribute {name!r}") from None
     value = importlib.import_module(module_name)
@@ -51,4 +55,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | set(_MODULES))

@@ -60,6 +60,12 @@ class Config:
     dedup_logs: bool = _doc(
         "Print a line that several workers write once, then how often it repeated.", True,
         "RAY_DEDUP_LOGS")
+    dedup_logs_allow_regex: str = _doc(
+        "Worker output lines matching this regex are never deduplicated.", "",
+        "RAY_DEDUP_LOGS_ALLOW_REGEX")
+    dedup_logs_skip_regex: str = _doc(
+        "Worker output lines matching this regex are not printed in the driver.", "",
+        "RAY_DEDUP_LOGS_SKIP_REGEX")
     dedup_logs_window_s: float = _doc(
         "How long repeats of a line are counted before the count is printed.", 5.0,
         "RAY_DEDUP_LOGS_AGG_WINDOW_S")
@@ -126,6 +132,50 @@ def _parse(f: dataclasses.Field, raw: str):
         raise ValueError(
             f"RAGGIO_{f.name.upper()}={raw!r} is not a valid {kind.__name__} "
             f"({f.metadata['doc']})") from None
+
+
+#: Ray's ``_system_config`` keys that name a raggio setting: key -> (field, factor applied
+#: to the value: Ray counts some in milliseconds where raggio counts seconds).
+SYSTEM_CONFIG_KEYS: dict[str, tuple[str, float | None]] = {
+    "health_check_period_ms": ("health_check_period_s", 0.001),
+    "health_check_failure_threshold": ("health_check_failure_threshold", None),
+    "max_direct_call_object_size": ("max_inline_bytes", None),
+    "task_events_max_num_task_in_gcs": ("task_events_max_tasks", None),
+    "task_events_report_interval_ms": ("task_events_report_interval_s", 0.001),
+    "memory_usage_threshold": ("memory_usage_threshold", None),
+    "gcs_rpc_server_reconnect_timeout_s": ("gcs_reconnect_timeout_s", None),
+    "record_ref_creation_sites": ("record_ref_creation_sites", None),
+}
+
+
+def system_config_changes(system_config: dict) -> dict:
+    """The Config fields that ``init(_system_config=...)`` sets: Ray's keys above, or
+    raggio's own field names.
+
+    Raises:
+        ValueError: a key that is neither, or a value of the wrong type.
+    """
+    fields_by_name = {f.name: f for f in fields(Config)}
+    changes = {}
+    for key, value in system_config.items():
+        name, factor = SYSTEM_CONFIG_KEYS.get(key, (key, None))
+        f = fields_by_name.get(name)
+        if f is None:
+            raise ValueError(
+                f"_system_config key {key!r} has no raggio equivalent. Ray's keys raggio "
+                f"honours: {', '.join(sorted(SYSTEM_CONFIG_KEYS))}; raggio's own settings "
+                f"can be named too: {', '.join(sorted(fields_by_name))}.")
+        kind = type(f.default)
+        if kind is bool or kind is str:
+            fits = isinstance(value, kind)
+        else:
+            fits = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and (kind is float or float(value).is_integer()))
+        if not fits:
+            raise ValueError(f"_system_config[{key!r}] must be a {kind.__name__}, got "
+                             f"{value!r}.")
+        changes[name] = kind(value * factor) if factor else kind(value)
+    return changes
 
 
 _config: Config | None = None

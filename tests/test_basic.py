@@ -283,6 +283,19 @@ def test_await_ref_and_future(ray_start_regular_shared):
     assert add.remote(2, 0, c=0).future().result(timeout=60) == 2
 
 
+def test_as_future_and_object_id(ray_start_regular_shared):
+    async def main():
+        future = add.remote(3, 0, c=0).as_future()
+        assert isinstance(future, asyncio.Future)
+        return await future
+
+    assert asyncio.run(main()) == 3
+    assert ray.ObjectID is ray.ObjectRef  # Ray's old name for the class
+    assert ray.ObjectRef.nil().is_nil() and not ray.ObjectRef.from_random().is_nil()
+    ref = ray.put(5)
+    assert ray.get(ray.ObjectID(ref.binary(), ref.owner_address())) == 5
+
+
 # -- the driver's view of the cluster --
 
 

@@ -26,7 +26,7 @@ NOT_YET = {
     "LoggingConfig": "structured logging is a later issue", "_config": "internal",
     "autoscaler": "the autoscaler is a later issue",
     "data": "Ray Data is out of scope", "internal": "internal", "timeline": "later issue",
-    "util": "raggio.util is a later issue", "widgets": "notebook widgets are out of scope",
+    "widgets": "notebook widgets are out of scope",
     "workflow": "Ray Workflows is out of scope",
 }
 
@@ -39,3 +39,47 @@ def test_every_ray_name_is_exported_or_listed_with_a_reason():
 def test_all_names_resolve():
     for name in raggio.__all__:
         assert hasattr(raggio, name), name
+
+
+#: ``sorted(ray.util.__all__)`` of a recent Ray (2.4x-2.60; ``ray.util.iter`` left in 2.0).
+RAY_UTIL_ALL = [
+    "ActorPool", "as_completed", "collective", "connect", "deregister_serializer",
+    "disable_log_once_globally", "disconnect", "enable_periodic_logging",
+    "get_current_placement_group", "get_node_ip_address", "get_placement_group",
+    "inspect_serializability", "list_named_actors", "log_once", "map_unordered", "pdb",
+    "placement_group", "placement_group_table", "register_serializer",
+    "remove_placement_group",
+]
+
+UTIL_NOT_YET = {
+    "collective": "collective communication (NCCL/gloo) is out of scope",
+    "connect": "ray:// clients are a later issue", "disconnect": "ray:// clients",
+    "disable_log_once_globally": "internal logging helper",
+    "enable_periodic_logging": "internal logging helper", "log_once": "internal logging helper",
+    "inspect_serializability": "later issue",
+    "pdb": "the Ray debugger is a later issue",
+}
+
+
+def test_every_ray_util_name_is_exported_or_listed_with_a_reason():
+    import raggio.util
+    missing = [name for name in RAY_UTIL_ALL
+               if name not in raggio.util.__all__ and name not in UTIL_NOT_YET]
+    assert missing == []
+    for name in raggio.util.__all__:
+        assert hasattr(raggio.util, name), name
+
+
+def test_modules_ray_programs_import():
+    import typing
+
+    import raggio.job_config
+    import raggio.types
+    import raggio.util.queue
+    import raggio.util.state
+    assert raggio.job_config.JobConfig is raggio.job_config.JobConfig
+    assert typing.get_origin(raggio.types.ObjectRef[int]) is raggio.types.ObjectRef
+    assert raggio.util.queue.Empty and raggio.util.queue.Full
+    assert raggio.ObjectID is raggio.ObjectRef
+    # Submodules are attributes of the package without an import of their own.
+    assert raggio.util.state.list_actors is raggio.util.state.api.list_actors

@@ -55,10 +55,10 @@ def test_prints_a_workers_output_by_pid_and_by_actor(talker):
 
     from raggio.util.state import list_actors
     (actor,) = list_actors()
-    by_actor = logs(address_info, "--actor-id", actor["actor_id"])
+    by_actor = logs(address_info, "--actor-id", actor.actor_id)
     assert by_actor.stdout == out
     # Ray's forms of the same.
-    assert logs(address_info, "actor", "--id", actor["actor_id"]).stdout == out
+    assert logs(address_info, "actor", "--id", actor.actor_id).stdout == out
     assert logs(address_info, "worker", "--pid", str(pid)).stdout == out
 
 

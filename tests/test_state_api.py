@@ -38,44 +38,45 @@ def cli(address_info, *args):
 def test_actors_are_listed_filtered_and_summarized(two_counters):
     _, counters, pids = two_counters
     actors = state.list_actors()
-    assert sorted(a["name"] for a in actors) == ["counter0", "counter1"]
-    assert {a["state"] for a in actors} == {"ALIVE"} and sorted(a["pid"] for a in actors) == \
+    assert sorted(a.name for a in actors) == ["counter0", "counter1"]
+    assert {a.state for a in actors} == {"ALIVE"} and sorted(a.pid for a in actors) == \
         sorted(pids)
-    assert set(actors[0]) == {"actor_id", "class_name", "state", "job_id", "name", "node_id",
-                              "pid", "ray_namespace"}
-    assert "num_restarts" in state.list_actors(detail=True)[0]
-    assert [a["name"] for a in state.list_actors(filters=[("name", "=", "counter1")])] == \
+    assert isinstance(actors[0], state.ActorState)
+    assert actors[0].num_restarts is None  # a detail field
+    assert state.list_actors(detail=True)[0].num_restarts == 0
+    assert actors[0]["name"] == actors[0].get("name") == actors[0].asdict()["name"]
+    assert [a.name for a in state.list_actors(filters=[("name", "=", "counter1")])] == \
         ["counter1"]
     assert len(state.list_actors(limit=1)) == 1
 
     ray.kill(counters[0])
     wait_until(lambda: state.list_actors(filters=[("state", "=", "DEAD")]), what="a dead actor")
     dead = state.list_actors(filters=[("state", "=", "DEAD")])
-    assert [a["name"] for a in dead] == ["counter0"]
-    assert [a["name"] for a in state.list_actors(filters=[("state", "!=", "DEAD")])] == \
+    assert [a.name for a in dead] == ["counter0"]
+    assert [a.name for a in state.list_actors(filters=[("state", "!=", "DEAD")])] == \
         ["counter1"]
     summary = state.summarize_actors()["cluster"]
     assert summary["total_actors"] == 2
     assert summary["summary"]["Counter"]["state_counts"] == {"ALIVE": 1, "DEAD": 1}
-    assert state.get_actor(dead[0]["actor_id"])["death_cause"]
+    assert state.get_actor(dead[0].actor_id).death_cause
     assert state.get_actor("ff" * 16) is None
 
 
 def test_nodes_jobs_and_placement_groups(ray_start_regular):
     (node,) = state.list_nodes()
-    assert node["state"] == "ALIVE" and node["is_head_node"] is True
-    assert node["resources_total"]["CPU"] == 2.0
-    assert node["node_id"] == ray_start_regular["node_id"]
+    assert node.state == "ALIVE" and node.is_head_node is True
+    assert node.resources_total["CPU"] == 2.0
+    assert node.node_id == ray_start_regular["node_id"]
     job_id = ray.get_runtime_context().get_job_id()
-    assert state.get_job(job_id)["status"] == "RUNNING"
+    assert state.get_job(job_id).status == "RUNNING"
 
     group = placement_group([{"CPU": 0.5}], strategy="PACK")
     assert group.wait(30)
     (row,) = state.list_placement_groups(detail=True)
-    assert row["state"] == "CREATED" and row["creator_job_id"] == job_id
-    assert row["bundles"] == [{"bundle_id": 0, "resources": {"CPU": 0.5},
-                               "node_id": node["node_id"]}]
-    assert "CPU_group" not in "".join(state.get_node(node["node_id"])["resources_total"])
+    assert row.state == "CREATED" and row.creator_job_id == job_id
+    assert row.bundles == [{"bundle_id": 0, "resources": {"CPU": 0.5},
+                               "node_id": node.node_id}]
+    assert "CPU_group" not in "".join(state.get_node(node.node_id).resources_total)
     remove_placement_group(group)
 
 
@@ -128,11 +129,11 @@ def test_workers_of_every_node_and_the_driver_are_listed(ray_start_regular):
 
     pids = set(ray.get([where.remote() for _ in range(4)]))
     workers = state.list_workers(detail=True)
-    assert pids <= {w["pid"] for w in workers if w["worker_type"] == "WORKER"}
-    assert all(w["node_id"] == ray_start_regular["node_id"] for w in workers
-               if w["worker_type"] == "WORKER")
+    assert pids <= {w.pid for w in workers if w.worker_type == "WORKER"}
+    assert all(w.node_id == ray_start_regular["node_id"] for w in workers
+               if w.worker_type == "WORKER")
     (driver,) = state.list_workers(filters=[("worker_type", "=", "DRIVER")])
-    assert driver["pid"] == os.getpid()
+    assert driver.pid == os.getpid()
     listing = cli(ray_start_regular, "list", "workers")
     assert listing.returncode == 0 and "WORKER_TYPE" in listing.stdout
 
@@ -147,12 +148,12 @@ def test_objects_are_listed_with_their_reference_types_and_summarized(ray_start_
     def size_of(x):
         return x.nbytes
 
-    rows = {r["object_id"]: r for r in state.list_objects(detail=True)}
-    assert rows[big.hex()]["object_size"] >= 8_000_000
-    assert rows[big.hex()]["stored_on"] == ray_start_regular["node_id"]
-    assert rows[small.hex()]["stored_on"] == "" and rows[small.hex()]["type"] == "DRIVER"
-    assert rows[small.hex()]["reference_type"] == "LOCAL_REFERENCE"
-    assert rows[small.hex()]["pid"] == os.getpid()
+    rows = {r.object_id: r for r in state.list_objects(detail=True)}
+    assert rows[big.hex()].object_size >= 8_000_000
+    assert rows[big.hex()].stored_on == ray_start_regular["node_id"]
+    assert rows[small.hex()].stored_on == "" and rows[small.hex()].type == "DRIVER"
+    assert rows[small.hex()].reference_type == "LOCAL_REFERENCE"
+    assert rows[small.hex()].pid == os.getpid()
 
     summary = state.summarize_objects()["cluster"]
     assert summary["total_objects"] == len(rows) == 2
@@ -193,7 +194,7 @@ def test_actor_handles_are_references_too(ray_start_regular):
     keeper = Keeper.remote()
     assert ray.get(keeper.ping.remote()) == "pong"
     handles = state.list_objects(filters=[("reference_type", "=", "ACTOR_HANDLE")])
-    assert [h["object_id"][:48] for h in handles] == ["ff" * 8 + keeper._ray_actor_id.hex()]
+    assert [h.object_id[:48] for h in handles] == ["ff" * 8 + keeper._ray_actor_id.hex()]
     text = cli(ray_start_regular, "memory").stdout
     assert "ACTOR_HANDLE" in text and "RAY_record_ref_creation_sites=1" in text
     del keeper
@@ -214,7 +215,7 @@ kept = ray.put("kept")
 made = two.remote()
 ray.get(made)
 for row in state.list_objects(detail=True):
-    print(row["call_site"])
+    print(row.call_site)
 print(state.summarize_objects()["cluster"]["callsite_enabled"])
 """
 
@@ -241,9 +242,9 @@ def test_get_worker_and_get_objects_by_id(ray_start_regular):
 
     kept = ray.put("kept")
     assert ray.get(hold.remote([kept])) == "kept"
-    worker = next(w for w in state.list_workers() if w["worker_type"] == "WORKER")
-    assert state.get_worker(worker["worker_id"])["pid"] == worker["pid"]
+    worker = next(w for w in state.list_workers() if w.worker_type == "WORKER")
+    assert state.get_worker(worker.worker_id).pid == worker.pid
     assert state.get_worker("00" * 28) is None
     rows = state.get_objects(kept.hex())
-    assert isinstance(rows, list) and {r["object_id"] for r in rows} == {kept.hex()}
-    assert state.get_objects("00" * 28) is None
+    assert isinstance(rows, list) and {r.object_id for r in rows} == {kept.hex()}
+    assert state.get_objects("00" * 28) is None  # as Ray's

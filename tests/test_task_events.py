@@ -37,7 +37,7 @@ def tasks_named(name, **kwargs):
 
 def wait_for_state(name, wanted, count=1):
     def reached():
-        found = [t for t in tasks_named(name) if t["state"] == wanted]
+        found = [t for t in tasks_named(name) if t.state == wanted]
         return found if len(found) >= count else None
     return wait_until(reached, what=f"{count} {name} task(s) {wanted}")
 
@@ -61,28 +61,28 @@ def blocker(seconds):
 def test_a_finished_task_has_every_state_change_in_order(ray_start_regular):
     assert ray.get(square.remote(3)) == 9
     (task,) = wait_for_state("square", "FINISHED")
-    assert [event["state"] for event in task["events"]] == [
+    assert [event["state"] for event in task.events] == [
         "PENDING_NODE_ASSIGNMENT", "SUBMITTED_TO_WORKER", "RUNNING", "FINISHED"]
-    times = [event["created_ms"] for event in task["events"]]
+    times = [event["created_ms"] for event in task.events]
     assert times == sorted(times)
-    assert task["creation_time_ms"] <= task["start_time_ms"] <= task["end_time_ms"]
-    assert task["type"] == "NORMAL_TASK" and task["func_or_class_name"] == "square"
-    assert task["attempt_number"] == 0 and task["job_id"] == "00000001"
-    assert task["node_id"] == ray.get_runtime_context().get_node_id()
-    assert task["worker_pid"] > 0 and task["worker_id"]
-    assert task["required_resources"] == {"CPU": 1.0}
+    assert task.creation_time_ms <= task.start_time_ms <= task.end_time_ms
+    assert task.type == "NORMAL_TASK" and task.func_or_class_name == "square"
+    assert task.attempt_number == 0 and task.job_id == "00000001"
+    assert task.node_id == ray.get_runtime_context().get_node_id()
+    assert task.worker_pid > 0 and task.worker_id
+    assert task.required_resources == {"CPU": 1.0}
     # The driver's tasks have the driver task as their parent, as in Ray.
-    assert task["parent_task_id"] == "ff" * 20 + "00000001"
-    assert state.get_task(task["task_id"])["state"] == "FINISHED"
+    assert task.parent_task_id == "ff" * 20 + "00000001"
+    assert state.get_task(task.task_id).state == "FINISHED"
 
 
 def test_a_failed_task_keeps_its_error(ray_start_regular):
     with pytest.raises(ray.exceptions.RayTaskError):
         ray.get(boom.remote())
     (task,) = wait_for_state("boom", "FAILED")
-    assert task["error_type"] == "TASK_EXECUTION_EXCEPTION"
-    assert "boom, on purpose" in task["error_message"]
-    assert task["events"][-1]["state"] == "FAILED"
+    assert task.error_type == "TASK_EXECUTION_EXCEPTION"
+    assert "boom, on purpose" in task.error_message
+    assert task.events[-1]["state"] == "FAILED"
 
 
 def test_each_attempt_of_a_retried_task_is_recorded(ray_start_regular, tmp_path):
@@ -99,10 +99,10 @@ def test_each_attempt_of_a_retried_task_is_recorded(ray_start_regular, tmp_path)
     assert ray.get(ref) == "second time lucky"
     wait_for_state("crash_once", "FINISHED")
     attempts = state.get_task(ref)  # by the ObjectRef, as Ray allows
-    assert [a["attempt_number"] for a in attempts] == [0, 1]
-    assert [a["state"] for a in attempts] == ["FAILED", "FINISHED"]
-    assert attempts[0]["error_type"] == "WORKER_DIED"
-    assert attempts[1]["events"][0]["state"] == "PENDING_NODE_ASSIGNMENT"
+    assert [a.attempt_number for a in attempts] == [0, 1]
+    assert [a.state for a in attempts] == ["FAILED", "FINISHED"]
+    assert attempts[0].error_type == "WORKER_DIED"
+    assert attempts[1].events[0]["state"] == "PENDING_NODE_ASSIGNMENT"
     summary = state.summarize_tasks()["cluster"]
     assert summary["summary"]["crash_once"]["state_counts"] == {"FINISHED": 1}
 
@@ -115,7 +115,7 @@ def test_nested_tasks_name_their_parent(ray_start_regular):
     assert ray.get(outer.remote()) == 16
     (inner,) = wait_for_state("square", "FINISHED")
     (parent,) = wait_for_state("outer", "FINISHED")
-    assert inner["parent_task_id"] == parent["task_id"]
+    assert inner.parent_task_id == parent.task_id
 
 
 def test_actor_creation_and_calls_are_tasks(ray_start_regular):
@@ -132,13 +132,13 @@ def test_actor_creation_and_calls_are_tasks(ray_start_regular):
     assert ray.get([counter.inc.remote() for _ in range(3)]) == [1, 2, 3]
     calls = wait_for_state("Counter.inc", "FINISHED", count=3)
     actor_id = counter._ray_actor_id.hex()
-    assert {c["actor_id"] for c in calls} == {actor_id}
-    assert {c["type"] for c in calls} == {"ACTOR_TASK"}
+    assert {c.actor_id for c in calls} == {actor_id}
+    assert {c.type for c in calls} == {"ACTOR_TASK"}
     (creation,) = wait_for_state("counter0:Counter.__init__", "FINISHED")
-    assert creation["type"] == "ACTOR_CREATION_TASK"
-    assert creation["task_id"] == "ff" * 8 + actor_id
-    assert creation["func_or_class_name"] == "Counter.__init__"
-    assert creation["worker_pid"] == calls[0]["worker_pid"]
+    assert creation.type == "ACTOR_CREATION_TASK"
+    assert creation.task_id == "ff" * 8 + actor_id
+    assert creation.func_or_class_name == "Counter.__init__"
+    assert creation.worker_pid == calls[0].worker_pid
     summary = state.summarize_tasks()["cluster"]
     assert summary["total_actor_tasks"] == 3 and summary["total_actor_scheduled"] == 1
     assert summary["summary"]["Counter.inc"] == {
@@ -146,16 +146,16 @@ def test_actor_creation_and_calls_are_tasks(ray_start_regular):
         "state_counts": {"FINISHED": 3}}
     # The actor's own state changes, with times.
     (actor,) = state.list_actors(detail=True)
-    assert actor["state"] == "ALIVE"
+    assert actor.state == "ALIVE"
 
 
 def test_a_long_task_shows_running_while_it_runs(ray_start_regular):
     ref = blocker.remote(60)
     (task,) = wait_for_state("blocker", "RUNNING")
-    assert task["worker_pid"] > 0 and task["end_time_ms"] is None
+    assert task.worker_pid > 0 and task.end_time_ms is None
     ray.cancel(ref)
     (task,) = wait_for_state("blocker", "FAILED")
-    assert task["error_type"] == "TASK_CANCELLED"
+    assert task.error_type == "TASK_CANCELLED"
 
 
 def test_pending_tasks_say_why_they_wait(ray_start_regular):
@@ -167,18 +167,18 @@ def test_pending_tasks_say_why_they_wait(ray_start_regular):
         scheduling_strategy=PlacementGroupSchedulingStrategy(group)).remote(1)
     try:
         (blocked,) = wait_until(lambda: [t for t in tasks_named("square")
-                                         if t["state"] == "PENDING_ARGS_AVAIL"],
+                                         if t.state == "PENDING_ARGS_AVAIL"],
                                 what="a task waiting for its argument")
-        assert blocked["task_id"] == waiting.task_id().hex()
-        assert slow.hex() in blocked["pending_reason"]
-        assert "blocker" in blocked["pending_reason"]
-        rows = {t["task_id"]: t for t in tasks_named("square")}
+        assert blocked.task_id == waiting.task_id().hex()
+        assert slow.hex() in blocked.pending_reason
+        assert "blocker" in blocked.pending_reason
+        rows = {t.task_id: t for t in tasks_named("square")}
         reason = wait_until(lambda: (state.get_task(too_big) or {}).get("pending_reason"),
                             what="the reason of an infeasible task")
         assert "no node has 64 CPU" in reason
-        reason = state.get_task(in_group)["pending_reason"]
+        reason = state.get_task(in_group).pending_reason
         assert "placement group" in reason and group.id.hex() in reason
-        assert rows[state.get_task(in_group)["task_id"]]["placement_group_id"] == group.id.hex()
+        assert rows[state.get_task(in_group).task_id].placement_group_id == group.id.hex()
         # `raggio status` groups them by reason.
         status = cli(ray_start_regular, "status")
         assert status.returncode == 0, status.stderr
@@ -204,7 +204,7 @@ def test_an_actor_call_waits_for_its_actor(ray_start_regular):
     assert "PENDING_CREATION" in reason and actor._ray_actor_id.hex() in reason
     (creation,) = wait_until(lambda: state.list_tasks(
         filters=[("type", "=", "ACTOR_CREATION_TASK")], detail=True), what="the creation task")
-    assert "no node has 64 CPU" in creation["pending_reason"]
+    assert "no node has 64 CPU" in creation.pending_reason
 
 
 def test_the_history_is_bounded_and_counts_what_it_dropped(monkeypatch, request):
@@ -279,17 +279,17 @@ def test_an_actor_restart_is_in_its_history_and_its_creation_attempts(ray_start_
             return False
     wait_until(restarted, what="the restarted actor")
     (actor,) = state.list_actors(detail=True)
-    assert [e["state"] for e in actor["events"]] == [
+    assert [e["state"] for e in actor.events] == [
         "PENDING_CREATION", "ALIVE", "RESTARTING", "ALIVE"]
-    assert all(e["node_id"] for e in actor["events"][1:])
-    times = [e["created_ms"] for e in actor["events"]]
+    assert all(e["node_id"] for e in actor.events[1:])
+    times = [e["created_ms"] for e in actor.events]
     assert times == sorted(times)
 
     def creations():
         found = state.list_tasks(filters=[("type", "=", "ACTOR_CREATION_TASK")])
-        return found if [t["state"] for t in found] == ["FINISHED"] * 2 else None
+        return found if [t.state for t in found] == ["FINISHED"] * 2 else None
     attempts = wait_until(creations, what="two finished creation attempts")
-    assert sorted(t["attempt_number"] for t in attempts) == [0, 1]
+    assert sorted(t.attempt_number for t in attempts) == [0, 1]
 
 
 @pytest.mark.parametrize("ray_start_cluster", [{"num_cpus": 1}], indirect=True)
@@ -306,11 +306,11 @@ def test_tasks_on_another_node_are_recorded_there(ray_start_cluster):
     ref = far_away.remote()
     assert ray.get(ref) == other.node_id
     (task,) = wait_for_state("far_away", "FINISHED")
-    assert task["node_id"] == other.node_id
-    assert task["required_resources"] == {"CPU": 1.0, "other": 1.0}
+    assert task.node_id == other.node_id
+    assert task.required_resources == {"CPU": 1.0, "other": 1.0}
     slow = blocker.options(resources={"other": 1}).remote(60)
     (running,) = wait_for_state("blocker", "RUNNING")
-    assert running["node_id"] == other.node_id  # reported by the worker over there
+    assert running.node_id == other.node_id  # reported by the worker over there
     ray.cancel(slow, force=True)
     out = cli({"address": cluster.address}, "logs", "--task-id", ref.task_id().hex())
     assert out.returncode == 0 and out.stdout == "printed far away\n", out.stderr

@@ -21,16 +21,9 @@ import time
 import click
 
 from raggio.cli.gcs_client import query, resolve
+from raggio.util.state.logs import log_group
 
 FOLLOW_POLL_S = 0.5
-
-
-def _kind(name: str) -> str:
-    if name.startswith("worker-"):
-        return "worker_err" if name.endswith(".err") else "worker_out"
-    if name.startswith(("head.", "node.")):
-        return "raggio"
-    return "other"
 
 
 #: Ray's subcommands of ``ray logs`` that name what to print.
@@ -150,7 +143,7 @@ def _print_listing(nodes: list[dict], files: dict) -> None:
         click.echo(f"Node ID: {node['node_id'].hex()}\nNode IP: {node['node_ip']}\n---")
         by_kind: dict[str, list[str]] = {}
         for entry in files[node["node_id"].hex()]:
-            by_kind.setdefault(_kind(entry["name"]), []).append(entry["name"])
+            by_kind.setdefault(log_group(entry["name"]), []).append(entry["name"])
         for kind in ("raggio", "worker_out", "worker_err", "other"):
             if kind in by_kind:
                 click.echo(f"{kind}:")

@@ -76,9 +76,9 @@ def list_command(resource: str, filters: tuple[str, ...], limit: int, detail: bo
                  output_format: str, address: str | None) -> str:
     rows, totals = _call(api.list_resource_with_totals, resource, address=address,
                          filters=parse_filters(filters), limit=limit, detail=detail)
-    warning = api.dropped_warning(totals)
-    if warning:
-        click.echo(f"Warning: {warning}", err=True)
+    for warning in (api.dropped_warning(totals), api.missing_warning(resource, totals)):
+        if warning:
+            click.echo(f"Warning: {warning}", err=True)
     if output_format != "table":
         return render(rows, output_format)
     spec = api.resource(resource)

@@ -2,13 +2,13 @@
 
 A thin sync facade: each function checks its input, then calls the process's
 core worker. ``init()`` with no address starts a private head (control store
-and node manager in one process, bound to loopback) tied to this driver.
+and node manager in one process, bound to loopback) tied to this driver; what
+each of its keywords becomes (honoured or refused) is ``init_options.py``'s.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import os
 import subprocess
@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 
 from raggio.config import get_config
-from raggio.core import context
+from raggio.core import context, init_options
 from raggio.core.actor import ActorClass, ActorHandle
 from raggio.core.core_worker import DRIVER, CoreWorker
 from raggio.core import generators
@@ -26,6 +26,7 @@ from raggio.core.generators import ObjectRefGenerator
 from raggio.core.object_ref import ObjectRef
 from raggio.core.remote_function import RemoteFunction
 from raggio.exceptions import RaySystemError
+from raggio.job_config import JobConfig
 from raggio import cluster_file
 from raggio.launch import wait_ready
 from raggio.rpc import local_ip_for, split_address
@@ -43,9 +44,9 @@ def is_initialized() -> bool:
 LOG_FORMAT = "%(asctime)s\t%(levelname)s %(filename)s:%(lineno)d -- %(message)s"
 
 
-def _configure_logging(level: int | str) -> None:
-    """Set the level of raggio's own loggers (not the application's root logger, as Ray)
-    and give them a handler on stderr once."""
+def _configure_logging(level: int | str, logging_format: str | None) -> None:
+    """Set the level (and format) of raggio's own loggers, not the application's root
+    logger (as Ray), and give them a handler on stderr once."""
     if isinstance(level, str):
         number = logging.getLevelName(level.upper())
         if not isinstance(number, int):
@@ -54,43 +55,63 @@ def _configure_logging(level: int | str) -> None:
         level = number
     logger = logging.getLogger("raggio")
     logger.setLevel(level)
-    if not any(getattr(h, "_raggio", False) for h in logger.handlers):
+    handler = next((h for h in logger.handlers if getattr(h, "_raggio", False)), None)
+    if handler is None:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
         handler._raggio = True
         logger.addHandler(handler)
         logger.propagate = False
+    handler.setFormatter(logging.Formatter(logging_format or LOG_FORMAT))
 
 
 def init(address: str | None = None, *, num_cpus: float | None = None,
          num_gpus: float | None = None, resources: dict | None = None,
-         object_store_memory: int | None = None, namespace: str | None = None,
-         runtime_env: dict | None = None, logging_level: int | str = logging.INFO,
-         log_to_driver: bool = True, ignore_reinit_error: bool = False,
-         include_dashboard: bool | None = None, _node_ip_address: str | None = None,
+         labels: dict[str, str] | None = None, object_store_memory: int | None = None,
+         local_mode: bool = False, ignore_reinit_error: bool = False,
+         include_dashboard: bool | None = None, dashboard_host: str = "127.0.0.1",
+         dashboard_port: int | None = None, job_config: JobConfig | None = None,
+         configure_logging: bool = True, logging_level: int | str = logging.INFO,
+         logging_format: str | None = None, logging_config=None,
+         log_to_driver: bool | None = None, namespace: str | None = None,
+         runtime_env: dict | None = None, enable_resource_isolation: bool = False,
+         system_reserved_cpu: float | None = None, system_reserved_memory: int | None = None,
          **kwargs) -> "RayContext":
-    """Start a private local cluster, or connect to a running one.
+    """Start a private local cluster, or connect to a running one (Ray 2.60's arguments).
 
     Args:
         address: "auto" joins the cluster this machine runs (`raggio start --head`),
-            "HOST:PORT" joins the one there, None joins the one from RAGGIO_ADDRESS/RAY_ADDRESS
-            or this machine's current cluster, and otherwise starts a private head tied to
-            this process (bound to loopback).
-        num_cpus, num_gpus, resources, object_store_memory: the private head's node.
+            "HOST:PORT" joins the one there, "local" starts a private head even so, None
+            joins the one from RAGGIO_ADDRESS/RAY_ADDRESS or this machine's current cluster,
+            and otherwise starts a private head tied to this process (bound to loopback).
+        num_cpus, num_gpus, resources, labels, object_store_memory: the private head's node
+            (refused when joining a cluster, as in Ray; so are ``_memory``,
+            ``_system_config`` and a JobConfig's ``code_search_path``).
+        local_mode: refused, as in Ray 2.60 (it was removed).
+        include_dashboard, dashboard_host, dashboard_port: accepted; no effect until
+            raggio has a dashboard.
+        job_config: a ``raggio.job_config.JobConfig``: its runtime_env, namespace and
+            metadata, and its default_actor_lifetime for the job's actors.
+        configure_logging: False leaves raggio's loggers alone (then ``logging_level`` and
+            ``logging_format`` have no effect, as in Ray).
+        logging_level, logging_format: the level and format of raggio's own log lines.
+        logging_config: refused (structured logging is not supported yet).
+        log_to_driver: print worker output here, prefixed with its task and pid (default).
         namespace: the namespace for named actors (a fresh one if None).
         runtime_env: the job's default runtime env (``env_vars``).
-        log_to_driver: print worker output here, prefixed with its task and pid.
+        enable_resource_isolation, system_reserved_cpu, system_reserved_memory: refused
+            (raggio does not isolate processes in cgroups).
         ignore_reinit_error: make a second ``init()`` a no-op instead of an error.
+        **kwargs: Ray's private keywords. Honoured: ``_node_ip_address``, ``_temp_dir``,
+            ``_memory``, ``_system_config`` (Ray's keys that name a raggio setting, or
+            raggio's setting names; see ``config.SYSTEM_CONFIG_KEYS``),
+            ``_enable_object_reconstruction=True`` (always so), ``_skip_env_hook``. The
+            others raise, saying what raggio does instead.
 
     Raises:
-        RuntimeError: raggio is already initialized.
-        ValueError: an unknown or invalid argument.
+        RuntimeError: raggio is already initialized, ``local_mode=True``, or an unknown
+            keyword.
+        ValueError: a setting raggio cannot honour, or an invalid value.
     """
-    unknown = set(kwargs) - {"_system_config", "configure_logging", "log_to_driver",
-                             "dashboard_host", "dashboard_port", "_temp_dir", "local_mode",
-                             "job_config", "storage", "_plasma_directory"}
-    if unknown:
-        raise TypeError(f"init() got unexpected keyword argument(s) {sorted(unknown)}")
     with _init_lock:
         if is_initialized():
             if ignore_reinit_error:
@@ -98,51 +119,55 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
             raise RuntimeError("Maybe you called raggio.init twice by accident? This error "
                                "can be suppressed by passing in 'ignore_reinit_error=True' or "
                                "by calling 'raggio.shutdown()' prior to 'raggio.init()'.")
-        _configure_logging(logging_level)
-        cfg = get_config()
-        if runtime_env is not None:
+        settings = init_options.resolve(
+            get_config(), num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
+            labels=labels, object_store_memory=object_store_memory, local_mode=local_mode,
+            dashboard_port=dashboard_port, job_config=job_config,
+            logging_config=logging_config, namespace=namespace, runtime_env=runtime_env,
+            enable_resource_isolation=enable_resource_isolation,
+            system_reserved_cpu=system_reserved_cpu,
+            system_reserved_memory=system_reserved_memory, private=kwargs)
+        if configure_logging:
+            _configure_logging(logging_level, logging_format)
+        if settings.runtime_env is not None:
             from raggio.core.options import _runtime_env
-            _runtime_env("runtime_env", runtime_env)
-        temp_dir = kwargs.get("_temp_dir") or cfg.temp_dir
-        cluster = find_cluster(address, cfg, temp_dir)
-        if cluster is None:
-            node_ip = _node_ip_address or "127.0.0.1"
-            logger.debug("no running cluster found: starting a private head on %s", node_ip)
-            ready = _start_private_head(cfg, num_cpus=num_cpus, num_gpus=num_gpus,
-                                        resources=resources or {},
-                                        object_store_memory=object_store_memory,
-                                        node_ip=node_ip, temp_dir=temp_dir)
-        else:
-            given = [name for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus),
-                                              ("resources", resources),
-                                              ("object_store_memory", object_store_memory))
-                     if value is not None]
-            if given:
-                raise ValueError(
-                    f"When connecting to an existing cluster, {', '.join(given)} must not be "
-                    "provided: the nodes' resources were set when they started "
-                    "(`raggio start --num-cpus ...`).")
-            node_ip = _node_ip_address or local_ip_for(split_address(cluster["gcs_address"])[0])
-            ready = dict(cluster, node_address=None)
-            logger.debug("joining the cluster at %s as %s", cluster["gcs_address"], node_ip)
-        core = CoreWorker(mode=DRIVER, cfg=cfg, gcs_address=ready["gcs_address"],
-                          node_address=ready["node_address"], token=ready["token"],
-                          worker_id=os.urandom(28), node_ip=node_ip,
-                          namespace=namespace or str(uuid.uuid4()), runtime_env=runtime_env,
-                          log_to_driver=log_to_driver)
-        core.session_dir = ready.get("session_dir", "")
-        from raggio.core.driver_output import DriverOutput
-        DriverOutput(core)
-        context.set_core(core)
-        try:
-            core.start(cfg.connect_timeout_s)
-        except BaseException:
-            context.set_core(None)
-            _stop_head()
-            raise
-        logger.debug("connected: job %s, node %s, session %s", core.job_id,
-                     core.node_id.hex(), core.session_dir)
-        return RayContext(core)
+            _runtime_env("runtime_env", settings.runtime_env)
+        return _connect(address, settings, log_to_driver is not False)
+
+
+def _connect(address: str | None, settings: init_options.InitSettings,
+             log_to_driver: bool) -> "RayContext":
+    """Start a private head or find the cluster, then start this driver's core worker."""
+    cfg = settings.cfg
+    cluster = find_cluster(address, cfg, settings.temp_dir)
+    if cluster is None:
+        node_ip = settings.node_ip or "127.0.0.1"
+        logger.debug("no running cluster found: starting a private head on %s", node_ip)
+        ready = _start_private_head(cfg, node_ip, settings)
+    else:
+        init_options.refuse_when_joining(settings)
+        node_ip = settings.node_ip or local_ip_for(split_address(cluster["gcs_address"])[0])
+        ready = dict(cluster, node_address=None)
+        logger.debug("joining the cluster at %s as %s", cluster["gcs_address"], node_ip)
+    core = CoreWorker(mode=DRIVER, cfg=cfg, gcs_address=ready["gcs_address"],
+                      node_address=ready["node_address"], token=ready["token"],
+                      worker_id=os.urandom(28), node_ip=node_ip,
+                      namespace=settings.namespace or str(uuid.uuid4()),
+                      runtime_env=settings.runtime_env, log_to_driver=log_to_driver,
+                      job_info=settings.job_info)
+    core.session_dir = ready.get("session_dir", "")
+    from raggio.core.driver_output import DriverOutput
+    DriverOutput(core)
+    context.set_core(core)
+    try:
+        core.start(cfg.connect_timeout_s)
+    except BaseException:
+        context.set_core(None)
+        _stop_head()
+        raise
+    logger.debug("connected: job %s, node %s, session %s", core.job_id,
+                 core.node_id.hex(), core.session_dir)
+    return RayContext(core)
 
 
 def find_cluster(address: str | None, cfg, temp_dir: str) -> dict | None:
@@ -171,18 +196,12 @@ def find_cluster(address: str | None, cfg, temp_dir: str) -> dict | None:
     return {"gcs_address": address, "token": token}
 
 
-def _start_private_head(cfg, *, num_cpus, num_gpus, resources, object_store_memory, node_ip,
-                        temp_dir) -> dict:
+def _start_private_head(cfg, node_ip: str, settings: init_options.InitSettings) -> dict:
     global _head
     cmd = [sys.executable, "-m", "raggio.head", "--tied", "--node-ip", node_ip,
-           "--resources", json.dumps(resources), "--temp-dir", temp_dir or cfg.temp_dir]
-    if num_cpus is not None:
-        cmd += ["--num-cpus", str(num_cpus)]
-    if num_gpus is not None:
-        cmd += ["--num-gpus", str(num_gpus)]
-    if object_store_memory is not None:
-        cmd += ["--object-store-memory", str(int(object_store_memory))]
-    _head = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+           "--temp-dir", settings.temp_dir, *settings.head_args]
+    _head = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             env=dict(os.environ, **settings.head_env))
     try:
         return wait_ready(_head, cfg.head_start_timeout_s, "local raggio head")
     except RaySystemError:
@@ -371,6 +390,26 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     spec = found["spec"]
     return ActorHandle(spec["actor_id"], spec["class_name"], spec["methods"],
                        spec["max_task_retries"])
+
+
+def list_named_actors(all_namespaces: bool = False) -> list:
+    """The live named actors: their names in this job's namespace, or with
+    ``all_namespaces`` a ``{"name", "namespace"}`` dict for each in the cluster."""
+    core = context.get_core()
+    found = core.request("gcs", "list_named_actors", {"namespace": core.namespace,
+                                                      "all_namespaces": all_namespaces})
+    if all_namespaces:
+        return [{"name": entry["name"], "namespace": entry["namespace"]} for entry in found]
+    return [entry["name"] for entry in found]
+
+
+def get_node_ip_address(address: str = "8.8.8.8:53") -> str:
+    """The IP address of this process's node; before ``init()``, this machine's address
+    on the route to ``address`` (nothing is sent there)."""
+    core = context.current_core_or_none()
+    if core is not None:
+        return core.node_ip
+    return local_ip_for(split_address(address)[0])
 
 
 def nodes() -> list[dict]:

@@ -70,7 +70,7 @@ class CoreWorker:
     def __init__(self, *, mode: str, cfg: Config, gcs_address: str, node_address: str | None,
                  token: str, worker_id: bytes, node_ip: str = "127.0.0.1",
                  namespace: str | None = None, runtime_env: dict | None = None,
-                 log_to_driver: bool = True):
+                 log_to_driver: bool = True, job_info: dict | None = None):
         self.mode = mode
         self.cfg = cfg
         self.gcs_address = gcs_address
@@ -80,6 +80,8 @@ class CoreWorker:
         self.node_ip = node_ip
         self.namespace = namespace
         self.job_runtime_env = runtime_env or {}
+        #: More fields of a driver's job record (JobConfig's metadata, default_actor_lifetime).
+        self.job_info = job_info or {}
         self.log_to_driver = log_to_driver
         self.job_id: int | None = None
         self.node_id: bytes = b""
@@ -145,7 +147,7 @@ class CoreWorker:
             job = await self.gcs.call("register_job", {
                 "driver_address": self.address, "driver_pid": os.getpid(),
                 "namespace": self.namespace, "runtime_env": self.job_runtime_env,
-                "entrypoint": " ".join(sys.argv)})
+                "entrypoint": " ".join(sys.argv), **self.job_info})
             self.job_id = job["job_id"]
             if self.log_to_driver:
                 self.node.notify("subscribe_logs", {"job_id": self.job_id})

@@ -3,18 +3,23 @@
 A ref knows its object's id and its owner's address. Creating and dropping
 refs updates the owner-side count in this process's core worker; pickling a
 ref (inside a value or an argument container) records it as escaped, so the
-owner keeps the object for the borrower. ``await ref`` and ``ref.future()``
-bridge to asyncio and concurrent.futures.
+owner keeps the object for the borrower. ``await ref``, ``ref.as_future()``
+and ``ref.future()`` bridge to asyncio and concurrent.futures. As in Ray,
+``raggio.ObjectID`` is another name for this class (kept for old programs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
+import os
 
 from raggio.core import context
 from raggio.core.ids import ObjectID
 from raggio.core.serialization import note_contained_ref
+
+logger = logging.getLogger(__name__)
 
 _NIL_ID = b"\xff" * 28
 
@@ -24,7 +29,7 @@ class ObjectRef:
 
     __slots__ = ("_id", "_owner", "_core", "__weakref__")
 
-    def __init__(self, object_id: bytes, owner_address: str, *, _register: bool = True):
+    def __init__(self, object_id: bytes, owner_address: str = "", *, _register: bool = True):
         self._id = object_id
         self._owner = owner_address
         self._core = context.current_core_or_none()
@@ -43,6 +48,10 @@ class ObjectRef:
     def nil(cls) -> "ObjectRef":
         """The ref to no object (what a generator's ``_next_sync`` returns on timeout)."""
         return cls(_NIL_ID, "", _register=False)
+
+    @classmethod
+    def from_random(cls) -> "ObjectRef":
+        return cls(os.urandom(len(_NIL_ID)), _register=False)
 
     def is_nil(self) -> bool:
         return self._id == _NIL_ID
@@ -80,6 +89,16 @@ class ObjectRef:
     def future(self) -> concurrent.futures.Future:
         """A concurrent.futures.Future that resolves to the object's value."""
         return self._core_or_init().get_future(self)
+
+    def as_future(self) -> asyncio.Future:
+        """An asyncio future (of the running loop) that resolves to the object's value.
+
+        Cancelling it does not cancel the task. Deprecated in Ray in favour of
+        ``asyncio.wrap_future(ref.future())``, and warned about likewise.
+        """
+        logger.warning("ref.as_future() is deprecated in favor of "
+                       "asyncio.wrap_future(ref.future()).")
+        return asyncio.wrap_future(self.future())
 
     def __await__(self):
         return asyncio.wrap_future(self.future()).__await__()

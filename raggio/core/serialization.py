@@ -11,13 +11,19 @@ large ones are laid out in the arena as::
 
 so a numpy array is written with one copy and read with none. ObjectRefs
 pickled inside a value are collected, so the owner knows which refs escaped.
+Serializers that ``raggio.util.register_serializer`` installs apply to what
+this process pickles (the deserializer is pickled with each value, so the
+reader needs none).
 """
 
 from __future__ import annotations
 
+import copyreg
+import io
 import pickle
 import struct
 import threading
+from collections import ChainMap
 from typing import Any, Callable
 
 import cloudpickle
@@ -27,6 +33,18 @@ _ALIGN = 64
 _U32 = struct.Struct("<I")
 
 _context = threading.local()
+
+#: The reducers ``register_serializer`` installed: exact type -> reducer.
+_custom_reducers: dict[type, Callable] = {}
+
+
+def register_reducer(cls: type, reducer: Callable) -> None:
+    """Pickle instances of exactly ``cls`` with ``reducer`` (a ``__reduce__`` function)."""
+    _custom_reducers[cls] = reducer
+
+
+def deregister_reducer(cls: type) -> None:
+    _custom_reducers.pop(cls, None)
 
 
 def note_contained_ref(ref) -> None:
@@ -89,12 +107,18 @@ def serialize(value: Any) -> SerializedValue:
     _context.refs = refs = []
     try:
         try:
-            meta = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+            if _custom_reducers:
+                meta = _dumps_with_reducers(value, buffers, by_value=False)
+            else:  # the hot path: one call
+                meta = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
         except Exception:
             buffers.clear()
             refs.clear()
             try:
-                meta = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+                if _custom_reducers:
+                    meta = _dumps_with_reducers(value, buffers, by_value=True)
+                else:
+                    meta = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
             except Exception as exc:
                 raise TypeError(_unpicklable_message(value, exc)) from exc
     finally:
@@ -104,6 +128,24 @@ def serialize(value: Any) -> SerializedValue:
         view = buf.raw()
         views.append(view if view.contiguous else memoryview(view.tobytes()))
     return SerializedValue(meta, views, refs)
+
+
+class _Pickler(pickle.Pickler):
+    #: Read when a pickler is made; a live view, so it holds later registrations too.
+    dispatch_table = ChainMap(_custom_reducers, copyreg.dispatch_table)
+
+
+class _CloudPickler(cloudpickle.Pickler):
+    dispatch_table = ChainMap(_custom_reducers, cloudpickle.Pickler.dispatch_table)
+
+
+def _dumps_with_reducers(value: Any, buffers: list, *, by_value: bool) -> bytes:
+    """Pickle (with cloudpickle when ``by_value``) with the registered reducers ahead of
+    the pickler's own table."""
+    out = io.BytesIO()
+    pickler_class = _CloudPickler if by_value else _Pickler
+    pickler_class(out, protocol=5, buffer_callback=buffers.append).dump(value)
+    return out.getvalue()
 
 
 def _unpicklable_message(value: Any, exc: Exception) -> str:

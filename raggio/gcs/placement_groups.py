@@ -56,6 +56,7 @@ class PlacementGroupRecord:
             "bundles_to_node_id": {i: n.hex() for i, n in enumerate(self.bundle_nodes) if n},
             "pending_reason": self.pending_reason if self.state == PENDING else "",
             "namespace": self.namespace, "job_id": self.job_id,
+            "is_detached": self.lifetime == "detached",
         }
 
 

@@ -321,30 +321,44 @@ class GcsServer:
     def get_jobs(self, conn: Connection, _msg) -> list[dict]:
         return list(self.jobs.values())
 
-    async def _ask_nodes(self, op: str) -> list[tuple[bytes, list]]:
-        """(node id, reply) of every live node that answers ``op`` in time."""
+    async def _ask_nodes(self, op: str) -> tuple[list[tuple[bytes, list]], list[str]]:
+        """(node id, reply) of every live node that answers ``op`` in time, and the
+        addresses of those that did not."""
         node_ids = [n for n, info in self.nodes.items()
                     if info["state"] == "ALIVE" and n in self.node_conns]
         replies = await asyncio.gather(
             *(self.node_conns[n].call_with_timeout(op, None, NODE_QUERY_TIMEOUT_S)
               for n in node_ids), return_exceptions=True)
-        return [(node_id, reply) for node_id, reply in zip(node_ids, replies)
-                if not isinstance(reply, BaseException)]
+        answered = [(node_id, reply) for node_id, reply in zip(node_ids, replies)
+                    if not isinstance(reply, BaseException)]
+        unanswered = [self.nodes[node_id]["node_ip"] for node_id, reply in zip(node_ids, replies)
+                      if isinstance(reply, BaseException)]
+        return answered, unanswered
 
-    async def list_objects(self, conn: Connection, _msg) -> list[dict]:
+    @staticmethod
+    def _fan_out_reply(msg, rows: list[dict], unanswered: list[str]):
+        """The rows; with ``{"with_unanswered": True}``, also the nodes that did not answer
+        (the state API's ``raise_on_missing_output``)."""
+        if msg and msg.get("with_unanswered"):
+            return {"rows": rows, "unanswered": unanswered}
+        return rows
+
+    async def list_objects(self, conn: Connection, msg) -> list[dict] | dict:
         """Every driver's and worker's object refs, one entry per process and ref."""
         out = []
-        for _node_id, processes in await self._ask_nodes("get_object_refs"):
+        answered, unanswered = await self._ask_nodes("get_object_refs")
+        for _node_id, processes in answered:
             for process in processes:
                 for ref in process["refs"]:
                     out.append(dict(ref, pid=process["pid"], ip=process["ip"],
                                     type=process["type"], holder_node_id=process["node_id"]))
-        return out
+        return self._fan_out_reply(msg, out, unanswered)
 
-    async def list_workers(self, conn: Connection, _msg) -> list[dict]:
+    async def list_workers(self, conn: Connection, msg) -> list[dict] | dict:
         """Every live node's workers (asked of the nodes now) and every running driver."""
         out = []
-        for node_id, reply in await self._ask_nodes("get_workers"):
+        answered, unanswered = await self._ask_nodes("get_workers")
+        for node_id, reply in answered:
             for worker in reply:
                 out.append(dict(worker, worker_type="WORKER", node_id=node_id,
                                 ip=self.nodes[node_id]["node_ip"]))
@@ -354,7 +368,7 @@ class GcsServer:
                             "job_id": job["job_id"], "worker_type": "DRIVER", "node_id": None,
                             "address": job.get("driver_address"),
                             "ip": (job.get("driver_address") or "").rpartition(":")[0]})
-        return out
+        return self._fan_out_reply(msg, out, unanswered)
 
     # -- task history --
 
@@ -420,6 +434,9 @@ class GcsServer:
     # -- actors --
 
     def create_actor(self, conn: Connection, spec: dict) -> dict:
+        if spec.get("lifetime") is None:  # the job's default (JobConfig.default_actor_lifetime)
+            job = self.jobs.get(spec["job_id"]) or {}
+            spec["lifetime"] = job.get("default_actor_lifetime")
         self.actors.create(spec, creator=self._watch_holder(conn))
         return {"ok": True}
 

@@ -1,11 +1,49 @@
-"""``raggio.util``: Ray's utility namespace: placement groups and scheduling strategies."""
+"""``raggio.util``: Ray's utility namespace.
+
+Placement groups, scheduling strategies and custom serializers are imported
+here; ``ActorPool``, ``as_completed``, ``map_unordered``, ``list_named_actors``,
+``get_node_ip_address`` and the
+submodules Ray programs reach as attributes (``ray.util.state.list_actors``,
+``ray.util.queue.Queue``) load on first use, since they sit on the driver API
+that itself imports this package.
+"""
+
+import importlib
 
 from raggio.util import scheduling_strategies
 from raggio.util.placement_group import (PlacementGroup, get_current_placement_group,
                                          get_placement_group, placement_group,
                                          placement_group_table, remove_placement_group)
+from raggio.util.serialization import deregister_serializer, register_serializer
+
+#: Name -> (module, attribute in it; None for the module itself), loaded on first use.
+_LAZY = {
+    "ActorPool": ("raggio.util.actor_pool", "ActorPool"),
+    "as_completed": ("raggio.util.completion_order", "as_completed"),
+    "map_unordered": ("raggio.util.completion_order", "map_unordered"),
+    "get_node_ip_address": ("raggio.core.api", "get_node_ip_address"),
+    "list_named_actors": ("raggio.core.api", "list_named_actors"),
+    "queue": ("raggio.util.queue", None),
+    "state": ("raggio.util.state", None),
+}
 
 __all__ = [
-    "PlacementGroup", "get_current_placement_group", "get_placement_group", "placement_group",
-    "placement_group_table", "remove_placement_group", "scheduling_strategies",
+    "ActorPool", "PlacementGroup", "as_completed", "deregister_serializer",
+    "get_current_placement_group", "get_node_ip_address", "get_placement_group",
+    "list_named_actors", "map_unordered", "placement_group",
+    "placement_group_table", "register_serializer", "remove_placement_group",
+    "scheduling_strategies",
 ]
+
+
+def __getattr__(name: str):
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'raggio.util' has no attribute {name!r}") from None
+    value = importlib.import_module(module_name)
+    return value if attribute is None else getattr(value, attribute)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

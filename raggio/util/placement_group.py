@@ -15,7 +15,8 @@ from raggio.core import context
 from raggio.core.ids import BaseID
 from raggio.core.object_ref import ObjectRef
 
-VALID_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+#: Ray's name; a set, as Ray's.
+VALID_PLACEMENT_GROUP_STRATEGIES = {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"}
 
 
 class PlacementGroupID(BaseID):
@@ -85,9 +86,9 @@ def placement_group(bundles: list[dict], strategy: str = "PACK", name: str = "",
             raise ValueError(f"Bundle resources must be non-negative numbers: {bundle!r}")
         if all(v == 0 for v in bundle.values()):
             raise ValueError(f"Bundles cannot have only zero resources: {bundle!r}")
-    if strategy not in VALID_STRATEGIES:
+    if strategy not in VALID_PLACEMENT_GROUP_STRATEGIES:
         raise ValueError(f"Invalid placement group strategy {strategy!r}; use one of "
-                         f"{list(VALID_STRATEGIES)}.")
+                         f"{sorted(VALID_PLACEMENT_GROUP_STRATEGIES)}.")
     if lifetime not in (None, "detached"):
         raise ValueError("placement group `lifetime` argument must be either `None` or "
                          f"'detached', got {lifetime!r}.")

@@ -1,0 +1,222 @@
+"""The state API's log functions (``ray.util.state.list_logs`` / ``get_log``).
+
+Log files live in each node's session log directory; the node managers
+serve them (``list_logs``, ``read_log``: ``node/log_files.py``), found
+through the control store. ``get_log`` picks the file by name, by a
+worker's pid, by an actor (its worker) or by a task (its attempt's worker,
+and in that worker's file only the lines under the task's name marker), and
+yields its lines, following the file with ``follow=True``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import time
+from typing import Iterator
+
+from raggio.util.state.api import (DEFAULT_TIMEOUT_S, RayStateApiException, get_actor,
+                                   get_task)
+
+#: How often ``follow`` asks for new lines when no ``_interval`` is given.
+FOLLOW_POLL_S = 0.5
+
+_ANSI_CODE = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def log_group(name: str) -> str:
+    """The group a log file is listed under: worker_out, worker_err, raggio or other."""
+    if name.startswith("worker-"):
+        return "worker_err" if name.endswith(".err") else "worker_out"
+    if name.startswith(("head.", "node.")):
+        return "raggio"
+    return "other"
+
+
+def list_logs(address: str | None = None, node_id: str | None = None,
+              node_ip: str | None = None, glob_filter: str | None = None,
+              timeout: float = DEFAULT_TIMEOUT_S, headers: dict | None = None,
+              verify: bool | str = True) -> dict[str, list[str]]:
+    """The log files of one node, by group: ``{"worker_out": [...], "raggio": [...]}``.
+
+    Args:
+        address: the cluster's address; None for the connected (or this machine's) one.
+        node_id, node_ip: the node (one of them is required).
+        glob_filter: only the file names matching this glob (``"*worker*"``).
+        timeout: seconds to wait for each answer.
+
+    Raises:
+        ValueError: neither node_id nor node_ip.
+        RayStateApiException: no such node, or no cluster there.
+    """
+    if node_id is None and node_ip is None:
+        raise ValueError("At least one of node ip and node id is required")
+    cluster, node = _node(address, node_id, node_ip, timeout)
+    groups: dict[str, list[str]] = {}
+    for entry in _ask(cluster, node, "list_logs", None, timeout):
+        if fnmatch.fnmatch(entry["name"], glob_filter or "*"):
+            groups.setdefault(log_group(entry["name"]), []).append(entry["name"])
+    return groups
+
+
+def get_log(address: str | None = None, node_id: str | None = None,
+            node_ip: str | None = None, filename: str | None = None,
+            actor_id: str | None = None, task_id: str | None = None, pid: int | None = None,
+            follow: bool = False, tail: int = -1, timeout: float = DEFAULT_TIMEOUT_S,
+            suffix: str = "out", encoding: str | None = "utf-8", errors: str | None = "strict",
+            submission_id: str | None = None, attempt_number: int = 0,
+            _interval: float | None = None, filter_ansi_code: bool = False,
+            headers: dict | None = None, verify: bool | str = True) -> Iterator:
+    """Yield the lines of a log file (``str``, or ``bytes`` with ``encoding=None``).
+
+    Args:
+        node_id, node_ip: the node holding the file (not needed with actor_id or task_id).
+        filename: the file's name in the node's log directory.
+        actor_id: the output of the actor's worker.
+        task_id: the lines the task printed (attempt ``attempt_number``).
+        pid: the output of the worker with this pid (on node_id/node_ip).
+        suffix: "out" or "err": which stream of a worker picked by actor, task or pid.
+        tail: only the last this many lines; -1 for the whole file.
+        follow: keep yielding lines as the file grows (every ``_interval`` seconds).
+        filter_ansi_code: drop ANSI escape codes (colours).
+
+    Raises:
+        ValueError: no way to find the file was given, or a bad suffix.
+        RayStateApiException: the node, actor, task or file is not there.
+    """
+    if submission_id is not None:
+        raise RayStateApiException(
+            "raggio has no submission jobs: a driver prints its own output, so there is no "
+            "job log to read by submission_id.")
+    if suffix not in ("out", "err"):
+        raise ValueError(f"Invalid suffix: {suffix}. Must be one of 'out' or 'err'.")
+    if not (actor_id or task_id or pid or filename):
+        raise ValueError("None of actor_id, task_id, pid, submission_id or filename is "
+                         "provided. At least one of them is required to fetch logs.")
+    if not (node_id or node_ip or actor_id or task_id):
+        raise ValueError("node_id or node_ip must be provided as constructor arguments when "
+                         "no actor or task_id is supplied as arguments.")
+    if node_id and node_ip:
+        raise ValueError("Both node_id and node_ip are given. Only one of them can be "
+                         f"provided. Given node id: {node_id}, given node ip: {node_ip}")
+    task_name = None
+    if actor_id is not None:
+        node_id, node_ip, pid = _actor_worker(actor_id, address, timeout)
+    elif task_id is not None:
+        node_id, node_ip, pid, task_name = _task_worker(task_id, attempt_number, address,
+                                                        timeout)
+    cluster, node = _node(address, node_id, node_ip, timeout)
+    if filename is None:
+        filename = _worker_file(cluster, node, pid, suffix, timeout)
+    lines = _read_lines(cluster, node, filename, tail, follow, task_name,
+                        _interval or FOLLOW_POLL_S, timeout)
+    for line in lines:
+        if filter_ansi_code:
+            line = _ANSI_CODE.sub(b"", line)
+        yield line if encoding is None else line.decode(encoding, errors or "strict")
+
+
+def _actor_worker(actor_id: str, address, timeout) -> tuple[str, None, int]:
+    actor = get_actor(actor_id, address=address, timeout=timeout)
+    if actor is None:
+        raise RayStateApiException(f"No actor with id {actor_id!r}; list_actors() shows them.")
+    if not actor.pid or not actor.node_id:
+        raise RayStateApiException(f"Actor {actor_id} has no worker yet ({actor.state}).")
+    return actor.node_id, None, actor.pid
+
+
+def _task_worker(task_id: str, attempt_number: int, address,
+                 timeout) -> tuple[str, None, int, str]:
+    found = get_task(task_id, address=address, timeout=timeout)
+    attempts = found if isinstance(found, list) else [found] if found else []
+    attempt = next((a for a in attempts if a.attempt_number == attempt_number), None)
+    if attempt is None:
+        raise RayStateApiException(f"No attempt {attempt_number} of a task with id "
+                                   f"{task_id!r}; list_tasks() shows them.")
+    if not attempt.worker_pid or not attempt.node_id:
+        raise RayStateApiException(f"Task {task_id} has not run on a worker yet "
+                                   f"({attempt.state}).")
+    return attempt.node_id, None, attempt.worker_pid, attempt.name
+
+
+def _worker_file(cluster: dict, node: dict, pid: int, suffix: str, timeout) -> str:
+    pattern = f"worker-*-{pid}.{suffix}"
+    names = [entry["name"] for entry in _ask(cluster, node, "list_logs", None, timeout)
+             if fnmatch.fnmatch(entry["name"], pattern)]
+    if not names:
+        raise RayStateApiException(f"No log file of a worker with pid {pid} on node "
+                                   f"{node['node_id'].hex()} ({node['node_ip']}).")
+    return names[0]
+
+
+def _read_lines(cluster: dict, node: dict, filename: str, tail: int, follow: bool,
+                task_name: str | None, interval_s: float, timeout) -> Iterator[bytes]:
+    """The file's lines (with their line ends); a task's lines only, given its name."""
+    reply = _ask(cluster, node, "read_log",
+                 {"name": filename, "tail": -1 if task_name else tail,
+                  "marks": task_name is not None}, timeout)
+    data = reply["data"]
+    while True:  # a reply holds at most a chunk of a big file: read on to its end
+        more = _ask(cluster, node, "read_log", {"name": filename, "offset": reply["offset"],
+                                                "marks": task_name is not None}, timeout)
+        if not more["data"]:
+            break
+        data += more["data"]
+        reply = more
+    lines = data.splitlines(keepends=True)
+    if task_name is not None:
+        lines = _task_lines(lines, task_name)
+        lines = lines[-tail:] if tail >= 0 else lines
+    partial = lines.pop() if lines and not lines[-1].endswith(b"\n") and follow else b""
+    yield from lines
+    while follow:
+        time.sleep(interval_s)
+        reply = _ask(cluster, node, "read_log", {"name": filename, "offset": reply["offset"]},
+                     timeout)
+        lines = (partial + reply["data"]).splitlines(keepends=True)
+        partial = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+        yield from lines
+
+
+def _task_lines(lines: list[bytes], task_name: str) -> list[bytes]:
+    """The lines under the task's name marker (workers mark where each task's output
+    begins; other tasks of the same name that the worker ran show too)."""
+    out, current = [], None
+    for line in lines:
+        if line.startswith(b":task_name:"):
+            current = line[len(b":task_name:"):].strip().decode(errors="replace")
+        elif not line.startswith(b":job_id:") and current == task_name:
+            out.append(line)
+    return out
+
+
+def _cluster(address: str | None) -> dict:
+    """{"gcs_address", "token"} of the cluster: the connected driver's, or found."""
+    from raggio.core import context
+    core = context.current_core_or_none()
+    if address is None and core is not None:
+        return {"gcs_address": core.gcs_address, "token": core.token}
+    from raggio.core.one_shot import find
+    try:
+        return find(address)
+    except (ConnectionError, OSError) as exc:
+        raise RayStateApiException(str(exc)) from None
+
+
+def _node(address: str | None, node_id: str | None, node_ip: str | None,
+          timeout) -> tuple[dict, dict]:
+    cluster = _cluster(address)
+    from raggio.core.one_shot import query
+    (nodes,) = query(cluster, [("get_nodes", None)], timeout)
+    for node in nodes:
+        if node["state"] == "ALIVE" and (node["node_id"].hex() == node_id
+                                         or (node_id is None and node["node_ip"] == node_ip)):
+            return cluster, node
+    raise RayStateApiException(f"No live node with {'id' if node_id else 'ip'} "
+                               f"{node_id or node_ip!r}; list_nodes() shows them.")
+
+
+def _ask(cluster: dict, node: dict, op: str, payload, timeout):
+    from raggio.core.one_shot import query
+    (reply,) = query(dict(cluster, gcs_address=node["address"]), [(op, payload)], timeout)
+    return reply

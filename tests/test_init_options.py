@@ -1,0 +1,60 @@
+"""``init()``'s keywords: each honoured, or refused with what raggio does instead."""
+
+import pytest
+
+import raggio as ray
+from raggio.util import state
+
+
+def test_node_settings_of_the_private_head(shutdown_only):
+    ray.init(num_cpus=1, labels={"zone": "a"}, _memory=2 * 1024**3, include_dashboard=False,
+             dashboard_host="0.0.0.0", dashboard_port=8266, _skip_env_hook=True,
+             _enable_object_reconstruction=True, log_to_driver=None)
+    (node,) = state.list_nodes()
+    assert node.labels.get("zone") == "a"
+    assert node.resources_total["memory"] == 2 * 1024**3
+
+
+def test_system_config_reaches_the_driver_and_the_private_head(shutdown_only):
+    ray.init(num_cpus=1, _system_config={"task_events_report_interval_ms": 0,
+                                         "max_direct_call_object_size": 1000})
+    from raggio.core import context
+    assert context.get_core().cfg.max_inline_bytes == 1000
+
+    @ray.remote
+    def one():
+        from raggio.config import get_config
+        return get_config().task_events_report_interval_s
+
+    assert ray.get(one.remote()) == 0.0  # the worker's, from the head's environment
+    assert state.list_tasks() == []  # the task history is off, as asked
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"local_mode": True}, RuntimeError, "`local_mode` is no longer supported"),
+    ({"_colour": 1}, RuntimeError, "Unknown keyword argument\\(s\\): _colour"),
+    ({"_plasma_directory": "/tmp"}, ValueError, "object store is a file in /dev/shm"),
+    ({"storage": "s3://x"}, ValueError, "storage URI was removed"),
+    ({"_redis_password": "x"}, ValueError, "raggio start --storage"),
+    ({"logging_config": object()}, ValueError, "structured logging"),
+    ({"enable_resource_isolation": True}, ValueError, "cgroups"),
+    ({"system_reserved_cpu": 1}, ValueError, "resource isolation"),
+    ({"_enable_object_reconstruction": False}, ValueError, "max_retries=0"),
+    ({"_system_config": {"colour": 1}}, ValueError, "has no raggio equivalent"),
+    ({"_system_config": {"health_check_period_ms": "x"}}, ValueError, "must be a float"),
+    ({"dashboard_port": "8265"}, TypeError, "dashboard_port must be an int"),
+])
+def test_what_raggio_cannot_honour_is_refused(shutdown_only, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ray.init(num_cpus=1, **kwargs)
+    assert not ray.is_initialized()
+
+
+def test_node_settings_are_refused_when_joining(ray_start_cluster):
+    cluster = ray_start_cluster
+    cluster.add_node(num_cpus=1)
+    with pytest.raises(ValueError, match="num_cpus, _system_config must not be provided"):
+        ray.init(address=cluster.address, num_cpus=2, _system_config={"lease_linger_s": 0.1})
+    assert not ray.is_initialized()
+    ray.init(address=cluster.address, include_dashboard=True, dashboard_port=8265)
+    assert ray.cluster_resources()["CPU"] == 1
