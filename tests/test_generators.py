@@ -437,3 +437,21 @@ def test_an_actor_dying_mid_stream_fails_the_rest(ray_start_regular_shared):
         ray.get(next(refs))
     with pytest.raises(StopIteration):
         next(refs)
+
+
+def test_threaded_actors_stream_several_calls_at_once(ray_start_regular_shared):
+    @ray.remote(max_concurrency=2)
+    class Relay:
+        def __init__(self):
+            import threading
+            self.both_started = threading.Barrier(2, timeout=30)
+
+        def gen(self, name):
+            yield f"{name} 0"
+            self.both_started.wait()  # only passes if the two calls run at once
+            yield f"{name} 1"
+
+    relay = Relay.remote()
+    first, second = relay.gen.remote("a"), relay.gen.remote("b")
+    assert ray.get([next(first), next(second)]) == ["a 0", "b 0"]
+    assert [ray.get(r) for r in first] + [ray.get(r) for r in second] == ["a 1", "b 1"]
