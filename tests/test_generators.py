@@ -398,3 +398,60 @@ def test_dropping_a_generator_frees_the_values_not_taken(ray_start_regular_share
     del refs
     wait_until(lambda: items_alive() == [kept.hex()], what="the items not taken to be freed")
     assert ray.get(kept) == "0" * 200_000
+
+
+def test_wait_and_next_ready_on_a_generator_still_running(ray_start_regular_shared, tmp_path):
+    release = tmp_path / "release"
+
+    @ray.remote
+    def gen(path):
+        import time
+        while not os.path.exists(path):
+            time.sleep(0.01)
+        yield "late"
+
+    refs = gen.remote(str(release))
+    other = ray.put("ready")
+    assert not refs.next_ready()
+    ready, not_ready = ray.wait([refs, other], num_returns=2, timeout=0.2)
+    assert ready == [other] and not_ready == [refs]
+    release.write_text("")
+    ready, _ = ray.wait([refs], timeout=30)
+    assert ready == [refs] and refs.next_ready()
+    assert ray.get(next(refs)) == "late"
+
+
+def test_an_actor_dying_mid_stream_fails_the_rest(ray_start_regular_shared):
+    @ray.remote
+    class Doomed:
+        def gen(self):
+            import time
+            yield "before"
+            time.sleep(60)
+
+    doomed = Doomed.remote()
+    refs = doomed.gen.remote()
+    assert ray.get(next(refs)) == "before"
+    ray.kill(doomed)
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(next(refs))
+    with pytest.raises(StopIteration):
+        next(refs)
+
+
+def test_threaded_actors_stream_several_calls_at_once(ray_start_regular_shared):
+    @ray.remote(max_concurrency=2)
+    class Relay:
+        def __init__(self):
+            import threading
+            self.both_started = threading.Barrier(2, timeout=30)
+
+        def gen(self, name):
+            yield f"{name} 0"
+            self.both_started.wait()  # only passes if the two calls run at once
+            yield f"{name} 1"
+
+    relay = Relay.remote()
+    first, second = relay.gen.remote("a"), relay.gen.remote("b")
+    assert ray.get([next(first), next(second)]) == ["a 0", "b 0"]
+    assert [ray.get(r) for r in first] + [ray.get(r) for r in second] == ["a 1", "b 1"]

@@ -178,7 +178,6 @@ class GeneratorStreams:
                 stream.waiters.append(fut)
             await fut
 
-
     def _known_again(self, object_id: bytes, location: dict) -> None:
         """An item we know was stored again: by a rebuild (it was lost: take the new copy)
         or by a retried attempt (a copy on another node is freed with the first)."""
@@ -268,10 +267,9 @@ class ObjectRefGenerator:
         """The next ref, waiting up to ``timeout_s`` (None or negative: no limit); returns
         ``ObjectRef.nil()`` if none came in time. Raises StopIteration at the end."""
         if not self._stream.next_available():
-            if timeout_s is not None and timeout_s < 0:
-                timeout_s = None
             fut = asyncio.run_coroutine_threadsafe(
                 self._core.generators.wait_changed(self._stream), self._core.loop)
+            timeout_s = None if timeout_s is None or timeout_s < 0 else timeout_s
             with self._core._blocked():
                 try:
                     fut.result(timeout_s)
@@ -288,6 +286,7 @@ class ObjectRefGenerator:
         if not self._stream.next_available():
             fut = asyncio.run_coroutine_threadsafe(
                 self._core.generators.wait_changed(self._stream), self._core.loop)
+            timeout_s = None if timeout_s is None or timeout_s < 0 else timeout_s
             try:
                 await asyncio.wait_for(asyncio.wrap_future(fut), timeout_s)
             except asyncio.TimeoutError:

@@ -2,7 +2,8 @@
 
 Owns what a worker executes: the function cache (fetched once from the
 control store's KV), argument resolution, running the task, and packing its
-returns (inline, or written to the node's arena). Normal tasks and methods of
+returns (inline, or written to the node's arena); a generator task's values are
+stored and reported to its owner as it yields them (``generators.ItemReporter``). Normal tasks and methods of
 plain actors run one at a time on the main thread; methods of async actors
 run as coroutines on the actor's own event loop (up to ``max_concurrency``,
 default 1000); threaded actors use a pool of ``max_concurrency`` threads.
@@ -175,10 +176,10 @@ class TaskExecutor:
                 fn = self._callable(spec)
                 args, kwargs = self._resolve_args(spec)
                 result = fn(*args, **kwargs)
-                reply = self._pack_returns(spec, result, conn)  # runs a generator's body
             finally:
                 if is_main:
                     self._running_task = None
+            reply = self._pack_returns(spec, result, conn)
         except ActorExitRequested as exc:
             exc.cause = exc.cause or _exit_actor_cause(spec)
             if not is_main:  # a threaded actor's pool thread: exit from here
@@ -297,11 +298,16 @@ class TaskExecutor:
         if not inspect.isgenerator(result):
             raise TypeError(_not_a_generator(spec, result))
         reporter = self._generators[spec["task_id"]] = ItemReporter(self.core, spec, conn)
+        is_main = threading.current_thread() is threading.main_thread()
+        if is_main:
+            self._running_task = spec["task_id"]  # its body runs here: cancel interrupts it
         try:
             for value in result:
                 reporter.report(value)
                 reporter.wait_capacity()
         finally:
+            if is_main:
+                self._running_task = None
             del self._generators[spec["task_id"]]
         return self._generator_reply(spec, reporter)
 
