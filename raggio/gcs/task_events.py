@@ -32,6 +32,10 @@ SAVE_PERIOD_S = 1.0
 _STARTED = (RUNNING, *TERMINAL_STATES)
 
 
+#: How many evicted attempts are remembered, so that their late records are not taken back.
+DROPPED_KEYS_KEPT = 10_000
+
+
 def _key(task_id: bytes, attempt: int) -> bytes:
     return task_id if attempt == 0 else task_id + attempt.to_bytes(4, "big")
 
@@ -79,6 +83,9 @@ class TaskEventStore:
         #: task attempt key -> its record (``core.task_events.R_*``, R_INFO the info itself)
         self.records: collections.OrderedDict[bytes, list] = collections.OrderedDict()
         self.dropped = 0  #: attempts evicted to stay within max_tasks
+        #: The latest evicted attempts: a late record of one (its end, after an open record
+        #: was sent and evicted) is not taken back, so each attempt is dropped and counted once.
+        self._dropped_keys: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self.dropped_at_source = 0  #: ended attempts the processes dropped before sending them
         #: worker id -> the infos and wheres it numbered (see core.task_events)
         self._tables_of: dict[bytes, dict[str, list]] = {}
@@ -106,7 +113,8 @@ class TaskEventStore:
             key = _key(record[R_TASK], record[R_ATTEMPT])
             known = records.get(key)
             if known is None:
-                self._insert(key, record)
+                if key not in self._dropped_keys:
+                    self._insert(key, record)
             else:
                 self._merge(key, record, known)
                 if durable:
@@ -139,6 +147,8 @@ class TaskEventStore:
         key = _key(task_id, attempt)
         record = self.records.get(key)
         if record is None:
+            if key in self._dropped_keys:
+                return
             record = [task_id, attempt, info, None, None, None, None, 0]
             self._insert(key, record)
         for slot, value in ((R_INFO, info), (R_WHERE, where), (R_ERROR, error)):
@@ -165,6 +175,9 @@ class TaskEventStore:
         if len(self.records) > self.max_tasks:
             old_key, _ = self.records.popitem(last=False)
             self.dropped += 1
+            self._dropped_keys[old_key] = None
+            if len(self._dropped_keys) > DROPPED_KEYS_KEPT:
+                self._dropped_keys.popitem(last=False)
             if self._tables.durable:
                 self._dirty.discard(old_key)
                 self._evicted.append(old_key)
