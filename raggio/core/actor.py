@@ -10,8 +10,8 @@ from raggio.util import scheduling_strategies
 from raggio.core.options import ACTOR_OPTIONS, METHOD_OPTIONS, resources_of, validate
 from raggio.core.remote_function import Exporter
 from raggio.core.task_events import task_info
-from raggio.core.task_spec import (encode_args, encode_retry_exceptions, return_ids,
-                                   track_submission)
+from raggio.core.task_spec import (call_shape, check_call, encode_args,
+                                   encode_retry_exceptions, return_ids, track_submission)
 from raggio.core.serialization import note_contained_ref
 
 
@@ -34,6 +34,8 @@ class ActorClass:
         self._cls = cls
         self._options = validate(dict(options), ACTOR_OPTIONS, "actors")
         self._exporter = Exporter(cls)
+        self._init_shape = _constructor_shape(cls)
+        self._methods = _method_table(cls)
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
         self.__doc__ = cls.__doc__
@@ -50,6 +52,9 @@ class ActorClass:
         return clone
 
     def remote(self, *args, **kwargs) -> "ActorHandle":
+        fewest, most, parameters = self._init_shape
+        if kwargs or not fewest <= len(args) <= most:
+            check_call(parameters, args, kwargs)
         core = context.get_core()
         options = self._options
         namespace = options.get("namespace") or core.namespace
@@ -64,7 +69,7 @@ class ActorClass:
         actor_id = core.ids.task_id_bytes()[-16:]
         encoded, kwarg_names, held = encode_args(core, args, kwargs, f"{self.__name__}.__init__")
         runtime_env = options.get("runtime_env") or core.job_runtime_env or {}
-        methods = _method_table(self._cls)
+        methods = self._methods
         resources, strategy, capture = scheduling_strategies.resolve(
             options.get("scheduling_strategy"), resources_of(options, 0.0),
             getattr(core.current, "placement_group", None))
@@ -87,12 +92,28 @@ class ActorClass:
         return handle
 
 
-def _method_table(cls: type) -> dict:
+def _constructor_shape(cls: type) -> tuple:
+    """The call shape of ``cls.__init__``; a class without one takes no arguments, as in Ray."""
+    if cls.__init__ is object.__init__:
+        return 0, 0, []
+    return call_shape(cls.__init__, skip_first=True)
+
+
+def _method_table(cls: type) -> dict[str, list]:
+    """``{name: [num_returns, fewest, most, parameters]}`` for each method a handle offers
+    (the last three are the method's call shape, see ``task_spec.call_shape``).
+
+    Plain values only: the table travels with the actor's spec and its handles.
+    """
     table = {}
-    for name, fn in inspect.getmembers(cls, callable):
+    for name, fn in inspect.getmembers(cls, lambda m: inspect.isfunction(m) or inspect.ismethod(m)):
         if name.startswith("__") and name != "__call__":
             continue
-        table[name] = getattr(fn, "__raggio_method_options__", {}).get("num_returns", 1)
+        # A static method takes no self; a class method is already bound to the class.
+        unbound = not (inspect.ismethod(fn)
+                       or isinstance(inspect.getattr_static(cls, name), staticmethod))
+        num_returns = getattr(fn, "__raggio_method_options__", {}).get("num_returns", 1)
+        table[name] = [num_returns, *call_shape(fn, skip_first=unbound)]
     return table
 
 
@@ -122,7 +143,7 @@ class ActorHandle:
         if methods is None or name not in methods:
             raise AttributeError(f"'{self.__dict__.get('_class_name')}' actor has no method "
                                  f"'{name}'")
-        return ActorMethod(self, name, {"num_returns": methods[name]})
+        return ActorMethod(self, name, methods[name])
 
     def __repr__(self):
         return f"Actor({self._class_name}, {self._actor_id.hex()})"
@@ -175,18 +196,22 @@ class ActorHandle:
 class ActorMethod:
     """``handle.method``: call with ``.remote()``, tune with ``.options()``."""
 
-    def __init__(self, handle: ActorHandle, name: str, options: dict):
+    def __init__(self, handle: ActorHandle, name: str, entry: list, options: dict | None = None):
         self._handle = handle
         self._name = name
-        self._options = options
+        self._entry = entry  #: the method's row of ``_method_table``
+        self._options = {"num_returns": entry[0]} if options is None else options
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "
                         f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
 
     def remote(self, *args, **kwargs):
+        _, fewest, most, parameters = self._entry
+        if kwargs or not fewest <= len(args) <= most:
+            check_call(parameters, args, kwargs)
         return self._handle._submit(self._name, args, kwargs, self._options)
 
     def options(self, **options) -> "ActorMethod":
         validate(options, METHOD_OPTIONS, "actor methods")
-        return ActorMethod(self._handle, self._name, dict(self._options, **options))
+        return ActorMethod(self._handle, self._name, self._entry, dict(self._options, **options))

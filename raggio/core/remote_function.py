@@ -11,8 +11,8 @@ from raggio.util import scheduling_strategies
 from raggio.core.options import TASK_OPTIONS, resources_of, validate
 from raggio.core.serialization import dumps_function
 from raggio.core.task_events import task_info
-from raggio.core.task_spec import (encode_args, encode_retry_exceptions, return_ids,
-                                   track_submission)
+from raggio.core.task_spec import (call_shape, check_call, encode_args,
+                                   encode_retry_exceptions, return_ids, track_submission)
 
 DEFAULT_MAX_RETRIES = 3
 
@@ -53,6 +53,7 @@ class RemoteFunction:
         self._options = validate(dict(options), TASK_OPTIONS, "remote functions")
         self._name = getattr(function, "__name__", repr(function))
         self._exporter = Exporter(function)
+        self._call_shape = call_shape(function)
         functools.update_wrapper(self, function)
 
     def __call__(self, *args, **kwargs):
@@ -68,6 +69,9 @@ class RemoteFunction:
         return clone
 
     def remote(self, *args, **kwargs):
+        fewest, most, parameters = self._call_shape
+        if kwargs or not fewest <= len(args) <= most:
+            check_call(parameters, args, kwargs)
         core = context.get_core()
         options = self._options
         function_id = self._exporter.ensure_exported(core)
