@@ -7,7 +7,7 @@ import weakref
 
 from raggio.core import context
 from raggio.util import scheduling_strategies
-from raggio.core.options import ACTOR_OPTIONS, METHOD_OPTIONS, resources_of, validate
+from raggio.core.options import actor_options, method_options, resources_of
 from raggio.core.remote_function import Exporter
 from raggio.core.task_events import task_info
 from raggio.core.task_spec import (call_shape, check_call, encode_args,
@@ -17,7 +17,7 @@ from raggio.core.serialization import note_contained_ref
 
 def method(*args, **options):
     """Decorator for actor methods: ``@raggio.method(num_returns=2)``."""
-    validate(options, METHOD_OPTIONS, "actor methods")
+    method_options(options)
 
     def decorate(fn):
         fn.__raggio_method_options__ = options
@@ -32,8 +32,8 @@ class ActorClass:
 
     def __init__(self, cls: type, options: dict):
         self._cls = cls
-        self._options = validate(dict(options), ACTOR_OPTIONS, "actors")
-        self._exporter = Exporter(cls)
+        self._set_options(actor_options({}, options, in_options=False))
+        self._exporter = Exporter(cls, "actor")
         self._init_shape = _constructor_shape(cls)
         self._methods = _method_table(cls)
         self.__name__ = cls.__name__
@@ -45,10 +45,21 @@ class ActorClass:
             f"Actors cannot be instantiated directly. Instead of '{self.__name__}()', use "
             f"'{self.__name__}.remote()'.")
 
+    def _set_options(self, options: dict) -> None:
+        self._options = options
+        self._labels = scheduling_strategies.label_constraints(
+            options.get("scheduling_strategy"), options.get("label_selector"),
+            options.get("fallback_strategy"))
+
     def options(self, **options) -> "ActorClass":
+        """This class with some options changed, for the actors made through it.
+
+        Raises:
+            ValueError, TypeError: an unknown option or a bad value, as in Ray.
+        """
         clone = ActorClass.__new__(ActorClass)
         clone.__dict__.update(self.__dict__)
-        clone._options = dict(self._options, **validate(options, ACTOR_OPTIONS, "actors"))
+        clone._set_options(actor_options(self._options, options, in_options=True))
         return clone
 
     def remote(self, *args, **kwargs) -> "ActorHandle":
@@ -72,7 +83,7 @@ class ActorClass:
         methods = self._methods
         resources, strategy, capture = scheduling_strategies.resolve(
             options.get("scheduling_strategy"), resources_of(options, 0.0),
-            getattr(core.current, "placement_group", None))
+            getattr(core.current, "placement_group", None), self._labels, self.__name__)
         spec = {
             "actor_id": actor_id, "class_id": class_id, "class_name": self.__name__,
             "args": encoded, "kwarg_names": kwarg_names, "job_id": core.job_id,
@@ -213,5 +224,5 @@ class ActorMethod:
         return self._handle._submit(self._name, args, kwargs, self._options)
 
     def options(self, **options) -> "ActorMethod":
-        validate(options, METHOD_OPTIONS, "actor methods")
+        method_options(options)
         return ActorMethod(self._handle, self._name, self._entry, dict(self._options, **options))
