@@ -48,9 +48,9 @@ def key_error(key: str) -> str | None:
     return None
 
 
-def check_node_labels(labels: dict) -> dict[str, str]:
-    """A node's user labels, checked; raise ValueError on a bad key or value, or a key
-    under ``ray.io/`` (raggio sets those)."""
+def check_node_labels(labels: dict, *, reserved_ok: bool = False) -> dict[str, str]:
+    """A node's user labels, checked; raise ValueError on a bad key or value, or (unless
+    ``reserved_ok``, as for ``--labels key=value``) a key under ``ray.io/``."""
     if not isinstance(labels, dict):
         raise ValueError(f"Node labels must be a dict of str to str, got {labels!r}.")
     for key, value in labels.items():
@@ -63,15 +63,16 @@ def check_node_labels(labels: dict) -> dict[str, str]:
             raise ValueError(error)
         if value and (len(value) > 63 or not _NAME_RE.fullmatch(value)):
             raise ValueError(f"Invalid label key value `{value}`. Value {_SYNTAX}")
-        if key.startswith(RESERVED_PREFIX):
+        if key.startswith(RESERVED_PREFIX) and not reserved_ok:
             raise ValueError(f"Custom label keys `{key}` cannot start with the prefix "
                              f"`{RESERVED_PREFIX}`. This is reserved for Ray defined labels.")
     return dict(labels)
 
 
 def parse_labels_flag(text: str) -> dict[str, str]:
-    """The value of ``raggio start --labels``: ``key1=value1,key2=value2`` (Ray 2.60's form)
-    or, as Ray still accepts it, a JSON object of strings.
+    """The value of ``raggio start --labels``: ``key1=value1,key2=value2`` (Ray 2.60's form,
+    which may set Ray's own ``ray.io/`` keys, such as ``ray.io/accelerator-type``) or, as
+    Ray still accepts it, a JSON object of strings (without ``ray.io/`` keys).
 
     Raises:
         ValueError: neither form, or a bad key or value.
@@ -91,7 +92,7 @@ def parse_labels_flag(text: str) -> dict[str, str]:
         if len(parts) != 2:
             raise ValueError("Label string is not a key-value pair.")
         labels[parts[0].strip()] = parts[1].strip()
-    return check_node_labels(labels)
+    return check_node_labels(labels, reserved_ok=True)
 
 
 def selector_error(label_selector) -> str | None:
@@ -168,6 +169,24 @@ def matches(labels: dict[str, str], conditions: list) -> bool:
     return True
 
 
+def allowed_nodes(constraints: dict, labels_of: dict, feasible: set, fit_now: set) -> set:
+    """The nodes label ``constraints`` (``{"hard", "soft", "fallback"}``) allow.
+
+    Of the ``feasible`` nodes (those that could ever fit the request): the ones meeting the
+    hard conditions, else the ones meeting the first fallback selector any of them meets;
+    of those, the ones that also meet the soft conditions and are in ``fit_now``, if any.
+    ``labels_of`` maps each node to its labels. Empty when no node qualifies.
+    """
+    for conditions in [constraints["hard"], *constraints.get("fallback", [])]:
+        chosen = {node for node in feasible if matches(labels_of[node], conditions)}
+        if chosen:
+            break
+    else:
+        return set()
+    preferred = {node for node in chosen & fit_now if matches(labels_of[node], constraints["soft"])}
+    return preferred or chosen
+
+
 def describe(conditions: list) -> str:
     """Conditions as a user reads them: ``region in (us), gpu exists``."""
     parts = []
@@ -177,3 +196,12 @@ def describe(conditions: list) -> str:
         else:
             parts.append(f"{key} {'in' if op == 'in' else 'not in'} ({', '.join(values)})")
     return ", ".join(parts)
+
+
+def unmatched_reason(constraints: dict) -> str:
+    """Why a request with label ``constraints`` (``{"hard", "soft", "fallback"}``) fits no
+    node, in a sentence for ``raggio status`` and the task history."""
+    wanted = [describe(constraints["hard"]) or "(any labels)"]
+    wanted += [describe(conditions) for conditions in constraints.get("fallback", [])]
+    return ("infeasible: no node that could fit it has labels matching "
+            + " or ".join(wanted) + ". Add a node with those labels.")

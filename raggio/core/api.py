@@ -26,6 +26,7 @@ from raggio.core.object_ref import ObjectRef
 from raggio.core.options import ACTOR_OPTIONS, TASK_OPTIONS, check_runtime_env
 from raggio.core.remote_function import RemoteFunction
 from raggio.exceptions import RaySystemError
+from raggio.labels import check_node_labels
 from raggio import cluster_file
 from raggio.launch import wait_ready
 from raggio.rpc import local_ip_for, split_address
@@ -68,7 +69,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
          runtime_env: dict | None = None, logging_level: int | str = logging.INFO,
          log_to_driver: bool = True, ignore_reinit_error: bool = False,
          include_dashboard: bool | None = None, _node_ip_address: str | None = None,
-         **kwargs) -> "RayContext":
+         labels: dict[str, str] | None = None, **kwargs) -> "RayContext":
     """Start a private local cluster, or connect to a running one.
 
     Args:
@@ -76,7 +77,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
             "HOST:PORT" joins the one there, None joins the one from RAGGIO_ADDRESS/RAY_ADDRESS
             or this machine's current cluster, and otherwise starts a private head tied to
             this process (bound to loopback).
-        num_cpus, num_gpus, resources, object_store_memory: the private head's node.
+        num_cpus, num_gpus, resources, object_store_memory, labels: the private head's
+            node (labels as ``{"key": "value"}``; raggio adds ``ray.io/node-id``).
         namespace: the namespace for named actors (a fresh one if None).
         runtime_env: the job's default runtime env (``env_vars``).
         log_to_driver: print worker output here, prefixed with its task and pid.
@@ -102,6 +104,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
         cfg = get_config()
         if runtime_env is not None:
             check_runtime_env(runtime_env)
+        if labels is not None:
+            check_node_labels(labels)
         temp_dir = kwargs.get("_temp_dir") or cfg.temp_dir
         cluster = find_cluster(address, cfg, temp_dir)
         if cluster is None:
@@ -110,11 +114,13 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
             ready = _start_private_head(cfg, num_cpus=num_cpus, num_gpus=num_gpus,
                                         resources=resources or {},
                                         object_store_memory=object_store_memory,
-                                        node_ip=node_ip, temp_dir=temp_dir)
+                                        labels=labels or {}, node_ip=node_ip,
+                                        temp_dir=temp_dir)
         else:
             given = [name for name, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus),
                                               ("resources", resources),
-                                              ("object_store_memory", object_store_memory))
+                                              ("object_store_memory", object_store_memory),
+                                              ("labels", labels))
                      if value is not None]
             if given:
                 raise ValueError(
@@ -170,11 +176,12 @@ def find_cluster(address: str | None, cfg, temp_dir: str) -> dict | None:
     return {"gcs_address": address, "token": token}
 
 
-def _start_private_head(cfg, *, num_cpus, num_gpus, resources, object_store_memory, node_ip,
-                        temp_dir) -> dict:
+def _start_private_head(cfg, *, num_cpus, num_gpus, resources, object_store_memory, labels,
+                        node_ip, temp_dir) -> dict:
     global _head
     cmd = [sys.executable, "-m", "raggio.head", "--tied", "--node-ip", node_ip,
-           "--resources", json.dumps(resources), "--temp-dir", temp_dir or cfg.temp_dir]
+           "--resources", json.dumps(resources), "--labels", json.dumps(labels),
+           "--temp-dir", temp_dir or cfg.temp_dir]
     if num_cpus is not None:
         cmd += ["--num-cpus", str(num_cpus)]
     if num_gpus is not None:
