@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import weakref
 
@@ -11,8 +12,10 @@ from raggio.core.options import actor_options, method_options, resources_of
 from raggio.core.remote_function import Exporter
 from raggio.core.task_events import task_info
 from raggio.core.task_spec import (call_shape, check_call, encode_args,
-                                   encode_retry_exceptions, return_ids, track_submission)
+                                   encode_retry_exceptions, return_ids, signature_of,
+                                   track_submission)
 from raggio.core.serialization import note_contained_ref
+from raggio.exceptions import ActorClassInheritanceException
 
 
 def method(*args, **options):
@@ -28,22 +31,72 @@ def method(*args, **options):
 
 
 class ActorClass:
-    """What ``@raggio.remote`` makes of a class."""
+    """What ``@raggio.remote`` makes of a class.
 
-    def __init__(self, cls: type, options: dict):
-        self._cls = cls
+    As in Ray, the object is an instance of a class made from both ActorClass and the
+    user's class (``ActorClass(Name)``), so the user's class stays visible through it:
+    class and static attributes, class and static methods, the methods themselves (with
+    their names, docs and signatures), ``dir()`` and ``isinstance``. Only ``remote``,
+    ``options`` and ``bind`` are its own. Subclassing it raises
+    ActorClassInheritanceException; calling it raises TypeError.
+    """
+
+    def __init__(self, *args, **kwargs):
+        """Reached only by a class statement naming an actor class as a base (refused, as
+        in Ray), or by a class method of the user's class calling ``cls(...)`` (which, as in
+        Ray, makes a plain local instance). ``_from_class`` builds actor classes."""
+        if len(args) == 3 and isinstance(args[1], tuple):
+            for base in args[1]:
+                if isinstance(base, ActorClass):
+                    raise ActorClassInheritanceException(
+                        f"Attempted to define subclass '{args[0]}' of actor class "
+                        f"'{base.__name__}'. Inheriting from actor classes is not currently "
+                        "supported. You can instead inherit from a non-actor base class and "
+                        "make the derived class an actor class (with @ray.remote).")
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def _from_class(cls, user_class: type, options: dict) -> "ActorClass":
+        """The actor class of ``user_class`` with ``options`` (what ``@remote`` returns).
+
+        Raises:
+            ValueError, TypeError: bad options, or a method without ``self``.
+        """
+        self = _new_actor_class_object(user_class)
+        self._cls = user_class
         self._set_options(actor_options({}, options, in_options=False))
-        self._exporter = Exporter(cls, "actor")
-        self._init_shape = _constructor_shape(cls)
-        self._methods = _method_table(cls)
-        self.__name__ = cls.__name__
-        self.__qualname__ = cls.__qualname__
-        self.__doc__ = cls.__doc__
+        self._exporter = Exporter(user_class, "actor")
+        self._init_shape = _constructor_shape(user_class)
+        self._methods = _method_table(user_class)
+        self.__name__ = user_class.__name__
+        self.__qualname__ = user_class.__qualname__
+        self.__doc__ = user_class.__doc__
+        return self
 
     def __call__(self, *args, **kwargs):
         raise TypeError(
             f"Actors cannot be instantiated directly. Instead of '{self.__name__}()', use "
             f"'{self.__name__}.remote()'.")
+
+    # The user's class may define these for its own instances; the actor class keeps
+    # plain object behaviour (hashable, printable, picklable with its attributes).
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"ActorClass({self.__qualname__})"
+
+    def __reduce_ex__(self, protocol):
+        return _new_actor_class_object, (self._cls,), self.__dict__
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def bind(self, *args, **kwargs):
+        raise NotImplementedError("DAG building with .bind() is not supported by raggio yet.")
 
     def _set_options(self, options: dict) -> None:
         self._options = options
@@ -57,7 +110,7 @@ class ActorClass:
         Raises:
             ValueError, TypeError: an unknown option or a bad value, as in Ray.
         """
-        clone = ActorClass.__new__(ActorClass)
+        clone = _new_actor_class_object(self._cls)
         clone.__dict__.update(self.__dict__)
         clone._set_options(actor_options(self._options, options, in_options=True))
         return clone
@@ -103,6 +156,53 @@ class ActorClass:
         return handle
 
 
+def _new_actor_class_object(user_class: type) -> ActorClass:
+    """An empty instance of ``ActorClass(<user_class>)``, a class deriving from ActorClass
+    then ``user_class``; a plain ActorClass where the user's class cannot be such a base
+    (a builtin base, a conflicting metaclass or layout, abstract methods)."""
+    derived = _derived_classes.get(user_class)
+    if derived is None:
+        name = f"ActorClass({user_class.__name__})"
+        namespace = {"__module__": user_class.__module__, "__qualname__": name,
+                     "__doc__": user_class.__doc__, **_static_method_proxies(user_class)}
+        try:
+            derived = type(user_class)(name, (ActorClass, user_class), namespace)
+            object.__new__(derived)
+        except TypeError:
+            derived = ActorClass
+        _derived_classes[user_class] = derived
+    return object.__new__(derived)
+
+
+def _static_method_proxies(user_class: type) -> dict:
+    """A stand-in for each static method of ``user_class``, for its actor class to show.
+
+    cloudpickle pickles a function by reference when its module and qualified name
+    (``module.Counter.double``) lead back to it. Through the actor class, which the module
+    now holds under the class's name, a static method would lead back to itself, and
+    workers that cannot import the module could not load the class. A stand-in (same
+    name, doc and signature, ``__wrapped__`` the original) keeps the original by value.
+    """
+    proxies, seen = {}, set()
+    for klass in user_class.__mro__:
+        for name, attr in vars(klass).items():
+            if name not in seen and isinstance(attr, staticmethod):
+                proxies[name] = staticmethod(_forward(attr.__func__))
+            seen.add(name)
+    return proxies
+
+
+def _forward(fn):
+    @functools.wraps(fn)
+    def forward(*args, **kwargs):
+        return fn(*args, **kwargs)
+    return forward
+
+
+#: ``ActorClass(<user class>)`` per user class, made once.
+_derived_classes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _constructor_shape(cls: type) -> tuple:
     """The call shape of ``cls.__init__``; a class without one takes no arguments, as in Ray."""
     if cls.__init__ is object.__init__:
@@ -111,8 +211,9 @@ def _constructor_shape(cls: type) -> tuple:
 
 
 def _method_table(cls: type) -> dict[str, list]:
-    """``{name: [num_returns, fewest, most, parameters]}`` for each method a handle offers
-    (the last three are the method's call shape, see ``task_spec.call_shape``).
+    """``{name: [num_returns, fewest, most, parameters, doc]}`` for each method a handle
+    offers: ``fewest, most, parameters`` is the method's call shape (see
+    ``task_spec.call_shape``), ``doc`` its docstring (for ``handle.method.__doc__``).
 
     Plain values only: the table travels with the actor's spec and its handles.
     """
@@ -124,7 +225,7 @@ def _method_table(cls: type) -> dict[str, list]:
         unbound = not (inspect.ismethod(fn)
                        or isinstance(inspect.getattr_static(cls, name), staticmethod))
         num_returns = getattr(fn, "__raggio_method_options__", {}).get("num_returns", 1)
-        table[name] = [num_returns, *call_shape(fn, skip_first=unbound)]
+        table[name] = [num_returns, *call_shape(fn, skip_first=unbound), inspect.getdoc(fn)]
     return table
 
 
@@ -155,6 +256,9 @@ class ActorHandle:
             raise AttributeError(f"'{self.__dict__.get('_class_name')}' actor has no method "
                                  f"'{name}'")
         return ActorMethod(self, name, methods[name])
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._methods)  # the actor's methods, for autocompletion (as in Ray)
 
     def __repr__(self):
         return f"Actor({self._class_name}, {self._actor_id.hex()})"
@@ -205,7 +309,12 @@ class ActorHandle:
 
 
 class ActorMethod:
-    """``handle.method``: call with ``.remote()``, tune with ``.options()``."""
+    """``handle.method``: call with ``.remote()``, tune with ``.options()``.
+
+    Shows the user's method as Ray does: ``__name__``, ``__qualname__``, ``__doc__`` and
+    its signature without ``self`` (``inspect.signature(handle.method)``). They are
+    properties, computed when read: an ActorMethod is made for every call.
+    """
 
     def __init__(self, handle: ActorHandle, name: str, entry: list, options: dict | None = None):
         self._handle = handle
@@ -213,14 +322,34 @@ class ActorMethod:
         self._entry = entry  #: the method's row of ``_method_table``
         self._options = {"num_returns": entry[0]} if options is None else options
 
+    @property
+    def __name__(self) -> str:
+        return self._name
+
+    def __getattr__(self, name: str):
+        if name == "__qualname__":  # (a class body cannot define it as a property)
+            return f"{self._handle._class_name}.{self._name}"
+        raise AttributeError(f"'ActorMethod' object has no attribute '{name}'")
+
+    @property
+    def __doc__(self) -> str | None:
+        return self._entry[4] if len(self._entry) > 4 else None
+
+    @property
+    def __signature__(self) -> inspect.Signature | None:
+        return signature_of(self._entry[3])
+
+    def __repr__(self) -> str:
+        return f"ActorMethod({self.__qualname__})"
+
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "
                         f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
 
     def remote(self, *args, **kwargs):
-        _, fewest, most, parameters = self._entry
-        if kwargs or not fewest <= len(args) <= most:
-            check_call(parameters, args, kwargs)
+        entry = self._entry
+        if kwargs or not entry[1] <= len(args) <= entry[2]:
+            check_call(entry[3], args, kwargs)
         return self._handle._submit(self._name, args, kwargs, self._options)
 
     def options(self, **options) -> "ActorMethod":

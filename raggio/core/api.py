@@ -253,7 +253,7 @@ def remote(*args, **options):
     """
     def make(target):
         if inspect_isclass(target):
-            return ActorClass(target, options)
+            return ActorClass._from_class(target, options)
         if inspect.isfunction(target):
             return RemoteFunction(target, options)
         raise TypeError("The @ray.remote decorator must be applied to either a function or a "

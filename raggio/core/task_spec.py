@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import reprlib
 import sys
 
 import cloudpickle
@@ -37,7 +38,8 @@ UNCHECKED = (0, _UNBOUNDED, None)
 def call_shape(fn, *, skip_first: bool = False) -> tuple[int, int, list | None]:
     """``(fewest, most, parameters)``: a call with no keyword arguments and between
     ``fewest`` and ``most`` positional ones binds to ``fn``; ``parameters`` lists
-    ``[name, kind, has_default]`` (plain values, so that shapes travel by msgpack).
+    ``[name, kind, default]`` with ``default`` the repr of the default value or None
+    (plain values, so that shapes travel by msgpack).
 
     Args:
         fn: the function, method or class constructor.
@@ -68,8 +70,8 @@ def call_shape(fn, *, skip_first: bool = False) -> tuple[int, int, list | None]:
             required_keyword |= required
     if required_keyword:
         fewest, most = 1, 0  # no call without keywords binds: always check
-    return fewest, most, [[p.name, int(p.kind), p.default is not inspect.Parameter.empty]
-                          for p in parameters]
+    return fewest, most, [[p.name, int(p.kind), None if p.default is inspect.Parameter.empty
+                           else reprlib.repr(p.default)] for p in parameters]
 
 
 def check_call(parameters: list | None, args: tuple, kwargs: dict) -> None:
@@ -78,14 +80,31 @@ def check_call(parameters: list | None, args: tuple, kwargs: dict) -> None:
     "too many positional arguments", "got an unexpected keyword argument 'y'")."""
     if parameters is None or _binds(parameters, args, kwargs):
         return
-    signature = inspect.Signature([
-        inspect.Parameter(name, inspect._ParameterKind(kind),
-                          default=None if has_default else inspect.Parameter.empty)
-        for name, kind, has_default in parameters])
     try:
-        signature.bind(*args, **kwargs)
+        signature_of(parameters).bind(*args, **kwargs)
     except TypeError as exc:
         raise TypeError(str(exc)) from None
+
+
+def signature_of(parameters: list | None) -> inspect.Signature | None:
+    """The signature ``parameters`` (from ``call_shape``) describe (defaults as their repr)."""
+    if parameters is None:
+        return None
+    return inspect.Signature([
+        inspect.Parameter(name, inspect._ParameterKind(kind),
+                          default=inspect.Parameter.empty if default is None
+                          else _Default(default))
+        for name, kind, default in parameters])
+
+
+class _Default:
+    """A default value seen from another process: only its repr travels."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 def _binds(parameters: list, args: tuple, kwargs: dict) -> bool:
@@ -94,7 +113,8 @@ def _binds(parameters: list, args: tuple, kwargs: dict) -> bool:
     left = len(args)
     matched = 0
     any_keyword = False
-    for name, kind, has_default in parameters:
+    for name, kind, default in parameters:
+        has_default = default is not None
         if kind <= 1:  # positional-only or positional-or-keyword
             if left:
                 left -= 1

@@ -1,0 +1,11 @@
+"""Ray's ``ray.actor`` path: actor classes, handles, methods and the ``method`` decorator.
+
+Thin: the code lives in ``raggio/core/actor.py`` and the exception in
+``raggio/exceptions.py``.
+"""
+
+from raggio.core.actor import ActorClass, ActorHandle, ActorMethod, method
+from raggio.exceptions import ActorClassInheritanceException
+
+__all__ = ["ActorClass", "ActorClassInheritanceException", "ActorHandle", "ActorMethod",
+           "method"]
