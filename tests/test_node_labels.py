@@ -16,7 +16,7 @@ from raggio.node.resources import why_waiting
 from raggio.test_utils import wait_until
 from raggio.util.scheduling_strategies import (DoesNotExist, Exists, In,
                                                NodeLabelSchedulingStrategy, NotIn)
-from raggio.util.state import list_nodes
+from raggio.util.state import list_nodes, list_tasks
 
 
 @ray.remote(num_cpus=0.1)
@@ -107,6 +107,12 @@ def test_cluster_labels_and_label_scheduling(ray_start_cluster):
     labels = next(d["labels"] for d in records[0]["demand"] if d.get("labels"))
     reason = why_waiting({"CPU": 0.1}, _node_records(), labels)
     assert "no node that could fit it has labels matching region in (asia)" in reason
+
+    # The task history says so too.
+    task = wait_until(lambda: [t for t in list_tasks(detail=True)
+                               if t["task_id"] == pending.task_id().hex()
+                               and t.get("pending_reason")], what="the pending task's reason")
+    assert "region in (asia)" in task[0]["pending_reason"]
 
     # A node with the label joins: the task runs there.
     cluster.add_node(num_cpus=1, labels={"region": "asia"})

@@ -131,10 +131,11 @@ class RemoteFunction:
             "runtime_env": {"env_vars": dict(runtime_env.get("env_vars") or {})},
             "strategy": strategy, "placement_group": capture,
         }
+        labels = self._labels
         info_id = core.task_events.info_id(
-            (function_id, spec["name"], core.job_id, tuple(resources.items())),
+            (function_id, spec["name"], core.job_id, tuple(resources.items()), id(labels)),
             lambda: task_info(spec["name"], self._name, "NORMAL_TASK", core.job_id,
-                              resources=resources))
+                              resources=resources, label_constraints=labels))
         track_submission(core, spec, held, info_id)
         core.call_soon(core.submitter.submit, spec)
         if num_returns == 1:
