@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from raggio import cluster_file
 from raggio.config import get_config
+from raggio.labels import check_node_labels
 from raggio.launch import wait_ready
 from raggio.rpc import connect
 
@@ -89,7 +90,16 @@ class Cluster:
         return ([self.head_node] if self.head_node else []) + list(self.worker_nodes)
 
     def add_node(self, wait: bool = True, **node_args) -> ClusterNode:
-        """Start a node (the head first); return once it has joined."""
+        """Start a node (the head first); return once it has joined.
+
+        ``node_args`` are Ray's: num_cpus, num_gpus, resources, memory,
+        object_store_memory, node_ip_address, labels (``{"key": "value"}``).
+
+        Raises:
+            ValueError: an unknown argument, or labels that are not valid.
+        """
+        if node_args.get("labels") is not None:
+            check_node_labels(node_args["labels"])
         flags = ["--tied", "--temp-dir", self._temp_dir] + _node_flags(node_args)
         if "node_ip_address" not in node_args:
             flags += ["--node-ip", "127.0.0.1"]

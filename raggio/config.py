@@ -41,6 +41,11 @@ class Config:
         "Share of system memory used for the object store when not given.", 0.3)
     object_store_cap_bytes: int = _doc(
         "Upper bound of the default object store size.", 200 * 1024**3)
+    function_size_warn_threshold_bytes: int = _doc(
+        "A pickled remote function or actor class past this size is warned about.", 10**7)
+    function_size_error_threshold_bytes: int = _doc(
+        "A pickled remote function or actor class past this size is refused (ValueError).",
+        10**8, "FUNCTION_SIZE_ERROR_THRESHOLD")
     lease_linger_s: float = _doc(
         "How long a submitter keeps an idle worker lease before returning it.", 0.01)
     max_pending_lease_requests: int = _doc(

@@ -47,6 +47,9 @@ Class tree (``+`` marks a second base class)::
     SystemExit
      └── ActorExitRequested                          (internal)
 
+    TypeError
+     └── ActorClassInheritanceException              (Ray's ``ray.actor`` name; not a RayError)
+
 Departures from Ray:
 
 - ``AuthenticationError`` derives from ``RpcError`` (Ray: directly from
@@ -731,6 +734,14 @@ class AuthenticationError(RpcError):
 
     Args:
         message: Which peer refused or was refused, and how to pass the token.
+    """
+
+
+class ActorClassInheritanceException(TypeError):
+    """A class statement named an actor class (``@remote`` class) as a base.
+
+    Raised where the subclass is defined, as Ray raises it (``ray.actor``). Inherit from
+    the plain class instead and decorate the subclass.
     """
 
 

@@ -60,8 +60,8 @@ class JobConfig:
         """Replace the job's runtime env; ``validate`` checks it now rather than at init()."""
         self.runtime_env = runtime_env if runtime_env is not None else {}
         if validate:
-            from raggio.core.options import _runtime_env
-            _runtime_env("runtime_env", self.runtime_env)
+            from raggio.core.options import check_runtime_env
+            check_runtime_env(self.runtime_env)
 
     def set_ray_namespace(self, ray_namespace: str) -> None:
         self.ray_namespace = ray_namespace

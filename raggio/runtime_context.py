@@ -22,6 +22,13 @@ class RuntimeContext:
     def get_node_id(self) -> str:
         return self._core.node_id.hex()
 
+    def get_node_labels(self) -> dict[str, str]:
+        """The labels of the node this code runs on: its own and Ray's (``ray.io/node-id``)."""
+        for node in self._core.request("gcs", "get_nodes", None):
+            if node["node_id"] == self._core.node_id:
+                return dict(node.get("labels") or {})
+        return {}
+
     @property
     def node_id(self) -> NodeID:
         return NodeID(self._core.node_id)

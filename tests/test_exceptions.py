@@ -94,7 +94,12 @@ SAMPLES = {
     exc.AuthenticationError: lambda: exc.AuthenticationError("wrong cluster token"),
     exc.ConnectionLost: lambda: exc.ConnectionLost("Connection to gcs lost"),
     exc.ActorExitRequested: lambda: exc.ActorExitRequested("exit_actor() was called"),
+    exc.ActorClassInheritanceException: lambda: exc.ActorClassInheritanceException(
+        "Inheriting from actor classes is not currently supported."),
 }
+
+#: Raised at class definition, as Ray's ``ray.actor`` raises it: a TypeError, not a RayError.
+DEFINITION_ERRORS = {"ActorClassInheritanceException": (TypeError,)}
 
 
 def module_exception_classes():
@@ -103,7 +108,8 @@ def module_exception_classes():
 
 
 def test_every_class_is_listed():
-    assert {cls.__name__ for cls in module_exception_classes()} == set(EXPECTED_BASES)
+    assert ({cls.__name__ for cls in module_exception_classes()}
+            == set(EXPECTED_BASES) | set(DEFINITION_ERRORS))
     assert module_exception_classes() == set(SAMPLES)
 
 
@@ -114,6 +120,13 @@ def test_hierarchy_matches_ray(name):
     if name == "ActorExitRequested":  # internal: a SystemExit that unwinds an actor's method
         return
     assert issubclass(cls, exc.RayError) and issubclass(cls, Exception)
+
+
+@pytest.mark.parametrize("name", sorted(DEFINITION_ERRORS))
+def test_definition_errors_are_not_ray_errors(name):
+    cls = getattr(exc, name)
+    assert cls.__bases__ == DEFINITION_ERRORS[name]
+    assert not issubclass(cls, exc.RayError)
 
 
 def test_get_timeout_error_is_a_timeout_error():

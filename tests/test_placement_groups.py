@@ -94,6 +94,6 @@ def test_bad_arguments_are_value_errors(two_nodes):
     with pytest.raises(ValueError, match="empty"):
         placement_group([{}])
     pg = placement_group([{"CPU": 1}])
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ValueError, match="bundle index 5 is invalid"):
         node_of_task.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 5)).remote()
     remove_placement_group(pg)

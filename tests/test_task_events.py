@@ -163,7 +163,8 @@ def test_pending_tasks_say_why_they_wait(ray_start_regular):
     waiting = square.remote(slow)
     too_big = square.options(num_cpus=64).remote(1)
     group = placement_group([{"GPU": 1}])
-    in_group = square.options(
+    in_group = square.options(  # (a request must fit a bundle of its group, as in Ray)
+        num_cpus=0, num_gpus=1,
         scheduling_strategy=PlacementGroupSchedulingStrategy(group)).remote(1)
     try:
         (blocked,) = wait_until(lambda: [t for t in tasks_named("square")

@@ -27,7 +27,10 @@ def main() -> None:
 @click.option("--num-cpus", type=float, default=None)
 @click.option("--num-gpus", type=float, default=None)
 @click.option("--resources", default=None, help='Custom resources as JSON: \'{"name": 1}\'.')
-@click.option("--labels", default=None, help="Node labels as JSON.")
+@click.option("--labels", default=None,
+              help="Node labels: key1=value1,key2=value2 (or a JSON object of strings).")
+@click.option("--labels-file", default=None,
+              help="A YAML file of node labels (key: value); --labels wins where both set one.")
 @click.option("--memory", type=int, default=None, help="Memory for tasks, in bytes.")
 @click.option("--object-store-memory", type=int, default=None, help="Object store size, bytes.")
 @click.option("--node-ip-address", default=None, help="This node's address.")

@@ -22,6 +22,7 @@ import psutil
 from raggio import cluster_file
 from raggio.config import DEFAULT_GCS_PORT, get_config
 from raggio.exceptions import RaySystemError
+from raggio.labels import check_node_labels, parse_labels_flag
 from raggio.launch import wait_ready
 from raggio.node.node_info import new_session_dir
 from raggio.rpc import local_ip_for, split_address
@@ -44,17 +45,40 @@ def _node_flags(options: dict) -> list[str]:
     for name in ("num_cpus", "num_gpus", "memory", "object_store_memory"):
         if options[name] is not None:
             flags += ["--" + name.replace("_", "-"), str(options[name])]
-    for name in ("resources", "labels"):
-        if options[name]:
-            try:
-                value = json.loads(options[name])
-            except json.JSONDecodeError as exc:
-                raise click.BadParameter(f"not valid JSON ({exc}): {options[name]!r}; write it "
-                                         "like '{\"name\": 1}'", param_hint=f"--{name}")
-            if not isinstance(value, dict):
-                raise click.BadParameter("must be a JSON object", param_hint=f"--{name}")
-            flags += ["--" + name, json.dumps(value)]
+    if options["resources"]:
+        try:
+            value = json.loads(options["resources"])
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not valid JSON ({exc}): {options['resources']!r}; write "
+                                     "it like '{\"name\": 1}'", param_hint="--resources")
+        if not isinstance(value, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--resources")
+        flags += ["--resources", json.dumps(value)]
+    labels = _labels(options.get("labels"), options.get("labels_file"))
+    if labels:
+        flags += ["--labels", json.dumps(labels)]
     return flags
+
+
+def _labels(flag: str | None, path: str | None) -> dict[str, str]:
+    """The node's labels from ``--labels-file`` then ``--labels`` (Ray 2.60's flags)."""
+    labels = {}
+    if path:
+        import yaml
+        try:
+            with open(path) as file:
+                from_file = yaml.safe_load(file)
+            if not isinstance(from_file, dict):
+                raise ValueError("The format after deserialization is not a key-value pair map.")
+            labels.update(check_node_labels(from_file, reserved_ok=True))
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--labels-file") from None
+    if flag:
+        try:
+            labels.update(parse_labels_flag(flag))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--labels") from None
+    return labels
 
 
 class _Daemon:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import datetime
 
+from raggio.labels import describe
 from raggio.node.resources import why_waiting
 
 _BYTES_KEYS = ("memory", "object_store_memory")
@@ -76,16 +77,22 @@ def _usage(alive: list[dict]) -> list[str]:
 
 def _demands(nodes: list[dict], placement_groups: dict) -> list[str]:
     counts: collections.Counter = collections.Counter()
-    shapes: dict[str, dict] = {}
+    shapes: dict[str, tuple] = {}  #: key -> (resources, label constraints or None)
     for node in nodes:
         if node["state"] != "ALIVE":
             continue
         for demand in node.get("demand", []):
             key = repr(dict(sorted(demand["resources"].items())))
+            labels = demand.get("labels")
+            if labels:
+                key += f" with labels {describe(labels['hard'])}"
             counts[key] += 1
-            shapes[key] = demand["resources"]
-    out = [f" {key}: {count}+ pending tasks/actors ({why_waiting(shapes[key], nodes)})"
-           for key, count in counts.most_common()]
+            shapes[key] = (demand["resources"], labels)
+    out = []
+    for key, count in counts.most_common():
+        resources, labels = shapes[key]
+        out.append(f" {key}: {count}+ pending tasks/actors "
+                   f"({why_waiting(resources, nodes, labels)})")
     for group in placement_groups.values():
         if group["state"] == "PENDING":
             bundles = [group["bundles"][i] for i in sorted(group["bundles"])]

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import weakref
 from typing import NoReturn
 
 from raggio.core import context
 from raggio.util import scheduling_strategies
-from raggio.core.options import ACTOR_OPTIONS, METHOD_OPTIONS, resources_of, validate
+from raggio.core.options import actor_options, method_options, resources_of
 from raggio.core.remote_function import Exporter
 from raggio.core.task_events import task_info
-from raggio.core.task_spec import (encode_args, encode_retry_exceptions, return_ids,
+from raggio.core.task_spec import (call_shape, check_call, encode_args,
+                                   encode_retry_exceptions, return_ids, signature_of,
                                    track_submission)
 from raggio.core.serialization import note_contained_ref
-from raggio.exceptions import ActorExitRequested, AsyncioActorExit
+from raggio.exceptions import (ActorClassInheritanceException, ActorExitRequested,
+                               AsyncioActorExit)
 
 
 def method(*args, **options):
     """Decorator for actor methods: ``@raggio.method(num_returns=2)``."""
-    validate(options, METHOD_OPTIONS, "actor methods")
+    method_options(options)
 
     def decorate(fn):
         fn.__raggio_method_options__ = options
@@ -31,28 +34,94 @@ def method(*args, **options):
 
 
 class ActorClass:
-    """What ``@raggio.remote`` makes of a class."""
+    """What ``@raggio.remote`` makes of a class.
 
-    def __init__(self, cls: type, options: dict):
-        self._cls = cls
-        self._options = validate(dict(options), ACTOR_OPTIONS, "actors")
-        self._exporter = Exporter(cls)
-        self.__name__ = cls.__name__
-        self.__qualname__ = cls.__qualname__
-        self.__doc__ = cls.__doc__
+    As in Ray, the object is an instance of a class made from both ActorClass and the
+    user's class (``ActorClass(Name)``), so the user's class stays visible through it:
+    class and static attributes, class and static methods, the methods themselves (with
+    their names, docs and signatures), ``dir()`` and ``isinstance``. Only ``remote``,
+    ``options`` and ``bind`` are its own. Subclassing it raises
+    ActorClassInheritanceException; calling it raises TypeError.
+    """
+
+    def __init__(self, *args, **kwargs):
+        """Reached only by a class statement naming an actor class as a base (refused, as
+        in Ray), or by a class method of the user's class calling ``cls(...)`` (which, as in
+        Ray, makes a plain local instance). ``_from_class`` builds actor classes."""
+        if len(args) == 3 and isinstance(args[1], tuple):
+            for base in args[1]:
+                if isinstance(base, ActorClass):
+                    raise ActorClassInheritanceException(
+                        f"Attempted to define subclass '{args[0]}' of actor class "
+                        f"'{base.__name__}'. Inheriting from actor classes is not currently "
+                        "supported. You can instead inherit from a non-actor base class and "
+                        "make the derived class an actor class (with @ray.remote).")
+        super().__init__(*args, **kwargs)
+
+    @classmethod
+    def _from_class(cls, user_class: type, options: dict) -> "ActorClass":
+        """The actor class of ``user_class`` with ``options`` (what ``@remote`` returns).
+
+        Raises:
+            ValueError, TypeError: bad options, or a method without ``self``.
+        """
+        self = _new_actor_class_object(user_class)
+        self._cls = user_class
+        self._set_options(actor_options({}, options, in_options=False))
+        self._exporter = Exporter(user_class, "actor")
+        self._init_shape = _constructor_shape(user_class)
+        self._methods = _method_table(user_class)
+        self.__name__ = user_class.__name__
+        self.__qualname__ = user_class.__qualname__
+        self.__doc__ = user_class.__doc__
+        return self
 
     def __call__(self, *args, **kwargs):
         raise TypeError(
             f"Actors cannot be instantiated directly. Instead of '{self.__name__}()', use "
             f"'{self.__name__}.remote()'.")
 
+    # The user's class may define these for its own instances; the actor class keeps
+    # plain object behaviour (hashable, printable, picklable with its attributes).
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"ActorClass({self.__qualname__})"
+
+    def __reduce_ex__(self, protocol):
+        return _new_actor_class_object, (self._cls,), self.__dict__
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def bind(self, *args, **kwargs):
+        raise NotImplementedError("DAG building with .bind() is not supported by raggio yet.")
+
+    def _set_options(self, options: dict) -> None:
+        self._options = options
+        self._labels = scheduling_strategies.label_constraints(
+            options.get("scheduling_strategy"), options.get("label_selector"),
+            options.get("fallback_strategy"))
+
     def options(self, **options) -> "ActorClass":
-        clone = ActorClass.__new__(ActorClass)
+        """This class with some options changed, for the actors made through it.
+
+        Raises:
+            ValueError, TypeError: an unknown option or a bad value, as in Ray.
+        """
+        clone = _new_actor_class_object(self._cls)
         clone.__dict__.update(self.__dict__)
-        clone._options = dict(self._options, **validate(options, ACTOR_OPTIONS, "actors"))
+        clone._set_options(actor_options(self._options, options, in_options=True))
         return clone
 
     def remote(self, *args, **kwargs) -> "ActorHandle":
+        fewest, most, parameters = self._init_shape
+        if kwargs or not fewest <= len(args) <= most:
+            check_call(parameters, args, kwargs)
         core = context.get_core()
         options = self._options
         namespace = options.get("namespace") or core.namespace
@@ -67,10 +136,10 @@ class ActorClass:
         actor_id = core.ids.task_id_bytes()[-16:]
         encoded, kwarg_names, held = encode_args(core, args, kwargs, f"{self.__name__}.__init__")
         runtime_env = options.get("runtime_env") or core.job_runtime_env or {}
-        methods = _method_table(self._cls)
+        methods = self._methods
         resources, strategy, capture = scheduling_strategies.resolve(
             options.get("scheduling_strategy"), resources_of(options, 0.0),
-            getattr(core.current, "placement_group", None))
+            getattr(core.current, "placement_group", None), self._labels, self.__name__)
         spec = {
             "actor_id": actor_id, "class_id": class_id, "class_name": self.__name__,
             "args": encoded, "kwarg_names": kwarg_names, "job_id": core.job_id,
@@ -92,10 +161,6 @@ class ActorClass:
                              counted=counted)
         handle._creation_refs = held  # keeps __init__'s arguments alive with the handle
         return handle
-
-
-#: Methods every actor has, as in Ray (run by the executor, not the user's class).
-_BUILTIN_METHODS = ("__ray_ready__", "__ray_terminate__", "__ray_call__")
 
 
 def exit_actor() -> NoReturn:
@@ -122,16 +187,98 @@ def exit_actor() -> NoReturn:
     raise AsyncioActorExit()
 
 
-def _method_table(cls: type) -> dict:
-    table = dict.fromkeys(_BUILTIN_METHODS, 1)
-    for name, fn in inspect.getmembers(cls, callable):
+def _new_actor_class_object(user_class: type) -> ActorClass:
+    """An empty instance of ``ActorClass(<user_class>)``, a class deriving from ActorClass
+    then ``user_class``; a plain ActorClass where the user's class cannot be such a base
+    (a builtin base, a conflicting metaclass or layout, abstract methods)."""
+    derived = _derived_classes.get(user_class)
+    if derived is None:
+        name = f"ActorClass({user_class.__name__})"
+        namespace = {"__module__": user_class.__module__, "__qualname__": name,
+                     "__doc__": user_class.__doc__, **_static_method_proxies(user_class)}
+        try:
+            derived = type(user_class)(name, (ActorClass, user_class), namespace)
+            object.__new__(derived)
+        except TypeError:
+            derived = ActorClass
+        _derived_classes[user_class] = derived
+    return object.__new__(derived)
+
+
+def _static_method_proxies(user_class: type) -> dict:
+    """A stand-in for each static method of ``user_class``, for its actor class to show.
+
+    cloudpickle pickles a function by reference when its module and qualified name
+    (``module.Counter.double``) lead back to it. Through the actor class, which the module
+    now holds under the class's name, a static method would lead back to itself, and
+    workers that cannot import the module could not load the class. A stand-in (same
+    name, doc and signature, ``__wrapped__`` the original) keeps the original by value.
+    """
+    proxies, seen = {}, set()
+    for klass in user_class.__mro__:
+        for name, attr in vars(klass).items():
+            if name not in seen and isinstance(attr, staticmethod):
+                proxies[name] = staticmethod(_forward(attr.__func__))
+            seen.add(name)
+    return proxies
+
+
+def _forward(fn):
+    @functools.wraps(fn)
+    def forward(*args, **kwargs):
+        return fn(*args, **kwargs)
+    return forward
+
+
+#: ``ActorClass(<user class>)`` per user class, made once.
+_derived_classes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _constructor_shape(cls: type) -> tuple:
+    """The call shape of ``cls.__init__``; a class without one takes no arguments, as in Ray."""
+    if cls.__init__ is object.__init__:
+        return 0, 0, []
+    return call_shape(cls.__init__, skip_first=True)
+
+
+def _builtin_method_table() -> dict[str, list]:
+    """The methods every actor has, as in Ray, in ``_method_table``'s form. The executor runs
+    them (``task_executor._ACTOR_BUILTINS``); these stand-ins give their signatures."""
+    def __ray_ready__(self):
+        """True once the actor was constructed."""
+
+    def __ray_terminate__(self):
+        """End the actor on purpose after the calls before this one, as ``exit_actor()``."""
+
+    def __ray_call__(self, fn, *args, **kwargs):
+        """Run ``fn(actor, *args, **kwargs)`` in the actor and return its result."""
+
+    return {fn.__name__: [1, *call_shape(fn, skip_first=True), inspect.getdoc(fn)]
+            for fn in (__ray_ready__, __ray_terminate__, __ray_call__)}
+
+
+def _method_table(cls: type) -> dict[str, list]:
+    """``{name: [num_returns, fewest, most, parameters, doc]}`` for each method a handle
+    offers: ``fewest, most, parameters`` is the method's call shape (see
+    ``task_spec.call_shape``), ``doc`` its docstring (for ``handle.method.__doc__``).
+
+    Plain values only: the table travels with the actor's spec and its handles.
+    """
+    table = dict(_BUILTIN_METHODS)
+    for name, fn in inspect.getmembers(cls, lambda m: inspect.isfunction(m) or inspect.ismethod(m)):
         if name.startswith("__") and name != "__call__":
             continue
-        default = ("streaming" if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
-                   else 1)  # Ray's default for generators
-        table[name] = getattr(fn, "__raggio_method_options__", {}).get("num_returns", default)
+        # A static method takes no self; a class method is already bound to the class.
+        unbound = not (inspect.ismethod(fn)
+                       or isinstance(inspect.getattr_static(cls, name), staticmethod))
+        generator = inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
+        default = "streaming" if generator else 1  # Ray's default for generators
+        num_returns = getattr(fn, "__raggio_method_options__", {}).get("num_returns", default)
+        table[name] = [num_returns, *call_shape(fn, skip_first=unbound), inspect.getdoc(fn)]
     return table
 
+
+_BUILTIN_METHODS = _builtin_method_table()
 
 #: The handles alive in this process (one per actor: handles compare by actor id), for the
 #: ACTOR_HANDLE references of ``raggio memory``.
@@ -176,7 +323,10 @@ class ActorHandle:
         if methods is None or name not in methods:
             raise AttributeError(f"'{self.__dict__.get('_class_name')}' actor has no method "
                                  f"'{name}'")
-        return ActorMethod(self, name, {"num_returns": methods[name]})
+        return ActorMethod(self, name, methods[name])
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._methods)  # the actor's methods, for autocompletion (as in Ray)
 
     def __repr__(self):
         return f"Actor({self._class_name}, {self._actor_id.hex()})"
@@ -239,20 +389,49 @@ def _rebuild_handle(actor_id: bytes, class_name: str, methods: dict, max_task_re
 
 
 class ActorMethod:
-    """``handle.method``: call with ``.remote()``, tune with ``.options()``."""
+    """``handle.method``: call with ``.remote()``, tune with ``.options()``.
 
-    def __init__(self, handle: ActorHandle, name: str, options: dict):
+    Shows the user's method as Ray does: ``__name__``, ``__qualname__``, ``__doc__`` and
+    its signature without ``self`` (``inspect.signature(handle.method)``). They are
+    properties, computed when read: an ActorMethod is made for every call.
+    """
+
+    def __init__(self, handle: ActorHandle, name: str, entry: list, options: dict | None = None):
         self._handle = handle
         self._name = name
-        self._options = options
+        self._entry = entry  #: the method's row of ``_method_table``
+        self._options = {"num_returns": entry[0]} if options is None else options
+
+    @property
+    def __name__(self) -> str:
+        return self._name
+
+    def __getattr__(self, name: str):
+        if name == "__qualname__":  # (a class body cannot define it as a property)
+            return f"{self._handle._class_name}.{self._name}"
+        raise AttributeError(f"'ActorMethod' object has no attribute '{name}'")
+
+    @property
+    def __doc__(self) -> str | None:
+        return self._entry[4] if len(self._entry) > 4 else None
+
+    @property
+    def __signature__(self) -> inspect.Signature | None:
+        return signature_of(self._entry[3])
+
+    def __repr__(self) -> str:
+        return f"ActorMethod({self.__qualname__})"
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "
                         f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
 
     def remote(self, *args, **kwargs):
+        entry = self._entry
+        if kwargs or not entry[1] <= len(args) <= entry[2]:
+            check_call(entry[3], args, kwargs)
         return self._handle._submit(self._name, args, kwargs, self._options)
 
     def options(self, **options) -> "ActorMethod":
-        validate(options, METHOD_OPTIONS, "actor methods")
-        return ActorMethod(self._handle, self._name, dict(self._options, **options))
+        method_options(options)
+        return ActorMethod(self._handle, self._name, self._entry, dict(self._options, **options))

@@ -9,6 +9,7 @@ each of its keywords becomes (honoured or refused) is ``init_options.py``'s.
 from __future__ import annotations
 
 import atexit
+import inspect
 import logging
 import os
 import subprocess
@@ -24,6 +25,7 @@ from raggio.core.core_worker import DRIVER, CoreWorker
 from raggio.core import generators
 from raggio.core.generators import ObjectRefGenerator
 from raggio.core.object_ref import ObjectRef
+from raggio.core.options import ACTOR_OPTIONS, TASK_OPTIONS, check_runtime_env
 from raggio.core.remote_function import RemoteFunction
 from raggio.exceptions import RaySystemError
 from raggio.job_config import JobConfig
@@ -130,8 +132,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
         if configure_logging:
             _configure_logging(logging_level, logging_format)
         if settings.runtime_env is not None:
-            from raggio.core.options import _runtime_env
-            _runtime_env("runtime_env", settings.runtime_env)
+            check_runtime_env(settings.runtime_env)
         return _connect(address, settings, log_to_driver is not False)
 
 
@@ -255,18 +256,30 @@ class RayContext(dict):
 
 
 def remote(*args, **options):
-    """Make a function a remote function, or a class an actor class."""
+    """Make a function a remote function, or a class an actor class.
+
+    ``@remote`` alone, or ``@remote(option=value, ...)`` with Ray's options.
+
+    Raises:
+        AssertionError: other arguments (Ray's error and message).
+        TypeError: applied to something that is neither a function nor a class.
+        ValueError, TypeError: an unknown option or a bad value.
+    """
     def make(target):
         if inspect_isclass(target):
-            return ActorClass(target, options)
-        if callable(target):
+            return ActorClass._from_class(target, options)
+        if inspect.isfunction(target):
             return RemoteFunction(target, options)
-        raise TypeError("The @remote decorator must be applied to a function or a class.")
+        raise TypeError("The @ray.remote decorator must be applied to either a function or a "
+                        "class.")
     if len(args) == 1 and not options and callable(args[0]):
         return make(args[0])
-    if args:
-        raise TypeError("The @remote decorator takes either no arguments or only keyword "
-                        "arguments, e.g. @remote(num_cpus=2).")
+    if args or not options:
+        raise AssertionError(
+            "The @ray.remote decorator must be applied either with no arguments and no "
+            "parentheses, for example '@ray.remote', or it must be applied using some of the "
+            f"arguments in the list {list(dict(TASK_OPTIONS, **ACTOR_OPTIONS))}, for example "
+            "'@ray.remote(num_returns=2, resources={\"CustomResource\": 1})'.")
     return make
 
 

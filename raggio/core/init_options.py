@@ -22,6 +22,7 @@ from typing import Any
 
 from raggio.config import Config, system_config_changes
 from raggio.job_config import JobConfig
+from raggio.labels import check_node_labels
 
 #: Private keywords raggio refuses, with what it does instead.
 _REFUSED = {
@@ -146,9 +147,7 @@ def _apply_node_settings(settings: InitSettings, *, num_cpus, num_gpus, resource
         settings.head_args += ["--resources", json.dumps(resources)]
         settings.head_only["resources"] = hint
     if labels is not None:
-        if not isinstance(labels, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in labels.items()):
-            raise TypeError(f"labels must be a dict of str to str, got {labels!r}.")
+        check_node_labels(labels)
         settings.head_args += ["--labels", json.dumps(labels)]
         settings.head_only["labels"] = ("the nodes' labels were set when they started "
                                         "(`raggio start --labels ...`)")

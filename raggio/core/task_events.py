@@ -60,10 +60,14 @@ def error_summary(exc: BaseException) -> list[str]:
 
 
 def task_info(name: str, func_or_class_name: str, task_type: str, job_id, actor_id=None,
-              resources: dict | None = None) -> dict:
-    """What the task history keeps of a task besides its events (Ray's TaskState names)."""
-    return {"name": name, "func_or_class_name": func_or_class_name, "type": task_type,
+              resources: dict | None = None, label_constraints: dict | None = None) -> dict:
+    """What the task history keeps of a task besides its events (Ray's TaskState names;
+    ``label_constraints`` only where the task has some, for its pending reason)."""
+    info = {"name": name, "func_or_class_name": func_or_class_name, "type": task_type,
             "job_id": job_id, "actor_id": actor_id, "required_resources": resources or {}}
+    if label_constraints:
+        info["label_constraints"] = label_constraints
+    return info
 
 
 class TaskEvents:

@@ -5,11 +5,20 @@ encoded one by one: a top-level ObjectRef is passed by reference (the worker
 fetches it; the caller holds it until the task ends), a small value inline,
 a large value through the object store. Refs nested in containers are
 pickled with the value and stay refs on the other side.
+
+Arguments are bound against the function's (or method's, or actor
+constructor's) signature at submission, so that a wrong call fails in the
+caller with Python's own TypeError, as Ray's ``.remote()`` does. Each
+function's *call shape* is worked out once (``call_shape``), and a call with
+no keywords and a plausible number of positional arguments passes on two
+comparisons; anything else goes through ``check_call``.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import reprlib
 import sys
 
 import cloudpickle
@@ -17,6 +26,114 @@ from raggio.core.ids import object_id_bytes
 from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import serialize
 from raggio.core.task_events import PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT
+
+
+#: The most positional arguments any call can have (for a signature with ``*args``).
+_UNBOUNDED = 2**62
+
+#: The call shape of a callable whose signature cannot be read: every call passes.
+UNCHECKED = (0, _UNBOUNDED, None)
+
+
+def call_shape(fn, *, skip_first: bool = False) -> tuple[int, int, list | None]:
+    """``(fewest, most, parameters)``: a call with no keyword arguments and between
+    ``fewest`` and ``most`` positional ones binds to ``fn``; ``parameters`` lists
+    ``[name, kind, default]`` with ``default`` the repr of the default value or None
+    (plain values, so that shapes travel by msgpack).
+
+    Args:
+        fn: the function, method or class constructor.
+        skip_first: drop the first parameter (``self`` of a method).
+
+    Raises:
+        ValueError: ``skip_first`` and ``fn`` takes no parameter (a method without self).
+    """
+    try:
+        parameters = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a builtin or extension without a signature
+        return UNCHECKED
+    if skip_first:
+        if not parameters:
+            raise ValueError("Methods must take a 'self' argument, but the method "
+                             f"'{fn.__name__}' does not have one.")
+        parameters = parameters[1:]
+    fewest = most = 0
+    required_keyword = False
+    for parameter in parameters:
+        required = parameter.default is inspect.Parameter.empty
+        if parameter.kind <= inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            most += 1
+            fewest += required
+        elif parameter.kind == inspect.Parameter.VAR_POSITIONAL:
+            most = _UNBOUNDED
+        elif parameter.kind == inspect.Parameter.KEYWORD_ONLY:
+            required_keyword |= required
+    if required_keyword:
+        fewest, most = 1, 0  # no call without keywords binds: always check
+    return fewest, most, [[p.name, int(p.kind), None if p.default is inspect.Parameter.empty
+                           else reprlib.repr(p.default)] for p in parameters]
+
+
+def check_call(parameters: list | None, args: tuple, kwargs: dict) -> None:
+    """Raise Python's TypeError where ``args`` and ``kwargs`` do not bind to ``parameters``
+    (from ``call_shape``), with the message Ray gives ("missing a required argument: 'x'",
+    "too many positional arguments", "got an unexpected keyword argument 'y'")."""
+    if parameters is None or _binds(parameters, args, kwargs):
+        return
+    try:
+        signature_of(parameters).bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(str(exc)) from None
+
+
+def signature_of(parameters: list | None) -> inspect.Signature | None:
+    """The signature ``parameters`` (from ``call_shape``) describe (defaults as their repr)."""
+    if parameters is None:
+        return None
+    return inspect.Signature([
+        inspect.Parameter(name, inspect._ParameterKind(kind),
+                          default=inspect.Parameter.empty if default is None
+                          else _Default(default))
+        for name, kind, default in parameters])
+
+
+class _Default:
+    """A default value seen from another process: only its repr travels."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _binds(parameters: list, args: tuple, kwargs: dict) -> bool:
+    """True only where the call surely binds (a cheap pass for calls with keywords);
+    False sends the call to ``inspect.Signature.bind`` for the verdict and its message."""
+    left = len(args)
+    matched = 0
+    any_keyword = False
+    for name, kind, default in parameters:
+        has_default = default is not None
+        if kind <= 1:  # positional-only or positional-or-keyword
+            if left:
+                left -= 1
+                if kind == 1 and name in kwargs:
+                    return False  # given twice
+            elif kind == 1 and name in kwargs:
+                matched += 1
+            elif not has_default:
+                return False
+        elif kind == 2:  # *args
+            left = 0
+        elif kind == 3:  # keyword-only
+            if name in kwargs:
+                matched += 1
+            elif not has_default:
+                return False
+        else:  # **kwargs
+            any_keyword = True
+    return not left and (any_keyword or matched == len(kwargs))
 
 
 def encode_args(core, args: tuple, kwargs: dict, name: str) -> tuple[list, list[str], list]:

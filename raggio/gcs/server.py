@@ -19,6 +19,7 @@ from raggio.gcs.placement_groups import PlacementGroupTable
 from raggio.gcs.storage import SqliteStorage, copy_records
 from raggio.gcs.table_storage import TABLES, TableStorage
 from raggio.gcs.task_events import TaskEventStore, pending_reason
+from raggio.labels import allowed_nodes
 from raggio.rpc import Connection, Server, connect
 
 logger = logging.getLogger(__name__)
@@ -273,7 +274,7 @@ class GcsServer:
         self._view_scheduled = False
         self.placement_groups.cluster_changed()
         view = [{"node_id": node_id, "address": node["address"], "total": node["resources"],
-                 "available": node["available"]}
+                 "available": node["available"], "labels": node.get("labels") or {}}
                 for node_id, node in self.nodes.items() if node["state"] == "ALIVE"]
         for conn in self.node_conns.values():
             conn.notify("cluster_view", view)
@@ -523,9 +524,20 @@ class GcsServer:
             return self.node_conns[node_id], grant
 
     def _pick_node(self, resources: dict, strategy) -> bytes | None:
-        """The node to ask first: the affinity target, else the one with most room."""
+        """The node to ask first: the affinity target, else the one with most room (among
+        the nodes the actor's label constraints allow); None while no node qualifies."""
         alive = {node_id: node for node_id, node in self.nodes.items()
                  if node["state"] == "ALIVE" and node_id in self.node_conns}
+        feasible = {node_id for node_id, node in alive.items()
+                    if all(node["resources"].get(k, 0) >= v for k, v in resources.items() if v > 0)}
+        fit_now = {node_id for node_id, node in alive.items()
+                   if all(node["available"].get(k, 0) >= v for k, v in resources.items() if v > 0)}
+        if isinstance(strategy, dict) and "base" in strategy:
+            allowed = allowed_nodes(
+                strategy, {node_id: node.get("labels") or {} for node_id, node in alive.items()},
+                feasible, fit_now)
+            alive = {node_id: alive[node_id] for node_id in allowed}
+            strategy = strategy["base"]
         if isinstance(strategy, dict):
             target = bytes.fromhex(strategy["node_id"])
             if target in alive:
@@ -536,9 +548,7 @@ class GcsServer:
                     "is not alive, and soft=False.")
         best, best_score = None, None
         for node_id, node in alive.items():
-            feasible = all(node["resources"].get(k, 0) >= v for k, v in resources.items() if v > 0)
-            fits_now = all(node["available"].get(k, 0) >= v for k, v in resources.items() if v > 0)
-            score = (feasible, fits_now, node["available"].get("CPU", 0))
+            score = (node_id in feasible, node_id in fit_now, node["available"].get("CPU", 0))
             if best_score is None or score > best_score:
                 best, best_score = node_id, score
         return best

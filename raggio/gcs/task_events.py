@@ -262,9 +262,10 @@ def pending_reason(record: dict, store: TaskEventStore, nodes: list[dict],
                     f"{record_pg.pending_reason}")
         return (f"waiting for room in its placement group {group}: its bundles are taken by "
                 "other tasks or actors")
-    if not resources:
+    labels = info.get("label_constraints")
+    if not resources and not labels:
         return "waiting for a worker"
-    return why_waiting(resources, nodes)
+    return why_waiting(resources, nodes, labels)
 
 
 def placement_group_of(resources: dict) -> str | None:

@@ -27,6 +27,7 @@ from raggio.node.memory_monitor import MemoryMonitor
 from raggio.node.object_store import ObjectStore, arena_path
 from raggio.node.object_transfer import ObjectTransfer
 from raggio.node.resources import NodeResources, fits, take
+from raggio.labels import NODE_ID_LABEL
 from raggio.node.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL, Decision,
                                            SchedulingPolicy)
 from raggio.node.worker_pool import (DEAD, IDLE, LEASED, STARTING, WorkerHandle, WorkerPool,
@@ -63,6 +64,13 @@ def bundle_resources(pg_id: bytes, bundles: dict) -> dict[str, float]:
             for name in (f"{key}_group_{index}_{hex_id}", f"{key}_group_{hex_id}"):
                 out[name] = out.get(name, 0.0) + value
     return out
+
+
+def _label_constraints(strategy) -> dict:
+    """``{"labels": constraints}`` for a strategy with label constraints, else {}."""
+    if isinstance(strategy, dict) and "base" in strategy:
+        return {"labels": {key: strategy[key] for key in ("hard", "soft", "fallback")}}
+    return {}
 
 
 @dataclass
@@ -103,7 +111,7 @@ class NodeOptions:
     object_store_memory: int
     is_head: bool = False
     prestart_workers: bool = True
-    labels: dict = field(default_factory=dict)
+    labels: dict = field(default_factory=dict)  #: the user's; ``info()`` adds Ray's defaults
     connect_timeout_s: float = 30.0
     reconnect_timeout_s: float = 60.0
     prefault_bytes: int = 0
@@ -117,6 +125,8 @@ class NodeManager:
     def __init__(self, options: NodeOptions, *, log_poll_period_s: float = 0.1):
         self.options = options
         self.node_id = options.node_id
+        #: the user's labels and Ray's defaults, which the control store shows and matches
+        self.labels = dict(options.labels, **{NODE_ID_LABEL: options.node_id.hex()})
         self.resources = NodeResources(options.resources)
         self.policy = SchedulingPolicy(options.node_id)
         #: What the control store last said of every live node; this node's own entry is kept
@@ -195,7 +205,8 @@ class NodeManager:
         await self.server.start()
         await self.local_server.start()
         self.view[self.node_id] = {"address": self.server.address, "total": self.resources.total,
-                                   "available": self.resources.available}
+                                   "available": self.resources.available,
+                                   "labels": self.labels}
         self.pool = WorkerPool(worker_args=self._worker_args(), log_dir=self.log_dir,
                                on_exit=self._worker_exited)
         await self.pool.start()
@@ -242,7 +253,7 @@ class NodeManager:
             "hostname": socket.gethostname(), "resources": self.resources.total,
             "object_store_memory": self.options.object_store_memory,
             "arena_path": self.store.path, "is_head": self.options.is_head,
-            "session_dir": self.options.session_dir, "labels": self.options.labels,
+            "session_dir": self.options.session_dir, "labels": self.labels,
         }
 
     def _worker_args(self) -> dict:
@@ -417,7 +428,8 @@ class NodeManager:
         request.infeasible = True
         request.holder.notify("infeasible_task", {
             "resources": request.resources, "for_actor": request.for_actor,
-            "node_totals": [node["total"] for node in self.view.values()]})
+            "node_totals": [node["total"] for node in self.view.values()],
+            **_label_constraints(request.strategy)})
         self._report_resources()
 
     def cluster_view(self, conn: Connection, nodes: list[dict]) -> None:
@@ -577,7 +589,8 @@ class NodeManager:
     def _send_report(self) -> None:
         self._report_scheduled = False
         demand = [{"resources": r.resources, "for_actor": r.for_actor,
-                   "infeasible": r.infeasible} for r in self.pending]
+                   "infeasible": r.infeasible, **_label_constraints(r.strategy)}
+                  for r in self.pending]
         self.gcs.notify("report_resources", {
             "node_id": self.node_id, "available": self.resources.available, "demand": demand,
             "total": self.resources.total,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from raggio.labels import matches, unmatched_reason
+
 
 def fits(available: dict[str, float], request: dict[str, float]) -> bool:
     """Does `request` fit in `available`? (Zero and negative asks always fit.)"""
@@ -22,10 +24,16 @@ def take(available: dict[str, float], request: dict[str, float]) -> None:
         available[key] = available.get(key, 0.0) - value
 
 
-def why_waiting(request: dict, nodes: list[dict]) -> str:
+def why_waiting(request: dict, nodes: list[dict], constraints: dict | None = None) -> str:
     """Why a resource request waits, in a sentence, given the cluster's nodes (the control
-    store's node records)."""
+    store's node records) and the request's label ``constraints`` if it has any."""
     alive = [n for n in nodes if n["state"] == "ALIVE"]
+    if constraints:
+        selectors = [constraints["hard"], *constraints.get("fallback", [])]
+        alive = [n for n in alive
+                 if any(matches(n.get("labels") or {}, conditions) for conditions in selectors)]
+        if not alive or not any(fits(n["resources"], request) for n in alive):
+            return unmatched_reason(constraints)
     if any(all(n["resources"].get(k, 0) >= v for k, v in request.items()) for n in alive):
         return "waiting for resources: every node that fits it is busy"
     missing = []

@@ -10,13 +10,17 @@ whether they are. Tasks and actors run inside a group with
 from __future__ import annotations
 
 import os
+import warnings
 
 from raggio.core import context
 from raggio.core.ids import BaseID
 from raggio.core.object_ref import ObjectRef
+from raggio.labels import selector_error
 
 #: Ray's name; a set, as Ray's.
 VALID_PLACEMENT_GROUP_STRATEGIES = {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"}
+#: The resource name Ray keeps for itself inside groups (``bundle_group_<id>``).
+BUNDLE_RESOURCE = "bundle"
 
 
 class PlacementGroupID(BaseID):
@@ -74,24 +78,9 @@ def placement_group(bundles: list[dict], strategy: str = "PACK", name: str = "",
     """Reserve ``bundles`` (a list of resource dicts) with ``strategy``.
 
     Raises:
-        ValueError: empty or malformed bundles, or an unknown strategy or lifetime.
+        ValueError: see ``validate_placement_group``.
     """
-    if not isinstance(bundles, list) or not bundles:
-        raise ValueError("The placement group `bundles` argument must be a non-empty list of "
-                         f"resource dicts, got {bundles!r}.")
-    for bundle in bundles:
-        if not isinstance(bundle, dict) or not bundle:
-            raise ValueError(f"Bundles cannot be an empty dictionary or a non-dict: {bundle!r}")
-        if any(not isinstance(v, (int, float)) or v < 0 for v in bundle.values()):
-            raise ValueError(f"Bundle resources must be non-negative numbers: {bundle!r}")
-        if all(v == 0 for v in bundle.values()):
-            raise ValueError(f"Bundles cannot have only zero resources: {bundle!r}")
-    if strategy not in VALID_PLACEMENT_GROUP_STRATEGIES:
-        raise ValueError(f"Invalid placement group strategy {strategy!r}; use one of "
-                         f"{sorted(VALID_PLACEMENT_GROUP_STRATEGIES)}.")
-    if lifetime not in (None, "detached"):
-        raise ValueError("placement group `lifetime` argument must be either `None` or "
-                         f"'detached', got {lifetime!r}.")
+    validate_placement_group(bundles, strategy, lifetime, bundle_label_selector)
     core = context.get_core()
     pg_id = os.urandom(PlacementGroupID.size)
     bundles = [{k: float(v) for k, v in b.items()} for b in bundles]
@@ -99,6 +88,53 @@ def placement_group(bundles: list[dict], strategy: str = "PACK", name: str = "",
         "pg_id": pg_id, "bundles": bundles, "strategy": strategy, "name": name,
         "namespace": core.namespace, "job_id": core.job_id, "lifetime": lifetime})
     return PlacementGroup(pg_id, bundles)
+
+
+def validate_placement_group(bundles, strategy: str = "PACK", lifetime: str | None = None,
+                             bundle_label_selector: list | None = None) -> None:
+    """Check ``placement_group()``'s arguments as Ray does.
+
+    Raises:
+        ValueError: not a list, no bundles, a bundle that is empty, all zeros, not a dict of
+            non-negative numbers or that uses the reserved ``bundle`` resource; a bad
+            strategy, lifetime or bundle_label_selector.
+    """
+    example = 'For example: `[{"CPU": 1.0}, {"GPU": 1.0}]`.'
+    if not isinstance(bundles, list):
+        raise ValueError(f"Placement group bundles must be a list, got {type(bundles)}.")
+    if not bundles:
+        raise ValueError("Bundles must be a non-empty list of resource dictionaries. "
+                         f"{example} Got empty list instead.")
+    for bundle in bundles:
+        if (not isinstance(bundle, dict) or not all(isinstance(k, str) for k in bundle)
+                or not all(isinstance(v, (int, float)) and v >= 0 for v in bundle.values())):
+            raise ValueError("Bundles must be a non-empty list of resource dictionaries of "
+                             f"non-negative numbers. {example} Got {bundle!r}.")
+        if not bundle or all(value == 0 for value in bundle.values()):
+            raise ValueError("Bundles cannot be an empty dictionary or resources with only 0 "
+                             f"values. Bundles: {bundles}")
+        if BUNDLE_RESOURCE in bundle:
+            raise ValueError(f"{BUNDLE_RESOURCE} is a system reserved resource and is not "
+                             f"allowed to be used in placement group. Bundles: {bundles}")
+        if "object_store_memory" in bundle:
+            warnings.warn("Setting 'object_store_memory' for bundles is deprecated since it "
+                          "doesn't actually reserve the required object store memory.",
+                          DeprecationWarning, stacklevel=3)
+    if bundle_label_selector is not None:
+        if len(bundle_label_selector) != len(bundles):
+            raise ValueError(f"Invalid bundle label selector {bundle_label_selector}. The "
+                             "length of `bundle_label_selector` should equal the length of "
+                             "`bundles`.")
+        for selector in bundle_label_selector:
+            error = selector_error(selector)
+            if error:
+                raise ValueError(error)
+    if strategy not in VALID_PLACEMENT_GROUP_STRATEGIES:
+        raise ValueError(f"Invalid placement group strategy {strategy}. Supported strategies "
+                         f"are: {sorted(VALID_PLACEMENT_GROUP_STRATEGIES)}.")
+    if lifetime not in (None, "detached"):
+        raise ValueError("Placement group `lifetime` argument must be either `None` or "
+                         f"'detached'. Got {lifetime}.")
 
 
 def remove_placement_group(placement_group: PlacementGroup) -> None:

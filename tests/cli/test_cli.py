@@ -166,10 +166,23 @@ def head(cli):
 @pytest.fixture
 def joined_node(head):
     """A one-CPU node joined with ``raggio start --address``; ended (SIGTERM) afterwards."""
+    yield from _join(head)
+
+
+@pytest.fixture
+def labelled_node(head, tmp_path):
+    """A node joined with Ray 2.60's ``--labels`` and ``--labels-file``; ended afterwards."""
+    labels_file = tmp_path / "labels.yaml"
+    labels_file.write_text('"gpu_type": "A100"\n"region": "us"\n')
+    yield from _join(head, "--labels", "region=eu,market-type=spot",
+                     f"--labels-file={labels_file}")
+
+
+def _join(head, *flags):
     before = {p.pid for p in daemons(head.temp_dir, "raggio.node.main")}
     result = run_raggio(head.temp_dir, "start", f"--address={head.address}", "--num-cpus=1",
                         f"--object-store-memory={STORE_BYTES}", "--node-ip-address=127.0.0.1",
-                        f"--temp-dir={head.temp_dir}")
+                        f"--temp-dir={head.temp_dir}", *flags)
     new = [p for p in daemons(head.temp_dir, "raggio.node.main") if p.pid not in before]
     try:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -298,6 +311,40 @@ def test_pending_gpu_demand_is_reported_with_its_reason(head):
     # The demand goes with the driver that made it.
     wait_until(lambda: status(head.temp_dir)["Pending Demands"] == ["(no resource demands)"],
                timeout_s=20, what="the GPU demand to go with its driver")
+
+
+_LABELS_DRIVER = """
+import json, raggio as ray
+ray.init(address="auto")
+print(json.dumps([node["Labels"] for node in ray.nodes() if node["Alive"]]))
+ray.shutdown()
+"""
+
+
+def test_start_with_labels(head, labelled_node):
+    result = run_driver(head.temp_dir, _LABELS_DRIVER)
+    assert result.returncode == 0, result.stderr
+    labels = [node for node in json.loads(result.stdout.splitlines()[-1]) if len(node) > 1]
+    node_id = labels[0]["ray.io/node-id"]
+    # --labels wins over --labels-file for a key both set; ray.io/node-id is raggio's.
+    assert labels == [{"gpu_type": "A100", "region": "eu", "market-type": "spot",
+                       "ray.io/node-id": node_id}]
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--labels=xxx", "Label string is not a key-value pair."),
+    ('--labels={"gpu_type":1}', "Label string is not a key-value pair."),
+    ('--labels={"ray.io/node-id":"111"}', "Label string is not a key-value pair."),
+    ("--labels=-bad=1", "Invalid label key name `-bad`"),
+    ("--labels=region=not ok", "Invalid label key value `not ok`"),
+])
+def test_start_with_bad_labels_fails(head, flag, message):
+    before = len(active_nodes(head.temp_dir))
+    result = run_raggio(head.temp_dir, "start", f"--address={head.address}", flag,
+                        "--node-ip-address=127.0.0.1", f"--temp-dir={head.temp_dir}")
+    assert result.returncode != 0
+    assert message in result.stderr, result.stdout + result.stderr
+    assert len(active_nodes(head.temp_dir)) == before
 
 
 # -- start failures --

@@ -145,3 +145,18 @@ def test_pending_reason(request_, reason):
 ])
 def test_format_bytes(n, text):
     assert format_bytes(n) == text
+
+
+def test_a_demand_no_node_labels_allow_says_so():
+    labels = {"hard": [["region", "in", ["asia"]]], "soft": [], "fallback": []}
+    nodes = [record(HEAD, {"CPU": 2.0}, is_head=True,
+                    demand=[dict(demand({"CPU": 1.0}), labels=labels)])]
+    nodes[0]["labels"] = {"region": "us"}
+    assert section(render(nodes, {}, now=NOW), "Pending Demands") == [
+        "{'CPU': 1.0} with labels region in (asia): 1+ pending tasks/actors (infeasible: no "
+        "node that could fit it has labels matching region in (asia). Add a node with those "
+        "labels.)"]
+    nodes[0]["labels"]["region"] = "asia"  # a node that matches, but busy
+    nodes[0]["available"] = {"CPU": 0.0}
+    assert "every node that fits it is busy" in section(render(nodes, {}, now=NOW),
+                                                         "Pending Demands")[0]

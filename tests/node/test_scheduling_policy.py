@@ -8,17 +8,23 @@ is passed on its own. Strategies are given in their wire form, made by
 
 import itertools
 
+import pytest
+
 from raggio.node.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL,
                                            SchedulingPolicy)
-from raggio.util.scheduling_strategies import NodeAffinitySchedulingStrategy, encode
+from raggio.util.scheduling_strategies import (DoesNotExist, Exists, In,
+                                               NodeAffinitySchedulingStrategy,
+                                               NodeLabelSchedulingStrategy, NotIn, encode,
+                                               label_constraints, resolve)
 
 LOCAL_ID, A, B = b"\x01" * 28, b"\x02" * 28, b"\x03" * 28
 UNKNOWN = b"\x09" * 28
 CPU1 = {"CPU": 1.0}
 
 
-def node(total: dict, available: dict | None = None) -> dict:
-    return {"total": total, "available": dict(total) if available is None else available}
+def node(total: dict, available: dict | None = None, labels: dict | None = None) -> dict:
+    return {"total": total, "available": dict(total) if available is None else available,
+            "labels": labels or {}}
 
 
 def view(**nodes) -> dict:
@@ -157,3 +163,96 @@ def test_soft_affinity_to_a_node_that_can_never_fit_falls_back_to_default():
     decision = decide({"GPU": 1.0}, affinity(A, soft=True), local=node({"CPU": 2.0}),
                       a=node({"CPU": 2.0}), b=node({"CPU": 2.0, "GPU": 1.0}))
     assert (decision.kind, decision.node_id) == (SPILL, B)
+
+
+# -- labels (label_selector, fallback_strategy, NodeLabelSchedulingStrategy) --
+
+
+def labelled(strategy=None, label_selector=None, fallback_strategy=None):
+    """The wire strategy of a task with these options, as the submitter sends it."""
+    constraints = label_constraints(strategy, label_selector, fallback_strategy)
+    return resolve(strategy, CPU1, None, constraints)[1]
+
+
+US, EU = {"region": "us"}, {"region": "eu", "gpu": "A100"}
+
+
+def test_a_label_selector_skips_the_local_node_when_it_does_not_match():
+    decision = decide(CPU1, labelled(label_selector={"region": "eu"}),
+                      local=node({"CPU": 4.0}, labels=US), a=node({"CPU": 1.0}, labels=EU))
+    assert (decision.kind, decision.node_id) == (SPILL, A)
+
+
+def where(decision) -> bytes:
+    return LOCAL_ID if decision.kind == LOCAL else decision.node_id
+
+
+@pytest.mark.parametrize("selector, expected", [
+    ({"region": "us"}, LOCAL_ID), ({"region": "!us"}, A), ({"region": "in(eu, asia)"}, A),
+    ({"region": "!in(us,asia)"}, A), ({"gpu": "A100", "region": "eu"}, A),
+    ({"gpu": "!A100"}, LOCAL_ID),  # a missing label is "not A100"
+])
+def test_label_selector_operators(selector, expected):
+    decision = decide(CPU1, labelled(label_selector=selector),
+                      local=node({"CPU": 4.0}, labels=US), a=node({"CPU": 4.0}, labels=EU))
+    assert where(decision) == expected
+
+
+@pytest.mark.parametrize("hard, expected", [
+    ({"gpu": Exists()}, A), ({"gpu": DoesNotExist()}, LOCAL_ID),
+    ({"region": In("eu", "asia")}, A), ({"region": NotIn("eu")}, LOCAL_ID),
+])
+def test_node_label_strategy_operators(hard, expected):
+    decision = decide(CPU1, labelled(NodeLabelSchedulingStrategy(hard)),
+                      local=node({"CPU": 4.0}, labels=US), a=node({"CPU": 4.0}, labels=EU))
+    assert where(decision) == expected
+
+
+def test_unmatched_hard_labels_are_infeasible_with_a_reason():
+    decision = decide(CPU1, labelled(label_selector={"region": "asia"}),
+                      local=node({"CPU": 4.0}, labels=US), a=node({"CPU": 4.0}, labels=EU))
+    assert decision.kind == INFEASIBLE
+    assert "region in (asia)" in decision.reason
+
+
+def test_a_matching_node_that_can_never_fit_does_not_count():
+    decision = decide({"CPU": 8.0}, labelled(label_selector={"region": "eu"}),
+                      local=node({"CPU": 16.0}, labels=US), a=node({"CPU": 4.0}, labels=EU))
+    assert decision.kind == INFEASIBLE
+
+
+def test_fallback_selectors_are_tried_in_order():
+    strategy = labelled(label_selector={"region": "asia"},
+                        fallback_strategy=[{"label_selector": {"region": "mars"}},
+                                           {"label_selector": {"gpu": "A100"}},
+                                           {"label_selector": {"region": "us"}}])
+    decision = decide(CPU1, strategy, local=node({"CPU": 4.0}, labels=US),
+                      a=node({"CPU": 4.0}, labels=EU))
+    assert (decision.kind, decision.node_id) == (SPILL, A)
+
+
+def test_soft_labels_prefer_a_matching_node_that_fits_now():
+    strategy = labelled(NodeLabelSchedulingStrategy({}, soft={"gpu": Exists()}))
+    decision = decide(CPU1, strategy, local=node({"CPU": 4.0}, labels=US),
+                      a=node({"CPU": 4.0}, labels=EU))
+    assert (decision.kind, decision.node_id) == (SPILL, A)
+    busy = decide(CPU1, strategy, local=node({"CPU": 4.0}, labels=US),
+                  a=node({"CPU": 4.0}, {"CPU": 0.0}, labels=EU))
+    assert busy.kind == LOCAL  # the preferred node is full: any allowed node will do
+
+
+def test_a_label_selector_keeps_a_busy_matching_node_queued_rather_than_elsewhere():
+    decision = decide(CPU1, labelled(label_selector={"region": "us"}),
+                      local=node({"CPU": 2.0}, {"CPU": 0.0}, labels=US),
+                      a=node({"CPU": 8.0}, labels=EU))
+    assert decision.kind == QUEUE
+
+
+def test_spread_with_labels_only_uses_the_matching_nodes():
+    policy = SchedulingPolicy(LOCAL_ID)
+    constraints = label_constraints(None, {"region": "!us"}, None)
+    strategy = resolve("SPREAD", CPU1, None, constraints)[1]
+    chosen = {decide(CPU1, strategy, policy, local=node({"CPU": 4.0}, labels=US),
+                     a=node({"CPU": 4.0}, labels=EU), b=node({"CPU": 4.0}, labels=EU)).node_id
+              for _ in range(4)}
+    assert chosen == {A, B}
