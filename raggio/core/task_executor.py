@@ -31,7 +31,8 @@ from raggio.core.core_worker import error_location
 from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import deserialize_inline, loads_function, serialize
 from raggio.core.task_events import error_summary
-from raggio.exceptions import RayTaskError, TaskCancelledError
+from raggio.exceptions import (RayError, RayTaskError, TaskCancelledError,
+                               failed_dependency_traceback)
 
 logger = logging.getLogger(__name__)
 
@@ -134,17 +135,22 @@ class TaskExecutor:
         is_main = threading.current_thread() is threading.main_thread()
         if is_main:
             self._running_task = spec["task_id"]
+        failed_dependency = False
         try:
             try:
                 fn = self._callable(spec)
-                args, kwargs = self._resolve_args(spec)
+                try:
+                    args, kwargs = self._resolve_args(spec)
+                except RayError as exc:
+                    failed_dependency = not isinstance(exc, TaskCancelledError)
+                    raise
                 result = fn(*args, **kwargs)
             finally:
                 if is_main:
                     self._running_task = None
             reply = self._pack_returns(spec, result)
         except BaseException as exc:  # noqa: BLE001
-            reply = self._pack_error(spec, exc)
+            reply = self._pack_error(spec, exc, failed_dependency)
         finally:
             current.task_id = None
             self.core.task_events.done_running(spec["task_id"])
@@ -163,9 +169,14 @@ class TaskExecutor:
         async with self.actor_semaphore:
             started = self.core.task_events.running(spec["task_id"], spec.get("attempt", 0))
             self._mark(spec["job_id"], spec["name"])
+            failed_dependency = False
             try:
                 method = self._callable(spec)
-                args, kwargs = await self._resolve_args_async(spec)
+                try:
+                    args, kwargs = await self._resolve_args_async(spec)
+                except RayError as exc:
+                    failed_dependency = not isinstance(exc, TaskCancelledError)
+                    raise
                 result = method(*args, **kwargs)
                 if inspect.isawaitable(result):
                     result = await result
@@ -173,7 +184,7 @@ class TaskExecutor:
             except BaseException as exc:  # noqa: BLE001
                 if isinstance(exc, asyncio.CancelledError):
                     exc = TaskCancelledError(spec["task_id"].hex())
-                reply = self._pack_error(spec, exc)
+                reply = self._pack_error(spec, exc, failed_dependency)
             self.core.task_events.done_running(spec["task_id"])
             reply["started"] = started
             return reply
@@ -238,20 +249,40 @@ class TaskExecutor:
             returns.append(self.core.store_serialized(object_id, serialized))
         return {"returns": returns}
 
-    def _pack_error(self, spec: dict, exc: BaseException) -> dict:
-        if isinstance(exc, (TaskCancelledError, KeyboardInterrupt)):
+    def _pack_error(self, spec: dict, exc: BaseException, failed_dependency: bool) -> dict:
+        if isinstance(exc, (TaskCancelledError, KeyboardInterrupt)) and not failed_dependency:
             error: BaseException = TaskCancelledError(spec["task_id"].hex())
             retryable = False
-        elif isinstance(exc, RayTaskError):  # a failed dependency: pass it on unchanged
-            error, retryable = exc, False
         else:
-            error = RayTaskError(spec["name"], traceback.format_exc(), exc, pid=os.getpid(),
-                                 ip=self.core.node_ip,
-                                 actor_id=spec["actor_id"].hex() if "actor_id" in spec else None)
-            retryable = _should_retry(spec.get("retry_exceptions"), exc)
+            error = self._task_error(spec["name"], exc, failed_dependency)
+            retryable = not failed_dependency and _should_retry(spec.get("retry_exceptions"), exc)
         location = error_location(error)
         return {"returns": [location] * max(len(spec["return_ids"]), 0),
                 "app_error": True, "retryable": retryable, "error": error_summary(error)}
+
+    def _task_error(self, name: str, exc: BaseException, failed_dependency: bool,
+                    actor: Any = None) -> RayTaskError:
+        """The RayTaskError of a task that raised ``exc`` (the current exception), or that
+        did not run because an argument is the error ``exc``.
+
+        As in Ray, a RayTaskError raised in the task (a ``get`` of a failed task) is not
+        nested: the new error's cause is the original cause, and its text shows both.
+        """
+        if failed_dependency:
+            traceback_str = failed_dependency_traceback(exc)
+        else:
+            traceback_str = "".join(traceback.format_exception(exc))
+        actor = self.actor if actor is None else actor
+        actor_repr = None
+        if actor is not None:
+            try:
+                actor_repr = repr(actor)
+            except Exception:  # noqa: BLE001 (a broken __repr__ must not hide the error)
+                actor_repr = object.__repr__(actor)
+        return RayTaskError(name, traceback_str,
+                            exc.cause if isinstance(exc, RayTaskError) else exc,
+                            pid=os.getpid(), ip=self.core.node_ip, actor_repr=actor_repr,
+                            actor_id=self.core.actor_id.hex() if actor is not None else None)
 
     def _mark(self, job_id: int, name: str) -> None:
         """Tell the log monitor which job and task the next lines belong to."""
@@ -281,15 +312,22 @@ class TaskExecutor:
         self._mark(spec["job_id"], name)
         setproctitle.setproctitle(f"raggio::{name}")
         self.actor_name = name
+        instance, failed_dependency = None, False
         try:
             cls = self._load(spec["class_id"])
-            args, kwargs = self._resolve_args(spec)
-            self.actor = cls(*args, **kwargs)
+            try:
+                args, kwargs = self._resolve_args(spec)
+            except RayError as exc:
+                failed_dependency = True
+                raise
+            # As Ray: make the instance, then run __init__ as its first method, so that an
+            # error in __init__ names the instance (its repr) as any method's error does.
+            instance = cls.__new__(cls)
+            instance.__init__(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001
-            error = RayTaskError(f"{name}.__init__", traceback.format_exc(), exc,
-                                 pid=os.getpid(), ip=self.core.node_ip,
-                                 actor_id=spec["actor_id"].hex())
+            error = self._task_error(f"{name}.__init__", exc, failed_dependency, instance)
             return {"error": pickle.dumps(error), "error_summary": error_summary(error)}
+        self.actor = instance
         self._setup_concurrency(cls, spec)
         return {"error": None}
 
