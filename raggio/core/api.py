@@ -306,15 +306,22 @@ def wait(object_refs: list, *, num_returns: int = 1, timeout: float | None = Non
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
     """Cancel the task that makes ``object_ref``; ``get`` then raises TaskCancelledError.
 
-    A running task is interrupted (``force=True`` ends its worker); with ``recursive`` the
-    tasks it submitted are cancelled too. An actor call is dropped if not yet sent; a running
-    call of an async actor is cancelled, one of a plain actor runs to the end.
+    A task still waiting for its arguments or a worker never runs. A running task is
+    interrupted (``force=True`` ends its worker); with ``recursive`` the tasks and actor
+    calls it submitted are cancelled too. An actor call not started yet never runs; a
+    running call of an async actor is cancelled, one of a plain or threaded actor runs to
+    the end. A finished task is left alone. A ref owned by another process is cancelled
+    by its owner.
+
+    Raises:
+        TypeError: ``object_ref`` is not an ObjectRef.
+        ValueError: ``force=True`` for an actor call (use ``kill`` on the actor).
     """
     if not isinstance(object_ref, ObjectRef):
-        raise TypeError(f"cancel() takes an ObjectRef, got {type(object_ref).__name__}")
+        raise TypeError("ray.cancel() only supported for object refs. For actors, try "
+                        f"ray.kill(). Got: {type(object_ref)}.")
     core = context.get_core()
-    task_id = object_ref._id[:24]
-    core.call_soon(core.cancel_task, task_id, force, recursive)
+    core.run_sync(core.cancel(object_ref, force, recursive))
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

@@ -92,7 +92,8 @@ class CoreWorker:
         self.arena: Arena | None = None
         self.handlers: dict = {"get_object": self.get_object,
                                "add_object_location": self.add_object_location,
-                               "get_object_refs": self.get_object_refs}
+                               "get_object_refs": self.get_object_refs,
+                               "cancel_owned_task": self.cancel_owned_task}
         self.server: Server | None = None
         self.submitter = None
         self.actor_submitter = None
@@ -258,10 +259,31 @@ class CoreWorker:
             fut.set_result(conn)
         return await asyncio.shield(fut)
 
-    def cancel_task(self, task_id: bytes, force: bool, recursive: bool) -> None:
-        """Cancel a task or actor call this process submitted (loop thread)."""
+    async def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
+        """Cancel the task that makes ``ref``: here if this process submitted it, else at
+        its owner (as Ray does). A finished task is left alone.
+
+        Raises:
+            ValueError: ``force`` for an actor call submitted here.
+        """
+        task_id = ref._id[:24]
+        if ref._owner == self.address:
+            self.cancel_owned_task(None, [task_id, force, recursive])
+            return
+        try:
+            (await self.peer(ref._owner)).notify("cancel_owned_task", [task_id, force, recursive])
+        except RpcError:
+            pass  # its owner is gone, and the task's results with it
+
+    def cancel_owned_task(self, conn, msg: list) -> None:
+        task_id, force, recursive = msg
         if not self.actor_submitter.cancel(task_id, force, recursive):
             self.submitter.cancel(task_id, force, recursive)
+
+    def cancel_children(self, parent_task_id: bytes, force: bool) -> None:
+        """Cancel the tasks and actor calls that a task submitted (loop thread)."""
+        self.submitter.cancel_children(parent_task_id, force)
+        self.actor_submitter.cancel_children(parent_task_id)
 
     def placement_group_ready_ref(self, placement_group) -> ObjectRef:
         """An owned ref that resolves to ``placement_group`` once it is reserved."""

@@ -27,6 +27,7 @@ from typing import Any
 
 import setproctitle
 
+from raggio.core import context
 from raggio.core.core_worker import error_location
 from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import deserialize_inline, loads_function, serialize
@@ -52,6 +53,8 @@ class TaskExecutor:
         self._running_task: bytes | None = None  #: task on the main thread
         self._cancel_requested: bytes | None = None
         self._async_calls: dict[bytes, asyncio.Task] = {}  #: running calls of an async actor
+        #: Tasks pushed here and not started yet (not async actor calls): (spec, reply future).
+        self._queued: dict[bytes, tuple[dict, asyncio.Future]] = {}
         self._marks = {"job": None, "name": None}
         core.handlers.update({
             "push_task": self.push_task, "create_actor": self.create_actor,
@@ -78,11 +81,13 @@ class TaskExecutor:
         if self.actor_loop is not None:
             cfut = asyncio.run_coroutine_threadsafe(self._execute_async(spec), self.actor_loop)
             return asyncio.wrap_future(cfut, loop=self.core.loop)
-        if self.actor_pool is not None:
-            return asyncio.wrap_future(self.actor_pool.submit(self._execute, spec),
-                                       loop=self.core.loop)
         fut = self.core.loop.create_future()
-        self.main_queue.put((lambda: self._execute(spec), fut))
+        self._queued[spec["task_id"]] = (spec, fut)
+        if self.actor_pool is not None:
+            self.actor_pool.submit(self._execute, spec).add_done_callback(
+                lambda done: self.core.call_soon(_copy_outcome, done, fut))
+        else:
+            self.main_queue.put((lambda: self._execute(spec), fut))
         return fut
 
     def create_actor(self, conn, msg: dict) -> asyncio.Future:
@@ -91,13 +96,23 @@ class TaskExecutor:
         return fut
 
     def cancel_task(self, conn, msg: dict) -> None:
+        """Cancel a task or actor call pushed here: one not started yet never runs, a
+        running one is interrupted, except a call of a plain or threaded actor (as in Ray,
+        an actor's state would be left half-changed), and a running async actor call is
+        cancelled; ``force`` ends this worker; ``recursive`` cancels what it submitted."""
+        task_id = msg["task_id"]
         if msg.get("recursive"):
-            self.core.submitter.cancel_all(msg.get("force", False))
-        running = self._async_calls.get(msg["task_id"])
+            self.core.cancel_children(task_id, msg.get("force", False))
+        running = self._async_calls.get(task_id)
         if running is not None:
             self.actor_loop.call_soon_threadsafe(running.cancel)
             return
-        if self._running_task != msg["task_id"]:
+        queued = self._queued.pop(task_id, None)  # atomic: either this or _execute has it
+        if queued is not None:
+            spec, fut = queued
+            _set_result(fut, self._pack_error(spec, TaskCancelledError(task_id.hex()), False))
+            return
+        if self._running_task != task_id or self.actor is not None:
             return
         if msg.get("force"):
             sys.stdout.flush()
@@ -122,6 +137,13 @@ class TaskExecutor:
     # -- running one task --
 
     def _execute(self, spec: dict) -> dict:
+        is_main = threading.current_thread() is threading.main_thread()
+        if is_main:  # first: a cancel that finds it no longer queued must find it running
+            self._running_task = spec["task_id"]
+        if self._queued.pop(spec["task_id"], None) is None:  # cancelled, and answered
+            if is_main:
+                self._running_task = None
+            return {}
         started = self.core.task_events.running(spec["task_id"], spec.get("attempt", 0))
         name = spec["name"]
         self.core.job_id, self.core.namespace = spec["job_id"], spec["namespace"]
@@ -132,9 +154,6 @@ class TaskExecutor:
         current.placement_group = spec.get("placement_group")
         if current.gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in current.gpu_ids)
-        is_main = threading.current_thread() is threading.main_thread()
-        if is_main:
-            self._running_task = spec["task_id"]
         failed_dependency = False
         try:
             try:
@@ -160,6 +179,7 @@ class TaskExecutor:
 
     async def _execute_async(self, spec: dict) -> dict:
         self._async_calls[spec["task_id"]] = asyncio.current_task()
+        context.async_call_task_id.set(spec["task_id"])  # this call's own context
         try:
             return await self._execute_async_limited(spec)
         finally:
@@ -370,6 +390,13 @@ def _should_retry(retry_exceptions, exc: BaseException) -> bool:
 def _set_result(fut: asyncio.Future, value) -> None:
     if not fut.done():
         fut.set_result(value)
+
+
+def _copy_outcome(done: concurrent.futures.Future, fut: asyncio.Future) -> None:
+    if done.exception() is not None:
+        _set_exception(fut, done.exception())
+    else:
+        _set_result(fut, done.result())
 
 
 def _set_exception(fut: asyncio.Future, exc: BaseException) -> None:
