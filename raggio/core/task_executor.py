@@ -56,6 +56,9 @@ class TaskExecutor:
         #: Tasks pushed here and not started yet (not async actor calls): (spec, reply future).
         self._queued: dict[bytes, tuple[dict, asyncio.Future]] = {}
         self._marks = {"job": None, "name": None}
+        #: What this worker set OMP_NUM_THREADS to ("" at first); None: the user set it.
+        self._omp_num_threads: str | None = None if "OMP_NUM_THREADS" in os.environ else ""
+        self._actor_placement: tuple = ([], None, {})
         core.handlers.update({
             "push_task": self.push_task, "create_actor": self.create_actor,
             "cancel_task": self.cancel_task, "exit_worker": self.exit_worker,
@@ -150,10 +153,10 @@ class TaskExecutor:
         self._mark(spec["job_id"], name)
         setproctitle.setproctitle(f"raggio::{name}")
         current = self.core.current
-        current.task_id, current.gpu_ids = spec["task_id"], spec.get("gpu_ids") or []
-        current.placement_group = spec.get("placement_group")
-        if current.gpu_ids:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in current.gpu_ids)
+        current.task_id = spec["task_id"]
+        if "actor_id" not in spec:  # an actor's calls run with what the actor was given
+            self._take_placement(spec.get("gpu_ids") or [], spec.get("placement_group"),
+                                 spec["resources"])
         failed_dependency = False
         try:
             try:
@@ -321,13 +324,14 @@ class TaskExecutor:
         spec = msg["spec"]
         self.core.job_id, self.core.namespace = spec["job_id"], spec["namespace"]
         self.core.current.actor_id = spec["actor_id"]
-        self.core.current.gpu_ids = msg.get("gpu_ids") or []
-        self.core.current.placement_group = spec.get("placement_group")
         self.core.actor_id = spec["actor_id"]
         self.core.actor_incarnation = msg.get("incarnation", 1)
         self.core.actor_name = spec.get("name") or ""
-        if self.core.current.gpu_ids:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.core.current.gpu_ids))
+        self.core.actor_handle_args = (spec["actor_id"], spec["class_name"], spec["methods"],
+                                       spec["max_task_retries"])
+        self._actor_placement = (msg.get("gpu_ids") or [], spec.get("placement_group"),
+                                 spec["resources"])
+        self._take_placement(*self._actor_placement)
         name = spec["class_name"]
         self._mark(spec["job_id"], name)
         setproctitle.setproctitle(f"raggio::{name}")
@@ -360,6 +364,7 @@ class TaskExecutor:
             ready = threading.Event()
 
             def run():
+                self._take_placement(*self._actor_placement)
                 asyncio.set_event_loop(self.actor_loop)
                 self.actor_semaphore = asyncio.Semaphore(max_concurrency)
                 ready.set()
@@ -368,7 +373,24 @@ class TaskExecutor:
             ready.wait()
         elif max_concurrency > 1:
             self.actor_pool = concurrent.futures.ThreadPoolExecutor(
-                max_concurrency, thread_name_prefix="raggio-actor")
+                max_concurrency, thread_name_prefix="raggio-actor",
+                initializer=self._take_placement, initargs=self._actor_placement)
+
+    def _take_placement(self, gpu_ids: list[int], placement_group: dict | None,
+                        resources: dict) -> None:
+        """What the running task or actor was given, for this thread: its GPUs (also in
+        CUDA_VISIBLE_DEVICES), the placement group its children join, its resources (for
+        ``get_assigned_resources``) and, unless the user set it, OMP_NUM_THREADS as Ray sets
+        it: the whole CPUs assigned, at least 1."""
+        current = self.core.current
+        current.gpu_ids, current.placement_group = gpu_ids, placement_group
+        current.resources = resources
+        if gpu_ids:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
+        if self._omp_num_threads is not None:
+            threads = str(max(int(resources.get("CPU", 1.0)), 1))
+            if threads != self._omp_num_threads:  # set only on change: putenv costs ~1 µs
+                os.environ["OMP_NUM_THREADS"] = self._omp_num_threads = threads
 
 
 def _split_kwargs(values: list, kwarg_names: list[str]) -> tuple[list, dict]:
