@@ -172,7 +172,7 @@ def find_cluster(address: str | None, cfg, temp_dir: str) -> dict | None:
 def _start_private_head(cfg, *, num_cpus, num_gpus, resources, object_store_memory, node_ip,
                         temp_dir) -> dict:
     global _head
-    cmd = [sys.executable, "-m", "raggio.head", "--tied", "--node-ip", node_ip,
+    cmd = [sys.executable, "-m", "raggio.head", "--tied", "--cluster-file", "--node-ip", node_ip,
            "--resources", json.dumps(resources), "--temp-dir", temp_dir or cfg.temp_dir]
     if num_cpus is not None:
         cmd += ["--num-cpus", str(num_cpus)]
