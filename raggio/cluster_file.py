@@ -1,7 +1,8 @@
 """The current-cluster file: how processes on this machine find a running head.
 
-``raggio start --head`` records the head's address, session directory and
-token path in ``<temp_dir>/raggio_current_cluster`` (Ray keeps the same in
+``raggio start --head``, and the private head of a driver's ``init()``, record
+the head's address, session directory and token path in
+``<temp_dir>/raggio_current_cluster`` (Ray keeps the same in
 ``/tmp/ray/ray_current_cluster``); ``init(address="auto")``, ``init()`` and
 the CLI read it. The head removes it when it exits cleanly.
 """
@@ -61,6 +62,12 @@ def head_running(info: dict | None) -> bool:
         return psutil.Process(info.get("pid", -1)).status() != psutil.STATUS_ZOMBIE
     except (psutil.Error, ValueError):
         return False
+
+
+def daemon_running(info: dict | None) -> bool:
+    """Whether a `raggio start --head` head runs (not a driver's private head, which ends
+    with its driver and never stops another head from starting)."""
+    return head_running(info) and not info.get("tied")
 
 
 def read_token(info: dict) -> str | None:

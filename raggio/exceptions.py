@@ -211,7 +211,13 @@ class RayTaskError(RayError):
         return dual
 
     def __str__(self) -> str:
-        """The header ``ray::<function>() (pid=..., ip=...)``, then the remote traceback."""
+        """The remote traceback laid out as Ray lays it out.
+
+        Each ``Traceback (most recent call last):`` line (one per exception of a chain)
+        becomes the header ``ray::<function>() (pid=..., ip=...)``; raggio's own frames and
+        Python's ``^^^`` markers are left out; raggio's exception classes are named by their
+        Ray path (``ray.exceptions.RayTaskError``), as ``import raggio as ray`` users know them.
+        """
         header = self._header()
         out: list[str] = []
         in_internal_frame = False
@@ -221,11 +227,11 @@ class RayTaskError(RayError):
                 out.append(header)
             elif line.startswith("  File ") and any(m in line for m in _INTERNAL_FRAME_MARKERS):
                 in_internal_frame = True
-            elif in_internal_frame and line.startswith("    "):
-                continue  # the hidden frame's source line and caret markers
+            elif line.startswith("    ") and (in_internal_frame or _is_caret_line(line)):
+                continue  # a hidden frame's source line, or the markers under a source line
             else:
                 in_internal_frame = False
-                out.append(line)
+                out.append(_ray_class_path(line))
         if not out or out[0] != header:
             out.insert(0, header)
         return "\n".join(out)
@@ -234,11 +240,40 @@ class RayTaskError(RayError):
         details = [f"pid={self.pid}"]
         if self.ip:
             details.append(f"ip={self.ip}")
-        if self.actor_id:
-            details.append(f"actor_id={self.actor_id}")
         if self.actor_repr:
+            details.append(f"actor_id={self.actor_id}")
             details.append(f"repr={self.actor_repr}")
         return f"{self.proctitle}() ({', '.join(details)})"
+
+
+#: The line Ray's layout puts where a task failed because one of its arguments is an error.
+FAILED_DEPENDENCY_LINE = "  At least one of the input arguments for this task could not be computed:"
+
+
+def failed_dependency_traceback(error: BaseException) -> str:
+    """The traceback text of a task that did not run because an argument is ``error``.
+
+    Laid out by ``RayTaskError.__str__`` as Ray does: the task's header, the line saying an
+    argument could not be computed, then the argument's own error (its header and traceback).
+    """
+    name = "RayTaskError" if isinstance(error, RayTaskError) else type(error).__qualname__
+    module = __name__ if isinstance(error, RayTaskError) else type(error).__module__
+    return (f"Traceback (most recent call last):\n{FAILED_DEPENDENCY_LINE}\n"
+            f"{_ray_class_path(f'{module}.{name}')}: {error}\n")
+
+
+def _is_caret_line(line: str) -> bool:
+    return not line.strip(" ^~")
+
+
+def _ray_class_path(line: str) -> str:
+    """``raggio.exceptions.X...`` at the start of a line, as Ray names it."""
+    if line.startswith(_OWN_PATH):
+        return "ray.exceptions." + line[len(_OWN_PATH):]
+    return line
+
+
+_OWN_PATH = __name__ + "."
 
 
 def _picklable_cause(cause: BaseException, function_name: str, traceback_str: str) -> BaseException:
@@ -704,8 +739,9 @@ class UnserializableException(RayError):
         self.original_stack_trace = original_stack_trace
 
     def __str__(self) -> str:
-        return ("Failed to deserialize exception (is its class importable in this process?).\n"
-                f"Original exception:\n{self.original_stack_trace}")
+        return ("Failed to deserialize exception. Refer to https://docs.ray.io/en/latest/"
+                "ray-core/objects/serialization.html#custom-serializers-for-exceptions for "
+                f"more information.\nOriginal exception:\n{self.original_stack_trace}")
 
 
 class RpcError(RayError):

@@ -1,9 +1,10 @@
 """The head process: the control store, and (for a private cluster) the head node's manager.
 
 ``init()`` with no cluster to join runs ``python -m raggio.head --tied``: the
-head exits when the driver's pipe (its stdin) closes. ``raggio start --head``
-runs it daemonized and records it in the current-cluster file so that
-``init(address="auto")`` and the CLI find it. It prints one JSON line with
+head exits when the driver's pipe (its stdin) closes, and other drivers on
+the machine that joined it lose their cluster. ``raggio start --head`` runs it
+daemonized. Both record the head in the current-cluster file so that
+``init()``, ``init(address="auto")`` and the CLI find it. It prints one JSON line with
 its addresses when ready. Both servers keep their own RPC surfaces and talk
 over loopback, as on a multi-node cluster; sharing a process saves a Python
 interpreter (~30 MB and ~100 ms of start-up).
@@ -67,8 +68,12 @@ async def run_head(args: argparse.Namespace) -> None:
             "token_path": token_path, "pid": os.getpid()}
     if node is not None:
         info.update(node_address=node.server.address, node_id=node.node_id.hex())
-    if args.cluster_file:
-        cluster_file.write(args.temp_dir, info)
+    # A private head (init()) is recorded too, as Ray records the cluster ray.init() starts,
+    # so that another driver's init() on this machine joins it; but it leaves alone the
+    # record of a running `raggio start --head` (init(address="local") started it beside).
+    if args.cluster_file and not (args.tied and cluster_file.head_running(
+            cluster_file.read(args.temp_dir))):
+        cluster_file.write(args.temp_dir, dict(info, tied=args.tied))
     try:
         print_ready(dict(info, token=token))
         await wait_for_exit(args.tied)

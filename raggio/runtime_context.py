@@ -1,19 +1,55 @@
-"""``get_runtime_context()``: who and where the calling code runs, as in Ray."""
+"""``get_runtime_context()``: who and where the calling code runs, as in Ray.
+
+Reads the calling process's core worker: its ids, and what the task or actor running
+in the calling thread was given (``core.current``, set by ``core/task_executor.py``).
+As in Ray, the task and actor getters warn and return None in a driver, and
+``get_assigned_resources`` is for workers only.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+
 from raggio.core import context
+from raggio.core.core_worker import DRIVER
 from raggio.core.ids import ActorID, JobID, NodeID, TaskID, WorkerID
+from raggio.util.placement_group import PlacementGroupID
+
+logger = logging.getLogger(__name__)
+
+#: Ray's accelerator resources; ``get_accelerator_ids`` lists each.
+ACCELERATOR_RESOURCES = ("GPU", "neuron_cores", "TPU", "NPU", "HPU")
+#: A placement group's bundle resource: ``<name>_group_[<index>_]<group id>``.
+_BUNDLE_RESOURCE = re.compile(r"^(?P<name>.+)_group_(?:(?P<index>\d+)_)?(?P<pg>[0-9a-f]+)$")
 
 
 class RuntimeContext:
-    """Ids of the current job, node, worker, task and actor."""
+    """Ids of the current job, node, worker, task and actor, and what it was given."""
 
     def __init__(self, core):
         self._core = core
 
+    def _in_driver(self, what: str) -> bool:
+        if self._core.mode == DRIVER:
+            logger.warning("%s is only available when the process is a worker. Current mode: "
+                           "driver.", what)
+            return True
+        return False
+
+    def get(self) -> dict:
+        """The context as a dict: job_id, node_id, namespace, and in a worker task_id and
+        actor_id when there are."""
+        out = {"job_id": self.job_id, "node_id": self.node_id, "namespace": self.namespace}
+        if self._core.mode != DRIVER:
+            if self.task_id is not None:
+                out["task_id"] = self.task_id
+            if self.actor_id is not None:
+                out["actor_id"] = self.actor_id
+        return out
+
     def get_job_id(self) -> str:
-        return JobID.from_int(self._core.job_id or 0).hex()
+        return self.job_id.hex()
 
     @property
     def job_id(self) -> JobID:
@@ -41,15 +77,19 @@ class RuntimeContext:
         return WorkerID(self._core.worker_id)
 
     def get_task_id(self) -> str | None:
-        task_id = getattr(self._core.current, "task_id", None)
+        if self._in_driver("get_task_id"):
+            return None
+        task_id = context.current_task_id(self._core)
         return task_id.hex() if task_id else None
 
     @property
     def task_id(self) -> TaskID | None:
-        task_id = getattr(self._core.current, "task_id", None)
+        task_id = context.current_task_id(self._core)
         return TaskID(task_id) if task_id else None
 
     def get_actor_id(self) -> str | None:
+        if self._in_driver("get_actor_id"):
+            return None
         actor_id = getattr(self._core, "actor_id", None)
         return actor_id.hex() if actor_id else None
 
@@ -59,7 +99,27 @@ class RuntimeContext:
         return ActorID(actor_id) if actor_id else None
 
     def get_actor_name(self) -> str | None:
-        return getattr(self._core, "actor_name", None) or None
+        if self._in_driver("get_actor_name") or not getattr(self._core, "actor_id", None):
+            return None
+        return self._core.actor_name
+
+    @property
+    def current_actor(self):
+        """This actor's own handle.
+
+        Raises:
+            RuntimeError: not called inside an actor.
+        """
+        args = getattr(self._core, "actor_handle_args", None)
+        if args is None:
+            raise RuntimeError("This method is only available in an actor.")
+        from raggio.core.actor import ActorHandle
+        return ActorHandle(*args)
+
+    @property
+    def was_current_actor_reconstructed(self) -> bool:
+        """Whether this actor was restarted (it runs its second or later incarnation)."""
+        return getattr(self._core, "actor_incarnation", 1) > 1
 
     @property
     def namespace(self) -> str:
@@ -69,19 +129,57 @@ class RuntimeContext:
     def gcs_address(self) -> str:
         return self._core.gcs_address
 
+    def get_placement_group_id(self) -> str | None:
+        """The placement group the current task or actor runs in, or None."""
+        for key in getattr(self._core.current, "resources", None) or ():
+            match = _BUNDLE_RESOURCE.match(key)
+            if match is not None:
+                return match["pg"]
+        return None
+
     @property
-    def was_current_actor_reconstructed(self) -> bool:
-        return getattr(self._core, "actor_incarnation", 1) > 1
+    def current_placement_group_id(self) -> PlacementGroupID | None:
+        pg_id = self.get_placement_group_id()
+        return PlacementGroupID.from_hex(pg_id) if pg_id else None
 
-    def get_assigned_resources(self) -> dict:
-        return {}
+    @property
+    def should_capture_child_tasks_in_placement_group(self) -> bool:
+        """Whether tasks and actors made here join this task's placement group."""
+        return getattr(self._core.current, "placement_group", None) is not None
 
-    def get_accelerator_ids(self) -> dict:
-        return {"GPU": [str(i) for i in getattr(self._core.current, "gpu_ids", None) or []]}
+    def get_assigned_resources(self) -> dict[str, float]:
+        """The resources the running task or actor holds, as Ray reports them: ``{"CPU": 1.0}``
+        for a default task, ``{}`` for a default actor; inside a placement group the bundle
+        resources (``CPU_group_<id>``, and ``CPU_group_<index>_<id>`` for a given bundle).
 
-    def get(self) -> dict:
-        return {"job_id": self.job_id, "node_id": self.node_id, "namespace": self.namespace,
-                "task_id": self.task_id, "actor_id": self.actor_id}
+        Raises:
+            AssertionError: called in a driver (as Ray's assertion).
+        """
+        if self._core.mode == DRIVER:
+            raise AssertionError("This method is only available when the process is a "
+                                 "worker. Current mode: driver")
+        return assigned_resources(getattr(self._core.current, "resources", None) or {})
+
+    def get_accelerator_ids(self) -> dict[str, list[str]]:
+        """The accelerator ids given to the running task or actor, by resource name."""
+        out: dict[str, list[str]] = {name: [] for name in ACCELERATOR_RESOURCES}
+        out["GPU"] = [str(i) for i in getattr(self._core.current, "gpu_ids", None) or []]
+        return out
+
+
+def assigned_resources(request: dict[str, float]) -> dict[str, float]:
+    """What a lease of ``request`` holds, with Ray's names: the requested amounts, except
+    the marker that places a task in its bundle; a request for one bundle also holds the
+    group's wildcard resource (Ray asks for both)."""
+    out = {}
+    for key, value in request.items():
+        if value <= 0 or key.startswith("bundle_group_"):
+            continue
+        out[key] = value
+        match = _BUNDLE_RESOURCE.match(key)
+        if match is not None and match["index"] is not None:
+            out[f"{match['name']}_group_{match['pg']}"] = value
+    return out
 
 
 def get_runtime_context() -> RuntimeContext:

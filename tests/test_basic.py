@@ -366,11 +366,13 @@ def test_cluster_and_available_resources(ray_start_regular_shared, tmp_path):
 
 
 def run_script(source: str, tmp_path, timeout_s: float = 90) -> str:
-    """Run ``source`` as a fresh Python program; return its stdout."""
+    """Run ``source`` as a fresh Python program; return its stdout. It has its own temp dir:
+    its ``init()`` would otherwise join a cluster this test process runs, as in Ray."""
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(source))
+    env = dict(os.environ, RAGGIO_TEMP_DIR=str(tmp_path / "raggio"))
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          timeout=timeout_s, cwd=str(tmp_path))
+                          timeout=timeout_s, cwd=str(tmp_path), env=env)
     assert done.returncode == 0, (
         f"script failed with exit code {done.returncode}\n--- stdout\n{done.stdout}"
         f"\n--- stderr\n{done.stderr}")

@@ -29,7 +29,7 @@ def backup(path: str, address: str | None, temp_dir: str | None) -> None:
 
 def restore(path: str, temp_dir: str, storage: str | None) -> None:
     current = cluster_file.read(temp_dir)
-    if cluster_file.head_running(current):
+    if cluster_file.daemon_running(current):
         raise click.ClickException("A raggio head is running on this machine; stop it "
                                    "(`raggio stop`) before restoring its control store.")
     if not os.path.exists(path):

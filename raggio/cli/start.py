@@ -122,7 +122,7 @@ class _Daemon:
 def start_head(options: dict) -> None:
     temp_dir = options["temp_dir"]
     current = cluster_file.read(temp_dir)
-    if cluster_file.head_running(current):
+    if cluster_file.daemon_running(current):
         raise click.ClickException(
             f"raggio is already running on this machine (head at {current['gcs_address']}). "
             "Stop it with `raggio stop`, or join it with `raggio start --address=...`.")

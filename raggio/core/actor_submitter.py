@@ -66,19 +66,38 @@ class ActorSubmitter:
             self.core.actor_handles.calls_done(state.actor_id)
 
     def cancel(self, task_id: bytes, force: bool, recursive: bool) -> bool:
-        """Cancel an actor call: drop it if not sent yet, else ask the actor's worker."""
+        """Cancel an actor call, as Ray does; False if it is not pending here.
+
+        One not sent yet fails with TaskCancelledError at once; for one sent, the actor's
+        worker drops it if it has not started, cancels it if it runs on an async actor,
+        and lets it finish on a plain or threaded actor; with ``recursive`` the tasks it
+        submitted are cancelled too.
+
+        Raises:
+            ValueError: ``force`` (Ray cannot force-cancel actor calls; ``kill`` the actor).
+        """
         for state in self.actors.values():
-            for spec in state.queue:
-                if spec["task_id"] == task_id:
-                    state.queue.remove(spec)
-                    self._fail(spec, TaskCancelledError(task_id.hex()))
-                    self._after_call(state)
-                    return True
-            if task_id in state.inflight and state.conn is not None:
+            queued = next((spec for spec in state.queue if spec["task_id"] == task_id), None)
+            if queued is None and task_id not in state.inflight:
+                continue
+            if force:
+                raise ValueError("force=True is not supported for actor tasks.")
+            if queued is not None:
+                state.queue.remove(queued)
+                self._fail(queued, TaskCancelledError(task_id.hex()))
+                self._after_call(state)
+            elif state.conn is not None:
                 state.conn.notify("cancel_task", {"task_id": task_id, "force": False,
                                                   "recursive": recursive})
-                return True
+            return True
         return False
+
+    def cancel_children(self, parent_task_id: bytes) -> None:
+        """Cancel the calls that the task ``parent_task_id`` submitted (a recursive cancel)."""
+        for state in self.actors.values():
+            for spec in [*state.queue, *state.inflight.values()]:
+                if spec.get("parent_task_id") == parent_task_id:
+                    self.cancel(spec["task_id"], False, recursive=True)
 
     async def _resolve(self, state: ActorState, spec: dict) -> None:
         await resolve_dependencies(self.core, spec)

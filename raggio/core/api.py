@@ -199,8 +199,8 @@ def find_cluster(address: str | None, cfg, temp_dir: str) -> dict | None:
 
 def _start_private_head(cfg, node_ip: str, settings: init_options.InitSettings) -> dict:
     global _head
-    cmd = [sys.executable, "-m", "raggio.head", "--tied", "--node-ip", node_ip,
-           "--temp-dir", settings.temp_dir, *settings.head_args]
+    cmd = [sys.executable, "-m", "raggio.head", "--tied", "--cluster-file", "--node-ip",
+           node_ip, "--temp-dir", settings.temp_dir, *settings.head_args]
     _head = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              env=dict(os.environ, **settings.head_env))
     try:
@@ -365,17 +365,24 @@ def _wait_with_generators(waitables: list, num_returns: int, timeout: float | No
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
     """Cancel the task that makes ``object_ref``; ``get`` then raises TaskCancelledError.
 
-    A running task is interrupted (``force=True`` ends its worker); with ``recursive`` the
-    tasks it submitted are cancelled too. An actor call is dropped if not yet sent; a running
-    call of an async actor is cancelled, one of a plain actor runs to the end.
+    A task still waiting for its arguments or a worker never runs. A running task is
+    interrupted (``force=True`` ends its worker); with ``recursive`` the tasks and actor
+    calls it submitted are cancelled too. An actor call not started yet never runs; a
+    running call of an async actor is cancelled, one of a plain or threaded actor runs to
+    the end. A finished task is left alone. A ref owned by another process is cancelled
+    by its owner.
+
+    Raises:
+        TypeError: ``object_ref`` is not an ObjectRef.
+        ValueError: ``force=True`` for an actor call (use ``kill`` on the actor).
     """
     if isinstance(object_ref, ObjectRefGenerator):
         object_ref = object_ref._generator_ref
     if not isinstance(object_ref, ObjectRef):
-        raise TypeError(f"cancel() takes an ObjectRef, got {type(object_ref).__name__}")
+        raise TypeError("ray.cancel() only supported for object refs. For actors, try "
+                        f"ray.kill(). Got: {type(object_ref)}.")
     core = context.get_core()
-    task_id = object_ref._id[:24]
-    core.call_soon(core.cancel_task, task_id, force, recursive)
+    core.run_sync(core.cancel(object_ref, force, recursive))
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

@@ -2,11 +2,13 @@
 
 ``get_core()`` returns it, initialising raggio implicitly (as Ray does when
 the API is used before ``init()``) in a driver; workers set it at start-up.
+``current_task_id()`` says which task the calling code runs in.
 """
 
 from __future__ import annotations
 
 import threading
+from contextvars import ContextVar
 
 _core = None
 _lock = threading.RLock()
@@ -30,3 +32,14 @@ def get_core():
             from raggio.core import api
             api.init()
         return _core
+
+
+#: The task id of the async actor call running in this asyncio task: an async actor runs
+#: many calls on one thread, so the thread-local ``core.current`` cannot say which.
+async_call_task_id: ContextVar[bytes | None] = ContextVar("raggio_async_call_task_id",
+                                                          default=None)
+
+
+def current_task_id(core) -> bytes | None:
+    """The id of the task or actor call running in the calling thread (or asyncio task)."""
+    return getattr(core.current, "task_id", None) or async_call_task_id.get()

@@ -27,7 +27,7 @@ from raggio.core.gcs_client import GcsClient
 from raggio.core.ids import IdMaker, creation_task_id, object_id_bytes
 from raggio.core.object_ref import ObjectRef
 from raggio.core.object_table import READY, ObjectTable, ReadyCounter
-from raggio.core.serialization import deserialize_inline, serialize
+from raggio.core.serialization import deserialize_inline, serialize, serialize_error
 from raggio.core.reconstruction import MAX_RECOVERIES_PER_GET
 from raggio.core.shared_memory import Arena
 from raggio.core.task_events import TaskEvents
@@ -95,7 +95,8 @@ class CoreWorker:
         self.arena: Arena | None = None
         self.handlers: dict = {"get_object": self.get_object,
                                "add_object_location": self.add_object_location,
-                               "get_object_refs": self.get_object_refs}
+                               "get_object_refs": self.get_object_refs,
+                               "cancel_owned_task": self.cancel_owned_task}
         self.server: Server | None = None
         self.submitter = None
         self.actor_submitter = None
@@ -266,10 +267,31 @@ class CoreWorker:
             fut.set_result(conn)
         return await asyncio.shield(fut)
 
-    def cancel_task(self, task_id: bytes, force: bool, recursive: bool) -> None:
-        """Cancel a task or actor call this process submitted (loop thread)."""
+    async def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
+        """Cancel the task that makes ``ref``: here if this process submitted it, else at
+        its owner (as Ray does). A finished task is left alone.
+
+        Raises:
+            ValueError: ``force`` for an actor call submitted here.
+        """
+        task_id = ref._id[:24]
+        if ref._owner == self.address:
+            self.cancel_owned_task(None, [task_id, force, recursive])
+            return
+        try:
+            (await self.peer(ref._owner)).notify("cancel_owned_task", [task_id, force, recursive])
+        except RpcError:
+            pass  # its owner is gone, and the task's results with it
+
+    def cancel_owned_task(self, conn, msg: list) -> None:
+        task_id, force, recursive = msg
         if not self.actor_submitter.cancel(task_id, force, recursive):
             self.submitter.cancel(task_id, force, recursive)
+
+    def cancel_children(self, parent_task_id: bytes, force: bool) -> None:
+        """Cancel the tasks and actor calls that a task submitted (loop thread)."""
+        self.submitter.cancel_children(parent_task_id, force)
+        self.actor_submitter.cancel_children(parent_task_id)
 
     def placement_group_ready_ref(self, placement_group) -> ObjectRef:
         """An owned ref that resolves to ``placement_group`` once it is reserved."""
@@ -355,8 +377,9 @@ class CoreWorker:
         entries = self.refs.entries
         missing = [ref for ref in refs
                    if (e := entries.get(ref._id)) is None or e.state != READY]
-        if missing:
-            self._wait_fetched(missing, len(missing), timeout_s)
+        # Wait on all of them, not only the missing: one already failed ends the wait too.
+        if missing and self._wait_fetched(refs, len(refs), timeout_s, stop_on_error=True):
+            self._raise_first_error(refs)
         if len(refs) < GC_PAUSE_MIN_REFS or not gc.isenabled():
             return [self._materialize(ref) for ref in refs]
         # Unpickling thousands of values makes thousands of containers, and each collection
@@ -367,6 +390,14 @@ class CoreWorker:
             return [self._materialize(ref) for ref in refs]
         finally:
             gc.enable()
+
+    def _raise_first_error(self, refs: list[ObjectRef]) -> None:
+        """Raise the error of the first failed ref (a ``get`` that one of them ended early)."""
+        entries = self.refs.entries
+        for ref in refs:
+            entry = entries.get(ref._id)
+            if entry is not None and entry.state == READY and entry.is_error:
+                self._materialize(ref)
 
     @contextlib.contextmanager
     def _blocked(self):
@@ -381,10 +412,13 @@ class CoreWorker:
             if blocked:
                 self.call_soon(self.node.notify, "worker_unblocked", {"worker_id": self.worker_id})
 
-    def _wait_fetched(self, refs: list[ObjectRef], num_returns: int,
-                      timeout_s: float | None) -> list[ObjectRef]:
+    def _wait_fetched(self, refs: list[ObjectRef], num_returns: int, timeout_s: float | None,
+                      stop_on_error: bool = False) -> bool:
+        """Wait for ``num_returns`` of ``refs`` (see ``_fetch_many``); True if an error
+        value ended the wait first (only with ``stop_on_error``)."""
         with self._blocked():
-            fut = asyncio.run_coroutine_threadsafe(self._fetch_many(refs, num_returns), self.loop)
+            fut = asyncio.run_coroutine_threadsafe(
+                self._fetch_many(refs, num_returns, stop_on_error), self.loop)
             try:
                 return fut.result(timeout_s)
             except concurrent.futures.TimeoutError:
@@ -396,8 +430,10 @@ class CoreWorker:
                 fut.cancel()
                 raise
 
-    async def _fetch_many(self, refs: list[ObjectRef], num_returns: int) -> None:
-        """Return once ``num_returns`` of ``refs`` are known here (value or location).
+    async def _fetch_many(self, refs: list[ObjectRef], num_returns: int,
+                          stop_on_error: bool = False) -> bool:
+        """Return once ``num_returns`` of ``refs`` are known here (value or location), or
+        with ``stop_on_error`` once one of them is an error; True in the latter case.
 
         One counter waits on every owned ref's table entry (no future per ref: ``get`` and
         ``wait`` on thousands of refs are hot); a borrowed ref is fetched from its owner.
@@ -408,43 +444,45 @@ class CoreWorker:
         for ref in refs:
             entry = entries.get(ref._id)
             if entry is not None and entry.state == READY:
+                if stop_on_error and entry.is_error:
+                    return True
                 ready += 1
             elif entry is not None and entry.owned:
                 pending_owned.append(ref._id)
             else:
                 borrowed.append(ref)
         if ready >= num_returns:
-            return
-        counter = ReadyCounter(num_returns - ready, self.loop)
+            return False
+        counter = ReadyCounter(num_returns - ready, self.loop, stop_on_error)
         self.refs.add_waiter(pending_owned, counter)
         fetches = [asyncio.ensure_future(self.fetch(ref)) for ref in borrowed]
         for fetch in fetches:
             fetch.add_done_callback(counter.fetched)
         try:
-            await counter.future
+            return await counter.future
         finally:
             counter.cancel()
             for fetch in fetches:
                 fetch.cancel()
 
-    async def fetch(self, ref: ObjectRef) -> None:
-        """Wait until this process knows the object's value or location."""
+    async def fetch(self, ref: ObjectRef):
+        """Wait until this process knows the object's value or location; return its entry."""
         entry = self.refs.entries.get(ref._id)
         if entry is not None and entry.state == READY:
-            return
+            return entry
         if entry is None or entry.owned:
             if entry is None:
                 if ref._owner == self.address:
                     raise ObjectLostError(ref.hex())
                 self.refs.add_local(ref._id, ref._owner)
-            await self.refs.wait_ready(ref._id)
-            return
+            return await self.refs.wait_ready(ref._id)
         inflight = self._fetches.get(ref._id)
         if inflight is None:
             inflight = self.loop.create_task(self._fetch_from_owner(ref))
             self._fetches[ref._id] = inflight
             inflight.add_done_callback(lambda _f: self._fetches.pop(ref._id, None))
         await asyncio.shield(inflight)
+        return self.refs.entries.get(ref._id)
 
     async def _fetch_from_owner(self, ref: ObjectRef) -> None:
         try:
@@ -595,7 +633,7 @@ class CoreWorker:
 def error_location(exc: BaseException) -> dict:
     """The inline form of an error value."""
     try:
-        parts = serialize(exc).to_inline()
+        parts = serialize_error(exc).to_inline()
     except TypeError:
-        parts = serialize(RaySystemError(repr(exc))).to_inline()
+        parts = serialize_error(RaySystemError(repr(exc))).to_inline()
     return {"inline": parts, "is_error": True}

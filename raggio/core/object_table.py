@@ -75,22 +75,28 @@ class ReadyCounter:
 
     An entry's waiters are woken with ``set_result`` unless ``done()``, which is all a
     future offers them; this counts the wake-ups and resolves ``future`` at `needed`.
-    ``fetched`` is the same for a fetch task's callback.
+    ``fetched`` is the same for a fetch task's callback (the task returns the entry).
+    With ``stop_on_error`` (``get``) an error value ends the wait at once and ``future``'s
+    result is True: ``get`` raises it without waiting for the others, as Ray does.
     """
 
-    __slots__ = ("needed", "future")
+    __slots__ = ("needed", "future", "stop_on_error")
 
-    def __init__(self, needed: int, loop: asyncio.AbstractEventLoop):
+    def __init__(self, needed: int, loop: asyncio.AbstractEventLoop, stop_on_error: bool = False):
         self.needed = needed
         self.future = loop.create_future()
+        self.stop_on_error = stop_on_error
 
     def done(self) -> bool:
         return self.future.done()
 
-    def set_result(self, _entry) -> None:
+    def set_result(self, entry) -> None:
         self.needed -= 1
-        if self.needed <= 0 and not self.future.done():
-            self.future.set_result(None)
+        if entry is not None and entry.is_error and self.stop_on_error:
+            if not self.future.done():
+                self.future.set_result(True)
+        elif self.needed <= 0 and not self.future.done():
+            self.future.set_result(False)
 
     def fetched(self, task: asyncio.Future) -> None:
         if self.future.done() or task.cancelled():
@@ -98,7 +104,7 @@ class ReadyCounter:
         if task.exception() is not None:
             self.future.set_exception(task.exception())
         else:
-            self.set_result(None)
+            self.set_result(task.result())
 
     def cancel(self) -> None:
         """Stop waiting (done or given up): the entries drop it at their next pruning."""

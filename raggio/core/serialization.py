@@ -18,16 +18,22 @@ reader needs none).
 
 from __future__ import annotations
 
+import collections
 import copyreg
 import io
+import marshal
 import pickle
 import struct
 import threading
+import traceback
+import types
 from collections import ChainMap
 from typing import Any, Callable
 
 import cloudpickle
 import msgpack
+
+from raggio.exceptions import UnserializableException
 
 _ALIGN = 64
 _U32 = struct.Struct("<I")
@@ -148,6 +154,37 @@ def _dumps_with_reducers(value: Any, buffers: list, *, by_value: bool) -> bytes:
     return out.getvalue()
 
 
+def serialize_error(error: BaseException) -> SerializedValue:
+    """Pickle an error value so that reading it never fails.
+
+    An exception that pickles may still fail to unpickle (its ``__init__`` takes other
+    arguments than its ``args``, or its class cannot be imported where it is read); the
+    reader then gets ``UnserializableException`` with the error's text, as in Ray.
+    Raises TypeError if ``error`` cannot be pickled at all."""
+    text = "".join(traceback.format_exception_only(type(error), error))
+    if text.startswith("raggio.exceptions."):
+        text = "ray" + text[len("raggio"):]
+    return serialize(_GuardedError(serialize(error).to_inline(), text))
+
+
+class _GuardedError:
+    __slots__ = ("parts", "text")
+
+    def __init__(self, parts: list, text: str):
+        self.parts = parts
+        self.text = text
+
+    def __reduce__(self):
+        return _load_error, (self.parts, self.text)
+
+
+def _load_error(parts: list, text: str) -> BaseException:
+    try:
+        return deserialize_inline(parts)
+    except Exception:
+        return UnserializableException(text)
+
+
 def _unpicklable_message(value: Any, exc: Exception) -> str:
     return (f"Could not serialize a value of type {type(value).__name__}: {exc}. "
             "Only picklable values can be passed to or returned from remote functions; "
@@ -169,9 +206,27 @@ def deserialize_from(view: memoryview) -> Any:
     return pickle.loads(meta, buffers=buffers)
 
 
+def _reduce_code(code: types.CodeType) -> tuple:
+    return marshal.loads, (marshal.dumps(code),)
+
+
+class _FunctionPickler(cloudpickle.Pickler):
+    """cloudpickle, keeping each code object's file name and line table.
+
+    cloudpickle 3.1 renames every code object's file to ``<dynamic-code>``, so a remote
+    traceback would show no source lines; Ray's vendored cloudpickle keeps them, and its
+    traceback layout (``RayTaskError``) shows them. A code object is marshalled whole
+    (every process of a cluster runs the same Python), which keeps everything."""
+
+    dispatch_table = collections.ChainMap({types.CodeType: _reduce_code},
+                                          cloudpickle.Pickler.dispatch_table)
+
+
 def dumps_function(fn: Any) -> bytes:
     """Functions and classes always go through cloudpickle (by value)."""
-    return cloudpickle.dumps(fn)
+    out = io.BytesIO()
+    _FunctionPickler(out, protocol=5).dump(fn)
+    return out.getvalue()
 
 
 def loads_function(blob: bytes) -> Any:

@@ -30,13 +30,14 @@ from typing import Any, NoReturn
 
 import setproctitle
 
+from raggio.core import context
 from raggio.core.core_worker import error_location
 from raggio.core.generators import ItemReporter
 from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import deserialize_inline, loads_function, serialize
 from raggio.core.task_events import error_summary
-from raggio.exceptions import (ActorExitRequested, AsyncioActorExit, RayTaskError,
-                               TaskCancelledError)
+from raggio.exceptions import (ActorExitRequested, AsyncioActorExit, RayError, RayTaskError,
+                               TaskCancelledError, failed_dependency_traceback)
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,12 @@ class TaskExecutor:
         self._cancel_requested: bytes | None = None
         self._async_calls: dict[bytes, asyncio.Task] = {}  #: running calls of an async actor
         self._generators: dict[bytes, ItemReporter] = {}  #: running generator tasks
+        #: Tasks pushed here and not started yet (not async actor calls): (spec, reply future).
+        self._queued: dict[bytes, tuple[dict, asyncio.Future]] = {}
         self._marks = {"job": None, "name": None}
+        #: What this worker set OMP_NUM_THREADS to ("" at first); None: the user set it.
+        self._omp_num_threads: str | None = None if "OMP_NUM_THREADS" in os.environ else ""
+        self._actor_placement: tuple = ([], None, {})
         core.handlers.update({
             "push_task": self.push_task, "create_actor": self.create_actor,
             "cancel_task": self.cancel_task, "exit_worker": self.exit_worker,
@@ -87,11 +93,13 @@ class TaskExecutor:
             cfut = asyncio.run_coroutine_threadsafe(self._execute_async(spec, conn),
                                                     self.actor_loop)
             return asyncio.wrap_future(cfut, loop=self.core.loop)
-        if self.actor_pool is not None:
-            return asyncio.wrap_future(self.actor_pool.submit(self._execute, spec, conn),
-                                       loop=self.core.loop)
         fut = self.core.loop.create_future()
-        self.main_queue.put((lambda: self._execute(spec, conn), fut))
+        self._queued[spec["task_id"]] = (spec, fut)
+        if self.actor_pool is not None:
+            self.actor_pool.submit(self._execute, spec, conn).add_done_callback(
+                lambda done: self.core.call_soon(_copy_outcome, done, fut))
+        else:
+            self.main_queue.put((lambda: self._execute(spec, conn), fut))
         return fut
 
     def create_actor(self, conn, msg: dict) -> asyncio.Future:
@@ -100,13 +108,23 @@ class TaskExecutor:
         return fut
 
     def cancel_task(self, conn, msg: dict) -> None:
+        """Cancel a task or actor call pushed here: one not started yet never runs, a
+        running one is interrupted, except a call of a plain or threaded actor (as in Ray,
+        an actor's state would be left half-changed), and a running async actor call is
+        cancelled; ``force`` ends this worker; ``recursive`` cancels what it submitted."""
+        task_id = msg["task_id"]
         if msg.get("recursive"):
-            self.core.submitter.cancel_all(msg.get("force", False))
-        running = self._async_calls.get(msg["task_id"])
+            self.core.cancel_children(task_id, msg.get("force", False))
+        running = self._async_calls.get(task_id)
         if running is not None:
             self.actor_loop.call_soon_threadsafe(running.cancel)
             return
-        if self._running_task != msg["task_id"]:
+        queued = self._queued.pop(task_id, None)  # atomic: either this or _execute has it
+        if queued is not None:
+            spec, fut = queued
+            _set_result(fut, self._pack_error(spec, TaskCancelledError(task_id.hex()), False))
+            return
+        if self._running_task != task_id or self.actor is not None:
             return
         if msg.get("force"):
             sys.stdout.flush()
@@ -158,23 +176,32 @@ class TaskExecutor:
     # -- running one task --
 
     def _execute(self, spec: dict, conn) -> dict:
+        is_main = threading.current_thread() is threading.main_thread()
+        if is_main:  # first: a cancel that finds it no longer queued must find it running
+            self._running_task = spec["task_id"]
+        if self._queued.pop(spec["task_id"], None) is None:  # cancelled, and answered
+            if is_main:
+                self._running_task = None
+            return {}
         started = self.core.task_events.running(spec["task_id"], spec.get("attempt", 0))
         name = spec["name"]
         self.core.job_id, self.core.namespace = spec["job_id"], spec["namespace"]
         self._mark(spec["job_id"], name)
         setproctitle.setproctitle(f"raggio::{name}")
         current = self.core.current
-        current.task_id, current.gpu_ids = spec["task_id"], spec.get("gpu_ids") or []
-        current.placement_group = spec.get("placement_group")
-        if current.gpu_ids:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in current.gpu_ids)
-        is_main = threading.current_thread() is threading.main_thread()
-        if is_main:
-            self._running_task = spec["task_id"]
+        current.task_id = spec["task_id"]
+        if "actor_id" not in spec:  # an actor's calls run with what the actor was given
+            self._take_placement(spec.get("gpu_ids") or [], spec.get("placement_group"),
+                                 spec["resources"])
+        failed_dependency = False
         try:
             try:
                 fn = self._callable(spec)
-                args, kwargs = self._resolve_args(spec)
+                try:
+                    args, kwargs = self._resolve_args(spec)
+                except RayError as exc:
+                    failed_dependency = not isinstance(exc, TaskCancelledError)
+                    raise
                 result = fn(*args, **kwargs)
             finally:
                 if is_main:
@@ -186,7 +213,7 @@ class TaskExecutor:
                 self._exit_actor(exc.cause)
             raise  # to run_forever, which exits once the task's bookkeeping is done
         except BaseException as exc:  # noqa: BLE001
-            reply = self._pack_error(spec, exc)
+            reply = self._pack_error(spec, exc, failed_dependency)
         finally:
             current.task_id = None
             self.core.task_events.done_running(spec["task_id"])
@@ -196,6 +223,7 @@ class TaskExecutor:
 
     async def _execute_async(self, spec: dict, conn) -> dict:
         self._async_calls[spec["task_id"]] = asyncio.current_task()
+        context.async_call_task_id.set(spec["task_id"])  # this call's own context
         try:
             return await self._execute_async_limited(spec, conn)
         finally:
@@ -205,9 +233,14 @@ class TaskExecutor:
         async with self.actor_semaphore:
             started = self.core.task_events.running(spec["task_id"], spec.get("attempt", 0))
             self._mark(spec["job_id"], spec["name"])
+            failed_dependency = False
             try:
                 method = self._callable(spec)
-                args, kwargs = await self._resolve_args_async(spec)
+                try:
+                    args, kwargs = await self._resolve_args_async(spec)
+                except RayError as exc:
+                    failed_dependency = not isinstance(exc, TaskCancelledError)
+                    raise
                 result = method(*args, **kwargs)
                 if spec["num_returns"].__class__ is str:
                     reply = await self._run_generator_async(spec, result, conn)
@@ -220,7 +253,7 @@ class TaskExecutor:
             except BaseException as exc:  # noqa: BLE001
                 if isinstance(exc, asyncio.CancelledError):
                     exc = TaskCancelledError(spec["task_id"].hex())
-                reply = self._pack_error(spec, exc)
+                reply = self._pack_error(spec, exc, failed_dependency)
             self.core.task_events.done_running(spec["task_id"])
             reply["started"] = started
             return reply
@@ -340,20 +373,40 @@ class TaskExecutor:
         if reporter is not None:
             reporter.on_consumed(consumed)
 
-    def _pack_error(self, spec: dict, exc: BaseException) -> dict:
-        if isinstance(exc, (TaskCancelledError, KeyboardInterrupt)):
+    def _pack_error(self, spec: dict, exc: BaseException, failed_dependency: bool) -> dict:
+        if isinstance(exc, (TaskCancelledError, KeyboardInterrupt)) and not failed_dependency:
             error: BaseException = TaskCancelledError(spec["task_id"].hex())
             retryable = False
-        elif isinstance(exc, RayTaskError):  # a failed dependency: pass it on unchanged
-            error, retryable = exc, False
         else:
-            error = RayTaskError(spec["name"], traceback.format_exc(), exc, pid=os.getpid(),
-                                 ip=self.core.node_ip,
-                                 actor_id=spec["actor_id"].hex() if "actor_id" in spec else None)
-            retryable = _should_retry(spec.get("retry_exceptions"), exc)
+            error = self._task_error(spec["name"], exc, failed_dependency)
+            retryable = not failed_dependency and _should_retry(spec.get("retry_exceptions"), exc)
         location = error_location(error)
         return {"returns": [location] * max(len(spec["return_ids"]), 0),
                 "app_error": True, "retryable": retryable, "error": error_summary(error)}
+
+    def _task_error(self, name: str, exc: BaseException, failed_dependency: bool,
+                    actor: Any = None) -> RayTaskError:
+        """The RayTaskError of a task that raised ``exc`` (the current exception), or that
+        did not run because an argument is the error ``exc``.
+
+        As in Ray, a RayTaskError raised in the task (a ``get`` of a failed task) is not
+        nested: the new error's cause is the original cause, and its text shows both.
+        """
+        if failed_dependency:
+            traceback_str = failed_dependency_traceback(exc)
+        else:
+            traceback_str = "".join(traceback.format_exception(exc))
+        actor = self.actor if actor is None else actor
+        actor_repr = None
+        if actor is not None:
+            try:
+                actor_repr = repr(actor)
+            except Exception:  # noqa: BLE001 (a broken __repr__ must not hide the error)
+                actor_repr = object.__repr__(actor)
+        return RayTaskError(name, traceback_str,
+                            exc.cause if isinstance(exc, RayTaskError) else exc,
+                            pid=os.getpid(), ip=self.core.node_ip, actor_repr=actor_repr,
+                            actor_id=self.core.actor_id.hex() if actor is not None else None)
 
     def _mark(self, job_id: int, name: str) -> None:
         """Tell the log monitor which job and task the next lines belong to."""
@@ -372,26 +425,34 @@ class TaskExecutor:
         spec = msg["spec"]
         self.core.job_id, self.core.namespace = spec["job_id"], spec["namespace"]
         self.core.current.actor_id = spec["actor_id"]
-        self.core.current.gpu_ids = msg.get("gpu_ids") or []
-        self.core.current.placement_group = spec.get("placement_group")
         self.core.actor_id = spec["actor_id"]
         self.core.actor_incarnation = msg.get("incarnation", 1)
         self.core.actor_name = spec.get("name") or ""
-        if self.core.current.gpu_ids:
-            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.core.current.gpu_ids))
+        self.core.actor_handle_args = (spec["actor_id"], spec["class_name"], spec["methods"],
+                                       spec["max_task_retries"])
+        self._actor_placement = (msg.get("gpu_ids") or [], spec.get("placement_group"),
+                                 spec["resources"])
+        self._take_placement(*self._actor_placement)
         name = spec["class_name"]
         self._mark(spec["job_id"], name)
         setproctitle.setproctitle(f"raggio::{name}")
         self.actor_name = name
+        instance, failed_dependency = None, False
         try:
             cls = self._load(spec["class_id"])
-            args, kwargs = self._resolve_args(spec)
-            self.actor = cls(*args, **kwargs)
+            try:
+                args, kwargs = self._resolve_args(spec)
+            except RayError:
+                failed_dependency = True
+                raise
+            # As Ray: make the instance, then run __init__ as its first method, so that an
+            # error in __init__ names the instance (its repr) as any method's error does.
+            instance = cls.__new__(cls)
+            instance.__init__(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001
-            error = RayTaskError(f"{name}.__init__", traceback.format_exc(), exc,
-                                 pid=os.getpid(), ip=self.core.node_ip,
-                                 actor_id=spec["actor_id"].hex())
+            error = self._task_error(f"{name}.__init__", exc, failed_dependency, instance)
             return {"error": pickle.dumps(error), "error_summary": error_summary(error)}
+        self.actor = instance
         self._setup_concurrency(cls, spec)
         return {"error": None}
 
@@ -404,6 +465,7 @@ class TaskExecutor:
             ready = threading.Event()
 
             def run():
+                self._take_placement(*self._actor_placement)
                 asyncio.set_event_loop(self.actor_loop)
                 self.actor_semaphore = asyncio.Semaphore(max_concurrency)
                 ready.set()
@@ -412,7 +474,24 @@ class TaskExecutor:
             ready.wait()
         elif max_concurrency > 1:
             self.actor_pool = concurrent.futures.ThreadPoolExecutor(
-                max_concurrency, thread_name_prefix="raggio-actor")
+                max_concurrency, thread_name_prefix="raggio-actor",
+                initializer=self._take_placement, initargs=self._actor_placement)
+
+    def _take_placement(self, gpu_ids: list[int], placement_group: dict | None,
+                        resources: dict) -> None:
+        """What the running task or actor was given, for this thread: its GPUs (also in
+        CUDA_VISIBLE_DEVICES), the placement group its children join, its resources (for
+        ``get_assigned_resources``) and, unless the user set it, OMP_NUM_THREADS as Ray sets
+        it: the whole CPUs assigned, at least 1."""
+        current = self.core.current
+        current.gpu_ids, current.placement_group = gpu_ids, placement_group
+        current.resources = resources
+        if gpu_ids:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
+        if self._omp_num_threads is not None:
+            threads = str(max(int(resources.get("CPU", 1.0)), 1))
+            if threads != self._omp_num_threads:  # set only on change: putenv costs ~1 µs
+                os.environ["OMP_NUM_THREADS"] = self._omp_num_threads = threads
 
 
 def _exit_actor_cause(spec: dict) -> str:
@@ -463,6 +542,13 @@ def _should_retry(retry_exceptions, exc: BaseException) -> bool:
 def _set_result(fut: asyncio.Future, value) -> None:
     if not fut.done():
         fut.set_result(value)
+
+
+def _copy_outcome(done: concurrent.futures.Future, fut: asyncio.Future) -> None:
+    if done.exception() is not None:
+        _set_exception(fut, done.exception())
+    else:
+        _set_result(fut, done.result())
 
 
 def _set_exception(fut: asyncio.Future, exc: BaseException) -> None:

@@ -22,6 +22,7 @@ import reprlib
 import sys
 
 import cloudpickle
+from raggio.core import context
 from raggio.core.ids import object_id_bytes
 from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import serialize
@@ -193,8 +194,11 @@ def encode_retry_exceptions(value) -> bool | list[bytes]:
 
 def track_submission(core, spec: dict, held: list[ObjectRef], info_id: int) -> None:
     """Keep the task's argument objects alive until it finishes; open its record in the
-    task history (in the caller's thread, which knows the parent task)."""
-    parent = getattr(core.current, "task_id", None)
+    task history (in the caller's thread, which knows the parent task). A task submitted
+    by another task names it (``parent_task_id``), for a recursive ``cancel``."""
+    parent = context.current_task_id(core)
+    if parent is not None:
+        spec["parent_task_id"] = parent
     if held:
         arg_ids = [ref._id for ref in held]
         core.refs.hold_task_args(spec["task_id"], arg_ids)

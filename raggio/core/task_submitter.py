@@ -59,6 +59,8 @@ class TaskSubmitter:
         self.queues: dict[bytes, ShapeQueue] = {}
         self.inflight: dict[bytes, tuple[dict, LeasedWorker]] = {}  #: task_id -> (spec, worker)
         self.pending: dict[bytes, dict] = {}  #: every submitted task not finished yet
+        #: Tasks waiting for their arguments: the coroutine that waits, to stop on cancel.
+        self.resolving: dict[bytes, asyncio.Task] = {}
         self._warned_shapes: set[bytes] = set()
         core.handlers["infeasible_task"] = self.infeasible_task
         core.handlers["worker_oom_killed"] = self.worker_oom_killed
@@ -72,15 +74,17 @@ class TaskSubmitter:
         self.pending[spec["task_id"]] = spec
         deps = [arg for arg in spec["args"] if arg[0] == "r"]
         if deps:
-            self.core.spawn(self._resolve_then_queue(spec, deps))
+            resolving = self.core.spawn(self._resolve_then_queue(spec))
+            if resolving is not None:
+                self.resolving[spec["task_id"]] = resolving
         else:
             self._queue(spec)
 
-    async def _resolve_then_queue(self, spec: dict, deps: list) -> None:
-        await resolve_dependencies(self.core, spec)
-        if spec.get("cancelled"):
-            self._finish_cancelled(spec)
-            return
+    async def _resolve_then_queue(self, spec: dict) -> None:
+        try:
+            await resolve_dependencies(self.core, spec)
+        finally:
+            self.resolving.pop(spec["task_id"], None)
         self.core.task_events.update(spec["task_id"], PENDING_NODE_ASSIGNMENT)
         self._queue(spec)
 
@@ -94,11 +98,22 @@ class TaskSubmitter:
         self._pump(queue)
 
     def cancel(self, task_id: bytes, force: bool, recursive: bool) -> bool:
-        """Cancel a task this process submitted; False if it is not pending here."""
+        """Cancel a task this process submitted; False if it is not pending here.
+
+        One still waiting for its arguments or for a worker fails with TaskCancelledError
+        at once and never runs; a running one is interrupted by its worker (``force``:
+        the worker exits), which with ``recursive`` also cancels the tasks it submitted.
+        A cancelled task is not retried.
+        """
         spec = self.pending.get(task_id)
         if spec is None:
             return False
         spec["cancelled"] = True
+        resolving = self.resolving.pop(task_id, None)
+        if resolving is not None:
+            resolving.cancel()
+            self._finish_cancelled(spec)
+            return True
         queue = self.queues.get(shape_key(spec))
         if queue is not None and spec in queue.tasks:
             queue.tasks.remove(spec)
@@ -108,12 +123,13 @@ class TaskSubmitter:
         if inflight is not None:
             inflight[1].conn.notify("cancel_task", {"task_id": task_id, "force": force,
                                                     "recursive": recursive})
-        return True  # still resolving its arguments: cancelled once they are ready
+        return True
 
-    def cancel_all(self, force: bool) -> None:
-        """Cancel every task this process submitted (a recursive cancel reached us)."""
-        for task_id in list(self.pending):
-            self.cancel(task_id, force, recursive=True)
+    def cancel_children(self, parent_task_id: bytes, force: bool) -> None:
+        """Cancel the tasks that the task ``parent_task_id`` submitted (a recursive cancel)."""
+        for task_id, spec in list(self.pending.items()):
+            if spec.get("parent_task_id") == parent_task_id:
+                self.cancel(task_id, force, recursive=True)
 
     def infeasible_task(self, conn, msg: dict) -> None:
         key = msgpack.packb(sorted(msg["resources"].items()))

@@ -457,7 +457,7 @@ class NodeManager:
         if lease is None:
             return
         if lease.blocked:
-            self.resources.take_cpu_back(lease.resources.get("CPU", 0.0))
+            self.resources.take_cpu_back(lease.resources)
         self.resources.release(lease.resources, lease.gpu_ids)
         self._report_resources()
 
@@ -497,7 +497,7 @@ class NodeManager:
                 continue
             request.spilled = True  # placed here: a later pass must not send it elsewhere
             take(available, request.resources)
-            idle = self.pool.idle_workers(request.env_key)
+            idle = self.pool.idle_workers(request.env_key, request.resources.get("GPU", 0) > 0)
             if idle:
                 still_pending.pop()
                 self._grant(request, idle[0])
@@ -516,6 +516,8 @@ class NodeManager:
                       request.for_actor)
         self.leases[lease.lease_id] = lease
         worker.state = LEASED
+        if worker.is_gpu is None:
+            worker.is_gpu = request.resources.get("GPU", 0) > 0
         worker.lease_id = lease.lease_id
         worker.job_id = request.job_id
         request.future.set_result({
@@ -564,7 +566,7 @@ class NodeManager:
         if lease is not None:
             lease.blocked += 1
             if lease.blocked == 1:
-                self.resources.give_cpu(lease.resources.get("CPU", 0.0))
+                self.resources.give_cpu(lease.resources)
                 self._dispatch()
 
     def worker_unblocked(self, conn: Connection, msg: dict) -> None:
@@ -572,7 +574,7 @@ class NodeManager:
         if lease is not None and lease.blocked:
             lease.blocked -= 1
             if lease.blocked == 0:
-                self.resources.take_cpu_back(lease.resources.get("CPU", 0.0))
+                self.resources.take_cpu_back(lease.resources)
 
     def _lease_of(self, worker_id: bytes) -> Lease | None:
         worker = self.pool.workers.get(worker_id)

@@ -93,8 +93,21 @@ class NodeResources:
                 if abs(table[key]) < 1e-9:
                     del table[key]
 
-    def take_cpu_back(self, cpus: float) -> None:
-        self.available["CPU"] = self.available.get("CPU", 0.0) - cpus
+    def give_cpu(self, request: dict[str, float]) -> None:
+        """A worker leased with ``request`` blocked in ``get``: lend its CPUs to others.
 
-    def give_cpu(self, cpus: float) -> None:
-        self.available["CPU"] = self.available.get("CPU", 0.0) + cpus
+        Its CPUs are ``CPU``, or inside a placement group the bundle's CPU resources
+        (``CPU_group_<i>_<id>``, ``CPU_group_<id>``), so that its children in the same
+        bundle can run."""
+        for key, value in _cpu_part(request).items():
+            self.available[key] = self.available.get(key, 0.0) + value
+
+    def take_cpu_back(self, request: dict[str, float]) -> None:
+        """The worker leased with ``request`` runs again (availability may go below zero)."""
+        for key, value in _cpu_part(request).items():
+            self.available[key] = self.available.get(key, 0.0) - value
+
+
+def _cpu_part(request: dict[str, float]) -> dict[str, float]:
+    return {key: value for key, value in request.items()
+            if value > 0 and (key == "CPU" or key.startswith("CPU_group_"))}

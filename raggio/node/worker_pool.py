@@ -40,6 +40,9 @@ class WorkerHandle:
     lease_id: int | None = None
     job_id: int | None = None
     registered: asyncio.Future = field(default=None)
+    #: Set by its first lease. As in Ray, a worker that ran a GPU task serves only GPU tasks
+    #: and one that ran another task only those: CUDA state and CUDA_VISIBLE_DEVICES stay.
+    is_gpu: bool | None = None
 
 
 class WorkerPool:
@@ -82,8 +85,10 @@ class WorkerPool:
             if fut is not None and not fut.done():
                 fut.set_result(message["pid"])
 
-    def idle_workers(self, key: bytes) -> list[WorkerHandle]:
-        return [w for w in self.workers.values() if w.state == IDLE and w.env_key == key]
+    def idle_workers(self, key: bytes, is_gpu: bool) -> list[WorkerHandle]:
+        """Idle workers for a task with this runtime env that needs (or not) a GPU."""
+        return [w for w in self.workers.values()
+                if w.state == IDLE and w.env_key == key and w.is_gpu in (None, is_gpu)]
 
     def num_starting(self, key: bytes) -> int:
         return sum(1 for w in self.workers.values() if w.state == STARTING and w.env_key == key)
