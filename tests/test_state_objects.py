@@ -109,3 +109,13 @@ def test_list_logs_and_get_log(ray_start_regular_shared):
     with pytest.raises(state.RayStateApiException, match="no submission jobs"):
         lines_of(submission_id="raysubmit_x")
 
+
+
+def test_get_log_follows_a_growing_file(ray_start_regular_shared):
+    talker = Talker.remote()
+    ray.get(talker.say.remote("first line to follow"))
+    lines = state.get_log(actor_id=talker._ray_actor_id.hex(), follow=True, _interval=0.1)
+    assert "first line to follow" in next(line for line in lines if "to follow" in line)
+    ray.get(talker.say.remote("second line to follow"))
+    assert "second line to follow" in next(line for line in lines if "to follow" in line)
+    lines.close()
