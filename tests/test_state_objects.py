@@ -31,6 +31,7 @@ def test_state_objects_have_rays_fields(ray_start_regular_shared):
     assert actor["pid"] == actor.get("pid") == actor.asdict()["pid"] == pid
     assert actor.num_restarts is None and actor.get("colour", "none") == "none"
     assert state.get_actor(actor.actor_id).num_restarts == 0
+    assert state.list_actors(filters=[("state", "=", "alive"), ("name", "=", "TALKER")])
     (job,) = state.list_jobs(detail=True)
     assert isinstance(job, state.JobState)
     assert (job.type, job.status, job.driver_info["pid"]) == ("DRIVER", "RUNNING",
