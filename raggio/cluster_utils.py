@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -18,7 +19,8 @@ import time
 from dataclasses import dataclass, field
 
 from raggio import cluster_file
-from raggio.config import get_config
+from raggio.config import (get_config, system_config_changes, system_config_env,
+                           unknown_system_config_keys)
 from raggio.labels import check_node_labels
 from raggio.launch import wait_ready
 from raggio.rpc import connect
@@ -47,10 +49,13 @@ class ClusterNode:
         return self.process.poll() is None
 
 
+logger = logging.getLogger(__name__)
+
 _FLAGS = {"num_cpus": "--num-cpus", "num_gpus": "--num-gpus", "memory": "--memory",
           "object_store_memory": "--object-store-memory", "node_ip_address": "--node-ip"}
 _JSON_FLAGS = {"resources": "--resources", "labels": "--labels"}
-_IGNORED = {"_system_config", "dashboard_port", "include_dashboard", "min_worker_port",
+_IGNORED = {"_system_config",  # applied as the environment of every node: see add_node
+            "dashboard_port", "include_dashboard", "min_worker_port",
             "max_worker_port", "enable_object_reconstruction", "redis_port", "port"}
 
 
@@ -67,6 +72,18 @@ def _node_flags(args: dict) -> list[str]:
     return flags
 
 
+def _system_env(system_config: dict) -> dict[str, str]:
+    """The head's ``_system_config`` as RAGGIO_* variables. Unlike ``init()``, keys with no
+    raggio equivalent are skipped with a warning, so that Ray's tests that tune Ray's
+    internals can still run here."""
+    unknown = unknown_system_config_keys(system_config)
+    if unknown:
+        logger.warning("Cluster: _system_config keys with no raggio equivalent are not "
+                       "applied: %s", ", ".join(unknown))
+    known = {k: v for k, v in system_config.items() if k not in unknown}
+    return system_config_env(system_config_changes(known))
+
+
 class Cluster:
     """A multi-node cluster on this machine. See the module docstring."""
 
@@ -77,6 +94,9 @@ class Cluster:
         self.address = ""
         self._token = ""
         self._temp_dir = get_config().temp_dir
+        #: The head's ``_system_config`` as RAGGIO_* variables, given to every node (Ray's
+        #: system config is cluster-wide).
+        self._system_env: dict[str, str] = {}
         if initialize_head:
             self.add_node(**(head_node_args or {}))
             if connect:
@@ -104,12 +124,14 @@ class Cluster:
         if "node_ip_address" not in node_args:
             flags += ["--node-ip", "127.0.0.1"]
         if self.head_node is None:
+            if node_args.get("_system_config"):
+                self._system_env = _system_env(node_args["_system_config"])
             cmd = [sys.executable, "-m", "raggio.head", "--port",
                    str(node_args.get("port", 0))] + flags
-            env = None
+            env = dict(os.environ, **self._system_env)
         else:
             cmd = [sys.executable, "-m", "raggio.node.main", "--gcs-address", self.address] + flags
-            env = dict(os.environ, RAGGIO_AUTH_TOKEN=self._token)
+            env = dict(os.environ, RAGGIO_AUTH_TOKEN=self._token, **self._system_env)
         process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         ready = wait_ready(process, get_config().head_start_timeout_s, "raggio node")
         if self.head_node is None:

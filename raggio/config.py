@@ -153,6 +153,12 @@ SYSTEM_CONFIG_KEYS: dict[str, tuple[str, float | None]] = {
 }
 
 
+def unknown_system_config_keys(system_config: dict) -> list[str]:
+    """The keys ``system_config_changes`` would refuse (no raggio equivalent)."""
+    names = {f.name for f in fields(Config)}
+    return [key for key in system_config if key not in SYSTEM_CONFIG_KEYS and key not in names]
+
+
 def system_config_changes(system_config: dict) -> dict:
     """The Config fields that ``init(_system_config=...)`` sets: Ray's keys above, or
     raggio's own field names.
@@ -181,6 +187,12 @@ def system_config_changes(system_config: dict) -> dict:
                              f"{value!r}.")
         changes[name] = kind(value * factor) if factor else kind(value)
     return changes
+
+
+def system_config_env(changes: dict) -> dict[str, str]:
+    """The ``RAGGIO_<NAME>`` environment that gives another process these settings."""
+    return {"RAGGIO_" + name.upper(): ("1" if value else "0") if isinstance(value, bool)
+            else str(value) for name, value in changes.items()}
 
 
 _config: Config | None = None

@@ -58,3 +58,19 @@ def test_node_settings_are_refused_when_joining(ray_start_cluster):
     assert not ray.is_initialized()
     ray.init(address=cluster.address, include_dashboard=True, dashboard_port=8265)
     assert ray.cluster_resources()["CPU"] == 1
+
+
+@pytest.mark.parametrize("ray_start_cluster", [{
+    "num_cpus": 1, "_system_config": {"task_events_report_interval_ms": 0,
+                                      "object_timeout_milliseconds": 200}}], indirect=True)
+def test_a_clusters_system_config_reaches_every_node(ray_start_cluster):
+    cluster = ray_start_cluster  # a Ray-only key (object_timeout_milliseconds) is skipped
+    cluster.add_node(num_cpus=1, resources={"second": 1})
+    ray.init(address=cluster.address)
+
+    @ray.remote(resources={"second": 1})
+    def interval():
+        from raggio.config import get_config
+        return get_config().task_events_report_interval_s
+
+    assert ray.get(interval.remote()) == 0.0

@@ -31,6 +31,7 @@ def test_state_objects_have_rays_fields(ray_start_regular_shared):
     assert actor["pid"] == actor.get("pid") == actor.asdict()["pid"] == pid
     assert actor.num_restarts is None and actor.get("colour", "none") == "none"
     assert state.get_actor(actor.actor_id).num_restarts == 0
+    assert state.list_actors(filters=[("state", "=", "alive"), ("name", "=", "TALKER")])
     (job,) = state.list_jobs(detail=True)
     assert isinstance(job, state.JobState)
     assert (job.type, job.status, job.driver_info["pid"]) == ("DRIVER", "RUNNING",
@@ -109,3 +110,13 @@ def test_list_logs_and_get_log(ray_start_regular_shared):
     with pytest.raises(state.RayStateApiException, match="no submission jobs"):
         lines_of(submission_id="raysubmit_x")
 
+
+
+def test_get_log_follows_a_growing_file(ray_start_regular_shared):
+    talker = Talker.remote()
+    ray.get(talker.say.remote("first line to follow"))
+    lines = state.get_log(actor_id=talker._ray_actor_id.hex(), follow=True, _interval=0.1)
+    assert "first line to follow" in next(line for line in lines if "to follow" in line)
+    ray.get(talker.say.remote("second line to follow"))
+    assert "second line to follow" in next(line for line in lines if "to follow" in line)
+    lines.close()

@@ -20,7 +20,7 @@ import json
 import os
 from typing import Any
 
-from raggio.config import Config, system_config_changes
+from raggio.config import Config, system_config_changes, system_config_env
 from raggio.job_config import JobConfig
 from raggio.labels import check_node_labels
 
@@ -158,9 +158,7 @@ def _apply_system_config(settings: InitSettings, system_config: dict) -> None:
     driver's configuration and the private head's environment."""
     changes = system_config_changes(system_config)
     settings.cfg = settings.cfg.replace(**changes)
-    for name, value in changes.items():
-        text = ("1" if value else "0") if isinstance(value, bool) else str(value)
-        settings.head_env["RAGGIO_" + name.upper()] = text
+    settings.head_env.update(system_config_env(changes))
     settings.head_only["_system_config"] = (
         "a running cluster's settings were fixed when it started; set them with RAGGIO_* "
         "environment variables before `raggio start`")

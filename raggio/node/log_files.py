@@ -47,9 +47,10 @@ def read_log(log_dir: str, msg: dict) -> dict:
     except FileNotFoundError:
         raise ValueError(f"There is no log file {name!r} on this node; `raggio logs` lists "
                          "them.") from None
+    end = offset + len(data)  # where the next read starts: counted before markers go
     if not msg.get("marks"):  # the lines that say which task's output follows
         data = _MARK_LINES.sub(b"", data)
-    return {"data": data, "offset": offset + len(data)}
+    return {"data": data, "offset": end}
 
 
 def _tail_offset(f, size: int, lines: int) -> int:

@@ -2,16 +2,17 @@
 
 Each resource is read from the control store's tables and shaped into rows
 with Ray's field names (``rows.py``; ``ray list actors`` prints ACTOR_ID,
-CLASS_NAME, STATE...); ``raggio list/get/summary`` prints the rows, and the public
-``list_*``/``get_*`` functions return them as the state objects of
+CLASS_NAME, STATE...); ``raggio list/get/summary`` prints the rows, and the
+public ``list_*``/``get_*`` functions return them as the state objects of
 ``common.py`` (``actor.state``). ``filters`` are ``(key, "=" | "!=", value)``
-tuples over those fields, ``limit`` caps the rows (100 by default, as in Ray)
-and ``detail`` adds the fields Ray shows only with ``--detail``. A driver that
-called ``init()`` asks through its own connection; otherwise ``address`` (or
-this machine's current cluster, as ``init("auto")`` finds it) gets a one-shot
-connection. ``raise_on_missing_output`` (on by default, as in Ray) raises when
-a node did not answer a query that asks every node (objects, workers);
-otherwise that is a warning.
+tuples over those fields (strings compare case-insensitively, as in Ray),
+``limit`` caps the rows (100 by default, as in Ray) and ``detail`` adds the
+fields Ray shows only with ``--detail``. A driver that called ``init()`` asks
+through its own connection; otherwise ``address`` (or this machine's current
+cluster, as ``init("auto")`` finds it) gets a one-shot connection.
+``raise_on_missing_output`` (on by default, as in Ray) raises when a node did
+not answer a query that asks every node (objects, workers); otherwise that is
+a warning.
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ def _matches(row: dict, key: str, op: str, wanted) -> bool:
     value = row[key]
     if isinstance(value, bool):
         equal = str(wanted).lower() in (("true", "1") if value else ("false", "0"))
-    else:
-        equal = str(value) == str(wanted)
+    else:  # string values compare case-insensitively, as Ray documents
+        equal = str(value).lower() == str(wanted).lower()
     return equal if op == "=" else not equal
 
 

@@ -81,7 +81,7 @@ def get_log(address: str | None = None, node_id: str | None = None,
         filter_ansi_code: drop ANSI escape codes (colours).
 
     Raises:
-        ValueError: no way to find the file was given, or a bad suffix.
+        ValueError: no way to find the file was given, a bad suffix, or follow with a task.
         RayStateApiException: the node, actor, task or file is not there.
     """
     if submission_id is not None:
@@ -96,6 +96,9 @@ def get_log(address: str | None = None, node_id: str | None = None,
     if not (node_id or node_ip or actor_id or task_id):
         raise ValueError("node_id or node_ip must be provided as constructor arguments when "
                          "no actor or task_id is supplied as arguments.")
+    if follow and task_id:
+        raise ValueError("follow=True works with a filename, actor_id or pid, not task_id: "
+                         "a task's lines are picked out of its worker's file once it ran.")
     if node_id and node_ip:
         raise ValueError("Both node_id and node_ip are given. Only one of them can be "
                          f"provided. Given node id: {node_id}, given node ip: {node_ip}")
