@@ -191,6 +191,40 @@ def test_task_error_hides_raggio_execution_frames():
         "ValueError: bad input"]
 
 
+def test_task_error_text_drops_position_markers_and_names_classes_by_their_ray_path():
+    traceback_str = (
+        "Traceback (most recent call last):\n"
+        '  File "/home/me/job.py", line 3, in compute\n'
+        "    return ray.get(inner.remote())\n"
+        "           ^^^^^^^^^^^^^^^^^^^^^^^\n"
+        "raggio.exceptions.RayTaskError(ZeroDivisionError): ray::inner() (pid=2)\n"
+        '  File "/home/me/job.py", line 7, in inner\n'
+        "    return 1 / 0\n"
+        "           ~~^~~\n"
+        "ZeroDivisionError: division by zero\n")
+    text = str(exc.RayTaskError("compute", traceback_str, ZeroDivisionError(), pid=1))
+    assert text.splitlines() == [
+        "ray::compute() (pid=1)",
+        '  File "/home/me/job.py", line 3, in compute',
+        "    return ray.get(inner.remote())",
+        "ray.exceptions.RayTaskError(ZeroDivisionError): ray::inner() (pid=2)",
+        '  File "/home/me/job.py", line 7, in inner',
+        "    return 1 / 0",
+        "ZeroDivisionError: division by zero"]
+
+
+def test_failed_dependency_text_shows_the_argument_error_under_the_task():
+    inner = make_task_error(ValueError("bad input"), pid=2)
+    text = str(exc.RayTaskError("outer", exc.failed_dependency_traceback(inner), inner.cause,
+                                pid=1))
+    lines = text.splitlines()
+    assert lines[:3] == [
+        "ray::outer() (pid=1)",
+        "  At least one of the input arguments for this task could not be computed:",
+        "ray.exceptions.RayTaskError: ray::compute() (pid=2, ip=10.0.0.7)"]
+    assert lines[-1] == "ValueError: bad input"
+
+
 def test_instanceof_cause_is_caught_as_either_type():
     error = make_task_error(ValueError("bad input"))
     dual = error.as_instanceof_cause()

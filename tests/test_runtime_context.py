@@ -139,3 +139,10 @@ def test_task_blocked_in_get_lends_its_bundle_cpu_to_its_children(ray_start_regu
     assert ray.get(parent.options(scheduling_strategy=strategy).remote(), timeout=30) == \
         "child ran"
     remove_placement_group(pg)
+
+
+def test_assigned_resources_use_rays_names():
+    from raggio.runtime_context import assigned_resources
+    assert assigned_resources({"CPU": 1.0, "memory": 0.0}) == {"CPU": 1.0}
+    assert assigned_resources({"CPU_group_1_ab12": 2.0, "bundle_group_1_ab12": 0.001}) == {
+        "CPU_group_1_ab12": 2.0, "CPU_group_ab12": 2.0}

@@ -61,8 +61,8 @@ class TaskExecutor:
         #: Tasks pushed here and not started yet (not async actor calls): (spec, reply future).
         self._queued: dict[bytes, tuple[dict, asyncio.Future]] = {}
         self._marks = {"job": None, "name": None}
-        #: What this worker set OMP_NUM_THREADS to ("" at first); None: the user set it.
-        self._omp_num_threads: str | None = None if "OMP_NUM_THREADS" in os.environ else ""
+        #: The CPUs OMP_NUM_THREADS was last set from (-1: not yet); None: the user set it.
+        self._omp_cpus: float | None = None if "OMP_NUM_THREADS" in os.environ else -1.0
         self._actor_placement: tuple = ([], None, {})
         core.handlers.update({
             "push_task": self.push_task, "create_actor": self.create_actor,
@@ -403,10 +403,11 @@ class TaskExecutor:
                 actor_repr = repr(actor)
             except Exception:  # noqa: BLE001 (a broken __repr__ must not hide the error)
                 actor_repr = object.__repr__(actor)
+        actor_id = getattr(self.core, "actor_id", None)
         return RayTaskError(name, traceback_str,
                             exc.cause if isinstance(exc, RayTaskError) else exc,
                             pid=os.getpid(), ip=self.core.node_ip, actor_repr=actor_repr,
-                            actor_id=self.core.actor_id.hex() if actor is not None else None)
+                            actor_id=actor_id.hex() if actor_id else None)
 
     def _mark(self, job_id: int, name: str) -> None:
         """Tell the log monitor which job and task the next lines belong to."""
@@ -488,10 +489,10 @@ class TaskExecutor:
         current.resources = resources
         if gpu_ids:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
-        if self._omp_num_threads is not None:
-            threads = str(max(int(resources.get("CPU", 1.0)), 1))
-            if threads != self._omp_num_threads:  # set only on change: putenv costs ~1 µs
-                os.environ["OMP_NUM_THREADS"] = self._omp_num_threads = threads
+        cpus = resources.get("CPU", 1.0)
+        if cpus != self._omp_cpus and self._omp_cpus is not None:  # putenv costs ~1 µs
+            self._omp_cpus = cpus
+            os.environ["OMP_NUM_THREADS"] = str(max(int(cpus), 1))
 
 
 def _exit_actor_cause(spec: dict) -> str:
