@@ -9,7 +9,7 @@ learns the addresses from it. Neither side needs to poll a port.
 from __future__ import annotations
 
 import json
-import select
+import selectors
 import subprocess
 import sys
 import time
@@ -25,14 +25,21 @@ def print_ready(info: dict) -> None:
 def wait_ready(process: subprocess.Popen, timeout_s: float, what: str) -> dict:
     """The process's ready line; on exit or timeout, kill it and raise RaySystemError."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        readable, _, _ = select.select([process.stdout], [], [], 0.1)
-        if readable:
-            line = process.stdout.readline()
-            if line:
-                return json.loads(line)
-        if process.poll() is not None:
-            break
+    try:
+        # A selector, not select.select: a driver may hold more than 1024 descriptors.
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if selector.select(0.1):
+                    line = process.stdout.readline()
+                    if line:
+                        return json.loads(line)
+                if process.poll() is not None:
+                    break
+    except BaseException:
+        process.kill()  # never leave it running behind an error (or Ctrl-C) here
+        process.wait()
+        raise
     if process.poll() is None:
         process.kill()
     process.wait()

@@ -221,6 +221,8 @@ def _stop_head() -> None:
     except Exception:
         head.kill()
         head.wait()
+    finally:
+        head.stdout.close()
 
 
 def shutdown() -> None:

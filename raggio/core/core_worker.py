@@ -192,6 +192,10 @@ class CoreWorker:
             pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()  # its selector, wake-up pipe and eventfd are file descriptors
+        if self.arena is not None:
+            self.arena.close()
 
     async def _close(self) -> None:
         self.task_events.flush()

@@ -66,6 +66,17 @@ class Arena:
         value.write_into(self._write_view[offset:offset + size_bytes], header, offsets,
                          copy=_copy)
 
+    def close(self) -> None:
+        """Unmap the arena (each mapping holds a file descriptor). A mapping that values read
+        from it still use stays until they die, as an mmap with exported views must."""
+        self._write_view.release()
+        self._read_array = None
+        for mapping in (self._write_map, self._read_map):
+            try:
+                mapping.close()
+            except BufferError:
+                pass
+
     def read(self, offset: int, size_bytes: int, on_release: Callable[[], None]) -> Any:
         """Deserialize the object at ``offset``; ``on_release`` runs when its views die."""
         base = self._read_array[offset:offset + size_bytes]
