@@ -142,7 +142,8 @@ def test_handles_show_the_methods(ray_start_regular_shared):
     assert {name for name in dir(handle.method_one) if not name.startswith("_")} == {
         "options", "remote"}
     method = handle.method_one
-    assert (method.__name__, method.__qualname__) == ("method_one", "Foo.method_one")
+    assert method.__name__ == "method_one"
+    assert repr(method) == "ActorMethod(Foo.method_one)"
     assert method.__doc__ == "Method one's doc."
     assert str(inspect.signature(method)) == "(a, b=1, *rest, c='x', **extra)"
     with pytest.raises(TypeError, match="Actor methods cannot be called directly"):

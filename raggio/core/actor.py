@@ -311,9 +311,10 @@ class ActorHandle:
 class ActorMethod:
     """``handle.method``: call with ``.remote()``, tune with ``.options()``.
 
-    Shows the user's method as Ray does: ``__name__``, ``__qualname__``, ``__doc__`` and
-    its signature without ``self`` (``inspect.signature(handle.method)``). They are
-    properties, computed when read: an ActorMethod is made for every call.
+    Shows the user's method as Ray does: ``__name__``, ``__doc__`` and its signature
+    without ``self`` (``inspect.signature(handle.method)``). They are properties, computed
+    when read: an ActorMethod is made for every call. (No ``__getattr__`` here: defining
+    one slows every attribute read of the class, measured at +0.3-0.8 us per call.)
     """
 
     def __init__(self, handle: ActorHandle, name: str, entry: list, options: dict | None = None):
@@ -326,11 +327,6 @@ class ActorMethod:
     def __name__(self) -> str:
         return self._name
 
-    def __getattr__(self, name: str):
-        if name == "__qualname__":  # (a class body cannot define it as a property)
-            return f"{self._handle._class_name}.{self._name}"
-        raise AttributeError(f"'ActorMethod' object has no attribute '{name}'")
-
     @property
     def __doc__(self) -> str | None:
         return self._entry[4] if len(self._entry) > 4 else None
@@ -340,7 +336,7 @@ class ActorMethod:
         return signature_of(self._entry[3])
 
     def __repr__(self) -> str:
-        return f"ActorMethod({self.__qualname__})"
+        return f"ActorMethod({self._handle._class_name}.{self._name})"
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "
