@@ -8,7 +8,7 @@ import weakref
 
 from raggio.core import context
 from raggio.util import scheduling_strategies
-from raggio.core.options import actor_options, method_options, resources_of
+from raggio.core.options import METHOD_OPTIONS, actor_options, method_options, resources_of
 from raggio.core.remote_function import Exporter
 from raggio.core.task_events import task_info
 from raggio.core.task_spec import (call_shape, check_call, encode_args,
@@ -19,14 +19,28 @@ from raggio.exceptions import ActorClassInheritanceException
 
 
 def method(*args, **options):
-    """Decorator for actor methods: ``@raggio.method(num_returns=2)``."""
-    method_options(options)
+    """Decorator for actor methods: ``@raggio.method`` or ``@raggio.method(num_returns=2)``.
 
+    Raises:
+        AssertionError: positional arguments or an unknown keyword (Ray's errors and
+            messages).
+        ValueError, TypeError: a bad value.
+    """
     def decorate(fn):
         fn.__raggio_method_options__ = options
         return fn
     if len(args) == 1 and callable(args[0]) and not options:
         return decorate(args[0])
+    valid = list(METHOD_OPTIONS)
+    if args or not options:
+        raise AssertionError(
+            "The @ray.method decorator must be applied using no arguments or at least one of "
+            f"the arguments in the list {valid}, for example '@ray.method(num_returns=2)'.")
+    for key in options:
+        if key not in METHOD_OPTIONS:
+            raise AssertionError(f"Unexpected keyword argument to @ray.method: '{key}'. The "
+                                 f"supported keyword arguments are {valid}")
+    method_options(options)
     return decorate
 
 
