@@ -124,7 +124,7 @@ class ActorClass:
         Raises:
             ValueError, TypeError: an unknown option or a bad value, as in Ray.
         """
-        clone = _new_actor_class_object(self._cls)
+        clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone._set_options(actor_options(self._options, options, in_options=True))
         return clone
@@ -174,18 +174,13 @@ def _new_actor_class_object(user_class: type) -> ActorClass:
     """An empty instance of ``ActorClass(<user_class>)``, a class deriving from ActorClass
     then ``user_class``; a plain ActorClass where the user's class cannot be such a base
     (a builtin base, a conflicting metaclass or layout, abstract methods)."""
-    derived = _derived_classes.get(user_class)
-    if derived is None:
-        name = f"ActorClass({user_class.__name__})"
-        namespace = {"__module__": user_class.__module__, "__qualname__": name,
-                     "__doc__": user_class.__doc__, **_static_method_proxies(user_class)}
-        try:
-            derived = type(user_class)(name, (ActorClass, user_class), namespace)
-            object.__new__(derived)
-        except TypeError:
-            derived = ActorClass
-        _derived_classes[user_class] = derived
-    return object.__new__(derived)
+    name = f"ActorClass({user_class.__name__})"
+    namespace = {"__module__": user_class.__module__, "__qualname__": name,
+                 "__doc__": user_class.__doc__, **_static_method_proxies(user_class)}
+    try:
+        return object.__new__(type(user_class)(name, (ActorClass, user_class), namespace))
+    except TypeError:
+        return object.__new__(ActorClass)
 
 
 def _static_method_proxies(user_class: type) -> dict:
@@ -213,10 +208,6 @@ def _forward(fn):
     return forward
 
 
-#: ``ActorClass(<user class>)`` per user class, made once.
-_derived_classes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _constructor_shape(cls: type) -> tuple:
     """The call shape of ``cls.__init__``; a class without one takes no arguments, as in Ray."""
     if cls.__init__ is object.__init__:
@@ -232,7 +223,8 @@ def _method_table(cls: type) -> dict[str, list]:
     Plain values only: the table travels with the actor's spec and its handles.
     """
     table = {}
-    for name, fn in inspect.getmembers(cls, lambda m: inspect.isfunction(m) or inspect.ismethod(m)):
+    for name, fn in inspect.getmembers(
+            cls, lambda member: inspect.isfunction(member) or inspect.ismethod(member)):
         if name.startswith("__") and name != "__call__":
             continue
         # A static method takes no self; a class method is already bound to the class.
