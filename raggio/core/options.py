@@ -117,6 +117,14 @@ def _runtime_env_error(runtime_env) -> None:
     return None
 
 
+def _scheduling_strategy_error(value) -> str | None:
+    if not isinstance(value, str) or value in ("DEFAULT", "SPREAD"):
+        return None
+    return (f"Invalid scheduling_strategy value {value}. Valid values are [\"DEFAULT\", "
+            "\"SPREAD\", PlacementGroupSchedulingStrategy, NodeAffinitySchedulingStrategy, "
+            "NodeLabelSchedulingStrategy]")
+
+
 def _lifetime_error(value) -> str | None:
     if value in (None, "detached", "non_detached"):
         return None
@@ -126,8 +134,6 @@ def _lifetime_error(value) -> str | None:
 def _object_store_memory_for_tasks(value) -> str | None:
     return None if value is None else "Setting 'object_store_memory' is not implemented for tasks"
 
-
-_ANY: tuple = (object,)
 
 _COMMON: dict[str, tuple[tuple, Check | None]] = {
     "label_selector": ((dict, _NONE), selector_error),
@@ -144,7 +150,8 @@ _COMMON: dict[str, tuple[tuple, Check | None]] = {
     "resources": ((dict, _NONE), _resources_error),
     "runtime_env": ((dict, _NONE), _runtime_env_error),
     "scheduling_strategy": ((_NONE, str, PlacementGroupSchedulingStrategy,
-                             NodeAffinitySchedulingStrategy, NodeLabelSchedulingStrategy), None),
+                             NodeAffinitySchedulingStrategy, NodeLabelSchedulingStrategy),
+                            _scheduling_strategy_error),
     "enable_task_events": ((bool,), None),
     "_metadata": ((dict, _NONE), None),
     "_labels": ((dict, _NONE), None),
