@@ -221,7 +221,7 @@ def task_options(defaults: dict, new: dict, *, in_options: bool) -> dict:
     validate(new, TASK_OPTIONS, "remote functions")
     if in_options and "max_calls" in new:
         raise ValueError("Setting 'max_calls' is not supported in '.options()'.")
-    return _finish(_merge(defaults, new))
+    return _finish(_merge(defaults, new), new)
 
 
 def actor_options(defaults: dict, new: dict, *, in_options: bool) -> dict:
@@ -244,7 +244,7 @@ def actor_options(defaults: dict, new: dict, *, in_options: bool) -> dict:
             "reserve the required object store memory. Use object spilling that's enabled by "
             "default instead to bypass the object store memory size limitation.",
             DeprecationWarning, stacklevel=4)
-    return _finish(options)
+    return _finish(options, new)
 
 
 def method_options(options: dict) -> dict:
@@ -263,14 +263,17 @@ def _merge(defaults: dict, new: dict) -> dict:
     return merged
 
 
-def _finish(options: dict) -> dict:
+def _finish(options: dict, new: dict) -> dict:
     """Turn the deprecated placement-group options into a scheduling strategy (with Ray's
-    warnings) and drop options set to None (their defaults apply)."""
+    warnings) and drop options set to None (their defaults apply). ``new`` are the options
+    just given (a group given earlier is already a strategy, which a new group replaces)."""
     group = options.pop("placement_group", "default")
     index = options.pop("placement_group_bundle_index", -1)
     capture = options.pop("placement_group_capture_child_tasks", None)
     strategy = options.get("scheduling_strategy")
-    if group not in ("default", None) and strategy is not None:
+    if (group not in ("default", None) and strategy is not None
+            and ("scheduling_strategy" in new
+                 or not isinstance(strategy, PlacementGroupSchedulingStrategy))):
         raise ValueError("Placement groups should be specified via the scheduling_strategy "
                          "option. The placement_group option is deprecated.")
     for name, used in (("placement_group", group != "default"),
@@ -282,7 +285,7 @@ def _finish(options: dict) -> dict:
                           DeprecationWarning, stacklevel=4)
     if isinstance(group, PlacementGroup):
         options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(group, index, capture)
-    elif group is None:
+    elif group is None and strategy is None:
         options["scheduling_strategy"] = "DEFAULT"  # no group, and none captured from a parent
     elif index != -1:
         raise ValueError("If placement group is not set, the value of bundle index must be -1.")
