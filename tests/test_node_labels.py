@@ -96,16 +96,20 @@ def test_cluster_labels_and_label_scheduling(ray_start_cluster):
     assert ray.get(Where.options(label_selector={"region": "eu"}).remote().node.remote(),
                    timeout=30) == eu_id
 
-    # No node has region=asia: the task waits, and says why.
+    # No node has region=asia: the task and the actor wait, and say why.
     pending = node_of_task.options(label_selector={"region": "asia"}).remote()
+    waiting_actor = Where.options(label_selector={"region": "asia"}).remote()
     ready, _ = ray.wait([pending], timeout=1)
     assert not ready
 
-    records = wait_until(lambda: [
-        node for node in _node_records() if any(d.get("labels") for d in node["demand"])],
-        what="the pending task in a node's demand")
-    labels = next(d["labels"] for d in records[0]["demand"] if d.get("labels"))
-    reason = why_waiting({"CPU": 0.1}, _node_records(), labels)
+    def label_demands():
+        return [demand for node in _node_records() for demand in node["demand"]
+                if demand.get("labels")]
+
+    demands = wait_until(lambda: len(label_demands()) == 2 and label_demands(),
+                         what="the pending task and actor in the nodes' demand")
+    assert {demand["for_actor"] for demand in demands} == {None, "Where"}
+    reason = why_waiting({"CPU": 0.1}, _node_records(), demands[0]["labels"])
     assert "no node that could fit it has labels matching region in (asia)" in reason
 
     # The task history says so too.
@@ -119,6 +123,7 @@ def test_cluster_labels_and_label_scheduling(ray_start_cluster):
     asia_id = wait_until(lambda: {node["Labels"]["region"]: node["NodeID"]
                                   for node in ray.nodes()}.get("asia"))
     assert ray.get(pending, timeout=30) == asia_id
+    assert ray.get(waiting_actor.node.remote(), timeout=30) == asia_id
 
 
 def _node_records() -> list[dict]:
