@@ -44,6 +44,19 @@ def test_init_labels_show_in_nodes_and_the_runtime_context(shutdown_only):
     assert ray.get(labels_seen_by_a_task.remote()) == "A100"
 
 
+def test_default_labels_from_the_environment(shutdown_only, monkeypatch):
+    monkeypatch.setenv("RAY_NODE_MARKET_TYPE", "spot")
+    monkeypatch.setenv("RAY_NODE_TYPE_NAME", "worker-group-1")
+    monkeypatch.setenv("RAY_NODE_REGION", "us-central2")
+    monkeypatch.setenv("RAY_NODE_ZONE", "us-central2-b")
+    ray.init(num_cpus=1)
+    labels = ray.nodes()[0]["Labels"]
+    assert labels == {"ray.io/market-type": "spot", "ray.io/node-group": "worker-group-1",
+                      "ray.io/availability-region": "us-central2",
+                      "ray.io/availability-zone": "us-central2-b",
+                      "ray.io/node-id": ray.nodes()[0]["NodeID"]}
+
+
 def test_bad_init_labels(shutdown_only):
     with pytest.raises(ValueError, match="This is reserved for Ray defined labels"):
         ray.init(num_cpus=1, labels={"ray.io/node-id": "mine"})
