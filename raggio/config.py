@@ -104,6 +104,12 @@ class Config:
     auth_token: str = _doc("The cluster token, when not read from the session directory.", "")
     address: str = _doc("The cluster init() joins when given no address.", "", "RAY_ADDRESS")
     logging_level: str = _doc("Log level of raggio's own processes.", "WARNING")
+    node_market_type: str = _doc(
+        "A node's ray.io/market-type label (spot, on-demand), as Ray reads it.", "",
+        "RAY_NODE_MARKET_TYPE")
+    node_type_name: str = _doc("A node's ray.io/node-group label.", "", "RAY_NODE_TYPE_NAME")
+    node_region: str = _doc("A node's ray.io/availability-region label.", "", "RAY_NODE_REGION")
+    node_zone: str = _doc("A node's ray.io/availability-zone label.", "", "RAY_NODE_ZONE")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Config":

@@ -48,7 +48,7 @@ Class tree (``+`` marks a second base class)::
      └── ActorExitRequested                          (internal)
 
     TypeError
-     └── ActorClassInheritanceException              (Ray's ``ray.actor`` name; not a RayError)
+     └── ActorClassInheritanceException              (Ray's ``ray.actor``; not a RayError)
 
 Departures from Ray:
 

@@ -142,7 +142,8 @@ def test_handles_show_the_methods(ray_start_regular_shared):
     assert {name for name in dir(handle.method_one) if not name.startswith("_")} == {
         "options", "remote"}
     method = handle.method_one
-    assert (method.__name__, method.__qualname__) == ("method_one", "Foo.method_one")
+    assert method.__name__ == "method_one"
+    assert repr(method) == "ActorMethod(Foo.method_one)"
     assert method.__doc__ == "Method one's doc."
     assert str(inspect.signature(method)) == "(a, b=1, *rest, c='x', **extra)"
     with pytest.raises(TypeError, match="Actor methods cannot be called directly"):
@@ -155,3 +156,22 @@ def test_handles_show_the_methods(ray_start_regular_shared):
 
     assert ray.get(through_a_task.remote(handle)) == (
         "method_one", "Method one's doc.", "(a, b=1, *rest, c='x', **extra)")
+
+
+def test_method_decorator_arguments():
+    with pytest.raises(AssertionError, match="Unexpected keyword argument to @ray.method: "
+                                             "'num_cpus'"):
+        ray.method(num_cpus=1)
+    with pytest.raises(AssertionError, match="The @ray.method decorator must be applied using "
+                                             "no arguments or at least one of the arguments"):
+        ray.method()
+    with pytest.raises(ValueError, match="The keyword 'num_returns' only accepts None"):
+        ray.method(num_returns=-1)
+
+    @ray.remote
+    class Foo:
+        @ray.method  # bare, as Ray allows
+        def plain(self):
+            pass
+
+    assert Foo.plain.__name__ == "plain"

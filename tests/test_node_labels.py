@@ -44,6 +44,19 @@ def test_init_labels_show_in_nodes_and_the_runtime_context(shutdown_only):
     assert ray.get(labels_seen_by_a_task.remote()) == "A100"
 
 
+def test_default_labels_from_the_environment(shutdown_only, monkeypatch):
+    monkeypatch.setenv("RAY_NODE_MARKET_TYPE", "spot")
+    monkeypatch.setenv("RAY_NODE_TYPE_NAME", "worker-group-1")
+    monkeypatch.setenv("RAY_NODE_REGION", "us-central2")
+    monkeypatch.setenv("RAY_NODE_ZONE", "us-central2-b")
+    ray.init(num_cpus=1)
+    labels = ray.nodes()[0]["Labels"]
+    assert labels == {"ray.io/market-type": "spot", "ray.io/node-group": "worker-group-1",
+                      "ray.io/availability-region": "us-central2",
+                      "ray.io/availability-zone": "us-central2-b",
+                      "ray.io/node-id": ray.nodes()[0]["NodeID"]}
+
+
 def test_bad_init_labels(shutdown_only):
     with pytest.raises(ValueError, match="This is reserved for Ray defined labels"):
         ray.init(num_cpus=1, labels={"ray.io/node-id": "mine"})
@@ -96,16 +109,20 @@ def test_cluster_labels_and_label_scheduling(ray_start_cluster):
     assert ray.get(Where.options(label_selector={"region": "eu"}).remote().node.remote(),
                    timeout=30) == eu_id
 
-    # No node has region=asia: the task waits, and says why.
+    # No node has region=asia: the task and the actor wait, and say why.
     pending = node_of_task.options(label_selector={"region": "asia"}).remote()
+    waiting_actor = Where.options(label_selector={"region": "asia"}).remote()
     ready, _ = ray.wait([pending], timeout=1)
     assert not ready
 
-    records = wait_until(lambda: [
-        node for node in _node_records() if any(d.get("labels") for d in node["demand"])],
-        what="the pending task in a node's demand")
-    labels = next(d["labels"] for d in records[0]["demand"] if d.get("labels"))
-    reason = why_waiting({"CPU": 0.1}, _node_records(), labels)
+    def label_demands():
+        return [demand for node in _node_records() for demand in node["demand"]
+                if demand.get("labels")]
+
+    demands = wait_until(lambda: len(label_demands()) == 2 and label_demands(),
+                         what="the pending task and actor in the nodes' demand")
+    assert {demand["for_actor"] for demand in demands} == {None, "Where"}
+    reason = why_waiting({"CPU": 0.1}, _node_records(), demands[0]["labels"])
     assert "no node that could fit it has labels matching region in (asia)" in reason
 
     # The task history says so too.
@@ -119,6 +136,7 @@ def test_cluster_labels_and_label_scheduling(ray_start_cluster):
     asia_id = wait_until(lambda: {node["Labels"]["region"]: node["NodeID"]
                                   for node in ray.nodes()}.get("asia"))
     assert ray.get(pending, timeout=30) == asia_id
+    assert ray.get(waiting_actor.node.remote(), timeout=30) == asia_id
 
 
 def _node_records() -> list[dict]:

@@ -108,6 +108,8 @@ def test_other_task_options():
         ray.remote(_metadata=3.14)(f)
     with pytest.raises(TypeError, match="'scheduling_strategy'"):
         ray.remote(scheduling_strategy=3)(f)
+    with pytest.raises(ValueError, match="Invalid scheduling_strategy value PACK"):
+        ray.remote(scheduling_strategy="PACK")(f)
     with pytest.raises(ValueError, match="Setting 'object_store_memory' is not implemented for "
                                          "tasks"):
         ray.remote(object_store_memory=1)(f)

@@ -10,7 +10,7 @@ from typing import NoReturn
 
 from raggio.core import context
 from raggio.util import scheduling_strategies
-from raggio.core.options import actor_options, method_options, resources_of
+from raggio.core.options import METHOD_OPTIONS, actor_options, method_options, resources_of
 from raggio.core.remote_function import Exporter
 from raggio.core.task_events import task_info
 from raggio.core.task_spec import (call_shape, check_call, encode_args,
@@ -22,14 +22,28 @@ from raggio.exceptions import (ActorClassInheritanceException, ActorExitRequeste
 
 
 def method(*args, **options):
-    """Decorator for actor methods: ``@raggio.method(num_returns=2)``."""
-    method_options(options)
+    """Decorator for actor methods: ``@raggio.method`` or ``@raggio.method(num_returns=2)``.
 
+    Raises:
+        AssertionError: positional arguments or an unknown keyword (Ray's errors and
+            messages).
+        ValueError, TypeError: a bad value.
+    """
     def decorate(fn):
         fn.__raggio_method_options__ = options
         return fn
     if len(args) == 1 and callable(args[0]) and not options:
         return decorate(args[0])
+    valid = list(METHOD_OPTIONS)
+    if args or not options:
+        raise AssertionError(
+            "The @ray.method decorator must be applied using no arguments or at least one of "
+            f"the arguments in the list {valid}, for example '@ray.method(num_returns=2)'.")
+    for key in options:
+        if key not in METHOD_OPTIONS:
+            raise AssertionError(f"Unexpected keyword argument to @ray.method: '{key}'. The "
+                                 f"supported keyword arguments are {valid}")
+    method_options(options)
     return decorate
 
 
@@ -113,7 +127,7 @@ class ActorClass:
         Raises:
             ValueError, TypeError: an unknown option or a bad value, as in Ray.
         """
-        clone = _new_actor_class_object(self._cls)
+        clone = object.__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone._set_options(actor_options(self._options, options, in_options=True))
         return clone
@@ -191,18 +205,13 @@ def _new_actor_class_object(user_class: type) -> ActorClass:
     """An empty instance of ``ActorClass(<user_class>)``, a class deriving from ActorClass
     then ``user_class``; a plain ActorClass where the user's class cannot be such a base
     (a builtin base, a conflicting metaclass or layout, abstract methods)."""
-    derived = _derived_classes.get(user_class)
-    if derived is None:
-        name = f"ActorClass({user_class.__name__})"
-        namespace = {"__module__": user_class.__module__, "__qualname__": name,
-                     "__doc__": user_class.__doc__, **_static_method_proxies(user_class)}
-        try:
-            derived = type(user_class)(name, (ActorClass, user_class), namespace)
-            object.__new__(derived)
-        except TypeError:
-            derived = ActorClass
-        _derived_classes[user_class] = derived
-    return object.__new__(derived)
+    name = f"ActorClass({user_class.__name__})"
+    namespace = {"__module__": user_class.__module__, "__qualname__": name,
+                 "__doc__": user_class.__doc__, **_static_method_proxies(user_class)}
+    try:
+        return object.__new__(type(user_class)(name, (ActorClass, user_class), namespace))
+    except TypeError:
+        return object.__new__(ActorClass)
 
 
 def _static_method_proxies(user_class: type) -> dict:
@@ -228,10 +237,6 @@ def _forward(fn):
     def forward(*args, **kwargs):
         return fn(*args, **kwargs)
     return forward
-
-
-#: ``ActorClass(<user class>)`` per user class, made once.
-_derived_classes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _constructor_shape(cls: type) -> tuple:
@@ -265,7 +270,8 @@ def _method_table(cls: type) -> dict[str, list]:
     Plain values only: the table travels with the actor's spec and its handles.
     """
     table = dict(_BUILTIN_METHODS)
-    for name, fn in inspect.getmembers(cls, lambda m: inspect.isfunction(m) or inspect.ismethod(m)):
+    for name, fn in inspect.getmembers(
+            cls, lambda member: inspect.isfunction(member) or inspect.ismethod(member)):
         if name.startswith("__") and name != "__call__":
             continue
         # A static method takes no self; a class method is already bound to the class.
@@ -391,9 +397,10 @@ def _rebuild_handle(actor_id: bytes, class_name: str, methods: dict, max_task_re
 class ActorMethod:
     """``handle.method``: call with ``.remote()``, tune with ``.options()``.
 
-    Shows the user's method as Ray does: ``__name__``, ``__qualname__``, ``__doc__`` and
-    its signature without ``self`` (``inspect.signature(handle.method)``). They are
-    properties, computed when read: an ActorMethod is made for every call.
+    Shows the user's method as Ray does: ``__name__``, ``__doc__`` and its signature
+    without ``self`` (``inspect.signature(handle.method)``). They are properties, computed
+    when read: an ActorMethod is made for every call. (No ``__getattr__`` here: defining
+    one slows every attribute read of the class, measured at +0.3-0.8 us per call.)
     """
 
     def __init__(self, handle: ActorHandle, name: str, entry: list, options: dict | None = None):
@@ -406,11 +413,6 @@ class ActorMethod:
     def __name__(self) -> str:
         return self._name
 
-    def __getattr__(self, name: str):
-        if name == "__qualname__":  # (a class body cannot define it as a property)
-            return f"{self._handle._class_name}.{self._name}"
-        raise AttributeError(f"'ActorMethod' object has no attribute '{name}'")
-
     @property
     def __doc__(self) -> str | None:
         return self._entry[4] if len(self._entry) > 4 else None
@@ -420,7 +422,7 @@ class ActorMethod:
         return signature_of(self._entry[3])
 
     def __repr__(self) -> str:
-        return f"ActorMethod({self.__qualname__})"
+        return f"ActorMethod({self._handle._class_name}.{self._name})"
 
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "

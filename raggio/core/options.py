@@ -115,6 +115,14 @@ def _runtime_env_error(runtime_env) -> None:
     return None
 
 
+def _scheduling_strategy_error(value) -> str | None:
+    if not isinstance(value, str) or value in ("DEFAULT", "SPREAD"):
+        return None
+    return (f"Invalid scheduling_strategy value {value}. Valid values are [\"DEFAULT\", "
+            "\"SPREAD\", PlacementGroupSchedulingStrategy, NodeAffinitySchedulingStrategy, "
+            "NodeLabelSchedulingStrategy]")
+
+
 def _lifetime_error(value) -> str | None:
     if value in (None, "detached", "non_detached"):
         return None
@@ -124,8 +132,6 @@ def _lifetime_error(value) -> str | None:
 def _object_store_memory_for_tasks(value) -> str | None:
     return None if value is None else "Setting 'object_store_memory' is not implemented for tasks"
 
-
-_ANY: tuple = (object,)
 
 _COMMON: dict[str, tuple[tuple, Check | None]] = {
     "label_selector": ((dict, _NONE), selector_error),
@@ -142,7 +148,8 @@ _COMMON: dict[str, tuple[tuple, Check | None]] = {
     "resources": ((dict, _NONE), _resources_error),
     "runtime_env": ((dict, _NONE), _runtime_env_error),
     "scheduling_strategy": ((_NONE, str, PlacementGroupSchedulingStrategy,
-                             NodeAffinitySchedulingStrategy, NodeLabelSchedulingStrategy), None),
+                             NodeAffinitySchedulingStrategy, NodeLabelSchedulingStrategy),
+                            _scheduling_strategy_error),
     "enable_task_events": ((bool,), None),
     "_metadata": ((dict, _NONE), None),
     "_labels": ((dict, _NONE), None),
@@ -212,7 +219,7 @@ def task_options(defaults: dict, new: dict, *, in_options: bool) -> dict:
     validate(new, TASK_OPTIONS, "remote functions")
     if in_options and "max_calls" in new:
         raise ValueError("Setting 'max_calls' is not supported in '.options()'.")
-    return _finish(_merge(defaults, new))
+    return _finish(_merge(defaults, new), new)
 
 
 def actor_options(defaults: dict, new: dict, *, in_options: bool) -> dict:
@@ -235,7 +242,7 @@ def actor_options(defaults: dict, new: dict, *, in_options: bool) -> dict:
             "reserve the required object store memory. Use object spilling that's enabled by "
             "default instead to bypass the object store memory size limitation.",
             DeprecationWarning, stacklevel=4)
-    return _finish(options)
+    return _finish(options, new)
 
 
 def method_options(options: dict) -> dict:
@@ -254,14 +261,17 @@ def _merge(defaults: dict, new: dict) -> dict:
     return merged
 
 
-def _finish(options: dict) -> dict:
+def _finish(options: dict, new: dict) -> dict:
     """Turn the deprecated placement-group options into a scheduling strategy (with Ray's
-    warnings) and drop options set to None (their defaults apply)."""
+    warnings) and drop options set to None (their defaults apply). ``new`` are the options
+    just given (a group given earlier is already a strategy, which a new group replaces)."""
     group = options.pop("placement_group", "default")
     index = options.pop("placement_group_bundle_index", -1)
     capture = options.pop("placement_group_capture_child_tasks", None)
     strategy = options.get("scheduling_strategy")
-    if group not in ("default", None) and strategy is not None:
+    if (group not in ("default", None) and strategy is not None
+            and ("scheduling_strategy" in new
+                 or not isinstance(strategy, PlacementGroupSchedulingStrategy))):
         raise ValueError("Placement groups should be specified via the scheduling_strategy "
                          "option. The placement_group option is deprecated.")
     for name, used in (("placement_group", group != "default"),
@@ -273,7 +283,7 @@ def _finish(options: dict) -> dict:
                           DeprecationWarning, stacklevel=4)
     if isinstance(group, PlacementGroup):
         options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(group, index, capture)
-    elif group is None:
+    elif group is None and strategy is None:
         options["scheduling_strategy"] = "DEFAULT"  # no group, and none captured from a parent
     elif index != -1:
         raise ValueError("If placement group is not set, the value of bundle index must be -1.")

@@ -19,7 +19,7 @@ from raggio.gcs.placement_groups import PlacementGroupTable
 from raggio.gcs.storage import SqliteStorage, copy_records
 from raggio.gcs.table_storage import TABLES, TableStorage
 from raggio.gcs.task_events import TaskEventStore, pending_reason
-from raggio.labels import allowed_nodes
+from raggio.labels import allowed_nodes, unmatched_reason
 from raggio.rpc import Connection, Server, connect
 
 logger = logging.getLogger(__name__)
@@ -525,7 +525,7 @@ class GcsServer:
 
     def _pick_node(self, resources: dict, strategy) -> bytes | None:
         """The node to ask first: the affinity target, else the one with most room (among
-        the nodes the actor's label constraints allow); None while no node qualifies."""
+        the nodes the actor's label constraints allow); None while no node is alive."""
         alive = {node_id: node for node_id, node in self.nodes.items()
                  if node["state"] == "ALIVE" and node_id in self.node_conns}
         feasible = {node_id for node_id, node in alive.items()
@@ -536,7 +536,9 @@ class GcsServer:
             allowed = allowed_nodes(
                 strategy, {node_id: node.get("labels") or {} for node_id, node in alive.items()},
                 feasible, fit_now)
-            alive = {node_id: alive[node_id] for node_id in allowed}
+            # With no node allowed yet, ask one anyway: it keeps the request pending, with
+            # its reason in `raggio status`, and sends it on once a matching node joins.
+            alive = {node_id: alive[node_id] for node_id in allowed} or alive
             strategy = strategy["base"]
         if isinstance(strategy, dict):
             target = bytes.fromhex(strategy["node_id"])
@@ -589,6 +591,10 @@ class GcsServer:
         return None if record is None else record.info()
 
     def infeasible_task(self, conn: Connection, msg: dict) -> None:
+        if msg.get("labels"):
+            logger.warning("actor %s waits: %s", msg.get("for_actor"),
+                           unmatched_reason(msg["labels"]))
+            return
         logger.warning("actor %s asks for %s, which no node can provide",
                        msg.get("for_actor"), msg["resources"])
 

@@ -24,7 +24,7 @@ from raggio.config import get_config
 from raggio.exceptions import RayError
 from raggio.launch import print_ready
 from raggio.node.manager import NodeManager, NodeOptions
-from raggio.node.node_info import default_resources, new_session_dir
+from raggio.node.node_info import default_labels, default_resources, new_session_dir
 
 
 def add_node_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +59,8 @@ async def start_node_manager(args: argparse.Namespace, *, gcs_address: str, toke
         node_id=os.urandom(28), node_ip=args.node_ip, gcs_address=gcs_address, token=token,
         session_dir=session_dir, session_name=session_name, resources=resources,
         object_store_memory=object_store_memory, is_head=is_head,
-        labels=json.loads(args.labels), connect_timeout_s=get_config().connect_timeout_s,
+        labels=dict(default_labels(get_config()), **json.loads(args.labels)),
+        connect_timeout_s=get_config().connect_timeout_s,
         prestart_workers=get_config().prestart_workers,
         prefault_bytes=get_config().object_store_prefault_bytes,
         reconnect_timeout_s=get_config().gcs_reconnect_timeout_s,

@@ -42,6 +42,16 @@ def detect_gpus() -> int:
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
 
 
+def default_labels(cfg) -> dict[str, str]:
+    """Ray's default labels that come from the environment (``RAY_NODE_MARKET_TYPE``,
+    ``RAY_NODE_TYPE_NAME``, ``RAY_NODE_REGION``, ``RAY_NODE_ZONE``); the node manager adds
+    ``ray.io/node-id``. A label the node was started with wins."""
+    values = {"ray.io/market-type": cfg.node_market_type, "ray.io/node-group": cfg.node_type_name,
+              "ray.io/availability-region": cfg.node_region,
+              "ray.io/availability-zone": cfg.node_zone}
+    return {key: value for key, value in values.items() if value}
+
+
 def default_resources(*, num_cpus, num_gpus, resources: dict, memory=None, object_store_memory,
                       node_ip: str, is_head: bool) -> tuple[dict, int]:
     for reserved in ("CPU", "GPU", "memory", "object_store_memory"):

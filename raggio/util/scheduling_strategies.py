@@ -1,6 +1,8 @@
 """Scheduling strategies, with Ray's names: where a task or actor may run.
 
-Besides these classes, ``scheduling_strategy`` takes the strings "DEFAULT"
+The classes: NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy and
+NodeLabelSchedulingStrategy (with its operators In, NotIn, Exists, DoesNotExist).
+Besides them, ``scheduling_strategy`` takes the strings "DEFAULT"
 (hybrid: the local node until it is busy, then the best other node) and
 "SPREAD" (across the nodes, round robin).
 
