@@ -193,9 +193,23 @@ class CoreWorker:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
-            self.loop.close()  # its selector, wake-up pipe and eventfd are file descriptors
+            self._close_loop()
         if self.arena is not None:
             self.arena.close()
+
+    def _close_loop(self) -> None:
+        """Cancel what is still pending on the stopped loop (a ``get`` interrupted, say), let
+        it unwind, then close the loop: its selector, wake-up pipe and eventfd are file
+        descriptors, 8 per init() until it is closed."""
+        pending = [task for task in asyncio.all_tasks(self.loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            try:
+                self.loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
+            except Exception:  # noqa: BLE001 (closing anyway)
+                logger.debug("tasks left at shutdown did not unwind", exc_info=True)
+        self.loop.close()
 
     async def _close(self) -> None:
         self.task_events.flush()
