@@ -19,8 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from raggio import cluster_file
-from raggio.config import (get_config, system_config_changes, system_config_env,
-                           unknown_system_config_keys)
+from raggio.config import get_config, honoured_system_config, system_config_env
 from raggio.labels import check_node_labels
 from raggio.launch import wait_ready
 from raggio.rpc import connect
@@ -73,15 +72,9 @@ def _node_flags(args: dict) -> list[str]:
 
 
 def _system_env(system_config: dict) -> dict[str, str]:
-    """The head's ``_system_config`` as RAGGIO_* variables. Unlike ``init()``, keys with no
-    raggio equivalent are skipped with a warning, so that Ray's tests that tune Ray's
-    internals can still run here."""
-    unknown = unknown_system_config_keys(system_config)
-    if unknown:
-        logger.warning("Cluster: _system_config keys with no raggio equivalent are not "
-                       "applied: %s", ", ".join(unknown))
-    known = {k: v for k, v in system_config.items() if k not in unknown}
-    return system_config_env(system_config_changes(known))
+    """The head's ``_system_config`` as RAGGIO_* variables (keys with no raggio equivalent
+    are skipped with a warning, as by ``init()``)."""
+    return system_config_env(honoured_system_config(system_config, "Cluster"))
 
 
 class Cluster:

@@ -10,6 +10,7 @@ here too.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from dataclasses import dataclass, field, fields
 
@@ -193,6 +194,23 @@ def system_config_changes(system_config: dict) -> dict:
                              f"{value!r}.")
         changes[name] = kind(value * factor) if factor else kind(value)
     return changes
+
+
+def honoured_system_config(system_config: dict, where: str) -> dict:
+    """The Config changes of a ``_system_config``. A key with no raggio equivalent (one of
+    Ray's many internal tunings) is not applied, and a warning names it: Ray programs and
+    tests pass such keys, and refusing them would stop programs that run the same without.
+
+    Raises:
+        ValueError: a value of the wrong type for a key raggio honours.
+    """
+    unknown = unknown_system_config_keys(system_config)
+    if unknown:
+        logging.getLogger("raggio").warning(
+            "%s: _system_config keys with no raggio equivalent are not applied: %s. Ray's "
+            "keys raggio honours: %s.", where, ", ".join(unknown),
+            ", ".join(sorted(SYSTEM_CONFIG_KEYS)))
+    return system_config_changes({k: v for k, v in system_config.items() if k not in unknown})
 
 
 def system_config_env(changes: dict) -> dict[str, str]:

@@ -1,5 +1,7 @@
 """``init()``'s keywords: each honoured, or refused with what raggio does instead."""
 
+import logging
+
 import pytest
 
 import raggio as ray
@@ -40,7 +42,6 @@ def test_system_config_reaches_the_driver_and_the_private_head(shutdown_only):
     ({"enable_resource_isolation": True}, ValueError, "cgroups"),
     ({"system_reserved_cpu": 1}, ValueError, "resource isolation"),
     ({"_enable_object_reconstruction": False}, ValueError, "max_retries=0"),
-    ({"_system_config": {"colour": 1}}, ValueError, "has no raggio equivalent"),
     ({"_system_config": {"health_check_period_ms": "x"}}, ValueError, "must be a float"),
     ({"dashboard_port": "8265"}, TypeError, "dashboard_port must be an int"),
 ])
@@ -48,6 +49,22 @@ def test_what_raggio_cannot_honour_is_refused(shutdown_only, kwargs, error, matc
     with pytest.raises(error, match=match):
         ray.init(num_cpus=1, **kwargs)
     assert not ray.is_initialized()
+
+
+def test_a_system_config_key_raggio_lacks_is_named_in_a_warning(shutdown_only):
+    """Ray's internal tunings (passed by many Ray programs and tests) are not applied, and a
+    warning says which; the keys raggio has still apply."""
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("raggio").addHandler(handler)
+    try:
+        ray.init(num_cpus=1, _system_config={"task_retry_delay_ms": 100,
+                                             "health_check_period_ms": 2000})
+    finally:
+        logging.getLogger("raggio").removeHandler(handler)
+    assert any("not applied: task_retry_delay_ms." in m for m in messages), messages
+    assert ray.get(ray.remote(lambda: 1).remote()) == 1
 
 
 def test_node_settings_are_refused_when_joining(ray_start_cluster):

@@ -20,7 +20,7 @@ import json
 import os
 from typing import Any
 
-from raggio.config import Config, system_config_changes, system_config_env
+from raggio.config import Config, honoured_system_config, system_config_env
 from raggio.job_config import JobConfig
 from raggio.labels import check_node_labels
 
@@ -156,7 +156,7 @@ def _apply_node_settings(settings: InitSettings, *, num_cpus, num_gpus, resource
 def _apply_system_config(settings: InitSettings, system_config: dict) -> None:
     """Ray's ``_system_config`` keys that name a raggio setting (see config.py): this
     driver's configuration and the private head's environment."""
-    changes = system_config_changes(system_config)
+    changes = honoured_system_config(system_config, "init()")
     settings.cfg = settings.cfg.replace(**changes)
     settings.head_env.update(system_config_env(changes))
     settings.head_only["_system_config"] = (
