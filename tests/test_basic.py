@@ -421,3 +421,24 @@ def test_job_runtime_env_env_vars(tmp_path):
     """, tmp_path)
     assert "task: job-wide" in out
     assert "actor: job-wide" in out
+
+
+def test_underscore_remote_and_zero_returns(ray_start_regular_shared):
+    @ray.remote
+    def f(n, k=0):
+        return list(range(n + k))
+
+    @ray.remote
+    class Echo:
+        def __init__(self, prefix):
+            self.prefix = prefix
+
+        def say(self, word):
+            return self.prefix + word
+
+    assert f._remote(args=[0], num_returns=0) is None  # as in Ray: nothing to return
+    assert f.options(num_returns=0).remote(0) is None
+    first, second = f._remote(args=[1], kwargs={"k": 1}, num_returns=2)
+    assert ray.get([first, second]) == [0, 1]
+    echo = Echo._remote(args=["> "], num_cpus=0)
+    assert ray.get(echo.say._remote(args=["hi"])) == "> hi"

@@ -281,7 +281,7 @@ def test_oversized_functions(ray_start_regular_shared):
         assert ray.get(large.remote()) == len(big)
     finally:
         logger.removeHandler(records)
-    assert any("The remote function 'large' is very large (11 MiB)" in message
+    assert any("The remote function large is very large (11 MiB)" in message
                for message in records.messages)
 
     huge = b"x" * (101 * 2**20)
@@ -291,6 +291,6 @@ def test_oversized_functions(ray_start_regular_shared):
         def size(self):
             return len(huge)
 
-    with pytest.raises(ValueError, match=r"The actor 'Huge' is too large \(101 MiB > "
+    with pytest.raises(ValueError, match=r"The actor Huge is too large \(101 MiB > "
                                          r"FUNCTION_SIZE_ERROR_THRESHOLD=95 MiB\)"):
         Huge.remote()

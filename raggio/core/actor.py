@@ -132,6 +132,11 @@ class ActorClass:
         clone._set_options(actor_options(self._options, options, in_options=True))
         return clone
 
+    def _remote(self, args=None, kwargs=None, **options) -> "ActorHandle":
+        """Ray's other spelling: ``A._remote(args=[...], kwargs={...}, **options)``."""
+        target = self.options(**options) if options else self
+        return target.remote(*(args or ()), **(kwargs or {}))
+
     def remote(self, *args, **kwargs) -> "ActorHandle":
         fewest, most, parameters = self._init_shape
         if kwargs or not fewest <= len(args) <= most:
@@ -384,7 +389,7 @@ class ActorHandle:
         core.call_soon(core.actor_submitter.submit, spec)
         if num_returns == 1:
             return refs[0]
-        return refs
+        return refs or None  # Ray returns None for num_returns=0
 
 
 def _rebuild_handle(actor_id: bytes, class_name: str, methods: dict, max_task_retries: int,
@@ -427,6 +432,11 @@ class ActorMethod:
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "
                         f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
+
+    def _remote(self, args=None, kwargs=None, **options):
+        """Ray's other spelling: ``handle.m._remote(args=[...], kwargs={...}, **options)``."""
+        target = self.options(**options) if options else self
+        return target.remote(*(args or ()), **(kwargs or {}))
 
     def remote(self, *args, **kwargs):
         entry = self._entry

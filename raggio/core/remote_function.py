@@ -51,11 +51,11 @@ class Exporter:
                   "other object in scope. Tip: use ray.put() to put large objects in the Ray "
                   "object store.")
         if size < cfg.function_size_error_threshold_bytes:
-            logger.warning("Warning: The %s '%s' is very large (%d MiB). %s", self._kind, name,
+            logger.warning("Warning: The %s %s is very large (%d MiB). %s", self._kind, name,
                            size // 2**20, advice)
             return
         raise ValueError(
-            f"The {self._kind} '{name}' is too large ({size // 2**20} MiB > "
+            f"The {self._kind} {name} is too large ({size // 2**20} MiB > "
             f"FUNCTION_SIZE_ERROR_THRESHOLD={cfg.function_size_error_threshold_bytes // 2**20}"
             f" MiB). {advice}")
 
@@ -108,6 +108,11 @@ class RemoteFunction:
         clone._set_options(task_options(self._options, options, in_options=True))
         return clone
 
+    def _remote(self, args=None, kwargs=None, **options):
+        """Ray's other spelling: ``f._remote(args=[...], kwargs={...}, **options)``."""
+        target = self.options(**options) if options else self
+        return target.remote(*(args or ()), **(kwargs or {}))
+
     def remote(self, *args, **kwargs):
         fewest, most, parameters = self._call_shape
         if kwargs or not fewest <= len(args) <= most:
@@ -146,7 +151,7 @@ class RemoteFunction:
         core.call_soon(core.submitter.submit, spec)
         if num_returns == 1:
             return refs[0]
-        return refs
+        return refs or None  # Ray returns None for num_returns=0
 
     def bind(self, *args, **kwargs):
         raise NotImplementedError("DAG building with .bind() is not supported by raggio yet.")
