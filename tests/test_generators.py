@@ -328,13 +328,45 @@ def test_dynamic_generator_refs_can_be_passed_to_tasks(ray_start_regular_shared)
 
 
 def test_a_dynamic_generator_that_raises(ray_start_regular_shared):
+    """As Ray: the values it yielded, then a ref to its error."""
     @ray.remote(num_returns="dynamic", max_retries=0)
     def gen():
         yield 1
         raise KeyError("no more")
 
+    first, error = ray.get(gen.remote())
+    assert ray.get(first) == 1
     with pytest.raises(KeyError):
-        ray.get(gen.remote())
+        ray.get(error)
+
+
+@pytest.mark.parametrize("yielded", [2, 3, 4])
+def test_a_generator_with_a_number_of_returns(ray_start_regular_shared, yielded):
+    """As Ray: its first values are the returns; too few is an error, more are dropped."""
+    @ray.remote(max_retries=0)
+    def gen(n):
+        yield from range(n)
+
+    refs = gen.options(num_returns=3).remote(yielded)
+    if yielded < 3:
+        with pytest.raises(ValueError):
+            ray.get(refs)
+    else:
+        assert ray.get(refs) == [0, 1, 2]
+    assert ray.get(gen.options(num_returns=1).remote(1)) == 0
+
+
+def test_a_generator_with_a_number_of_returns_that_raises(ray_start_regular_shared):
+    @ray.remote(max_retries=0)
+    def gen():
+        yield "first"
+        raise KeyError("no more")
+
+    first, second, third = gen.options(num_returns=3).remote()
+    assert ray.get(first) == "first"
+    for ref in (second, third):
+        with pytest.raises(KeyError):
+            ray.get(ref)
 
 
 def _read_progress(path) -> int:

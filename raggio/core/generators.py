@@ -390,7 +390,10 @@ class ItemReporter:
             raise TypeError(f"Could not serialize item {self.count} yielded by a generator "
                             f"task: {exc}") from exc
         object_id = object_id_bytes(self.task_id, self.count + 1)
-        location = self.core.store_serialized(object_id, serialized)
+        self.report_location(self.core.store_serialized(object_id, serialized))
+
+    def report_location(self, location: dict) -> None:
+        """Send the next item, stored already (or an error value's inline form)."""
         self.core.call_soon(self.conn.notify, "generator_item",
                             [self.task_id, self.count, location, self.dynamic])
         self.count += 1

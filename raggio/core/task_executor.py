@@ -26,6 +26,7 @@ import signal
 import sys
 import threading
 import traceback
+from types import GeneratorType
 from typing import Any, NoReturn
 
 import setproctitle
@@ -301,20 +302,24 @@ class TaskExecutor:
 
     def _pack_returns(self, spec: dict, result: Any, conn) -> dict:
         num_returns = spec["num_returns"]
+        if num_returns.__class__ is str:
+            return self._run_generator(spec, result, conn)
+        if result.__class__ is GeneratorType:
+            return self._generator_returns(spec, result, num_returns)
         if num_returns == 1:
             values = [result]
         elif num_returns == 0:
             values = []
-        elif num_returns.__class__ is str:
-            return self._run_generator(spec, result, conn)
         else:
-            values = (list(result) if isinstance(result, (tuple, list))
-                      or inspect.isgenerator(result) else None)
+            values = list(result) if isinstance(result, (tuple, list)) else None
             if values is None or len(values) != num_returns:
                 raise ValueError(
                     f"Task {spec['name']} has num_returns={num_returns} but returned "
                     f"{type(result).__name__} {result!r:.100}; return (or yield) that many "
                     "values.")
+        return {"returns": self._store_returns(spec, values)}
+
+    def _store_returns(self, spec: dict, values: list) -> list:
         returns = []
         for object_id, value in zip(spec["return_ids"], values):
             try:
@@ -323,7 +328,30 @@ class TaskExecutor:
                 raise TypeError(f"Could not serialize the return value of {spec['name']}: "
                                 f"{exc}") from exc
             returns.append(self.core.store_serialized(object_id, serialized))
-        return {"returns": returns}
+        return returns
+
+    def _generator_returns(self, spec: dict, generator, num_returns: int) -> dict:
+        """An integer ``num_returns`` from a generator, as Ray: its first values are the
+        returns; one that raises after k values gives those and the error for the rest; one
+        that yields too few is an error, one that yields more has the rest dropped (logged)."""
+        values = []
+        try:
+            for value in generator:
+                if len(values) == num_returns:
+                    logger.error("Task %s has num_returns=%d but its generator yields more "
+                                 "values; the rest are dropped.", spec["name"], num_returns)
+                    break
+                values.append(value)
+        except Exception as exc:  # noqa: BLE001 (the error goes to the returns not yielded)
+            if not values:
+                raise
+            reply = self._pack_error(spec, exc, False)
+            reply["returns"][:len(values)] = self._store_returns(spec, values)
+            return reply
+        if len(values) < num_returns:
+            raise ValueError(f"Task {spec['name']} has num_returns={num_returns} but its "
+                             f"generator yielded {len(values)} values; yield that many.")
+        return {"returns": self._store_returns(spec, values)}
 
     # -- generators (see generators.py) --
 
@@ -338,6 +366,8 @@ class TaskExecutor:
             for value in result:
                 reporter.report(value)
                 reporter.wait_capacity()
+        except Exception as exc:  # noqa: BLE001
+            self._end_dynamic_with_error(spec, reporter, exc)
         finally:
             if is_main:
                 self._running_task = None
@@ -359,9 +389,20 @@ class TaskExecutor:
                 for value in result:
                     reporter.report(value)
                     await reporter.wait_capacity_async()
+        except Exception as exc:  # noqa: BLE001
+            self._end_dynamic_with_error(spec, reporter, exc)
         finally:
             del self._generators[spec["task_id"]]
         return self._generator_reply(spec, reporter)
+
+    def _end_dynamic_with_error(self, spec: dict, reporter: ItemReporter,
+                                exc: Exception) -> None:
+        """As Ray: a dynamic generator that raises ends with a ref to its error after the
+        values it yielded, unless the error is to be retried; any other kind re-raises (a
+        streaming generator's error ends its stream through the task's own return)."""
+        if not reporter.dynamic or _should_retry(spec.get("retry_exceptions"), exc):
+            raise exc
+        reporter.report_location(error_location(self._task_error(spec["name"], exc, False)))
 
     def _generator_reply(self, spec: dict, reporter: ItemReporter) -> dict:
         value = reporter.completion_value(spec["owner_address"])
