@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 
 from raggio.core import context
 from raggio.core.core_worker import DRIVER
 from raggio.core.ids import ActorID, JobID, NodeID, TaskID, WorkerID
+from raggio.util.annotations import RayDeprecationWarning
 from raggio.util.placement_group import PlacementGroupID
 
 logger = logging.getLogger(__name__)
@@ -40,12 +42,15 @@ class RuntimeContext:
     def get(self) -> dict:
         """The context as a dict: job_id, node_id, namespace, and in a worker task_id and
         actor_id when there are."""
-        out = {"job_id": self.job_id, "node_id": self.node_id, "namespace": self.namespace}
-        if self._core.mode != DRIVER:
-            if self.task_id is not None:
-                out["task_id"] = self.task_id
-            if self.actor_id is not None:
-                out["actor_id"] = self.actor_id
+        core = self._core
+        out = {"job_id": JobID.from_int(core.job_id or 0), "node_id": NodeID(core.node_id),
+               "namespace": self.namespace}
+        if core.mode != DRIVER:
+            task_id = context.current_task_id(core)
+            if task_id:
+                out["task_id"] = TaskID(task_id)
+            if getattr(core, "actor_id", None):
+                out["actor_id"] = ActorID(core.actor_id)
         return out
 
     def get_job_id(self) -> str:
@@ -53,6 +58,7 @@ class RuntimeContext:
 
     @property
     def job_id(self) -> JobID:
+        _deprecated("job_id", "get_job_id")
         return JobID.from_int(self._core.job_id or 0)
 
     def get_node_id(self) -> str:
@@ -67,6 +73,7 @@ class RuntimeContext:
 
     @property
     def node_id(self) -> NodeID:
+        _deprecated("node_id", "get_node_id")
         return NodeID(self._core.node_id)
 
     def get_worker_id(self) -> str:
@@ -84,8 +91,38 @@ class RuntimeContext:
 
     @property
     def task_id(self) -> TaskID | None:
+        _deprecated("task_id", "get_task_id")
         task_id = context.current_task_id(self._core)
         return TaskID(task_id) if task_id else None
+
+    def _running(self) -> tuple | None:
+        """(spec, the user's callable) of the task running in the calling thread."""
+        task_id = context.current_task_id(self._core)
+        return self._core.running_tasks.get(task_id) if task_id else None
+
+    def get_task_name(self) -> str | None:
+        """The running task's name: its ``name`` option, else the function's name, or
+        ``Class.method`` for an actor call."""
+        if self._in_driver("get_task_name"):
+            return None
+        running = self._running()
+        return running[0]["name"] if running else None
+
+    def get_task_function_name(self) -> str | None:
+        """The running task's function as ``module.function``, or ``module.Class.method``."""
+        if self._in_driver("get_task_function_name"):
+            return None
+        running = self._running()
+        if running is None:
+            return None
+        spec, fn = running
+        if "actor_id" not in spec:
+            return f"{fn.__module__}.{fn.__name__}"
+        instance = getattr(fn, "__self__", None)  # a built-in method (__ray_ready__) has none
+        if instance is None:
+            return spec["name"]
+        cls = type(instance)
+        return f"{cls.__module__}.{cls.__name__}.{spec['method']}"
 
     def get_actor_id(self) -> str | None:
         if self._in_driver("get_actor_id"):
@@ -95,6 +132,7 @@ class RuntimeContext:
 
     @property
     def actor_id(self) -> ActorID | None:
+        _deprecated("actor_id", "get_actor_id")
         actor_id = getattr(self._core, "actor_id", None)
         return ActorID(actor_id) if actor_id else None
 
@@ -139,6 +177,7 @@ class RuntimeContext:
 
     @property
     def current_placement_group_id(self) -> PlacementGroupID | None:
+        _deprecated("current_placement_group_id", "get_placement_group_id")
         pg_id = self.get_placement_group_id()
         return PlacementGroupID.from_hex(pg_id) if pg_id else None
 
@@ -165,6 +204,11 @@ class RuntimeContext:
         out: dict[str, list[str]] = {name: [] for name in ACCELERATOR_RESOURCES}
         out["GPU"] = [str(i) for i in getattr(self._core.current, "gpu_ids", None) or []]
         return out
+
+
+def _deprecated(name: str, instead: str) -> None:
+    warnings.warn(f"RuntimeContext.{name} is deprecated. Use {instead}() instead.",
+                  RayDeprecationWarning, stacklevel=3)
 
 
 def assigned_resources(request: dict[str, float]) -> dict[str, float]:

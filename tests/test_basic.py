@@ -442,3 +442,17 @@ def test_underscore_remote_and_zero_returns(ray_start_regular_shared):
     assert ray.get([first, second]) == [0, 1]
     echo = Echo._remote(args=["> "], num_cpus=0)
     assert ray.get(echo.say._remote(args=["hi"])) == "> hi"
+
+
+def test_small_things_ray_programs_rely_on(ray_start_regular_shared):
+    assert ray.wait([]) == ([], [])  # nothing to wait for
+    with pytest.raises(ValueError, match="async def"):
+        @ray.remote
+        async def not_a_task():
+            pass
+
+    seen = []
+    ref = ray.put("value")
+    ref._on_completed(seen.append)
+    wait_until(lambda: seen == ["value"], what="the completion callback")
+

@@ -44,6 +44,8 @@ def test_system_config_reaches_the_driver_and_the_private_head(shutdown_only):
     ({"_enable_object_reconstruction": False}, ValueError, "max_retries=0"),
     ({"_system_config": {"health_check_period_ms": "x"}}, ValueError, "must be a float"),
     ({"dashboard_port": "8265"}, TypeError, "dashboard_port must be an int"),
+    ({"namespace": 123}, TypeError, "namespace must be None or a string"),
+    ({"namespace": ""}, ValueError, "not a valid namespace"),
 ])
 def test_what_raggio_cannot_honour_is_refused(shutdown_only, kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -146,3 +146,36 @@ def test_assigned_resources_use_rays_names():
     assert assigned_resources({"CPU": 1.0, "memory": 0.0}) == {"CPU": 1.0}
     assert assigned_resources({"CPU_group_1_ab12": 2.0, "bundle_group_1_ab12": 0.001}) == {
         "CPU_group_1_ab12": 2.0, "CPU_group_ab12": 2.0}
+
+
+def test_task_names_and_function_names(ray_start_regular):
+    @ray.remote
+    def task():
+        context = ray.get_runtime_context()
+        return context.get_task_name(), context.get_task_function_name()
+
+    @ray.remote
+    class Plain:
+        def call(self):
+            context = ray.get_runtime_context()
+            return context.get_task_name(), context.get_task_function_name()
+
+    @ray.remote
+    class Async:
+        async def call(self):
+            context = ray.get_runtime_context()
+            return context.get_task_name(), context.get_task_function_name()
+
+    assert ray.get(task.options(name="named").remote()) == ("named", f"{__name__}.task")
+    assert ray.get(Plain.remote().call.remote()) == ("Plain.call", f"{__name__}.Plain.call")
+    assert ray.get(Async.remote().call.remote()) == ("Async.call", f"{__name__}.Async.call")
+
+
+def test_the_old_id_properties_warn(ray_start_regular):
+    from raggio.util.annotations import RayDeprecationWarning
+
+    context = ray.get_runtime_context()
+    with pytest.warns(RayDeprecationWarning, match="Use get_node_id\\(\\) instead"):
+        assert context.node_id.hex() == context.get_node_id()
+    with pytest.warns(RayDeprecationWarning, match="Use get_job_id\\(\\) instead"):
+        assert context.job_id.hex() == context.get_job_id()

@@ -270,6 +270,10 @@ def remote(*args, **options):
     def make(target):
         if inspect_isclass(target):
             return ActorClass._from_class(target, options)
+        if inspect.iscoroutinefunction(target):
+            raise ValueError("'async def' should not be used for remote tasks. You can wrap "
+                             "the async function with `asyncio.run(f())`, or make it a method "
+                             "of an async actor.")
         if inspect.isfunction(target):
             return RemoteFunction(target, options)
         raise TypeError("The @ray.remote decorator must be applied to either a function or a "
@@ -341,6 +345,8 @@ def wait(object_refs: list, *, num_returns: int = 1, timeout: float | None = Non
         return _wait_with_generators(refs, num_returns, timeout, fetch_local)
     if len({ref._id for ref in refs}) != len(refs):
         raise ValueError("Wait requires a list of unique object refs.")
+    if not refs:
+        return [], []  # as Ray: nothing to wait for
     if num_returns <= 0:
         raise ValueError("Invalid number of objects to return %d." % num_returns)
     if num_returns > len(refs):

@@ -104,6 +104,8 @@ class CoreWorker:
         self.task_events = TaskEvents(self)
         self.actor_handles = ActorHandleCounts(self)
         self.current = threading.local()  #: task_id, actor_id, gpu_ids of the running task
+        #: task id -> (spec, the user's callable) of each task running here (a worker's)
+        self.running_tasks: dict[bytes, tuple] = {}
         self._peers: dict[str, asyncio.Future] = {}
         self._fetches: dict[bytes, asyncio.Future] = {}
         self._thread = threading.Thread(target=self._run_loop, name="raggio-core", daemon=True)

@@ -86,6 +86,17 @@ class ObjectRef:
             self._core.refs.mark_escaped(self._id)
         return _rebuild_ref, (self._id, self._owner)
 
+    def _on_completed(self, callback) -> None:
+        """Ray's: call ``callback(value)`` once the object is ready (with the error instead
+        of the value if its task failed), on raggio's loop thread."""
+        def done(fut: concurrent.futures.Future) -> None:
+            try:
+                value = fut.result()
+            except BaseException as exc:  # noqa: BLE001 (the error is the value given)
+                value = exc
+            callback(value)
+        self.future().add_done_callback(done)
+
     def future(self) -> concurrent.futures.Future:
         """A concurrent.futures.Future that resolves to the object's value."""
         return self._core_or_init().get_future(self)

@@ -198,6 +198,7 @@ class TaskExecutor:
         try:
             try:
                 fn = self._callable(spec)
+                self.core.running_tasks[spec["task_id"]] = (spec, fn)
                 try:
                     args, kwargs = self._resolve_args(spec)
                 except RayError as exc:
@@ -217,6 +218,7 @@ class TaskExecutor:
             reply = self._pack_error(spec, exc, failed_dependency)
         finally:
             current.task_id = None
+            self.core.running_tasks.pop(spec["task_id"], None)
             self.core.task_events.done_running(spec["task_id"])
             setproctitle.setproctitle(f"raggio::{self.actor_name or 'IDLE'}")
         reply["started"] = started
@@ -229,6 +231,7 @@ class TaskExecutor:
             return await self._execute_async_limited(spec, conn)
         finally:
             self._async_calls.pop(spec["task_id"], None)
+            self.core.running_tasks.pop(spec["task_id"], None)
 
     async def _execute_async_limited(self, spec: dict, conn) -> dict:
         async with self.actor_semaphore:
@@ -237,6 +240,7 @@ class TaskExecutor:
             failed_dependency = False
             try:
                 method = self._callable(spec)
+                self.core.running_tasks[spec["task_id"]] = (spec, method)
                 try:
                     args, kwargs = await self._resolve_args_async(spec)
                 except RayError as exc:
