@@ -1,0 +1,56 @@
+"""Ray side only: module aliases so the stored (partly older) test files import on Ray 2.60.
+
+The store holds one version of each test file, some from Ray 1.x. Their helpers have since
+moved, which would fail whole files at import on Ray itself. This puts them back:
+
+- ``ray.test_utils`` -> ``ray._private.test_utils`` and ``ray.ray_constants`` ->
+  ``ray._private.ray_constants`` (moved in Ray 1.5);
+- ``SignalActor``, ``Semaphore``, ``run_string_as_driver``: moved to
+  ``ray._common.test_utils``, also set on ``ray._private.test_utils``;
+- ``ray.tests`` (not in Ray's wheel) with ``client_test_utils`` from ``upstream/``.
+
+Only names are moved; no behaviour is added. The raggio side gets the same paths from the shim.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import types
+
+UPSTREAM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "upstream")
+
+_MOVED_MODULES = {
+    "ray.test_utils": "ray._private.test_utils",
+    "ray.ray_constants": "ray._private.ray_constants",
+}
+_MOVED_HELPERS = ("SignalActor", "Semaphore", "run_string_as_driver")
+
+
+def _load_file(module_name: str, path: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def install() -> None:
+    import ray
+    import ray._common.test_utils as common_test_utils
+    import ray._private.test_utils as private_test_utils
+
+    for name in _MOVED_HELPERS:
+        if not hasattr(private_test_utils, name):
+            setattr(private_test_utils, name, getattr(common_test_utils, name))
+    for old, new in _MOVED_MODULES.items():
+        sys.modules.setdefault(old, importlib.import_module(new))
+        setattr(ray, old.split(".")[1], sys.modules[old])
+    tests = types.ModuleType("ray.tests", "Ray's test folder's helper modules (harness).")
+    tests.__path__ = []
+    sys.modules["ray.tests"] = tests
+    ray.tests = tests
+    tests.client_test_utils = _load_file(
+        "ray.tests.client_test_utils", os.path.join(UPSTREAM_DIR, "client_test_utils.py"))
