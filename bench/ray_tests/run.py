@@ -3,7 +3,7 @@
     python bench/ray_tests/run.py                      # raggio side, every file
     python bench/ray_tests/run.py --files test_cancel.py test_asyncio.py
     python bench/ray_tests/run.py --ray                # Ray side (slow; one file at a time)
-    python bench/ray_tests/run.py --report             # per-file table and failures by reason
+    python bench/ray_tests/run.py --report [--markdown]  # per-file table, failures by reason
     python bench/ray_tests/run.py --check              # upstream/ against upstream.json
     python bench/ray_tests/run.py --install-deps       # test-only packages into .deps/<side>
 
@@ -135,10 +135,10 @@ def load(backend: str, name: str) -> dict | None:
     return json.loads(path.read_text())["tests"]
 
 
-def report(files: list[str]) -> None:
-    """Print per file: tests, passed on Ray, of those passed on raggio; then failures by reason.
+def compare(files: list[str]):
+    """Per-file rows and the failures among Ray's passes grouped by (area, reason).
 
-    Without Ray results for a file, every raggio failure is listed.
+    Without Ray results for a file, every raggio test that did not pass is a failure.
     """
     rows = []
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -152,28 +152,49 @@ def report(files: list[str]) -> None:
         else:
             yardstick = {t for t, e in ray_tests.items() if e["outcome"] == "passed"}
             ray_column = str(len(yardstick))
-        missing = sorted(yardstick - raggio_passed)
-        internal = 0
-        for test_id in missing:
+        public = internal = 0
+        for test_id in sorted(yardstick - raggio_passed):
             entry = raggio_tests.get(test_id, {"outcome": "absent", "message": "not collected"})
-            area, reason = classification.classify(test_id, entry)
-            internal += area == "internal"
-            if entry["outcome"] in ("passed", "skipped", "xfailed") and ray_tests is None:
+            if entry["outcome"] in ("skipped", "xfailed"):
                 continue
-            groups[(area, reason)].append(test_id)
-        failing = [t for t in missing
-                   if raggio_tests.get(t, {}).get("outcome") not in ("skipped", "xfailed")]
-        rows.append((name, len(raggio_tests), ray_column,
-                     len(yardstick & raggio_passed), len(raggio_passed),
-                     len(failing) - internal, internal))
-    print(f"{'file':26} {'tests':>5} {'Ray ok':>6} {'both ok':>7} {'raggio ok':>9} "
-          f"{'public fail':>11} {'internal':>8}")
-    for row in rows:
-        print(f"{row[0]:26} {row[1]:5} {row[2]:>6} {row[3]:7} {row[4]:9} {row[5]:11} {row[6]:8}")
+            area, reason = classification.classify(test_id, entry)
+            internal += area == classification.INTERNAL
+            public += area != classification.INTERNAL
+            groups[(area, reason)].append(test_id.removeprefix("upstream/"))
+        rows.append((name, len(raggio_tests), ray_column, len(yardstick & raggio_passed),
+                     len(raggio_passed), public, internal))
+    return rows, groups
+
+
+HEADER = ("file", "tests", "passed on Ray", "of those, passed on raggio", "passed on raggio",
+          "public failures", "internal failures")
+
+
+def report(files: list[str], markdown: bool) -> None:
+    """Print the per-file table, then the failures by area and reason."""
+    rows, groups = compare(files)
+    if markdown:
+        print("| " + " | ".join(HEADER) + " |")
+        print("|---" * len(HEADER) + "|")
+        for row in rows:
+            print("| " + " | ".join(str(cell) for cell in row) + " |")
+    else:
+        print(f"{'file':26} {'tests':>5} {'Ray ok':>6} {'both ok':>7} {'raggio ok':>9} "
+              f"{'public fail':>11} {'internal':>8}")
+        for row in rows:
+            print(f"{row[0]:26} {row[1]:5} {row[2]:>6} {row[3]:7} {row[4]:9} {row[5]:11} "
+                  f"{row[6]:8}")
+    last_area = None
     for (area, reason), test_ids in sorted(groups.items()):
-        print(f"\n[{area}] {reason} ({len(test_ids)})")
-        for test_id in test_ids:
-            print(f"    {test_id}")
+        if markdown:
+            if area != last_area:
+                print(f"\n### {area}\n")
+                last_area = area
+            print(f"- {reason} ({len(test_ids)}): " + ", ".join(f"`{t}`" for t in test_ids))
+        else:
+            print(f"\n[{area}] {reason} ({len(test_ids)})")
+            for test_id in test_ids:
+                print(f"    {test_id}")
 
 
 def main() -> int:
@@ -186,6 +207,7 @@ def main() -> int:
     parser.add_argument("--file-timeout", type=int, default=3600,
                         help="kill a whole file's run after this many s")
     parser.add_argument("--report", action="store_true", help="print the comparison")
+    parser.add_argument("--markdown", action="store_true", help="--report as Markdown")
     parser.add_argument("--check", action="store_true", help="check upstream/ files")
     parser.add_argument("--install-deps", action="store_true",
                         help="install the side's test-only packages into .deps/")
@@ -197,7 +219,7 @@ def main() -> int:
         install_deps(backend, args.ray_python)
         return 0
     if args.report:
-        report(args.files)
+        report(args.files, args.markdown)
         return 0
     timeout_s = args.timeout or (120 if args.ray else 60)
     for name in args.files:

@@ -90,7 +90,12 @@ class _ExistingModuleLoader(importlib.abc.Loader):
         return importlib.import_module(self.target)
 
     def exec_module(self, module) -> None:
-        pass
+        # Register the target's already-loaded submodules under Ray's names too. Otherwise
+        # importing one (``ray.util.placement_group``) would make the import system set it as
+        # an attribute of its parent, hiding a same-named function (``util.placement_group``).
+        prefix = self.target + "."
+        for name in [name for name in sys.modules if name.startswith(prefix)]:
+            sys.modules.setdefault("ray." + name[len("raggio."):], sys.modules[name])
 
 
 class _InternalLoader(importlib.abc.Loader):
