@@ -16,6 +16,10 @@ follow the behaviour of Ray's ``python/ray/tests/conftest.py`` (read, not copied
   ``ray_start_cluster_head`` / ``ray_start_cluster_2_nodes`` are that with one / two nodes.
 - ``shutdown_only`` only shuts down at the end; ``error_pubsub`` subscribes to the error
   pubsub through ``ray._private.test_utils`` (internal: on raggio it raises).
+
+One harness addition, on both sides: ``shutdown_leftover_ray`` (autouse) shuts down what a
+test initialized and left so (an implicit init, a test that failed before its own
+``shutdown()``), so that the next test's ``init()`` does not fail for it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ from ray.cluster_utils import Cluster
 
 #: Ray's fixture defaults: one CPU and a 150 MB object store.
 DEFAULT_INIT_KWARGS = {"num_cpus": 1, "object_store_memory": 150 * 1024 * 1024}
+
+
+#: Fixtures whose cluster outlives the test (module scope).
+_SHARED_CLUSTER_FIXTURES = frozenset({"ray_start_regular_shared", "ray_start_shared_local_modes"})
 
 
 def _param(request) -> dict:
@@ -61,6 +69,15 @@ def _ray_start_cluster(**kwargs):
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def shutdown_leftover_ray(request):
+    initialized_before = ray.is_initialized()  # a shared cluster from an earlier test
+    yield
+    if (not initialized_before and ray.is_initialized()
+            and _SHARED_CLUSTER_FIXTURES.isdisjoint(request.fixturenames)):
+        ray.shutdown()
 
 
 @pytest.fixture
