@@ -109,8 +109,8 @@ TABLE: dict[str, tuple[str, str]] = {
         ERRORS, "an exception that cannot be unpickled: Ray raises the original "
                 "'__init__() missing 1 required positional argument'"),
     "test_traceback.py::test_serialization_error_message": (
-        ERRORS, "init() after the previous test's implicit init fails ('called raggio.init "
-                "twice'); Ray re-inits"),
+        ERRORS, "error text for an unpicklable argument/closure: Ray says 'There was an issue "
+                "serializing the object ... for a task or actor ...'"),
     # test_actor_failures.py
     "test_actor_failures.py::test_actor_restart": (
         LIFETIME, "actor handles have no __ray_terminate__ method"),
@@ -150,6 +150,51 @@ TABLE: dict[str, tuple[str, str]] = {
         NAMES, "init()'s result has no address_info['webui_url']"),
     "test_runtime_context.py::test_dashboard_url_disabled": (
         ERRORS, "no RuntimeContext.get_dashboard_url()"),
+    # test_placement_group.py
+    "test_placement_group.py::test_placement_ready[False]": (
+        OPTIONS, "placement_group(bundles=[{'bundle': 1}]) (a reserved resource name) does not "
+                 "raise"),
+    "test_placement_group.py::test_placement_ready[True]": (
+        OPTIONS, "placement_group(bundles=[{'bundle': 1}]) (a reserved resource name) does not "
+                 "raise"),
+    "test_placement_group.py::test_check_bundle_index[False]": (
+        OPTIONS, "placement_group_bundle_index out of range (3 of 2, -2) does not raise "
+                 "ValueError at .remote()"),
+    "test_placement_group.py::test_capture_child_actors[False]": (
+        OTHER, "get_current_placement_group() is None inside an actor created with "
+               "placement_group_capture_child_tasks=True"),
+    "test_placement_group.py::test_capture_child_tasks[False]": (
+        OTHER, "get_current_placement_group() is None inside a task created with "
+               "placement_group_capture_child_tasks=True"),
+    "test_placement_group.py::test_placement_group_strict_spread[False]": (
+        OTHER, "STRICT_SPREAD group over 3 nodes: the third bundle's actor never starts (timeout)"),
+    "test_placement_group.py::test_cuda_visible_devices[False]": (
+        OTHER, "a GPU task in a placement group never runs (timeout)"),
+    "test_placement_group.py::test_placement_group_gpu_set[False]": (
+        OTHER, "a GPU task in a placement group never runs (timeout)"),
+    "test_placement_group.py::test_placement_group_gpu_assigned[False]": (
+        OTHER, "a GPU task in a placement group never runs (timeout)"),
+    "test_placement_group.py::test_placement_group_gpu_unique_assigned[False]": (
+        OTHER, "a GPU task in a placement group never runs (timeout)"),
+    "test_placement_group.py::test_placement_group_gpu_unique_assigned[True]": (
+        OTHER, "a GPU task in a placement group never runs (timeout)"),
+    "test_placement_group.py::test_mini_integration[False]": (
+        OTHER, "a GPU task in a placement group never runs (timeout)"),
+    "test_placement_group.py::test_placement_group_reschedule_when_node_dead[False]": (
+        OTHER, "a group's bundles are not placed again after their node is removed (timeout)"),
+    "test_placement_group.py::test_atomic_creation[False]": (
+        OTHER, "a group that could not be placed at first never becomes ready once resources "
+               "free up (timeout)"),
+    "test_placement_group.py::test_actor_scheduling_not_block_with_placement_group": (
+        OTHER, "1000 actors in 1000 pending groups: creating them takes over 60 s"),
+    "test_placement_group.py::test_automatic_cleanup_job": (
+        NAMES, "init()'s result has no 'redis_address' key"),
+    "test_placement_group.py::test_automatic_cleanup_detached_actors": (
+        NAMES, "init()'s result has no 'redis_address' key"),
+    "test_placement_group.py::test_detached_placement_group": (
+        NAMES, "init()'s result has no 'redis_address' key"),
+    "test_placement_group.py::test_named_placement_group": (
+        NAMES, "init()'s result has no 'redis_address' key"),
     # test_namespace.py
     "test_namespace.py::test_isolation": (ERRORS, _SECOND_DRIVER),
     "test_namespace.py::test_placement_groups": (ERRORS, _SECOND_DRIVER),
@@ -170,6 +215,9 @@ RULES: list[tuple[str, str, str]] = [
     ("internal:", INTERNAL, "uses Ray internals (stubbed by the shim)"),
     ("InternalName", INTERNAL, "passes a Ray internal constant on (stubbed by the shim)"),
     ("Ray Client", OTHER, "no Ray Client (connect_to_client=True)"),
+    ("InternalRayAPI", INTERNAL, "uses Ray internals (stubbed by the shim)"),
+    ("has no attribute 'kill_gcs_server'", INTERNAL,
+     "restarts the GCS through Ray's node object (cluster.head_node.kill_gcs_server)"),
 ]
 
 
