@@ -35,6 +35,12 @@ class InternalRayAPI(Exception):
     """A test used a Ray internal that raggio does not provide (and the harness won't fake)."""
 
 
+def _internal_name(parent: str, name: str) -> "InternalName":
+    if name.startswith("__"):  # keep the import system, pytest and inspect out of the stubs
+        raise AttributeError(name)
+    return InternalName(f"{parent}.{name}")
+
+
 class InternalName:
     """A name inside Ray's internals: attribute access goes deeper, any use raises."""
 
@@ -46,9 +52,7 @@ class InternalName:
                              "raggio does not provide it")
 
     def __getattr__(self, name: str):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return InternalName(f"{self._path}.{name}")
+        return _internal_name(self._path, name)
 
     def __repr__(self) -> str:
         return f"<Ray internal {self._path}>"
@@ -66,17 +70,13 @@ class InternalModule(types.ModuleType):
         self.__path__ = []
 
     def __getattr__(self, name: str):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return InternalName(f"{self.__name__}.{name}")
+        return _internal_name(self.__name__, name)
 
 
 def internal_attribute(module_name: str):
     """A module ``__getattr__`` for a real shim package inside Ray's internals."""
     def __getattr__(name: str):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return InternalName(f"{module_name}.{name}")
+        return _internal_name(module_name, name)
     return __getattr__
 
 
