@@ -23,7 +23,8 @@ OTHER = "other public behaviour"
 _WRONG_ARGS = "TypeError not raised at .remote() for arguments that do not fit the signature"
 _SECOND_DRIVER = ("a second driver (ray.init(address=...) in a subprocess) is refused: "
                   "'wrong or missing cluster token' (Ray needs no token)")
-_CONTEXT_DICT = "get_runtime_context().get() has 'actor_id': None outside actors (Ray omits the key)"
+_CONTEXT_DICT = ("get_runtime_context().get() has 'actor_id': None outside actors "
+                 "(Ray omits the key)")
 
 #: test id -> (area, reason), from reading the failure.
 TABLE: dict[str, tuple[str, str]] = {
@@ -50,7 +51,8 @@ TABLE: dict[str, tuple[str, str]] = {
     "test_basic_2.py::test_variable_number_of_args": (OPTIONS, _WRONG_ARGS),
     "test_basic_2.py::test_system_config_when_connecting": (
         NAMES, "init(address=..., _system_config=...) does not raise ValueError"),
-    "test_basic_2.py::test_wait": (OPTIONS, "ray.wait([]) raises ValueError (Ray returns ([], []))"),
+    "test_basic_2.py::test_wait": (
+        OPTIONS, "ray.wait([]) raises ValueError (Ray returns ([], []))"),
     "test_basic_2.py::test_get_correct_node_ip": (
         INTERNAL, "patches ray._private.worker (raggio also lacks ray.util.get_node_ip_address)"),
     "test_basic_2.py::test_load_code_from_local": (ERRORS, _SECOND_DRIVER),
@@ -199,7 +201,8 @@ TABLE: dict[str, tuple[str, str]] = {
     "test_namespace.py::test_isolation": (ERRORS, _SECOND_DRIVER),
     "test_namespace.py::test_placement_groups": (ERRORS, _SECOND_DRIVER),
     "test_namespace.py::test_default_namespace": (ERRORS, _SECOND_DRIVER),
-    "test_namespace.py::test_namespace_in_job_config": (NAMES, "no module ray.job_config (JobConfig)"),
+    "test_namespace.py::test_namespace_in_job_config": (
+        NAMES, "no module ray.job_config (JobConfig)"),
     "test_namespace.py::test_namespace_client": (
         OTHER, "no Ray Client (Cluster.add_node(ray_client_server_port=...), ray.util.connect)"),
     "test_namespace.py::test_namespace_validation": (
