@@ -141,7 +141,7 @@ def compare(files: list[str]):
     """Per-file rows, the failures among Ray's passes grouped by (area, reason), and the tests
     that fail on Ray itself.
 
-    Without Ray results for a file, every raggio test that did not pass is a failure.
+    A test the Ray side has not run (yet) counts as a failure on raggio if it did not pass.
     """
     rows = []
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -151,13 +151,13 @@ def compare(files: list[str]):
         if raggio_tests is None:
             continue
         raggio_passed = {t for t, e in raggio_tests.items() if e["outcome"] == "passed"}
-        if ray_tests is None:
-            yardstick, ray_column = set(raggio_tests), "-"
-        else:
-            yardstick = {t for t, e in ray_tests.items() if e["outcome"] == "passed"}
-            ray_column = str(len(yardstick))
+        ray_tests = ray_tests or {}
+        ray_passed = {t for t, e in ray_tests.items() if e["outcome"] == "passed"}
+        not_run_on_ray = set(raggio_tests) - set(ray_tests)
+        ray_column = (str(len(ray_passed)) if not not_run_on_ray else
+                      f"{len(ray_passed)} of {len(ray_tests)} run" if ray_tests else "-")
         public = internal = 0
-        for test_id in sorted(yardstick - raggio_passed):
+        for test_id in sorted((ray_passed | not_run_on_ray) - raggio_passed):
             entry = raggio_tests.get(test_id, {"outcome": "absent", "message": "not collected"})
             if entry["outcome"] in ("skipped", "xfailed"):
                 continue
@@ -165,9 +165,9 @@ def compare(files: list[str]):
             internal += area == classification.INTERNAL
             public += area != classification.INTERNAL
             groups[(area, reason)].append(test_id.removeprefix("upstream/"))
-        rows.append((name, len(raggio_tests), ray_column, len(yardstick & raggio_passed),
+        rows.append((name, len(raggio_tests), ray_column, len(ray_passed & raggio_passed),
                      len(raggio_passed), public, internal))
-        for test_id, entry in (ray_tests or {}).items():
+        for test_id, entry in ray_tests.items():
             if entry["outcome"] != "passed":
                 message = _ANSI_COLOR.sub("", entry["message"])
                 first_line = (message.splitlines() or [entry["outcome"]])[0]
@@ -188,10 +188,10 @@ def report(files: list[str], markdown: bool) -> None:
         for row in rows:
             print("| " + " | ".join(str(cell) for cell in row) + " |")
     else:
-        print(f"{'file':26} {'tests':>5} {'Ray ok':>6} {'both ok':>7} {'raggio ok':>9} "
+        print(f"{'file':26} {'tests':>5} {'Ray ok':>13} {'both ok':>7} {'raggio ok':>9} "
               f"{'public fail':>11} {'internal':>8}")
         for row in rows:
-            print(f"{row[0]:26} {row[1]:5} {row[2]:>6} {row[3]:7} {row[4]:9} {row[5]:11} "
+            print(f"{row[0]:26} {row[1]:5} {row[2]:>13} {row[3]:7} {row[4]:9} {row[5]:11} "
                   f"{row[6]:8}")
     last_area = None
     for (area, reason), test_ids in sorted(groups.items()):
