@@ -7,9 +7,13 @@ moved, which would fail whole files at import on Ray itself. This puts them back
   ``ray._private.ray_constants`` (moved in Ray 1.5);
 - ``SignalActor``, ``Semaphore``, ``run_string_as_driver``: moved to
   ``ray._common.test_utils``, also set on ``ray._private.test_utils``;
-- ``ray.tests`` (not in Ray's wheel) with ``client_test_utils`` from ``upstream/``.
+- ``ray.tests`` (not in Ray's wheel) with ``client_test_utils`` from ``upstream/``;
+- ``connect_to_client_or_not`` (gone from ``ray.util.client.ray_client_helpers``): the
+  shim's, which runs the block as is or, for Ray Client, fails; so the Ray Client variants
+  count on neither side.
 
-Only names are moved; no behaviour is added. The raggio side gets the same paths from the shim.
+Otherwise only names are moved; no behaviour is added. The raggio side gets the same paths
+from the shim.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ import os
 import sys
 import types
 
-UPSTREAM_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "upstream")
+HERE = os.path.dirname(os.path.abspath(__file__))
+UPSTREAM_DIR = os.path.join(HERE, "upstream")
 
 _MOVED_MODULES = {
     "ray.test_utils": "ray._private.test_utils",
@@ -41,6 +46,7 @@ def install() -> None:
     import ray
     import ray._common.test_utils as common_test_utils
     import ray._private.test_utils as private_test_utils
+    import ray.util.client.ray_client_helpers as client_helpers
 
     for name in _MOVED_HELPERS:
         if not hasattr(private_test_utils, name):
@@ -48,6 +54,10 @@ def install() -> None:
     for old, new in _MOVED_MODULES.items():
         sys.modules.setdefault(old, importlib.import_module(new))
         setattr(ray, old.split(".")[1], sys.modules[old])
+    if not hasattr(client_helpers, "connect_to_client_or_not"):
+        shim_helpers = _load_file("raytests_shim_client_helpers", os.path.join(
+            HERE, "shim", "ray", "_client", "ray_client_helpers.py"))
+        client_helpers.connect_to_client_or_not = shim_helpers.connect_to_client_or_not
     tests = types.ModuleType("ray.tests", "Ray's test folder's helper modules (harness).")
     tests.__path__ = []
     sys.modules["ray.tests"] = tests
