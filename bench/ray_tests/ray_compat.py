@@ -5,8 +5,9 @@ moved, which would fail whole files at import on Ray itself. This puts them back
 
 - ``ray.test_utils`` -> ``ray._private.test_utils`` and ``ray.ray_constants`` ->
   ``ray._private.ray_constants`` (moved in Ray 1.5);
-- ``SignalActor``, ``Semaphore``, ``run_string_as_driver``: moved to
-  ``ray._common.test_utils``, also set on ``ray._private.test_utils``;
+- names that moved (``SignalActor``, ``Semaphore``, ``run_string_as_driver`` to
+  ``ray._common.test_utils``; ``DEBUG_AUTOSCALING_*`` to ``ray._private.ray_constants``) are
+  set again where the older files import them from (``_MOVED_NAMES``);
 - ``ray.tests`` (not in Ray's wheel) with ``client_test_utils`` from ``upstream/``;
 - ``connect_to_client_or_not`` (gone from ``ray.util.client.ray_client_helpers``): the
   shim's, which runs the block as is or, for Ray Client, fails; so the Ray Client variants
@@ -31,7 +32,14 @@ _MOVED_MODULES = {
     "ray.test_utils": "ray._private.test_utils",
     "ray.ray_constants": "ray._private.ray_constants",
 }
-_MOVED_HELPERS = ("SignalActor", "Semaphore", "run_string_as_driver")
+#: (module an older file imports from, name, the module that has it in Ray 2.60)
+_MOVED_NAMES = [
+    ("ray._private.test_utils", "SignalActor", "ray._common.test_utils"),
+    ("ray._private.test_utils", "Semaphore", "ray._common.test_utils"),
+    ("ray._private.test_utils", "run_string_as_driver", "ray._common.test_utils"),
+    ("ray.autoscaler._private.util", "DEBUG_AUTOSCALING_ERROR", "ray._private.ray_constants"),
+    ("ray.autoscaler._private.util", "DEBUG_AUTOSCALING_STATUS", "ray._private.ray_constants"),
+]
 
 
 def _load_file(module_name: str, path: str) -> types.ModuleType:
@@ -44,13 +52,12 @@ def _load_file(module_name: str, path: str) -> types.ModuleType:
 
 def install() -> None:
     import ray
-    import ray._common.test_utils as common_test_utils
-    import ray._private.test_utils as private_test_utils
     import ray.util.client.ray_client_helpers as client_helpers
 
-    for name in _MOVED_HELPERS:
-        if not hasattr(private_test_utils, name):
-            setattr(private_test_utils, name, getattr(common_test_utils, name))
+    for old_module, name, new_module in _MOVED_NAMES:
+        module = importlib.import_module(old_module)
+        if not hasattr(module, name):
+            setattr(module, name, getattr(importlib.import_module(new_module), name))
     for old, new in _MOVED_MODULES.items():
         sys.modules.setdefault(old, importlib.import_module(new))
         setattr(ray, old.split(".")[1], sys.modules[old])
