@@ -6,6 +6,7 @@
     python bench/ray_tests/run.py --report [--markdown]  # per-file table, failures by reason
     python bench/ray_tests/run.py --check              # upstream/ against upstream.json
     python bench/ray_tests/run.py --install-deps       # test-only packages into .deps/<side>
+    python /work/wt/harness/bench/ray_tests/run.py --raggio /work/wt/NAME --files test_actor.py
 
 Each file runs in its own ``python -m pytest`` (per-test timeout, no cache) writing
 ``bench/results/ray_tests/<backend>/<file>.json`` (see ``ray_results.py``) and a ``.log``.
@@ -32,7 +33,8 @@ import classification
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 UPSTREAM = HERE / "upstream"
-RESULTS = REPO / "bench" / "results" / "ray_tests"
+#: The checkout whose raggio the raggio side imports (``--raggio``); its results go there.
+RAGGIO_ROOT = REPO
 DEPS = HERE / ".deps"
 NETNS = "raggio-raytests"
 DEFAULT_RAY_PYTHON = "/work/main/.venv-ray/bin/python"
@@ -90,7 +92,7 @@ def ensure_netns() -> None:
 def side_env(backend: str) -> dict:
     env = dict(os.environ, RAY_TESTS_BACKEND=backend)
     if backend == "raggio":
-        paths = [HERE / "shim", REPO, DEPS / "raggio"]
+        paths = [HERE / "shim", RAGGIO_ROOT, DEPS / "raggio"]
     else:
         paths = [DEPS / "ray"]
         env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
@@ -98,10 +100,16 @@ def side_env(backend: str) -> dict:
     return env
 
 
+def results_dir(backend: str) -> Path:
+    """``bench/results/ray_tests/<backend>`` in the tested checkout (raggio) or in this one (Ray)."""
+    root = RAGGIO_ROOT if backend == "raggio" else REPO
+    return root / "bench" / "results" / "ray_tests" / backend
+
+
 def run_file(backend: str, name: str, timeout_s: int, file_timeout_s: int,
              ray_python: str) -> None:
-    """Run one test file on one side; results land in ``RESULTS/<backend>/<name>.json``."""
-    out_dir = RESULTS / backend
+    """Run one test file on one side; results land in ``results_dir(backend)/<name>.json``."""
+    out_dir = results_dir(backend)
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / f"{name}.json"
     results_path.unlink(missing_ok=True)
@@ -131,7 +139,7 @@ def run_file(backend: str, name: str, timeout_s: int, file_timeout_s: int,
 
 def load(backend: str, name: str) -> dict | None:
     """The recorded tests of one file on one side, or None if it has not run."""
-    path = RESULTS / backend / f"{name}.json"
+    path = results_dir(backend) / f"{name}.json"
     if not path.exists():
         return None
     return json.loads(path.read_text())["tests"]
@@ -215,6 +223,9 @@ def main() -> int:
     parser.add_argument("--files", nargs="+", default=FILES, help="test files (default: all)")
     parser.add_argument("--ray", action="store_true", help="run on Ray 2.60, not raggio")
     parser.add_argument("--ray-python", default=DEFAULT_RAY_PYTHON)
+    parser.add_argument("--raggio", type=Path, default=REPO, metavar="CHECKOUT",
+                        help="test the raggio of this checkout; its results go to its "
+                             "bench/results/ray_tests/raggio (default: this one)")
     parser.add_argument("--timeout", type=int, default=None,
                         help="per-test timeout in s (default: 60 raggio, 120 Ray)")
     parser.add_argument("--file-timeout", type=int, default=3600,
@@ -225,6 +236,8 @@ def main() -> int:
     parser.add_argument("--install-deps", action="store_true",
                         help="install the side's test-only packages into .deps/")
     args = parser.parse_args()
+    global RAGGIO_ROOT
+    RAGGIO_ROOT = args.raggio.resolve()
     backend = "ray" if args.ray else "raggio"
     if args.check:
         return 0 if check_upstream() else 1
