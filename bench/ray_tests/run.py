@@ -101,7 +101,7 @@ def side_env(backend: str) -> dict:
 
 
 def results_dir(backend: str) -> Path:
-    """``bench/results/ray_tests/<backend>`` in the tested checkout (raggio) or in this one (Ray)."""
+    """``bench/results/ray_tests/<backend>``: the tested checkout's (raggio) or this one's."""
     root = RAGGIO_ROOT if backend == "raggio" else REPO
     return root / "bench" / "results" / "ray_tests" / backend
 
