@@ -456,3 +456,9 @@ def test_small_things_ray_programs_rely_on(ray_start_regular_shared):
     ref._on_completed(seen.append)
     wait_until(lambda: seen == ["value"], what="the completion callback")
 
+
+
+def test_init_returns_ray_address_keys(ray_start_regular_shared):
+    info = ray_start_regular_shared
+    assert info["redis_address"] == info["address"] == info["gcs_address"]
+    assert info["node_ip_address"] == "127.0.0.1"

@@ -242,9 +242,12 @@ class RayContext(dict):
     """What ``init()`` returns: a dict of addresses, usable as a context manager."""
 
     def __init__(self, core):
+        # "redis_address" is Ray's old name for the control store's address; programs still
+        # read it (as ray.init()["redis_address"]).
         super().__init__(address=core.gcs_address, node_id=core.node_id.hex(),
                          session_dir=getattr(core, "session_dir", ""),
-                         gcs_address=core.gcs_address)
+                         gcs_address=core.gcs_address, redis_address=core.gcs_address,
+                         node_ip_address=core.node_ip)
         self.address_info = dict(self)
 
     def __enter__(self):
