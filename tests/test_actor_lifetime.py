@@ -262,3 +262,19 @@ def test_ray_call_runs_a_function_on_the_actor(ray_start_regular):
     actor = Counter.remote()
     ray.get(actor.add.remote(3))
     assert ray.get(actor.__ray_call__.remote(lambda self, n: self.count * n, 2)) == 6
+
+
+def test_a_worker_owning_returned_refs_never_hosts_an_actor_that_ends(ray_start_regular):
+    """The worker that ran ``make`` owns ``ref``; were it reused for the actor, the actor's
+    end (its last handle gone with the task) would end the owner and lose the value."""
+    @ray.remote
+    def make():
+        actor = Counter.remote()
+        ref = actor.pid.remote()
+        return [ref, os.getpid()]
+
+    for _ in range(5):
+        ref, owner_pid = ray.get(make.remote())
+        actor_pid = ray.get(ref, timeout=30)
+        assert actor_pid != owner_pid
+        assert not _gone(owner_pid)

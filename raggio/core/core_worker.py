@@ -106,6 +106,9 @@ class CoreWorker:
         self.current = threading.local()  #: task_id, actor_id, gpu_ids of the running task
         #: task id -> (spec, the user's callable) of each task running here (a worker's)
         self.running_tasks: dict[bytes, tuple] = {}
+        #: Whether other processes may hold refs to objects this process owns (so it must
+        #: outlive them: its node never gives it an actor, whose end would end the process).
+        self.owns_escaped = False
         self._peers: dict[str, asyncio.Future] = {}
         self._fetches: dict[bytes, asyncio.Future] = {}
         self._thread = threading.Thread(target=self._run_loop, name="raggio-core", daemon=True)
@@ -183,6 +186,13 @@ class CoreWorker:
                 "another address.")
         local.sort(key=lambda n: not n["is_head"])
         return local[0]["address"]
+
+    def note_owns_escaped(self) -> None:
+        """A ref to an object we own left this process (any thread; once per process)."""
+        self.owns_escaped = True
+        if self.mode == WORKER and not self._closed:
+            self.call_soon(self.node.notify, "worker_owns_objects",
+                           {"worker_id": self.worker_id})
 
     def shutdown(self) -> None:
         if self._closed:

@@ -82,8 +82,9 @@ class ObjectRef:
 
     def __reduce__(self):
         note_contained_ref(self)
-        if self._core is not None:
-            self._core.refs.mark_escaped(self._id)
+        core = self._core
+        if core is not None and core.refs.mark_escaped(self._id) and not core.owns_escaped:
+            core.note_owns_escaped()
         return _rebuild_ref, (self._id, self._owner)
 
     def _on_completed(self, callback) -> None:

@@ -165,10 +165,13 @@ class ObjectTable:
                 if entry.local_refs <= 0 and entry.task_refs <= 0:
                     self._schedule_free(object_id)
 
-    def mark_escaped(self, object_id: bytes) -> None:
+    def mark_escaped(self, object_id: bytes) -> bool:
+        """Note that a ref to this object left the process; True if it is an owned one."""
         entry = self.entries.get(object_id)
         if entry is not None and entry.owned:
             entry.escaped = True
+            return True
+        return False
 
     def _schedule_free(self, object_id: bytes) -> None:
         self._to_free.append(object_id)

@@ -179,6 +179,7 @@ class NodeManager:
             "return_worker_lease": self.return_worker_lease,
             "worker_blocked": self.worker_blocked,
             "worker_unblocked": self.worker_unblocked,
+            "worker_owns_objects": self.worker_owns_objects,
             "create_object": self.create_object,
             "seal_object": self.seal_object,
             "pin_objects": self.pin_objects,
@@ -497,7 +498,8 @@ class NodeManager:
                 continue
             request.spilled = True  # placed here: a later pass must not send it elsewhere
             take(available, request.resources)
-            idle = self.pool.idle_workers(request.env_key, request.resources.get("GPU", 0) > 0)
+            idle = self.pool.idle_workers(request.env_key, request.resources.get("GPU", 0) > 0,
+                                          request.for_actor is not None)
             if idle:
                 still_pending.pop()
                 self._grant(request, idle[0])
@@ -575,6 +577,11 @@ class NodeManager:
             lease.blocked -= 1
             if lease.blocked == 0:
                 self.resources.take_cpu_back(lease.resources)
+
+    def worker_owns_objects(self, conn: Connection, msg: dict) -> None:
+        worker = self.pool.workers.get(msg["worker_id"])
+        if worker is not None:
+            worker.owns_objects = True
 
     def _lease_of(self, worker_id: bytes) -> Lease | None:
         worker = self.pool.workers.get(worker_id)

@@ -43,6 +43,9 @@ class WorkerHandle:
     #: Set by its first lease. As in Ray, a worker that ran a GPU task serves only GPU tasks
     #: and one that ran another task only those: CUDA state and CUDA_VISIBLE_DEVICES stay.
     is_gpu: bool | None = None
+    #: Other processes may hold refs to objects it owns: it must not host an actor, whose
+    #: end ends the process (and so those objects), as Ray's workers drain before exiting.
+    owns_objects: bool = False
 
 
 class WorkerPool:
@@ -85,10 +88,12 @@ class WorkerPool:
             if fut is not None and not fut.done():
                 fut.set_result(message["pid"])
 
-    def idle_workers(self, key: bytes, is_gpu: bool) -> list[WorkerHandle]:
-        """Idle workers for a task with this runtime env that needs (or not) a GPU."""
+    def idle_workers(self, key: bytes, is_gpu: bool, for_actor: bool) -> list[WorkerHandle]:
+        """Idle workers for a task with this runtime env that needs (or not) a GPU; for an
+        actor, only those that own no object another process may hold."""
         return [w for w in self.workers.values()
-                if w.state == IDLE and w.env_key == key and w.is_gpu in (None, is_gpu)]
+                if w.state == IDLE and w.env_key == key and w.is_gpu in (None, is_gpu)
+                and not (for_actor and w.owns_objects)]
 
     def num_starting(self, key: bytes) -> int:
         return sum(1 for w in self.workers.values() if w.state == STARTING and w.env_key == key)
