@@ -8,6 +8,7 @@ As in Ray, the task and actor getters warn and return None in a driver, and
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 import warnings
@@ -121,6 +122,8 @@ class RuntimeContext:
         instance = getattr(fn, "__self__", None)  # a built-in method (__ray_ready__) has none
         if instance is None:
             return spec["name"]
+        if inspect.iscoroutinefunction(fn):  # Ray names an async method by its qualname
+            return f"{fn.__module__}.{fn.__qualname__}"
         cls = type(instance)
         return f"{cls.__module__}.{cls.__name__}.{spec['method']}"
 

@@ -69,6 +69,20 @@ def test_a_system_config_key_raggio_lacks_is_named_in_a_warning(shutdown_only):
     assert ray.get(ray.remote(lambda: 1).remote()) == 1
 
 
+def test_namespaces_of_actors_and_lookups_are_checked(shutdown_only):
+    ray.init(num_cpus=1, namespace="checked")
+
+    @ray.remote
+    class Named:
+        pass
+
+    for bad, error in ((123, TypeError), ("", ValueError)):
+        with pytest.raises(error):
+            Named.options(namespace=bad).remote()
+        with pytest.raises(error):
+            ray.get_actor("named", namespace=bad)
+
+
 def test_node_settings_are_refused_when_joining(ray_start_cluster):
     cluster = ray_start_cluster
     cluster.add_node(num_cpus=1)

@@ -168,7 +168,8 @@ def test_task_names_and_function_names(ray_start_regular):
 
     assert ray.get(task.options(name="named").remote()) == ("named", f"{__name__}.task")
     assert ray.get(Plain.remote().call.remote()) == ("Plain.call", f"{__name__}.Plain.call")
-    assert ray.get(Async.remote().call.remote()) == ("Async.call", f"{__name__}.Async.call")
+    assert ray.get(Async.remote().call.remote()) == (
+        "Async.call", f"{__name__}.test_task_names_and_function_names.<locals>.Async.call")
 
 
 def test_the_old_id_properties_warn(ray_start_regular):

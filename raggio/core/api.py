@@ -25,7 +25,8 @@ from raggio.core.core_worker import DRIVER, CoreWorker
 from raggio.core import generators
 from raggio.core.generators import ObjectRefGenerator
 from raggio.core.object_ref import ObjectRef
-from raggio.core.options import ACTOR_OPTIONS, TASK_OPTIONS, check_runtime_env
+from raggio.core.options import (ACTOR_OPTIONS, TASK_OPTIONS, check_namespace,
+                                 check_runtime_env)
 from raggio.core.remote_function import RemoteFunction
 from raggio.exceptions import RaySystemError
 from raggio.job_config import JobConfig
@@ -409,6 +410,7 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
     """The handle of the named actor ``name`` in ``namespace`` (default: this job's)."""
     if not isinstance(name, str) or not name:
         raise ValueError("Please supply a non-empty value to get_actor")
+    check_namespace(namespace)
     core = context.get_core()
     namespace = namespace or core.namespace
     found = core.request("gcs", "get_named_actor", {"name": name,

@@ -21,6 +21,7 @@ import os
 from typing import Any
 
 from raggio.config import Config, honoured_system_config, system_config_env
+from raggio.core.options import check_namespace
 from raggio.job_config import JobConfig
 from raggio.labels import check_node_labels
 
@@ -83,7 +84,7 @@ def resolve(cfg: Config, *, num_cpus: float | None, num_gpus: float | None,
     """
     _refuse_unsupported(local_mode, dashboard_port, logging_config, enable_resource_isolation,
                         system_reserved_cpu, system_reserved_memory, private)
-    _check_namespace(namespace)
+    check_namespace(namespace)
     settings = InitSettings(cfg=cfg, namespace=namespace, runtime_env=runtime_env, job_info={},
                             head_args=[], head_env={}, head_only={},
                             temp_dir=private.get("_temp_dir") or cfg.temp_dir,
@@ -152,16 +153,6 @@ def _apply_node_settings(settings: InitSettings, *, num_cpus, num_gpus, resource
         settings.head_args += ["--labels", json.dumps(labels)]
         settings.head_only["labels"] = ("the nodes' labels were set when they started "
                                         "(`raggio start --labels ...`)")
-
-
-def _check_namespace(namespace) -> None:
-    """As Ray: a namespace is a non-empty string."""
-    if namespace is None:
-        return
-    if not isinstance(namespace, str):
-        raise TypeError(f"namespace must be None or a string, got {type(namespace).__name__}.")
-    if not namespace:
-        raise ValueError('"" is not a valid namespace. Pass None to not specify a namespace.')
 
 
 def _apply_system_config(settings: InitSettings, system_config: dict) -> None:

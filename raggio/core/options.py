@@ -90,6 +90,20 @@ def _num_returns_error(value) -> str | None:
             "'streaming' (for generators), or 'dynamic'.")
 
 
+def _namespace_error(value) -> str | None:
+    return ('"" is not a valid namespace. Pass None to not specify a namespace.'
+            if value == "" else None)
+
+
+def check_namespace(namespace) -> None:
+    """As Ray: a namespace is None or a non-empty string (TypeError, ValueError)."""
+    if namespace is not None and not isinstance(namespace, str):
+        raise TypeError(f"namespace must be None or a string, got {type(namespace).__name__}.")
+    error = _namespace_error(namespace)
+    if error:
+        raise ValueError(error)
+
+
 def check_runtime_env(runtime_env) -> None:
     """Raise TypeError where ``runtime_env`` is not a dict or its ``env_vars`` not a dict of
     str to str (the only field raggio applies), with Ray's messages."""
@@ -172,7 +186,7 @@ ACTOR_OPTIONS = dict(_COMMON, **{
     "max_restarts": _counting("max_restarts"),
     "max_task_retries": _counting("max_task_retries"),
     "max_pending_calls": _counting("max_pending_calls"),
-    "namespace": ((str, _NONE), None),
+    "namespace": ((str, _NONE), _namespace_error),
     "get_if_exists": ((bool,), None),
     "allow_out_of_order_execution": ((bool, _NONE), None),
 })
