@@ -1,5 +1,7 @@
 """Placement groups on a real two-node cluster, as a Ray user drives them."""
 
+import os
+
 import pytest
 
 import raggio as ray
@@ -97,3 +99,20 @@ def test_bad_arguments_are_value_errors(two_nodes):
     with pytest.raises(ValueError, match="bundle index 5 is invalid"):
         node_of_task.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 5)).remote()
     remove_placement_group(pg)
+
+
+def test_a_gpu_task_in_a_bundle_gets_the_bundle_s_gpu(shutdown_only):
+    ray.init(num_cpus=2, num_gpus=2)
+    group = placement_group([{"CPU": 1, "GPU": 1}, {"CPU": 1, "GPU": 1}])
+    ray.get(group.ready(), timeout=30)
+
+    @ray.remote(num_gpus=1, num_cpus=1)
+    def gpus():
+        return ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+    seen = [ray.get(gpus.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
+        group, placement_group_bundle_index=index)).remote(), timeout=30) for index in (0, 1)]
+    assert sorted(ids[0] for ids, _ in seen) == [0, 1]
+    assert all(visible == str(ids[0]) for ids, visible in seen)
+    remove_placement_group(group)
+    ray.get(gpus.remote(), timeout=30)  # the group's GPUs are the node's again

@@ -542,7 +542,8 @@ class NodeManager:
                 needed[key] = needed.get(key, 0.0) + value
         if not self.resources.fits(needed):
             return None
-        self.resources.acquire(needed)
+        gpu_ids = self.resources.acquire(needed)
+        self.resources.set_aside_bundle_gpus(pg_id.hex(), bundles, gpu_ids)
         added = bundle_resources(pg_id, bundles)
         self.resources.add(added)
         self.bundles[pg_id] = (needed, added)
@@ -555,7 +556,7 @@ class NodeManager:
         if reserved is not None:
             needed, added = reserved
             self.resources.remove(added)
-            self.resources.release(needed, [])
+            self.resources.release(needed, self.resources.drop_bundle_gpus(msg["pg_id"].hex()))
             self._report_resources()
             self._dispatch()
         return self._resource_state()

@@ -51,11 +51,18 @@ class NodeResources:
     total: dict[str, float]
     available: dict[str, float]
     free_gpu_ids: list[int]
+    #: Free GPU ids of each placement-group bundle that holds GPUs, by its resource name
+    #: (``GPU_group_<index>_<group id>``): a task in the bundle gets its ids from there.
+    bundle_gpu_ids: dict[str, list[int]]
+    #: GPU id -> the bundle resource it was set aside for.
+    _bundle_of_gpu: dict[int, str]
 
     def __init__(self, total: dict[str, float]):
         self.total = {k: float(v) for k, v in total.items()}
         self.available = dict(self.total)
         self.free_gpu_ids = list(range(int(self.total.get("GPU", 0))))
+        self.bundle_gpu_ids = {}
+        self._bundle_of_gpu = {}
 
     def is_feasible(self, request: dict[str, float]) -> bool:
         """Could this request ever fit on this node?"""
@@ -70,15 +77,63 @@ class NodeResources:
             if value > 0:
                 self.available[key] = self.available.get(key, 0.0) - value
         gpus = math.ceil(request.get("GPU", 0))
-        gpu_ids, self.free_gpu_ids = self.free_gpu_ids[:gpus], self.free_gpu_ids[gpus:]
-        return gpu_ids
+        if gpus:
+            gpu_ids, self.free_gpu_ids = self.free_gpu_ids[:gpus], self.free_gpu_ids[gpus:]
+            return gpu_ids
+        return self._take_bundle_gpus(request)
+
+    def _take_bundle_gpus(self, request: dict[str, float]) -> list[int]:
+        """GPU ids for a request inside a placement group: from its bundle, or for the
+        group's wildcard resource (``GPU_group_<id>``) from a bundle of the group that has
+        enough free."""
+        wanted = [(key, math.ceil(value)) for key, value in request.items()
+                  if key.startswith("GPU_group_") and value > 0]
+        if not wanted:
+            return []
+        for key, count in wanted:  # the bundle's own resource first
+            if key in self.bundle_gpu_ids:
+                ids = self.bundle_gpu_ids[key]
+                self.bundle_gpu_ids[key] = ids[count:]
+                return ids[:count]
+        key, count = wanted[0]
+        group = key.removeprefix("GPU_group_")
+        for bundle, ids in self.bundle_gpu_ids.items():
+            if bundle.endswith("_" + group) and len(ids) >= count:
+                self.bundle_gpu_ids[bundle] = ids[count:]
+                return ids[:count]
+        return []
 
     def release(self, request: dict[str, float], gpu_ids: list[int]) -> None:
         for key, value in request.items():
             if value > 0:
                 self.available[key] = min(self.available.get(key, 0.0) + value,
                                           self.total.get(key, 0.0))
-        self.free_gpu_ids = sorted(set(self.free_gpu_ids) | set(gpu_ids))
+        to_node = []
+        for gpu_id in gpu_ids:  # back to their bundle while it is reserved, else the node
+            bundle = self._bundle_of_gpu.get(gpu_id)
+            if bundle in self.bundle_gpu_ids:
+                self.bundle_gpu_ids[bundle] = sorted(self.bundle_gpu_ids[bundle] + [gpu_id])
+            else:
+                to_node.append(gpu_id)
+        self.free_gpu_ids = sorted(set(self.free_gpu_ids) | set(to_node))
+
+    def set_aside_bundle_gpus(self, group_hex: str, bundles: dict, gpu_ids: list[int]) -> None:
+        """Give each bundle of a reserved group its share of the GPU ids the group took."""
+        for index, bundle in sorted(bundles.items(), key=lambda item: int(item[0])):
+            count = math.ceil(bundle.get("GPU", 0))
+            if count:
+                key = f"GPU_group_{index}_{group_hex}"
+                self.bundle_gpu_ids[key], gpu_ids = gpu_ids[:count], gpu_ids[count:]
+                for gpu_id in self.bundle_gpu_ids[key]:
+                    self._bundle_of_gpu[gpu_id] = key
+
+    def drop_bundle_gpus(self, group_hex: str) -> list[int]:
+        """The group is released: its bundles' free GPU ids (the ids tasks still hold come
+        back to the node when their leases end)."""
+        freed = []
+        for key in [k for k in self.bundle_gpu_ids if k.endswith("_" + group_hex)]:
+            freed += self.bundle_gpu_ids.pop(key)
+        return freed
 
     def add(self, extra: dict[str, float]) -> None:
         """New resources on this node (a placement group's bundle resources)."""

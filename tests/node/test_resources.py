@@ -21,3 +21,19 @@ def test_a_blocked_worker_keeps_its_gpus():
     node.acquire(lease)
     node.give_cpu(lease)
     assert node.available == {"CPU": 2.0, "GPU": 0.0}
+
+
+def test_a_bundle_s_gpus_go_to_the_tasks_in_it():
+    node = NodeResources({"CPU": 4, "GPU": 4})
+    assert node.acquire({"GPU": 1}) == [0]  # a task outside any group
+    group = {"0": {"GPU": 1}, "1": {"GPU": 2}}
+    taken = node.acquire({"GPU": 3})
+    node.set_aside_bundle_gpus("ab12", group, taken)
+    assert node.acquire({"GPU_group_1_ab12": 1, "GPU_group_ab12": 1}) == [2]
+    assert node.acquire({"GPU_group_ab12": 1}) == [1]  # the group's wildcard: any bundle
+    assert node.acquire({"GPU_group_0_ab12": 1}) == []  # bundle 0's only GPU is taken
+    node.release({"GPU_group_1_ab12": 1}, [2])
+    assert node.bundle_gpu_ids["GPU_group_1_ab12"] == [2, 3]
+    node.release({"GPU": 3}, node.drop_bundle_gpus("ab12"))
+    node.release({"GPU_group_ab12": 1}, [1])  # a lease that outlived its group
+    assert node.free_gpu_ids == [1, 2, 3]
