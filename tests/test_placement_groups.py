@@ -6,8 +6,8 @@ import pytest
 
 import raggio as ray
 from raggio.cluster_utils import Cluster
-from raggio.util import (get_placement_group, placement_group, placement_group_table,
-                         remove_placement_group)
+from raggio.util import (get_current_placement_group, get_placement_group, placement_group,
+                         placement_group_table, remove_placement_group)
 from raggio.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 
@@ -116,3 +116,23 @@ def test_a_gpu_task_in_a_bundle_gets_the_bundle_s_gpu(shutdown_only):
     assert all(visible == str(ids[0]) for ids, visible in seen)
     remove_placement_group(group)
     ray.get(gpus.remote(), timeout=30)  # the group's GPUs are the node's again
+
+
+def test_a_task_in_a_group_knows_it_without_capturing_its_children(shutdown_only):
+    ray.init(num_cpus=2)
+    group = placement_group([{"CPU": 1}])
+    ray.get(group.ready(), timeout=30)
+
+    @ray.remote(num_cpus=0)
+    def child():
+        return get_current_placement_group()
+
+    @ray.remote(num_cpus=1)
+    def parent():
+        mine = get_current_placement_group()
+        return mine.id, ray.get(child.remote())
+
+    mine, childs = ray.get(parent.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
+        group)).remote(), timeout=30)
+    assert mine == group.id and childs is None  # not captured: the child runs outside
+    assert get_current_placement_group() is None  # the driver

@@ -161,7 +161,14 @@ def get_placement_group(placement_group_name: str) -> PlacementGroup:
 
 
 def get_current_placement_group() -> PlacementGroup | None:
-    """The group the calling task or actor runs in, if it captures child tasks."""
+    """The group the calling task or actor runs in (whether or not it captures its child
+    tasks, as in Ray), or None (in a driver, or outside any group)."""
     core = context.current_core_or_none()
-    current = getattr(core.current, "placement_group", None) if core else None
-    return None if current is None else PlacementGroup(current["pg_id"])
+    if core is None:
+        return None
+    current = getattr(core.current, "placement_group", None)
+    if current is not None:
+        return PlacementGroup(current["pg_id"])
+    from raggio.runtime_context import RuntimeContext  # it imports this module
+    pg_hex = RuntimeContext(core).get_placement_group_id()
+    return None if pg_hex is None else PlacementGroup(bytes.fromhex(pg_hex))
