@@ -5,6 +5,7 @@ Waiting is for a condition with a deadline, never for a fixed time.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable
 
@@ -29,3 +30,18 @@ def wait_for_condition(condition_predictor: Callable[..., object], timeout: floa
     wait_until(lambda: condition_predictor(**kwargs), timeout_s=timeout,
                what=getattr(condition_predictor, "__name__", "condition"),
                interval_s=retry_interval_ms / 1000)
+
+
+class Gate:
+    """A latch for tests that hold tasks back: make it an actor with ``raggio.remote(Gate)``
+    and ``max_concurrency`` > 1; ``wait()`` returns "opened" once ``open()`` was called."""
+
+    def __init__(self):
+        self._event = threading.Event()
+
+    def wait(self) -> str:
+        self._event.wait()
+        return "opened"
+
+    def open(self) -> None:
+        self._event.set()

@@ -6,26 +6,16 @@ a test module).
 """
 
 import os
-import threading
 
 import pytest
 
 import raggio as ray
+from raggio import test_utils
 from raggio.exceptions import GetTimeoutError, TaskCancelledError
 from raggio.test_utils import wait_until
 
 
-@ray.remote
-class Gate:
-    def __init__(self):
-        self.event = threading.Event()
-
-    def wait(self):
-        self.event.wait()
-        return "opened"
-
-    def open(self):
-        self.event.set()
+Gate = ray.remote(test_utils.Gate)
 
 
 def make_gate():

@@ -7,11 +7,11 @@ and dependency layouts. ``scrub`` blanks what changes from run to run, as Ray's 
 """
 
 import re
-import threading
 
 import pytest
 
 import raggio as ray
+from raggio import test_utils
 from raggio.exceptions import (RayActorError, RayTaskError, TaskCancelledError,
                                UnserializableException)
 
@@ -28,16 +28,7 @@ def scrub(text):
 # -- get raises as soon as one of its refs failed --
 
 
-@ray.remote
-class Gate:
-    def __init__(self):
-        self.event = threading.Event()
-
-    def wait(self):
-        self.event.wait()
-
-    def open(self):
-        self.event.set()
+Gate = ray.remote(test_utils.Gate)
 
 
 def test_get_of_a_list_raises_while_others_still_run(ray_start_regular):

@@ -11,7 +11,7 @@ from typing import NoReturn
 from raggio.core import context
 from raggio.util import scheduling_strategies
 from raggio.core.options import METHOD_OPTIONS, actor_options, method_options, resources_of
-from raggio.core.remote_function import Exporter
+from raggio.core.remote_function import Exporter, Submittable
 from raggio.core.task_events import task_info
 from raggio.core.task_spec import (call_shape, check_call, encode_args,
                                    encode_retry_exceptions, return_ids, signature_of,
@@ -47,7 +47,7 @@ def method(*args, **options):
     return decorate
 
 
-class ActorClass:
+class ActorClass(Submittable):
     """What ``@raggio.remote`` makes of a class.
 
     As in Ray, the object is an instance of a class made from both ActorClass and the
@@ -115,12 +115,6 @@ class ActorClass:
     def bind(self, *args, **kwargs):
         raise NotImplementedError("DAG building with .bind() is not supported by raggio yet.")
 
-    def _set_options(self, options: dict) -> None:
-        self._options = options
-        self._labels = scheduling_strategies.label_constraints(
-            options.get("scheduling_strategy"), options.get("label_selector"),
-            options.get("fallback_strategy"))
-
     def options(self, **options) -> "ActorClass":
         """This class with some options changed, for the actors made through it.
 
@@ -131,11 +125,6 @@ class ActorClass:
         clone.__dict__.update(self.__dict__)
         clone._set_options(actor_options(self._options, options, in_options=True))
         return clone
-
-    def _remote(self, args=None, kwargs=None, **options) -> "ActorHandle":
-        """Ray's other spelling: ``A._remote(args=[...], kwargs={...}, **options)``."""
-        target = self.options(**options) if options else self
-        return target.remote(*(args or ()), **(kwargs or {}))
 
     def remote(self, *args, **kwargs) -> "ActorHandle":
         fewest, most, parameters = self._init_shape
@@ -399,7 +388,7 @@ def _rebuild_handle(actor_id: bytes, class_name: str, methods: dict, max_task_re
                        counted=token is not None, transit_token=token)
 
 
-class ActorMethod:
+class ActorMethod(Submittable):
     """``handle.method``: call with ``.remote()``, tune with ``.options()``.
 
     Shows the user's method as Ray does: ``__name__``, ``__doc__`` and its signature
@@ -432,11 +421,6 @@ class ActorMethod:
     def __call__(self, *args, **kwargs):
         raise TypeError(f"Actor methods cannot be called directly. Instead of running "
                         f"'object.{self._name}()', try 'object.{self._name}.remote()'.")
-
-    def _remote(self, args=None, kwargs=None, **options):
-        """Ray's other spelling: ``handle.m._remote(args=[...], kwargs={...}, **options)``."""
-        target = self.options(**options) if options else self
-        return target.remote(*(args or ()), **(kwargs or {}))
 
     def remote(self, *args, **kwargs):
         entry = self._entry

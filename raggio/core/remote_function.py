@@ -73,7 +73,23 @@ class Exporter:
         return self.function_id
 
 
-class RemoteFunction:
+class Submittable:
+    """What remote functions, actor classes and actor methods share: options that decide
+    where they run, and Ray's ``_remote`` spelling of ``options(...).remote(...)``."""
+
+    def _set_options(self, options: dict) -> None:
+        self._options = options
+        self._labels = scheduling_strategies.label_constraints(
+            options.get("scheduling_strategy"), options.get("label_selector"),
+            options.get("fallback_strategy"))
+
+    def _remote(self, args=None, kwargs=None, **options):
+        """Ray's other spelling: ``x._remote(args=[...], kwargs={...}, **options)``."""
+        target = self.options(**options) if options else self
+        return target.remote(*(args or ()), **(kwargs or {}))
+
+
+class RemoteFunction(Submittable):
     """What ``@raggio.remote`` makes of a function."""
 
     def __init__(self, function, options: dict):
@@ -91,12 +107,6 @@ class RemoteFunction:
             f"Remote functions cannot be called directly. Instead of running "
             f"'{self._name}()', try '{self._name}.remote()'.")
 
-    def _set_options(self, options: dict) -> None:
-        self._options = options
-        self._labels = scheduling_strategies.label_constraints(
-            options.get("scheduling_strategy"), options.get("label_selector"),
-            options.get("fallback_strategy"))
-
     def options(self, **options) -> "RemoteFunction":
         """This function with some options changed, for the calls made through it.
 
@@ -107,11 +117,6 @@ class RemoteFunction:
         clone.__dict__.update(self.__dict__)
         clone._set_options(task_options(self._options, options, in_options=True))
         return clone
-
-    def _remote(self, args=None, kwargs=None, **options):
-        """Ray's other spelling: ``f._remote(args=[...], kwargs={...}, **options)``."""
-        target = self.options(**options) if options else self
-        return target.remote(*(args or ()), **(kwargs or {}))
 
     def remote(self, *args, **kwargs):
         fewest, most, parameters = self._call_shape

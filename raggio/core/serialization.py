@@ -18,7 +18,6 @@ reader needs none).
 
 from __future__ import annotations
 
-import collections
 import copyreg
 import io
 import marshal
@@ -218,8 +217,7 @@ class _FunctionPickler(cloudpickle.Pickler):
     traceback layout (``RayTaskError``) shows them. A code object is marshalled whole
     (every process of a cluster runs the same Python), which keeps everything."""
 
-    dispatch_table = collections.ChainMap({types.CodeType: _reduce_code},
-                                          cloudpickle.Pickler.dispatch_table)
+    dispatch_table = ChainMap({types.CodeType: _reduce_code}, cloudpickle.Pickler.dispatch_table)
 
 
 def dumps_function(fn: Any) -> bytes:
