@@ -74,10 +74,6 @@ class ActorHandleCounts:
         with self._lock:
             self._registered.add(actor_id)
 
-    def held(self) -> list[bytes]:
-        with self._lock:
-            return list(self._counts)
-
     # -- the loop: messages go out in the order the counts changed --
 
     def _acquired(self, actor_id: bytes, token: bytes | None) -> None:

@@ -154,7 +154,7 @@ class ActorDirectory:
         self.actors[actor_id] = record
         if creator is not None:
             record.holders.add(creator)
-            self._held.setdefault(creator, set()).add(actor_id)
+            self._hold(creator, actor_id)
         self._record_task(creation_task_id(actor_id), 0, PENDING_NODE_ASSIGNMENT,
                           record.creation_info(), None)
         self._save(record)
@@ -242,7 +242,7 @@ class ActorDirectory:
             return
         record.holders.add(holder)
         record.holders_known = True
-        self._held.setdefault(holder, set()).add(actor_id)
+        self._hold(holder, actor_id)
         if token is not None:
             self.handle_arrived(holder, actor_id, token)
 
@@ -253,7 +253,7 @@ class ActorDirectory:
         if record is None or record.state == DEAD:
             return
         record.transits[token] = holder
-        self._held.setdefault(holder, set()).add(actor_id)
+        self._hold(holder, actor_id)
 
     def handle_arrived(self, holder: Connection, actor_id: bytes, token: bytes) -> None:
         record = self.actors.get(actor_id)
@@ -270,6 +270,15 @@ class ActorDirectory:
             return
         record.holders.discard(holder)
         self._end_if_unheld(record)
+
+    def _hold(self, holder: Connection, actor_id: bytes) -> None:
+        """Note that ``holder`` holds (or sent a handle to) the actor; its connection
+        closing lets go of all of them."""
+        held = self._held.get(holder)
+        if held is None:
+            held = self._held[holder] = set()
+            holder.close_callbacks.append(self.holder_gone)
+        held.add(actor_id)
 
     def holder_gone(self, holder: Connection) -> None:
         """A process that held handles (or sent some on their way) disconnected."""

@@ -64,8 +64,6 @@ class GcsServer:
                                     failure_threshold=health_check_failure_threshold)
         #: Drivers and workers that want to hear of node deaths (to fail over at once).
         self._node_subscribers: set[Connection] = set()
-        #: Drivers and workers that hold actor handles (see core/actor_handles.py).
-        self._handle_holders: set[Connection] = set()
 
     def _handlers(self) -> dict:
         return {
@@ -438,7 +436,7 @@ class GcsServer:
         if spec.get("lifetime") is None:  # the job's default (JobConfig.default_actor_lifetime)
             job = self.jobs.get(spec["job_id"]) or {}
             spec["lifetime"] = job.get("default_actor_lifetime")
-        self.actors.create(spec, creator=self._watch_holder(conn))
+        self.actors.create(spec, creator=conn)
         return {"ok": True}
 
     async def wait_actor(self, conn: Connection, msg: dict) -> dict:
@@ -467,21 +465,11 @@ class GcsServer:
     def actor_exiting(self, conn: Connection, msg: dict) -> None:
         self.actors.exiting(msg["actor_id"], msg["cause"])
 
-    def _watch_holder(self, conn: Connection) -> Connection:
-        if conn not in self._handle_holders:
-            self._handle_holders.add(conn)
-            conn.close_callbacks.append(self._holder_gone)
-        return conn
-
-    def _holder_gone(self, conn: Connection) -> None:
-        self._handle_holders.discard(conn)
-        self.actors.holder_gone(conn)
-
     def actor_handle_acquired(self, conn: Connection, msg: dict) -> None:
-        self.actors.handle_acquired(self._watch_holder(conn), msg["actor_id"], msg.get("token"))
+        self.actors.handle_acquired(conn, msg["actor_id"], msg.get("token"))
 
     def actor_handle_in_transit(self, conn: Connection, msg: dict) -> None:
-        self.actors.handle_in_transit(self._watch_holder(conn), msg["actor_id"], msg["token"])
+        self.actors.handle_in_transit(conn, msg["actor_id"], msg["token"])
 
     def actor_handle_arrived(self, conn: Connection, msg: dict) -> None:
         self.actors.handle_arrived(conn, msg["actor_id"], msg["token"])
