@@ -148,9 +148,10 @@ class TaskExecutor:
             return
         self._exit_now()
 
-    def _exit_now(self) -> None:
-        self.core.task_events.flush()
-        self.core.gcs.close()  # sends what is buffered
+    def _exit_now(self) -> NoReturn:
+        if not self.core._closed:  # (an atexit handler may have shut the core worker down)
+            self.core.task_events.flush()
+            self.core.gcs.close()  # sends what is buffered
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
@@ -160,9 +161,7 @@ class TaskExecutor:
         try:
             atexit._run_exitfuncs()
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
+            self._exit_now()
 
     def _exit_actor(self, cause: str) -> NoReturn:
         """The actor ends itself (``exit_actor()``, ``__ray_terminate__``): tell the control
@@ -171,7 +170,6 @@ class TaskExecutor:
             self.core.request("gcs", "actor_exiting", {"actor_id": self.core.actor_id,
                                                        "cause": cause})
         finally:
-            self.core.task_events.flush()
             self._exit_gracefully()
 
     # -- running one task --
