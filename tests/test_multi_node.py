@@ -126,6 +126,24 @@ def test_tasks_spill_to_other_node_when_local_is_busy(two_nodes):
     assert set(ran_on) == {cluster.head_node.node_id, special.node_id}
 
 
+def test_actors_that_each_need_a_whole_node_all_start(ray_start_cluster):
+    # Created at once, they are all sent where the views (a moment old) show room; a node
+    # that filled up meanwhile must send the next one on, not keep it waiting for ever.
+    cluster = ray_start_cluster
+    nodes = [cluster.add_node(num_cpus=2) for _ in range(4)]
+    ray.init(address=cluster.address)
+    cluster.wait_for_nodes()
+
+    @ray.remote(num_cpus=2)
+    class Whole:
+        def node(self):
+            return ray.get_runtime_context().get_node_id()
+
+    actors = [Whole.remote() for _ in nodes]
+    placed = ray.get([actor.node.remote() for actor in actors], timeout=60)
+    assert sorted(placed) == sorted(node.node_id for node in nodes)
+
+
 def test_spread_uses_both_nodes(ray_start_cluster, tmp_path):
     # Two CPUs a node: the default strategy would run both tasks on the head.
     cluster = ray_start_cluster

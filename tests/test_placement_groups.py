@@ -118,6 +118,21 @@ def test_a_gpu_task_in_a_bundle_gets_the_bundle_s_gpu(shutdown_only):
     ray.get(gpus.remote(), timeout=30)  # the group's GPUs are the node's again
 
 
+def test_a_gpu_task_in_a_bundle_does_not_reuse_a_cpu_task_s_worker(shutdown_only):
+    ray.init(num_cpus=1, num_gpus=1)
+
+    @ray.remote(num_cpus=1)
+    def pid():
+        return os.getpid()
+
+    cpu_pid = ray.get(pid.remote(), timeout=30)
+    group = placement_group([{"CPU": 1, "GPU": 1}])
+    ray.get(group.ready(), timeout=30)  # so the CPU task's worker is idle again
+    gpu_pid = ray.get(pid.options(num_gpus=1, scheduling_strategy=PlacementGroupSchedulingStrategy(
+        group, placement_group_bundle_index=0)).remote(), timeout=30)
+    assert gpu_pid != cpu_pid  # as Ray: a worker that ran CPU tasks never runs a GPU one
+
+
 def test_a_task_in_a_group_knows_it_without_capturing_its_children(shutdown_only):
     ray.init(num_cpus=2)
     group = placement_group([{"CPU": 1}])

@@ -26,7 +26,7 @@ from raggio.node.log_monitor import LogMonitor
 from raggio.node.memory_monitor import MemoryMonitor
 from raggio.node.object_store import ObjectStore, arena_path
 from raggio.node.object_transfer import ObjectTransfer
-from raggio.node.resources import NodeResources, fits, take
+from raggio.node.resources import NodeResources, fits, take, uses_gpus
 from raggio.labels import NODE_ID_LABEL
 from raggio.node.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL, Decision,
                                            SchedulingPolicy)
@@ -82,7 +82,10 @@ class LeaseRequest:
     holder: Connection
     future: asyncio.Future
     strategy: object = "DEFAULT"
-    spilled: bool = False  #: sent here by another node: never sent on again
+    #: Sent here by another node: kept here while it fits, sent on only to a node that
+    #: has room now (another request may have taken what this node had when it was sent).
+    spilled: bool = False
+    placed: bool = False  #: decided LOCAL (a worker may be starting for it): stays here
     env_key: bytes = b""
     infeasible: bool = False  #: reported as fitting no node
     infeasible_since: float | None = None
@@ -477,11 +480,14 @@ class NodeManager:
         for request in self.pending:
             if request.future.done():
                 continue
-            if request.spilled:
+            if request.placed or (request.spilled and fits(available, request.resources)):
                 decision = Decision(LOCAL if fits(available, request.resources) else QUEUE)
             else:
                 decision = self.policy.decide(request.resources, request.strategy, self.view,
                                               available)
+                if request.spilled and decision.kind == SPILL and not fits(
+                        self.view[decision.node_id]["available"], request.resources):
+                    decision = Decision(QUEUE)
             if decision.kind == SPILL:
                 request.future.set_result({"spillback": self.view[decision.node_id]["address"],
                                            "node_id": decision.node_id})
@@ -496,9 +502,9 @@ class NodeManager:
                 request.infeasible_since = None
             if decision.kind != LOCAL:
                 continue
-            request.spilled = True  # placed here: a later pass must not send it elsewhere
+            request.placed = True
             take(available, request.resources)
-            idle = self.pool.idle_workers(request.env_key, request.resources.get("GPU", 0) > 0,
+            idle = self.pool.idle_workers(request.env_key, uses_gpus(request.resources),
                                           request.for_actor is not None)
             if idle:
                 still_pending.pop()
@@ -519,7 +525,7 @@ class NodeManager:
         self.leases[lease.lease_id] = lease
         worker.state = LEASED
         if worker.is_gpu is None:
-            worker.is_gpu = request.resources.get("GPU", 0) > 0
+            worker.is_gpu = uses_gpus(request.resources)
         worker.lease_id = lease.lease_id
         worker.job_id = request.job_id
         request.future.set_result({

@@ -45,6 +45,12 @@ def why_waiting(request: dict, nodes: list[dict], constraints: dict | None = Non
     return "infeasible: " + "; ".join(missing) + ". Add a node that has it."
 
 
+def uses_gpus(request: dict[str, float]) -> bool:
+    """Whether a request takes GPUs: its own, or a placement-group bundle's."""
+    return any(value > 0 and (key == "GPU" or key.startswith("GPU_group_"))
+               for key, value in request.items())
+
+
 class NodeResources:
     """See the module docstring."""
 
