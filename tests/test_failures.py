@@ -84,6 +84,41 @@ def test_worker_crash_then_success_on_retry(ray_start_regular, tmp_path):
     assert attempts(counter) == 2 and pid != first_pid
 
 
+@pytest.mark.parametrize("code", [0, 1])
+def test_sys_exit_in_a_task_ends_its_worker_and_is_retried(ray_start_regular, tmp_path, code):
+    @ray.remote(max_retries=1)
+    def leave(path, code):
+        import sys
+        with open(path, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        sys.exit(code)
+
+    counter = str(tmp_path / "attempts")
+    with pytest.raises(ray.exceptions.WorkerCrashedError):
+        ray.get(leave.remote(counter, code), timeout=60)
+    with open(counter) as f:
+        pids = [int(line) for line in f]
+    assert len(pids) == 2 and len(set(pids)) == 2  # each attempt ended its worker
+    assert ray.get(ok.remote(), timeout=60) == "ok"
+
+
+def test_sys_exit_in_an_actor_ends_it_without_a_restart(ray_start_regular):
+    @ray.remote(max_restarts=1)
+    class Leaver:
+        def leave(self):
+            import sys
+            sys.exit()
+
+        def ping(self):
+            return "pong"
+
+    actor = Leaver.remote()
+    with pytest.raises(ray.exceptions.ActorDiedError, match=r"leave called sys.exit\(\)"):
+        ray.get(actor.leave.remote(), timeout=60)
+    with pytest.raises(ray.exceptions.ActorDiedError, match="exited on purpose"):
+        ray.get(actor.ping.remote(), timeout=60)
+
+
 # -- application errors --
 
 

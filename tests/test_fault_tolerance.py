@@ -4,7 +4,9 @@ Each test says what the user sees: a result that still arrives (rebuilt or retri
 or an error that says why not.
 """
 
+import os
 import signal
+import sys
 import time
 
 import numpy as np
@@ -203,3 +205,89 @@ def test_lost_values_of_a_generator_are_rebuilt(ray_start_cluster):
     ray_start_cluster.remove_node(second)
     # The generator runs again on the head; each lost value comes back from that run.
     assert [int(ray.get(ref, timeout=60)[0]) for ref in refs] == [0, 1, 2]
+
+
+def test_lost_values_of_a_dynamic_generator_are_rebuilt(ray_start_cluster):
+    second = two_nodes(ray_start_cluster)
+
+    @ray.remote(num_returns="dynamic")
+    def arrays(n):
+        for i in range(n):
+            yield np.full(2_000_000, i)
+
+    refs = list(ray.get(arrays.options(scheduling_strategy=on(second)).remote(4)))
+    ray_start_cluster.remove_node(second)
+    # One run again on the head rebuilds every value: the first read starts it, the others
+    # wait for it rather than each running the task once more (max_retries is 3).
+    assert [int(ray.get(ref, timeout=60)[0]) for ref in refs] == [0, 1, 2, 3]
+
+
+@ray.remote
+class Flag:
+    def __init__(self):
+        self.value = False
+
+    def set(self):
+        self.value = True
+
+    def get(self):
+        return self.value
+
+
+def test_a_generator_yielding_fewer_values_when_rebuilt_fails_the_missing(ray_start_cluster):
+    second = two_nodes(ray_start_cluster)
+    flag = Flag.remote()
+
+    @ray.remote(num_returns="dynamic")
+    def arrays(flag):
+        count = 2 if ray.get(flag.get.remote()) else 3  # fewer on the second run
+        for i in range(count):
+            yield np.full(2_000_000, i)
+
+    refs = list(ray.get(arrays.options(scheduling_strategy=on(second)).remote(flag)))
+    ray.get(flag.set.remote())
+    ray_start_cluster.remove_node(second)
+    assert [int(ray.get(ref, timeout=60)[0]) for ref in refs[:2]] == [0, 1]
+    with pytest.raises(ray.exceptions.RayTaskError, match="yielded 2 values, where its first "
+                                                          "run yielded 3"):
+        ray.get(refs[2], timeout=60)
+
+
+def test_a_generator_whose_worker_dies_when_rebuilt_fails_with_worker_crashed(
+        ray_start_cluster):
+    second = two_nodes(ray_start_cluster)
+    flag = Flag.remote()
+
+    @ray.remote(num_returns="dynamic", max_retries=1)
+    def arrays(flag):
+        for i in range(3):
+            yield np.full(2_000_000, i)
+            if ray.get(flag.get.remote()):
+                sys.exit(1)  # every run after the first dies after one value
+
+    refs = list(ray.get(arrays.options(scheduling_strategy=on(second)).remote(flag)))
+    ray.get(flag.set.remote())
+    ray_start_cluster.remove_node(second)
+    assert int(ray.get(refs[0], timeout=60)[0]) == 0  # yielded again before the exit
+    with pytest.raises(ray.exceptions.WorkerCrashedError):  # lost with the node, not rebuilt
+        ray.get(refs[2], timeout=60)
+
+
+def test_get_with_a_timeout_does_not_wait_out_a_rebuild(ray_start_cluster, tmp_path):
+    second = two_nodes(ray_start_cluster)
+    marker = str(tmp_path / "ran")
+
+    @ray.remote
+    def slow_to_rebuild(path):
+        if os.path.exists(path):
+            time.sleep(30)  # the run that rebuilds it
+        open(path, "w").close()
+        return np.full(2_000_000, 1)
+
+    ref = slow_to_rebuild.options(scheduling_strategy=on(second)).remote(marker)
+    ray.wait([ref])
+    ray_start_cluster.remove_node(second)
+    start = time.monotonic()
+    with pytest.raises(ray.exceptions.GetTimeoutError, match="being rebuilt"):
+        ray.get(ref, timeout=2)
+    assert time.monotonic() - start < 25  # the timeout, not the 30 s rebuild

@@ -16,7 +16,7 @@ import logging
 import pickle
 from dataclasses import dataclass, field
 
-from raggio.core.core_worker import error_location
+from raggio.core.serialization import error_location
 from raggio.core.task_events import (FAILED, FINISHED, PENDING_NODE_ASSIGNMENT,
                                      SUBMITTED_TO_WORKER, error_summary)
 from raggio.core.task_submitter import resolve_dependencies

@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import Any
 
 from raggio.config import Config
@@ -27,7 +28,7 @@ from raggio.core.gcs_client import GcsClient
 from raggio.core.ids import IdMaker, creation_task_id, object_id_bytes
 from raggio.core.object_ref import ObjectRef
 from raggio.core.object_table import READY, ObjectTable, ReadyCounter
-from raggio.core.serialization import deserialize_inline, serialize, serialize_error
+from raggio.core.serialization import deserialize_inline, error_location, serialize
 from raggio.core.reconstruction import MAX_RECOVERIES_PER_GET
 from raggio.core.shared_memory import Arena
 from raggio.core.task_events import TaskEvents
@@ -404,6 +405,7 @@ class CoreWorker:
     # -- objects: get --
 
     def get(self, refs: list[ObjectRef], timeout_s: float | None) -> list[Any]:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         entries = self.refs.entries
         missing = [ref for ref in refs
                    if (e := entries.get(ref._id)) is None or e.state != READY]
@@ -411,13 +413,13 @@ class CoreWorker:
         if missing and self._wait_fetched(refs, len(refs), timeout_s, stop_on_error=True):
             self._raise_first_error(refs)
         if len(refs) < GC_PAUSE_MIN_REFS or not gc.isenabled():
-            return [self._materialize(ref) for ref in refs]
+            return [self._materialize(ref, deadline) for ref in refs]
         # Unpickling thousands of values makes thousands of containers, and each collection
         # they trigger walks all those made so far: 10,000 lists of 10,000 ints unpickle in
         # ~2.8 s with the collector paused, ~4.8 s with it running.
         gc.disable()
         try:
-            return [self._materialize(ref) for ref in refs]
+            return [self._materialize(ref, deadline) for ref in refs]
         finally:
             gc.enable()
 
@@ -553,22 +555,23 @@ class CoreWorker:
                 return error_location(ObjectLostError(object_id.hex()))
         return entry.location()
 
-    def _materialize(self, ref: ObjectRef) -> Any:
+    def _materialize(self, ref: ObjectRef, deadline: float | None = None) -> Any:
         entry = self.refs.entries.get(ref._id)
         if entry is None:
             raise ObjectLostError(ref.hex())
         if entry.inline is not None:
             value = deserialize_inline(entry.inline)
         else:
-            value = self._read_from_arena(ref, entry)
+            value = self._read_from_arena(ref, entry, deadline)
         if entry.is_error:
             if isinstance(value, RayTaskError):
                 raise value.as_instanceof_cause()
             raise value
         return value
 
-    def _read_from_arena(self, ref: ObjectRef, entry) -> Any:
-        """Map the object from this node's arena, pulling or rebuilding it as needed."""
+    def _read_from_arena(self, ref: ObjectRef, entry, deadline: float | None) -> Any:
+        """Map the object from this node's arena, pulling or rebuilding it as needed (a
+        rebuild ends by ``deadline``, a ``time.monotonic()`` value, if given)."""
         for _ in range(MAX_RECOVERIES_PER_GET):
             try:
                 if entry.node_id != self.node_id:
@@ -578,8 +581,14 @@ class CoreWorker:
                     raise ObjectLostError(ref.hex())
                 break
             except ObjectLostError:
+                timeout_s = None if deadline is None else max(0.0, deadline - time.monotonic())
                 with self._blocked():
-                    self.run_sync(self.recovery.recover(ref, entry.node_id))
+                    try:
+                        self.run_sync(self.recovery.recover(ref, entry.node_id), timeout_s)
+                    except concurrent.futures.TimeoutError:
+                        raise GetTimeoutError(
+                            f"Get timed out: {ref.hex()} was lost and is being rebuilt; it "
+                            "was not ready in time.") from None
                 entry = self.refs.entries[ref._id]
                 if entry.inline is not None or entry.is_error:
                     return deserialize_inline(entry.inline)  # the rebuild failed, or is small
@@ -659,11 +668,3 @@ class CoreWorker:
         asyncio.run_coroutine_threadsafe(self.fetch(ref), self.loop).add_done_callback(done)
         return out
 
-
-def error_location(exc: BaseException) -> dict:
-    """The inline form of an error value."""
-    try:
-        parts = serialize_error(exc).to_inline()
-    except TypeError:
-        parts = serialize_error(RaySystemError(repr(exc))).to_inline()
-    return {"inline": parts, "is_error": True}

@@ -124,8 +124,16 @@ class GeneratorStreams:
         object_id = object_id_bytes(task_id, index + 1)
         refs = self.core.refs
         if dynamic:
-            if object_id not in refs.entries:
-                refs.create_ready(object_id, location).escaped = True
+            spec = self.core.submitter.pending.get(task_id)  # None for an actor's method
+            if object_id in refs.entries:
+                self._known_again(object_id, location)
+            else:
+                entry = refs.create_ready(object_id, location)
+                entry.escaped = True
+                if spec is not None:
+                    _keep_lineage(entry, spec)
+            if spec is not None:
+                spec["items_reported"] = max(spec.get("items_reported", 0), index + 1)
             return
         stream = self.streams.get(task_id)
         if stream is None or stream.dropped:
@@ -143,9 +151,9 @@ class GeneratorStreams:
                 self._known_again(object_id, location)
             else:
                 entry = refs.create_ready(object_id, location)
-                if entry.node_id is not None and "actor_id" not in stream.spec:
-                    entry.lineage = stream.spec
-                    stream.spec["stored_items"] = True  # see Recovery.keep_lineage
+                if "actor_id" not in stream.spec:
+                    _keep_lineage(entry, stream.spec)
+                    stream.spec["items_reported"] = index + 1
                 stream.refs.append(ObjectRef(object_id, self.core.address))
                 stream.reported = index + 1
             consumed = stream.consumed
@@ -179,12 +187,13 @@ class GeneratorStreams:
             await fut
 
     def _known_again(self, object_id: bytes, location: dict) -> None:
-        """An item we know was stored again: by a rebuild (it was lost: take the new copy)
-        or by a retried attempt (a copy on another node is freed with the first)."""
+        """An item we know was stored again: by a rebuild (it was lost, or its copy was on
+        a node that died: take the new copy) or by a retried attempt (a copy on another
+        node is freed with the first)."""
         entry = self.core.refs.entries.get(object_id)
         if entry is None:
             return
-        if entry.state != READY:
+        if entry.state != READY or entry.node_id in self.core.recovery.dead_nodes:
             self.core.refs.set_ready(object_id, location)
             return
         address = location.get("node_address")
@@ -192,6 +201,13 @@ class GeneratorStreams:
             if entry.copies is None:
                 entry.copies = set()
             entry.copies.add(address)
+
+
+def _keep_lineage(entry, spec: dict) -> None:
+    """An item stored in an arena can be rebuilt by running its task again."""
+    if entry.node_id is not None:
+        entry.lineage = spec
+        spec["stored_items"] = True  # see Recovery.keep_lineage
 
 
 class ObjectRefGenerator:

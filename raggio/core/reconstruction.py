@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 
+from raggio.core.ids import object_id_bytes
 from raggio.core.object_table import READY
 from raggio.exceptions import ObjectLostError, ObjectReconstructionFailedError, RpcError
 
@@ -75,15 +76,19 @@ class Recovery:
             raise ObjectLostError(object_id.hex())
         if entry.state == READY and entry.node_id != lost_node_id:
             return  # someone else already rebuilt it elsewhere
-        if entry.state != READY:
-            await self.core.refs.wait_ready(object_id)
-            return
         spec = entry.lineage
-        if spec is None:
-            raise ObjectReconstructionFailedError(
-                object_id.hex(), ObjectReconstructionFailedError.PUT
-                if object_id[-4:] == b"\x00\x00\x00\x00" else
-                ObjectReconstructionFailedError.LINEAGE_EVICTED)
+        if entry.state == READY:
+            if spec is None:
+                raise ObjectReconstructionFailedError(
+                    object_id.hex(), ObjectReconstructionFailedError.PUT
+                    if object_id[-4:] == b"\x00\x00\x00\x00" else
+                    ObjectReconstructionFailedError.LINEAGE_EVICTED)
+            if spec["task_id"] not in self.core.submitter.pending:
+                self._run_again(spec, object_id)
+            self.core.refs.reset_pending(object_id)  # also a generator's item, not a return
+        await self.core.refs.wait_ready(object_id)
+
+    def _run_again(self, spec: dict, object_id: bytes) -> None:
         if spec["retries_left"] == 0:
             raise ObjectReconstructionFailedError(
                 object_id.hex(), ObjectReconstructionFailedError.RETRIES_DISABLED
@@ -93,9 +98,23 @@ class Recovery:
         logger.info("rebuilding %s by running %s again", object_id.hex(), spec["name"])
         for return_id in spec["return_ids"]:
             self.core.refs.reset_pending(return_id)
-        self.core.refs.reset_pending(object_id)  # also a generator's item, not a return
+        if "items_reported" in spec:  # a generator must yield as many again (task_executor)
+            spec["rebuild_items"] = spec["items_reported"]
         self.core.submitter.resubmit(spec)
-        await self.core.refs.wait_ready(object_id)
+
+    def rerun_ended(self, spec: dict, completion: dict) -> None:
+        """A generator task that ran again to rebuild lost items ended (``completion`` is
+        the location of its own return). If it failed, the items it did not yield again
+        (still pending, or on a dead node: items come before the reply) take its error,
+        as in Ray."""
+        if not completion.get("is_error"):
+            return  # it yielded at least as many items as before (task_executor checks)
+        refs = self.core.refs
+        for index in range(spec["rebuild_items"]):
+            item_id = object_id_bytes(spec["task_id"], index + 1)
+            entry = refs.entries.get(item_id)
+            if entry is not None and (entry.state != READY or entry.node_id in self.dead_nodes):
+                refs.set_ready(item_id, completion)
 
     async def recover(self, ref, lost_node_id: bytes) -> None:
         """Reader side: have the owner rebuild ``ref``'s object, then learn its new place."""

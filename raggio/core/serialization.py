@@ -32,7 +32,7 @@ from typing import Any, Callable
 import cloudpickle
 import msgpack
 
-from raggio.exceptions import UnserializableException
+from raggio.exceptions import RaySystemError, UnserializableException
 
 _ALIGN = 64
 _U32 = struct.Struct("<I")
@@ -164,6 +164,15 @@ def serialize_error(error: BaseException) -> SerializedValue:
     if text.startswith("raggio.exceptions."):
         text = "ray" + text[len("raggio"):]
     return serialize(_GuardedError(serialize(error).to_inline(), text))
+
+
+def error_location(exc: BaseException) -> dict:
+    """The inline form of an error value."""
+    try:
+        parts = serialize_error(exc).to_inline()
+    except TypeError:
+        parts = serialize_error(RaySystemError(repr(exc))).to_inline()
+    return {"inline": parts, "is_error": True}
 
 
 class _GuardedError:

@@ -32,7 +32,7 @@ from typing import Any, NoReturn
 import setproctitle
 
 from raggio.core import context
-from raggio.core.core_worker import error_location
+from raggio.core.serialization import error_location
 from raggio.core.generators import ItemReporter
 from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import deserialize_inline, loads_function, serialize
@@ -82,6 +82,8 @@ class TaskExecutor:
                 result = job()
             except ActorExitRequested as exc:
                 self._exit_actor(exc.cause)
+            except SystemExit:  # a task called sys.exit() (see _execute)
+                self._exit_gracefully()
             except BaseException as exc:  # noqa: BLE001 (must reach the owner)
                 self.core.call_soon(_set_exception, fut, exc)
             else:
@@ -212,6 +214,16 @@ class TaskExecutor:
             if not is_main:  # a threaded actor's pool thread: exit from here
                 self._exit_actor(exc.cause)
             raise  # to run_forever, which exits once the task's bookkeeping is done
+        except SystemExit as exc:  # the user's sys.exit(): this worker exits, as Ray's does
+            if self.actor is not None and exc.code in (0, None):
+                cause = f"The actor exited on purpose: {spec['name']} called sys.exit()."
+                if not is_main:
+                    self._exit_actor(cause)
+                raise ActorExitRequested(cause) from None
+            logger.error("SystemExit(%r) was raised from %s: this worker exits", exc.code, name)
+            if not is_main:
+                self._exit_gracefully()
+            raise  # to run_forever, as above; the owner sees the worker die
         except BaseException as exc:  # noqa: BLE001
             reply = self._pack_error(spec, exc, failed_dependency)
         finally:
@@ -407,6 +419,12 @@ class TaskExecutor:
         reporter.report_location(error_location(self._task_error(spec["name"], exc, False)))
 
     def _generator_reply(self, spec: dict, reporter: ItemReporter) -> dict:
+        expected = spec.get("rebuild_items", 0)
+        if reporter.count < expected:  # a run to rebuild lost items (reconstruction.py)
+            raise ValueError(
+                f"Task {spec['name']} ran again to rebuild a lost value but its generator "
+                f"yielded {reporter.count} values, where its first run yielded {expected}; "
+                f"a generator task must yield the same values each time it runs.")
         value = reporter.completion_value(spec["owner_address"])
         return {"returns": [self.core.store_serialized(spec["return_ids"][0], serialize(value))]}
 

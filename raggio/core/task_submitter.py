@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-from raggio.core.core_worker import error_location
+from raggio.core.serialization import error_location
 from raggio.core.task_events import (FAILED, FINISHED, PENDING_NODE_ASSIGNMENT,
                                      SUBMITTED_TO_WORKER, error_summary)
 from raggio.exceptions import (OutOfMemoryError, RpcError, TaskCancelledError,
@@ -296,6 +296,8 @@ class TaskSubmitter:
         self.pending.pop(spec["task_id"], None)
         for object_id, location in zip(spec["return_ids"], returns):
             self.core.refs.set_ready(object_id, location)
+        if "rebuild_items" in spec:
+            self.core.recovery.rerun_ended(spec, returns[0])
         if not self.core.recovery.keep_lineage(spec) or spec["retries_left"] == 0:
             self.core.refs.release_task_args(spec["task_id"])  # it will never run again
 
