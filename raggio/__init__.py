@@ -27,6 +27,8 @@ _EXPORTS = {
     "DynamicObjectRefGenerator": ("raggio.core.generators", "DynamicObjectRefGenerator"),
     "ObjectID": ("raggio.core.object_ref", "ObjectRef"),  # Ray's alias, for old programs
     "RemoteFunction": ("raggio.core.remote_function", "RemoteFunction"),
+    "PlacementGroupID": ("raggio.util.placement_group", "PlacementGroupID"),
+    "timeline": ("raggio.util.state.timeline", "timeline"),
     "get_runtime_context": ("raggio.runtime_context", "get_runtime_context"),
     **{name: ("raggio.core.ids", name)
        for name in ("ActorID", "JobID", "NodeID", "TaskID", "WorkerID")},

@@ -24,6 +24,10 @@ from raggio.labels import check_node_labels
 from raggio.launch import wait_ready
 from raggio.rpc import connect
 
+#: Ray's flag for the platform where ``Cluster`` cannot run, which Ray's tests skip on:
+#: Windows, as in Ray (raggio's nodes fork their workers from a zygote).
+cluster_not_supported = os.name == "nt"
+
 
 @dataclass
 class ClusterNode:

@@ -76,6 +76,26 @@ def test_a_finished_task_has_every_state_change_in_order(ray_start_regular):
     assert state.get_task(task.task_id).state == "FINISHED"
 
 
+def test_the_timeline_draws_each_task_that_ran(ray_start_regular, tmp_path):
+    ray.get([blocker.remote(0.05) for _ in range(3)])
+    wait_for_state("blocker", "FINISHED", count=3)
+    runs = [event for event in ray.timeline() if event["name"] == "task::blocker"]
+    assert len(runs) == 3
+    node_ip = ray.util.get_node_ip_address()
+    for event in runs:
+        assert event["ph"] == "X" and event["pid"] == node_ip
+        assert event["tid"].startswith("worker:") and event["dur"] >= 50_000  # microseconds
+        assert event["args"]["state"] == "FINISHED" and event["args"]["attempt_number"] == 0
+    path = tmp_path / "timeline.json"
+    assert ray.timeline(filename=str(path)) is None
+    assert [e for e in json.loads(path.read_text()) if e["name"] == "task::blocker"] == runs
+
+
+def test_the_timeline_needs_init():
+    with pytest.raises(RuntimeError, match="initialized first"):
+        ray.timeline()
+
+
 def test_a_failed_task_keeps_its_error(ray_start_regular):
     with pytest.raises(ray.exceptions.RayTaskError):
         ray.get(boom.remote())
