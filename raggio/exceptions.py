@@ -20,6 +20,7 @@ Class tree (``+`` marks a second base class)::
           │    ├── ActorDiedError
           │    └── ActorUnavailableError
           ├── RaySystemError
+          │    └── StreamingGeneratorReplayInconsistentError
           ├── ObjectStoreFullError
           ├── OutOfDiskError
           ├── OutOfMemoryError
@@ -60,7 +61,8 @@ Departures from Ray:
   catches it.
 - Ray's cross-language, compiled-graph channel, Ray Data and streaming-generator
   internals (``CrossLanguageError``, ``RayChannelError``, ``UserCodeException``
-  and kin) are absent: raggio has none of those features.
+  and kin) are absent: raggio has none of those features. Each is listed with its
+  reason in ``DEPARTURES`` in tests/test_public_surface.py.
 - Ray 2.60 folds the old ``ObjectReconstructionFailedMaxAttemptsExceededError``
   and ``ObjectReconstructionFailedLineageEvictedError`` into
   ``ObjectReconstructionFailedError`` with a ``reason``; raggio does the same.
@@ -446,6 +448,12 @@ class RaySystemError(RayError):
         if self.traceback_str:
             message += f"\ntraceback: {self.traceback_str}"
         return message
+
+
+class StreamingGeneratorReplayInconsistentError(RaySystemError):
+    """A generator task ran again to rebuild lost items and yielded fewer than its first
+    run did, so the items it did not yield again are lost (a generator must yield the same
+    items each time it runs). Ray raises it for more items too; raggio checks for fewer."""
 
 
 class ObjectStoreFullError(RayError):

@@ -22,6 +22,7 @@ EXPECTED_BASES = {
     "ActorDiedError": (exc.RayActorError,),
     "ActorUnavailableError": (exc.RayActorError,),
     "RaySystemError": (exc.RayError,),
+    "StreamingGeneratorReplayInconsistentError": (exc.RaySystemError,),
     "ObjectStoreFullError": (exc.RayError,),
     "OutOfDiskError": (exc.RayError,),
     "OutOfMemoryError": (exc.RayError,),
@@ -68,6 +69,9 @@ SAMPLES = {
     exc.ActorDiedError: lambda: exc.ActorDiedError("its process exited", actor_id="a1"),
     exc.ActorUnavailableError: lambda: exc.ActorUnavailableError("restarting", "a1"),
     exc.RaySystemError: lambda: exc.RaySystemError("node manager killed", "tb"),
+    exc.StreamingGeneratorReplayInconsistentError: lambda: (
+        exc.StreamingGeneratorReplayInconsistentError("yielded 2 values, where its first run "
+                                                      "yielded 3")),
     exc.ObjectStoreFullError: lambda: exc.ObjectStoreFullError("no room for 5 GiB"),
     exc.OutOfDiskError: lambda: exc.OutOfDiskError("disk full"),
     exc.OutOfMemoryError: lambda: exc.OutOfMemoryError("worker 12 killed at 95% memory"),

@@ -249,8 +249,9 @@ def test_a_generator_yielding_fewer_values_when_rebuilt_fails_the_missing(ray_st
     ray_start_cluster.remove_node(second)
     assert [int(ray.get(ref, timeout=60)[0]) for ref in refs[:2]] == [0, 1]
     with pytest.raises(ray.exceptions.RayTaskError, match="yielded 2 values, where its first "
-                                                          "run yielded 3"):
+                                                          "run yielded 3") as info:
         ray.get(refs[2], timeout=60)
+    assert isinstance(info.value, ray.exceptions.StreamingGeneratorReplayInconsistentError)
 
 
 def test_a_generator_whose_worker_dies_when_rebuilt_fails_with_worker_crashed(

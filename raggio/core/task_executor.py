@@ -38,7 +38,8 @@ from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import deserialize_inline, loads_function, serialize
 from raggio.core.task_events import error_summary
 from raggio.exceptions import (ActorExitRequested, AsyncioActorExit, RayError, RayTaskError,
-                               TaskCancelledError, failed_dependency_traceback)
+                               StreamingGeneratorReplayInconsistentError, TaskCancelledError,
+                               failed_dependency_traceback)
 
 logger = logging.getLogger(__name__)
 
@@ -421,7 +422,7 @@ class TaskExecutor:
     def _generator_reply(self, spec: dict, reporter: ItemReporter) -> dict:
         expected = spec.get("rebuild_items", 0)
         if reporter.count < expected:  # a run to rebuild lost items (reconstruction.py)
-            raise ValueError(
+            raise StreamingGeneratorReplayInconsistentError(
                 f"Task {spec['name']} ran again to rebuild a lost value but its generator "
                 f"yielded {reporter.count} values, where its first run yielded {expected}; "
                 f"a generator task must yield the same values each time it runs.")
