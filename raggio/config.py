@@ -111,6 +111,9 @@ class Config:
     node_type_name: str = _doc("A node's ray.io/node-group label.", "", "RAY_NODE_TYPE_NAME")
     node_region: str = _doc("A node's ray.io/availability-region label.", "", "RAY_NODE_REGION")
     node_zone: str = _doc("A node's ray.io/availability-zone label.", "", "RAY_NODE_ZONE")
+    cloud_instance_id: str = _doc(
+        "The cloud instance this node runs on (get_node_instance_id); set by whoever "
+        "launched it.", "", "RAY_CLOUD_INSTANCE_ID")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Config":

@@ -1,6 +1,8 @@
 """``raggio.util``'s names as Ray programs use them: ActorPool, custom serializers,
 named-actor listing, the node's address, and the submodules reached as attributes."""
 
+import io
+import os
 import threading
 
 import pytest
@@ -146,3 +148,84 @@ def test_as_completed_and_map_unordered(ray_start_regular_shared):
         list(ray.util.as_completed(refs, num_returns=2))
     with pytest.raises(ValueError, match="backpressure_size must be positive"):
         list(ray.util.map_unordered(square, [1], backpressure_size=0))
+
+
+def test_get_node_instance_id_is_what_the_launcher_set(ray_start_regular_shared):
+    @ray.remote(runtime_env={"env_vars": {"RAY_CLOUD_INSTANCE_ID": "i-0abc"}})
+    def instance_id():
+        return ray.util.get_node_instance_id()
+
+    assert ray.get(instance_id.remote()) == "i-0abc"
+    assert ray.util.get_node_instance_id() == os.environ.get("RAY_CLOUD_INSTANCE_ID", "")
+
+
+def test_log_once_is_true_once_per_key():
+    from raggio.util.debug import reset_log_once
+    assert ray.util.log_once("test_util:first") is True
+    assert ray.util.log_once("test_util:first") is False
+    assert ray.util.log_once("test_util:second") is True
+    reset_log_once("test_util:first")
+    assert ray.util.log_once("test_util:first") is True
+
+
+def test_inspect_serializability_names_the_part_that_does_not_pickle():
+    lock = threading.Lock()
+
+    def uses_a_lock():
+        with lock:
+            return 1
+
+    report = io.StringIO()
+    serializable, failures = ray.util.inspect_serializability(uses_a_lock, name="uses_a_lock",
+                                                              print_file=report)
+    assert serializable is False
+    (failure,) = failures
+    assert failure.obj is lock and failure.path == ("uses_a_lock", "lock")
+    assert "FAIL serialization" in report.getvalue() and "lock" in report.getvalue()
+
+    class Holder:
+        def __init__(self):
+            self.name = "holder"
+            self.guard = lock
+
+        def method(self):
+            return self.name
+
+    _, failures = ray.util.inspect_serializability(Holder(), print_file=io.StringIO())
+    assert [f.path for f in failures] == [("guard",)]  # not the bound method
+    assert ray.util.inspect_serializability(lambda: 1, print_file=io.StringIO()) == (True, set())
+
+
+def test_annotations_mark_and_document_an_api():
+    from raggio.util.annotations import (AnnotationType, Deprecated, DeveloperAPI, PublicAPI,
+                                         RayDeprecationWarning)
+
+    @PublicAPI(stability="beta")
+    def beta():
+        """Do something."""
+
+    @DeveloperAPI
+    class Low:
+        """A low-level thing."""
+
+    @Deprecated(message="Use beta() instead.", warning=True)
+    def old():
+        return "old"
+
+    assert beta._annotated_type is AnnotationType.PUBLIC_API
+    assert "This API is in beta" in beta.__doc__
+    assert Low._annotated_type is AnnotationType.DEVELOPER_API
+    assert "DeveloperAPI" in Low.__doc__
+    assert PublicAPI(beta) is beta
+    with pytest.warns(RayDeprecationWarning, match="Use beta"):
+        assert old() == "old"
+    assert "DEPRECATED" in old.__doc__
+    with pytest.raises(ValueError, match="stability"):
+        PublicAPI(stability="gamma")
+
+
+def test_deprecated_accelerator_names_warn():
+    from raggio.util import accelerators
+    from raggio.util.annotations import RayDeprecationWarning
+    with pytest.warns(RayDeprecationWarning, match="use NVIDIA_A100"):
+        assert accelerators.NVIDIA_TESLA_A100 == accelerators.NVIDIA_A100 == "A100"

@@ -445,6 +445,12 @@ def get_node_ip_address(address: str = "8.8.8.8:53") -> str:
     return local_ip_for(split_address(address)[0])
 
 
+def get_node_instance_id() -> str:
+    """The cloud instance id of this process's node, as its launcher gave it in
+    ``RAY_CLOUD_INSTANCE_ID``; "" elsewhere (a laptop, ``raggio start`` by hand)."""
+    return get_config().cloud_instance_id
+
+
 def nodes() -> list[dict]:
     """One dict per node, with Ray's keys."""
     core = context.get_core()

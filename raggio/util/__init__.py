@@ -1,16 +1,18 @@
 """``raggio.util``: Ray's utility namespace.
 
-Placement groups, scheduling strategies and custom serializers are imported
-here; ``ActorPool``, ``as_completed``, ``map_unordered``, ``list_named_actors``,
-``get_node_ip_address`` and the
-submodules Ray programs reach as attributes (``ray.util.state.list_actors``,
-``ray.util.queue.Queue``) load on first use, since they sit on the driver API
+Placement groups, scheduling strategies, custom serializers and the ``log_once``
+helpers are imported here; ``ActorPool``, ``as_completed``, ``map_unordered``,
+``list_named_actors``, ``get_node_ip_address``, ``get_node_instance_id``,
+``inspect_serializability`` and the submodules Ray programs reach as attributes
+(``ray.util.state.list_actors``, ``ray.util.queue.Queue``,
+``ray.util.accelerators``) load on first use, since they sit on the driver API
 that itself imports this package.
 """
 
 import importlib
 
 from raggio.util import scheduling_strategies
+from raggio.util.debug import disable_log_once_globally, enable_periodic_logging, log_once
 from raggio.util.placement_group import (PlacementGroup, get_current_placement_group,
                                          get_placement_group, placement_group,
                                          placement_group_table, remove_placement_group)
@@ -22,17 +24,21 @@ _LAZY = {
     "as_completed": ("raggio.util.completion_order", "as_completed"),
     "map_unordered": ("raggio.util.completion_order", "map_unordered"),
     "get_node_ip_address": ("raggio.core.api", "get_node_ip_address"),
+    "get_node_instance_id": ("raggio.core.api", "get_node_instance_id"),
     "list_named_actors": ("raggio.core.api", "list_named_actors"),
+    "inspect_serializability": ("raggio.util.check_serialize", "inspect_serializability"),
+    "accelerators": ("raggio.util.accelerators", None),
     "queue": ("raggio.util.queue", None),
     "state": ("raggio.util.state", None),
 }
 
 __all__ = [
-    "ActorPool", "PlacementGroup", "as_completed", "deregister_serializer",
-    "get_current_placement_group", "get_node_ip_address", "get_placement_group",
-    "list_named_actors", "map_unordered", "placement_group",
-    "placement_group_table", "register_serializer", "remove_placement_group",
-    "scheduling_strategies",
+    "ActorPool", "PlacementGroup", "accelerators", "as_completed", "deregister_serializer",
+    "disable_log_once_globally", "enable_periodic_logging", "get_current_placement_group",
+    "get_node_instance_id", "get_node_ip_address", "get_placement_group",
+    "inspect_serializability", "list_named_actors", "log_once", "map_unordered",
+    "placement_group", "placement_group_table", "register_serializer",
+    "remove_placement_group", "scheduling_strategies",
 ]
 
 
