@@ -248,3 +248,10 @@ def test_get_worker_and_get_objects_by_id(ray_start_regular):
     rows = state.get_objects(kept.hex())
     assert isinstance(rows, list) and {r.object_id for r in rows} == {kept.hex()}
     assert state.get_objects("00" * 28) is None  # as Ray's
+
+
+def test_an_unreachable_cluster_is_server_unavailable():
+    from raggio.util.state.exception import RayStateApiException, ServerUnavailable
+    with pytest.raises(ServerUnavailable, match="127.0.0.1:1") as info:
+        state.list_nodes(address="127.0.0.1:1", timeout=2)
+    assert isinstance(info.value, RayStateApiException)

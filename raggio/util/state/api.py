@@ -20,6 +20,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from raggio.exceptions import AuthenticationError, RpcError
 from raggio.util.state.common import (DEFAULT_LIMIT, DEFAULT_RPC_TIMEOUT, ActorState,
                                       GetApiOptions, JobState, ListApiOptions, NodeState,
                                       ObjectState, PlacementGroupState, StateResource,
@@ -32,6 +33,10 @@ DEFAULT_TIMEOUT_S = float(DEFAULT_RPC_TIMEOUT)
 
 class RayStateApiException(Exception):
     """A state query that cannot be answered: a bad resource, filter or address."""
+
+
+class ServerUnavailable(RayStateApiException):
+    """The cluster the state query asked could not be reached (Ray: its dashboard)."""
 
 
 def resource(name: str) -> Resource:
@@ -50,8 +55,10 @@ def _query(op: str, payload, address: str | None, timeout_s: float):
     from raggio.core.one_shot import query_control_store
     try:
         (reply,) = query_control_store(address, [(op, payload)], timeout_s=timeout_s)
-    except (ConnectionError, OSError) as exc:
-        raise RayStateApiException(str(exc)) from None
+    except AuthenticationError:
+        raise  # it says which token to use
+    except (ConnectionError, OSError, RpcError) as exc:
+        raise ServerUnavailable(str(exc)) from None
     return reply
 
 
