@@ -3,11 +3,12 @@
 Re-run it with Ray's own interpreter (never raggio's: Ray is installed in its own virtualenv),
 from the repository root::
 
-    RAY_USAGE_STATS_ENABLED=0 /work/main/.venv-ray/bin/python tests/data/make_ray_public_names.py
+    RAY_USAGE_STATS_ENABLED=0 unshare -rn \
+        /work/main/.venv-ray/bin/python tests/data/make_ray_public_names.py
 
 ``tests/test_public_surface.py`` reads the file and checks that raggio has each name (or lists
-it as a departure with the reason). Importing Ray starts no process and opens no socket; the
-script only imports modules and reads their attributes.
+it as a departure with the reason). The script only imports Ray's modules and reads their
+attributes (it never calls ``ray.init``); ``unshare -rn`` keeps even that off the network.
 
 What "public" means here, module by module:
 
