@@ -73,9 +73,8 @@ class GcsClient:
         while True:
             if not self._ready.is_set():
                 try:
-                    async with asyncio.timeout(self._reconnect_timeout_s):
-                        await self._ready.wait()
-                except TimeoutError:
+                    await asyncio.wait_for(self._ready.wait(), self._reconnect_timeout_s)
+                except asyncio.TimeoutError:
                     raise RpcError(f"The control store at {self.address} has been unreachable "
                                    f"for {self._reconnect_timeout_s:g} s.") from None
             if self._closed:
@@ -88,11 +87,11 @@ class GcsClient:
                 await asyncio.sleep(0)  # the close callback has cleared _ready: wait for it
 
     async def call_with_timeout(self, op: str, payload: Any, timeout_s: float) -> Any:
+        # While the store is away, the call may first wait for it to come back.
+        wait_s = timeout_s + (0 if self._ready.is_set() else self._reconnect_timeout_s)
         try:
-            async with asyncio.timeout(timeout_s + (0 if self._ready.is_set()
-                                                    else self._reconnect_timeout_s)):
-                return await self.call(op, payload)
-        except TimeoutError:
+            return await asyncio.wait_for(self.call(op, payload), wait_s)
+        except asyncio.TimeoutError:
             raise RpcError(f"{op} to the control store at {self.address} got no reply within "
                            f"{timeout_s:g} s") from None
 

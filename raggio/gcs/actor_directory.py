@@ -210,9 +210,8 @@ class ActorDirectory:
             if remaining <= 0:
                 break
             try:
-                async with asyncio.timeout(remaining):
-                    await record.changed.wait()
-            except TimeoutError:
+                await asyncio.wait_for(record.changed.wait(), remaining)
+            except asyncio.TimeoutError:
                 break
         return record.info()
 
@@ -458,9 +457,8 @@ class ActorDirectory:
     async def _die_of_exit(self, record: ActorRecord, max_restarts: int) -> None:
         """Mark the actor dead, with its process's exit code when the zygote reports it."""
         try:
-            async with asyncio.timeout(EXIT_CODE_WAIT_S):
-                await record.exited.wait()
-        except TimeoutError:
+            await asyncio.wait_for(record.exited.wait(), EXIT_CODE_WAIT_S)
+        except asyncio.TimeoutError:
             pass
         self._mark_dead(record, (
             "The actor died unexpectedly: "

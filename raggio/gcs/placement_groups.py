@@ -121,9 +121,8 @@ class PlacementGroupTable:
         while record.state == PENDING and time.monotonic() < deadline:
             record.changed.clear()
             try:
-                async with asyncio.timeout(deadline - time.monotonic()):
-                    await record.changed.wait()
-            except TimeoutError:
+                await asyncio.wait_for(record.changed.wait(), deadline - time.monotonic())
+            except asyncio.TimeoutError:
                 break
         return record.info()
 
@@ -176,9 +175,8 @@ class PlacementGroupTable:
                 except Exception:
                     logger.exception("placing group %s failed", record.pg_id.hex())
             try:
-                async with asyncio.timeout(1.0):
-                    await self._wakeup.wait()
-            except TimeoutError:
+                await asyncio.wait_for(self._wakeup.wait(), 1.0)
+            except asyncio.TimeoutError:
                 pass
 
     async def _try_place(self, record: PlacementGroupRecord) -> None:

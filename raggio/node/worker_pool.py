@@ -167,9 +167,8 @@ class WorkerPool:
             if self._zygote.stdin is not None:
                 self._zygote.stdin.close()
             try:
-                async with asyncio.timeout(2):
-                    await self._zygote.wait()
-            except TimeoutError:
+                await asyncio.wait_for(self._zygote.wait(), 2)
+            except asyncio.TimeoutError:
                 self._zygote.kill()
                 await self._zygote.wait()
             self._zygote = None

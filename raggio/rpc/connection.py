@@ -169,8 +169,7 @@ class Connection(asyncio.BufferedProtocol):
         return self._closed_exc is not None
 
     async def wait_authenticated(self, timeout_s: float) -> dict:
-        async with asyncio.timeout(timeout_s):
-            return await self._handshake
+        return await asyncio.wait_for(self._handshake, timeout_s)
 
     def call(self, op: str, payload: Any = None) -> asyncio.Future:
         """Send a request; the returned future resolves to the reply."""
@@ -194,9 +193,8 @@ class Connection(asyncio.BufferedProtocol):
 
     async def call_with_timeout(self, op: str, payload: Any, timeout_s: float) -> Any:
         try:
-            async with asyncio.timeout(timeout_s):
-                return await self.call(op, payload)
-        except TimeoutError:
+            return await asyncio.wait_for(self.call(op, payload), timeout_s)
+        except asyncio.TimeoutError:
             raise RpcError(
                 f"{op} to {self.peer_name} got no reply within {timeout_s:g} s") from None
 

@@ -65,7 +65,7 @@ async def connect(address: str, *, token: str, handlers: dict[str, Handler] | No
             return conn
         except AuthenticationError:
             raise
-        except (OSError, RpcError, TimeoutError) as exc:
+        except (OSError, RpcError, asyncio.TimeoutError) as exc:
             last_error = exc
         if time.monotonic() + delay_s > deadline:
             break
