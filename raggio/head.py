@@ -49,16 +49,12 @@ async def run_head(args: argparse.Namespace) -> None:
     session_dir, session_name = session_for(args)
     token_path = _write_token(session_dir, token)
     gcs = GcsServer(listen=f"{args.node_ip}:{args.port}", token=token, session_dir=session_dir,
-                    health_check_period_s=cfg.health_check_period_s,
-                    health_check_timeout_s=cfg.health_check_timeout_s,
-                    health_check_failure_threshold=cfg.health_check_failure_threshold,
-                    storage=storage, reconnect_grace_s=cfg.gcs_reconnect_grace_s,
-                    task_events_max_tasks=cfg.task_events_max_tasks)
+                    storage=storage, cfg=cfg)
     await gcs.start()
     node = None
     if not args.no_node:
         try:
-            node = await start_node_manager(args, gcs_address=gcs.address, token=token,
+            node = await start_node_manager(args, cfg, gcs_address=gcs.address, token=token,
                                             session_dir=session_dir, session_name=session_name,
                                             is_head=True)
         except BaseException:

@@ -20,7 +20,7 @@ import os
 import signal
 import sys
 
-from raggio.config import get_config
+from raggio.config import Config, get_config
 from raggio.exceptions import RayError
 from raggio.launch import print_ready
 from raggio.node.manager import NodeManager, NodeOptions
@@ -49,23 +49,18 @@ def session_for(args: argparse.Namespace) -> tuple[str, str]:
     return new_session_dir(args.temp_dir)
 
 
-async def start_node_manager(args: argparse.Namespace, *, gcs_address: str, token: str,
-                             session_dir: str, session_name: str, is_head: bool) -> NodeManager:
+async def start_node_manager(args: argparse.Namespace, cfg: Config, *, gcs_address: str,
+                             token: str, session_dir: str, session_name: str,
+                             is_head: bool) -> NodeManager:
     resources, object_store_memory = default_resources(
-        num_cpus=args.num_cpus, num_gpus=args.num_gpus, resources=json.loads(args.resources),
-        memory=args.memory, object_store_memory=args.object_store_memory,
-        node_ip=args.node_ip, is_head=is_head)
+        cfg, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
+        resources=json.loads(args.resources), memory=args.memory,
+        object_store_memory=args.object_store_memory, node_ip=args.node_ip, is_head=is_head)
     node = NodeManager(NodeOptions(
         node_id=os.urandom(28), node_ip=args.node_ip, gcs_address=gcs_address, token=token,
         session_dir=session_dir, session_name=session_name, resources=resources,
         object_store_memory=object_store_memory, is_head=is_head,
-        labels=dict(default_labels(get_config()), **json.loads(args.labels)),
-        connect_timeout_s=get_config().connect_timeout_s,
-        prestart_workers=get_config().prestart_workers,
-        prefault_bytes=get_config().object_store_prefault_bytes,
-        reconnect_timeout_s=get_config().gcs_reconnect_timeout_s,
-        memory_usage_threshold=get_config().memory_usage_threshold,
-        memory_monitor_period_s=get_config().memory_monitor_period_s))
+        labels=dict(default_labels(cfg), **json.loads(args.labels))), cfg)
     try:
         await node.start()
     except BaseException:
@@ -98,9 +93,10 @@ async def wait_for_exit(tied: bool) -> None:
 
 
 async def run_node(args: argparse.Namespace) -> None:
-    token = args.token or get_config().auth_token
+    cfg = get_config()
+    token = args.token or cfg.auth_token
     session_dir, session_name = session_for(args)
-    node = await start_node_manager(args, gcs_address=args.gcs_address, token=token,
+    node = await start_node_manager(args, cfg, gcs_address=args.gcs_address, token=token,
                                     session_dir=session_dir, session_name=session_name,
                                     is_head=args.head_node)
     try:
