@@ -1,27 +1,26 @@
 """``Cluster``: several real nodes on one machine, for tests and laptops (as Ray's helper).
 
 Each node is its own node manager process with its own arena and session
-directory; the head also runs the control store. Every process is tied to
-this one through its stdin, so nothing outlives the Python process that made
-the cluster. ``init(address=cluster.address)`` (or ``cluster.connect()``)
-joins it as a driver.
+directory, started from a ``NodeSpec`` (``node_spec.py``); the head also runs
+the control store. Every process is tied to this one through its stdin, so
+nothing outlives the Python process that made the cluster.
+``init(address=cluster.address)`` (or ``cluster.connect()``) joins it as a
+driver.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 
 from raggio import cluster_file
-from raggio.config import get_config, honoured_system_config, system_config_env
+from raggio.config import get_config, honoured_system_config
 from raggio.labels import check_node_labels
 from raggio.launch import wait_ready
+from raggio.node_spec import NodeSpec
 from raggio.rpc import connect
 
 #: Ray's flag for the platform where ``Cluster`` cannot run, which Ray's tests skip on:
@@ -54,31 +53,26 @@ class ClusterNode:
 
 logger = logging.getLogger(__name__)
 
-_FLAGS = {"num_cpus": "--num-cpus", "num_gpus": "--num-gpus", "memory": "--memory",
-          "object_store_memory": "--object-store-memory", "node_ip_address": "--node-ip"}
-_JSON_FLAGS = {"resources": "--resources", "labels": "--labels"}
-_IGNORED = {"_system_config",  # applied as the environment of every node: see add_node
-            "dashboard_port", "include_dashboard", "min_worker_port",
-            "max_worker_port", "enable_object_reconstruction", "redis_port", "port"}
+#: Ray's node arguments that are ``NodeSpec`` fields of the same name.
+_NODE_ARGS = ("num_cpus", "num_gpus", "memory", "object_store_memory", "node_ip_address",
+              "resources", "labels")
+#: Accepted and not passed on: the head's ``port`` and ``_system_config`` are applied in
+#: ``add_node``; the others have no raggio equivalent.
+_IGNORED = {"_system_config", "port", "dashboard_port", "include_dashboard", "min_worker_port",
+            "max_worker_port", "enable_object_reconstruction", "redis_port"}
 
 
-def _node_flags(args: dict) -> list[str]:
-    flags = []
-    for key, value in args.items():
-        if key in _FLAGS and value is not None:
-            flags += [_FLAGS[key], str(value)]
-        elif key in _JSON_FLAGS and value is not None:
-            flags += [_JSON_FLAGS[key], json.dumps(value)]
-        elif key not in _IGNORED:
-            raise ValueError(f"Unknown node argument {key!r}; supported: "
-                             f"{sorted(_FLAGS) + sorted(_JSON_FLAGS)}")
-    return flags
+def _node_fields(args: dict) -> dict:
+    """The ``NodeSpec`` fields of Ray's node arguments (None: the default).
 
-
-def _system_env(system_config: dict) -> dict[str, str]:
-    """The head's ``_system_config`` as RAGGIO_* variables (keys with no raggio equivalent
-    are skipped with a warning, as by ``init()``)."""
-    return system_config_env(honoured_system_config(system_config, "Cluster"))
+    Raises:
+        ValueError: an argument that is not one of Ray's node arguments.
+    """
+    unknown = [key for key in args if key not in _NODE_ARGS and key not in _IGNORED]
+    if unknown:
+        raise ValueError(f"Unknown node argument {unknown[0]!r}; supported: "
+                         f"{sorted(_NODE_ARGS)}")
+    return {key: value for key, value in args.items() if key in _NODE_ARGS and value is not None}
 
 
 class Cluster:
@@ -91,9 +85,9 @@ class Cluster:
         self.address = ""
         self._token = ""
         self._temp_dir = get_config().temp_dir
-        #: The head's ``_system_config`` as RAGGIO_* variables, given to every node (Ray's
+        #: The Config changes of the head's ``_system_config``, given to every node (Ray's
         #: system config is cluster-wide).
-        self._system_env: dict[str, str] = {}
+        self._system_config: dict = {}
         if initialize_head:
             self.add_node(**(head_node_args or {}))
             if connect:
@@ -117,19 +111,18 @@ class Cluster:
         """
         if node_args.get("labels") is not None:
             check_node_labels(node_args["labels"])
-        flags = ["--tied", "--temp-dir", self._temp_dir] + _node_flags(node_args)
-        if "node_ip_address" not in node_args:
-            flags += ["--node-ip", "127.0.0.1"]
+        fields = dict(_node_fields(node_args), tied=True, temp_dir=self._temp_dir)
         if self.head_node is None:
             if node_args.get("_system_config"):
-                self._system_env = _system_env(node_args["_system_config"])
-            cmd = [sys.executable, "-m", "raggio.head", "--port",
-                   str(node_args.get("port", 0))] + flags
-            env = dict(os.environ, **self._system_env)
+                # Keys with no raggio equivalent are skipped with a warning, as by init().
+                self._system_config = honoured_system_config(node_args["_system_config"],
+                                                             "Cluster")
+            spec = NodeSpec(head=True, port=node_args.get("port", 0),
+                            config=self._system_config, **fields)
         else:
-            cmd = [sys.executable, "-m", "raggio.node.main", "--gcs-address", self.address] + flags
-            env = dict(os.environ, RAGGIO_AUTH_TOKEN=self._token, **self._system_env)
-        process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+            spec = NodeSpec(gcs_address=self.address, token=self._token,
+                            config=self._system_config, **fields)
+        process = spec.start_process()
         ready = wait_ready(process, get_config().head_start_timeout_s, "raggio node")
         if self.head_node is None:
             self.address = ready["gcs_address"]

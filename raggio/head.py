@@ -1,6 +1,7 @@
 """The head process: the control store, and (for a private cluster) the head node's manager.
 
-``init()`` with no cluster to join runs ``python -m raggio.head --tied``: the
+Its flags are a ``NodeSpec``'s (``node_spec.py``), with ``--head`` and no
+``--gcs-address``. ``init()`` with no cluster to join runs it ``--tied``: the
 head exits when the driver's pipe (its stdin) closes, and other drivers on
 the machine that joined it lose their cluster. ``raggio start --head`` runs it
 daemonized. Both record the head in the current-cluster file so that
@@ -12,17 +13,17 @@ interpreter (~30 MB and ~100 ms of start-up).
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
+import sys
 
 from raggio.config import get_config
 from raggio.gcs.server import GcsServer
 from raggio.gcs.storage import open_storage
 from raggio import cluster_file
 from raggio.launch import print_ready
-from raggio.node.main import (add_node_arguments, run_main, session_for, start_node_manager,
-                              wait_for_exit)
+from raggio.node.main import run_main, session_for, start_node_manager, wait_for_exit
+from raggio.node_spec import HEAD_MODULE, NodeSpec
 
 
 def _write_token(session_dir: str, token: str) -> str:
@@ -42,25 +43,20 @@ def cluster_token(storage, given: str) -> str:
     return token
 
 
-async def run_head(args: argparse.Namespace) -> None:
+async def run_head(spec: NodeSpec) -> None:
     cfg = get_config()
-    storage = open_storage(args.storage)  # raises ValueError, naming the problem, at once
+    storage = open_storage(spec.storage)  # raises ValueError, naming the problem, at once
     token = cluster_token(storage, cfg.auth_token)
-    session_dir, session_name = session_for(args)
+    session_dir, session_name = session_for(spec)
     token_path = _write_token(session_dir, token)
-    gcs = GcsServer(listen=f"{args.node_ip}:{args.port}", token=token, session_dir=session_dir,
-                    health_check_period_s=cfg.health_check_period_s,
-                    health_check_timeout_s=cfg.health_check_timeout_s,
-                    health_check_failure_threshold=cfg.health_check_failure_threshold,
-                    storage=storage, reconnect_grace_s=cfg.gcs_reconnect_grace_s,
-                    task_events_max_tasks=cfg.task_events_max_tasks)
+    gcs = GcsServer(listen=f"{spec.node_ip_address}:{spec.port}", token=token,
+                    session_dir=session_dir, storage=storage, cfg=cfg)
     await gcs.start()
     node = None
-    if not args.no_node:
+    if not spec.no_node:
         try:
-            node = await start_node_manager(args, gcs_address=gcs.address, token=token,
-                                            session_dir=session_dir, session_name=session_name,
-                                            is_head=True)
+            node = await start_node_manager(spec, cfg, gcs_address=gcs.address, token=token,
+                                            session_dir=session_dir, session_name=session_name)
         except BaseException:
             await gcs.close()
             raise
@@ -71,32 +67,22 @@ async def run_head(args: argparse.Namespace) -> None:
     # A private head (init()) is recorded too, as Ray records the cluster ray.init() starts,
     # so that another driver's init() on this machine joins it; but it leaves alone the
     # record of a running `raggio start --head` (init(address="local") started it beside).
-    if args.cluster_file and not (args.tied and cluster_file.head_running(
-            cluster_file.read(args.temp_dir))):
-        cluster_file.write(args.temp_dir, dict(info, tied=args.tied))
+    if spec.cluster_file and not (spec.tied and cluster_file.head_running(
+            cluster_file.read(spec.temp_dir))):
+        cluster_file.write(spec.temp_dir, dict(info, tied=spec.tied))
     try:
         print_ready(dict(info, token=token))
-        await wait_for_exit(args.tied)
+        await wait_for_exit(spec.tied)
     finally:
-        if args.cluster_file:
-            cluster_file.remove(args.temp_dir, gcs.address)
+        if spec.cluster_file:
+            cluster_file.remove(spec.temp_dir, gcs.address)
         if node is not None:
             await node.close()
         await gcs.close()
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m raggio.head")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--cluster-file", action="store_true",
-                        help="record this head as the machine's current cluster")
-    parser.add_argument("--no-node", action="store_true",
-                        help="run only the control store (`raggio start --head` runs the head "
-                             "node as its own process, so each survives the other's restart)")
-    parser.add_argument("--storage", default="memory",
-                        help="the control store's backend: memory, a SQLite path, redis://...")
-    add_node_arguments(parser)
-    run_main(run_head, parser.parse_args(argv))
+    run_main(run_head, NodeSpec.from_argv(sys.argv[1:] if argv is None else argv, HEAD_MODULE))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """``raggio start``: start a head (``--head``) or join a node to a cluster (``--address``).
 
-The processes are daemonized (their own session, output in the session's
-``logs/``); the command returns once the node is up and prints how to use
-it, or fails with the node's own error (wrong address, wrong token, port in
-use) within seconds.
+The options become ``NodeSpec``s (``node_spec.py``), and their processes are
+daemonized (their own session, output in the session's ``logs/``); the
+command returns once the node is up and prints how to use it, or fails with
+the node's own error (wrong address, wrong token, port in use) within seconds.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import click
@@ -25,6 +23,7 @@ from raggio.exceptions import RaySystemError
 from raggio.labels import check_node_labels, parse_labels_flag
 from raggio.launch import wait_ready
 from raggio.node.node_info import new_session_dir
+from raggio.node_spec import FROM_STDIN, NodeSpec
 from raggio.rpc import local_ip_for, split_address
 
 #: How long ``start`` waits for its node to come up, and a joining node for the head.
@@ -40,24 +39,27 @@ def default_head_ip() -> str:
         return "127.0.0.1"
 
 
-def _node_flags(options: dict) -> list[str]:
-    flags = []
-    for name in ("num_cpus", "num_gpus", "memory", "object_store_memory"):
-        if options[name] is not None:
-            flags += ["--" + name.replace("_", "-"), str(options[name])]
-    if options["resources"]:
-        try:
-            value = json.loads(options["resources"])
-        except json.JSONDecodeError as exc:
-            raise click.BadParameter(f"not valid JSON ({exc}): {options['resources']!r}; write "
-                                     "it like '{\"name\": 1}'", param_hint="--resources")
-        if not isinstance(value, dict):
-            raise click.BadParameter("must be a JSON object", param_hint="--resources")
-        flags += ["--resources", json.dumps(value)]
-    labels = _labels(options.get("labels"), options.get("labels_file"))
-    if labels:
-        flags += ["--labels", json.dumps(labels)]
-    return flags
+def _node_spec(options: dict, **fields) -> NodeSpec:
+    """The node the options describe: its resources and labels, its temp dir, and ``fields``."""
+    return NodeSpec(num_cpus=options["num_cpus"], num_gpus=options["num_gpus"],
+                    memory=options["memory"], object_store_memory=options["object_store_memory"],
+                    resources=_resources(options["resources"]),
+                    labels=_labels(options.get("labels"), options.get("labels_file")),
+                    temp_dir=options["temp_dir"], **fields)
+
+
+def _resources(flag: str | None) -> dict:
+    """The node's custom resources from ``--resources`` (a JSON object)."""
+    if not flag:
+        return {}
+    try:
+        value = json.loads(flag)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc}): {flag!r}; write "
+                                 "it like '{\"name\": 1}'", param_hint="--resources")
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--resources")
+    return value
 
 
 def _labels(flag: str | None, path: str | None) -> dict[str, str]:
@@ -82,19 +84,16 @@ def _labels(flag: str | None, path: str | None) -> dict[str, str]:
 
 
 class _Daemon:
-    """A daemon started in the background: its process, and its log for error messages."""
+    """A node's process started in the background, and its log for error messages."""
 
-    def __init__(self, cmd: list[str], env: dict, session_dir: str, name: str,
-                 handoff: bool = False):
+    def __init__(self, spec: NodeSpec, name: str):
         self.name = name
-        self.log_path = os.path.join(session_dir, "logs", f"{name}.err")
+        self.log_path = os.path.join(spec.session_dir, "logs", f"{name}.err")
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE if handoff else subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True)
+            self.process = spec.start_process(stderr=log, start_new_session=True)
 
     def hand_off(self, info: dict) -> None:
-        """Send what the daemon waits for on stdin (see ``--gcs-address=-``)."""
+        """Send what the daemon waits for on stdin (``gcs_address=FROM_STDIN``)."""
         try:
             self.process.stdin.write(json.dumps(info).encode() + b"\n")
             self.process.stdin.close()
@@ -129,22 +128,19 @@ def start_head(options: dict) -> None:
     node_ip = options["node_ip_address"] or default_head_ip()
     port = DEFAULT_GCS_PORT if options["port"] is None else options["port"]
     session_dir, _ = new_session_dir(temp_dir)
-    storage = options["storage"] or cluster_file.default_store_path(temp_dir)
     # The control store and the head node are two processes, so that either can be
     # restarted without the other (a killed control store leaves the head's workers running).
-    cmd = [sys.executable, "-m", "raggio.head", "--no-node", "--cluster-file",
-           "--port", str(port), "--node-ip", node_ip, "--temp-dir", temp_dir,
-           "--session-dir", session_dir, "--storage", storage]
-    env = dict(os.environ)
-    if options["token"]:
-        env["RAGGIO_AUTH_TOKEN"] = options["token"]
+    control_store = NodeSpec(
+        head=True, no_node=True, cluster_file=True, port=port, node_ip_address=node_ip,
+        storage=options["storage"] or cluster_file.default_store_path(temp_dir),
+        temp_dir=temp_dir, session_dir=session_dir, token=options["token"] or "")
     # The node starts (imports) while the control store does, and waits on stdin for the
     # address and token, which the control store knows once it has read its storage.
-    node_cmd = [sys.executable, "-m", "raggio.node.main", "--head-node", "--gcs-address", "-",
-                "--node-ip", node_ip, "--temp-dir", temp_dir, "--session-dir", session_dir]
-    node = _Daemon(node_cmd + _node_flags(options), env, session_dir, "node", handoff=True)
+    node = _Daemon(_node_spec(options, head=True, gcs_address=FROM_STDIN,
+                              node_ip_address=node_ip, session_dir=session_dir,
+                              token=control_store.token), "node")
     try:
-        ready = _Daemon(cmd, env, session_dir, "head").ready()
+        ready = _Daemon(control_store, "head").ready()
     except click.ClickException:
         node.kill()
         raise
@@ -187,11 +183,10 @@ def start_worker_node(options: dict) -> None:
             "(`raggio start --head` printed where the head keeps it).")
     node_ip = options["node_ip_address"] or local_ip_for(host)
     session_dir, _ = new_session_dir(options["temp_dir"])
-    cmd = [sys.executable, "-m", "raggio.node.main", "--gcs-address", address,
-           "--node-ip", node_ip, "--temp-dir", options["temp_dir"], "--session-dir", session_dir]
-    env = dict(os.environ, RAGGIO_AUTH_TOKEN=token,
-               RAGGIO_CONNECT_TIMEOUT_S=str(JOIN_CONNECT_TIMEOUT_S))
-    ready = _Daemon(cmd + _node_flags(options), env, session_dir, "node").ready()
+    spec = _node_spec(options, gcs_address=address, node_ip_address=node_ip,
+                      session_dir=session_dir, token=token,
+                      config={"connect_timeout_s": JOIN_CONNECT_TIMEOUT_S})
+    ready = _Daemon(spec, "node").ready()
     click.echo(f"Local node IP: {node_ip}\n")
     click.echo("--------------------\nraggio runtime started.\n--------------------\n")
     click.echo(f"This node ({ready['node_id'][:16]}...) joined the cluster at {address}.")

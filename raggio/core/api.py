@@ -13,7 +13,6 @@ import inspect
 import logging
 import os
 import subprocess
-import sys
 import threading
 import uuid
 from typing import Any
@@ -32,6 +31,7 @@ from raggio.exceptions import RaySystemError
 from raggio.job_config import JobConfig
 from raggio import cluster_file
 from raggio.launch import wait_ready
+from raggio.node_spec import NodeSpec
 from raggio.rpc import local_ip_for, split_address
 
 logger = logging.getLogger(__name__)
@@ -143,9 +143,9 @@ def _connect(address: str | None, settings: init_options.InitSettings,
     cfg = settings.cfg
     cluster = find_cluster(address, cfg, settings.temp_dir)
     if cluster is None:
-        node_ip = settings.node_ip or "127.0.0.1"
+        node_ip = settings.head.node_ip_address
         logger.debug("no running cluster found: starting a private head on %s", node_ip)
-        ready = _start_private_head(cfg, node_ip, settings)
+        ready = _start_private_head(cfg, settings.head)
     else:
         init_options.refuse_when_joining(settings)
         node_ip = settings.node_ip or local_ip_for(split_address(cluster["gcs_address"])[0])
@@ -198,12 +198,9 @@ def find_cluster(address: str | None, cfg, temp_dir: str) -> dict | None:
     return {"gcs_address": address, "token": token}
 
 
-def _start_private_head(cfg, node_ip: str, settings: init_options.InitSettings) -> dict:
+def _start_private_head(cfg, spec: NodeSpec) -> dict:
     global _head
-    cmd = [sys.executable, "-m", "raggio.head", "--tied", "--cluster-file", "--node-ip",
-           node_ip, "--temp-dir", settings.temp_dir, *settings.head_args]
-    _head = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             env=dict(os.environ, **settings.head_env))
+    _head = spec.start_process()
     try:
         return wait_ready(_head, cfg.head_start_timeout_s, "local raggio head")
     except RaySystemError:

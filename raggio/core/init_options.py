@@ -4,8 +4,8 @@ Ray 2.60's ``init`` takes many keywords; raggio honours each one it can and
 refuses the rest with a sentence saying what raggio does instead, so that no
 setting is dropped silently. ``resolve`` turns them into ``InitSettings``:
 the job's namespace, runtime env and record fields, the configuration
-(``_system_config``), and what a private head needs (its command line and
-environment). Settings of the node and cluster themselves are refused when
+(``_system_config``), and the private head to start when there is no cluster
+to join (a ``NodeSpec``). Settings of the node and cluster themselves are refused when
 ``init()`` joins a running cluster, as Ray refuses them
 (``refuse_when_joining``). ``api.init`` is the only caller.
 
@@ -16,14 +16,14 @@ and have no effect yet: raggio's dashboard is a later issue.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any
 
-from raggio.config import Config, honoured_system_config, system_config_env
+from raggio.config import Config, honoured_system_config
 from raggio.core.options import check_namespace
 from raggio.job_config import JobConfig
 from raggio.labels import check_node_labels
+from raggio.node_spec import NodeSpec
 
 #: Private keywords raggio refuses, with what it does instead.
 _REFUSED = {
@@ -58,10 +58,9 @@ class InitSettings:
     runtime_env: dict | None
     #: More fields of the job's record (JobConfig metadata, default_actor_lifetime).
     job_info: dict
-    #: Arguments of the private head's command line.
-    head_args: list[str]
-    #: Environment of the private head (and so of its zygote and workers).
-    head_env: dict[str, str]
+    #: The private head this driver starts when it finds no cluster to join: tied to the
+    #: driver, recorded as the machine's current cluster.
+    head: NodeSpec
     #: Keywords given that only a private head can honour (refused when joining), each
     #: with what to do instead.
     head_only: dict[str, str]
@@ -85,10 +84,12 @@ def resolve(cfg: Config, *, num_cpus: float | None, num_gpus: float | None,
     _refuse_unsupported(local_mode, dashboard_port, logging_config, enable_resource_isolation,
                         system_reserved_cpu, system_reserved_memory, private)
     check_namespace(namespace)
+    temp_dir = private.get("_temp_dir") or cfg.temp_dir
+    node_ip = private.get("_node_ip_address")
+    head = NodeSpec(head=True, tied=True, cluster_file=True,
+                    node_ip_address=node_ip or "127.0.0.1", temp_dir=temp_dir)
     settings = InitSettings(cfg=cfg, namespace=namespace, runtime_env=runtime_env, job_info={},
-                            head_args=[], head_env={}, head_only={},
-                            temp_dir=private.get("_temp_dir") or cfg.temp_dir,
-                            node_ip=private.get("_node_ip_address"))
+                            head=head, head_only={}, temp_dir=temp_dir, node_ip=node_ip)
     _apply_node_settings(settings, num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
                          labels=labels, object_store_memory=object_store_memory,
                          memory=private.get("_memory"))
@@ -134,23 +135,24 @@ def _refuse_unsupported(local_mode, dashboard_port, logging_config, enable_resou
 
 def _apply_node_settings(settings: InitSettings, *, num_cpus, num_gpus, resources, labels,
                          object_store_memory, memory) -> None:
-    """The private head's node: its command line; each setting refused when joining."""
+    """The private head's node; each setting refused when joining."""
     hint = ("the nodes' resources were set when they started (`raggio start --num-cpus ...`)")
-    for name, flag, value in (("num_cpus", "--num-cpus", num_cpus),
-                              ("num_gpus", "--num-gpus", num_gpus),
-                              ("object_store_memory", "--object-store-memory",
-                               None if object_store_memory is None
-                               else int(object_store_memory)),
-                              ("_memory", "--memory", None if memory is None else int(memory))):
+    for name, spec_field, value in (("num_cpus", "num_cpus", num_cpus),
+                                    ("num_gpus", "num_gpus", num_gpus),
+                                    ("object_store_memory", "object_store_memory",
+                                     None if object_store_memory is None
+                                     else int(object_store_memory)),
+                                    ("_memory", "memory",
+                                     None if memory is None else int(memory))):
         if value is not None:
-            settings.head_args += [flag, str(value)]
+            setattr(settings.head, spec_field, value)
             settings.head_only[name] = hint
     if resources is not None:
-        settings.head_args += ["--resources", json.dumps(resources)]
+        settings.head.resources = resources
         settings.head_only["resources"] = hint
     if labels is not None:
         check_node_labels(labels)
-        settings.head_args += ["--labels", json.dumps(labels)]
+        settings.head.labels = labels
         settings.head_only["labels"] = ("the nodes' labels were set when they started "
                                         "(`raggio start --labels ...`)")
 
@@ -160,7 +162,7 @@ def _apply_system_config(settings: InitSettings, system_config: dict) -> None:
     driver's configuration and the private head's environment."""
     changes = honoured_system_config(system_config, "init()")
     settings.cfg = settings.cfg.replace(**changes)
-    settings.head_env.update(system_config_env(changes))
+    settings.head.config.update(changes)
     settings.head_only["_system_config"] = (
         "a running cluster's settings were fixed when it started; set them with RAGGIO_* "
         "environment variables before `raggio start`")
@@ -184,7 +186,7 @@ def _apply_job_config(settings: InitSettings, job_config: JobConfig) -> None:
     if job_config.code_search_path:
         paths = [os.path.abspath(path) for path in job_config.code_search_path]
         inherited = os.environ.get("PYTHONPATH")
-        settings.head_env["PYTHONPATH"] = os.pathsep.join(
+        settings.head.env["PYTHONPATH"] = os.pathsep.join(
             paths + ([inherited] if inherited else []))
         settings.head_only["JobConfig.code_search_path"] = (
             "the workers of a running cluster are forked from a process started with its "

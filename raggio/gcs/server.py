@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 
+from raggio.config import Config
 from raggio.exceptions import ActorUnschedulableError, RpcError
 from raggio.gcs.actor_directory import ActorDirectory
 from raggio.gcs.health_check import HealthChecker
@@ -31,15 +32,11 @@ NODE_QUERY_TIMEOUT_S = 5.0
 class GcsServer:
     """See the module docstring. ``async with GcsServer(...) as gcs: ...``"""
 
-    def __init__(self, *, listen: str, token: str, session_dir: str, connect_timeout_s: float = 30.0,
-                 health_check_period_s: float = 1.0, health_check_timeout_s: float = 5.0,
-                 health_check_failure_threshold: int = 3,
-                 storage=None, reconnect_grace_s: float = 30.0,
-                 task_events_max_tasks: int = 100_000):
+    def __init__(self, *, listen: str, token: str, session_dir: str, cfg: Config, storage=None):
         self.token = token
         self.session_dir = session_dir
         self.tables = TableStorage(storage)
-        self.task_events = TaskEventStore(self.tables, task_events_max_tasks)
+        self.task_events = TaskEventStore(self.tables, cfg.task_events_max_tasks)
         self.nodes: dict[bytes, dict] = {}
         self.node_conns: dict[bytes, Connection] = {}
         self.jobs: dict[int, dict] = {}
@@ -48,8 +45,8 @@ class GcsServer:
         self._view_scheduled = False
         self._tasks: set[asyncio.Task] = set()
         self._attached_jobs: set[int] = set()  #: jobs whose driver is connected now
-        self.reconnect_grace_s = reconnect_grace_s
-        self._connect_timeout_s = connect_timeout_s
+        self.reconnect_grace_s = cfg.gcs_reconnect_grace_s
+        self._connect_timeout_s = cfg.connect_timeout_s
         self.actors = ActorDirectory(self._lease_worker_for_actor, self._connect_worker,
                                      self._save_actor, self.node_conns.get,
                                      self.task_events.add_local)
@@ -59,9 +56,9 @@ class GcsServer:
                                                     self._save_placement_group)
         self.server = Server(self._handlers(), token=token, listen=listen, info={"role": "gcs"})
         self.health = HealthChecker(lambda: self.node_conns, self.declare_node_dead,
-                                    period_s=health_check_period_s,
-                                    timeout_s=health_check_timeout_s,
-                                    failure_threshold=health_check_failure_threshold)
+                                    period_s=cfg.health_check_period_s,
+                                    timeout_s=cfg.health_check_timeout_s,
+                                    failure_threshold=cfg.health_check_failure_threshold)
         #: Drivers and workers that want to hear of node deaths (to fail over at once).
         self._node_subscribers: set[Connection] = set()
 

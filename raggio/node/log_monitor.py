@@ -45,8 +45,8 @@ class _LogFile:
 class LogMonitor:
     """See the module docstring. ``send(job_id, payload)`` delivers a batch."""
 
-    def __init__(self, log_dir: str, node_ip: str, send, period_s: float,
-                 max_bytes: int = 512 * 1024**2, backup_count: int = 5):
+    def __init__(self, log_dir: str, node_ip: str, send, period_s: float, *,
+                 max_bytes: int, backup_count: int):
         self._log_dir = log_dir
         self._node_ip = node_ip
         self._send = send

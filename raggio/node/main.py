@@ -1,71 +1,53 @@
 """A node manager process: ``python -m raggio.node.main``.
 
 Runs one node manager (with its zygote and workers) that joins the control
-store at ``--gcs-address``. ``raggio start --address=...`` and
-``cluster_utils.Cluster.add_node`` start it; the head process reuses the
-argument and start-up helpers here; ``raggio start --head`` starts it with
-``--gcs-address=-`` beside the control store and sends it the address and
-token on stdin once the control store is up. When ready it prints one JSON line on
-stdout (its addresses); it exits on SIGTERM, or when stdin closes if
-``--tied`` (a node owned by the process that started it).
+store at ``--gcs-address``; its flags are a ``NodeSpec``'s (``node_spec.py``),
+which ``raggio start --address=...`` and ``cluster_utils.Cluster.add_node``
+build. The head process reuses the start-up helpers here; ``raggio start
+--head`` starts it with ``--head --gcs-address=-`` beside the control store
+and sends it the address and token on stdin once the control store is up.
+When ready it prints one JSON line on stdout (its addresses); it exits on
+SIGTERM, or when stdin closes if ``--tied`` (a node owned by the process that
+started it).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
 import signal
 import sys
 
-from raggio.config import get_config
+from raggio.config import Config, get_config
 from raggio.exceptions import RayError
 from raggio.launch import print_ready
 from raggio.node.manager import NodeManager, NodeOptions
 from raggio.node.node_info import default_labels, default_resources, new_session_dir
+from raggio.node_spec import FROM_STDIN, NODE_MODULE, NodeSpec
 
 
-def add_node_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--node-ip", default="127.0.0.1")
-    parser.add_argument("--num-cpus", type=float, default=None)
-    parser.add_argument("--num-gpus", type=float, default=None)
-    parser.add_argument("--resources", default="{}")
-    parser.add_argument("--labels", default="{}")
-    parser.add_argument("--memory", type=int, default=None)
-    parser.add_argument("--object-store-memory", type=int, default=None)
-    parser.add_argument("--temp-dir", default=get_config().temp_dir)
-    parser.add_argument("--session-dir", default=None,
-                        help="use this session directory instead of making a new one")
-    parser.add_argument("--tied", action="store_true",
-                        help="exit when stdin closes (a node owned by the process that started it)")
+def session_for(spec: NodeSpec) -> tuple[str, str]:
+    """The node's session directory and name: the spec's, else a new one."""
+    if spec.session_dir:
+        os.makedirs(os.path.join(spec.session_dir, "logs"), exist_ok=True)
+        return spec.session_dir, os.path.basename(spec.session_dir.rstrip("/"))
+    return new_session_dir(spec.temp_dir)
 
 
-def session_for(args: argparse.Namespace) -> tuple[str, str]:
-    if args.session_dir:
-        os.makedirs(os.path.join(args.session_dir, "logs"), exist_ok=True)
-        return args.session_dir, os.path.basename(args.session_dir.rstrip("/"))
-    return new_session_dir(args.temp_dir)
-
-
-async def start_node_manager(args: argparse.Namespace, *, gcs_address: str, token: str,
-                             session_dir: str, session_name: str, is_head: bool) -> NodeManager:
+async def start_node_manager(spec: NodeSpec, cfg: Config, *, gcs_address: str, token: str,
+                             session_dir: str, session_name: str) -> NodeManager:
     resources, object_store_memory = default_resources(
-        num_cpus=args.num_cpus, num_gpus=args.num_gpus, resources=json.loads(args.resources),
-        memory=args.memory, object_store_memory=args.object_store_memory,
-        node_ip=args.node_ip, is_head=is_head)
+        cfg, num_cpus=spec.num_cpus, num_gpus=spec.num_gpus, resources=spec.resources,
+        memory=spec.memory, object_store_memory=spec.object_store_memory,
+        node_ip=spec.node_ip_address, is_head=spec.head)
     node = NodeManager(NodeOptions(
-        node_id=os.urandom(28), node_ip=args.node_ip, gcs_address=gcs_address, token=token,
-        session_dir=session_dir, session_name=session_name, resources=resources,
-        object_store_memory=object_store_memory, is_head=is_head,
-        labels=dict(default_labels(get_config()), **json.loads(args.labels)),
-        connect_timeout_s=get_config().connect_timeout_s,
-        prestart_workers=get_config().prestart_workers,
-        prefault_bytes=get_config().object_store_prefault_bytes,
-        reconnect_timeout_s=get_config().gcs_reconnect_timeout_s,
-        memory_usage_threshold=get_config().memory_usage_threshold,
-        memory_monitor_period_s=get_config().memory_monitor_period_s))
+        node_id=os.urandom(28), node_ip=spec.node_ip_address, gcs_address=gcs_address,
+        token=token, session_dir=session_dir, session_name=session_name, resources=resources,
+        object_store_memory=object_store_memory, is_head=spec.head,
+        labels=dict(default_labels(cfg), **spec.labels)), cfg)
     try:
         await node.start()
     except BaseException:
@@ -97,16 +79,17 @@ async def wait_for_exit(tied: bool) -> None:
             watcher.cancel()
 
 
-async def run_node(args: argparse.Namespace) -> None:
-    token = args.token or get_config().auth_token
-    session_dir, session_name = session_for(args)
-    node = await start_node_manager(args, gcs_address=args.gcs_address, token=token,
-                                    session_dir=session_dir, session_name=session_name,
-                                    is_head=args.head_node)
+async def run_node(spec: NodeSpec) -> None:
+    """Run the node until it is told to exit (or, tied, its owner is gone)."""
+    cfg = get_config()
+    session_dir, session_name = session_for(spec)
+    node = await start_node_manager(spec, cfg, gcs_address=spec.gcs_address,
+                                    token=spec.token or cfg.auth_token,
+                                    session_dir=session_dir, session_name=session_name)
     try:
         print_ready({"node_id": node.node_id.hex(), "node_address": node.server.address,
                      "session_dir": session_dir, "pid": os.getpid()})
-        exit_requested = asyncio.ensure_future(wait_for_exit(args.tied))
+        exit_requested = asyncio.ensure_future(wait_for_exit(spec.tied))
         await asyncio.wait([exit_requested, node.left_cluster],
                            return_when=asyncio.FIRST_COMPLETED)
         exit_requested.cancel()
@@ -114,7 +97,7 @@ async def run_node(args: argparse.Namespace) -> None:
         await node.close()
 
 
-def run_main(coro_fn, args: argparse.Namespace) -> None:
+def run_main(coro_fn, spec: NodeSpec) -> None:
     """Run a process's main coroutine on uvloop; a RayError exits 1 with its message."""
     logging.basicConfig(level=get_config().logging_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -124,29 +107,22 @@ def run_main(coro_fn, args: argparse.Namespace) -> None:
     except ImportError:
         runner = asyncio.run
     try:
-        runner(coro_fn(args))
+        runner(coro_fn(spec))
     except (RayError, ValueError) as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m raggio.node.main")
-    parser.add_argument("--gcs-address", required=True,
-                        help='HOST:PORT, or "-": read {"gcs_address", "token"} as one JSON line '
-                             "on stdin (so the node can start while its head does)")
-    parser.add_argument("--head-node", action="store_true",
-                        help="the head's node (its control store runs in another process)")
-    add_node_arguments(parser)
-    args = parser.parse_args(argv)
-    args.token = None
-    if args.gcs_address == "-":
+    spec = NodeSpec.from_argv(sys.argv[1:] if argv is None else argv, NODE_MODULE)
+    if spec.gcs_address == FROM_STDIN:
         handoff = sys.stdin.readline()
         if not handoff:
             sys.exit(0)  # the starter gave up (its head did not start)
         handoff = json.loads(handoff)
-        args.gcs_address, args.token = handoff["gcs_address"], handoff["token"]
-    run_main(run_node, args)
+        spec = dataclasses.replace(spec, gcs_address=handoff["gcs_address"],
+                                   token=handoff["token"])
+    run_main(run_node, spec)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from raggio.config import get_config
+from raggio.config import Config
 from raggio.exceptions import ObjectLostError
 from raggio.node import log_files
 from raggio.node.log_monitor import LogMonitor
@@ -113,20 +113,18 @@ class NodeOptions:
     resources: dict
     object_store_memory: int
     is_head: bool = False
-    prestart_workers: bool = True
     labels: dict = field(default_factory=dict)  #: the user's; ``info()`` adds Ray's defaults
-    connect_timeout_s: float = 30.0
-    reconnect_timeout_s: float = 60.0
-    prefault_bytes: int = 0
-    memory_usage_threshold: float = 0.95
-    memory_monitor_period_s: float = 0.0  #: 0: no memory monitor
 
 
 class NodeManager:
-    """See the module docstring. ``async with NodeManager(options) as node: ...``"""
+    """See the module docstring. ``async with NodeManager(options, cfg) as node: ...``
 
-    def __init__(self, options: NodeOptions, *, log_poll_period_s: float = 0.1):
+    ``options`` say which node this is; ``cfg`` gives its timeouts, periods and thresholds.
+    """
+
+    def __init__(self, options: NodeOptions, cfg: Config):
         self.options = options
+        self.cfg = cfg
         self.node_id = options.node_id
         #: the user's labels and Ray's defaults, which the control store shows and matches
         self.labels = dict(options.labels, **{NODE_ID_LABEL: options.node_id.hex()})
@@ -162,9 +160,8 @@ class NodeManager:
         self._prestarted = False
         self._drivers: set[Connection] = set()  #: drivers connected to this node
         self.gcs: Connection | None = None
-        cfg = get_config()
         self.log_monitor = LogMonitor(self.log_dir, options.node_ip, self._send_logs,
-                                      log_poll_period_s,
+                                      cfg.log_poll_period_s,
                                       max_bytes=cfg.log_rotation_max_bytes,
                                       backup_count=cfg.log_rotation_backup_count)
         self._tasks: set[asyncio.Task] = set()
@@ -214,14 +211,15 @@ class NodeManager:
         self.pool = WorkerPool(worker_args=self._worker_args(), log_dir=self.log_dir,
                                on_exit=self._worker_exited)
         await self.pool.start()
-        await self._join(self.options.connect_timeout_s)
+        await self._join(self.cfg.connect_timeout_s)
         self._spawn(self.log_monitor.run())
-        if self.options.prefault_bytes:
-            self._spawn(asyncio.to_thread(self.store.prefault, self.options.prefault_bytes))
+        if self.cfg.object_store_prefault_bytes:
+            self._spawn(asyncio.to_thread(self.store.prefault,
+                                          self.cfg.object_store_prefault_bytes))
         self._spawn(self._report_periodically())
-        if self.options.memory_monitor_period_s > 0:
-            self._spawn(MemoryMonitor(threshold=self.options.memory_usage_threshold,
-                                      period_s=self.options.memory_monitor_period_s,
+        if self.cfg.memory_monitor_period_s > 0:
+            self._spawn(MemoryMonitor(threshold=self.cfg.memory_usage_threshold,
+                                      period_s=self.cfg.memory_monitor_period_s,
                                       kill_newest=self._kill_newest_worker).run())
         return self
 
@@ -243,7 +241,7 @@ class NodeManager:
         (it declared this node dead) or stays away too long."""
         logger.warning("lost the control store at %s; reconnecting", self.options.gcs_address)
         try:
-            await self._join(self.options.reconnect_timeout_s)
+            await self._join(self.cfg.gcs_reconnect_timeout_s)
             logger.warning("rejoined the control store at %s", self.options.gcs_address)
         except Exception as exc:  # refused (declared dead) or unreachable
             logger.error("leaving the cluster: %s", exc)
@@ -321,7 +319,7 @@ class NodeManager:
     def _prestart_workers(self) -> None:
         """Start one idle worker per CPU when the first driver connects, as Ray does: a
         node nobody uses holds no workers, and the first tasks find theirs ready."""
-        if self._prestarted or not self.options.prestart_workers:
+        if self._prestarted or not self.cfg.prestart_workers:
             return
         self._prestarted = True
         for _ in range(int(self.resources.total.get("CPU", 0))):

@@ -1,8 +1,9 @@
 """What a new node is: its session directory and default resources.
 
-Ray's defaults: all CPUs, detected GPUs, 70% of memory for tasks, 30% for
-the object store (capped by /dev/shm where that is the arena's home), one
-``node:<ip>`` resource, ``node:__internal_head__`` on the head.
+Ray's defaults: all CPUs, detected GPUs, 70% of memory for tasks,
+``Config.object_store_fraction`` (30%) for the object store (capped by
+``Config.object_store_cap_bytes``, and by /dev/shm where that is the arena's
+home), one ``node:<ip>`` resource, ``node:__internal_head__`` on the head.
 """
 
 from __future__ import annotations
@@ -52,8 +53,14 @@ def default_labels(cfg) -> dict[str, str]:
     return {key: value for key, value in values.items() if value}
 
 
-def default_resources(*, num_cpus, num_gpus, resources: dict, memory=None, object_store_memory,
-                      node_ip: str, is_head: bool) -> tuple[dict, int]:
+def default_resources(cfg, *, num_cpus, num_gpus, resources: dict, memory=None,
+                      object_store_memory, node_ip: str, is_head: bool) -> tuple[dict, int]:
+    """The node's resources and its object store's size: what was given, else Ray's defaults
+    (the store: ``cfg.object_store_fraction`` of memory, at most ``cfg.object_store_cap_bytes``).
+
+    Raises:
+        ValueError: ``resources`` names one that has its own argument (CPU, GPU...).
+    """
     for reserved in ("CPU", "GPU", "memory", "object_store_memory"):
         if reserved in resources:
             raise ValueError(
@@ -61,7 +68,8 @@ def default_resources(*, num_cpus, num_gpus, resources: dict, memory=None, objec
                 f"instead of resources={{'{reserved}': ...}}.")
     total_memory = psutil.virtual_memory().total
     if object_store_memory is None:
-        object_store_memory = int(total_memory * 0.3)
+        object_store_memory = min(int(total_memory * cfg.object_store_fraction),
+                                  cfg.object_store_cap_bytes)
         if os.path.isdir("/dev/shm"):
             object_store_memory = min(object_store_memory,
                                       int(shutil.disk_usage("/dev/shm").total * 0.95))

@@ -131,7 +131,7 @@ class CliCluster:
             self.module_daemons.append(self.head)
             # The head node runs as its own daemon beside the control store.
             self.module_daemons.extend(p for p in daemons(self.temp_dir, "raggio.node.main")
-                                       if "--head-node" in p.cmdline())
+                                       if "--head" in p.cmdline())
         assert result.returncode == 0, result.stdout + result.stderr
         assert info is not None, f"no current-cluster file in {self.temp_dir}"
         self.address = info["gcs_address"]
