@@ -63,6 +63,7 @@ async def start_node_manager(args: argparse.Namespace, *, gcs_address: str, toke
         connect_timeout_s=get_config().connect_timeout_s,
         prestart_workers=get_config().prestart_workers,
         prefault_bytes=get_config().object_store_prefault_bytes,
+        release_after_s=get_config().object_store_release_after_s,
         reconnect_timeout_s=get_config().gcs_reconnect_timeout_s,
         memory_usage_threshold=get_config().memory_usage_threshold,
         memory_monitor_period_s=get_config().memory_monitor_period_s))

@@ -117,7 +117,8 @@ class NodeOptions:
     labels: dict = field(default_factory=dict)  #: the user's; ``info()`` adds Ray's defaults
     connect_timeout_s: float = 30.0
     reconnect_timeout_s: float = 60.0
-    prefault_bytes: int = 0
+    prefault_bytes: int = 0  #: the largest window of arena pages allocated ahead of use
+    release_after_s: float = -1.0  #: quiet time before unused arena pages are given back
     memory_usage_threshold: float = 0.95
     memory_monitor_period_s: float = 0.0  #: 0: no memory monitor
 
@@ -142,7 +143,9 @@ class NodeManager:
         tag = options.node_id.hex()[:12]
         self.store = ObjectStore(
             arena_path(options.session_name, tag, options.object_store_memory, options.session_dir),
-            options.object_store_memory, os.path.join(options.session_dir, "spill", tag))
+            options.object_store_memory, os.path.join(options.session_dir, "spill", tag),
+            prefault_window_bytes=options.prefault_bytes,
+            release_after_s=options.release_after_s)
         self.leases: dict[int, Lease] = {}
         self.pending: collections.deque[LeaseRequest] = collections.deque()
         self._next_lease = 0
@@ -216,8 +219,7 @@ class NodeManager:
         await self.pool.start()
         await self._join(self.options.connect_timeout_s)
         self._spawn(self.log_monitor.run())
-        if self.options.prefault_bytes:
-            self._spawn(asyncio.to_thread(self.store.prefault, self.options.prefault_bytes))
+        self._spawn(self.store.backing.run())
         self._spawn(self._report_periodically())
         if self.options.memory_monitor_period_s > 0:
             self._spawn(MemoryMonitor(threshold=self.options.memory_usage_threshold,
