@@ -21,8 +21,9 @@ window above them while the store is busy:
   pages: they are the first ones reused.
 
 The trade: a write into pages the writing process has mapped before runs at
-memcpy speed (~6-9 GB/s here), into pages allocated but not yet mapped by it at
-~1 GB/s (a page fault per 4 KiB page) and into untouched ones at ~0.5-1 GB/s.
+memcpy speed (~5-20 GB/s here, with the load), into pages allocated but not
+yet mapped by it at ~0.4-1.5 GB/s (a page fault per 4 KiB page), and into
+untouched ones a little slower still (the fault allocates and zeroes the page).
 Repeated puts of similar sizes reuse mapped pages whatever this module does;
 what it changes is that the first large put into an empty store, or the first
 one after a quiet spell, writes into fresh pages.
