@@ -5,7 +5,8 @@ Usage: python bench/cluster_bench.py --backend ray|raggio [--json OUT]
 Rows (the same JSON shape as microbenchmark.py, so compare.py prints both):
 - `start --head` wall time: the CLI from launch until it returns (a head with 2 CPUs
   on 127.0.0.1 and a fresh temp dir).
-- idle head memory: PSS summed over every process the head started, 3 s after start.
+- idle head memory: 3 s after start, the PSS of every process the head started plus the
+  pages of the /dev/shm files they hold (the object store's arena), mapped or not.
 - `stop` wall time: the CLI from launch until it returns with everything stopped.
 - cross-node transfer: two nodes on this machine (cluster_utils.Cluster); a task on the
   second node makes a 1 GiB array; the driver on the head node `get`s it. Reported for
@@ -30,6 +31,7 @@ import time
 
 import numpy as np
 import psutil
+from microbenchmark import load_microbenchmark
 
 GIB = 1024**3
 
@@ -55,16 +57,6 @@ def new_processes(before: set[int]) -> list[psutil.Process]:
     return out
 
 
-def pss_mib(processes: list[psutil.Process]) -> float:
-    total = 0
-    for proc in processes:
-        try:
-            total += proc.memory_full_info().pss
-        except psutil.Error:
-            pass
-    return total / 2**20
-
-
 def start_stop_rows(backend: str) -> list[dict]:
     temp_dir = tempfile.mkdtemp(prefix=f"{backend}-bench-")
     before = {p.pid for p in psutil.process_iter()}
@@ -75,14 +67,15 @@ def start_stop_rows(backend: str) -> list[dict]:
     start_s = time.perf_counter() - started
     time.sleep(3)
     processes = new_processes(before)
-    memory = pss_mib(processes)
+    memory_bytes, shm_bytes = load_microbenchmark().held_memory(processes)
     started = time.perf_counter()
     subprocess.run([cli(backend), "stop"] + (["--temp-dir", temp_dir] if backend == "raggio"
                                              else []), check=True, capture_output=True)
     stop_s = time.perf_counter() - started
     shutil.rmtree(temp_dir, ignore_errors=True)
     return [row("`start --head` wall time", "s", start_s, True),
-            row("idle head: total PSS", "MiB", memory, True),
+            row("idle head: PSS + /dev/shm", "MiB", memory_bytes / 2**20, True),
+            row("idle head: /dev/shm held", "MiB", shm_bytes / 2**20, True),
             row("idle head: processes", "count", len(processes), True),
             row("`stop` wall time", "s", stop_s, True)]
 

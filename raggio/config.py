@@ -52,7 +52,11 @@ class Config:
     max_pending_lease_requests: int = _doc(
         "Lease requests in flight per scheduling shape.", 10)
     object_store_prefault_bytes: int = _doc(
-        "How much of each arena to allocate in the background at node start.", 1024**3)
+        "Most arena memory allocated in the background ahead of the highest object while "
+        "objects are being created (as much as lies below that object, up to this).", 1024**3)
+    object_store_release_after_s: float = _doc(
+        "Quiet time (no new object) after which a node gives back the arena memory above its "
+        "highest object (negative: never).", 10.0)
     prestart_workers: bool = _doc("Start num_cpus workers when the first driver connects.", True)
     idle_worker_keep: int = _doc(
         "Idle workers kept per runtime environment beyond num_cpus.", 0)

@@ -15,8 +15,9 @@ A row that fails, or runs past --row-timeout, is reported as an error and
 the run goes on.
 
 Two more measurements run in fresh subprocesses (`probe`): the time from
-before `init()` to the first task result, and the idle memory (PSS) of the
-driver plus every process the cluster started below it.
+before `init()` to the first task result, and the idle memory of the driver
+plus every process the cluster started below it: their PSS and the pages of
+the /dev/shm files they hold (`held_memory`).
 
 The backend is imported by name, never at the top of this module, so that
 bench/microbenchmark.py can load this file into Ray's environment too.  The
@@ -291,8 +292,9 @@ ROWS = [
 PROBE_ROWS = [
     ("import time", "s", "import_s"),
     ("init() to first result", "s", "startup_s"),
-    ("idle memory: total PSS", "MiB", "total_pss_mib"),
-    ("idle memory: cluster PSS (without driver)", "MiB", "cluster_pss_mib"),
+    ("idle memory: total (PSS + /dev/shm)", "MiB", "total_mib"),
+    ("idle memory: cluster (PSS + /dev/shm, without driver)", "MiB", "cluster_mib"),
+    ("idle memory: /dev/shm held", "MiB", "shm_mib"),
     ("idle memory: cluster processes", "count", "cluster_processes"),
 ]
 
@@ -426,22 +428,60 @@ def probe(backend):
 
 
 def idle_memory():
-    """PSS of this process and of all its descendants, in MiB."""
+    """Memory held by this process and all its descendants, in MiB (see `held_memory`)."""
     driver = psutil.Process()
-    cluster_pss = 0
-    cluster_processes = 0
-    for proc in driver.children(recursive=True):
-        try:
-            cluster_pss += proc.memory_full_info().pss
-            cluster_processes += 1
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    driver_pss = driver.memory_full_info().pss
+    cluster = driver.children(recursive=True)
+    total_bytes, shm_bytes = held_memory([driver] + cluster)
+    cluster_bytes, _ = held_memory(cluster)
     return {
-        "total_pss_mib": (driver_pss + cluster_pss) / 2**20,
-        "cluster_pss_mib": cluster_pss / 2**20,
-        "cluster_processes": cluster_processes,
+        "total_mib": total_bytes / 2**20,
+        "cluster_mib": cluster_bytes / 2**20,
+        "shm_mib": shm_bytes / 2**20,
+        "cluster_processes": len(cluster),
     }
+
+
+#: Where shared-memory files live: /dev/shm, and memfd files (tmpfs too).
+SHM_PREFIXES = ("/dev/shm/", "/memfd:")
+
+
+def held_memory(processes):
+    """The RAM these processes hold, as (bytes in all, bytes of that in /dev/shm).
+
+    PSS counts a page of a /dev/shm file only while a process maps it, yet the
+    file holds every page ever written or allocated (fallocate) until it shrinks
+    or goes, mapped or not: RAM nothing else can use. So this is their PSS less
+    that of their /dev/shm mappings, plus the allocated size (st_blocks) of each
+    /dev/shm file they hold open or mapped, counted once.
+    """
+    pss = 0
+    files = {}  # (st_dev, st_ino) -> allocated bytes
+    for proc in processes:
+        try:
+            pss += proc.memory_full_info().pss
+            for mapping in proc.memory_maps(grouped=False):
+                if mapping.path.startswith(SHM_PREFIXES):
+                    pss -= mapping.pss
+                    # map_files names a range without the zero padding of /proc/PID/maps.
+                    start, end = (int(a, 16) for a in mapping.addr.split("-"))
+                    _note_file(files, f"/proc/{proc.pid}/map_files/{start:x}-{end:x}")
+            for fd in os.listdir(f"/proc/{proc.pid}/fd"):
+                _note_file(files, f"/proc/{proc.pid}/fd/{fd}")
+        except (psutil.Error, OSError):
+            continue  # gone meanwhile, or not ours to read
+    shm = sum(files.values())
+    return pss + shm, shm
+
+
+def _note_file(files, proc_link):
+    """Record the file behind a /proc link if it is a shared-memory one (it may be deleted
+    already: the link still reaches it)."""
+    try:
+        if os.readlink(proc_link).startswith(SHM_PREFIXES):
+            stat = os.stat(proc_link)
+            files[(stat.st_dev, stat.st_ino)] = stat.st_blocks * 512
+    except OSError:
+        pass  # closed or unmapped meanwhile
 
 
 def run_probe_process(backend):

@@ -22,7 +22,7 @@ import raggio as ray
 from raggio.test_utils import wait_until
 from raggio.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-#: Each node's object store: room for a few 50 MB objects, and a small arena to prefault.
+#: Each node's object store: room for a few 50 MB objects.
 STORE_BYTES = 300 * 1024**2
 #: A node id no node has (28 bytes, as node ids are).
 UNKNOWN_NODE_ID = "ab" * 28

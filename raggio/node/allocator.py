@@ -100,6 +100,13 @@ class ArenaAllocator:
         """Number of allocated blocks."""
         return len(self._used_by_offset)
 
+    @property
+    def top_offset(self) -> int:
+        """One past the end of the highest allocated block, 0 when none is: every byte from
+        here to the end of the arena is free."""
+        tail_start = self._free_by_end.get(self._capacity_bytes)
+        return self._capacity_bytes if tail_start is None else tail_start
+
     def largest_free_bytes(self) -> int:
         """Size of the largest free block: the largest request that can succeed now."""
         return self._free_by_size[-1][0] if self._free_by_size else 0

@@ -140,7 +140,9 @@ class NodeManager:
         tag = options.node_id.hex()[:12]
         self.store = ObjectStore(
             arena_path(options.session_name, tag, options.object_store_memory, options.session_dir),
-            options.object_store_memory, os.path.join(options.session_dir, "spill", tag))
+            options.object_store_memory, os.path.join(options.session_dir, "spill", tag),
+            prefault_window_bytes=cfg.object_store_prefault_bytes,
+            release_after_s=cfg.object_store_release_after_s)
         self.leases: dict[int, Lease] = {}
         self.pending: collections.deque[LeaseRequest] = collections.deque()
         self._next_lease = 0
@@ -213,9 +215,7 @@ class NodeManager:
         await self.pool.start()
         await self._join(self.cfg.connect_timeout_s)
         self._spawn(self.log_monitor.run())
-        if self.cfg.object_store_prefault_bytes:
-            self._spawn(asyncio.to_thread(self.store.prefault,
-                                          self.cfg.object_store_prefault_bytes))
+        self._spawn(self.store.backing.run())
         self._spawn(self._report_periodically())
         if self.cfg.memory_monitor_period_s > 0:
             self._spawn(MemoryMonitor(threshold=self.cfg.memory_usage_threshold,

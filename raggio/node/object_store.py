@@ -6,8 +6,10 @@ zero-copy views of it (pins). Workers write and read the arena file
 directly; this class only hands out offsets. When an allocation does not
 fit, unpinned objects are spilled to files, least recently used first, and
 restored when next pinned. ``ObjectStoreFullError`` is raised only when even
-spilling cannot make room. Called by the node manager's RPC handlers; no
-sockets here.
+spilling cannot make room. Which pages of the arena hold memory is
+``ArenaBacking``'s business (node/arena_backing.py); the store tells it of each
+allocation and free. Called by the node manager's RPC handlers; no sockets
+here.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import shutil
 
 from raggio.exceptions import ObjectStoreFullError
 from raggio.node.allocator import ArenaAllocator
+from raggio.node.arena_backing import ArenaBacking
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +61,19 @@ class StoredObject:
 class ObjectStore:
     """See the module docstring."""
 
-    def __init__(self, path: str, capacity_bytes: int, spill_dir: str):
+    def __init__(self, path: str, capacity_bytes: int, spill_dir: str, *,
+                 prefault_window_bytes: int, release_after_s: float):
+        """Create the arena file (empty: no page holds memory yet).
+
+        Args:
+            path: Where the arena file goes (``arena_path``).
+            capacity_bytes: Size of the store; rounded down to the allocator's alignment.
+            spill_dir: Where spilled objects are written.
+            prefault_window_bytes: Largest window of pages allocated ahead of the highest
+                object (``ArenaBacking``).
+            release_after_s: Quiet time after which pages above the highest object are
+                given back (negative: never).
+        """
         self.path = path
         self.capacity_bytes = capacity_bytes
         self.spill_dir = spill_dir
@@ -69,10 +84,13 @@ class ObjectStore:
         self._allocator = ArenaAllocator(capacity_bytes)
         #: Insertion order doubles as LRU order: access moves an object to the end.
         self._objects: collections.OrderedDict[bytes, StoredObject] = collections.OrderedDict()
-        self._closed = False
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         os.ftruncate(self._fd, capacity_bytes)
         self._map = mmap.mmap(self._fd, capacity_bytes)
+        #: Run ``backing.run()`` as a task to allocate pages ahead of use and give them back.
+        self.backing = ArenaBacking(self._fd, self._map, self._allocator,
+                                    window_bytes=prefault_window_bytes,
+                                    release_after_s=release_after_s)
 
     @property
     def used_bytes(self) -> int:
@@ -90,21 +108,6 @@ class ObjectStore:
         offset = self._allocate(size_bytes, object_id)
         self._objects[object_id] = StoredObject(offset, size_bytes, primary)
         return offset
-
-    def prefault(self, limit_bytes: int, chunk_bytes: int = 64 * 1024 * 1024) -> int:
-        """Allocate the arena's first ``limit_bytes`` of pages ahead of use (blocking: run it
-        in a thread). Writing into tmpfs pages never touched runs at ~1 GB/s here, into
-        allocated ones at memcpy speed; the allocator fills low offsets first."""
-        end = min(limit_bytes, self.capacity_bytes)
-        done = 0
-        while done < end and not self._closed:
-            length = min(chunk_bytes, end - done)
-            try:
-                os.posix_fallocate(self._fd, done, length)
-            except OSError:
-                break  # not supported, or out of memory: run without
-            done += length
-        return done
 
     def view(self, offset: int, length: int) -> memoryview:
         """Arena memory at ``offset``, for a pull to receive an object's bytes into."""
@@ -156,7 +159,6 @@ class ObjectStore:
             self._drop(object_id, obj)
 
     def close(self) -> None:
-        self._closed = True
         self._map.close()
         os.close(self._fd)
         for path in (self.path,):
@@ -198,6 +200,7 @@ class ObjectStore:
                     "can be spilled. Release references to large objects (del the refs or "
                     "the arrays read from them) or give the store more memory.")
             offset = self._allocator.allocate(size_bytes)
+        self.backing.allocated()
         return offset
 
     def _spill_one(self) -> bool:
@@ -218,6 +221,7 @@ class ObjectStore:
         with open(path, "wb") as f:
             f.write(self._map[obj.offset:obj.offset + obj.size_bytes])
         self._allocator.free(obj.offset)
+        self.backing.freed()
         obj.offset = None
         obj.spill_path = path
         self.spilled_bytes_total += obj.size_bytes
@@ -236,6 +240,7 @@ class ObjectStore:
         del self._objects[object_id]
         if obj.offset is not None:
             self._allocator.free(obj.offset)
+            self.backing.freed()
         elif obj.spill_path is not None:
             try:
                 os.unlink(obj.spill_path)

@@ -5,8 +5,13 @@ import os
 import subprocess
 import sys
 
+import psutil
+
+from raggio import microbenchmark
+
 _RAGGIO = os.path.join(os.path.dirname(sys.executable), "raggio")
 RAGGIO = [_RAGGIO] if os.path.exists(_RAGGIO) else [sys.executable, "-m", "raggio"]
+MiB = 1024**2
 
 
 def run_microbenchmark(tmp_path, *args, **env):
@@ -34,3 +39,42 @@ def test_tests_to_run_selects_rows_as_in_ray(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = json.loads(out.read_text())["rows"]
     assert [row["name"] for row in rows] == ["1:1 actor calls sync"]
+
+
+HOLD_SHM_FILE = """
+import mmap, os, sys
+path = sys.argv[1]
+fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+os.unlink(path)  # held by its descriptor and its mapping alone
+os.posix_fallocate(fd, 0, 32 * 1024 * 1024)
+mapping = mmap.mmap(fd, 32 * 1024 * 1024)
+mapping[:8 * 1024 * 1024] = bytes(8 * 1024 * 1024)  # 8 MiB of it mapped, all 32 MiB held
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_idle_memory_counts_dev_shm_pages_mapped_or_not_once():
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_SHM_FILE, f"/dev/shm/test-held-memory-{os.getpid()}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "ready\n"
+        process = psutil.Process(holder.pid)
+        total_bytes, shm_bytes = microbenchmark.held_memory([process])
+        pss_bytes = process.memory_full_info().pss  # counts the 8 MiB mapped, not the rest
+    finally:
+        holder.communicate("")
+    assert shm_bytes == 32 * MiB
+    assert pss_bytes - 8 * MiB + 31 * MiB < total_bytes < pss_bytes - 8 * MiB + 33 * MiB
+
+
+def test_idle_memory_rows_count_the_arena(tmp_path):
+    out = tmp_path / "rows.json"
+    result = run_microbenchmark(tmp_path, "--filter", "idle memory", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row["value"] for row in json.loads(out.read_text())["rows"]}
+    total = rows["idle memory: total (PSS + /dev/shm)"]
+    shm = rows["idle memory: /dev/shm held"]
+    assert 0 <= shm < 64, "an idle cluster holds almost none of its arena"
+    assert total > rows["idle memory: cluster (PSS + /dev/shm, without driver)"] > shm

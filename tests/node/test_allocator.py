@@ -46,6 +46,21 @@ def test_freed_blocks_are_reused_before_the_untouched_tail():
     assert allocator.allocate(640) == first
 
 
+def test_top_offset_follows_the_highest_allocated_block():
+    allocator = ArenaAllocator(64 * 100)
+    assert allocator.top_offset == 0
+    low, high = allocator.allocate(640), allocator.allocate(64)
+    assert allocator.top_offset == 704
+    allocator.free(low)  # a hole below the top leaves it where it is
+    assert allocator.top_offset == 704
+    allocator.free(high)
+    assert allocator.top_offset == 0
+    offsets = [allocator.allocate(64 * 50) for _ in range(2)]
+    assert allocator.top_offset == 64 * 100  # full
+    allocator.free(offsets[1])
+    assert allocator.top_offset == 64 * 50
+
+
 def test_free_returns_the_aligned_size():
     allocator = ArenaAllocator(1024)
     offset = allocator.allocate(100)
