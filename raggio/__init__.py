@@ -28,7 +28,7 @@ _EXPORTS = {
     "ObjectID": ("raggio.core.object_ref", "ObjectRef"),  # Ray's alias, for old programs
     "RemoteFunction": ("raggio.core.remote_function", "RemoteFunction"),
     "get_runtime_context": ("raggio.runtime_context", "get_runtime_context"),
-    **{name: ("raggio.core.ids", name)
+    **{name: ("raggio.common.ids", name)
        for name in ("ActorID", "JobID", "NodeID", "TaskID", "WorkerID")},
     **{name: ("raggio.core.api", name)
        for name in ("available_resources", "cancel", "cluster_resources", "get", "get_actor",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from raggio import cluster_file
 from raggio.config import get_config, honoured_system_config, system_config_env
-from raggio.labels import check_node_labels
+from raggio.common.labels import check_node_labels
 from raggio.launch import wait_ready
 from raggio.rpc import connect
 

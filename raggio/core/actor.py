@@ -12,7 +12,7 @@ from raggio.core import context
 from raggio.util import scheduling_strategies
 from raggio.core.options import METHOD_OPTIONS, actor_options, method_options, resources_of
 from raggio.core.remote_function import Exporter, Submittable
-from raggio.core.task_events import task_info
+from raggio.common.task_records import task_info
 from raggio.core.task_spec import (call_shape, check_call, encode_args,
                                    encode_retry_exceptions, return_ids, signature_of,
                                    track_submission)
@@ -346,7 +346,7 @@ class ActorHandle:
 
     @property
     def _ray_actor_id(self):
-        from raggio.core.ids import ActorID
+        from raggio.common.ids import ActorID
         return ActorID(self._actor_id)
 
     def _submit(self, method_name: str, args: tuple, kwargs: dict, options: dict):

@@ -25,7 +25,7 @@ from typing import Any
 from raggio.config import Config
 from raggio.core.actor_handles import ActorHandleCounts
 from raggio.core.gcs_client import GcsClient
-from raggio.core.ids import IdMaker, creation_task_id, object_id_bytes
+from raggio.common.ids import IdMaker, creation_task_id, object_id_bytes
 from raggio.core.object_ref import ObjectRef
 from raggio.core.object_table import READY, ObjectTable, ReadyCounter
 from raggio.core.serialization import deserialize_inline, error_location, serialize

@@ -16,8 +16,9 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable
 
-from raggio.labels import fallback_strategy_error, selector_error
-from raggio.util.placement_group import BUNDLE_RESOURCE, PlacementGroup
+from raggio.common.labels import fallback_strategy_error, selector_error
+from raggio.common.placement_group_resources import BUNDLE_RESOURCE
+from raggio.util.placement_group import PlacementGroup
 from raggio.util.scheduling_strategies import (NodeAffinitySchedulingStrategy,
                                                NodeLabelSchedulingStrategy,
                                                PlacementGroupSchedulingStrategy)

@@ -12,6 +12,8 @@ import asyncio
 import logging
 import time
 
+from raggio.common.labels import allowed_nodes, unmatched_reason
+from raggio.common.states import DEAD
 from raggio.exceptions import ActorUnschedulableError, RpcError
 from raggio.gcs.actor_directory import ActorDirectory
 from raggio.gcs.health_check import HealthChecker
@@ -19,7 +21,6 @@ from raggio.gcs.placement_groups import PlacementGroupTable
 from raggio.gcs.storage import SqliteStorage, copy_records
 from raggio.gcs.table_storage import TABLES, TableStorage
 from raggio.gcs.task_events import TaskEventStore, pending_reason
-from raggio.labels import allowed_nodes, unmatched_reason
 from raggio.rpc import Connection, Server, connect
 
 logger = logging.getLogger(__name__)
@@ -450,7 +451,7 @@ class GcsServer:
     def list_named_actors(self, conn: Connection, msg: dict) -> list:
         out = []
         for (namespace, name), actor_id in self.actors.named.items():
-            if self.actors.actors[actor_id].state == "DEAD":
+            if self.actors.actors[actor_id].state == DEAD:
                 continue
             if msg.get("all_namespaces") or namespace == msg.get("namespace"):
                 out.append({"name": name, "namespace": namespace})

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from raggio.labels import allowed_nodes, unmatched_reason
-from raggio.node.resources import fits
+from raggio.common.labels import allowed_nodes, unmatched_reason
+from raggio.common.resources import fits
 
 LOCAL, SPILL, QUEUE, INFEASIBLE, FAIL = "local", "spill", "queue", "infeasible", "fail"
 

@@ -13,19 +13,13 @@ import os
 import warnings
 
 from raggio.core import context
-from raggio.core.ids import BaseID
+from raggio.common.ids import PlacementGroupID
 from raggio.core.object_ref import ObjectRef
-from raggio.labels import selector_error
+from raggio.common.labels import selector_error
+from raggio.common.placement_group_resources import BUNDLE_RESOURCE
 
 #: Ray's name; a set, as Ray's.
 VALID_PLACEMENT_GROUP_STRATEGIES = {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"}
-#: The resource name Ray keeps for itself inside groups (``bundle_group_<id>``).
-BUNDLE_RESOURCE = "bundle"
-
-
-class PlacementGroupID(BaseID):
-    __slots__ = ()
-    size = 18
 
 
 class PlacementGroup:

@@ -9,12 +9,13 @@ Besides them, ``scheduling_strategy`` takes the strings "DEFAULT"
 ``resolve`` turns a task's or actor's strategy, ``label_selector`` and
 ``fallback_strategy`` into the wire form its lease request carries (a
 string, a node-affinity dict, or a dict with label conditions and the base
-strategy under ``"base"``; see ``raggio/labels.py`` for conditions).
+strategy under ``"base"``; see ``raggio/common/labels.py`` for conditions).
 """
 
 from __future__ import annotations
 
-from raggio.labels import selector_conditions
+from raggio.common.labels import selector_conditions
+from raggio.common.placement_group_resources import in_placement_group
 
 
 class NodeAffinitySchedulingStrategy:
@@ -119,15 +120,6 @@ class NodeLabelSchedulingStrategy:
 
     def __repr__(self):
         return f"NodeLabelSchedulingStrategy(hard={self.hard}, soft={self.soft})"
-
-
-def in_placement_group(resources: dict, pg_id: bytes, bundle_index: int) -> dict:
-    """A resource request rewritten onto a group's reserved resources (Ray's names)."""
-    hex_id = pg_id.hex()
-    suffix = f"_group_{hex_id}" if bundle_index < 0 else f"_group_{bundle_index}_{hex_id}"
-    out = {key + suffix: value for key, value in resources.items() if value > 0}
-    out["bundle" + suffix] = 0.001  # so that even a zero-resource task lands in the group
-    return out
 
 
 def label_constraints(strategy, label_selector: dict | None,
