@@ -30,8 +30,8 @@ from raggio.node.memory_monitor import MemoryMonitor
 from raggio.node.object_store import ObjectStore, arena_path
 from raggio.node.object_transfer import ObjectTransfer
 from raggio.node.resources import NodeResources, uses_gpus
-from raggio.node.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL, Decision,
-                                           SchedulingPolicy)
+from raggio.common.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL, Decision,
+                                             SchedulingPolicy)
 from raggio.node.worker_pool import (DEAD, IDLE, LEASED, STARTING, WorkerHandle, WorkerPool,
                                      env_key)
 from raggio.rpc import Connection, RawReply, Server, connect
