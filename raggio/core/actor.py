@@ -9,7 +9,7 @@ import weakref
 from typing import NoReturn
 
 from raggio.core import context
-from raggio.util import scheduling_strategies
+from raggio.core import scheduling_strategies
 from raggio.core.options import METHOD_OPTIONS, actor_options, method_options, resources_of
 from raggio.core.remote_function import Exporter, Submittable
 from raggio.common.task_records import task_info

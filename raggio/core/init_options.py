@@ -22,7 +22,7 @@ from typing import Any
 
 from raggio.config import Config, honoured_system_config, system_config_env
 from raggio.core.options import check_namespace
-from raggio.job_config import JobConfig
+from raggio.core.job_config import JobConfig
 from raggio.common.labels import check_node_labels
 
 #: Private keywords raggio refuses, with what it does instead.

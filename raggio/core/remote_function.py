@@ -9,7 +9,7 @@ import logging
 import threading
 
 from raggio.core import context
-from raggio.util import scheduling_strategies
+from raggio.core import scheduling_strategies
 from raggio.core.options import resources_of, task_options
 from raggio.core.serialization import dumps_function
 from raggio.common.task_records import task_info

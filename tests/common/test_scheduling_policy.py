@@ -12,7 +12,7 @@ import pytest
 
 from raggio.common.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL,
                                              SchedulingPolicy)
-from raggio.util.scheduling_strategies import (DoesNotExist, Exists, In,
+from raggio.core.scheduling_strategies import (DoesNotExist, Exists, In,
                                                NodeAffinitySchedulingStrategy,
                                                NodeLabelSchedulingStrategy, NotIn, encode,
                                                label_constraints, resolve)
