@@ -30,7 +30,7 @@ _EXPORTS = {
     "PlacementGroupID": ("raggio.util.placement_group", "PlacementGroupID"),
     "timeline": ("raggio.util.state.timeline", "timeline"),
     "get_runtime_context": ("raggio.runtime_context", "get_runtime_context"),
-    **{name: ("raggio.core.ids", name)
+    **{name: ("raggio.common.ids", name)
        for name in ("ActorID", "JobID", "NodeID", "TaskID", "WorkerID")},
     **{name: ("raggio.core.api", name)
        for name in ("available_resources", "cancel", "cluster_resources", "get", "get_actor",

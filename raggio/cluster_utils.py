@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 
 from raggio import cluster_file
+from raggio.common.labels import check_node_labels
 from raggio.config import get_config, honoured_system_config
-from raggio.labels import check_node_labels
 from raggio.launch import wait_ready
 from raggio.node_spec import NodeSpec
 from raggio.rpc import connect

@@ -10,21 +10,19 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 import warnings
 
+from raggio.common.ids import ActorID, JobID, NodeID, PlacementGroupID, TaskID, WorkerID
+from raggio.common.placement_group_resources import (BUNDLE_RESOURCE, group_resource,
+                                                     resource_name, split_group_resource)
 from raggio.core import context
 from raggio.core.core_worker import DRIVER
-from raggio.core.ids import ActorID, JobID, NodeID, TaskID, WorkerID
 from raggio.util.annotations import RayDeprecationWarning
-from raggio.util.placement_group import PlacementGroupID
 
 logger = logging.getLogger(__name__)
 
 #: Ray's accelerator resources; ``get_accelerator_ids`` lists each.
 ACCELERATOR_RESOURCES = ("GPU", "neuron_cores", "TPU", "NPU", "HPU")
-#: A placement group's bundle resource: ``<name>_group_[<index>_]<group id>``.
-_BUNDLE_RESOURCE = re.compile(r"^(?P<name>.+)_group_(?:(?P<index>\d+)_)?(?P<pg>[0-9a-f]+)$")
 
 
 class RuntimeContext:
@@ -173,9 +171,9 @@ class RuntimeContext:
     def get_placement_group_id(self) -> str | None:
         """The placement group the current task or actor runs in, or None."""
         for key in getattr(self._core.current, "resources", None) or ():
-            match = _BUNDLE_RESOURCE.match(key)
-            if match is not None:
-                return match["pg"]
+            group = split_group_resource(key)
+            if group is not None:
+                return group.pg_hex
         return None
 
     @property
@@ -220,12 +218,12 @@ def assigned_resources(request: dict[str, float]) -> dict[str, float]:
     group's wildcard resource (Ray asks for both)."""
     out = {}
     for key, value in request.items():
-        if value <= 0 or key.startswith("bundle_group_"):
+        if value <= 0 or resource_name(key) == BUNDLE_RESOURCE:
             continue
         out[key] = value
-        match = _BUNDLE_RESOURCE.match(key)
-        if match is not None and match["index"] is not None:
-            out[f"{match['name']}_group_{match['pg']}"] = value
+        group = split_group_resource(key)
+        if group is not None and group.bundle_index is not None:
+            out[group_resource(group.name, group.pg_hex)] = value
     return out
 
 

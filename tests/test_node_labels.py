@@ -11,8 +11,8 @@ import re
 import pytest
 
 import raggio as ray
-from raggio.labels import parse_labels_flag
-from raggio.node.resources import why_waiting
+from raggio.common.labels import parse_labels_flag
+from raggio.common.resources import why_waiting
 from raggio.test_utils import wait_until
 from raggio.util.scheduling_strategies import (DoesNotExist, Exists, In,
                                                NodeLabelSchedulingStrategy, NotIn)

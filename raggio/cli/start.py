@@ -20,7 +20,7 @@ import psutil
 from raggio import cluster_file
 from raggio.config import DEFAULT_GCS_PORT, get_config
 from raggio.exceptions import RaySystemError
-from raggio.labels import check_node_labels, parse_labels_flag
+from raggio.common.labels import check_node_labels, parse_labels_flag
 from raggio.launch import wait_ready
 from raggio.node.node_info import new_session_dir
 from raggio.node_spec import FROM_STDIN, NodeSpec

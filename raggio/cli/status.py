@@ -11,8 +11,8 @@ from __future__ import annotations
 import collections
 import datetime
 
-from raggio.labels import describe
-from raggio.node.resources import why_waiting
+from raggio.common.labels import describe
+from raggio.common.resources import why_waiting
 
 _BYTES_KEYS = ("memory", "object_store_memory")
 

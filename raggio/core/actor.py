@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import weakref
 from typing import NoReturn
 
 from raggio.core import context
-from raggio.util import scheduling_strategies
+from raggio.core import scheduling_strategies
+from raggio.core.actor_handles import live_handles
 from raggio.core.options import METHOD_OPTIONS, actor_options, method_options, resources_of
 from raggio.core.remote_function import Exporter, Submittable
-from raggio.core.task_events import task_info
+from raggio.common.task_records import task_info
 from raggio.core.task_spec import (call_shape, check_call, encode_args,
                                    encode_retry_exceptions, return_ids, signature_of,
                                    track_submission)
@@ -280,15 +280,6 @@ def _method_table(cls: type) -> dict[str, list]:
 
 _BUILTIN_METHODS = _builtin_method_table()
 
-#: The handles alive in this process (one per actor: handles compare by actor id), for the
-#: ACTOR_HANDLE references of ``raggio memory``.
-_live_handles: weakref.WeakSet = weakref.WeakSet()
-
-
-def live_actor_ids() -> list[bytes]:
-    return [handle._actor_id for handle in list(_live_handles)]
-
-
 class ActorHandle:
     """A handle to an actor; picklable, so it can be passed to tasks and actors."""
 
@@ -308,7 +299,7 @@ class ActorHandle:
             if core is not None:
                 core.actor_handles.acquire(actor_id, transit_token)
                 self._counted_in = core
-        _live_handles.add(self)
+        live_handles.add(self)
 
     def __del__(self):
         core = self.__dict__.get("_counted_in")
@@ -346,7 +337,7 @@ class ActorHandle:
 
     @property
     def _ray_actor_id(self):
-        from raggio.core.ids import ActorID
+        from raggio.common.ids import ActorID
         return ActorID(self._actor_id)
 
     def _submit(self, method_name: str, args: tuple, kwargs: dict, options: dict):

@@ -29,6 +29,15 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
+
+#: Every ActorHandle alive in this process, counted or weak (one per actor: handles compare
+#: by actor id), for the ACTOR_HANDLE references of ``raggio memory``.
+live_handles: weakref.WeakSet = weakref.WeakSet()
+
+
+def live_actor_ids() -> list[bytes]:
+    return [handle._actor_id for handle in list(live_handles)]
 
 
 class ActorHandleCounts:

@@ -16,9 +16,10 @@ import logging
 import pickle
 from dataclasses import dataclass, field
 
+from raggio.common.states import (ALIVE, DEAD, FAILED, FINISHED, PENDING_NODE_ASSIGNMENT,
+                                  SUBMITTED_TO_WORKER)
 from raggio.core.serialization import error_location
-from raggio.core.task_events import (FAILED, FINISHED, PENDING_NODE_ASSIGNMENT,
-                                     SUBMITTED_TO_WORKER, error_summary)
+from raggio.core.task_events import error_summary
 from raggio.core.task_submitter import resolve_dependencies
 from raggio.exceptions import ActorDiedError, RayActorError, RpcError, TaskCancelledError
 
@@ -129,11 +130,11 @@ class ActorSubmitter:
                 info = await self.core.gcs.call("wait_actor", {
                     "actor_id": state.actor_id, "after_incarnation": state.incarnation,
                     "timeout_s": 60.0})
-                if info["state"] == "DEAD":
+                if info["state"] == DEAD:
                     state.dead_error = death_error(info)
                     self._fail_lost_calls(state, state.dead_error)
                     break
-                if info["state"] == "ALIVE" and info["incarnation"] > state.incarnation:
+                if info["state"] == ALIVE and info["incarnation"] > state.incarnation:
                     try:
                         conn = await self.core.peer(info["address"])
                     except RpcError:

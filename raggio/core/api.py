@@ -28,7 +28,7 @@ from raggio.core.options import (ACTOR_OPTIONS, TASK_OPTIONS, check_namespace,
                                  check_runtime_env)
 from raggio.core.remote_function import RemoteFunction
 from raggio.exceptions import RaySystemError
-from raggio.job_config import JobConfig
+from raggio.core.job_config import JobConfig
 from raggio import cluster_file
 from raggio.launch import wait_ready
 from raggio.node_spec import NodeSpec

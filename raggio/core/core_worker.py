@@ -23,16 +23,19 @@ import time
 from typing import Any
 
 from raggio.config import Config
-from raggio.core.actor_handles import ActorHandleCounts
+from raggio.core.actor_handles import ActorHandleCounts, live_actor_ids
+from raggio.core.actor_submitter import ActorSubmitter
 from raggio.core.gcs_client import GcsClient
-from raggio.core.ids import IdMaker, creation_task_id, object_id_bytes
+from raggio.core.generators import GeneratorStreams
+from raggio.common.ids import IdMaker, creation_task_id, object_id_bytes
 from raggio.core.object_ref import ObjectRef
 from raggio.core.object_table import READY, ObjectTable, ReadyCounter
 from raggio.core.serialization import deserialize_inline, error_location, serialize
-from raggio.core.reconstruction import MAX_RECOVERIES_PER_GET
+from raggio.core.reconstruction import MAX_RECOVERIES_PER_GET, Recovery
 from raggio.core.shared_memory import Arena
 from raggio.core.task_events import TaskEvents
 from raggio.core.task_spec import user_call_site
+from raggio.core.task_submitter import TaskSubmitter
 from raggio.exceptions import (GetTimeoutError, ObjectLostError, OwnerDiedError,
                                RaySystemError, RayTaskError, RpcError)
 from raggio.rpc import Connection, Server, connect
@@ -124,10 +127,6 @@ class CoreWorker:
 
     def start(self, timeout_s: float) -> None:
         tune_gc(self.cfg.gc_gen0_threshold)
-        from raggio.core.actor_submitter import ActorSubmitter
-        from raggio.core.generators import GeneratorStreams
-        from raggio.core.reconstruction import Recovery
-        from raggio.core.task_submitter import TaskSubmitter
         self.recovery = Recovery(self)
         self._thread.start()
         self.run_sync(self._start(), timeout_s)
@@ -535,7 +534,6 @@ class CoreWorker:
                          "owned": entry.owned, "local_refs": entry.local_refs,
                          "task_refs": entry.task_refs, "escaped": entry.escaped,
                          "node_id": entry.node_id, "call_site": entry.call_site})
-        from raggio.core.actor import live_actor_ids
         for actor_id in live_actor_ids():
             refs.append({"object_id": object_id_bytes(creation_task_id(actor_id), 0),
                          "size": 0, "ready": True, "owned": False, "local_refs": 0,

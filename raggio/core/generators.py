@@ -33,7 +33,7 @@ import threading
 import time
 from typing import Any
 
-from raggio.core.ids import object_id_bytes
+from raggio.common.ids import object_id_bytes
 from raggio.core.object_ref import ObjectRef
 from raggio.core.object_table import READY
 from raggio.core.serialization import serialize

@@ -21,8 +21,8 @@ from typing import Any
 
 from raggio.config import Config, honoured_system_config
 from raggio.core.options import check_namespace
-from raggio.job_config import JobConfig
-from raggio.labels import check_node_labels
+from raggio.common.labels import check_node_labels
+from raggio.core.job_config import JobConfig
 from raggio.node_spec import NodeSpec
 
 #: Private keywords raggio refuses, with what it does instead.

@@ -16,7 +16,7 @@ import logging
 import os
 
 from raggio.core import context
-from raggio.core.ids import ObjectID
+from raggio.common.ids import ObjectID
 from raggio.core.serialization import note_contained_ref
 
 logger = logging.getLogger(__name__)

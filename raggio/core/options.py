@@ -16,9 +16,10 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable
 
-from raggio.labels import fallback_strategy_error, selector_error
-from raggio.util.placement_group import BUNDLE_RESOURCE, PlacementGroup
-from raggio.util.scheduling_strategies import (NodeAffinitySchedulingStrategy,
+from raggio.common.labels import fallback_strategy_error, selector_error
+from raggio.common.placement_group_resources import BUNDLE_RESOURCE
+from raggio.core.placement_group import PlacementGroup
+from raggio.core.scheduling_strategies import (NodeAffinitySchedulingStrategy,
                                                NodeLabelSchedulingStrategy,
                                                PlacementGroupSchedulingStrategy)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 
-from raggio.core.ids import object_id_bytes
+from raggio.common.ids import object_id_bytes
 from raggio.core.object_table import READY
 from raggio.exceptions import ObjectLostError, ObjectReconstructionFailedError, RpcError
 

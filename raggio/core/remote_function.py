@@ -9,10 +9,10 @@ import logging
 import threading
 
 from raggio.core import context
-from raggio.util import scheduling_strategies
+from raggio.core import scheduling_strategies
 from raggio.core.options import resources_of, task_options
 from raggio.core.serialization import dumps_function
-from raggio.core.task_events import task_info
+from raggio.common.task_records import task_info
 from raggio.core.task_spec import (call_shape, check_call, encode_args,
                                    encode_retry_exceptions, return_ids, track_submission)
 

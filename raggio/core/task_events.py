@@ -9,9 +9,10 @@ reports, on its own, the attempts that have run for an interval, so a long
 task shows as RUNNING while it runs. A retried task gets
 a record per attempt, as in Ray.
 
-Submission is the hot path, so an attempt is one flat list (see ``R_*``)
-that its events extend; what a task is (name, type, resources) is stored
-once per function or actor method and referred to by number. Every
+Submission is the hot path, so an attempt is one flat list (``R_*`` in
+``common/task_records.py``) that its events extend; what a task is (name,
+type, resources) is stored once per function or actor method and referred
+to by number. Every
 ``task_events_report_interval_s`` the loop sends the control store
 (``add_task_events``) the attempts that ended, and those that changed and
 are an interval old (most attempts end sooner: they are sent once). While
@@ -26,18 +27,8 @@ import os
 import threading
 import time
 
-#: Ray's task states; records carry their numbers.
-STATE_NAMES = ("PENDING_ARGS_AVAIL", "PENDING_NODE_ASSIGNMENT", "SUBMITTED_TO_WORKER", "RUNNING",
-               "FINISHED", "FAILED")
-(PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT, SUBMITTED_TO_WORKER, RUNNING, FINISHED,
- FAILED) = range(len(STATE_NAMES))
-TERMINAL_STATES = (FINISHED, FAILED)
-
-#: Slots of an attempt's record; its events, ``state, time`` pairs, follow from R_EVENTS.
-#: R_INFO and R_WHERE (``[node id, worker id, pid]`` of the worker that ran it) are numbers
-#: into this process's tables here, the values themselves in the control store; R_ERROR is
-#: ``[error_type, message]``.
-R_TASK, R_ATTEMPT, R_INFO, R_PARENT, R_ARGS, R_WHERE, R_ERROR, R_SENT, R_EVENTS = range(9)
+from raggio.common.states import FAILED, PENDING_NODE_ASSIGNMENT, RUNNING
+from raggio.common.task_records import R_ERROR, R_EVENTS, R_INFO, R_PARENT, R_SENT, R_WHERE
 
 #: Ray's error_type of a failed task, by the exception that failed it.
 _ERROR_TYPES = {
@@ -57,17 +48,6 @@ def error_summary(exc: BaseException) -> list[str]:
     name = type(exc).__name__
     message = str(exc) if name.startswith("RayTaskError") else f"{name}: {exc}"
     return [_ERROR_TYPES.get(name, "TASK_EXECUTION_EXCEPTION"), message[:MAX_ERROR_MESSAGE]]
-
-
-def task_info(name: str, func_or_class_name: str, task_type: str, job_id, actor_id=None,
-              resources: dict | None = None, label_constraints: dict | None = None) -> dict:
-    """What the task history keeps of a task besides its events (Ray's TaskState names;
-    ``label_constraints`` only where the task has some, for its pending reason)."""
-    info = {"name": name, "func_or_class_name": func_or_class_name, "type": task_type,
-            "job_id": job_id, "actor_id": actor_id, "required_resources": resources or {}}
-    if label_constraints:
-        info["label_constraints"] = label_constraints
-    return info
 
 
 class TaskEvents:

@@ -23,10 +23,10 @@ import sys
 
 import cloudpickle
 from raggio.core import context
-from raggio.core.ids import object_id_bytes
+from raggio.common.ids import object_id_bytes
 from raggio.core.object_ref import ObjectRef
 from raggio.core.serialization import serialize
-from raggio.core.task_events import PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT
+from raggio.common.states import PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT
 
 
 #: The most positional arguments any call can have (for a signature with ``*args``).

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import msgpack
 
+from raggio.common.states import FAILED, FINISHED, PENDING_NODE_ASSIGNMENT, SUBMITTED_TO_WORKER
 from raggio.core.serialization import error_location
-from raggio.core.task_events import (FAILED, FINISHED, PENDING_NODE_ASSIGNMENT,
-                                     SUBMITTED_TO_WORKER, error_summary)
+from raggio.core.task_events import error_summary
 from raggio.exceptions import (OutOfMemoryError, RpcError, TaskCancelledError,
                                TaskUnschedulableError, WorkerCrashedError)
 

@@ -18,14 +18,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from raggio.core.ids import creation_task_id
-from raggio.core.task_events import (FAILED, FINISHED, PENDING_NODE_ASSIGNMENT, RUNNING,
-                                     SUBMITTED_TO_WORKER)
+from raggio.common.ids import creation_task_id
+from raggio.common.states import (ALIVE, DEAD, FAILED, FINISHED, PENDING_CREATION,
+                                  PENDING_NODE_ASSIGNMENT, RESTARTING, RUNNING,
+                                  SUBMITTED_TO_WORKER)
+from raggio.common.task_records import task_info
 from raggio.rpc import Connection
 
 logger = logging.getLogger(__name__)
-
-PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"
 
 
 _PERSISTENT_FIELDS = ("state", "address", "worker_id", "node_id", "pid", "num_restarts",
@@ -60,7 +60,7 @@ def signal_name(number: int) -> str:
 class ActorRecord:
     actor_id: bytes
     spec: dict  #: what the creator sent: class id, args, options, owner
-    state: str = PENDING
+    state: str = PENDING_CREATION
     address: str = ""
     worker_id: bytes = b""
     node_id: bytes = b""
@@ -108,9 +108,8 @@ class ActorRecord:
         """The task-history info of the actor's creation task (Ray's names)."""
         init = f"{self.spec['class_name']}.__init__"
         name = self.spec.get("name")
-        return {"name": f"{name}:{init}" if name else init, "func_or_class_name": init,
-                "type": "ACTOR_CREATION_TASK", "job_id": self.spec["job_id"],
-                "actor_id": self.actor_id, "required_resources": self.spec["resources"]}
+        return task_info(f"{name}:{init}" if name else init, init, "ACTOR_CREATION_TASK",
+                         self.spec["job_id"], self.actor_id, self.spec["resources"])
 
 
 class ActorDirectory:
@@ -150,7 +149,7 @@ class ActorDirectory:
                     "get_actor(name) or .options(name=..., get_if_exists=True).")
             self.named[key] = actor_id
         record = ActorRecord(actor_id, spec)
-        record.events.append([PENDING, record.start_time, None])
+        record.events.append([PENDING_CREATION, record.start_time, None])
         self.actors[actor_id] = record
         if creator is not None:
             record.holders.add(creator)

@@ -6,7 +6,7 @@ node per bundle, or None with the reason the group cannot be placed now.
 
 from __future__ import annotations
 
-from raggio.node.resources import fits, take
+from raggio.common.resources import fits, take
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 

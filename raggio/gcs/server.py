@@ -12,6 +12,9 @@ import asyncio
 import logging
 import time
 
+from raggio.common.labels import unmatched_reason
+from raggio.common.scheduling_policy import FAIL, SPILL, SchedulingPolicy
+from raggio.common.states import DEAD
 from raggio.config import Config
 from raggio.exceptions import ActorUnschedulableError, RpcError
 from raggio.gcs.actor_directory import ActorDirectory
@@ -20,7 +23,6 @@ from raggio.gcs.placement_groups import PlacementGroupTable
 from raggio.gcs.storage import SqliteStorage, copy_records
 from raggio.gcs.table_storage import TABLES, TableStorage
 from raggio.gcs.task_events import TaskEventStore, pending_reason
-from raggio.labels import allowed_nodes, unmatched_reason
 from raggio.rpc import Connection, Server, connect
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class GcsServer:
         self._attached_jobs: set[int] = set()  #: jobs whose driver is connected now
         self.reconnect_grace_s = cfg.gcs_reconnect_grace_s
         self._connect_timeout_s = cfg.connect_timeout_s
+        #: The node managers' scheduling policy, with no node of its own: where actors go.
+        self._actor_placement = SchedulingPolicy(None)
         self.actors = ActorDirectory(self._lease_worker_for_actor, self._connect_worker,
                                      self._save_actor, self.node_conns.get,
                                      self.task_events.add_local)
@@ -447,7 +451,7 @@ class GcsServer:
     def list_named_actors(self, conn: Connection, msg: dict) -> list:
         out = []
         for (namespace, name), actor_id in self.actors.named.items():
-            if self.actors.actors[actor_id].state == "DEAD":
+            if self.actors.actors[actor_id].state == DEAD:
                 continue
             if msg.get("all_namespaces") or namespace == msg.get("namespace"):
                 out.append({"name": name, "namespace": namespace})
@@ -489,7 +493,7 @@ class GcsServer:
         node_id, spilled = None, False
         while True:
             if node_id is None or node_id not in self.node_conns:
-                node_id, spilled = self._pick_node(spec["resources"], strategy), False
+                node_id, spilled = self._pick_node(spec["resources"], strategy)
                 if node_id is None:
                     await asyncio.sleep(0.1)
                     continue
@@ -508,37 +512,30 @@ class GcsServer:
                 raise ActorUnschedulableError(grant["error"])
             return self.node_conns[node_id], grant
 
-    def _pick_node(self, resources: dict, strategy) -> bytes | None:
-        """The node to ask first: the affinity target, else the one with most room (among
-        the nodes the actor's label constraints allow); None while no node is alive."""
-        alive = {node_id: node for node_id, node in self.nodes.items()
-                 if node["state"] == "ALIVE" and node_id in self.node_conns}
-        feasible = {node_id for node_id, node in alive.items()
-                    if all(node["resources"].get(k, 0) >= v for k, v in resources.items() if v > 0)}
-        fit_now = {node_id for node_id, node in alive.items()
-                   if all(node["available"].get(k, 0) >= v for k, v in resources.items() if v > 0)}
-        if isinstance(strategy, dict) and "base" in strategy:
-            allowed = allowed_nodes(
-                strategy, {node_id: node.get("labels") or {} for node_id, node in alive.items()},
-                feasible, fit_now)
-            # With no node allowed yet, ask one anyway: it keeps the request pending, with
-            # its reason in `raggio status`, and sends it on once a matching node joins.
-            alive = {node_id: alive[node_id] for node_id in allowed} or alive
-            strategy = strategy["base"]
-        if isinstance(strategy, dict):
-            target = bytes.fromhex(strategy["node_id"])
-            if target in alive:
-                return target
-            if not strategy.get("soft"):
-                raise ActorUnschedulableError(
-                    f"The node {strategy['node_id']} requested by NodeAffinitySchedulingStrategy "
-                    "is not alive, and soft=False.")
-        best, best_score = None, None
-        for node_id, node in alive.items():
-            score = (node_id in feasible, node_id in fit_now, node["available"].get("CPU", 0))
-            if best_score is None or score > best_score:
-                best, best_score = node_id, score
-        return best
+    def _pick_node(self, resources: dict, strategy) -> tuple[bytes | None, bool]:
+        """The node to ask first, as the scheduling policy places the actor among the live
+        nodes, and whether the policy placed it there (that node then grants the lease if
+        it fits, as it does for a spilled request); None while no node is alive.
+
+        Raises:
+            ActorUnschedulableError: hard node affinity to a node that is not alive or can
+                never fit the actor.
+        """
+        view = {node_id: {"total": node["resources"], "available": node["available"],
+                          "labels": node.get("labels") or {}}
+                for node_id, node in self.nodes.items()
+                if node["state"] == "ALIVE" and node_id in self.node_conns}
+        decision = self._actor_placement.decide(resources, strategy, view, {})
+        if decision.kind == FAIL:
+            raise ActorUnschedulableError(decision.reason)
+        if decision.kind == SPILL:
+            return decision.node_id, True
+        # Infeasible everywhere now (or no node's labels allow it): ask the node with most
+        # free CPU anyway. It keeps the request pending, with its reason in `raggio status`,
+        # and sends it on once a node that fits joins.
+        most_free = max(view, key=lambda node_id: view[node_id]["available"].get("CPU", 0.0),
+                        default=None)
+        return most_free, False
 
     def _available_nodes(self) -> dict[bytes, dict]:
         return {node_id: node["available"] for node_id, node in self.nodes.items()

@@ -2,7 +2,7 @@
 
 Fed by the ``add_task_events`` batches of drivers and workers (see
 ``core/task_events.py``) and by the actor directory (actor creation tasks).
-A record per attempt, the submitter's flat list (``core.task_events.R_*``)
+A record per attempt, the submitter's flat list (``common/task_records.py``)
 with its info (name, type, job, resources) and its worker looked up, holds
 its events (state, time), where it ran and how it failed; ``describe`` turns
 it into what the state API reads. Its state is its latest event's, except
@@ -22,11 +22,12 @@ import asyncio
 import collections
 import time
 
-from raggio.core.task_events import (PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT, R_ARGS,
-                                     R_ATTEMPT, R_ERROR, R_EVENTS, R_INFO, R_PARENT, R_TASK,
-                                     R_WHERE, RUNNING, STATE_NAMES, SUBMITTED_TO_WORKER,
-                                     TERMINAL_STATES)
-from raggio.node.resources import why_waiting
+from raggio.common.states import (ALIVE, DEAD, PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT,
+                                  RUNNING, STATE_NAMES, SUBMITTED_TO_WORKER, TERMINAL_STATES)
+from raggio.common.task_records import (R_ARGS, R_ATTEMPT, R_ERROR, R_EVENTS, R_INFO, R_PARENT,
+                                        R_TASK, R_WHERE)
+from raggio.common.placement_group_resources import placement_group_of
+from raggio.common.resources import why_waiting
 
 SAVE_PERIOD_S = 1.0
 _STARTED = (RUNNING, *TERMINAL_STATES)
@@ -246,9 +247,9 @@ def pending_reason(record: dict, store: TaskEventStore, nodes: list[dict],
         return None
     if info.get("type") == "ACTOR_TASK":
         actor = actors.get(info["actor_id"])
-        if actor is None or actor.state == "ALIVE":
+        if actor is None or actor.state == ALIVE:
             return "waiting for the actor's earlier calls to be sent"
-        why = f" ({actor.death_cause})" if actor.state == "DEAD" and actor.death_cause else ""
+        why = f" ({actor.death_cause})" if actor.state == DEAD and actor.death_cause else ""
         return (f"waiting for its actor {info['actor_id'].hex()} ({actor.spec['class_name']}) "
                 f"to be ALIVE; it is {actor.state}{why}")
     resources = info.get("required_resources") or {}
@@ -266,14 +267,6 @@ def pending_reason(record: dict, store: TaskEventStore, nodes: list[dict],
     if not resources and not labels:
         return "waiting for a worker"
     return why_waiting(resources, nodes, labels)
-
-
-def placement_group_of(resources: dict) -> str | None:
-    """The placement group (hex id) a request's resource names point into, if any."""
-    for key in resources:
-        if key.startswith("bundle_group_"):
-            return key.rpartition("_")[2]
-    return None
 
 
 def _describe_object(object_id: bytes, store: TaskEventStore) -> str:

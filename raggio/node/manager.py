@@ -19,6 +19,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from raggio.common.labels import NODE_ID_LABEL
+from raggio.common.placement_group_resources import bundle_resources
+from raggio.common.resources import fits, take
 from raggio.config import Config
 from raggio.exceptions import ObjectLostError
 from raggio.node import log_files
@@ -26,10 +29,9 @@ from raggio.node.log_monitor import LogMonitor
 from raggio.node.memory_monitor import MemoryMonitor
 from raggio.node.object_store import ObjectStore, arena_path
 from raggio.node.object_transfer import ObjectTransfer
-from raggio.node.resources import NodeResources, fits, take, uses_gpus
-from raggio.labels import NODE_ID_LABEL
-from raggio.node.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL, Decision,
-                                           SchedulingPolicy)
+from raggio.node.resources import NodeResources, uses_gpus
+from raggio.common.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL, Decision,
+                                             SchedulingPolicy)
 from raggio.node.worker_pool import (DEAD, IDLE, LEASED, STARTING, WorkerHandle, WorkerPool,
                                      env_key)
 from raggio.rpc import Connection, RawReply, Server, connect
@@ -53,17 +55,6 @@ def socket_path(session_dir: str, tag: str) -> str:
     if len(path.encode()) < 100:
         return path
     return os.path.join(tempfile.gettempdir(), f"raggio-node-{tag}.sock")
-
-
-def bundle_resources(pg_id: bytes, bundles: dict) -> dict[str, float]:
-    """Ray's names for a group's reserved resources: per bundle and for the whole group."""
-    hex_id = pg_id.hex()
-    out: dict[str, float] = {}
-    for index, bundle in bundles.items():
-        for key, value in dict(bundle, bundle=1000.0).items():
-            for name in (f"{key}_group_{index}_{hex_id}", f"{key}_group_{hex_id}"):
-                out[name] = out.get(name, 0.0) + value
-    return out
 
 
 def _label_constraints(strategy) -> dict:

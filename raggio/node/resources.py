@@ -10,45 +10,14 @@ from __future__ import annotations
 
 import math
 
-from raggio.labels import matches, unmatched_reason
-
-
-def fits(available: dict[str, float], request: dict[str, float]) -> bool:
-    """Does `request` fit in `available`? (Zero and negative asks always fit.)"""
-    return all(available.get(k, 0.0) >= v - 1e-9 for k, v in request.items() if v > 0)
-
-
-def take(available: dict[str, float], request: dict[str, float]) -> None:
-    """Subtract `request` from `available` in place (which may go below zero)."""
-    for key, value in request.items():
-        available[key] = available.get(key, 0.0) - value
-
-
-def why_waiting(request: dict, nodes: list[dict], constraints: dict | None = None) -> str:
-    """Why a resource request waits, in a sentence, given the cluster's nodes (the control
-    store's node records) and the request's label ``constraints`` if it has any."""
-    alive = [n for n in nodes if n["state"] == "ALIVE"]
-    if constraints:
-        selectors = [constraints["hard"], *constraints.get("fallback", [])]
-        alive = [n for n in alive
-                 if any(matches(n.get("labels") or {}, conditions) for conditions in selectors)]
-        if not alive or not any(fits(n["resources"], request) for n in alive):
-            return unmatched_reason(constraints)
-    if any(all(n["resources"].get(k, 0) >= v for k, v in request.items()) for n in alive):
-        return "waiting for resources: every node that fits it is busy"
-    missing = []
-    for key, value in request.items():
-        most = max((n["resources"].get(key, 0) for n in alive), default=0)
-        if most < value:
-            missing.append(f"no node has {key}" if most == 0 else
-                           f"no node has {value:g} {key} (the most is {most:g})")
-    return "infeasible: " + "; ".join(missing) + ". Add a node that has it."
+from raggio.common.placement_group_resources import (group_resource, is_group_resource,
+                                                     resource_name, split_group_resource)
+from raggio.common.resources import fits
 
 
 def uses_gpus(request: dict[str, float]) -> bool:
     """Whether a request takes GPUs: its own, or a placement-group bundle's."""
-    return any(value > 0 and (key == "GPU" or key.startswith("GPU_group_"))
-               for key, value in request.items())
+    return any(value > 0 and resource_name(key) == "GPU" for key, value in request.items())
 
 
 class NodeResources:
@@ -93,7 +62,7 @@ class NodeResources:
         group's wildcard resource (``GPU_group_<id>``) from a bundle of the group that has
         enough free."""
         wanted = [(key, math.ceil(value)) for key, value in request.items()
-                  if key.startswith("GPU_group_") and value > 0]
+                  if value > 0 and is_group_resource(key) and resource_name(key) == "GPU"]
         if not wanted:
             return []
         for key, count in wanted:  # the bundle's own resource first
@@ -102,9 +71,9 @@ class NodeResources:
                 self.bundle_gpu_ids[key] = ids[count:]
                 return ids[:count]
         key, count = wanted[0]
-        group = key.removeprefix("GPU_group_")
+        group = split_group_resource(key).pg_hex
         for bundle, ids in self.bundle_gpu_ids.items():
-            if bundle.endswith("_" + group) and len(ids) >= count:
+            if split_group_resource(bundle).pg_hex == group and len(ids) >= count:
                 self.bundle_gpu_ids[bundle] = ids[count:]
                 return ids[:count]
         return []
@@ -128,7 +97,7 @@ class NodeResources:
         for index, bundle in sorted(bundles.items(), key=lambda item: int(item[0])):
             count = math.ceil(bundle.get("GPU", 0))
             if count:
-                key = f"GPU_group_{index}_{group_hex}"
+                key = group_resource("GPU", group_hex, int(index))
                 self.bundle_gpu_ids[key], gpu_ids = gpu_ids[:count], gpu_ids[count:]
                 for gpu_id in self.bundle_gpu_ids[key]:
                     self._bundle_of_gpu[gpu_id] = key
@@ -137,7 +106,7 @@ class NodeResources:
         """The group is released: its bundles' free GPU ids (the ids tasks still hold come
         back to the node when their leases end)."""
         freed = []
-        for key in [k for k in self.bundle_gpu_ids if k.endswith("_" + group_hex)]:
+        for key in [k for k in self.bundle_gpu_ids if split_group_resource(k).pg_hex == group_hex]:
             freed += self.bundle_gpu_ids.pop(key)
         return freed
 
@@ -171,4 +140,4 @@ class NodeResources:
 
 def _cpu_part(request: dict[str, float]) -> dict[str, float]:
     return {key: value for key, value in request.items()
-            if value > 0 and (key == "CPU" or key.startswith("CPU_group_"))}
+            if value > 0 and resource_name(key) == "CPU"}

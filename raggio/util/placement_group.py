@@ -5,6 +5,8 @@ asks the control store to reserve the bundles; ``pg.ready()`` is an
 ObjectRef that resolves once they are reserved, ``pg.wait(timeout)`` says
 whether they are. Tasks and actors run inside a group with
 ``scheduling_strategy=PlacementGroupSchedulingStrategy(pg, bundle_index)``.
+The handle class, ``PlacementGroup``, is defined in ``core/placement_group.py``
+(the core worker needs it); this module is its public path.
 """
 
 from __future__ import annotations
@@ -12,64 +14,14 @@ from __future__ import annotations
 import os
 import warnings
 
+from raggio.common.ids import PlacementGroupID
+from raggio.common.labels import selector_error
+from raggio.common.placement_group_resources import BUNDLE_RESOURCE
 from raggio.core import context
-from raggio.core.ids import BaseID
-from raggio.core.object_ref import ObjectRef
-from raggio.labels import selector_error
+from raggio.core.placement_group import PlacementGroup
 
 #: Ray's name; a set, as Ray's.
 VALID_PLACEMENT_GROUP_STRATEGIES = {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"}
-#: The resource name Ray keeps for itself inside groups (``bundle_group_<id>``).
-BUNDLE_RESOURCE = "bundle"
-
-
-class PlacementGroupID(BaseID):
-    __slots__ = ()
-    size = 18
-
-
-class PlacementGroup:
-    """A handle to a placement group; picklable."""
-
-    def __init__(self, pg_id: bytes, bundles: list[dict] | None = None):
-        self.id = PlacementGroupID(pg_id)
-        self._bundles = bundles
-
-    @property
-    def bundle_specs(self) -> list[dict]:
-        if self._bundles is None:
-            table = placement_group_table(self)
-            self._bundles = [table["bundles"][i] for i in sorted(table["bundles"])]
-        return self._bundles
-
-    @property
-    def bundle_count(self) -> int:
-        return len(self.bundle_specs)
-
-    def ready(self) -> ObjectRef:
-        """An ObjectRef that resolves to this group once all its bundles are reserved."""
-        core = context.get_core()
-        return core.placement_group_ready_ref(self)
-
-    def wait(self, timeout_seconds: float = 30) -> bool:
-        """Whether the group is reserved within ``timeout_seconds``."""
-        core = context.get_core()
-        info = core.request("gcs", "wait_placement_group",
-                            {"pg_id": self.id.binary(), "timeout_s": timeout_seconds},
-                            timeout_s=timeout_seconds + core.cfg.rpc_timeout_s)
-        return info is not None and info["state"] == "CREATED"
-
-    def __eq__(self, other):
-        return isinstance(other, PlacementGroup) and other.id == self.id
-
-    def __hash__(self):
-        return hash(self.id)
-
-    def __repr__(self):
-        return f"PlacementGroup({self.id.hex()})"
-
-    def __reduce__(self):
-        return PlacementGroup, (self.id.binary(), self._bundles)
 
 
 def placement_group(bundles: list[dict], strategy: str = "PACK", name: str = "",

@@ -11,7 +11,7 @@ import datetime
 import pytest
 
 from raggio.cli.status import format_bytes, render
-from raggio.node.resources import why_waiting
+from raggio.common.resources import why_waiting
 
 GiB, MiB = 1024**3, 1024**2
 NOW = datetime.datetime(2024, 5, 6, 7, 8, 9)

@@ -1,6 +1,6 @@
 """The control store's task history (``gcs/task_events.py``), driven directly."""
 
-from raggio.core.task_events import FINISHED, RUNNING
+from raggio.common.states import FINISHED, RUNNING
 from raggio.gcs.table_storage import TableStorage
 from raggio.gcs.task_events import TaskEventStore
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+from raggio.common.placement_group_resources import (is_group_resource, placement_group_of,
+                                                     requested_resources)
 from raggio.util.state.common import (ActorState, JobState, NodeState, ObjectState,
                                       PlacementGroupState, StateSchema, TaskState,
                                       WorkerState)
@@ -51,7 +53,8 @@ def _node_row(node: dict) -> dict:
         "is_head_node": bool(node.get("is_head")), "state": node["state"],
         "state_message": node.get("death_reason") or "", "node_name": node["node_ip"],
         # Without the resources placement groups add (CPU_group_<id>...): what the node has.
-        "resources_total": {k: v for k, v in node["resources"].items() if "_group_" not in k},
+        "resources_total": {k: v for k, v in node["resources"].items()
+                            if not is_group_resource(k)},
         "labels": node.get("labels") or {},
         "start_time_ms": _ms(node.get("start_time")), "end_time_ms": _ms(node.get("end_time")),
     }
@@ -142,22 +145,11 @@ def _driver_task_hex(job_hex: str) -> str:
     return "ff" * 20 + job_hex
 
 
-def _plain_resources(resources: dict) -> dict:
-    """A request as the user wrote it: without placement group renaming (CPU_group_...)."""
-    out = {}
-    for key, value in resources.items():
-        if key.startswith("bundle_group_"):
-            continue
-        out[key.split("_group_")[0]] = value
-    return out
-
-
 def _task_row(task: dict) -> dict:
     info = task["info"] or {}
     job_hex = _job_hex(info.get("job_id"))
     resources = info.get("required_resources") or {}
-    group = next((k.rpartition("_")[2] for k in resources if k.startswith("bundle_group_")),
-                 None)
+    group = placement_group_of(resources)
     events = [{"state": state, "created_ms": _ms(ts)} for state, ts in task["events"]]
     return {
         "task_id": task["task_id"].hex(), "attempt_number": task["attempt"],
@@ -169,7 +161,7 @@ def _task_row(task: dict) -> dict:
         "node_id": task["node_id"].hex() if task["node_id"] else "",
         "worker_id": task["worker_id"].hex() if task["worker_id"] else "",
         "worker_pid": task["worker_pid"], "error_type": task["error_type"],
-        "language": "PYTHON", "required_resources": _plain_resources(resources),
+        "language": "PYTHON", "required_resources": requested_resources(resources),
         "placement_group_id": group, "events": events,
         "creation_time_ms": events[0]["created_ms"] if events else None,
         "start_time_ms": _ms(task["start_time"]), "end_time_ms": _ms(task["end_time"]),

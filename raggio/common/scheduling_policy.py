@@ -2,7 +2,9 @@
 
 A pure policy over the cluster view (each node's total and available
 resources and its labels, as last reported to the control store); no I/O.
-The node manager asks it for every lease request it cannot grant at once:
+The node manager asks it for every lease request it cannot grant at once;
+the control store asks it which node an actor's lease goes to first, as a
+policy with no node of its own ("here" is then never an answer):
 
 - DEFAULT (hybrid): here if it fits now; else the other node with the most
   free CPU where it fits now; else wait here if this node could ever fit it;
@@ -25,8 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from raggio.labels import allowed_nodes, unmatched_reason
-from raggio.node.resources import fits
+from raggio.common.labels import allowed_nodes, unmatched_reason
+from raggio.common.resources import fits
 
 LOCAL, SPILL, QUEUE, INFEASIBLE, FAIL = "local", "spill", "queue", "infeasible", "fail"
 
@@ -39,9 +41,10 @@ class Decision:
 
 
 class SchedulingPolicy:
-    """See the module docstring. ``view`` maps node id -> {"total", "available", "labels"}."""
+    """See the module docstring. ``view`` maps node id -> {"total", "available", "labels"};
+    ``local_node_id`` is None for the control store."""
 
-    def __init__(self, local_node_id: bytes):
+    def __init__(self, local_node_id: bytes | None):
         self.local_node_id = local_node_id
         self._spread_next = 0
 

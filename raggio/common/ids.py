@@ -1,8 +1,10 @@
-"""Typed ids (JobID, TaskID, ObjectID, ActorID, NodeID, WorkerID), as in Ray.
+"""Typed ids (JobID, TaskID, ObjectID, ActorID, NodeID, WorkerID, PlacementGroupID), as in Ray.
 
 Ids are random or counter-derived bytes. An ObjectID is its creating task's
 id plus a 4-byte return index, so the id says which task makes the object.
 Ids are made in hot paths: a process draws one random prefix and counts.
+The core worker makes them; the control store derives creation task ids;
+the public API (``raggio.NodeID``, the runtime context) hands them out.
 """
 
 from __future__ import annotations
@@ -98,6 +100,11 @@ class ObjectID(BaseID):
 
     def return_index(self) -> int:
         return int.from_bytes(self._bytes[24:], "big")
+
+
+class PlacementGroupID(BaseID):
+    __slots__ = ()
+    size = 18
 
 
 class IdMaker:

@@ -10,9 +10,9 @@ import itertools
 
 import pytest
 
-from raggio.node.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL,
-                                           SchedulingPolicy)
-from raggio.util.scheduling_strategies import (DoesNotExist, Exists, In,
+from raggio.common.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL,
+                                             SchedulingPolicy)
+from raggio.core.scheduling_strategies import (DoesNotExist, Exists, In,
                                                NodeAffinitySchedulingStrategy,
                                                NodeLabelSchedulingStrategy, NotIn, encode,
                                                label_constraints, resolve)

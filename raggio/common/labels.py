@@ -2,7 +2,7 @@
 
 Shared by every layer (no I/O, no raggio imports): the CLI and ``init()``
 parse and check a node's labels, ``core/options.py`` checks ``label_selector``
-and ``fallback_strategy``, ``util/scheduling_strategies.py`` builds
+and ``fallback_strategy``, ``core/scheduling_strategies.py`` builds
 selectors from ``NodeLabelSchedulingStrategy``, and the node's scheduling
 policy and the control store's actor placement match nodes against them.
 

@@ -1,0 +1,18 @@
+"""Ray's task and actor states, as every role spells them.
+
+Task states are numbers in the task history's records (``task_records``)
+and names in the state API; drivers and workers record them, and the
+control store keeps them and records its actors' creation tasks. Actor
+states are strings: the control store's actor directory sets them, core
+workers read them from its replies, the state API shows them.
+"""
+
+#: Ray's task states; records carry their numbers.
+STATE_NAMES = ("PENDING_ARGS_AVAIL", "PENDING_NODE_ASSIGNMENT", "SUBMITTED_TO_WORKER", "RUNNING",
+               "FINISHED", "FAILED")
+(PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT, SUBMITTED_TO_WORKER, RUNNING, FINISHED,
+ FAILED) = range(len(STATE_NAMES))
+TERMINAL_STATES = (FINISHED, FAILED)
+
+#: Ray's actor states.
+PENDING_CREATION, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"
