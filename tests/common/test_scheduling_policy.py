@@ -183,10 +183,6 @@ def test_a_label_selector_skips_the_local_node_when_it_does_not_match():
     assert (decision.kind, decision.node_id) == (SPILL, A)
 
 
-def where(decision) -> bytes:
-    return LOCAL_ID if decision.kind == LOCAL else decision.node_id
-
-
 @pytest.mark.parametrize("selector, expected", [
     ({"region": "us"}, LOCAL_ID), ({"region": "!us"}, A), ({"region": "in(eu, asia)"}, A),
     ({"region": "!in(us,asia)"}, A), ({"gpu": "A100", "region": "eu"}, A),
