@@ -29,6 +29,11 @@ def on(node, soft=True):
     return NodeAffinitySchedulingStrategy(node.node_id, soft=soft)
 
 
+def on_the_head():
+    """The driver's node, which tests never remove."""
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+
+
 @ray.remote
 def make(value):
     return np.full(2_000_000, value)  # 16 MB: lives in the arena of the node that ran it
@@ -224,6 +229,9 @@ def test_lost_values_of_a_dynamic_generator_are_rebuilt(ray_start_cluster):
 
 @ray.remote
 class Flag:
+    """A switch the test flips between a generator's first run and the run that rebuilds it;
+    made with ``on_the_head()``, so that removing the second node does not take it away."""
+
     def __init__(self):
         self.value = False
 
@@ -236,7 +244,7 @@ class Flag:
 
 def test_a_generator_yielding_fewer_values_when_rebuilt_fails_the_missing(ray_start_cluster):
     second = two_nodes(ray_start_cluster)
-    flag = Flag.remote()
+    flag = Flag.options(scheduling_strategy=on_the_head()).remote()
 
     @ray.remote(num_returns="dynamic")
     def arrays(flag):
@@ -257,7 +265,7 @@ def test_a_generator_yielding_fewer_values_when_rebuilt_fails_the_missing(ray_st
 def test_a_generator_whose_worker_dies_when_rebuilt_fails_with_worker_crashed(
         ray_start_cluster):
     second = two_nodes(ray_start_cluster)
-    flag = Flag.remote()
+    flag = Flag.options(scheduling_strategy=on_the_head()).remote()
 
     @ray.remote(num_returns="dynamic", max_retries=1)
     def arrays(flag):
