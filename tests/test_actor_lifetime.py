@@ -92,7 +92,10 @@ class Counter:
 
 
 def _gone(pid):
-    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # (checking pid_exists first races with the exit)
+        return True
 
 
 def _state(actor_id_hex):
