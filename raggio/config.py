@@ -51,6 +51,10 @@ class Config:
         "How long a submitter keeps an idle worker lease before returning it.", 0.01)
     max_pending_lease_requests: int = _doc(
         "Lease requests in flight per scheduling shape.", 10)
+    lease_retry_timeout_s: float = _doc(
+        "How long, added up, a lease request may spend failing to reach a node manager "
+        "(spilled to a node that died or left) before its task or actor fails; the time a "
+        "node holds it waiting for resources does not count.", 60.0)
     object_store_prefault_bytes: int = _doc(
         "Most arena memory allocated in the background ahead of the highest object while "
         "objects are being created (as much as lies below that object, up to this).", 1024**3)

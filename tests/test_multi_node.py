@@ -11,6 +11,7 @@ raggio, as workers cannot import this module.
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -269,6 +270,54 @@ def test_actor_restarts_on_another_node_after_its_node_is_removed(two_nodes):
 
     cluster.remove_node(special)
     assert ray.get(actor.node_id.remote(), timeout=60) == cluster.head_node.node_id
+
+
+# -- lease requests: waiting for resources, retrying unreachable nodes --
+
+
+@pytest.fixture
+def quick_to_give_up(ray_start_cluster):
+    """``two_nodes`` whose workers give up a lease request after half a second of failed
+    attempts (the driver keeps the default). Their submitters are tasks on the head."""
+    cluster = ray_start_cluster
+    cluster.add_node(num_cpus=1, object_store_memory=STORE_BYTES,
+                     _system_config={"lease_retry_timeout_s": 0.5})
+    special = cluster.add_node(num_cpus=1, resources={"special": 1},
+                               object_store_memory=STORE_BYTES)
+    ray.init(address=cluster.address)
+    return cluster, special
+
+
+@ray.remote(num_cpus=0)
+def on_special(seconds_each):
+    """From a task on the head: run ``sleepy_node_id`` on the special node, once for each
+    of ``seconds_each`` at the same time; their node ids."""
+    needs_special = sleepy_node_id.options(resources={"special": 1})
+    return ray.get([needs_special.remote(seconds) for seconds in seconds_each])
+
+
+def test_lease_waiting_for_resources_outlasts_the_retry_timeout(quick_to_give_up):
+    """Only failed attempts count against the timeout: a request that a node holds until
+    its resources are free waits for as long as that takes."""
+    _, special = quick_to_give_up
+    assert ray.get(on_special.remote([3.0, 0]), timeout=60) == [special.node_id] * 2
+
+
+def test_lease_spilled_to_a_hung_node_fails_after_the_retry_timeout(quick_to_give_up):
+    """A node that is in every view but does not answer: the request spilled there is
+    retried until the retry timeout, then its task fails saying what it waited for."""
+    _, special = quick_to_give_up
+    os.kill(special.process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ray.exceptions.RayError,
+                           match=r"Gave up asking for a worker for a task needing .*special"):
+            ray.get(on_special.remote([0]), timeout=60)
+        # Well before the control store declares the node dead (about 15 s of missed
+        # pings), which would leave the task waiting for a node with "special".
+        assert time.monotonic() - started < 12
+    finally:
+        os.kill(special.process.pid, signal.SIGCONT)
 
 
 def test_wait_for_nodes_after_add_and_remove(ray_start_cluster):

@@ -5,10 +5,12 @@ other; what all of them must agree on lives here, one module per concern:
 ``ids`` (typed ids and how ids are made), ``resources`` (resource arithmetic
 and why a request waits), ``placement_group_resources`` (Ray's names for a
 group's reserved resources), ``labels`` (node labels and selectors),
-``scheduling_policy`` (where a lease request should run), ``states`` (task
-and actor states) and ``task_records`` (the task history's record layout).
+``scheduling_policy`` (where a lease request should run), ``leasing``
+(asking nodes for a lease: spillbacks, retries), ``states`` (task and actor
+states) and ``task_records`` (the task history's record layout).
 
-Pure code: no I/O, and no imports of raggio beyond this package (the
-layer contract in ``.importlinter`` holds it to that). Importing this
-package imports none of its modules.
+No I/O of its own (``leasing`` calls nodes only through connections its
+caller gives it), and no imports of raggio beyond this package, ``rpc``,
+``config`` and ``exceptions`` (the layer contract in ``.importlinter``
+holds it to that). Importing this package imports none of its modules.
 """

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
+from raggio.common.leasing import request_lease
 from raggio.common.states import FAILED, FINISHED, PENDING_NODE_ASSIGNMENT, SUBMITTED_TO_WORKER
 from raggio.core.serialization import error_location
 from raggio.core.task_events import error_summary
@@ -188,22 +189,15 @@ class TaskSubmitter:
         """Ask the local node manager, then follow spillbacks to the node that has room.
 
         A node that goes away while we ask it (it was shutting down) sends us back to the
-        local node manager, whose view will have dropped it.
+        local node manager, whose view will have dropped it; the local one going away
+        fails the queue.
         """
-        node, spilled = self.core.node, False
-        while True:
-            try:
-                grant = await node.call("request_worker_lease", {
-                    "resources": queue.resources, "runtime_env": queue.runtime_env,
-                    "job_id": self.core.job_id, "strategy": queue.strategy, "spilled": spilled})
-                if "spillback" not in grant:
-                    return node, grant
-                node, spilled = await self.core.peer(grant["spillback"]), True
-            except RpcError:
-                if node is self.core.node:
-                    raise
-                await asyncio.sleep(0.1)  # let the dead node leave the local view
-                node, spilled = self.core.node, False
+        core = self.core
+        return await request_lease(
+            {"resources": queue.resources, "runtime_env": queue.runtime_env,
+             "job_id": core.job_id, "strategy": queue.strategy},
+            pick=lambda: (core.node, False), reach=lambda reply: core.peer(reply["spillback"]),
+            retry_timeout_s=core.cfg.lease_retry_timeout_s, local_node=core.node)
 
     def _push(self, queue: ShapeQueue, worker: LeasedWorker, spec: dict) -> None:
         if worker.linger is not None:

@@ -13,6 +13,7 @@ import logging
 import time
 
 from raggio.common.labels import unmatched_reason
+from raggio.common.leasing import request_lease
 from raggio.common.scheduling_policy import FAIL, SPILL, SchedulingPolicy
 from raggio.common.states import DEAD
 from raggio.config import Config
@@ -49,6 +50,7 @@ class GcsServer:
         self._attached_jobs: set[int] = set()  #: jobs whose driver is connected now
         self.reconnect_grace_s = cfg.gcs_reconnect_grace_s
         self._connect_timeout_s = cfg.connect_timeout_s
+        self._lease_retry_timeout_s = cfg.lease_retry_timeout_s
         #: The node managers' scheduling policy, with no node of its own: where actors go.
         self._actor_placement = SchedulingPolicy(None)
         self.actors = ActorDirectory(self._lease_worker_for_actor, self._connect_worker,
@@ -488,29 +490,27 @@ class GcsServer:
         self.actors.owner_died(worker_id=msg["worker_id"])
 
     async def _lease_worker_for_actor(self, spec: dict) -> tuple[Connection, dict]:
-        """A dedicated worker for an actor, following spillbacks between nodes."""
+        """A dedicated worker for an actor, on the node the scheduling policy picks among
+        the live ones (again after a node died), following spillbacks between nodes."""
         strategy = spec.get("strategy") or "DEFAULT"
-        node_id, spilled = None, False
-        while True:
-            if node_id is None or node_id not in self.node_conns:
-                node_id, spilled = self._pick_node(spec["resources"], strategy)
-                if node_id is None:
-                    await asyncio.sleep(0.1)
-                    continue
-            try:
-                grant = await self.node_conns[node_id].call("request_worker_lease", {
-                    "resources": spec["resources"], "runtime_env": spec.get("runtime_env") or {},
-                    "job_id": spec["job_id"], "for_actor": spec["class_name"],
-                    "strategy": strategy, "spilled": spilled})
-            except RpcError:
-                node_id = None  # that node died: pick again
-                continue
-            if "spillback" in grant:
-                node_id, spilled = grant["node_id"], True
-                continue
-            if "error" in grant:
-                raise ActorUnschedulableError(grant["error"])
-            return self.node_conns[node_id], grant
+
+        def pick() -> tuple[Connection | None, bool]:
+            node_id, placed = self._pick_node(spec["resources"], strategy)
+            return self.node_conns.get(node_id), placed
+
+        async def reach(reply: dict) -> Connection:
+            conn = self.node_conns.get(reply["node_id"])
+            if conn is None:
+                raise RpcError(f"node {reply['node_id'].hex()} has left the cluster")
+            return conn
+
+        conn, grant = await request_lease(
+            {"resources": spec["resources"], "runtime_env": spec.get("runtime_env") or {},
+             "job_id": spec["job_id"], "for_actor": spec["class_name"], "strategy": strategy},
+            pick=pick, reach=reach, retry_timeout_s=self._lease_retry_timeout_s)
+        if "error" in grant:
+            raise ActorUnschedulableError(grant["error"])
+        return conn, grant
 
     def _pick_node(self, resources: dict, strategy) -> tuple[bytes | None, bool]:
         """The node to ask first, as the scheduling policy places the actor among the live
