@@ -1,10 +1,12 @@
 """The node manager server: worker leases, the object store's RPC surface, logs.
 
 Owns the leases granted on this node and ties together ``NodeResources``
-(what fits), ``WorkerPool`` (who runs it), ``ObjectStore`` (the arena) and
-``LogMonitor``. Submitters (drivers, workers, the control store for actors)
-ask for a worker lease per task shape; the lease waits until resources and a
-worker are free, and is released when the holder returns it or disconnects.
+(what fits), ``LeaseQueue`` (what to do with each waiting request: it decides,
+this module applies), ``WorkerPool`` (who runs it), ``ObjectStore`` (the
+arena) and ``LogMonitor``. Submitters (drivers, workers, the control store
+for actors) ask for a worker lease per task shape; the lease waits until
+resources and a worker are free, and is released when the holder returns it
+or disconnects.
 Registers with the control store and reports availability and demand.
 """
 
@@ -21,7 +23,6 @@ from dataclasses import dataclass, field
 
 from raggio.common.labels import NODE_ID_LABEL
 from raggio.common.placement_group_resources import bundle_resources
-from raggio.common.resources import fits, take
 from raggio.config import Config
 from raggio.exceptions import ObjectLostError
 from raggio.node import log_files
@@ -30,17 +31,15 @@ from raggio.node.memory_monitor import MemoryMonitor
 from raggio.node.object_store import ObjectStore, arena_path
 from raggio.node.object_transfer import ObjectTransfer
 from raggio.node.resources import NodeResources, uses_gpus
-from raggio.common.scheduling_policy import (FAIL, INFEASIBLE, LOCAL, QUEUE, SPILL, Decision,
-                                             SchedulingPolicy)
+from raggio.common.scheduling_policy import SchedulingPolicy
+from raggio.node.lease_queue import (GRANT, INFEASIBLE_GRACE_S, RECHECK, REFUSE, SPILLBACK,
+                                     START_WORKER, WARN_INFEASIBLE, LeaseQueue, LeaseRequest)
 from raggio.node.worker_pool import (DEAD, IDLE, LEASED, STARTING, WorkerHandle, WorkerPool,
                                      env_key)
 from raggio.rpc import Connection, RawReply, Server, connect
 
 logger = logging.getLogger(__name__)
 
-#: How long a request must fit no node before the submitter is warned; covers a node that
-#: has joined but is not yet in this node's view of the cluster.
-INFEASIBLE_GRACE_S = 1.0
 #: How long a state query waits for each process on this node.
 QUERY_TIMEOUT_S = 5.0
 #: Workers of one runtime env that may exit before registering, one after another, before
@@ -62,24 +61,6 @@ def _label_constraints(strategy) -> dict:
     if isinstance(strategy, dict) and "base" in strategy:
         return {"labels": {key: strategy[key] for key in ("hard", "soft", "fallback")}}
     return {}
-
-
-@dataclass
-class LeaseRequest:
-    resources: dict
-    runtime_env: dict
-    job_id: int | None
-    for_actor: str | None
-    holder: Connection
-    future: asyncio.Future
-    strategy: object = "DEFAULT"
-    #: Sent here by another node: kept here while it fits, sent on only to a node that
-    #: has room now (another request may have taken what this node had when it was sent).
-    spilled: bool = False
-    placed: bool = False  #: decided LOCAL (a worker may be starting for it): stays here
-    env_key: bytes = b""
-    infeasible: bool = False  #: reported as fitting no node
-    infeasible_since: float | None = None
 
 
 @dataclass
@@ -120,7 +101,7 @@ class NodeManager:
         #: the user's labels and Ray's defaults, which the control store shows and matches
         self.labels = dict(options.labels, **{NODE_ID_LABEL: options.node_id.hex()})
         self.resources = NodeResources(options.resources)
-        self.policy = SchedulingPolicy(options.node_id)
+        self.lease_queue = LeaseQueue(SchedulingPolicy(options.node_id))
         #: What the control store last said of every live node; this node's own entry is kept
         #: current here.
         self.view: dict[bytes, dict] = {}
@@ -135,7 +116,6 @@ class NodeManager:
             prefault_window_bytes=cfg.object_store_prefault_bytes,
             release_after_s=cfg.object_store_release_after_s)
         self.leases: dict[int, Lease] = {}
-        self.pending: collections.deque[LeaseRequest] = collections.deque()
         self._next_lease = 0
         #: Per runtime env: workers that exited before registering since one last registered.
         self._start_failures: collections.Counter = collections.Counter()
@@ -362,10 +342,8 @@ class NodeManager:
             error = (f"{MAX_WORKER_START_FAILURES} workers in a row exited before registering "
                      f"with node {self.node_id.hex()} (the last with exit code {exit_code})"
                      + (f"; its stderr ends with:\n{stderr}" if stderr else ""))
-            for request in self.pending:
-                if request.env_key == handle.env_key and not request.future.done():
-                    request.future.set_result({"error": error})
-            self.pending = collections.deque(r for r in self.pending if not r.future.done())
+            for request in self.lease_queue.remove(lambda r: r.env_key == handle.env_key):
+                request.future.set_result({"error": error})
         self._dispatch()
 
     def _client_lost(self, conn: Connection) -> None:
@@ -374,7 +352,7 @@ class NodeManager:
             self.leases.pop(lease.lease_id, None)
             self._release(lease)
             self.pool.kill(lease.worker)
-        self.pending = collections.deque(r for r in self.pending if r.holder is not conn)
+        self.lease_queue.remove(lambda r: r.holder is conn)
         for object_id, count in self._pins.pop(conn, collections.Counter()).items():
             for _ in range(count):
                 self.store.unpin(object_id)
@@ -404,21 +382,12 @@ class NodeManager:
                                strategy=msg.get("strategy") or "DEFAULT",
                                spilled=bool(msg.get("spilled")))
         request.env_key = env_key(request.runtime_env)
-        self.pending.append(request)
+        self.lease_queue.add(request)
         self._dispatch()
         return await request.future
 
-    def _note_infeasible(self, request: LeaseRequest) -> None:
-        """Warn once a request has fit no node for a while: a node may be joining."""
-        now = time.monotonic()
-        if request.infeasible_since is None:
-            request.infeasible_since = now
-            asyncio.get_running_loop().call_later(INFEASIBLE_GRACE_S, self._dispatch)
-        elif not request.infeasible and now - request.infeasible_since >= INFEASIBLE_GRACE_S:
-            self._warn_infeasible(request)
-
     def _warn_infeasible(self, request: LeaseRequest) -> None:
-        request.infeasible = True
+        """Tell the submitter, once, that its request has fit no node for a while."""
         request.holder.notify("infeasible_task", {
             "resources": request.resources, "for_actor": request.for_actor,
             "node_totals": [node["total"] for node in self.view.values()],
@@ -456,54 +425,28 @@ class NodeManager:
 
     def _dispatch(self) -> None:
         """Grant, spill back or keep each pending request; start workers where needed."""
-        if not self.pending:
+        if not self.lease_queue.pending:
             if self._reported_demand:
                 self._report_resources()
             return
-        waiting_per_env: collections.Counter = collections.Counter()
-        still_pending = collections.deque()
-        # What is free once the requests placed here so far have their workers: a request
-        # waiting for a worker to start holds its share, so that 10 tasks on 2 CPUs start
-        # 2 workers (and spill to other nodes), not 10.
-        available = dict(self.resources.available)
-        for request in self.pending:
-            if request.future.done():
-                continue
-            if request.placed or (request.spilled and fits(available, request.resources)):
-                decision = Decision(LOCAL if fits(available, request.resources) else QUEUE)
-            else:
-                decision = self.policy.decide(request.resources, request.strategy, self.view,
-                                              available)
-                if request.spilled and decision.kind == SPILL and not fits(
-                        self.view[decision.node_id]["available"], request.resources):
-                    decision = Decision(QUEUE)
-            if decision.kind == SPILL:
-                request.future.set_result({"spillback": self.view[decision.node_id]["address"],
-                                           "node_id": decision.node_id})
-                continue
-            if decision.kind == FAIL:
-                request.future.set_result({"error": decision.reason})
-                continue
-            still_pending.append(request)
-            if decision.kind == INFEASIBLE:
-                self._note_infeasible(request)
-            else:
-                request.infeasible_since = None
-            if decision.kind != LOCAL:
-                continue
-            request.placed = True
-            take(available, request.resources)
-            idle = self.pool.idle_workers(request.env_key, uses_gpus(request.resources),
-                                          request.for_actor is not None)
-            if idle:
-                still_pending.pop()
-                self._grant(request, idle[0])
-            else:
-                waiting_per_env[request.env_key] += 1
-                if waiting_per_env[request.env_key] > self.pool.num_starting(request.env_key):
-                    self._start_worker(request.runtime_env)
-        self.pending = still_pending
-        if len(self.pending) != self._reported_demand:
+        for action in self.lease_queue.dispatch(self.resources.available, self.view,
+                                                self.pool.idle_workers, self.pool.num_starting,
+                                                time.monotonic()):
+            request = action.request
+            if action.kind == GRANT:
+                self._grant(request, action.worker)
+            elif action.kind == START_WORKER:
+                self._start_worker(request.runtime_env)
+            elif action.kind == SPILLBACK:
+                request.future.set_result({"spillback": self.view[action.node_id]["address"],
+                                           "node_id": action.node_id})
+            elif action.kind == REFUSE:
+                request.future.set_result({"error": action.reason})
+            elif action.kind == RECHECK:
+                asyncio.get_running_loop().call_later(INFEASIBLE_GRACE_S, self._dispatch)
+            elif action.kind == WARN_INFEASIBLE:
+                self._warn_infeasible(request)
+        if len(self.lease_queue.pending) != self._reported_demand:
             self._report_resources()  # the demand `raggio status` shows has changed
 
     def _grant(self, request: LeaseRequest, worker: WorkerHandle) -> None:
@@ -595,13 +538,13 @@ class NodeManager:
         self._report_scheduled = False
         demand = [{"resources": r.resources, "for_actor": r.for_actor,
                    "infeasible": r.infeasible, **_label_constraints(r.strategy)}
-                  for r in self.pending]
+                  for r in self.lease_queue.pending]
         self.gcs.notify("report_resources", {
             "node_id": self.node_id, "available": self.resources.available, "demand": demand,
             "total": self.resources.total,
             "object_store_used": self.store.used_bytes})
         self._reported_store_used = self.store.used_bytes
-        self._reported_demand = len(self.pending)
+        self._reported_demand = len(self.lease_queue.pending)
 
     async def _report_periodically(self) -> None:
         """Object store usage changes without leases changing: report it, at most every
@@ -701,6 +644,6 @@ class NodeManager:
             "object_store": self.store.statistics(),
             "num_workers": len(self.pool.workers),
             "pending_leases": [{"resources": r.resources, "for_actor": r.for_actor}
-                               for r in self.pending],
+                               for r in self.lease_queue.pending],
             "time": time.time(),
         }
