@@ -309,13 +309,12 @@ def test_lease_spilled_to_a_hung_node_fails_after_the_retry_timeout(quick_to_giv
     _, special = quick_to_give_up
     os.kill(special.process.pid, signal.SIGSTOP)
     try:
-        started = time.monotonic()
+        # It fails with this error, not the get's timeout: it gave up before the control
+        # store declared the node dead (about 15 s of missed pings), which would have left
+        # the task waiting for ever for a node with "special".
         with pytest.raises(ray.exceptions.RayError,
                            match=r"Gave up asking for a worker for a task needing .*special"):
             ray.get(on_special.remote([0]), timeout=60)
-        # Well before the control store declares the node dead (about 15 s of missed
-        # pings), which would leave the task waiting for a node with "special".
-        assert time.monotonic() - started < 12
     finally:
         os.kill(special.process.pid, signal.SIGCONT)
 

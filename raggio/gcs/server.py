@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 #: How long a state query waits for each node's answer.
 NODE_QUERY_TIMEOUT_S = 5.0
 
+
 class GcsServer:
     """See the module docstring. ``async with GcsServer(...) as gcs: ...``"""
 
