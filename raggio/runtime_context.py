@@ -17,6 +17,7 @@ from raggio.common.placement_group_resources import (BUNDLE_RESOURCE, group_reso
                                                      resource_name, split_group_resource)
 from raggio.core import context
 from raggio.core.core_worker import DRIVER
+from raggio.core.placement_group import current_group_hex
 from raggio.util.annotations import RayDeprecationWarning
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class RuntimeContext:
         return out
 
     def get_job_id(self) -> str:
-        return self.job_id.hex()
+        return JobID.from_int(self._core.job_id or 0).hex()
 
     @property
     def job_id(self) -> JobID:
@@ -170,11 +171,7 @@ class RuntimeContext:
 
     def get_placement_group_id(self) -> str | None:
         """The placement group the current task or actor runs in, or None."""
-        for key in getattr(self._core.current, "resources", None) or ():
-            group = split_group_resource(key)
-            if group is not None:
-                return group.pg_hex
-        return None
+        return current_group_hex(self._core)
 
     @property
     def current_placement_group_id(self) -> PlacementGroupID | None:

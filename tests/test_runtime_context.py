@@ -5,6 +5,7 @@ CPU to its children.
 """
 
 import os
+import warnings
 
 import pytest
 
@@ -180,3 +181,12 @@ def test_the_old_id_properties_warn(ray_start_regular):
         assert context.node_id.hex() == context.get_node_id()
     with pytest.warns(RayDeprecationWarning, match="Use get_job_id\\(\\) instead"):
         assert context.job_id.hex() == context.get_job_id()
+
+
+def test_the_new_id_getters_do_not_warn(ray_start_regular):
+    context = ray.get_runtime_context()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for getter in (context.get_job_id, context.get_node_id, context.get_worker_id,
+                       context.get_task_id, context.get_actor_id, context.get_placement_group_id):
+            getter()
