@@ -9,6 +9,8 @@ that is a third of their start-up time and of their memory.
 
 import importlib
 
+from raggio.core import context as _context
+
 __version__ = "0.1.0"
 
 SCRIPT_MODE = 0
@@ -22,6 +24,7 @@ _EXPORTS = {
     "ActorClass": ("raggio.core.actor", "ActorClass"),
     "ActorHandle": ("raggio.core.actor", "ActorHandle"),
     "method": ("raggio.core.actor", "method"),
+    "get_actor": ("raggio.core.actor", "get_actor"),
     "ObjectRef": ("raggio.core.object_ref", "ObjectRef"),
     "ObjectRefGenerator": ("raggio.core.generators", "ObjectRefGenerator"),
     "DynamicObjectRefGenerator": ("raggio.core.generators", "DynamicObjectRefGenerator"),
@@ -33,9 +36,9 @@ _EXPORTS = {
     **{name: ("raggio.common.ids", name)
        for name in ("ActorID", "JobID", "NodeID", "TaskID", "WorkerID")},
     **{name: ("raggio.core.api", name)
-       for name in ("available_resources", "cancel", "cluster_resources", "get", "get_actor",
-                    "get_gpu_ids", "init", "is_initialized", "kill", "nodes", "put", "remote",
-                    "shutdown", "wait")},
+       for name in ("available_resources", "cancel", "cluster_resources", "get", "get_gpu_ids",
+                    "init", "is_initialized", "kill", "nodes", "put", "remote", "shutdown",
+                    "wait")},
 }
 
 __all__ = sorted([*_EXPORTS, "SCRIPT_MODE", "WORKER_MODE", "__version__"])
@@ -58,3 +61,12 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS) | set(_MODULES))
+
+
+def _auto_init() -> None:
+    """``init()`` on the first API call that needs a cluster (as in Ray), from whichever
+    module made it: they sit below the API and do not import it."""
+    importlib.import_module("raggio.core.api").init()
+
+
+_context.set_auto_init(_auto_init)

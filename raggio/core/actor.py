@@ -10,7 +10,8 @@ from typing import NoReturn
 from raggio.core import context
 from raggio.core import scheduling_strategies
 from raggio.core.actor_handles import live_handles
-from raggio.core.options import METHOD_OPTIONS, actor_options, method_options, resources_of
+from raggio.core.options import (METHOD_OPTIONS, actor_options, check_namespace, method_options,
+                                 resources_of)
 from raggio.core.remote_function import Exporter, Submittable
 from raggio.common.task_records import task_info
 from raggio.core.task_spec import (call_shape, check_call, encode_args,
@@ -135,7 +136,6 @@ class ActorClass(Submittable):
         namespace = options.get("namespace") or core.namespace
         name = options.get("name")
         if name and options.get("get_if_exists"):
-            from raggio.core.api import get_actor
             try:
                 return get_actor(name, namespace=namespace)
             except ValueError:
@@ -422,3 +422,21 @@ class ActorMethod(Submittable):
     def options(self, **options) -> "ActorMethod":
         method_options(options)
         return ActorMethod(self._handle, self._name, self._entry, dict(self._options, **options))
+
+
+def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
+    """The handle of the named actor ``name`` in ``namespace`` (default: this job's)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("Please supply a non-empty value to get_actor")
+    check_namespace(namespace)
+    core = context.get_core()
+    namespace = namespace or core.namespace
+    found = core.request("gcs", "get_named_actor", {"name": name, "namespace": namespace})
+    if found is None:
+        raise ValueError(f"Failed to look up actor with name '{name}'. This could because "
+                         "1. You are trying to look up a named actor you didn't create. 2. The "
+                         "named actor died. 3. You did not use a namespace matching the "
+                         f"namespace of the actor (looked in namespace {namespace!r}).")
+    spec = found["spec"]
+    return ActorHandle(spec["actor_id"], spec["class_name"], spec["methods"],
+                       spec["max_task_retries"])

@@ -24,8 +24,7 @@ from raggio.core.core_worker import DRIVER, CoreWorker
 from raggio.core import generators
 from raggio.core.generators import ObjectRefGenerator
 from raggio.core.object_ref import ObjectRef
-from raggio.core.options import (ACTOR_OPTIONS, TASK_OPTIONS, check_namespace,
-                                 check_runtime_env)
+from raggio.core.options import ACTOR_OPTIONS, TASK_OPTIONS, check_runtime_env
 from raggio.core.remote_function import RemoteFunction
 from raggio.exceptions import RaySystemError
 from raggio.core.job_config import JobConfig
@@ -158,8 +157,6 @@ def _connect(address: str | None, settings: init_options.InitSettings,
                       runtime_env=settings.runtime_env, log_to_driver=log_to_driver,
                       job_info=settings.job_info)
     core.session_dir = ready.get("session_dir", "")
-    from raggio.core.driver_output import DriverOutput
-    DriverOutput(core)
     context.set_core(core)
     try:
         core.start(cfg.connect_timeout_s)
@@ -401,25 +398,6 @@ def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:
     core = context.get_core()
     core.request("gcs", "kill_actor", {"actor_id": actor._actor_id,
                                                "no_restart": no_restart})
-
-
-def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
-    """The handle of the named actor ``name`` in ``namespace`` (default: this job's)."""
-    if not isinstance(name, str) or not name:
-        raise ValueError("Please supply a non-empty value to get_actor")
-    check_namespace(namespace)
-    core = context.get_core()
-    namespace = namespace or core.namespace
-    found = core.request("gcs", "get_named_actor", {"name": name,
-                                                            "namespace": namespace})
-    if found is None:
-        raise ValueError(f"Failed to look up actor with name '{name}'. This could because "
-                         "1. You are trying to look up a named actor you didn't create. 2. The "
-                         "named actor died. 3. You did not use a namespace matching the "
-                         f"namespace of the actor (looked in namespace {namespace!r}).")
-    spec = found["spec"]
-    return ActorHandle(spec["actor_id"], spec["class_name"], spec["methods"],
-                       spec["max_task_retries"])
 
 
 def list_named_actors(all_namespaces: bool = False) -> list:

@@ -2,6 +2,8 @@
 
 ``get_core()`` returns it, initialising raggio implicitly (as Ray does when
 the API is used before ``init()``) in a driver; workers set it at start-up.
+The package (``raggio/__init__.py``) registers that implicit ``init`` here
+(``set_auto_init``), so that the modules below the API need not import it.
 ``current_task_id()`` says which task the calling code runs in.
 """
 
@@ -12,6 +14,7 @@ from contextvars import ContextVar
 
 _core = None
 _lock = threading.RLock()
+_auto_init = None  #: ``api.init``, registered by ``raggio/__init__.py``
 
 
 def current_core_or_none():
@@ -23,14 +26,18 @@ def set_core(core) -> None:
     _core = core
 
 
+def set_auto_init(init) -> None:
+    global _auto_init
+    _auto_init = init
+
+
 def get_core():
     core = _core
     if core is not None:
         return core
     with _lock:
         if _core is None:
-            from raggio.core import api
-            api.init()
+            _auto_init()
         return _core
 
 

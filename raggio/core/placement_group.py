@@ -8,6 +8,7 @@ The core worker needs the class itself (the ``placement_group=`` option,
 from __future__ import annotations
 
 from raggio.common.ids import PlacementGroupID
+from raggio.common.placement_group_resources import split_group_resource
 from raggio.core import context
 from raggio.core.object_ref import ObjectRef
 
@@ -54,3 +55,12 @@ class PlacementGroup:
 
     def __reduce__(self):
         return PlacementGroup, (self.id.binary(), self._bundles)
+
+
+def current_group_hex(core) -> str | None:
+    """The placement group (hex id) the calling task or actor runs in, or None."""
+    for key in getattr(core.current, "resources", None) or ():
+        group = split_group_resource(key)
+        if group is not None:
+            return group.pg_hex
+    return None

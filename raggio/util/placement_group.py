@@ -18,7 +18,7 @@ from raggio.common.ids import PlacementGroupID
 from raggio.common.labels import selector_error
 from raggio.common.placement_group_resources import BUNDLE_RESOURCE
 from raggio.core import context
-from raggio.core.placement_group import PlacementGroup
+from raggio.core.placement_group import PlacementGroup, current_group_hex
 
 #: Ray's name; a set, as Ray's.
 VALID_PLACEMENT_GROUP_STRATEGIES = {"PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"}
@@ -121,6 +121,5 @@ def get_current_placement_group() -> PlacementGroup | None:
     current = getattr(core.current, "placement_group", None)
     if current is not None:
         return PlacementGroup(current["pg_id"])
-    from raggio.runtime_context import RuntimeContext  # it imports this module
-    pg_hex = RuntimeContext(core).get_placement_group_id()
+    pg_hex = current_group_hex(core)
     return None if pg_hex is None else PlacementGroup(bytes.fromhex(pg_hex))
