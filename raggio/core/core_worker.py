@@ -25,6 +25,7 @@ from typing import Any
 from raggio.config import Config
 from raggio.core.actor_handles import ActorHandleCounts, live_actor_ids
 from raggio.core.actor_submitter import ActorSubmitter
+from raggio.core.driver_output import DriverOutput
 from raggio.core.gcs_client import GcsClient
 from raggio.core.generators import GeneratorStreams
 from raggio.common.ids import IdMaker, creation_task_id, object_id_bytes
@@ -35,6 +36,7 @@ from raggio.core.reconstruction import MAX_RECOVERIES_PER_GET, Recovery
 from raggio.core.shared_memory import Arena
 from raggio.core.task_events import TaskEvents
 from raggio.core.task_spec import user_call_site
+from raggio.core.task_executor import TaskExecutor
 from raggio.core.task_submitter import TaskSubmitter
 from raggio.exceptions import (GetTimeoutError, ObjectLostError, OwnerDiedError,
                                RaySystemError, RayTaskError, RpcError)
@@ -97,16 +99,19 @@ class CoreWorker:
         self.node: Connection | None = None
         self.refs: ObjectTable | None = None
         self.arena: Arena | None = None
-        self.handlers: dict = {"get_object": self.get_object,
-                               "add_object_location": self.add_object_location,
-                               "get_object_refs": self.get_object_refs,
-                               "cancel_owned_task": self.cancel_owned_task}
         self.server: Server | None = None
-        self.submitter = None
-        self.actor_submitter = None
-        self.generators = None  #: this owner's generator streams (generators.py)
+        # The parts, built here and nowhere else; none does I/O until the loop runs.
         self.task_events = TaskEvents(self)
         self.actor_handles = ActorHandleCounts(self)
+        self.recovery = Recovery(self)
+        self.submitter = TaskSubmitter(self)
+        self.actor_submitter = ActorSubmitter(self)
+        self.generators = GeneratorStreams(self)  #: this owner's generator streams
+        #: Runs the tasks pushed here (a worker's only).
+        self.executor = TaskExecutor(self) if mode == WORKER else None
+        #: Prints the job's workers' output (a driver's, unless log_to_driver=False).
+        self.driver_output = DriverOutput(self) if mode == DRIVER and log_to_driver else None
+        self.handlers = self._handler_table()
         self.current = threading.local()  #: task_id, actor_id, gpu_ids of the running task
         #: task id -> (spec, the user's callable) of each task running here (a worker's)
         self.running_tasks: dict[bytes, tuple] = {}
@@ -125,14 +130,38 @@ class CoreWorker:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
+    def _handler_table(self) -> dict:
+        """Every request and notification this process answers, on any of its connections
+        (its own server's, and those it dialled: the control store, its node, peers)."""
+        table = {
+            # owner: the objects and tasks this process owns
+            "get_object": self.get_object,
+            "add_object_location": self.add_object_location,
+            "get_object_refs": self.get_object_refs,
+            "cancel_owned_task": self.cancel_owned_task,
+            "reconstruct_object": self.recovery.reconstruct_object,
+            "generator_item": self.generators.generator_item,
+            # from its node manager and the control store
+            "infeasible_task": self.submitter.infeasible_task,
+            "worker_oom_killed": self.submitter.worker_oom_killed,
+            "node_dead": self.recovery.node_dead,
+        }
+        if self.executor is not None:
+            table.update({
+                "push_task": self.executor.push_task,
+                "create_actor": self.executor.create_actor,
+                "cancel_task": self.executor.cancel_task,
+                "exit_worker": self.executor.exit_worker,
+                "generator_consumed": self.executor.generator_consumed,
+            })
+        if self.driver_output is not None:
+            table["log_lines"] = self.driver_output.log_lines
+        return table
+
     def start(self, timeout_s: float) -> None:
         tune_gc(self.cfg.gc_gen0_threshold)
-        self.recovery = Recovery(self)
         self._thread.start()
         self.run_sync(self._start(), timeout_s)
-        self.submitter = TaskSubmitter(self)
-        self.actor_submitter = ActorSubmitter(self)
-        self.generators = GeneratorStreams(self)
 
     async def _start(self) -> None:
         self.server = Server(self.handlers, token=self.token, listen=f"{self.node_ip}:0",

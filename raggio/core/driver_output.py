@@ -50,7 +50,6 @@ class DriverOutput:
     """Handles ``log_lines`` for a driver's core worker (on its event loop)."""
 
     def __init__(self, core):
-        core.handlers["log_lines"] = self.log_lines
         self._loop = core.loop
         cfg = core.cfg
         self._dedup = cfg.dedup_logs

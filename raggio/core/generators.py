@@ -91,7 +91,6 @@ class GeneratorStreams:
     def __init__(self, core):
         self.core = core
         self.streams: dict[bytes, _Stream] = {}
-        core.handlers["generator_item"] = self.generator_item
 
     def open(self, spec: dict, completion_ref: ObjectRef, options: dict) -> Any:
         """Prepare a generator task's spec before it is submitted (caller's thread); return

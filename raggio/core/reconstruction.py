@@ -36,8 +36,6 @@ class Recovery:
         #: Peer address -> the node it runs on, for the connections to close when a node dies.
         self.peer_nodes: dict[str, bytes] = {}
         self.dead_nodes: set[bytes] = set()
-        core.handlers.update({"reconstruct_object": self.reconstruct_object,
-                              "node_dead": self.node_dead})
 
     # -- node deaths --
 

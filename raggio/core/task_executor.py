@@ -66,11 +66,6 @@ class TaskExecutor:
         #: The CPUs OMP_NUM_THREADS was last set from (-1: not yet); None: the user set it.
         self._omp_cpus: float | None = None if "OMP_NUM_THREADS" in os.environ else -1.0
         self._actor_placement: tuple = ([], None, {})
-        core.handlers.update({
-            "push_task": self.push_task, "create_actor": self.create_actor,
-            "cancel_task": self.cancel_task, "exit_worker": self.exit_worker,
-            "generator_consumed": self.generator_consumed,
-        })
 
     # -- the main thread --
 

@@ -63,8 +63,6 @@ class TaskSubmitter:
         #: Tasks waiting for their arguments: the coroutine that waits, to stop on cancel.
         self.resolving: dict[bytes, asyncio.Task] = {}
         self._warned_shapes: set[bytes] = set()
-        core.handlers["infeasible_task"] = self.infeasible_task
-        core.handlers["worker_oom_killed"] = self.worker_oom_killed
         #: Workers the memory monitor killed, with its message: their tasks fail with
         #: OutOfMemoryError, not WorkerCrashedError.
         self.oom_killed: dict[bytes, str] = {}

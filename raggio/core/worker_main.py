@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 import sys
 
+from raggio.config import get_config
+from raggio.core import context
+from raggio.core.core_worker import WORKER, CoreWorker
+
 
 def _redirect_output(log_dir: str, worker_id: str) -> None:
     base = os.path.join(log_dir, f"worker-{worker_id[:16]}-{os.getpid()}")
@@ -30,16 +34,10 @@ def _redirect_output(log_dir: str, worker_id: str) -> None:
 def main(request: dict) -> None:
     _redirect_output(request["log_dir"], request["worker_id"])
     os.environ.update(request.get("env_vars") or {})
-    from raggio.config import get_config
-    from raggio.core import context
-    from raggio.core.core_worker import WORKER, CoreWorker
-    from raggio.core.task_executor import TaskExecutor
-
     core = CoreWorker(mode=WORKER, cfg=get_config(), gcs_address=request["gcs_address"],
                       node_address=request["node_address"], token=request["token"],
                       worker_id=bytes.fromhex(request["worker_id"]), node_ip=request["node_ip"])
-    executor = TaskExecutor(core)
     context.set_core(core)
     core.start(core.cfg.connect_timeout_s)
     core.node.close_callbacks.append(lambda _c: os._exit(0))
-    executor.run_forever()
+    core.executor.run_forever()
