@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 
 import click
@@ -86,11 +87,16 @@ def _labels(flag: str | None, path: str | None) -> dict[str, str]:
 class _Daemon:
     """A node's process started in the background, and its log for error messages."""
 
-    def __init__(self, spec: NodeSpec, name: str):
+    def __init__(self, name: str, log_path: str, process: subprocess.Popen):
         self.name = name
-        self.log_path = os.path.join(spec.session_dir, "logs", f"{name}.err")
-        with open(self.log_path, "ab") as log:
-            self.process = spec.start_process(stderr=log, start_new_session=True)
+        self.log_path = log_path
+        self.process = process
+
+    @classmethod
+    def start(cls, spec: NodeSpec, name: str) -> "_Daemon":
+        log_path = os.path.join(spec.session_dir, "logs", f"{name}.err")
+        with open(log_path, "ab") as log:
+            return cls(name, log_path, spec.start_process(stderr=log, start_new_session=True))
 
     def hand_off(self, info: dict) -> None:
         """Send what the daemon waits for on stdin (``gcs_address=FROM_STDIN``)."""
@@ -136,11 +142,11 @@ def start_head(options: dict) -> None:
         temp_dir=temp_dir, session_dir=session_dir, token=options["token"] or "")
     # The node starts (imports) while the control store does, and waits on stdin for the
     # address and token, which the control store knows once it has read its storage.
-    node = _Daemon(_node_spec(options, head=True, gcs_address=FROM_STDIN,
+    node = _Daemon.start(_node_spec(options, head=True, gcs_address=FROM_STDIN,
                               node_ip_address=node_ip, session_dir=session_dir,
                               token=control_store.token), "node")
     try:
-        ready = _Daemon(control_store, "head").ready()
+        ready = _Daemon.start(control_store, "head").ready()
     except click.ClickException:
         node.kill()
         raise
@@ -186,7 +192,7 @@ def start_worker_node(options: dict) -> None:
     spec = _node_spec(options, gcs_address=address, node_ip_address=node_ip,
                       session_dir=session_dir, token=token,
                       config={"connect_timeout_s": JOIN_CONNECT_TIMEOUT_S})
-    ready = _Daemon(spec, "node").ready()
+    ready = _Daemon.start(spec, "node").ready()
     click.echo(f"Local node IP: {node_ip}\n")
     click.echo("--------------------\nraggio runtime started.\n--------------------\n")
     click.echo(f"This node ({ready['node_id'][:16]}...) joined the cluster at {address}.")

@@ -108,7 +108,6 @@ class NodeManager:
         #: Placement group id -> (resources taken from the node, bundle resources added).
         self.bundles: dict[bytes, tuple[dict, dict]] = {}
         self.log_dir = os.path.join(options.session_dir, "logs")
-        os.makedirs(self.log_dir, exist_ok=True)
         tag = options.node_id.hex()[:12]
         self.store = ObjectStore(
             arena_path(options.session_name, tag, options.object_store_memory, options.session_dir),
@@ -176,6 +175,8 @@ class NodeManager:
     # -- lifecycle --
 
     async def start(self) -> "NodeManager":
+        os.makedirs(self.log_dir, exist_ok=True)
+        self.store.open()
         await self.server.start()
         await self.local_server.start()
         self.view[self.node_id] = {"address": self.server.address, "total": self.resources.total,

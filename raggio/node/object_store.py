@@ -63,7 +63,7 @@ class ObjectStore:
 
     def __init__(self, path: str, capacity_bytes: int, spill_dir: str, *,
                  prefault_window_bytes: int, release_after_s: float):
-        """Create the arena file (empty: no page holds memory yet).
+        """An object store of ``capacity_bytes``; ``open()`` creates its arena file.
 
         Args:
             path: Where the arena file goes (``arena_path``).
@@ -84,13 +84,21 @@ class ObjectStore:
         self._allocator = ArenaAllocator(capacity_bytes)
         #: Insertion order doubles as LRU order: access moves an object to the end.
         self._objects: collections.OrderedDict[bytes, StoredObject] = collections.OrderedDict()
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.ftruncate(self._fd, capacity_bytes)
-        self._map = mmap.mmap(self._fd, capacity_bytes)
+        self._backing_options = {"window_bytes": prefault_window_bytes,
+                                 "release_after_s": release_after_s}
+        self._fd = -1
+        self._map: mmap.mmap | None = None
+        self.backing: ArenaBacking | None = None
+
+    def open(self) -> "ObjectStore":
+        """Create the arena file (empty: no page holds memory yet) and map it."""
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.ftruncate(self._fd, self.capacity_bytes)
+        self._map = mmap.mmap(self._fd, self.capacity_bytes)
         #: Run ``backing.run()`` as a task to allocate pages ahead of use and give them back.
         self.backing = ArenaBacking(self._fd, self._map, self._allocator,
-                                    window_bytes=prefault_window_bytes,
-                                    release_after_s=release_after_s)
+                                    **self._backing_options)
+        return self
 
     @property
     def used_bytes(self) -> int:
@@ -159,8 +167,11 @@ class ObjectStore:
             self._drop(object_id, obj)
 
     def close(self) -> None:
+        if self._map is None:
+            return
         self._map.close()
         os.close(self._fd)
+        self._map = None
         for path in (self.path,):
             try:
                 os.unlink(path)
