@@ -48,10 +48,11 @@ SECTION_SCRIPTS = {"cluster": "cluster_bench.py", "scale": "scale_bench.py",
 def ensure_ray_venv():
     python = os.path.join(VENV, "bin", "python")
     if os.path.exists(python) and subprocess.run(
-            [python, "-c", "import ray"], capture_output=True).returncode == 0:
+            [python, "-c", "import ray, numpy, psutil"], capture_output=True).returncode == 0:
         return
     print(f"Installing ray[default]=={RAY_VERSION} into {VENV} ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+    if not os.path.exists(python):
+        subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
     subprocess.run([os.path.join(VENV, "bin", "pip"), "install", "--quiet",
                     f"ray[default]=={RAY_VERSION}", "numpy", "psutil"], check=True)
 
