@@ -18,6 +18,7 @@ import secrets
 import sys
 
 from raggio.config import get_config
+from raggio.dashboard import supervisor
 from raggio.gcs.server import GcsServer
 from raggio.gcs.storage import open_storage
 from raggio import cluster_file
@@ -49,33 +50,46 @@ async def run_head(spec: NodeSpec) -> None:
     token = cluster_token(storage, cfg.auth_token)
     session_dir, session_name = session_for(spec)
     token_path = _write_token(session_dir, token)
+    # The dashboard's port first: a port in use fails the start before anything runs.
+    dashboard = None
+    if spec.include_dashboard:
+        dashboard_socket = supervisor.bind(spec.dashboard_host, spec.dashboard_port,
+                                           search=spec.dashboard_port_search)
     gcs = GcsServer(listen=f"{spec.node_ip_address}:{spec.port}", token=token,
                     session_dir=session_dir, storage=storage, cfg=cfg)
-    await gcs.start()
     node = None
-    if not spec.no_node:
-        try:
+    try:
+        await gcs.start()
+        if spec.include_dashboard:
+            dashboard = supervisor.DashboardSupervisor(
+                dashboard_socket, gcs_address=gcs.address, session_dir=session_dir)
+        if not spec.no_node:
             node = await start_node_manager(spec, cfg, gcs_address=gcs.address, token=token,
                                             session_dir=session_dir, session_name=session_name)
-        except BaseException:
-            await gcs.close()
-            raise
-    info = {"gcs_address": gcs.address, "session_dir": session_dir,
-            "token_path": token_path, "pid": os.getpid()}
-    if node is not None:
-        info.update(node_address=node.server.address, node_id=node.node_id.hex())
-    # A private head (init()) is recorded too, as Ray records the cluster ray.init() starts,
-    # so that another driver's init() on this machine joins it; but it leaves alone the
-    # record of a running `raggio start --head` (init(address="local") started it beside).
-    if spec.cluster_file and not (spec.tied and cluster_file.head_running(
-            cluster_file.read(spec.temp_dir))):
-        cluster_file.write(spec.temp_dir, dict(info, tied=spec.tied))
-    try:
+        info = {"gcs_address": gcs.address, "session_dir": session_dir,
+                "token_path": token_path, "pid": os.getpid()}
+        if dashboard is not None:
+            info["dashboard_url"] = dashboard.url
+        if node is not None:
+            info.update(node_address=node.server.address, node_id=node.node_id.hex())
+        # A private head (init()) is recorded too, as Ray records the cluster ray.init()
+        # starts, so that another driver's init() on this machine joins it; but it leaves
+        # alone the record of a running `raggio start --head` (init(address="local") started
+        # it beside).
+        if spec.cluster_file and not (spec.tied and cluster_file.head_running(
+                cluster_file.read(spec.temp_dir))):
+            cluster_file.write(spec.temp_dir, dict(info, tied=spec.tied))
         print_ready(dict(info, token=token))
+        if dashboard is not None:  # after the ready line: a driver's init() does not wait
+            dashboard.start()
         await wait_for_exit(spec.tied)
     finally:
         if spec.cluster_file:
             cluster_file.remove(spec.temp_dir, gcs.address)
+        if dashboard is not None:
+            await dashboard.stop()
+        elif spec.include_dashboard:
+            dashboard_socket.close()
         if node is not None:
             await node.close()
         await gcs.close()

@@ -4,12 +4,16 @@ A head or node process prints one JSON line on stdout once it is serving
 (``print_ready``); the starter (``init()``'s private head, ``Cluster``,
 ``raggio start``) waits for that line with a deadline (``wait_ready``) and
 learns the addresses from it. Neither side needs to poll a port.
+``die_with_parent`` ties a started process's life to its starter's.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -47,3 +51,18 @@ def wait_ready(process: subprocess.Popen, timeout_s: float, what: str) -> dict:
         f"The {what} did not start (exit code {process.returncode}"
         + (f", no ready line within {timeout_s:g} s" if process.returncode == -9 else "")
         + "); its error is above or in its log.")
+
+
+PR_SET_PDEATHSIG = 1  #: prctl's option (linux/prctl.h)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent exits (no-op elsewhere): a zygote
+    and its workers with their node manager, a dashboard with its head."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)

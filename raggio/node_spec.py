@@ -97,6 +97,14 @@ class NodeSpec:
                           "node as its own process, so that each survives the other's "
                           "restart).", False)
     cluster_file: bool = _flag("Record this head as the machine's current cluster.", False)
+    include_dashboard: bool = _flag("Run the dashboard beside the control store "
+                                    "(`raggio start --head` and init() do by default).", False)
+    dashboard_host: str = _flag("The dashboard's address (Ray's default: loopback only).",
+                                "127.0.0.1")
+    dashboard_port: int = _flag("The dashboard's port (0: any free one).", 8265)
+    dashboard_port_search: bool = _flag(
+        "Take the next free port when the dashboard's is in use (init()'s private cluster, "
+        "as Ray); otherwise that is an error naming --dashboard-port.", False)
     # -- the node (Ray's names; what is not given the node takes from the machine)
     node_ip_address: str = _flag("The node's address.", "127.0.0.1")
     num_cpus: float | None = _flag("CPUs (default: the machine's).", parse=float)

@@ -34,8 +34,12 @@ def main() -> None:
 @click.option("--memory", type=int, default=None, help="Memory for tasks, in bytes.")
 @click.option("--object-store-memory", type=int, default=None, help="Object store size, bytes.")
 @click.option("--node-ip-address", default=None, help="This node's address.")
-@click.option("--dashboard-host", default="127.0.0.1")
-@click.option("--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT)
+@click.option("--include-dashboard", type=bool, default=True, show_default=True,
+              help="Run the dashboard (web UI and HTTP API) on the head.")
+@click.option("--dashboard-host", default="127.0.0.1", show_default=True,
+              help="The dashboard's address: 0.0.0.0 makes it reachable from the network.")
+@click.option("--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT, show_default=True,
+              help="The dashboard's port (0: any free one).")
 @click.option("--ray-client-server-port", type=int, default=DEFAULT_CLIENT_PORT)
 @click.option("--temp-dir", default=None, help="Where session directories live.")
 @click.option("--storage", default=None)

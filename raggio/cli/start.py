@@ -139,7 +139,9 @@ def start_head(options: dict) -> None:
     control_store = NodeSpec(
         head=True, no_node=True, cluster_file=True, port=port, node_ip_address=node_ip,
         storage=options["storage"] or cluster_file.default_store_path(temp_dir),
-        temp_dir=temp_dir, session_dir=session_dir, token=options["token"] or "")
+        temp_dir=temp_dir, session_dir=session_dir, token=options["token"] or "",
+        include_dashboard=options["include_dashboard"],
+        dashboard_host=options["dashboard_host"], dashboard_port=options["dashboard_port"])
     # The node starts (imports) while the control store does, and waits on stdin for the
     # address and token, which the control store knows once it has read its storage.
     node = _Daemon.start(_node_spec(options, head=True, gcs_address=FROM_STDIN,
@@ -168,8 +170,19 @@ def start_head(options: dict) -> None:
                "it as --token or RAGGIO_AUTH_TOKEN.\n")
     click.echo("  To terminate the raggio runtime, run\n    raggio stop\n")
     click.echo("  To view the status of the cluster, use\n    raggio status")
+    if "dashboard_url" in ready:
+        click.echo(f"\n  View the dashboard at {ready['dashboard_url']}\n"
+                   "    (`raggio dashboard` prints a URL that logs you in)")
+        if not _loopback(options["dashboard_host"]):
+            click.secho(f"  Warning: the dashboard listens on {options['dashboard_host']}, so it "
+                        "is reachable from the network; anyone with the cluster token can "
+                        "run code on this cluster through it.", fg="yellow", err=True)
     if options["block"]:
         _block(ready["pid"])
+
+
+def _loopback(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 def start_worker_node(options: dict) -> None:

@@ -62,19 +62,30 @@ def _query(op: str, payload, address: str | None, timeout_s: float):
     return reply
 
 
-def _records(spec: Resource, address: str | None, timeout_s: float,
-             limit: int | None = None) -> tuple[list, dict]:
+def records_request(spec: Resource, limit: int | None = None) -> tuple[str, Any]:
+    """The control store request (op, payload) that answers a resource's records."""
+    if spec.history:
+        return spec.op, {"limit": limit}
+    if spec.fan_out:
+        return spec.op, {"with_unanswered": True}
+    return spec.op, None
+
+
+def records_from_reply(spec: Resource, reply) -> tuple[list, dict]:
     """(the resource's records, totals: how many there are and how many were dropped)."""
     if spec.history:
-        reply = _query(spec.op, {"limit": limit}, address, timeout_s)
         totals = {key: reply[key] for key in ("total", "dropped", "dropped_at_source")}
         return reply["tasks"], totals
     if spec.fan_out:
-        reply = _query(spec.op, {"with_unanswered": True}, address, timeout_s)
         return reply["rows"], {"total": len(reply["rows"]), "unanswered": reply["unanswered"]}
-    reply = _query(spec.op, None, address, timeout_s)
     records = list(reply.values()) if isinstance(reply, dict) else reply
     return records, {"total": len(records)}
+
+
+def _records(spec: Resource, address: str | None, timeout_s: float,
+             limit: int | None = None) -> tuple[list, dict]:
+    op, payload = records_request(spec, limit)
+    return records_from_reply(spec, _query(op, payload, address, timeout_s))
 
 
 def dropped_warning(totals: dict) -> str | None:
@@ -102,7 +113,12 @@ def _matches(row: dict, key: str, op: str, wanted) -> bool:
     return equal if op == "=" else not equal
 
 
-def _check_filters(name: str, spec: Resource, filters) -> list[tuple[str, str, Any]]:
+def check_filters(name: str, spec: Resource, filters) -> list[tuple[str, str, Any]]:
+    """The filters, checked: each a (key, "=" | "!=", value) over the resource's fields.
+
+    Raises:
+        RayStateApiException: a malformed filter, an unknown key or predicate.
+    """
     checked = []
     known = spec.columns + spec.detail_columns
     for item in filters or ():
@@ -150,18 +166,28 @@ def list_resource_with_totals(name: str, *, address: str | None = None, filters=
                               detail: bool = False) -> tuple[list[dict], dict]:
     """``list_resource``'s rows, and how many there are in all (and were dropped)."""
     spec = resource(name)
-    checked = _check_filters(name, spec, filters)
+    checked = check_filters(name, spec, filters)
+    check_limit(limit)
+    records, totals = _records(spec, address, timeout, None if checked else limit)
+    return select_rows(spec, records, checked, limit, detail), totals
+
+
+def check_limit(limit: int | None) -> None:
     if limit is not None and limit <= 0:
         raise RayStateApiException(f"limit must be positive, got {limit}.")
+
+
+def select_rows(spec: Resource, records: list, checked_filters: list, limit: int | None,
+                detail: bool) -> list[dict]:
+    """The records as rows with the listing's fields, filtered, sorted by id, truncated."""
     fields = spec.columns + (spec.detail_columns if detail else ())
-    records, totals = _records(spec, address, timeout, None if checked else limit)
     rows = []
     for record in records:
         row = spec.shape(record)
-        if all(_matches(row, key, op, value) for key, op, value in checked):
+        if all(_matches(row, key, op, value) for key, op, value in checked_filters):
             rows.append({field: row[field] for field in fields})
     rows.sort(key=lambda row: str(row[spec.id_field]))
-    return (rows[:limit] if limit is not None else rows), totals
+    return rows[:limit] if limit is not None else rows
 
 
 def get_resource(name: str, resource_id: str, *, address: str | None = None,
@@ -338,8 +364,12 @@ def get_placement_group(id: str, address: str | None = None,  # noqa: A002
 def summarize_actors(address: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
                      raise_on_missing_output: bool = True, _explain: bool = False) -> dict:
     """Actors grouped by class with a count per state, in Ray's shape."""
+    return actor_summary(list_resource("actors", address=address, limit=None, timeout=timeout))
+
+
+def actor_summary(rows: list[dict]) -> dict:
+    """``summarize_actors()`` of these actor rows."""
     summary: dict[str, dict] = {}
-    rows = list_resource("actors", address=address, limit=None, timeout=timeout)
     for row in rows:
         entry = summary.setdefault(row["class_name"], {"class_name": row["class_name"],
                                                        "state_counts": {}})
@@ -358,6 +388,14 @@ def summarize_tasks(address: str | None = None, timeout: float = DEFAULT_TIMEOUT
     in Ray's shape; ``dropped`` counts history the control store no longer has."""
     rows, totals = list_resource_with_totals("tasks", address=address, limit=None,
                                              timeout=timeout)
+    warning = dropped_warning(totals)
+    if warning:
+        warnings.warn(warning, stacklevel=2)
+    return task_summary(rows, totals)
+
+
+def task_summary(rows: list[dict], totals: dict) -> dict:
+    """``summarize_tasks()`` of these task rows (every attempt's) and the history's totals."""
     latest: dict[str, dict] = {}
     for row in rows:
         if row["task_id"] not in latest or row["attempt_number"] > latest[row["task_id"]][
@@ -374,9 +412,6 @@ def summarize_tasks(address: str | None = None, timeout: float = DEFAULT_TIMEOUT
             counts[_TASK_TOTALS[row["type"]]] += 1
     ordered = dict(sorted(summary.items(),
                           key=lambda item: -sum(item[1]["state_counts"].values())))
-    warning = dropped_warning(totals)
-    if warning:
-        warnings.warn(warning, stacklevel=2)
     return {"cluster": {"summary": ordered, **counts, "summary_by": "func_name",
                         "dropped": totals["dropped"] + totals["dropped_at_source"]}}
 
@@ -396,6 +431,11 @@ def summarize_objects(address: str | None = None, timeout: float = DEFAULT_TIMEO
         raise RayStateApiException(missing)
     if missing:
         warnings.warn(missing, stacklevel=2)
+    return object_summary(rows)
+
+
+def object_summary(rows: list[dict]) -> dict:
+    """``summarize_objects()`` of these object rows (detailed: they need ``call_site``)."""
     groups: dict[str, dict] = {}
     for row in rows:
         group = groups.setdefault(row["call_site"], {

@@ -1,0 +1,60 @@
+"""The dashboard's aiohttp application: its routes, and the errors every route shares.
+
+Route tables come from the modules that own them: ``auth`` (logging in),
+``rest`` (Ray's HTTP API: ``/api/version``, ``/api/v0/...``, ``/nodes``,
+logs), ``live`` (server-sent events for pages), ``pages`` (the web UI).
+Errors are JSON in Ray's envelope (``{"result": false, "msg": ..., "data": {}}``):
+an unknown route is 404, a bad query 400 (the route says which parameter), a
+control store that does not answer 503.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from raggio.dashboard import auth, live, pages, rest
+from raggio.dashboard.control_store import ControlStore, Unavailable
+from raggio.dashboard.routing import SESSION, STORE, BadRequest, error_body, ok
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except Unavailable as exc:
+        return web.json_response(error_body(f"{exc} The cluster may be restarting; this page "
+                                            "recovers when it is back."), status=503)
+    except BadRequest as exc:
+        return web.json_response(error_body(str(exc)), status=400)
+    except web.HTTPNotFound:
+        return web.json_response(error_body(f"No route {request.method} {request.path}. "
+                                            "See /api/routes for the routes there are."),
+                                 status=404)
+    except web.HTTPMethodNotAllowed as exc:
+        return web.json_response(error_body(f"{request.method} is not allowed on {request.path}; "
+                                            f"use {', '.join(sorted(exc.allowed_methods))}."),
+                                 status=405)
+
+
+def make_app(store: ControlStore, *, token: str, session: dict) -> web.Application:
+    """The application for one cluster. ``session``: ``session_name``, ``session_dir``,
+    ``gcs_address``."""
+    app = web.Application(middlewares=[json_errors, auth.middleware(token)])
+    app[STORE] = store
+    app[SESSION] = session
+    app.add_routes(auth.routes(token))
+    app.add_routes(rest.routes())
+    app.add_routes(live.routes())
+    app.add_routes(pages.routes())
+
+    async def list_routes(request: web.Request) -> web.Response:
+        paths = sorted({resource.canonical for resource in request.app.router.resources()})
+        return ok({"routes": paths})
+
+    app.router.add_get("/api/routes", list_routes)
+    app.on_cleanup.append(_close_store)
+    return app
+
+
+async def _close_store(app: web.Application) -> None:
+    app[STORE].close()

@@ -1,0 +1,62 @@
+"""The dashboard's connection to the control store: one, kept, re-dialled when lost.
+
+Every route asks through ``ControlStore.call``; while the control store cannot
+be reached it raises ``Unavailable`` (the app answers 503 and the page says
+so), and the next call dials again, so the dashboard recovers by itself when a
+restarted head is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from raggio.exceptions import RpcError
+from raggio.rpc import Connection, connect
+
+#: How long one request (or dialling) may take before the route gives up with a 503.
+REQUEST_TIMEOUT_S = 10.0
+DIAL_TIMEOUT_S = 2.0
+
+
+class Unavailable(Exception):
+    """The control store does not answer (it is down, or restarting)."""
+
+
+class ControlStore:
+    """A kept connection to the control store at ``address``."""
+
+    def __init__(self, address: str, token: str):
+        self.address = address
+        self._token = token
+        self._conn: Connection | None = None
+        self._dialling: asyncio.Lock | None = None
+
+    async def _connection(self) -> Connection:
+        if self._conn is not None and not self._conn.is_closed:
+            return self._conn
+        if self._dialling is None:
+            self._dialling = asyncio.Lock()
+        async with self._dialling:
+            if self._conn is None or self._conn.is_closed:
+                try:
+                    self._conn = await connect(self.address, token=self._token,
+                                               info={"role": "dashboard"},
+                                               timeout_s=DIAL_TIMEOUT_S)
+                except (OSError, ConnectionError, asyncio.TimeoutError, RpcError) as exc:
+                    raise Unavailable(
+                        f"The control store at {self.address} does not answer ({exc}).") from None
+        return self._conn
+
+    async def call(self, op: str, payload=None, timeout_s: float = REQUEST_TIMEOUT_S):
+        """The control store's reply to ``op``; ``Unavailable`` if it cannot be reached."""
+        conn = await self._connection()
+        try:
+            return await conn.call_with_timeout(op, payload, timeout_s)
+        except (ConnectionError, RpcError) as exc:  # lost, or no reply in time
+            conn.close()
+            raise Unavailable(
+                f"The control store at {self.address} did not answer {op}: {exc}") from None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()

@@ -1,0 +1,68 @@
+"""The dashboard's process: serve the app on the socket the head hands it.
+
+``python -m raggio.dashboard --fd N --gcs-address HOST:PORT --session-dir DIR``:
+the head (``supervisor.py``) binds the listening socket and passes it as
+descriptor N, so this process takes no port of its own and may be killed and
+started again on the same one. It reads the cluster token from the session
+directory, runs at a lower priority than the cluster's processes (it is a
+view, never on a task's path) and exits with its head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+
+from aiohttp import web
+
+from raggio.dashboard.app import make_app
+from raggio.dashboard.control_store import ControlStore
+from raggio.launch import die_with_parent
+
+logger = logging.getLogger("raggio.dashboard")
+
+#: How much lower than the cluster's processes the dashboard runs (``os.nice``).
+NICENESS = 5
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m raggio.dashboard")
+    parser.add_argument("--fd", type=int, required=True,
+                        help="The listening socket, inherited from the head.")
+    parser.add_argument("--gcs-address", required=True)
+    parser.add_argument("--session-dir", required=True)
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace) -> None:
+    with open(os.path.join(args.session_dir, "token")) as f:
+        token = f.read().strip()
+    sock = socket.socket(fileno=args.fd)
+    session = {"session_dir": args.session_dir, "gcs_address": args.gcs_address,
+               "session_name": os.path.basename(args.session_dir.rstrip("/"))}
+    app = make_app(ControlStore(args.gcs_address, token), token=token, session=session)
+    runner = web.AppRunner(app, access_log=None, handle_signals=True)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    host, port = sock.getsockname()[:2]
+    logger.info("serving http://%s:%s for the control store at %s", host, port,
+                args.gcs_address)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parse(argv)
+    die_with_parent()
+    os.nice(NICENESS)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(args))
+    except KeyboardInterrupt:
+        pass
