@@ -56,12 +56,14 @@ def wait_ready(process: subprocess.Popen, timeout_s: float, what: str) -> dict:
 PR_SET_PDEATHSIG = 1  #: prctl's option (linux/prctl.h)
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """Ask Linux to kill this process when its parent exits (no-op elsewhere): a zygote
-    and its workers with their node manager, a dashboard with its head."""
+    and its workers with their node manager, a dashboard with its head. ``parent``: the
+    pid the starter had, for a process that calls this after a slow start-up, by which
+    time the parent may have died already (and this process been adopted)."""
     if not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
+    parent = os.getppid() if parent is None else parent
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before prctl took effect

@@ -34,6 +34,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         help="The listening socket, inherited from the head.")
     parser.add_argument("--gcs-address", required=True)
     parser.add_argument("--session-dir", required=True)
+    parser.add_argument("--parent-pid", type=int, required=True,
+                        help="The head's pid: the dashboard exits with it.")
     return parser.parse_args(argv)
 
 
@@ -58,7 +60,7 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
-    die_with_parent()
+    die_with_parent(args.parent_pid)
     os.nice(NICENESS)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

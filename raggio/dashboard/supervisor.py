@@ -91,7 +91,8 @@ class DashboardSupervisor:
         with open(os.path.join(log_dir, "dashboard.log"), "ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "raggio.dashboard", "--fd", str(self.sock.fileno()),
-                 "--gcs-address", self._gcs_address, "--session-dir", self._session_dir],
+                 "--gcs-address", self._gcs_address, "--session-dir", self._session_dir,
+                 "--parent-pid", str(os.getpid())],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 pass_fds=(self.sock.fileno(),))
 
