@@ -143,9 +143,11 @@ async def get_log(request: web.Request) -> web.StreamResponse:
             "marks": task_name is not None}, timeout_s=timeout_s)
     except ValueError as exc:
         return _not_found(str(exc))
-    response = web.StreamResponse(headers={"Content-Disposition": 'attachment; filename="%s"'
-                                           % request.query.get("download_filename",
-                                                               DEFAULT_DOWNLOAD_FILENAME)})
+    download = "".join(ch for ch in request.query.get("download_filename",
+                                                      DEFAULT_DOWNLOAD_FILENAME)
+                       if ch.isprintable() and ch not in '"\\')  # it goes in a header
+    response = web.StreamResponse(
+        headers={"Content-Disposition": f'attachment; filename="{download}"'})
     response.content_type = "text/plain"
     await response.prepare(request)
 

@@ -307,6 +307,24 @@ def test_logs_list_a_workers_file_and_return_its_lines(driver):
     assert lines(f"node_id={node_id}&filename={name}&lines=1") == ["second line"]
     assert lines(f"node_id={node_id}&pid={pid}")[-1] == "second line"
     assert lines(f"actor_id={where['actor_id']}&lines=2") == ["first line", "second line"]
+    named = driver.get(f"/api/v0/logs/file?node_id={node_id}&filename={name}"
+                       "&download_filename=talker.txt")
+    assert named.headers["Content-Disposition"] == 'attachment; filename="talker.txt"'
+
+
+def test_logs_of_a_task_are_the_lines_it_printed(driver):
+    @ray.remote(num_cpus=0)
+    def dashboard_printer(text):
+        print(text, flush=True)
+
+    ray.get(dashboard_printer.remote("printed by the task"))
+    query = filters(("name", "=", "dashboard_printer"))
+    (task,) = wait_until(lambda: listing(driver, "tasks", query)["result"],
+                         what="the task in the listing")
+    answer = wait_until(
+        lambda: (got := driver.get(f"/api/v0/logs/file?task_id={task['task_id']}")).status
+        == 200 and b"printed by the task" in got.body and got, what="the task's line")
+    assert answer.body.decode().splitlines() == ["printed by the task"]
 
 
 def test_logs_stream_follows_the_file(driver):
