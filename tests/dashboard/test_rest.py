@@ -301,8 +301,13 @@ def test_logs_list_a_workers_file_and_return_its_lines(driver):
         assert answer.headers["Content-Type"].startswith("text/plain")
         return answer.body.decode().splitlines()
 
-    whole = wait_until(lambda: (found := lines(f"node_id={node_id}&filename={name}"))
-                       and "second line" in found and found, what="the worker's two lines")
+    # The query Ray 2.60's get_log() sends.
+    rays_query = urllib.parse.urlencode({
+        "timeout": 30, "node_id": node_id, "media_type": "file", "filename": name,
+        "download_filename": "file.txt", "attempt_number": 0, "lines": 1000, "suffix": "out",
+        "filter_ansi_code": False})
+    whole = wait_until(lambda: (found := lines(rays_query)) and "second line" in found
+                       and found, what="the worker's two lines")
     assert whole.index("first line") < whole.index("second line")
     assert lines(f"node_id={node_id}&filename={name}&lines=1") == ["second line"]
     assert lines(f"node_id={node_id}&pid={pid}")[-1] == "second line"
