@@ -1,9 +1,11 @@
-"""The dashboard's connection to the control store: one, kept, re-dialled when lost.
+"""The dashboard's connections into the cluster: kept, and dialled again when lost.
 
-Every route asks through ``ControlStore.call``; while the control store cannot
-be reached it raises ``Unavailable`` (the app answers 503 and the page says
-so), and the next call dials again, so the dashboard recovers by itself when a
-restarted head is back.
+``KeptConnection`` is one peer (the control store, or a node manager for its
+log files: ``node_managers.py``) reached with the cluster token. While it
+cannot be reached, ``call`` raises ``Unavailable`` (the app answers 503 and
+the page says so) and the next call dials again, so the dashboard recovers by
+itself when a restarted head is back. Errors of a request itself (a file that
+is not there: ``ValueError``) are raised as the peer raised them.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ DIAL_TIMEOUT_S = 2.0
 
 
 class Unavailable(Exception):
-    """The control store does not answer (it is down, or restarting)."""
+    """A peer does not answer (it is down, or restarting)."""
 
 
-class ControlStore:
-    """A kept connection to the control store at ``address``."""
+class KeptConnection:
+    """A kept connection to the ``what`` (for messages) at ``address``."""
 
-    def __init__(self, address: str, token: str):
+    def __init__(self, address: str, token: str, what: str):
         self.address = address
+        self.what = what
         self._token = token
         self._conn: Connection | None = None
         self._dialling: asyncio.Lock | None = None
@@ -44,19 +47,26 @@ class ControlStore:
                                                timeout_s=DIAL_TIMEOUT_S)
                 except (OSError, ConnectionError, asyncio.TimeoutError, RpcError) as exc:
                     raise Unavailable(
-                        f"The control store at {self.address} does not answer ({exc}).") from None
+                        f"The {self.what} at {self.address} does not answer ({exc}).") from None
         return self._conn
 
     async def call(self, op: str, payload=None, timeout_s: float = REQUEST_TIMEOUT_S):
-        """The control store's reply to ``op``; ``Unavailable`` if it cannot be reached."""
+        """The peer's reply to ``op``; ``Unavailable`` if it cannot be reached in time."""
         conn = await self._connection()
         try:
             return await conn.call_with_timeout(op, payload, timeout_s)
         except (ConnectionError, RpcError) as exc:  # lost, or no reply in time
             conn.close()
             raise Unavailable(
-                f"The control store at {self.address} did not answer {op}: {exc}") from None
+                f"The {self.what} at {self.address} did not answer {op}: {exc}") from None
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
+
+
+class ControlStore(KeptConnection):
+    """The connection every route but the log files' asks through."""
+
+    def __init__(self, address: str, token: str):
+        super().__init__(address, token, "control store")
