@@ -6,7 +6,10 @@ Rows (the same JSON shape as microbenchmark.py, so compare.py prints both):
 - `start --head` wall time: the CLI from launch until it returns (a head with 2 CPUs
   on 127.0.0.1 and a fresh temp dir).
 - idle head memory: 3 s after start, the PSS of every process the head started plus the
-  pages of the /dev/shm files they hold (the object store's arena), mapped or not.
+  pages of the /dev/shm files they hold (the object store's arena), mapped or not; with the
+  dashboard (both backends' default) and without it (`--include-dashboard=false`, after
+  which Ray still runs its dashboard process, without the web UI's modules), and the PSS of
+  the dashboard's own processes.
 - `stop` wall time: the CLI from launch until it returns with everything stopped.
 - cross-node transfer: two nodes on this machine (cluster_utils.Cluster); a task on the
   second node makes a 1 GiB array; the driver on the head node `get`s it. Reported for
@@ -57,27 +60,72 @@ def new_processes(before: set[int]) -> list[psutil.Process]:
     return out
 
 
-def start_stop_rows(backend: str) -> list[dict]:
-    temp_dir = tempfile.mkdtemp(prefix=f"{backend}-bench-")
-    before = {p.pid for p in psutil.process_iter()}
+#: What names a dashboard process on its command line: raggio's, Ray's head process and the
+#: module subprocesses it starts (titled ray-dashboard-<Module>-<n>).
+DASHBOARD_MARKERS = ("raggio.dashboard", "dashboard/dashboard.py", "ray-dashboard-")
+
+
+def start_head(backend: str, temp_dir: str, *flags: str) -> float:
+    """`start --head` on 127.0.0.1 with 2 CPUs; its wall time. raggio's dashboard takes any
+    free port, so that it never meets another cluster's on 8265 (Ray runs alone in its
+    network namespace, on its default port)."""
     cmd = [cli(backend), "start", "--head", f"--port={free_port()}",
-           "--node-ip-address=127.0.0.1", "--num-cpus=2", f"--temp-dir={temp_dir}"]
+           "--node-ip-address=127.0.0.1", "--num-cpus=2", f"--temp-dir={temp_dir}", *flags]
+    if backend == "raggio" and "--include-dashboard=false" not in flags:
+        cmd.append("--dashboard-port=0")
     started = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True)
-    start_s = time.perf_counter() - started
-    time.sleep(3)
-    processes = new_processes(before)
-    memory_bytes, shm_bytes = load_microbenchmark().held_memory(processes)
+    return time.perf_counter() - started
+
+
+def stop(backend: str, temp_dir: str) -> float:
     started = time.perf_counter()
     subprocess.run([cli(backend), "stop"] + (["--temp-dir", temp_dir] if backend == "raggio"
                                              else []), check=True, capture_output=True)
-    stop_s = time.perf_counter() - started
-    shutil.rmtree(temp_dir, ignore_errors=True)
-    return [row("`start --head` wall time", "s", start_s, True),
-            row("idle head: PSS + /dev/shm", "MiB", memory_bytes / 2**20, True),
-            row("idle head: /dev/shm held", "MiB", shm_bytes / 2**20, True),
-            row("idle head: processes", "count", len(processes), True),
-            row("`stop` wall time", "s", stop_s, True)]
+    return time.perf_counter() - started
+
+
+def idle_head(backend: str, *flags: str) -> dict:
+    """Start a head, measure it idle 3 s later, stop it: {start_s, stop_s, memory_bytes,
+    shm_bytes, processes, dashboard_bytes}."""
+    temp_dir = tempfile.mkdtemp(prefix=f"{backend}-bench-")
+    before = {p.pid for p in psutil.process_iter()}
+    try:
+        start_s = start_head(backend, temp_dir, *flags)
+        time.sleep(3)
+        processes = new_processes(before)
+        held = load_microbenchmark().held_memory
+        memory_bytes, shm_bytes = held(processes)
+        dashboard_bytes, _ = held([p for p in processes if _is_dashboard(p)])
+        return {"start_s": start_s, "memory_bytes": memory_bytes, "shm_bytes": shm_bytes,
+                "processes": len(processes), "dashboard_bytes": dashboard_bytes,
+                "stop_s": stop(backend, temp_dir)}
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _is_dashboard(proc: psutil.Process) -> bool:
+    try:
+        cmdline = " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+    return any(marker in cmdline for marker in DASHBOARD_MARKERS)
+
+
+def start_stop_rows(backend: str) -> list[dict]:
+    default = idle_head(backend)
+    without = idle_head(backend, "--include-dashboard=false")
+    mib = 2**20
+    return [row("`start --head` wall time", "s", default["start_s"], True),
+            row("idle head: PSS + /dev/shm", "MiB", default["memory_bytes"] / mib, True),
+            row("idle head: /dev/shm held", "MiB", default["shm_bytes"] / mib, True),
+            row("idle head: processes", "count", default["processes"], True),
+            row("idle head: the dashboard's processes (PSS)", "MiB",
+                default["dashboard_bytes"] / mib, True),
+            row("idle head without dashboard: PSS + /dev/shm", "MiB",
+                without["memory_bytes"] / mib, True),
+            row("idle head without dashboard: processes", "count", without["processes"], True),
+            row("`stop` wall time", "s", default["stop_s"], True)]
 
 
 def transfer_rows(backend: str) -> list[dict]:
@@ -147,8 +195,8 @@ def head_restart_rows(backend: str) -> list[dict]:
         raise RuntimeError("not measured: Ray recovers its head only with an external Redis")
     temp_dir = tempfile.mkdtemp(prefix="raggio-bench-restart-")
     port = free_port()
-    head = [cli(backend), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-            "--num-cpus=1", f"--temp-dir={temp_dir}"]
+    head = [cli(backend), "start", "--head", f"--port={port}", "--dashboard-port=0",
+            "--node-ip-address=127.0.0.1", "--num-cpus=1", f"--temp-dir={temp_dir}"]
     subprocess.run(head, check=True, capture_output=True)
     subprocess.run([cli(backend), "start", f"--address=127.0.0.1:{port}",
                     "--node-ip-address=127.0.0.2", "--num-cpus=1", f"--temp-dir={temp_dir}"],

@@ -5,6 +5,10 @@ the head's address, session directory and token path in
 ``<temp_dir>/raggio_current_cluster`` (Ray keeps the same in
 ``/tmp/ray/ray_current_cluster``); ``init(address="auto")``, ``init()`` and
 the CLI read it. The head removes it when it exits cleanly.
+
+The head also keeps its dashboard's URL in the control store's KV
+(``DASHBOARD_URL_KEY``, as Ray keeps ``webui:url``), where a driver or the CLI
+that joins the cluster by its address, from any machine, finds it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ import os
 import psutil
 
 FILE_NAME = "raggio_current_cluster"
+#: The control store's KV key of the dashboard's URL ("http://HOST:PORT"); absent when the
+#: cluster runs no dashboard.
+DASHBOARD_URL_KEY = "dashboard:url"
 #: The default control store of `raggio start --head`: it outlives a crashed head, so the next
 #: `raggio start --head` recovers from it; `raggio stop` removes it (the cluster has ended).
 STORE_NAME = "raggio_control_store.sqlite"

@@ -6,6 +6,13 @@ the control store. Every process is tied to this one through its stdin, so
 nothing outlives the Python process that made the cluster.
 ``init(address=cluster.address)`` (or ``cluster.connect()``) joins it as a
 driver.
+
+The head runs no dashboard unless asked
+(``head_node_args={"include_dashboard": True, "dashboard_port": 0}``, or
+just a ``dashboard_port``).
+Departure: Ray's head tries one on 8265 by default and goes on without it
+when the port is taken; here clusters of parallel tests would race for that
+port, and each dashboard costs a process.
 """
 
 from __future__ import annotations
@@ -57,10 +64,12 @@ logger = logging.getLogger(__name__)
 #: Ray's node arguments that are ``NodeSpec`` fields of the same name.
 _NODE_ARGS = ("num_cpus", "num_gpus", "memory", "object_store_memory", "node_ip_address",
               "resources", "labels")
-#: Accepted and not passed on: the head's ``port`` and ``_system_config`` are applied in
-#: ``add_node``; the others have no raggio equivalent.
-_IGNORED = {"_system_config", "port", "dashboard_port", "include_dashboard", "min_worker_port",
-            "max_worker_port", "enable_object_reconstruction", "redis_port"}
+#: The head's: its control store's port and ``_system_config``, and its dashboard (applied
+#: in ``add_node``; a node that is not the head ignores them, as in Ray).
+_HEAD_ARGS = ("port", "_system_config", "include_dashboard", "dashboard_host",
+              "dashboard_port")
+#: Accepted and not passed on: they have no raggio equivalent.
+_IGNORED = {"min_worker_port", "max_worker_port", "enable_object_reconstruction", "redis_port"}
 
 
 def _node_fields(args: dict) -> dict:
@@ -69,11 +78,21 @@ def _node_fields(args: dict) -> dict:
     Raises:
         ValueError: an argument that is not one of Ray's node arguments.
     """
-    unknown = [key for key in args if key not in _NODE_ARGS and key not in _IGNORED]
+    unknown = [key for key in args
+               if key not in _NODE_ARGS and key not in _HEAD_ARGS and key not in _IGNORED]
     if unknown:
         raise ValueError(f"Unknown node argument {unknown[0]!r}; supported: "
                          f"{sorted(_NODE_ARGS)}")
     return {key: value for key, value in args.items() if key in _NODE_ARGS and value is not None}
+
+
+def _wants_dashboard(head_args: dict) -> bool:
+    """include_dashboard=True, or a dashboard port or host given without it."""
+    include = head_args.get("include_dashboard")
+    if include is None:
+        return head_args.get("dashboard_port") is not None or bool(
+            head_args.get("dashboard_host"))
+    return bool(include)
 
 
 class Cluster:
@@ -84,6 +103,8 @@ class Cluster:
         self.head_node: ClusterNode | None = None
         self.worker_nodes: list[ClusterNode] = []
         self.address = ""
+        #: The head's dashboard ("HOST:PORT", as Ray's), or None when it runs none.
+        self.webui_url: str | None = None
         self._token = ""
         self._temp_dir = get_config().temp_dir
         #: The Config changes of the head's ``_system_config``, given to every node (Ray's
@@ -105,7 +126,10 @@ class Cluster:
         """Start a node (the head first); return once it has joined.
 
         ``node_args`` are Ray's: num_cpus, num_gpus, resources, memory,
-        object_store_memory, node_ip_address, labels (``{"key": "value"}``).
+        object_store_memory, node_ip_address, labels (``{"key": "value"}``); for the head
+        also port, _system_config, include_dashboard (default: only if a dashboard port or
+        host is given), dashboard_host and dashboard_port (None: 8265 or the next free one;
+        0: any free one).
 
         Raises:
             ValueError: an unknown argument, or labels that are not valid.
@@ -120,6 +144,9 @@ class Cluster:
                                                              "Cluster")
             spec = NodeSpec(head=True, port=node_args.get("port", 0),
                             config=self._system_config, **fields)
+            if _wants_dashboard(node_args):
+                spec.set_dashboard(node_args.get("dashboard_host") or "127.0.0.1",
+                                   node_args.get("dashboard_port"))
         else:
             spec = NodeSpec(gcs_address=self.address, token=self._token,
                             config=self._system_config, **fields)
@@ -128,6 +155,7 @@ class Cluster:
         if self.head_node is None:
             self.address = ready["gcs_address"]
             self._token = ready["token"]
+            self.webui_url = ready.get("dashboard_url", "").partition("://")[2] or None
             cluster_file.remember_token(self.address, self._token)
             node = ClusterNode(process, ready["node_id"], ready["node_address"],
                                ready["session_dir"], True, node_args)

@@ -44,6 +44,15 @@ def cluster_token(storage, given: str) -> str:
     return token
 
 
+def _record_dashboard(gcs: GcsServer, dashboard: supervisor.DashboardSupervisor | None) -> None:
+    """Keep the dashboard's URL in the control store, or remove the one a previous head of
+    this store recorded (see ``cluster_file.DASHBOARD_URL_KEY``)."""
+    if dashboard is not None:
+        gcs.kv_put(None, [cluster_file.DASHBOARD_URL_KEY, dashboard.url.encode(), True])
+    elif gcs.kv_get(None, cluster_file.DASHBOARD_URL_KEY) is not None:
+        gcs.kv_del(None, cluster_file.DASHBOARD_URL_KEY)
+
+
 async def run_head(spec: NodeSpec) -> None:
     cfg = get_config()
     storage = open_storage(spec.storage)  # raises ValueError, naming the problem, at once
@@ -62,7 +71,9 @@ async def run_head(spec: NodeSpec) -> None:
         await gcs.start()
         if spec.include_dashboard:
             dashboard = supervisor.DashboardSupervisor(
-                dashboard_socket, gcs_address=gcs.address, session_dir=session_dir)
+                dashboard_socket, gcs_address=gcs.address, session_dir=session_dir,
+                node_ip=spec.node_ip_address)
+        _record_dashboard(gcs, dashboard)
         if not spec.no_node:
             node = await start_node_manager(spec, cfg, gcs_address=gcs.address, token=token,
                                             session_dir=session_dir, session_name=session_name)
@@ -81,7 +92,9 @@ async def run_head(spec: NodeSpec) -> None:
             cluster_file.write(spec.temp_dir, dict(info, tied=spec.tied))
         print_ready(dict(info, token=token))
         if dashboard is not None:  # after the ready line: a driver's init() does not wait
-            dashboard.start()
+            # A tied head (init()'s, Cluster's) lives as long as one program: its dashboard
+            # starts when someone opens it. A daemon's is ready at once.
+            dashboard.start(on_demand=spec.tied)
         await wait_for_exit(spec.tied)
     finally:
         if spec.cluster_file:

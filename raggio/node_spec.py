@@ -31,7 +31,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
-from raggio.config import get_config, system_config_env
+from raggio.config import DEFAULT_DASHBOARD_PORT, get_config, system_config_env
 
 #: The modules a node's process runs (``NodeSpec.module``).
 HEAD_MODULE = "raggio.head"
@@ -70,6 +70,11 @@ def _env(doc: str, default):
     return field(default=default, metadata={"doc": doc, "env": True})
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback interface only."""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
 @dataclass
 class NodeSpec:
     """One node to start. See the module docstring.
@@ -101,7 +106,8 @@ class NodeSpec:
                                     "(`raggio start --head` and init() do by default).", False)
     dashboard_host: str = _flag("The dashboard's address (Ray's default: loopback only).",
                                 "127.0.0.1")
-    dashboard_port: int = _flag("The dashboard's port (0: any free one).", 8265)
+    dashboard_port: int = _flag("The dashboard's port (0: any free one).",
+                                DEFAULT_DASHBOARD_PORT)
     dashboard_port_search: bool = _flag(
         "Take the next free port when the dashboard's is in use (init()'s private cluster, "
         "as Ray); otherwise that is an error naming --dashboard-port.", False)
@@ -137,6 +143,23 @@ class NodeSpec:
         if self.no_node and self.gcs_address:
             raise ValueError("no_node runs only a control store, which a node that joins "
                              f"one at {self.gcs_address} does not run.")
+
+    def set_dashboard(self, host: str, port: int | None) -> None:
+        """Run the dashboard on ``host:port``; ``port=None``: Ray's default port, or the next
+        free one after it when that is taken (what Ray does when no port is given)."""
+        self.include_dashboard = True
+        self.dashboard_host = host
+        self.dashboard_port = DEFAULT_DASHBOARD_PORT if port is None else port
+        self.dashboard_port_search = port is None
+
+    def dashboard_warning(self) -> str | None:
+        """The warning to give when this head's dashboard is reachable from the network."""
+        if not self.include_dashboard or is_loopback(self.dashboard_host):
+            return None
+        return (f"The dashboard listens on {self.dashboard_host}, so it is reachable from the "
+                "network: anyone who has the cluster token can run code on this cluster "
+                "through it. Keep the token secret, or pass --dashboard-host=127.0.0.1 "
+                "(init(dashboard_host='127.0.0.1')) and reach it through an SSH tunnel.")
 
     @property
     def module(self) -> str:

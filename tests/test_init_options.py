@@ -44,6 +44,9 @@ def test_system_config_reaches_the_driver_and_the_private_head(shutdown_only):
     ({"_enable_object_reconstruction": False}, ValueError, "max_retries=0"),
     ({"_system_config": {"health_check_period_ms": "x"}}, ValueError, "must be a float"),
     ({"dashboard_port": "8265"}, TypeError, "dashboard_port must be an int"),
+    ({"dashboard_port": 70000}, ValueError, "dashboard_port must be a port number"),
+    ({"include_dashboard": "yes"}, TypeError, "include_dashboard must be None, True or False"),
+    ({"dashboard_host": None}, TypeError, "dashboard_host must be an address"),
     ({"namespace": 123}, TypeError, "namespace must be None or a string"),
     ({"namespace": ""}, ValueError, "not a valid namespace"),
 ])
@@ -89,8 +92,33 @@ def test_node_settings_are_refused_when_joining(ray_start_cluster):
     with pytest.raises(ValueError, match="num_cpus, _system_config must not be provided"):
         ray.init(address=cluster.address, num_cpus=2, _system_config={"lease_linger_s": 0.1})
     assert not ray.is_initialized()
-    ray.init(address=cluster.address, include_dashboard=True, dashboard_port=8265)
+    # Ray ignores the dashboard's keywords when joining; raggio says so.
+    messages = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logging.getLogger("raggio").addHandler(handler)
+    try:
+        ctx = ray.init(address=cluster.address, include_dashboard=True, dashboard_port=8265)
+    finally:
+        logging.getLogger("raggio").removeHandler(handler)
+    assert any(m.startswith("include_dashboard, dashboard_port: ignored when connecting")
+               for m in messages), messages
+    assert ctx.dashboard_url is None  # the cluster's head runs none
     assert ray.cluster_resources()["CPU"] == 1
+
+
+def test_a_dashboard_on_another_host_than_loopback_is_warned_of():
+    """The private head's spec, as init(dashboard_host=...) builds it (the test binds no
+    address but loopback)."""
+    from raggio.node_spec import NodeSpec
+    spec = NodeSpec(head=True)
+    assert spec.dashboard_warning() is None  # no dashboard
+    spec.set_dashboard("127.0.0.1", None)
+    assert spec.dashboard_warning() is None
+    assert (spec.dashboard_port, spec.dashboard_port_search) == (8265, True)
+    spec.set_dashboard("0.0.0.0", 0)
+    assert "reachable from the network" in spec.dashboard_warning()
+    assert (spec.dashboard_port, spec.dashboard_port_search) == (0, False)
 
 
 @pytest.mark.parametrize("ray_start_cluster", [{

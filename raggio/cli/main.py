@@ -76,13 +76,40 @@ def stop(force: bool, grace_period: float, temp_dir: str | None) -> None:
 @click.option("--temp-dir", default=None)
 def status(address: str | None, temp_dir: str | None) -> None:
     """Show nodes, resource usage and pending demand."""
+    from raggio import cluster_file
     from raggio.cli import gcs_client, status as status_module
 
     cluster = gcs_client.resolve(address, temp_dir)
-    nodes, groups, tasks = gcs_client.query(cluster, ("get_nodes", None),
-                                            ("placement_group_table", None),
-                                            ("pending_tasks", None))
-    click.echo(status_module.render(nodes, groups, tasks))
+    nodes, groups, tasks, dashboard_url = gcs_client.query(
+        cluster, ("get_nodes", None), ("placement_group_table", None), ("pending_tasks", None),
+        ("kv_get", cluster_file.DASHBOARD_URL_KEY))
+    click.echo(status_module.render(nodes, groups, tasks, dashboard_url=(
+        dashboard_url.decode() if dashboard_url else None)))
+
+
+@main.command()
+@click.argument("cluster_config_file", required=False)
+@click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the URL in a web browser.")
+@click.option("--temp-dir", default=None)
+def dashboard(cluster_config_file: str | None, address: str | None, open_browser: bool,
+              temp_dir: str | None) -> None:
+    """Print a URL that opens the running cluster's dashboard, logged in.
+
+    The URL carries the cluster token after '#', which the browser keeps to itself (it is
+    never sent to a server); keep the URL private. CLUSTER_CONFIG_FILE (Ray's form, for a
+    cluster the launcher started: forward the dashboard's port to this machine) comes with
+    the cluster launcher (issue #16).
+    """
+    from raggio.cli import dashboard as dashboard_module
+
+    if cluster_config_file is not None:
+        raise click.UsageError(
+            f"raggio dashboard {cluster_config_file}: forwarding the dashboard of a cluster "
+            "launched from a config file comes with the cluster launcher (issue #16). For "
+            "a running cluster, run `raggio dashboard` on its head, or pass "
+            "--address=HOST:PORT with its token in RAGGIO_AUTH_TOKEN.")
+    dashboard_module.dashboard(address, temp_dir, open_browser)
 
 
 @main.command()

@@ -173,16 +173,11 @@ def start_head(options: dict) -> None:
     if "dashboard_url" in ready:
         click.echo(f"\n  View the dashboard at {ready['dashboard_url']}\n"
                    "    (`raggio dashboard` prints a URL that logs you in)")
-        if not _loopback(options["dashboard_host"]):
-            click.secho(f"  Warning: the dashboard listens on {options['dashboard_host']}, so it "
-                        "is reachable from the network; anyone with the cluster token can "
-                        "run code on this cluster through it.", fg="yellow", err=True)
+        warning = control_store.dashboard_warning()
+        if warning:
+            click.secho(f"  Warning: {warning}", fg="yellow", err=True)
     if options["block"]:
         _block(ready["pid"])
-
-
-def _loopback(host: str) -> bool:
-    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 def start_worker_node(options: dict) -> None:

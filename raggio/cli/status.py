@@ -3,7 +3,8 @@
 Each pending demand says why it waits: no node could ever fit it (and which
 resource is missing), or every node that fits is busy. Pending tasks follow,
 grouped by why they wait, from the control store's task history: for their
-arguments, for an actor, for a placement group, for resources.
+arguments, for an actor, for a placement group, for resources. A last line
+gives the dashboard's URL when the cluster runs one.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ def format_bytes(n: float) -> str:
 
 
 def render(nodes: list[dict], placement_groups: dict | None = None,
-           pending_tasks: list[dict] | None = None, now: datetime.datetime | None = None) -> str:
+           pending_tasks: list[dict] | None = None, now: datetime.datetime | None = None,
+           dashboard_url: str | None = None) -> str:
+    """The status text; with ``dashboard_url``, a last line giving it."""
     now = now or datetime.datetime.now()
     lines = [f"======== Cluster status: {now} ========", "Node status",
              "-" * 63, "Active:"]
@@ -50,6 +53,9 @@ def render(nodes: list[dict], placement_groups: dict | None = None,
     lines += ["Pending tasks:"]
     lines += [f" {group['count']} waiting: {group['reason']} (e.g. {group['example']})"
               for group in pending_tasks or ()] or [" (no pending tasks)"]
+    if dashboard_url:
+        lines += ["", f"Dashboard: {dashboard_url} (`raggio dashboard` prints a URL that logs "
+                      "you in)"]
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 """``raggio stop``: end every raggio process this machine runs, and clean up after them.
 
 Finds raggio's processes by their command lines (heads, node managers,
-zygotes) and titles (``raggio::`` workers), for the current user only; asks
+zygotes, dashboards) and titles (``raggio::`` workers), for the current user only; asks
 them to stop (SIGTERM), waits up to the grace period, then kills what is
 left (at once with ``--force``). Then removes the arenas in /dev/shm, the
 node sockets and the current-cluster file.
@@ -19,7 +19,7 @@ import psutil
 
 from raggio import cluster_file
 
-_MODULES = ("raggio.head", "raggio.node.main", "raggio.node.zygote")
+_MODULES = ("raggio.head", "raggio.node.main", "raggio.node.zygote", "raggio.dashboard")
 
 
 def raggio_processes() -> list[psutil.Process]:

@@ -89,8 +89,13 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
             (refused when joining a cluster, as in Ray; so are ``_memory``,
             ``_system_config`` and a JobConfig's ``code_search_path``).
         local_mode: refused, as in Ray 2.60 (it was removed).
-        include_dashboard, dashboard_host, dashboard_port: accepted; no effect until
-            raggio has a dashboard.
+        include_dashboard: whether the private head runs the dashboard (None: it does);
+            ``init()`` does not wait for it to start.
+        dashboard_host: its address (default: loopback only; another host warns that it is
+            reachable from the network).
+        dashboard_port: its port; None: 8265, or the next free one after it; 0: any free
+            one. An explicit port in use fails the start, naming the port.
+            (The three are ignored, with a warning, when joining a running cluster.)
         job_config: a ``raggio.job_config.JobConfig``: its runtime_env, namespace and
             metadata, and its default_actor_lifetime for the job's actors.
         configure_logging: False leaves raggio's loggers alone (then ``logging_level`` and
@@ -124,6 +129,7 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
         settings = init_options.resolve(
             get_config(), num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
             labels=labels, object_store_memory=object_store_memory, local_mode=local_mode,
+            include_dashboard=include_dashboard, dashboard_host=dashboard_host,
             dashboard_port=dashboard_port, job_config=job_config,
             logging_config=logging_config, namespace=namespace, runtime_env=runtime_env,
             enable_resource_isolation=enable_resource_isolation,
@@ -145,6 +151,9 @@ def _connect(address: str | None, settings: init_options.InitSettings,
         node_ip = settings.head.node_ip_address
         logger.debug("no running cluster found: starting a private head on %s", node_ip)
         ready = _start_private_head(cfg, settings.head)
+        warning = settings.head.dashboard_warning()
+        if warning:
+            logger.warning(warning)
     else:
         init_options.refuse_when_joining(settings)
         node_ip = settings.node_ip or local_ip_for(split_address(cluster["gcs_address"])[0])
@@ -160,13 +169,28 @@ def _connect(address: str | None, settings: init_options.InitSettings,
     context.set_core(core)
     try:
         core.start(cfg.connect_timeout_s)
+        core.dashboard_url = (ready.get("dashboard_url") if cluster is None
+                              else _dashboard_url_of(core))
     except BaseException:
         context.set_core(None)
         _stop_head()
         raise
     logger.debug("connected: job %s, node %s, session %s", core.job_id,
                  core.node_id.hex(), core.session_dir)
+    # Ray's words, with raggio's name.
+    started = "Started a local raggio instance." if cluster is None else (
+        "Connected to raggio cluster.")
+    if core.dashboard_url:
+        logger.info("%s View the dashboard at %s", started, core.dashboard_url)
+    else:
+        logger.info(started)
     return RayContext(core)
+
+
+def _dashboard_url_of(core) -> str | None:
+    """The joined cluster's dashboard URL, as its head recorded it; None if it runs none."""
+    url = core.request("gcs", "kv_get", cluster_file.DASHBOARD_URL_KEY)
+    return url.decode() if url else None
 
 
 def find_cluster(address: str | None, cfg, temp_dir: str) -> dict | None:
@@ -234,15 +258,21 @@ atexit.register(shutdown)
 
 
 class RayContext(dict):
-    """What ``init()`` returns: a dict of addresses, usable as a context manager."""
+    """What ``init()`` returns: a dict of addresses, usable as a context manager.
+
+    As Ray's, ``dashboard_url`` and the ``webui_url`` key give the dashboard's address
+    without its scheme ("127.0.0.1:8265"), or None when the cluster runs no dashboard.
+    """
 
     def __init__(self, core):
+        url = getattr(core, "dashboard_url", None)
+        self.dashboard_url = url.partition("://")[2] if url else None
         # "redis_address" is Ray's old name for the control store's address; programs still
         # read it (as ray.init()["redis_address"]).
         super().__init__(address=core.gcs_address, node_id=core.node_id.hex(),
                          session_dir=getattr(core, "session_dir", ""),
                          gcs_address=core.gcs_address, redis_address=core.gcs_address,
-                         node_ip_address=core.node_ip)
+                         node_ip_address=core.node_ip, webui_url=self.dashboard_url)
         self.address_info = dict(self)
 
     def __enter__(self):

@@ -9,13 +9,18 @@ to join (a ``NodeSpec``). Settings of the node and cluster themselves are refuse
 ``init()`` joins a running cluster, as Ray refuses them
 (``refuse_when_joining``). ``api.init`` is the only caller.
 
-``include_dashboard``, ``dashboard_host`` and ``dashboard_port`` are accepted
-and have no effect yet: raggio's dashboard is a later issue.
+The private head runs a dashboard unless ``include_dashboard=False``, on
+``dashboard_host`` (loopback by default) and ``dashboard_port`` (None: 8265,
+or the next free port after it, as Ray). A running cluster's dashboard was set
+when it started, so these keywords cannot change it; Ray ignores them then,
+and raggio says so in a warning rather than refusing them, since Ray programs
+pass them and work.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any
 
@@ -24,6 +29,11 @@ from raggio.core.options import check_namespace
 from raggio.common.labels import check_node_labels
 from raggio.core.job_config import JobConfig
 from raggio.node_spec import NodeSpec
+
+logger = logging.getLogger(__name__)
+
+#: ``init()``'s default ``dashboard_host`` (Ray's): this machine only.
+DEFAULT_DASHBOARD_HOST = "127.0.0.1"
 
 #: Private keywords raggio refuses, with what it does instead.
 _REFUSED = {
@@ -64,13 +74,17 @@ class InitSettings:
     #: Keywords given that only a private head can honour (refused when joining), each
     #: with what to do instead.
     head_only: dict[str, str]
+    #: Keywords given that only a private head honours and Ray ignores when joining: a
+    #: warning names them then.
+    ignored_when_joining: list[str]
     temp_dir: str
     node_ip: str | None
 
 
 def resolve(cfg: Config, *, num_cpus: float | None, num_gpus: float | None,
             resources: dict | None, labels: dict | None, object_store_memory: int | None,
-            local_mode: bool, dashboard_port: Any, job_config: JobConfig | None,
+            local_mode: bool, include_dashboard: Any, dashboard_host: Any,
+            dashboard_port: Any, job_config: JobConfig | None,
             logging_config: Any, namespace: str | None, runtime_env: dict | None,
             enable_resource_isolation: bool, system_reserved_cpu: float | None,
             system_reserved_memory: int | None, private: dict) -> InitSettings:
@@ -78,10 +92,11 @@ def resolve(cfg: Config, *, num_cpus: float | None, num_gpus: float | None,
 
     Raises:
         RuntimeError: an unknown keyword, or ``local_mode=True`` (as Ray 2.60).
-        TypeError: ``job_config`` is not a JobConfig.
+        TypeError: ``job_config`` is not a JobConfig, or a dashboard keyword of the wrong
+            type.
         ValueError: a setting raggio has no equivalent of, or a bad value.
     """
-    _refuse_unsupported(local_mode, dashboard_port, logging_config, enable_resource_isolation,
+    _refuse_unsupported(local_mode, logging_config, enable_resource_isolation,
                         system_reserved_cpu, system_reserved_memory, private)
     check_namespace(namespace)
     temp_dir = private.get("_temp_dir") or cfg.temp_dir
@@ -89,7 +104,9 @@ def resolve(cfg: Config, *, num_cpus: float | None, num_gpus: float | None,
     head = NodeSpec(head=True, tied=True, cluster_file=True,
                     node_ip_address=node_ip or "127.0.0.1", temp_dir=temp_dir)
     settings = InitSettings(cfg=cfg, namespace=namespace, runtime_env=runtime_env, job_info={},
-                            head=head, head_only={}, temp_dir=temp_dir, node_ip=node_ip)
+                            head=head, head_only={}, ignored_when_joining=[],
+                            temp_dir=temp_dir, node_ip=node_ip)
+    _apply_dashboard(settings, include_dashboard, dashboard_host, dashboard_port)
     _apply_node_settings(settings, num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
                          labels=labels, object_store_memory=object_store_memory,
                          memory=private.get("_memory"))
@@ -100,7 +117,7 @@ def resolve(cfg: Config, *, num_cpus: float | None, num_gpus: float | None,
     return settings
 
 
-def _refuse_unsupported(local_mode, dashboard_port, logging_config, enable_resource_isolation,
+def _refuse_unsupported(local_mode, logging_config, enable_resource_isolation,
                         system_reserved_cpu, system_reserved_memory, private: dict) -> None:
     unknown = [name for name in private if name not in _PRIVATE and name not in _REFUSED]
     if unknown:
@@ -112,8 +129,6 @@ def _refuse_unsupported(local_mode, dashboard_port, logging_config, enable_resou
         raise RuntimeError("`local_mode` is no longer supported (as in Ray 2.60). For "
                            "debugging, run the function itself without .remote(), or call "
                            "breakpoint() in the task and read its worker's output.")
-    if dashboard_port is not None and not isinstance(dashboard_port, int):
-        raise TypeError(f"dashboard_port must be an int, got {dashboard_port!r}.")
     if logging_config is not None:
         raise ValueError("init(logging_config=...) (structured logging) is not supported yet; "
                          "configure_logging, logging_level and logging_format set how raggio "
@@ -131,6 +146,27 @@ def _refuse_unsupported(local_mode, dashboard_port, logging_config, enable_resou
         raise ValueError("init(_enable_object_reconstruction=False) is not supported: raggio "
                          "always rebuilds a lost object from its lineage. Give the tasks "
                          "max_retries=0 to have ObjectLostError raised instead.")
+
+
+def _apply_dashboard(settings: InitSettings, include_dashboard, host, port) -> None:
+    """The private head's dashboard: on unless ``include_dashboard=False``."""
+    if include_dashboard not in (None, True, False):
+        raise TypeError(f"include_dashboard must be None, True or False, got "
+                        f"{include_dashboard!r}.")
+    if not isinstance(host, str) or not host:
+        raise TypeError(f"dashboard_host must be an address (a string), got {host!r}.")
+    if port is not None and (not isinstance(port, int) or isinstance(port, bool)):
+        raise TypeError(f"dashboard_port must be an int, got {port!r}.")
+    if port is not None and not 0 <= port <= 65535:
+        raise ValueError(f"dashboard_port must be a port number (0-65535; 0: any free "
+                         f"one), got {port}.")
+    if include_dashboard is not False:
+        settings.head.set_dashboard(host, port)
+    settings.ignored_when_joining = [
+        name for name, value, default in (("include_dashboard", include_dashboard, None),
+                                          ("dashboard_host", host, DEFAULT_DASHBOARD_HOST),
+                                          ("dashboard_port", port, None))
+        if value != default]
 
 
 def _apply_node_settings(settings: InitSettings, *, num_cpus, num_gpus, resources, labels,
@@ -195,11 +231,17 @@ def _apply_job_config(settings: InitSettings, job_config: JobConfig) -> None:
 
 
 def refuse_when_joining(settings: InitSettings) -> None:
-    """Raise if keywords that only a private head honours were given to join a cluster.
+    """Raise if keywords that only a private head honours were given to join a cluster;
+    warn of those that Ray ignores then.
 
     Raises:
         ValueError: naming each such keyword and what to do instead.
     """
+    if settings.ignored_when_joining:
+        logger.warning("%s: ignored when connecting to a running cluster, whose dashboard was "
+                       "set when its head started (`raggio start --head "
+                       "--include-dashboard/--dashboard-host/--dashboard-port`).",
+                       ", ".join(settings.ignored_when_joining))
     if settings.head_only:
         by_hint: dict[str, list[str]] = {}
         for name, hint in settings.head_only.items():

@@ -1,11 +1,11 @@
 """The dashboard's process: serve the app on the socket the head hands it.
 
-``python -m raggio.dashboard --fd N --gcs-address HOST:PORT --session-dir DIR``:
-the head (``supervisor.py``) binds the listening socket and passes it as
-descriptor N, so this process takes no port of its own and may be killed and
-started again on the same one. It reads the cluster token from the session
-directory, runs at a lower priority than the cluster's processes (it is a
-view, never on a task's path) and exits with its head.
+``python -m raggio.dashboard --fd N --gcs-address HOST:PORT --session-dir DIR
+--parent-pid PID``: the head (``supervisor.py``) binds the listening socket and
+passes it as descriptor N, so this process takes no port of its own and may
+be killed and started again on the same one. It reads the cluster token from
+the session directory and exits with its head (the head also lowers its
+priority: it is a view, never on a task's path).
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ from raggio.dashboard.control_store import ControlStore
 from raggio.launch import die_with_parent
 
 logger = logging.getLogger("raggio.dashboard")
-
-#: How much lower than the cluster's processes the dashboard runs (``os.nice``).
-NICENESS = 5
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -61,7 +58,6 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = _parse(argv)
     die_with_parent(args.parent_pid)
-    os.nice(NICENESS)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

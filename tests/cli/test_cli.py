@@ -122,7 +122,8 @@ class CliCluster:
     def ensure_head(self) -> None:
         if self.head is not None and alive(self.head):
             return
-        result = run_raggio(self.temp_dir, "start", "--head", "--port=0", "--num-cpus=2",
+        result = run_raggio(self.temp_dir, "start", "--head", "--port=0", "--dashboard-port=0",
+                            "--num-cpus=2",
                             f"--object-store-memory={STORE_BYTES}",
                             "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}")
         info = cluster_file.read(str(self.temp_dir))
@@ -369,7 +370,7 @@ def test_join_with_wrong_token_fails(head):
 
 
 def test_second_head_fails_while_one_runs(head):
-    result = run_raggio(head.temp_dir, "start", "--head", "--port=0",
+    result = run_raggio(head.temp_dir, "start", "--head", "--port=0", "--dashboard-port=0",
                         "--node-ip-address=127.0.0.1", f"--temp-dir={head.temp_dir}")
     assert result.returncode != 0
     assert "already running" in result.stderr, result.stdout + result.stderr

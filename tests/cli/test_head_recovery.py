@@ -79,7 +79,8 @@ def raggio(temp_dir, *args):
 def start_head(temp_dir, *extra):
     port = [arg for arg in extra if arg.startswith("--port=")] or ["--port=0"]
     extra = [arg for arg in extra if not arg.startswith("--port=")]
-    result = raggio(temp_dir, "start", "--head", *port, "--node-ip-address=127.0.0.1",
+    result = raggio(temp_dir, "start", "--head", *port, "--dashboard-port=0",
+                    "--node-ip-address=127.0.0.1",
                     "--num-cpus=2", *extra)
     assert result.returncode == 0, result.stderr
     return cluster_file.read(str(temp_dir))
@@ -150,7 +151,8 @@ def test_a_corrupt_store_stops_the_head_from_starting_and_is_kept(temp_dir):
     store = cluster_file.default_store_path(str(temp_dir))
     with open(store, "wb") as f:
         f.write(b"not a database" * 1000)
-    result = raggio(temp_dir, "start", "--head", "--port=0", "--node-ip-address=127.0.0.1")
+    result = raggio(temp_dir, "start", "--head", "--port=0", "--dashboard-port=0",
+                    "--node-ip-address=127.0.0.1")
     assert result.returncode != 0
     assert "cannot be read" in result.stderr and store in result.stderr
     with open(store, "rb") as f:
@@ -169,7 +171,8 @@ def test_a_head_on_redis_recovers_from_it(temp_dir):
     try:
         storage = f"--storage=redis://127.0.0.1:{port}/0"
         wait_until(lambda: raggio(temp_dir, "start", "--head", "--port=0",
-                                  "--node-ip-address=127.0.0.1", storage).returncode == 0,
+                                  "--dashboard-port=0", "--node-ip-address=127.0.0.1",
+                                  storage).returncode == 0,
                    what="a head on the new redis-server")
         info = cluster_file.read(str(temp_dir))
         driver = start_driver(temp_dir)
@@ -237,7 +240,8 @@ def test_nodes_and_drivers_ride_out_a_head_restart(temp_dir):
         assert driver.stdout.readline().strip() == "ready"
         kill_head(info)
         restarted = raggio(temp_dir, "start", "--head", f"--port={port}",
-                           "--node-ip-address=127.0.0.1", "--num-cpus=2")
+                           "--dashboard-port=0", "--node-ip-address=127.0.0.1",
+                           "--num-cpus=2")
         assert restarted.returncode == 0, restarted.stderr
         driver.stdin.write("go\n")
         driver.stdin.flush()

@@ -65,6 +65,15 @@ def test_one_idle_head():
     assert section(text, "Pending Demands") == ["(no resource demands)"]
 
 
+def test_the_dashboard_is_the_last_line_when_the_cluster_runs_one():
+    nodes = [record(HEAD, {"CPU": 2.0}, is_head=True)]
+    without = render(nodes, {}, now=NOW)
+    text = render(nodes, {}, now=NOW, dashboard_url="http://127.0.0.1:8265")
+    assert text.startswith(without + "\n\n")  # Ray's layout above it is unchanged
+    assert text.splitlines()[-1].startswith("Dashboard: http://127.0.0.1:8265 ")
+    assert "Dashboard" not in without
+
+
 def test_usage_is_summed_over_live_nodes_only():
     nodes = [
         record(HEAD, {"CPU": 2.0, "object_store_memory": 1 * GiB}, is_head=True,
