@@ -77,13 +77,14 @@ def stop(force: bool, grace_period: float, temp_dir: str | None) -> None:
 def status(address: str | None, temp_dir: str | None) -> None:
     """Show nodes, resource usage and pending demand."""
     from raggio import cluster_file
-    from raggio.cli import gcs_client, status as status_module
+    from raggio import cluster_status
+    from raggio.cli import gcs_client
 
     cluster = gcs_client.resolve(address, temp_dir)
     nodes, groups, tasks, dashboard_url = gcs_client.query(
         cluster, ("get_nodes", None), ("placement_group_table", None), ("pending_tasks", None),
         ("kv_get", cluster_file.DASHBOARD_URL_KEY))
-    click.echo(status_module.render(nodes, groups, tasks, dashboard_url=(
+    click.echo(cluster_status.render(nodes, groups, tasks, dashboard_url=(
         dashboard_url.decode() if dashboard_url else None)))
 
 

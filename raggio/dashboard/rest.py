@@ -23,7 +23,7 @@ import time
 from aiohttp import web
 
 from raggio import __version__
-from raggio.cli import status as status_text
+from raggio import cluster_status as status_text
 from raggio.common.placement_group_resources import is_group_resource
 from raggio.dashboard import log_routes, state_routes
 from raggio.dashboard.query import query_timeout

@@ -10,7 +10,7 @@ import datetime
 
 import pytest
 
-from raggio.cli.status import format_bytes, render
+from raggio.cluster_status import format_bytes, render
 from raggio.common.resources import why_waiting
 
 GiB, MiB = 1024**3, 1024**2

@@ -1,4 +1,6 @@
-"""``raggio status``: nodes, resource usage and pending demand, in ``ray status``'s layout.
+"""The cluster's status as text: nodes, resource usage and pending demand, in ``ray status``'s
+layout. ``raggio status`` prints it; the dashboard's ``/api/cluster_status`` answers it.
+A pure function of the control store's records.
 
 Each pending demand says why it waits: no node could ever fit it (and which
 resource is missing), or every node that fits is busy. Pending tasks follow,
