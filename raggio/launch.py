@@ -3,7 +3,10 @@
 A head or node process prints one JSON line on stdout once it is serving
 (``print_ready``); the starter (``init()``'s private head, ``Cluster``,
 ``raggio start``) waits for that line with a deadline (``wait_ready``) and
-learns the addresses from it. Neither side needs to poll a port.
+learns the addresses from it. Neither side needs to poll a port. A process
+that cannot start prints ``{"error": message}`` instead (``print_error``), so
+the starter's error says why (a port in use, a bad storage URL) wherever the
+process's stderr went.
 ``die_with_parent`` ties a started process's life to its starter's.
 """
 
@@ -26,9 +29,16 @@ def print_ready(info: dict) -> None:
     sys.stdout.flush()
 
 
+def print_error(message: str) -> None:
+    """Say on the ready channel why this process could not start."""
+    print_ready({"error": message})
+
+
 def wait_ready(process: subprocess.Popen, timeout_s: float, what: str) -> dict:
-    """The process's ready line; on exit or timeout, kill it and raise RaySystemError."""
+    """The process's ready line; on exit, an error line or timeout, kill it and raise
+    RaySystemError (with the process's reason when it gave one)."""
     deadline = time.monotonic() + timeout_s
+    reason = None
     try:
         # A selector, not select.select: a driver may hold more than 1024 descriptors.
         with selectors.DefaultSelector() as selector:
@@ -37,7 +47,11 @@ def wait_ready(process: subprocess.Popen, timeout_s: float, what: str) -> dict:
                 if selector.select(0.1):
                     line = process.stdout.readline()
                     if line:
-                        return json.loads(line)
+                        ready = json.loads(line)
+                        if "error" not in ready:
+                            return ready
+                        reason = ready["error"]
+                        break
                 if process.poll() is not None:
                     break
     except BaseException:
@@ -47,6 +61,8 @@ def wait_ready(process: subprocess.Popen, timeout_s: float, what: str) -> dict:
     if process.poll() is None:
         process.kill()
     process.wait()
+    if reason is not None:
+        raise RaySystemError(f"The {what} did not start: {reason}")
     raise RaySystemError(
         f"The {what} did not start (exit code {process.returncode}"
         + (f", no ready line within {timeout_s:g} s" if process.returncode == -9 else "")

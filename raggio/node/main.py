@@ -23,7 +23,7 @@ import sys
 
 from raggio.config import Config, get_config
 from raggio.exceptions import RayError
-from raggio.launch import print_ready
+from raggio.launch import print_error, print_ready
 from raggio.node.manager import NodeManager, NodeOptions
 from raggio.node.node_info import default_labels, default_resources, new_session_dir
 from raggio.node_spec import FROM_STDIN, NODE_MODULE, NodeSpec
@@ -110,6 +110,7 @@ def run_main(coro_fn, spec: NodeSpec) -> None:
         runner(coro_fn(spec))
     except (RayError, ValueError) as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        print_error(str(getattr(exc, "client_exc", exc)))  # RaySystemError's own words
         sys.exit(1)
 
 
