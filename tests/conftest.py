@@ -32,6 +32,13 @@ import pytest
 
 import raggio as ray
 from raggio.cluster_utils import Cluster
+from raggio.config import get_config
+
+# The test process reads its configuration now, from the environment the suite started with:
+# get_config() keeps what it first read, so a test that changes RAGGIO_* for the programs it
+# starts (monkeypatch.setenv) must not become the one whose settings every later test's
+# init() keeps.
+get_config()
 
 #: Ray's fixtures start a one-CPU node with a 150 MB store; two CPUs here, so
 #: that a task and a nested task or a blocker and a probe can run side by side.
