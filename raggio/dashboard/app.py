@@ -15,7 +15,8 @@ from aiohttp import web
 
 from raggio.dashboard import auth, live, pages, rest, ui_api
 from raggio.dashboard.control_store import ControlStore, Unavailable
-from raggio.dashboard.routing import SESSION, STORE, BadRequest, error_body, ok
+from raggio.dashboard.node_managers import NodeManagers
+from raggio.dashboard.routing import NODES, SESSION, STORE, BadRequest, error_body, ok
 
 
 @web.middleware
@@ -42,6 +43,7 @@ def make_app(store: ControlStore, *, token: str, session: dict) -> web.Applicati
     ``gcs_address``."""
     app = web.Application(middlewares=[json_errors, auth.middleware(token)])
     app[STORE] = store
+    app[NODES] = NodeManagers(token)
     app[SESSION] = session
     app.add_routes(auth.routes(token))
     app.add_routes(rest.routes())
@@ -61,3 +63,4 @@ def make_app(store: ControlStore, *, token: str, session: dict) -> web.Applicati
 
 async def _close_store(app: web.Application) -> None:
     app[STORE].close()
+    app[NODES].close()

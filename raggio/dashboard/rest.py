@@ -1,22 +1,65 @@
 """Ray's HTTP API on the dashboard: the same paths, parameters and JSON as Ray 2.60's.
 
-(Being built: ``/api/version`` and the health checks so far.)
+This module answers the version (``/api/version``, which Ray's clients check
+before anything else), the health checks (``/api/healthz``,
+``/api/gcs_healthz``, ``/-/healthz``: no token needed), the cluster's status
+(``/api/cluster_status``) and its nodes (``/nodes?view=summary``,
+``view=hostNameList``); ``routes()`` adds the state API (``state_routes.py``)
+and the logs (``log_routes.py``). The jobs API (``/api/jobs/``) comes with
+submitted jobs (issue #15).
+
+Where Ray answers with its protobufs' fields in camelCase (``rest_response``'s
+``convert_google_style``: ``object_store_memory`` becomes
+``objectStoreMemory``, and ``node:__internal_head__`` ``node:InternalHead``),
+so does this module, so that what reads Ray's keys finds them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime
+import time
+
 from aiohttp import web
 
 from raggio import __version__
-from raggio.dashboard.routing import SESSION, STORE
+from raggio.cli import status as status_text
+from raggio.common.placement_group_resources import is_group_resource
+from raggio.dashboard import log_routes, state_routes
+from raggio.dashboard.query import query_timeout
+from raggio.dashboard.routing import SESSION, STORE, BadRequest, ok
+from raggio.util.state.rows import RESOURCES
 
 #: Ray's dashboard API version, which Ray's clients check (``/api/version``'s "version").
 API_VERSION = "4"
+#: The Ray release whose API this is. Ray's clients refuse a cluster whose "ray_version"
+#: is older than theirs needs (``SubmissionClient``: 1.9 and up), so it is Ray's number;
+#: raggio's own is "raggio_version".
+RAY_API_RELEASE = "2.60.0"
+
+_BYTES = ("memory", "object_store_memory")
+
+
+def google_style(value):
+    """Ray's ``to_google_style``: every dict key in camelCase, as its REST answers have them
+    (``a_b_c`` -> ``aBC``... as Ray does it: ``"node_" + hex`` -> ``"node" + hex.title()``)."""
+    if isinstance(value, dict):
+        return {_camel(key): google_style(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [google_style(item) for item in value]
+    return value
+
+
+def _camel(key):
+    if not isinstance(key, str):
+        return key
+    first, *rest = key.split("_")
+    return first + "".join(part.title() for part in rest)
 
 
 async def version(request: web.Request) -> web.Response:
-    return web.json_response({"version": API_VERSION, "ray_version": __version__,
-                              "ray_commit": "raggio",
+    return web.json_response({"version": API_VERSION, "ray_version": RAY_API_RELEASE,
+                              "ray_commit": "raggio", "raggio_version": __version__,
                               "session_name": request.app[SESSION]["session_name"]})
 
 
@@ -25,6 +68,150 @@ async def gcs_healthz(request: web.Request) -> web.Response:
     return web.Response(text="success", content_type="application/text")
 
 
+async def healthz(request: web.Request) -> web.Response:
+    """Ray's agent's check: the head node ("raylet") and the control store ("gcs")."""
+    nodes = await request.app[STORE].call("get_nodes", None, timeout_s=2.0)
+    head_alive = any(n.get("is_head") and n["state"] == "ALIVE" for n in nodes)
+    text = (f"raylet: {'success' if head_alive else 'the head node is not alive'}\n"
+            "gcs: success")
+    return web.Response(text=text, status=200 if head_alive else 503,
+                        content_type="application/text")
+
+
+async def dashboard_healthz(request: web.Request) -> web.Response:
+    """The dashboard itself answers (Ray's proxy check path)."""
+    return web.Response(text="success", content_type="application/text")
+
+
+def _usage(node: dict) -> dict[str, list[float]]:
+    """{resource: [used, total]} of a live node, as Ray's load metrics report it."""
+    out = {}
+    for key, total in node["resources"].items():
+        if is_group_resource(key):
+            continue
+        if key == "object_store_memory":
+            used = node.get("object_store_used", 0)
+        else:
+            used = total - node.get("available", {}).get(key, 0)
+        out[key] = [float(used), float(total)]
+    return out
+
+
+def _usage_lines(usage: dict[str, list[float]]) -> str:
+    """A node's usage as Ray's per-node breakdown prints it: ``1.0/2.0 CPU`` a line."""
+    lines = []
+    for key in sorted(usage, key=lambda k: (k not in ("CPU", "GPU"), k in _BYTES, k)):
+        if key.startswith("node:"):
+            continue
+        used, total = usage[key]
+        lines.append(f" {status_text.format_bytes(used)}/{status_text.format_bytes(total)} {key}"
+                     if key in _BYTES else f" {used:.1f}/{total:.1f} {key}")
+    return "\n".join(lines)
+
+
+def _cluster_report(nodes: list[dict], groups: dict, now: float) -> dict:
+    """Ray's ``clusterStatus``: the autoscaler's report and the load metrics, from the
+    control store's nodes and placement groups (before ``google_style``)."""
+    alive = [n for n in nodes if n["state"] == "ALIVE"]
+    usage_by_node = {n["node_id"].hex(): _usage(n) for n in alive}
+    usage: dict[str, list[float]] = {}
+    for node_usage in usage_by_node.values():
+        for key, (used, total) in node_usage.items():
+            summed = usage.setdefault(key, [0.0, 0.0])
+            summed[0] += used
+            summed[1] += total
+    demand: dict[tuple, int] = {}
+    for node in alive:
+        for item in node.get("demand", ()):
+            shape = tuple(sorted(item["resources"].items()))
+            demand[shape] = demand.get(shape, 0) + 1
+    type_of = {n["node_id"].hex(): f"node_{n['node_id'].hex()}" for n in nodes}
+    return {
+        "time": now, "gcs_request_time": 0.0, "autoscaler_update_time": 0.0,
+        "autoscaler_report": {
+            "active_nodes": {type_of[n["node_id"].hex()]: 1 for n in alive},
+            "idle_nodes": None, "pending_nodes": [], "pending_launches": {},
+            "failed_nodes": [[n["node_ip"], type_of[n["node_id"].hex()]]
+                             for n in nodes if n["state"] == "DEAD"],
+            "node_availability_summary": {"node_availabilities": {}},
+            "pending_resources": {}, "node_type_mapping": type_of, "legacy": True},
+        "load_metrics_report": {
+            "usage": usage,
+            "resource_demand": [[dict(shape), count] for shape, count in demand.items()],
+            "pg_demand": [{"strategy": g["strategy"],
+                           "bundles": [g["bundles"][i] for i in sorted(g["bundles"])]}
+                          for g in groups.values() if g["state"] == "PENDING"],
+            "request_demand": [],
+            "node_types": [[{k: v for k, v in n["resources"].items()
+                             if not is_group_resource(k)}, 1] for n in alive],
+            "head_ip": None, "usage_by_node": usage_by_node},
+    }
+
+
+async def cluster_status(request: web.Request) -> web.Response:
+    """Ray's ``/api/cluster_status``: ``autoscalingStatus`` is what ``raggio status`` prints
+    (nodes, usage, pending demand and why it waits); ``format=1`` answers only that text."""
+    timeout_s = query_timeout(request)
+    store = request.app[STORE]
+    started = time.monotonic()
+    nodes, groups, pending = await asyncio.gather(
+        store.call("get_nodes", None, timeout_s=timeout_s),
+        store.call("placement_group_table", None, timeout_s=timeout_s),
+        store.call("pending_tasks", None, timeout_s=timeout_s))
+    text = status_text.render(nodes, groups, pending, now=datetime.datetime.now())
+    if request.query.get("format") == "1":
+        return ok({"clusterStatus": text}, msg="Got formatted cluster status.")
+    report = _cluster_report(nodes, groups, time.time())
+    report["gcs_request_time"] = time.monotonic() - started
+    return ok(google_style({"autoscaling_status": text, "autoscaling_error": None,
+                            "cluster_status": report}), msg="Got cluster status.")
+
+
+def _node_summary(node: dict, now: float) -> dict:
+    """One node of ``/nodes?view=summary``: what Ray's head knows of it without its agent
+    (the control store's record, in Ray's ``GcsNodeInfo`` names, under "raylet")."""
+    row = RESOURCES["nodes"].shape(node)
+    host, _, port = node["address"].rpartition(":")
+    store_total = node.get("resources", {}).get("object_store_memory", 0)
+    store_used = node.get("object_store_used", 0)
+    raylet = dict(row, node_manager_address=node["node_ip"], node_manager_port=int(port),
+                  node_manager_hostname=node.get("hostname", host),
+                  object_store_used_memory=store_used,
+                  object_store_available_memory=store_total - store_used,
+                  resources_available=node.get("available", {}),
+                  state_message=row["state_message"] or None)
+    return {"now": now, "hostname": node.get("hostname", host), "ip": node["node_ip"],
+            "raylet": raylet}
+
+
+async def nodes_view(request: web.Request) -> web.Response:
+    """Ray's ``/nodes?view=summary`` (every node, with its logical resources' usage) and
+    ``view=hostNameList``; another view is a 400."""
+    view = request.query.get("view")
+    if view != "summary" and (view or "").lower() != "hostnamelist":
+        raise BadRequest(f"Unknown view {view}. The views are summary and hostNameList.")
+    nodes = await request.app[STORE].call("get_nodes", None, timeout_s=query_timeout(request))
+    if view == "summary":
+        now = time.time()
+        logical = {n["node_id"].hex(): _usage_lines(_usage(n))
+                   for n in nodes if n["state"] == "ALIVE"}
+        summary = google_style([_node_summary(n, now) for n in nodes])
+        return ok({"summary": summary, "nodeLogicalResources": logical},
+                  msg="Node summary fetched.")
+    hostnames = sorted({n.get("hostname") or n["node_ip"] for n in nodes
+                        if n["state"] == "ALIVE"})
+    return ok({"hostNameList": hostnames}, msg="Node hostname list fetched.")
+
+
 def routes() -> list[web.RouteDef]:
+    """This module's routes, the logs', then the state API's (whose ``/api/v0/{name}``
+    answers any name not taken before it)."""
     return [web.get("/api/version", version),
-            web.get("/api/gcs_healthz", gcs_healthz)]
+            web.get("/api/ray/version", version),
+            web.get("/api/gcs_healthz", gcs_healthz),
+            web.get("/api/healthz", healthz),
+            web.get("/-/healthz", dashboard_healthz),
+            web.get("/api/cluster_status", cluster_status),
+            web.get("/nodes", nodes_view),
+            *log_routes.routes(),
+            *state_routes.routes()]

@@ -6,9 +6,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from raggio.dashboard.control_store import ControlStore
+from raggio.dashboard.node_managers import NodeManagers
 
 #: Where routes find the cluster: ``request.app[STORE].call(op, payload)``.
 STORE = web.AppKey("store", ControlStore)
+#: What only a node has (its log files): ``request.app[NODES].call(address, op, payload)``.
+NODES = web.AppKey("nodes", NodeManagers)
 #: ``session_name``, ``session_dir`` and ``gcs_address`` of this cluster.
 SESSION = web.AppKey("session", dict)
 

@@ -6,6 +6,10 @@ through the control store. ``get_log`` picks the file by name, by a
 worker's pid, by an actor (its worker) or by a task (its attempt's worker,
 and in that worker's file only the lines under the task's name marker), and
 yields its lines, following the file with ``follow=True``.
+
+The checks and choices that need no I/O (which node, which file, which lines
+of a task, the groups of a listing) are functions of their own, which the
+dashboard's log routes (``raggio/dashboard/log_routes.py``) share.
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ import re
 import time
 from typing import Iterator
 
-from raggio.util.state.api import (DEFAULT_TIMEOUT_S, RayStateApiException, get_actor,
-                                   get_task)
+from raggio.util.state.api import DEFAULT_TIMEOUT_S, RayStateApiException, get_resource
 
 #: How often ``follow`` asks for new lines when no ``_interval`` is given.
 FOLLOW_POLL_S = 0.5
 
-_ANSI_CODE = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
+#: ANSI escape codes (colours), which ``filter_ansi_code`` drops.
+ANSI_CODE = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def log_group(name: str) -> str:
@@ -52,8 +56,13 @@ def list_logs(address: str | None = None, node_id: str | None = None,
     if node_id is None and node_ip is None:
         raise ValueError("At least one of node ip and node id is required")
     cluster, node = _node(address, node_id, node_ip, timeout)
+    return log_groups(_ask(cluster, node, "list_logs", None, timeout), glob_filter)
+
+
+def log_groups(entries: list[dict], glob_filter: str | None = None) -> dict[str, list[str]]:
+    """The names in a node's ``list_logs`` reply that match the glob, by ``log_group``."""
     groups: dict[str, list[str]] = {}
-    for entry in _ask(cluster, node, "list_logs", None, timeout):
+    for entry in entries:
         if fnmatch.fnmatch(entry["name"], glob_filter or "*"):
             groups.setdefault(log_group(entry["name"]), []).append(entry["name"])
     return groups
@@ -84,6 +93,41 @@ def get_log(address: str | None = None, node_id: str | None = None,
         ValueError: no way to find the file was given, a bad suffix, or follow with a task.
         RayStateApiException: the node, actor, task or file is not there.
     """
+    check_log_request(node_id=node_id, node_ip=node_ip, filename=filename, actor_id=actor_id,
+                      task_id=task_id, pid=pid, suffix=suffix, follow=follow,
+                      submission_id=submission_id)
+    task_name = None
+    if actor_id is not None:
+        node_id, pid = actor_worker(get_resource("actors", actor_id, address=address,
+                                                 timeout=timeout), actor_id)
+        node_ip = None
+    elif task_id is not None:
+        found = get_resource("tasks", task_id, address=address, timeout=timeout)
+        attempts = found if isinstance(found, list) else [found] if found else []
+        node_id, pid, task_name = task_worker(attempts, task_id, attempt_number)
+        node_ip = None
+    cluster, node = _node(address, node_id, node_ip, timeout)
+    if filename is None:
+        filename = worker_file(_ask(cluster, node, "list_logs", None, timeout), node, pid,
+                               suffix)
+    lines = _read_lines(cluster, node, filename, tail, follow, task_name,
+                        _interval or FOLLOW_POLL_S, timeout)
+    for line in lines:
+        if filter_ansi_code:
+            line = ANSI_CODE.sub(b"", line)
+        yield line if encoding is None else line.decode(encoding, errors or "strict")
+
+
+def check_log_request(*, node_id: str | None, node_ip: str | None, filename: str | None,
+                      actor_id: str | None, task_id: str | None, pid: int | None,
+                      suffix: str, follow: bool, submission_id: str | None) -> None:
+    """Whether these say which log to read, as Ray's ``GetLogOptions`` checks them.
+
+    Raises:
+        ValueError: no way to find the file, both node_id and node_ip, a bad suffix, or
+            follow with a task (Ray's messages).
+        RayStateApiException: a submission id (raggio has no submitted jobs yet).
+    """
     if submission_id is not None:
         raise RayStateApiException(
             "raggio has no submission jobs: a driver prints its own output, so there is no "
@@ -102,50 +146,47 @@ def get_log(address: str | None = None, node_id: str | None = None,
     if node_id and node_ip:
         raise ValueError("Both node_id and node_ip are given. Only one of them can be "
                          f"provided. Given node id: {node_id}, given node ip: {node_ip}")
-    task_name = None
-    if actor_id is not None:
-        node_id, node_ip, pid = _actor_worker(actor_id, address, timeout)
-    elif task_id is not None:
-        node_id, node_ip, pid, task_name = _task_worker(task_id, attempt_number, address,
-                                                        timeout)
-    cluster, node = _node(address, node_id, node_ip, timeout)
-    if filename is None:
-        filename = _worker_file(cluster, node, pid, suffix, timeout)
-    lines = _read_lines(cluster, node, filename, tail, follow, task_name,
-                        _interval or FOLLOW_POLL_S, timeout)
-    for line in lines:
-        if filter_ansi_code:
-            line = _ANSI_CODE.sub(b"", line)
-        yield line if encoding is None else line.decode(encoding, errors or "strict")
 
 
-def _actor_worker(actor_id: str, address, timeout) -> tuple[str, None, int]:
-    actor = get_actor(actor_id, address=address, timeout=timeout)
+def actor_worker(actor: dict | None, actor_id: str) -> tuple[str, int]:
+    """(node id, pid) of the worker of an actor, from its state API row (None: no such
+    actor).
+
+    Raises:
+        RayStateApiException: no such actor, or it has no worker yet.
+    """
     if actor is None:
         raise RayStateApiException(f"No actor with id {actor_id!r}; list_actors() shows them.")
-    if not actor.pid or not actor.node_id:
-        raise RayStateApiException(f"Actor {actor_id} has no worker yet ({actor.state}).")
-    return actor.node_id, None, actor.pid
+    if not actor["pid"] or not actor["node_id"]:
+        raise RayStateApiException(f"Actor {actor_id} has no worker yet ({actor['state']}).")
+    return actor["node_id"], actor["pid"]
 
 
-def _task_worker(task_id: str, attempt_number: int, address,
-                 timeout) -> tuple[str, None, int, str]:
-    found = get_task(task_id, address=address, timeout=timeout)
-    attempts = found if isinstance(found, list) else [found] if found else []
-    attempt = next((a for a in attempts if a.attempt_number == attempt_number), None)
+def task_worker(attempts: list[dict], task_id: str, attempt_number: int) -> tuple[str, int, str]:
+    """(node id, pid, task name) of the worker that ran one attempt of a task, from the
+    task's state API rows.
+
+    Raises:
+        RayStateApiException: no such attempt, or it has not run on a worker yet.
+    """
+    attempt = next((a for a in attempts if a["attempt_number"] == attempt_number), None)
     if attempt is None:
         raise RayStateApiException(f"No attempt {attempt_number} of a task with id "
                                    f"{task_id!r}; list_tasks() shows them.")
-    if not attempt.worker_pid or not attempt.node_id:
+    if not attempt["worker_pid"] or not attempt["node_id"]:
         raise RayStateApiException(f"Task {task_id} has not run on a worker yet "
-                                   f"({attempt.state}).")
-    return attempt.node_id, None, attempt.worker_pid, attempt.name
+                                   f"({attempt['state']}).")
+    return attempt["node_id"], attempt["worker_pid"], attempt["name"]
 
 
-def _worker_file(cluster: dict, node: dict, pid: int, suffix: str, timeout) -> str:
+def worker_file(entries: list[dict], node: dict, pid: int, suffix: str) -> str:
+    """The name of the worker's ``out`` or ``err`` file in a node's ``list_logs`` reply.
+
+    Raises:
+        RayStateApiException: the node has no file of a worker with that pid.
+    """
     pattern = f"worker-*-{pid}.{suffix}"
-    names = [entry["name"] for entry in _ask(cluster, node, "list_logs", None, timeout)
-             if fnmatch.fnmatch(entry["name"], pattern)]
+    names = [entry["name"] for entry in entries if fnmatch.fnmatch(entry["name"], pattern)]
     if not names:
         raise RayStateApiException(f"No log file of a worker with pid {pid} on node "
                                    f"{node['node_id'].hex()} ({node['node_ip']}).")
@@ -168,7 +209,7 @@ def _read_lines(cluster: dict, node: dict, filename: str, tail: int, follow: boo
         reply = more
     lines = data.splitlines(keepends=True)
     if task_name is not None:
-        lines = _task_lines(lines, task_name)
+        lines = task_lines(lines, task_name)
         lines = lines[-tail:] if tail >= 0 else lines
     partial = lines.pop() if lines and not lines[-1].endswith(b"\n") and follow else b""
     yield from lines
@@ -181,7 +222,7 @@ def _read_lines(cluster: dict, node: dict, filename: str, tail: int, follow: boo
         yield from lines
 
 
-def _task_lines(lines: list[bytes], task_name: str) -> list[bytes]:
+def task_lines(lines: list[bytes], task_name: str) -> list[bytes]:
     """The lines under the task's name marker (workers mark where each task's output
     begins; other tasks of the same name that the worker ran show too)."""
     out, current = [], None
@@ -211,10 +252,20 @@ def _node(address: str | None, node_id: str | None, node_ip: str | None,
     cluster = _cluster(address)
     from raggio.core.one_shot import query
     (nodes,) = query(cluster, [("get_nodes", None)], timeout)
+    return cluster, pick_node(nodes, node_id, node_ip)
+
+
+def pick_node(nodes: list[dict], node_id: str | None, node_ip: str | None) -> dict:
+    """The live node with this id (hex), else with this ip, of the control store's
+    ``get_nodes`` records.
+
+    Raises:
+        RayStateApiException: no live node has it.
+    """
     for node in nodes:
         if node["state"] == "ALIVE" and (node["node_id"].hex() == node_id
                                          or (node_id is None and node["node_ip"] == node_ip)):
-            return cluster, node
+            return node
     raise RayStateApiException(f"No live node with {'id' if node_id else 'ip'} "
                                f"{node_id or node_ip!r}; list_nodes() shows them.")
 
