@@ -107,12 +107,15 @@ class Poller:
         loop = asyncio.get_running_loop()
         while self._queues:
             started = loop.time()
-            await self.poll_once()
+            answered = await self.poll_once()
             took = loop.time() - started
-            await asyncio.sleep(max(self._period_s, took * MAX_LOAD_FACTOR) - took)
+            # An unanswered round waited for its timeout: no reason to wait longer still.
+            spacing = max(self._period_s, took * MAX_LOAD_FACTOR) if answered else 0.0
+            await asyncio.sleep(max(self._period_s, spacing - took))
 
-    async def poll_once(self) -> None:
-        """One round: ask, compare, publish what changed (and the status, if it did)."""
+    async def poll_once(self) -> bool:
+        """One round: ask, compare, publish what changed (and the status, if it did);
+        whether the control store answered."""
         call = self._store.call
         try:
             replies = await asyncio.gather(
@@ -123,7 +126,7 @@ class Poller:
         except Unavailable as exc:
             self._set_status(False, f"{exc} The cluster may be restarting; this page "
                              "recovers when it is back.")
-            return
+            return False
         self._set_status(True, "")
         fingerprints = _fingerprints(*replies)
         changed = [topic for topic, value in fingerprints.items()
@@ -131,6 +134,7 @@ class Poller:
         if self._fingerprints and changed:
             self._publish("changed", {"topics": changed})
         self._fingerprints = fingerprints
+        return True
 
     def _set_status(self, available: bool, message: str) -> None:
         if available != self.status["available"]:
