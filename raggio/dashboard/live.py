@@ -124,8 +124,8 @@ class Poller:
                 call("placement_group_table", None, POLL_TIMEOUT_S),
                 call("task_page", {"limit": 0}, POLL_TIMEOUT_S))
         except Unavailable as exc:
-            self._set_status(False, f"{exc} The cluster may be restarting; this page "
-                             "recovers when it is back.")
+            self._set_status(False, f"{str(exc).rstrip('.')}. The cluster may be restarting; "
+                             "this page recovers when it is back.")
             return False
         self._set_status(True, "")
         fingerprints = _fingerprints(*replies)

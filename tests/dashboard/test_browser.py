@@ -281,13 +281,15 @@ def test_a_task_s_worker_log_lines_appear_and_follow_in_logs(browser, driver, da
         return os.getpid()
 
     pid = ray.get(say.remote("first"))
-    browser.open(f"logs?node_id={node_id}&pid={pid}")
+    browser.open(f"logs?node_id={node_id}")
+    link = browser.wait_for(lambda: browser.driver.find_element(
+        By.CSS_SELECTOR, f'.file-list a[title$="-{pid}.out"]'), "the worker's file in the list")
+    link.click()
     browser.wait_text("the worker says first", ".log-view")
     assert browser.text(".log-head .button.on") == "Following"
     ray.get(say.remote("second"))  # pools reuse the worker: the same file grows
     browser.wait_text("the worker says second", ".log-view")
     assert not browser.reloaded()
-    assert f"-{pid}.out" in browser.text(".file-list")
 
 
 @ray.remote

@@ -53,7 +53,7 @@ export function bar(used, total) {
   const share = total > 0 ? Math.min(1, used / total) : 0;
   const fill = h("span");
   fill.style.width = `${(share * 100).toFixed(1)}%`;
-  const level = share >= 0.95 ? " full" : share >= 0.8 ? " warn" : "";
+  const level = share >= 0.9 ? " warn" : "";
   return h("div", {
     class: `bar${level}`, role: "meter", "aria-valuemin": 0, "aria-valuemax": total,
     "aria-valuenow": used,

@@ -68,9 +68,14 @@ export function ago(ms) {
   return `${Math.floor(s / 86400)} d ago`;
 }
 
-/** The first characters of a long hex id: enough to tell ids apart in a table. */
+/**
+ * A long hex id, shortened: its start and its end, as ids made by one driver share their
+ * start and differ at the end (a counter) while random ones differ anywhere.
+ */
 export function shortId(id, n = 8) {
-  return id && id.length > n + 2 ? `${id.slice(0, n)}…` : id || "–";
+  if (!id || id.length <= n + 4) return id || "–";
+  const tail = Math.max(4, Math.floor(n / 2));
+  return `${id.slice(0, n - tail + 2)}…${id.slice(-tail)}`;
 }
 
 export function plural(n, word, words = `${word}s`) {

@@ -61,7 +61,7 @@ export function detail({ root, params }) {
         ["Entrypoint", h("span", { class: "mono" }, job.entrypoint || "–")],
         ["Type", job.type],
         ["Driver", job.driver_info ? `pid ${job.driver_info.pid} on ${job.driver_info.node_ip_address}` : "–"],
-        ["Namespace", h("span", { class: "mono" }, job.ray_namespace)],
+        ["Namespace", job.ray_namespace ? h("span", { class: "mono" }, job.ray_namespace) : null],
         ["Started", fmt.dateTime(job.start_time)],
         ["Ended", job.end_time ? fmt.dateTime(job.end_time) : "still running"],
         ["Duration", fmt.duration((job.end_time || Date.now()) - job.start_time)],

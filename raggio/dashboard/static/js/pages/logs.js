@@ -53,7 +53,7 @@ export function page({ root, query: q, setQuery }) {
           },
         }, f))];
     }).filter(Boolean);
-    fileList.replaceChildren(...(sections.length ? sections.flat()
+    fileList.replaceChildren(...(sections.length ? sections.flat(2)
       : [h("p", { class: "muted" }, wanted ? "No file matches." : "No log files on this node.")]));
   }
 
