@@ -12,6 +12,7 @@ and prints where.
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import psutil
@@ -30,6 +31,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 #: What a page may take to show a change (the live stream polls every second).
 UI_TIMEOUT_S = 20
+#: What a page shows when it renders a value that is missing or not text.
+_GARBAGE = re.compile(r"\bundefined\b|\bNaN\b|\[object |(^|\n)null($|\n)")
 
 pytestmark = pytest.mark.skipif(
     not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
@@ -155,6 +158,9 @@ def _browser_for(request, driver, url: str):
         return
     errors = browser.console_errors()
     assert not errors, f"the browser's console has errors: {errors}"
+    shown = browser.driver.execute_script("return document.body.innerText")
+    garbage = _GARBAGE.search(shown)
+    assert garbage is None, f"the page shows {garbage.group(0)!r}: {shown[:2000]}"
 
 
 @pytest.fixture
@@ -202,7 +208,13 @@ def test_nodes_page_shows_every_node_with_its_usage(browser, dashboard_cluster):
     for node_id in dashboard_cluster.node_ids:
         browser.wait_row_text(node_id, "ALIVE")
     head = browser.row(dashboard_cluster.node_ids[0])
-    assert "head" in head.text and "0 / 2" in head.text  # its CPUs, none in use
+    assert "head" in head.text and "/ 2" in head.text  # of its 2 CPUs
+    # A node's page: its resources, workers and log files (asked of that node).
+    browser.driver.find_element(
+        By.CSS_SELECTOR, f'a[href="#/nodes/{dashboard_cluster.node_ids[1]}"]').click()
+    browser.wait_text("Resources in use")
+    browser.wait_text("Log files")
+    assert "Workers (" in browser.text()
 
 
 @ray.remote(num_cpus=0)
@@ -265,11 +277,13 @@ def test_tasks_page_shows_states_pending_reasons_and_errors(browser, driver):
     failed_key = f"{failed.task_id().hex()}:0"
     browser.wait_row_text(failed_key, "FAILED")
     assert "this task fails on purpose" in browser.row(failed_key).text
-    ray.cancel(waiting)
 
-    browser.go("tasks?state=FAILED")
-    browser.wait_for(lambda: browser.row(waiting_key) is None, "the filter to apply")
-    assert browser.row(failed_key) is not None
+    browser.go("tasks?state=PENDING_NODE_ASSIGNMENT")
+    browser.wait_for(lambda: browser.row(failed_key) is None, "the filter to apply")
+    assert browser.row(waiting_key) is not None
+    ray.cancel(waiting)  # it ends (FAILED, cancelled): it leaves the filtered page by itself
+    browser.wait_for(lambda: browser.row(waiting_key) is None, "the cancelled task to go")
+    assert not browser.reloaded()
 
 
 def test_a_task_s_worker_log_lines_appear_and_follow_in_logs(browser, driver, dashboard_cluster):

@@ -17,6 +17,13 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
+/** Replace an element's children (null, false and nested arrays allowed, as in h()). */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
 function append(el, children) {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;
@@ -28,12 +35,12 @@ function append(el, children) {
 /** Which colour a state is shown in. */
 const STATE_COLOURS = {
   green: ["ALIVE", "FINISHED", "SUCCEEDED", "CREATED", "HEALTHY"],
-  blue: ["RUNNING", "SUBMITTED_TO_WORKER", "DRIVER"],
+  blue: ["RUNNING", "SUBMITTED_TO_WORKER", "DRIVER", "LEASED"],
   amber: ["PENDING", "PENDING_ARGS_AVAIL", "PENDING_NODE_ASSIGNMENT", "PENDING_CREATION",
-    "DEPENDENCIES_UNREADY", "RESCHEDULING", "RECOVERING", "IDLE"],
+    "DEPENDENCIES_UNREADY", "RESCHEDULING", "RECOVERING"],
   orange: ["RESTARTING"],
   red: ["DEAD", "FAILED", "ERROR"],
-  grey: ["REMOVED", "STOPPED"],
+  grey: ["REMOVED", "STOPPED", "IDLE"],
 };
 const COLOUR_OF = {};
 for (const [colour, states] of Object.entries(STATE_COLOURS)) {

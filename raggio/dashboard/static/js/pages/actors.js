@@ -3,8 +3,8 @@
 
 import { getJSON, query } from "../api.js";
 import {
-  badge, card, chips, emptyState, h, idLink, info, pageHead, pager, stateStack, table, timeCell,
-  timeline,
+  badge, card, chips, emptyState, fill, h, idLink, info, pageHead, pager, stateStack, table,
+  timeCell, timeline,
 } from "../dom.js";
 import * as fmt from "../format.js";
 import { logView } from "../logview.js";
@@ -39,15 +39,15 @@ export function list({ root, query: q, setQuery }) {
       state: q.get("state"), class_name: q.get("class_name"), search: q.get("search"),
       job_id: q.get("job_id"), node_id: q.get("node_id"), offset, limit: PAGE })}`, { signal });
     const current = q.get("state") || "";
-    stateChips.replaceChildren(chips([{ value: "", label: "All", count: data.total },
+    fill(stateChips, chips([{ value: "", label: "All", count: data.total },
       ...STATES.map((s) => ({ value: s, label: s, count: data.state_counts[s] || 0 }))],
     current, (value) => setQuery({ state: value, offset: null })));
-    classSelect.replaceChildren(h("option", { value: "" }, "All classes"),
+    fill(classSelect, h("option", { value: "" }, "All classes"),
       data.class_names.map((name) => h("option", { value: name }, name)));
     classSelect.value = q.get("class_name") || "";
     body.className = "";
     const filtered = current || q.get("class_name") || q.get("search");
-    body.replaceChildren(
+    fill(body,
       table(actorColumns(), data.actors, data.total ? emptyState("No actor matches",
         "Change the filters above to see more.") : NO_ACTORS, { rowKey: (a) => a.actor_id }),
       pager(offset, PAGE, data.matched, (o) => setQuery({ offset: o || null })),
@@ -95,11 +95,11 @@ export function detail({ root, params }) {
   async function refresh(signal) {
     const data = await getJSON(`/api/ui/actors/${actorId}`, { signal });
     const a = data.actor;
-    head.replaceChildren(h("div", { class: "crumbs" }, h("a", { href: "#/actors" }, "Actors"), " / ",
+    fill(head, h("div", { class: "crumbs" }, h("a", { href: "#/actors" }, "Actors"), " / ",
       h("span", { class: "id" }, actorId)),
     pageHead(h("span", null, `${a.class_name} `, badge(a.state)), a.name ? `named "${a.name}"` : null));
     body.className = "";
-    body.replaceChildren(
+    fill(body,
       h("div", { class: "grid cols-2" },
         card("Actor", info([
           ["ID", h("span", { class: "id" }, a.actor_id)],

@@ -3,7 +3,7 @@
 
 import { getJSON } from "../api.js";
 import {
-  badge, card, emptyState, h, idLink, idText, pageHead, rich, table, usageRow,
+  badge, card, emptyState, fill, h, idLink, idText, pageHead, rich, table, usageRow,
 } from "../dom.js";
 import * as fmt from "../format.js";
 import { demandTable } from "./overview.js";
@@ -21,7 +21,7 @@ export function page({ root }) {
   async function refresh(signal) {
     const data = await getJSON("/api/ui/cluster", { signal });
     body.className = "";
-    body.replaceChildren(
+    fill(body,
       h("div", { class: "grid cols-2" },
         card("Resources", Object.keys(data.usage).length
           ? Object.entries(data.usage).map(([k, pair]) => usageRow(k, pair))

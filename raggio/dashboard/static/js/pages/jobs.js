@@ -1,7 +1,7 @@
 // Jobs: every driver that connected (a job), its status, and what its workers printed.
 
 import { getJSON, getRayList, query } from "../api.js";
-import { badge, card, emptyState, h, info, pageHead, stateStack, table } from "../dom.js";
+import { badge, card, emptyState, fill, h, info, pageHead, stateStack, table } from "../dom.js";
 import * as fmt from "../format.js";
 import { logView } from "../logview.js";
 import { jobColumns, TASK_STATE_ORDER } from "./overview.js";
@@ -27,7 +27,7 @@ export function list({ root }) {
         ? `pid ${j.driver_info.pid} on ${j.driver_info.node_ip_address}` : "–" },
       { title: "Namespace", render: (j) => h("span", { class: "mono" }, fmt.shortId(j.ray_namespace, 13)) }];
     body.className = "";
-    body.replaceChildren(table(columns, jobs, emptyState("No jobs yet",
+    fill(body, table(columns, jobs, emptyState("No jobs yet",
       "A job starts when a driver connects to the cluster. On the head's machine:",
       'python -c "import raggio as ray; ray.init(); print(ray.cluster_resources())"'),
     { rowKey: (j) => j.job_id }));
@@ -47,15 +47,15 @@ export function detail({ root, params }) {
     const [jobs, tasks] = await Promise.all([readJobs(signal),
       getJSON(`/api/ui/tasks${query({ job_id: jobId, limit: 20 })}`, { signal })]);
     const job = jobs.find((j) => j.job_id === jobId || j.submission_id === jobId);
-    head.replaceChildren(h("div", { class: "crumbs" }, h("a", { href: "#/jobs" }, "Jobs"), " / ", jobId),
+    fill(head, h("div", { class: "crumbs" }, h("a", { href: "#/jobs" }, "Jobs"), " / ", jobId),
       pageHead(h("span", null, `Job ${jobId} `, job ? badge(job.status) : null),
         job ? job.entrypoint : null));
     body.className = "";
     if (!job) {
-      body.replaceChildren(emptyState("No such job", `This cluster has no job ${jobId}.`));
+      fill(body, emptyState("No such job", `This cluster has no job ${jobId}.`));
       return;
     }
-    body.replaceChildren(h("div", { class: "grid cols-2" },
+    fill(body, h("div", { class: "grid cols-2" },
       card("Job", info([
         ["Status", badge(job.status)],
         ["Entrypoint", h("span", { class: "mono" }, job.entrypoint || "–")],

@@ -1,7 +1,7 @@
 // Logs: any live node's log files; the chosen one's end, followed as it grows.
 
 import { getJSON, getRayList, query } from "../api.js";
-import { card, emptyState, h, pageHead } from "../dom.js";
+import { card, emptyState, fill, h, pageHead } from "../dom.js";
 import { logView } from "../logview.js";
 
 const GROUP_TITLES = { worker_out: "Worker stdout", worker_err: "Worker stderr",
@@ -53,7 +53,7 @@ export function page({ root, query: q, setQuery }) {
           },
         }, f))];
     }).filter(Boolean);
-    fileList.replaceChildren(...(sections.length ? sections.flat(2)
+    fill(fileList, ...(sections.length ? sections.flat(2)
       : [h("p", { class: "muted" }, wanted ? "No file matches." : "No log files on this node.")]));
   }
 
@@ -68,13 +68,13 @@ export function page({ root, query: q, setQuery }) {
     const { nodes } = await getJSON("/api/ui/nodes", { signal });
     const alive = nodes.filter((n) => n.state === "ALIVE");
     if (!alive.length) {
-      fileList.replaceChildren(emptyState("No live node", "Logs are read from live nodes."));
+      fill(fileList, emptyState("No live node", "Logs are read from live nodes."));
       return;
     }
     if (!q.get("node_id") || !alive.some((n) => n.node_id === q.get("node_id"))) {
       setQuery({ node_id: alive[0].node_id, file: null, pid: null });
     }
-    nodeSelect.replaceChildren(...alive.map((n) => h("option", { value: n.node_id },
+    fill(nodeSelect, ...alive.map((n) => h("option", { value: n.node_id },
       `${n.node_ip}${n.is_head_node ? " (head)" : ""} · ${n.node_id.slice(0, 8)}`)));
     nodeSelect.value = q.get("node_id");
     groups = await getRayList(`/api/v0/logs?node_id=${q.get("node_id")}`, { signal });

@@ -3,7 +3,7 @@
 
 import { getJSON, getRayList, query } from "../api.js";
 import {
-  badge, card, emptyState, h, idLink, info, pageHead, table, timeCell, usageCell, usageRow,
+  badge, card, emptyState, fill, h, idLink, info, pageHead, table, timeCell, usageCell, usageRow,
 } from "../dom.js";
 import * as fmt from "../format.js";
 import { demandTable } from "./overview.js";
@@ -19,7 +19,7 @@ export function list({ root }) {
   async function refresh(signal) {
     const data = await getJSON("/api/ui/nodes", { signal });
     body.className = "";
-    body.replaceChildren(
+    fill(body,
       card("Cluster resources", Object.entries(data.usage).map(([k, pair]) => usageRow(k, pair))),
       table([
         { title: "Node", render: (n) => idLink(`#/nodes/${n.node_id}`, n.node_id, 12) },
@@ -64,11 +64,11 @@ export function detail({ root, params }) {
         .catch((error) => (error.name === "AbortError" ? Promise.reject(error)
           : h("p", { class: "failed" }, error.message)));
     }
-    head.replaceChildren(h("div", { class: "crumbs" }, h("a", { href: "#/nodes" }, "Nodes"), " / ",
+    fill(head, h("div", { class: "crumbs" }, h("a", { href: "#/nodes" }, "Nodes"), " / ",
       h("span", { class: "id" }, nodeId)),
     pageHead(h("span", null, `Node ${n.node_ip} `, badge(n.state)), n.is_head_node ? "the head node" : null));
     body.className = "";
-    body.replaceChildren(
+    fill(body,
       h("div", { class: "grid cols-2" },
         card("Node", info([
           ["ID", h("span", { class: "id" }, n.node_id)],

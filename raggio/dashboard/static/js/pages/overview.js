@@ -2,7 +2,7 @@
 
 import { getJSON } from "../api.js";
 import {
-  badge, card, emptyState, h, pageHead, stat, stateStack, table, timeCell, usageRow,
+  badge, card, emptyState, fill, h, pageHead, stat, stateStack, table, timeCell, usageRow,
 } from "../dom.js";
 import * as fmt from "../format.js";
 
@@ -61,7 +61,7 @@ export function page({ root }) {
       (tasks.SUBMITTED_TO_WORKER || 0);
     const healthy = alive > 0;
     body.className = "";
-    body.replaceChildren(
+    fill(body,
       h("div", { class: "grid stats" },
         stat("Cluster", healthy ? "Healthy" : "No live node",
           dead ? `${fmt.plural(dead, "node")} died` : "every node answers", healthy ? "ok" : "bad"),

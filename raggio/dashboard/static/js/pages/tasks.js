@@ -3,7 +3,7 @@
 
 import { getJSON, query } from "../api.js";
 import {
-  badge, card, chips, emptyState, h, idLink, idText, info, pageHead, pager, table, timeCell,
+  badge, card, chips, emptyState, fill, h, idLink, idText, info, pageHead, pager, table, timeCell,
   timeline,
 } from "../dom.js";
 import * as fmt from "../format.js";
@@ -79,15 +79,15 @@ export function list({ root, query: q, setQuery }) {
     const data = await getJSON(`/api/ui/tasks${query({ ...params, offset, limit: PAGE })}`, { signal });
     const inScope = Object.values(data.state_counts).reduce((a, b) => a + b, 0);
     const current = q.get("state") || "";
-    stateChips.replaceChildren(chips([{ value: "", label: "All", count: inScope },
+    fill(stateChips, chips([{ value: "", label: "All", count: inScope },
       ...TASK_STATE_ORDER.map((s) => ({ value: s, label: s, count: data.state_counts[s] || 0 }))],
     current, (value) => setQuery({ state: value, offset: null })));
-    scopes.replaceChildren(...SCOPES.filter(([key]) => q.get(key)).map(([key, label]) =>
+    fill(scopes, ...SCOPES.filter(([key]) => q.get(key)).map(([key, label]) =>
       h("button", { type: "button", class: "chip on", title: "Remove this filter",
         onclick: () => setQuery({ [key]: null, offset: null }) },
       `${label} ${fmt.shortId(q.get(key))} ×`)));
     body.className = "";
-    body.replaceChildren(
+    fill(body,
       taskTable(data.tasks, data.total ? emptyState("No task matches",
         "Change the filters above to see more.") : NO_TASKS),
       pager(offset, PAGE, data.matched, (o) => setQuery({ offset: o || null })),
@@ -110,11 +110,12 @@ export function detail({ root, params }) {
     const { attempts } = await getJSON(`/api/ui/tasks/${taskId}`, { signal });
     const last = attempts[attempts.length - 1];
     attempt = last.attempt_number;
-    head.replaceChildren(h("div", { class: "crumbs" }, h("a", { href: "#/tasks" }, "Tasks"), " / ",
+    fill(head, h("div", { class: "crumbs" }, h("a", { href: "#/tasks" }, "Tasks"), " / ",
       h("span", { class: "id" }, taskId)),
-    pageHead(h("span", null, `${last.name} `, badge(last.state)), last.func_or_class_name));
+    pageHead(h("span", null, `${last.name} `, badge(last.state)),
+      last.func_or_class_name !== last.name ? last.func_or_class_name : null));
     body.className = "";
-    body.replaceChildren(...attempts.slice().reverse().map((t) => card(
+    fill(body, ...attempts.slice().reverse().map((t) => card(
       `Attempt ${t.attempt_number}`, info([
         ["State", badge(t.state)],
         t.pending_reason ? ["Waiting for", h("span", { class: "reason" }, t.pending_reason)] : null,
@@ -132,7 +133,7 @@ export function detail({ root, params }) {
         ["Submitted", fmt.dateTime(t.creation_time_ms)],
         ["Ran for", duration(t)],
         ["States", timeline(t.events)],
-      ]), t.error_message ? h("pre", { class: "log-view short" }, t.error_message) : null)));
+      ]), t.error_message ? h("pre", { class: "log-view error-box" }, t.error_message) : null)));
     if (last.worker_pid) logs.start();
     else logs.element.querySelector("pre").textContent = "The task has not run on a worker yet.";
   }
