@@ -191,3 +191,15 @@ export function stateStack(counts, order, linkOf) {
   }));
   return [total ? stack : null, legend];
 }
+
+/** Which job, actor or node a list is narrowed to: the query keys a link may set. */
+export const SCOPES = [["job_id", "job"], ["actor_id", "actor"], ["node_id", "node"]];
+
+/** A chip per scope the query sets (among `keys`); clicking one drops it. */
+export function scopeChips(query, setQuery, keys = SCOPES.map(([key]) => key)) {
+  return h("div", { class: "chips" }, SCOPES.filter(([key]) => keys.includes(key) && query.get(key))
+    .map(([key, label]) => h("button", {
+      type: "button", class: "chip on", title: "Remove this filter",
+      onclick: () => setQuery({ [key]: null, offset: null }),
+    }, `${label} ${fmt.shortId(query.get(key))} ×`)));
+}

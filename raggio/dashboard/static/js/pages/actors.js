@@ -3,7 +3,7 @@
 
 import { getJSON, query } from "../api.js";
 import {
-  badge, card, chips, emptyState, fill, h, idLink, info, pageHead, pager, stateStack, table,
+  badge, card, chips, emptyState, fill, h, idLink, info, pageHead, pager, scopeChips, stateStack, table,
   timeCell, timeline,
 } from "../dom.js";
 import * as fmt from "../format.js";
@@ -23,9 +23,10 @@ export function list({ root, query: q, setQuery }) {
     value: q.get("search") || "", "aria-label": "Search actors" });
   const classSelect = h("select", { "aria-label": "Class" });
   const stateChips = h("div");
+  const scopes = h("div");
   const body = h("div", { class: "loading" }, "Loading actors…");
   root.append(pageHead("Actors", "Every actor the cluster has had, the ones that need attention first."),
-    h("div", { class: "toolbar" }, stateChips, classSelect, search), body);
+    h("div", { class: "toolbar" }, stateChips, classSelect, search, scopes), body);
   let typing = null;
   search.addEventListener("input", () => {
     clearTimeout(typing);
@@ -45,8 +46,10 @@ export function list({ root, query: q, setQuery }) {
     fill(classSelect, h("option", { value: "" }, "All classes"),
       data.class_names.map((name) => h("option", { value: name }, name)));
     classSelect.value = q.get("class_name") || "";
+    fill(scopes, scopeChips(q, setQuery, ["job_id", "node_id"]));
     body.className = "";
-    const filtered = current || q.get("class_name") || q.get("search");
+    const filtered = current || q.get("class_name") || q.get("search") || q.get("job_id")
+      || q.get("node_id");
     fill(body,
       table(actorColumns(), data.actors, data.total ? emptyState("No actor matches",
         "Change the filters above to see more.") : NO_ACTORS, { rowKey: (a) => a.actor_id }),

@@ -49,7 +49,9 @@ export function detail({ root, params }) {
     const job = jobs.find((j) => j.job_id === jobId || j.submission_id === jobId);
     fill(head, h("div", { class: "crumbs" }, h("a", { href: "#/jobs" }, "Jobs"), " / ", jobId),
       pageHead(h("span", null, `Job ${jobId} `, job ? badge(job.status) : null),
-        job ? job.entrypoint : null));
+        job ? job.entrypoint : null,
+        h("a", { class: "button", href: `#/actors?job_id=${jobId}` }, "Its actors"),
+        h("a", { class: "button", href: `#/tasks?job_id=${jobId}` }, "Its tasks")));
     body.className = "";
     if (!job) {
       fill(body, emptyState("No such job", `This cluster has no job ${jobId}.`));

@@ -66,7 +66,10 @@ export function detail({ root, params }) {
     }
     fill(head, h("div", { class: "crumbs" }, h("a", { href: "#/nodes" }, "Nodes"), " / ",
       h("span", { class: "id" }, nodeId)),
-    pageHead(h("span", null, `Node ${n.node_ip} `, badge(n.state)), n.is_head_node ? "the head node" : null));
+    pageHead(h("span", null, `Node ${n.node_ip} `, badge(n.state)), n.is_head_node ? "the head node" : null,
+      h("a", { class: "button", href: `#/actors?node_id=${nodeId}` }, "Its actors"),
+      h("a", { class: "button", href: `#/tasks?node_id=${nodeId}` }, "Its tasks"),
+      h("a", { class: "button", href: `#/logs?node_id=${nodeId}` }, "Its logs")));
     body.className = "";
     fill(body,
       h("div", { class: "grid cols-2" },

@@ -3,8 +3,8 @@
 
 import { getJSON, query } from "../api.js";
 import {
-  badge, card, chips, emptyState, fill, h, idLink, idText, info, pageHead, pager, table, timeCell,
-  timeline,
+  badge, card, chips, emptyState, fill, h, idLink, idText, info, pageHead, pager, scopeChips,
+  SCOPES, table, timeCell, timeline,
 } from "../dom.js";
 import * as fmt from "../format.js";
 import { logView } from "../logview.js";
@@ -12,8 +12,6 @@ import { TASK_STATE_ORDER } from "./overview.js";
 
 const PAGE = 50;
 const TYPES = ["NORMAL_TASK", "ACTOR_TASK", "ACTOR_CREATION_TASK"];
-/** The filters a link can set besides the controls: job, actor, node. */
-const SCOPES = [["job_id", "job"], ["actor_id", "actor"], ["node_id", "node"]];
 
 const NO_TASKS = emptyState("No tasks yet", "Run a task from a driver connected to this cluster:",
   "@ray.remote\ndef square(x):\n    return x * x\n\nray.get([square.remote(i) for i in range(10)])");
@@ -61,7 +59,7 @@ export function list({ root, query: q, setQuery }) {
     TYPES.map((t) => h("option", { value: t }, t)));
   type.value = q.get("type") || "";
   const stateChips = h("div");
-  const scopes = h("div", { class: "chips" });
+  const scopes = h("div");
   const body = h("div", { class: "loading" }, "Loading tasks…");
   root.append(pageHead("Tasks", "The task history, newest first: each attempt of each task."),
     h("div", { class: "toolbar" }, stateChips, type, name, scopes), body);
@@ -82,10 +80,7 @@ export function list({ root, query: q, setQuery }) {
     fill(stateChips, chips([{ value: "", label: "All", count: inScope },
       ...TASK_STATE_ORDER.map((s) => ({ value: s, label: s, count: data.state_counts[s] || 0 }))],
     current, (value) => setQuery({ state: value, offset: null })));
-    fill(scopes, ...SCOPES.filter(([key]) => q.get(key)).map(([key, label]) =>
-      h("button", { type: "button", class: "chip on", title: "Remove this filter",
-        onclick: () => setQuery({ [key]: null, offset: null }) },
-      `${label} ${fmt.shortId(q.get(key))} ×`)));
+    fill(scopes, scopeChips(q, setQuery));
     body.className = "";
     fill(body,
       taskTable(data.tasks, data.total ? emptyState("No task matches",
