@@ -54,7 +54,8 @@ async def _worker_output(request: web.Request, node: dict, pid: int, job_number:
     entries = await nodes.call(node["address"], "list_logs")
     out = []
     for suffix, stream in (("out", "stdout"), ("err", "stderr")):
-        names = [e["name"] for e in entries if fnmatch.fnmatch(e["name"], f"worker-*-{pid}.{suffix}")]
+        pattern = f"worker-*-{pid}.{suffix}"
+        names = [e["name"] for e in entries if fnmatch.fnmatch(e["name"], pattern)]
         if not names:
             continue
         # Read more than `lines`: some of them are other jobs' and markers.

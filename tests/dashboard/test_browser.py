@@ -52,22 +52,22 @@ def chromium(tmp_path_factory, module_daemons):
                  f"--user-data-dir={profile}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
+    web = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    web.set_page_load_timeout(30)
     # The browser (under chromedriver) lives for the module: no test leaked its renderers.
-    module_daemons.append(psutil.Process(driver.service.process.pid))
+    module_daemons.append(psutil.Process(web.service.process.pid))
     try:
-        yield driver
+        yield web
     finally:
-        driver.quit()
+        web.quit()
 
 
 class Browser:
     """The module's browser, for one test: helpers to open pages and wait on them, and the
     console errors the test expects (``expect_console``)."""
 
-    def __init__(self, driver, url: str):
-        self.driver = driver
+    def __init__(self, web, url: str):
+        self.web = web  #: the Selenium WebDriver (``driver`` is the raggio driver fixture)
         self.url = url
         self.expected_errors: list[str] = []
 
@@ -78,17 +78,17 @@ class Browser:
     def open(self, route: str) -> None:
         """Load the app at ``#/route`` afresh, and mark the window: ``reloaded()`` then says
         whether the page was loaded again since."""
-        self.driver.get(f"{self.url}/#/{route}")
-        self.wait_for(lambda: self.driver.execute_script("return document.title")
+        self.web.get(f"{self.url}/#/{route}")
+        self.wait_for(lambda: self.web.execute_script("return document.title")
                       .endswith("raggio dashboard"), "the app to start")
-        self.driver.execute_script("window.__sameLoad = true")
+        self.web.execute_script("window.__sameLoad = true")
 
     def go(self, route: str) -> None:
         """Follow an in-app link to ``#/route`` (no reload)."""
-        self.driver.execute_script("location.hash = arguments[0]", f"#/{route}")
+        self.web.execute_script("location.hash = arguments[0]", f"#/{route}")
 
     def reloaded(self) -> bool:
-        return not self.driver.execute_script("return window.__sameLoad === true")
+        return not self.web.execute_script("return window.__sameLoad === true")
 
     def wait_for(self, condition, what: str, timeout_s: float = UI_TIMEOUT_S):
         """Wait until ``condition()`` is truthy and return it (elements go stale as pages
@@ -98,11 +98,11 @@ class Browser:
                 return condition()
             except StaleElementReferenceException:
                 return False
-        return WebDriverWait(self.driver, timeout_s, poll_frequency=0.1).until(
+        return WebDriverWait(self.web, timeout_s, poll_frequency=0.1).until(
             attempt, f"timed out after {timeout_s} s waiting for {what}")
 
     def text(self, css: str = "#page") -> str:
-        return "\n".join(e.text for e in self.driver.find_elements(By.CSS_SELECTOR, css))
+        return "\n".join(e.text for e in self.web.find_elements(By.CSS_SELECTOR, css))
 
     def wait_text(self, fragment: str, css: str = "#page", timeout_s: float = UI_TIMEOUT_S):
         return self.wait_for(lambda: fragment in self.text(css),
@@ -110,7 +110,7 @@ class Browser:
 
     def row(self, key: str):
         """The table row of an entity (its id or task:attempt), or None."""
-        rows = self.driver.find_elements(By.CSS_SELECTOR, f'tr[data-key="{key}"]')
+        rows = self.web.find_elements(By.CSS_SELECTOR, f'tr[data-key="{key}"]')
         return rows[0] if rows else None
 
     def wait_row_text(self, key: str, fragment: str, timeout_s: float = UI_TIMEOUT_S):
@@ -118,13 +118,13 @@ class Browser:
                              f"the row of {key} to show {fragment!r}", timeout_s)
 
     def console_errors(self) -> list[str]:
-        entries = self.driver.get_log("browser")
+        entries = self.web.get_log("browser")
         return [e["message"] for e in entries if e["level"] == "SEVERE"
                 and not any(fragment in e["message"] for fragment in self.expected_errors)]
 
     def log_in(self, token: str) -> None:
-        self.driver.get(f"{self.url}/login#token={token}")
-        self.wait_for(lambda: "/login" not in self.driver.current_url, "the login to finish")
+        self.web.get(f"{self.url}/login#token={token}")
+        self.wait_for(lambda: "/login" not in self.web.current_url, "the login to finish")
 
 
 @pytest.fixture(scope="module")
@@ -137,17 +137,17 @@ def logged_in(chromium, dashboard_cluster):
 def _keep_evidence(browser: Browser, name: str, out_dir) -> str:
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.join(out_dir, name)
-    browser.driver.save_screenshot(stem + ".png")
+    browser.web.save_screenshot(stem + ".png")
     with open(stem + ".html", "w") as f:
-        f.write(browser.driver.page_source)
+        f.write(browser.web.page_source)
     with open(stem + ".console.txt", "w") as f:
-        f.write("\n".join(str(e) for e in browser.driver.get_log("browser")))
+        f.write("\n".join(str(e) for e in browser.web.get_log("browser")))
     return stem
 
 
-def _browser_for(request, driver, url: str):
-    browser = Browser(driver, url)
-    driver.get_log("browser")  # what earlier tests left
+def _browser_for(request, web, url: str):
+    browser = Browser(web, url)
+    web.get_log("browser")  # what earlier tests left
     failed_before = request.session.testsfailed
     yield browser
     # The test's own report comes before its teardown: a count that grew means it failed.
@@ -158,7 +158,7 @@ def _browser_for(request, driver, url: str):
         return
     errors = browser.console_errors()
     assert not errors, f"the browser's console has errors: {errors}"
-    shown = browser.driver.execute_script("return document.body.innerText")
+    shown = browser.web.execute_script("return document.body.innerText")
     garbage = _GARBAGE.search(shown)
     assert garbage is None, f"the page shows {garbage.group(0)!r}: {shown[:2000]}"
 
@@ -180,26 +180,26 @@ def fresh_browser(request, chromium, dashboard_cluster):
 
 def test_login_flow_page_redirect_wrong_token_link_and_logout(fresh_browser, dashboard_cluster):
     b = fresh_browser
-    b.driver.get(f"{b.url}/#/actors")
-    b.wait_for(lambda: "/login?next=" in b.driver.current_url, "the redirect to the login page")
+    b.web.get(f"{b.url}/#/actors")
+    b.wait_for(lambda: "/login?next=" in b.web.current_url, "the redirect to the login page")
     b.expect_console("401")  # the wrong token's answer
-    field = b.driver.find_element(By.ID, "token")
+    field = b.web.find_element(By.ID, "token")
     field.send_keys("not-the-token")
-    b.driver.find_element(By.ID, "submit").click()
-    error = b.wait_for(lambda: b.driver.find_element(By.ID, "error").is_displayed()
-                       and b.driver.find_element(By.ID, "error"), "the error to show")
+    b.web.find_element(By.ID, "submit").click()
+    error = b.wait_for(lambda: b.web.find_element(By.ID, "error").is_displayed()
+                       and b.web.find_element(By.ID, "error"), "the error to show")
     assert "not this cluster's token" in error.text
 
     # The link `raggio dashboard` prints: logged in, the token gone from the address bar.
-    b.driver.get(f"{b.url}/login?next=%2F#token={dashboard_cluster.token}")
-    b.wait_for(lambda: "/login" not in b.driver.current_url, "the login to finish")
-    assert dashboard_cluster.token not in b.driver.current_url
+    b.web.get(f"{b.url}/login?next=%2F#token={dashboard_cluster.token}")
+    b.wait_for(lambda: "/login" not in b.web.current_url, "the login to finish")
+    assert dashboard_cluster.token not in b.web.current_url
     b.wait_text("Overview", "h1")
 
-    b.driver.find_element(By.ID, "logout").click()
-    b.wait_for(lambda: b.driver.current_url.rstrip("/").endswith("/login"), "the logout")
-    b.driver.get(f"{b.url}/")
-    b.wait_for(lambda: "/login?next=" in b.driver.current_url, "the login page again")
+    b.web.find_element(By.ID, "logout").click()
+    b.wait_for(lambda: b.web.current_url.rstrip("/").endswith("/login"), "the logout")
+    b.web.get(f"{b.url}/")
+    b.wait_for(lambda: "/login?next=" in b.web.current_url, "the login page again")
     b.log_in(dashboard_cluster.token)  # for the tests after this one
 
 
@@ -210,7 +210,7 @@ def test_nodes_page_shows_every_node_with_its_usage(browser, dashboard_cluster):
     head = browser.row(dashboard_cluster.node_ids[0])
     assert "head" in head.text and "/ 2" in head.text  # of its 2 CPUs
     # A node's page: its resources, workers and log files (asked of that node).
-    browser.driver.find_element(
+    browser.web.find_element(
         By.CSS_SELECTOR, f'a[href="#/nodes/{dashboard_cluster.node_ids[1]}"]').click()
     browser.wait_text("Resources in use")
     browser.wait_text("Log files")
@@ -296,7 +296,7 @@ def test_a_task_s_worker_log_lines_appear_and_follow_in_logs(browser, driver, da
 
     pid = ray.get(say.remote("first"))
     browser.open(f"logs?node_id={node_id}")
-    link = browser.wait_for(lambda: browser.driver.find_element(
+    link = browser.wait_for(lambda: browser.web.find_element(
         By.CSS_SELECTOR, f'.file-list a[title$="-{pid}.out"]'), "the worker's file in the list")
     link.click()
     browser.wait_text("the worker says first", ".log-view")
@@ -349,7 +349,7 @@ def test_a_control_store_that_does_not_answer_shows_the_banner_until_it_is_back(
     b = own_browser
     b.open("nodes")
     b.wait_text("ALIVE")
-    banner = b.driver.find_element(By.ID, "banner")
+    banner = b.web.find_element(By.ID, "banner")
     assert not banner.is_displayed()
     b.expect_console("503")  # the pages' requests while it is away
     head = own_dashboard_cluster.head
