@@ -98,7 +98,8 @@ export function timeCell(ms) {
 }
 
 /**
- * A table. columns: [{title, render(row) -> node|string, num?, wrap?}]; rows: objects;
+ * A table. columns: [{title, render(row) -> node|string, num?, wrap?, wide?}] (wide: a
+ * wrapped column of sentences, kept readable); rows: objects;
  * empty: what to show when there are no rows.
  */
 export function table(columns, rows, empty, { rowKey } = {}) {
@@ -107,7 +108,7 @@ export function table(columns, rows, empty, { rowKey } = {}) {
     h("thead", null, h("tr", null, columns.map((c) =>
       h("th", { class: c.num ? "num" : null }, c.title)))),
     h("tbody", null, rows.map((row) => h("tr", { dataset: rowKey ? { key: rowKey(row) } : null },
-      columns.map((c) => h("td", { class: c.num ? "num" : c.wrap ? "wrap" : null },
+      columns.map((c) => h("td", { class: c.num ? "num" : c.wide ? "wrap wide" : c.wrap ? "wrap" : null },
         c.render(row))))))));
 }
 

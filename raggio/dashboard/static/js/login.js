@@ -2,6 +2,8 @@
 // (/login#token=...). The fragment never reaches the server and is dropped from the
 // history at once; the token is posted to /login, which sets the session cookie.
 
+import { fill, rich } from "./dom.js";
+
 const form = document.getElementById("login");
 const input = document.getElementById("token");
 const error = document.getElementById("error");
@@ -28,7 +30,7 @@ async function logIn(token) {
       return;
     }
     const body = await response.json().catch(() => ({}));
-    error.textContent = body.message || `Logging in failed (${response.status}).`;
+    fill(error, rich(body.message || `Logging in failed (${response.status}).`));
   } catch {
     error.textContent = "The dashboard does not answer; is the cluster running?";
   }

@@ -33,7 +33,7 @@ export function page({ root }) {
       card("Pending demand", demandTable(data.pending_demand)),
       card("Waiting tasks", table([
         { title: "Waiting", num: true, render: (g) => fmt.number(g.count) },
-        { title: "Why", wrap: true, render: (g) => h("span", { class: "reason" }, g.reason) },
+        { title: "Why", wide: true, render: (g) => h("span", { class: "reason" }, g.reason) },
         { title: "For example", wrap: true, render: (g) => h("span", { class: "mono" }, g.example) },
       ], data.pending_tasks, emptyState("No task is waiting", "Every submitted task runs or has run."))),
       card(`Placement groups (${data.placement_groups.length})`, table([
@@ -43,7 +43,7 @@ export function page({ root }) {
         { title: "Strategy", render: (g) => g.strategy },
         { title: "Bundles", render: bundles },
         { title: "Job", render: (g) => h("a", { class: "id", href: `#/jobs/${g.creator_job_id}` }, g.creator_job_id) },
-        { title: "Waiting for", wrap: true, render: (g) => (g.pending_reason
+        { title: "Waiting for", wide: true, render: (g) => (g.pending_reason
           ? h("span", { class: "reason" }, g.pending_reason) : h("span", { class: "muted" }, "–")) },
       ], data.placement_groups, emptyState("No placement groups",
         "Reserve resources for a group of tasks or actors:",

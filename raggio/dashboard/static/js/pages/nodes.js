@@ -31,7 +31,7 @@ export function list({ root }) {
         { title: "Object store", render: (n) => usageCell("object_store_memory", n.usage.object_store_memory) },
         { title: "Waiting", num: true, render: (n) => fmt.number(n.pending_demand) },
         { title: "Joined", render: (n) => timeCell(n.start_time_ms) },
-        { title: "Died", wrap: true, render: (n) => (n.state === "DEAD"
+        { title: "Died", wide: true, render: (n) => (n.state === "DEAD"
           ? h("span", { class: "error-text" }, n.state_message || "–") : h("span", { class: "muted" }, "–")) },
       ], data.nodes, emptyState("No nodes", "Start a head with `raggio start --head`, then add " +
         "nodes with `raggio start --address=<head>:<port>`."), { rowKey: (n) => n.node_id }));

@@ -42,7 +42,7 @@ export function demandTable(groups) {
   return table([
     { title: "Shape", render: (g) => h("span", { class: "mono" }, fmt.resources(g.resources)) },
     { title: "Waiting", num: true, render: (g) => fmt.number(g.count) },
-    { title: "Why", wrap: true, render: (g) => h("span", { class: "reason" }, g.reason) },
+    { title: "Why", wide: true, render: (g) => h("span", { class: "reason" }, g.reason) },
   ], groups, emptyState("No pending demand", "Every task and actor that asked for resources got them."));
 }
 

@@ -37,19 +37,32 @@ function duration(t) {
   return fmt.duration((t.end_time_ms || Date.now()) - t.start_time_ms);
 }
 
+const KINDS = { NORMAL_TASK: "task", ACTOR_TASK: "actor call", ACTOR_CREATION_TASK: "actor creation",
+  DRIVER_TASK: "driver" };
+
+/** A task's name, and below it what kind of task it is (and of which actor). */
+function nameCell(t, hideActor) {
+  return [h("strong", null, t.name), h("div", { class: "sub-line" }, KINDS[t.type] || t.type,
+    t.actor_id && !hideActor ? [" of ", idLink(`#/actors/${t.actor_id}`, t.actor_id)] : null)];
+}
+
+/** Where a task ran: its node, and its worker's pid below. */
+function whereCell(t) {
+  if (!t.node_id) return h("span", { class: "muted" }, "–");
+  return [idLink(`#/nodes/${t.node_id}`, t.node_id),
+    t.worker_pid ? h("div", { class: "sub-line" }, `pid ${t.worker_pid}`) : null];
+}
+
 export function taskTable(rows, empty, { hideActor = false } = {}) {
   return table([
     { title: "Task", render: (t) => idLink(`#/tasks/${t.task_id}`, t.task_id, 10) },
-    { title: "Name", render: (t) => h("strong", null, t.name) },
+    { title: "Name", wrap: true, render: (t) => nameCell(t, hideActor) },
     { title: "State", render: (t) => badge(t.state) },
-    { title: "Type", render: (t) => h("span", { class: "muted" }, t.type.replace(/_TASK$/, "").toLowerCase()) },
-    hideActor ? null : { title: "Actor", render: (t) => idLink(`#/actors/${t.actor_id}`, t.actor_id) },
-    { title: "Node", render: (t) => idLink(`#/nodes/${t.node_id}`, t.node_id) },
-    { title: "PID", num: true, render: (t) => (t.worker_pid ? String(t.worker_pid) : "–") },
+    { title: "Ran on", render: whereCell },
     { title: "Submitted", render: (t) => timeCell(t.creation_time_ms) },
     { title: "Ran for", num: true, render: duration },
-    { title: "Waiting for / error", wrap: true, render: why },
-  ].filter(Boolean), rows, empty, { rowKey: (t) => `${t.task_id}:${t.attempt_number}` });
+    { title: "Waiting for / error", wide: true, render: why },
+  ], rows, empty, { rowKey: (t) => `${t.task_id}:${t.attempt_number}` });
 }
 
 export function list({ root, query: q, setQuery }) {
