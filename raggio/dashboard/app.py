@@ -2,7 +2,8 @@
 
 Route tables come from the modules that own them: ``auth`` (logging in),
 ``rest`` (Ray's HTTP API: ``/api/version``, ``/api/v0/...``, ``/nodes``,
-logs), ``live`` (server-sent events for pages), ``pages`` (the web UI).
+logs), ``ui_api`` and ``job_output`` (the web UI's own views), ``live`` (server-sent events for
+pages, and the one poller behind them), ``pages`` (the web UI).
 Errors are JSON in Ray's envelope (``{"result": false, "msg": ..., "data": {}}``):
 an unknown route is 404, a bad query 400 (the route says which parameter), a
 control store that does not answer 503.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from raggio.dashboard import auth, live, pages, rest
+from raggio.dashboard import auth, job_output, live, pages, rest, ui_api
 from raggio.dashboard.control_store import ControlStore, Unavailable
 from raggio.dashboard.node_managers import NodeManagers
 from raggio.dashboard.routing import NODES, SESSION, STORE, BadRequest, error_body, ok
@@ -46,7 +47,10 @@ def make_app(store: ControlStore, *, token: str, session: dict) -> web.Applicati
     app[SESSION] = session
     app.add_routes(auth.routes(token))
     app.add_routes(rest.routes())
+    app.add_routes(ui_api.routes())
+    app.add_routes(job_output.routes())
     app.add_routes(live.routes())
+    app.cleanup_ctx.append(live.poller_context)
     app.add_routes(pages.routes())
 
     async def list_routes(request: web.Request) -> web.Response:

@@ -102,6 +102,7 @@ class ActorRecord:
             "class_name": self.spec["class_name"], "job_id": self.spec["job_id"],
             "is_detached": self.spec.get("lifetime") == "detached",
             "start_time": self.start_time, "end_time": self.end_time, "events": self.events,
+            "required_resources": self.spec.get("resources") or {},
         }
 
     def creation_info(self) -> dict:

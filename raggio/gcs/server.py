@@ -80,6 +80,7 @@ class GcsServer:
             "list_objects": self.list_objects,
             "add_task_events": self.add_task_events,
             "list_tasks": self.list_tasks,
+            "task_page": self.task_page,
             "pending_tasks": self.pending_tasks,
             "get_task": self.get_task,
             "kv_put": self.kv_put,
@@ -383,6 +384,15 @@ class GcsServer:
     def list_tasks(self, conn: Connection, msg: dict | None) -> dict:
         """The newest ``limit`` task attempts, each pending one with why it waits."""
         reply = self.task_events.listing((msg or {}).get("limit"))
+        for task in reply["tasks"]:
+            task["pending_reason"] = self._why_pending(task)
+        return reply
+
+    def task_page(self, conn: Connection, msg: dict) -> dict:
+        """A page of the task history, newest first, with counts by state (the dashboard's
+        Tasks page): ``{"filters", "offset", "limit"}``, see ``TaskEventStore.page``."""
+        reply = self.task_events.page(msg.get("filters") or {}, msg.get("offset", 0),
+                                      msg.get("limit", 50))
         for task in reply["tasks"]:
             task["pending_reason"] = self._why_pending(task)
         return reply

@@ -22,8 +22,9 @@ import asyncio
 import collections
 import time
 
-from raggio.common.states import (ALIVE, DEAD, PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT,
-                                  RUNNING, STATE_NAMES, SUBMITTED_TO_WORKER, TERMINAL_STATES)
+from raggio.common.states import (ALIVE, DEAD, FAILED, FINISHED, PENDING_ARGS_AVAIL,
+                                  PENDING_NODE_ASSIGNMENT, RUNNING, STATE_NAMES,
+                                  SUBMITTED_TO_WORKER, TERMINAL_STATES)
 from raggio.common.task_records import (R_ARGS, R_ATTEMPT, R_ERROR, R_EVENTS, R_INFO, R_PARENT,
                                         R_TASK, R_WHERE)
 from raggio.common.placement_group_resources import placement_group_of
@@ -57,6 +58,21 @@ def state_of(events: list[tuple[int, float]]) -> int | None:
     if ended:
         return ended[-1]
     return events[-1][0] if events else None
+
+
+def current_state(record: list) -> int | None:
+    """``state_of`` the record's events, without sorting them (the dashboard's page scans
+    every record: ~1 us each here instead of ~5)."""
+    states = record[R_EVENTS::2]
+    finished, failed = FINISHED in states, FAILED in states
+    if finished and failed:  # both: the later one counts
+        return state_of(_events(record))
+    if finished or failed:
+        return FINISHED if finished else FAILED
+    if not states:
+        return None
+    times = record[R_EVENTS + 1::2]
+    return states[times.index(max(times))]
 
 
 def describe(record: list) -> dict:
@@ -229,6 +245,51 @@ class TaskEventStore:
             records = records[-limit:]
         return {"tasks": [describe(record) for record in records], "total": len(self.records),
                 "dropped": self.dropped, "dropped_at_source": self.dropped_at_source}
+
+    def page(self, filters: dict, offset: int, limit: int) -> dict:
+        """A page of the history, newest first, for the dashboard's Tasks page.
+
+        ``filters``: any of ``job_id`` (int), ``actor_id``, ``node_id`` (bytes), ``type``,
+        ``state`` (names) and ``name`` (a substring). Only the page is described, so a page
+        of a 10,000-attempt history costs a scan of the states, not 10,000 descriptions.
+        Returns the page (``tasks``), ``matched`` (all attempts matching ``filters``) and
+        ``state_counts`` of the attempts matching the filters other than ``state``.
+        """
+        wanted_state = filters.get("state")
+        others = {key: value for key, value in filters.items() if key != "state" and value}
+        counts: collections.Counter = collections.Counter()
+        page: list[list] = []
+        matched = 0
+        for record in reversed(self.records.values()):
+            if others and not _record_matches(record, others):
+                continue
+            state = current_state(record)
+            name = None if state is None else STATE_NAMES[state]
+            counts[name] += 1
+            if wanted_state and name != wanted_state:
+                continue
+            if offset <= matched < offset + limit:
+                page.append(record)
+            matched += 1
+        return {"tasks": [describe(record) for record in page], "matched": matched,
+                "state_counts": {name: count for name, count in counts.items() if name},
+                "total": len(self.records), "dropped": self.dropped,
+                "dropped_at_source": self.dropped_at_source}
+
+
+def _record_matches(record: list, filters: dict) -> bool:
+    info = record[R_INFO] or {}
+    where = record[R_WHERE] or (None, None, None)
+    for key, value in filters.items():
+        if key == "name":
+            if value.lower() not in (info.get("name") or "").lower():
+                return False
+        elif key == "node_id":
+            if where[0] != value:
+                return False
+        elif info.get(key) != value:  # job_id, actor_id, type
+            return False
+    return True
 
 
 def pending_reason(record: dict, store: TaskEventStore, nodes: list[dict],

@@ -13,3 +13,24 @@ def test_a_late_event_of_a_dropped_attempt_is_not_taken_back():
     store.add(b"a" * 24, 0, FINISHED, 3.0)  # a's end arrives after it was dropped
     assert store.dropped == 1
     assert [record[0] for record in store.records.values()] == [b"b" * 24, b"c" * 24]
+
+
+def test_a_page_is_newest_first_filtered_and_counts_states_under_the_other_filters():
+    store = TaskEventStore(TableStorage(), max_tasks=100)
+    actor = b"x" * 16
+    for ts in range(6):  # tasks 0..5: even ones are the actor's calls; 0 and 1 finished
+        info = {"name": f"call{ts}", "job_id": 1, "type": "ACTOR_TASK" if ts % 2 == 0
+                else "NORMAL_TASK", "actor_id": actor if ts % 2 == 0 else None}
+        store.add(bytes([ts]) * 24, 0, RUNNING, float(ts), info=info)
+    for ts in (0, 1):
+        store.add(bytes([ts]) * 24, 0, FINISHED, 10.0 + ts)
+
+    page = store.page({}, offset=1, limit=2)
+    assert [task["info"]["name"] for task in page["tasks"]] == ["call4", "call3"]
+    assert page["matched"] == 6 and page["state_counts"] == {"RUNNING": 4, "FINISHED": 2}
+
+    calls = store.page({"actor_id": actor, "state": "RUNNING"}, offset=0, limit=10)
+    assert [task["info"]["name"] for task in calls["tasks"]] == ["call4", "call2"]
+    # The counts are the actor's calls in every state, so the page can offer the others.
+    assert calls["matched"] == 2 and calls["state_counts"] == {"RUNNING": 2, "FINISHED": 1}
+    assert store.page({"name": "CALL5"}, 0, 10)["matched"] == 1

@@ -1,0 +1,364 @@
+"""The dashboard's web UI in a real browser: headless Chromium driven through Selenium.
+
+One browser and one two-node cluster (``dashboard_cluster``, from conftest.py) serve the
+module; a driver in this process makes actors and tasks and the tests watch them appear
+on the pages without reloading them. Debian's ``chromium`` and ``chromium-driver`` run
+it (``.ci/run`` installs them); nothing is downloaded. Every test ends by reading the
+browser's console, which must hold no error but the ones the test expects. A failed test
+leaves a screenshot, the page's HTML and the console under pytest's temporary directory
+and prints where.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+
+import psutil
+import pytest
+
+import raggio as ray
+from raggio.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+#: What a page may take to show a change (the live stream polls every second).
+UI_TIMEOUT_S = 20
+#: What a page shows when it renders a value that is missing or not text.
+_GARBAGE = re.compile(r"\bundefined\b|\bNaN\b|\[object |(^|\n)null($|\n)")
+
+pytestmark = pytest.mark.skipif(
+    not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
+    reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+
+
+# -- the browser --
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory, module_daemons):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                 f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    web = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    web.set_page_load_timeout(30)
+    # The browser (under chromedriver) lives for the module: no test leaked its renderers.
+    module_daemons.append(psutil.Process(web.service.process.pid))
+    try:
+        yield web
+    finally:
+        web.quit()
+
+
+class Browser:
+    """The module's browser, for one test: helpers to open pages and wait on them, and the
+    console errors the test expects (``expect_console``)."""
+
+    def __init__(self, web, url: str):
+        self.web = web  #: the Selenium WebDriver (``driver`` is the raggio driver fixture)
+        self.url = url
+        self.expected_errors: list[str] = []
+
+    def expect_console(self, fragment: str) -> None:
+        """A console error that contains ``fragment`` is part of the test."""
+        self.expected_errors.append(fragment)
+
+    def open(self, route: str) -> None:
+        """Load the app at ``#/route`` afresh, and mark the window: ``reloaded()`` then says
+        whether the page was loaded again since."""
+        self.web.get(f"{self.url}/#/{route}")
+        self.wait_for(lambda: self.web.execute_script("return document.title")
+                      .endswith("raggio dashboard"), "the app to start")
+        self.web.execute_script("window.__sameLoad = true")
+
+    def go(self, route: str) -> None:
+        """Follow an in-app link to ``#/route`` (no reload)."""
+        self.web.execute_script("location.hash = arguments[0]", f"#/{route}")
+
+    def reloaded(self) -> bool:
+        return not self.web.execute_script("return window.__sameLoad === true")
+
+    def wait_for(self, condition, what: str, timeout_s: float = UI_TIMEOUT_S):
+        """Wait until ``condition()`` is truthy and return it (elements go stale as pages
+        redraw: that is a retry, not a failure)."""
+        def attempt(_driver):
+            try:
+                return condition()
+            except StaleElementReferenceException:
+                return False
+        return WebDriverWait(self.web, timeout_s, poll_frequency=0.1).until(
+            attempt, f"timed out after {timeout_s} s waiting for {what}")
+
+    def text(self, css: str = "#page") -> str:
+        return "\n".join(e.text for e in self.web.find_elements(By.CSS_SELECTOR, css))
+
+    def wait_text(self, fragment: str, css: str = "#page", timeout_s: float = UI_TIMEOUT_S):
+        return self.wait_for(lambda: fragment in self.text(css),
+                             f"{fragment!r} in {css}", timeout_s)
+
+    def row(self, key: str):
+        """The table row of an entity (its id or task:attempt), or None."""
+        rows = self.web.find_elements(By.CSS_SELECTOR, f'tr[data-key="{key}"]')
+        return rows[0] if rows else None
+
+    def wait_row_text(self, key: str, fragment: str, timeout_s: float = UI_TIMEOUT_S):
+        return self.wait_for(lambda: (row := self.row(key)) is not None and fragment in row.text,
+                             f"the row of {key} to show {fragment!r}", timeout_s)
+
+    def console_errors(self) -> list[str]:
+        entries = self.web.get_log("browser")
+        return [e["message"] for e in entries if e["level"] == "SEVERE"
+                and not any(fragment in e["message"] for fragment in self.expected_errors)]
+
+    def log_in(self, token: str) -> None:
+        self.web.get(f"{self.url}/login#token={token}")
+        self.wait_for(lambda: "/login" not in self.web.current_url, "the login to finish")
+
+
+@pytest.fixture(scope="module")
+def logged_in(chromium, dashboard_cluster):
+    """The module's browser, logged in to the module's cluster."""
+    Browser(chromium, dashboard_cluster.url).log_in(dashboard_cluster.token)
+    return chromium
+
+
+def _keep_evidence(browser: Browser, name: str, out_dir) -> str:
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, name)
+    browser.web.save_screenshot(stem + ".png")
+    with open(stem + ".html", "w") as f:
+        f.write(browser.web.page_source)
+    with open(stem + ".console.txt", "w") as f:
+        f.write("\n".join(str(e) for e in browser.web.get_log("browser")))
+    return stem
+
+
+def _browser_for(request, web, url: str):
+    browser = Browser(web, url)
+    web.get_log("browser")  # what earlier tests left
+    failed_before = request.session.testsfailed
+    yield browser
+    # The test's own report comes before its teardown: a count that grew means it failed.
+    if request.session.testsfailed > failed_before:
+        out_dir = request.config._tmp_path_factory.getbasetemp() / "screenshots"
+        stem = _keep_evidence(browser, request.node.name, out_dir)
+        print(f"\nscreenshot of the failed test's page: {stem}.png (and .html, .console.txt)")
+        return
+    errors = browser.console_errors()
+    assert not errors, f"the browser's console has errors: {errors}"
+    shown = browser.web.execute_script("return document.body.innerText")
+    garbage = _GARBAGE.search(shown)
+    assert garbage is None, f"the page shows {garbage.group(0)!r}: {shown[:2000]}"
+
+
+@pytest.fixture
+def browser(request, logged_in, dashboard_cluster):
+    """The logged-in browser for one test; its console must stay free of errors."""
+    yield from _browser_for(request, logged_in, dashboard_cluster.url)
+
+
+@pytest.fixture
+def fresh_browser(request, chromium, dashboard_cluster):
+    """The module's browser without a session cookie (logged out)."""
+    chromium.delete_all_cookies()
+    yield from _browser_for(request, chromium, dashboard_cluster.url)
+
+
+# -- the tests --
+
+def test_login_flow_page_redirect_wrong_token_link_and_logout(fresh_browser, dashboard_cluster):
+    b = fresh_browser
+    b.web.get(f"{b.url}/#/actors")
+    b.wait_for(lambda: "/login?next=" in b.web.current_url, "the redirect to the login page")
+    b.expect_console("401")  # the wrong token's answer
+    field = b.web.find_element(By.ID, "token")
+    field.send_keys("not-the-token")
+    b.web.find_element(By.ID, "submit").click()
+    error = b.wait_for(lambda: b.web.find_element(By.ID, "error").is_displayed()
+                       and b.web.find_element(By.ID, "error"), "the error to show")
+    assert "not this cluster's token" in error.text
+
+    # The link `raggio dashboard` prints: logged in, the token gone from the address bar.
+    b.web.get(f"{b.url}/login?next=%2F#token={dashboard_cluster.token}")
+    b.wait_for(lambda: "/login" not in b.web.current_url, "the login to finish")
+    assert dashboard_cluster.token not in b.web.current_url
+    b.wait_text("Overview", "h1")
+
+    b.web.find_element(By.ID, "logout").click()
+    b.wait_for(lambda: b.web.current_url.rstrip("/").endswith("/login"), "the logout")
+    b.web.get(f"{b.url}/")
+    b.wait_for(lambda: "/login?next=" in b.web.current_url, "the login page again")
+    b.log_in(dashboard_cluster.token)  # for the tests after this one
+
+
+def test_nodes_page_shows_every_node_with_its_usage(browser, dashboard_cluster):
+    browser.open("nodes")
+    for node_id in dashboard_cluster.node_ids:
+        browser.wait_row_text(node_id, "ALIVE")
+    head = browser.row(dashboard_cluster.node_ids[0])
+    assert "head" in head.text and "/ 2" in head.text  # of its 2 CPUs
+    # A node's page: its resources, workers and log files (asked of that node).
+    browser.web.find_element(
+        By.CSS_SELECTOR, f'a[href="#/nodes/{dashboard_cluster.node_ids[1]}"]').click()
+    browser.wait_text("Resources in use")
+    browser.wait_text("Log files")
+    assert "Workers (" in browser.text()
+
+
+@ray.remote(num_cpus=0)
+class Greeter:
+    def greet(self, word):
+        print(f"greeting {word}")
+        return word
+
+
+def test_actor_appears_then_turns_dead_without_a_reload(browser, driver):
+    browser.open("actors")
+    actor = Greeter.options(name="greeter-1").remote()
+    ray.get(actor.greet.remote("hello"))
+    actor_id = actor._actor_id.hex()
+    browser.wait_row_text(actor_id, "ALIVE")
+    assert "Greeter" in browser.row(actor_id).text
+
+    ray.kill(actor)
+    browser.wait_row_text(actor_id, "DEAD")
+    assert not browser.reloaded()
+
+    # Its page: its calls and its worker's output.
+    browser.go(f"actors/{actor_id}")
+    browser.wait_text("Greeter.greet")
+    browser.wait_text("greeting hello", ".log-view")
+
+
+def test_overview_counts_change_without_a_reload(browser, driver):
+    browser.open("overview")
+    browser.wait_text("Healthy")
+    before = browser.text(".stat:nth-child(3) .value")
+    actors = [Greeter.remote() for _ in range(2)]
+    ray.get([a.greet.remote("x") for a in actors])
+    browser.wait_for(lambda: browser.text(".stat:nth-child(3) .value") != before,
+                     "the Actors count to change")
+    assert not browser.reloaded()
+    for a in actors:
+        ray.kill(a)
+
+
+@ray.remote(num_cpus=64)
+def too_big():
+    return 1
+
+
+@ray.remote(max_retries=0)
+def fails():
+    raise ValueError("this task fails on purpose")
+
+
+def test_tasks_page_shows_states_pending_reasons_and_errors(browser, driver):
+    browser.open("tasks")
+    waiting = too_big.remote()
+    failed = fails.remote()
+    with pytest.raises(ray.exceptions.RayTaskError):
+        ray.get(failed)
+    waiting_key = f"{waiting.task_id().hex()}:0"
+    browser.wait_row_text(waiting_key, "PENDING_NODE_ASSIGNMENT")
+    assert "infeasible" in browser.row(waiting_key).text
+    failed_key = f"{failed.task_id().hex()}:0"
+    browser.wait_row_text(failed_key, "FAILED")
+    assert "this task fails on purpose" in browser.row(failed_key).text
+
+    browser.go("tasks?state=PENDING_NODE_ASSIGNMENT")
+    browser.wait_for(lambda: browser.row(failed_key) is None, "the filter to apply")
+    assert browser.row(waiting_key) is not None
+    ray.cancel(waiting)  # it ends (FAILED, cancelled): it leaves the filtered page by itself
+    browser.wait_for(lambda: browser.row(waiting_key) is None, "the cancelled task to go")
+    assert not browser.reloaded()
+
+
+def test_a_task_s_worker_log_lines_appear_and_follow_in_logs(browser, driver, dashboard_cluster):
+    node_id = dashboard_cluster.node_ids[1]  # not the head: the logs come from that node
+
+    @ray.remote(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, False))
+    def say(word):
+        print(f"the worker says {word}")
+        return os.getpid()
+
+    pid = ray.get(say.remote("first"))
+    browser.open(f"logs?node_id={node_id}")
+    link = browser.wait_for(lambda: browser.web.find_element(
+        By.CSS_SELECTOR, f'.file-list a[title$="-{pid}.out"]'), "the worker's file in the list")
+    link.click()
+    browser.wait_text("the worker says first", ".log-view")
+    assert browser.text(".log-head .button.on") == "Following"
+    ray.get(say.remote("second"))  # pools reuse the worker: the same file grows
+    browser.wait_text("the worker says second", ".log-view")
+    assert not browser.reloaded()
+
+
+@ray.remote
+def shout(word):
+    print(f"job output {word}")
+
+
+def test_jobs_page_lists_the_driver_s_job_and_its_workers_output(browser, driver):
+    browser.open("jobs")
+    job_id = ray.get_runtime_context().get_job_id()
+    browser.wait_row_text(job_id, "RUNNING")
+    ray.get(shout.remote("one"))
+    browser.go(f"jobs/{job_id}")
+    browser.wait_text(f"Job {job_id}", "h1")
+    browser.wait_text("job output one", ".log-view")
+    ray.get(shout.remote("two"))  # followed: it comes without a reload
+    browser.wait_text("job output two", ".log-view")
+    assert not browser.reloaded()
+
+
+def test_cluster_and_metrics_pages(browser, driver):
+    from raggio.util.placement_group import placement_group, remove_placement_group
+    group = placement_group([{"CPU": 64}])
+    browser.open("cluster")
+    browser.wait_text("PENDING")
+    assert "64 CPU" in browser.text()
+    remove_placement_group(group)
+    browser.wait_text("REMOVED")
+    browser.go("metrics")
+    browser.wait_text("No metrics yet")
+    assert "Prometheus" in browser.text()
+
+
+@pytest.fixture
+def own_browser(request, chromium, own_dashboard_cluster):
+    """The module's browser logged in to a cluster of its own (this test stops its head)."""
+    Browser(chromium, own_dashboard_cluster.url).log_in(own_dashboard_cluster.token)
+    yield from _browser_for(request, chromium, own_dashboard_cluster.url)
+
+
+def test_a_control_store_that_does_not_answer_shows_the_banner_until_it_is_back(
+        own_browser, own_dashboard_cluster):
+    b = own_browser
+    b.open("nodes")
+    b.wait_text("ALIVE")
+    banner = b.web.find_element(By.ID, "banner")
+    assert not banner.is_displayed()
+    b.expect_console("503")  # the pages' requests while it is away
+    head = own_dashboard_cluster.head
+    head.send_signal(signal.SIGSTOP)  # the control store stops answering; the dashboard runs
+    try:
+        b.wait_for(banner.is_displayed, "the banner")
+        assert "does not answer" in banner.text
+    finally:
+        head.send_signal(signal.SIGCONT)
+    b.wait_for(lambda: not banner.is_displayed(), "the banner to go away")
+    b.wait_text("ALIVE")
+    assert not b.reloaded()
