@@ -5,9 +5,20 @@ Waiting is for a condition with a deadline, never for a fixed time.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Callable
+
+
+def env_for(temp_dir) -> dict:
+    """The environment for a raggio program a test starts (a driver, ``raggio start``): this
+    process's, without its ``RAGGIO_*`` settings and ``RAY_ADDRESS``, on ``temp_dir``, so
+    that it finds the test's cluster and no other."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("RAGGIO_") and k != "RAY_ADDRESS"}
+    env["RAGGIO_TEMP_DIR"] = str(temp_dir)
+    return env
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float = 30.0,

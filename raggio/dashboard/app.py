@@ -24,8 +24,9 @@ async def json_errors(request: web.Request, handler):
     try:
         return await handler(request)
     except Unavailable as exc:
-        return web.json_response(error_body(f"{exc} The cluster may be restarting; this page "
-                                            "recovers when it is back."), status=503)
+        reason = str(exc).rstrip(". ")
+        return web.json_response(error_body(f"{reason}. The cluster may be restarting; this "
+                                            "page recovers when it is back."), status=503)
     except BadRequest as exc:
         return web.json_response(error_body(str(exc)), status=400)
     except web.HTTPNotFound:

@@ -25,20 +25,13 @@ import pytest
 
 import raggio
 from raggio import cluster_file
-from raggio.test_utils import wait_until
+from raggio.test_utils import env_for, wait_until
 
 STORE_BYTES = 100 * 1024**2
 #: A safety net for one command; they take well under a second when things work.
 COMMAND_TIMEOUT_S = 60
 _RAGGIO = os.path.join(os.path.dirname(sys.executable), "raggio")
 RAGGIO = [_RAGGIO] if os.path.exists(_RAGGIO) else [sys.executable, "-m", "raggio"]
-
-
-def env_for(temp_dir) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("RAGGIO_") and k != "RAY_ADDRESS"}
-    env["RAGGIO_TEMP_DIR"] = str(temp_dir)
-    return env
 
 
 def run_raggio(temp_dir, *args, timeout=COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess:

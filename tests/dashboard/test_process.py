@@ -27,19 +27,12 @@ import pytest
 import raggio as ray
 from raggio import cluster_file
 from raggio.cluster_utils import Cluster
-from raggio.test_utils import wait_until
+from raggio.test_utils import env_for, wait_until
 
 COMMAND_TIMEOUT_S = 60
 #: How long a killed dashboard may take to answer again: its restart pause (0.5-1 s) and
 #: its start-up (~1 s on a loaded two-core machine), with room to spare.
 RESTART_TIMEOUT_S = 30
-
-
-def env_for(temp_dir) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("RAGGIO_") and k != "RAY_ADDRESS"}
-    env["RAGGIO_TEMP_DIR"] = str(temp_dir)
-    return env
 
 
 def run_raggio(temp_dir, *args, env=None) -> subprocess.CompletedProcess:
