@@ -99,10 +99,35 @@ def _envelope(name: str, totals: dict, rows: list[dict], num_filtered: int, resu
             "warnings": warnings or None}
 
 
+#: The task filters the control store applies itself (``task_page``): key -> how it takes
+#: the value. With only these (and "="), a filtered listing of a long history describes
+#: only the attempts it returns.
+HISTORY_FILTERS = {"state": str.upper, "type": str.upper, "job_id": lambda v: int(v, 16),
+                   "actor_id": bytes.fromhex, "node_id": bytes.fromhex}
+
+
+def history_filters(checked: list) -> dict | None:
+    """``checked`` as ``task_page`` filters, or None if one of them is not among those."""
+    filters = {}
+    for key, op, value in checked:
+        if op != "=" or key not in HISTORY_FILTERS or key in filters:
+            return None
+        try:
+            filters[key] = HISTORY_FILTERS[key](str(value))
+        except ValueError:
+            return None  # not an id: the rows' own comparison says it matches nothing
+    return filters
+
+
 def _listing(name: str, spec: Resource, records: list, totals: dict, checked: list,
              limit: int, detail: bool, raggio_fields: bool) -> dict:
     rows = select_rows(spec, records, checked, None, detail=True)
-    num_filtered = totals["total"] if spec.history and not checked else len(rows)
+    if "matched" in totals:  # the control store filtered the history (task_page)
+        num_filtered = totals["matched"]
+    elif spec.history and not checked:
+        num_filtered = totals["total"]
+    else:
+        num_filtered = len(rows)
     result = [ray_schema.ray_row(name, row, detail=detail, with_raggio_fields=raggio_fields)
               for row in rows[:limit]]
     return _envelope(name, totals, rows, num_filtered, result)
@@ -118,9 +143,18 @@ def listing_handler(path: str):
         detail = query_bool(request, "detail", False)
         raggio_fields = query_bool(request, "raggio_fields", False)
         query_bool(request, "exclude_driver", True)  # checked; no driver tasks to exclude
-        # Unfiltered, the task history is asked for its newest `limit` attempts only.
-        records, totals = await _records(request, spec, None if checked else limit,
-                                         query_timeout(request))
+        # The task history is asked for its newest `limit` attempts only, when unfiltered
+        # or filtered by what the control store filters itself.
+        pushed = history_filters(checked) if spec.history and checked else None
+        if pushed is not None:
+            reply = await request.app[STORE].call(
+                "task_page", {"filters": pushed, "offset": 0, "limit": limit},
+                timeout_s=query_timeout(request))
+            records, totals = reply["tasks"], {key: reply[key] for key in (
+                "total", "dropped", "dropped_at_source", "matched")}
+        else:
+            records, totals = await _records(request, spec, None if checked else limit,
+                                             query_timeout(request))
         # In a thread, as Ray does: 10,000 task rows take ~100 ms to shape, which the
         # loop's other requests (and live pages) should not wait for.
         return ok({"result": await asyncio.to_thread(

@@ -167,6 +167,20 @@ def test_tasks_are_listed_limited_and_summarized(driver):
     unfiltered = listing(driver, "tasks", "limit=1")
     assert len(unfiltered["result"]) == 1 and unfiltered["num_filtered"] >= 5
 
+    # Filters the control store applies itself (state, job, type...) give what the same
+    # filters applied to every row give ("!=" forces the latter: it is not pushed down).
+    job_hex = result["result"][0]["job_id"]
+    pushed = listing(driver, "tasks", filters(("state", "=", "finished"),
+                                              ("job_id", "=", job_hex),
+                                              ("type", "=", "normal_task")) + "&limit=10000")
+    by_rows = listing(driver, "tasks", filters(("state", "!=", "running"),
+                                               ("job_id", "=", job_hex),
+                                               ("type", "=", "NORMAL_TASK")) + "&limit=10000")
+    finished_rows = [r for r in by_rows["result"] if r["state"] == "FINISHED"]
+    assert pushed["result"] == finished_rows and pushed["num_filtered"] == len(finished_rows)
+    assert {"dashboard_square"} <= {r["name"] for r in pushed["result"]}
+    assert listing(driver, "tasks", filters(("job_id", "=", "not-hex")))["num_filtered"] == 0
+
     summary = driver.data("/api/v0/tasks/summarize")["result"]
     cluster = summary["result"]["node_id_to_summary"]["cluster"]
     assert cluster["summary"]["dashboard_square"] == {
