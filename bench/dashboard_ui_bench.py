@@ -8,7 +8,8 @@ actors (the history the issue asks the UI to stay responsive with), then times e
 request a page makes, ``--repeat`` times, on loopback with the cluster token: the
 Tasks page (first page, a deep page, a state filter, a name filter), an actor's page
 with its calls, the Actors page, the Overview, and Ray's ``/api/v0/tasks?limit=100``
-beside them; and one round of the live stream's poller (``live.Poller.poll_once``, run
+beside them (unfiltered, filtered by state, which the control store filters, and by name,
+which the dashboard filters over every row) and ``/api/v0/tasks/summarize``; and one round of the live stream's poller (``live.Poller.poll_once``, run
 here against the same control store), which runs every second while a page is open.
 Prints median and worst milliseconds per row. raggio only: Ray's dashboard has no such
 pages to compare with (its UI fetches ``/api/v0/tasks`` whole).
@@ -113,6 +114,11 @@ def main() -> None:
             ("Actors page, first 50", "/api/ui/actors?limit=50"),
             ("Overview", "/api/ui/overview"),
             ("Ray's /api/v0/tasks?limit=100", "/api/v0/tasks?limit=100"),
+            ("Ray's /api/v0/tasks, state=FINISHED", "/api/v0/tasks?limit=100&filter_keys="
+             "state&filter_predicates=%3D&filter_values=FINISHED"),
+            ("Ray's /api/v0/tasks, name=noop", "/api/v0/tasks?limit=100&filter_keys=name"
+             "&filter_predicates=%3D&filter_values=noop"),
+            ("Ray's /api/v0/tasks/summarize", "/api/v0/tasks/summarize"),
         ]
         print(f"{'request':<40} {'median ms':>10} {'worst ms':>10}")
         for name, path in rows:
