@@ -172,7 +172,7 @@ class DashboardSupervisor:
             process.terminate()
             try:
                 await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
+            except asyncio.TimeoutError:
                 process.kill()
                 await process.wait()
         self.sock.close()
