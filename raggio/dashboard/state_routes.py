@@ -14,9 +14,9 @@ tasks); ``raggio_fields=true`` adds the fields raggio has beyond Ray's
 ``total`` counts what the cluster has (with the task attempts the history
 dropped), ``num_after_truncation`` what the control store still holds,
 ``num_filtered`` what the filters kept; ``result`` the first ``limit`` of
-those, by id. A listing of tasks with no filter asks the control store for
-the newest ``limit`` attempts only, so that the default listing stays cheap
-with a long history. The summaries (``tasks``, ``actors``, ``objects``) answer
+those, by id. A listing of tasks with no filter, or with filters the control
+store applies itself (``HISTORY_FILTERS``), asks it for the newest ``limit``
+matching attempts only, so that it stays cheap with a long history. The summaries (``tasks``, ``actors``, ``objects``) answer
 ``{"node_id_to_summary": {"cluster": ...}}`` in the same envelope.
 
 The fetching and shaping are the state API's (``raggio.util.state.api``);
@@ -103,17 +103,21 @@ def _envelope(name: str, totals: dict, rows: list[dict], num_filtered: int, resu
 #: the value. With only these (and "="), a filtered listing of a long history describes
 #: only the attempts it returns.
 HISTORY_FILTERS = {"state": str.upper, "type": str.upper, "job_id": lambda v: int(v, 16),
-                   "actor_id": bytes.fromhex, "node_id": bytes.fromhex}
+                   "actor_id": bytes.fromhex, "node_id": bytes.fromhex, "name": str,
+                   "func_or_class_name": str}
+#: The key ``task_page`` takes a state API filter as, where they differ (its ``name`` is a
+#: substring, the state API's a whole name).
+HISTORY_KEYS = {"name": "name_is"}
 
 
 def history_filters(checked: list) -> dict | None:
     """``checked`` as ``task_page`` filters, or None if one of them is not among those."""
     filters = {}
     for key, op, value in checked:
-        if op != "=" or key not in HISTORY_FILTERS or key in filters:
+        if op != "=" or key not in HISTORY_FILTERS or HISTORY_KEYS.get(key, key) in filters:
             return None
         try:
-            filters[key] = HISTORY_FILTERS[key](str(value))
+            filters[HISTORY_KEYS.get(key, key)] = HISTORY_FILTERS[key](str(value))
         except ValueError:
             return None  # not an id: the rows' own comparison says it matches nothing
     return filters

@@ -250,7 +250,8 @@ class TaskEventStore:
         """A page of the history, newest first, for the dashboard's Tasks page.
 
         ``filters``: any of ``job_id`` (int), ``actor_id``, ``node_id`` (bytes), ``type``,
-        ``state`` (names) and ``name`` (a substring). Only the page is described, so a page
+        ``state`` (names), ``name`` (a substring), and ``name_is`` and
+        ``func_or_class_name`` (whole names; case does not count, as in the state API). Only the page is described, so a page
         of a 10,000-attempt history costs a scan of the states, not 10,000 descriptions.
         Returns the page (``tasks``), ``matched`` (all attempts matching ``filters``) and
         ``state_counts`` of the attempts matching the filters other than ``state``.
@@ -283,6 +284,10 @@ def _record_matches(record: list, filters: dict) -> bool:
     for key, value in filters.items():
         if key == "name":
             if value.lower() not in (info.get("name") or "").lower():
+                return False
+        elif key in ("name_is", "func_or_class_name"):
+            field = "name" if key == "name_is" else key
+            if value.lower() != (info.get(field) or "").lower():
                 return False
         elif key == "node_id":
             if where[0] != value:

@@ -34,3 +34,6 @@ def test_a_page_is_newest_first_filtered_and_counts_states_under_the_other_filte
     # The counts are the actor's calls in every state, so the page can offer the others.
     assert calls["matched"] == 2 and calls["state_counts"] == {"RUNNING": 2, "FINISHED": 1}
     assert store.page({"name": "CALL5"}, 0, 10)["matched"] == 1
+    assert store.page({"name": "call"}, 0, 10)["matched"] == 6
+    assert store.page({"name_is": "call"}, 0, 10)["matched"] == 0
+    assert store.page({"name_is": "Call3"}, 0, 10)["matched"] == 1
