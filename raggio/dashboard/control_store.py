@@ -56,7 +56,9 @@ class KeptConnection:
         try:
             return await conn.call_with_timeout(op, payload, timeout_s)
         except (ConnectionError, RpcError) as exc:  # lost, or no reply in time
-            conn.close()
+            # The connection stays as it is: a request that timed out (a short ?timeout=, one
+            # slow summary) must not fail every other request on it. A lost one is closed
+            # already, and the next call dials again.
             raise Unavailable(
                 f"The {self.what} at {self.address} did not answer {op}: {exc}") from None
 

@@ -37,16 +37,12 @@ STOP_TIMEOUT_S = 2.5
 NICENESS = 5
 
 
-class DashboardPortInUse(RaySystemError):
-    """The dashboard's port is taken; the message names the flag to change."""
-
-
 def bind(host: str, port: int, *, search: bool) -> socket.socket:
     """A listening socket on ``host:port``; with ``search``, on the first free port of the
     ``PORT_SEARCH`` after it when it is taken (``init()``'s private cluster, as Ray).
 
     Raises:
-        DashboardPortInUse: the port (every one tried) is taken.
+        RaySystemError: the port (every one tried) is taken; the message names the flag.
         RaySystemError: ``host`` is not an address of this machine.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -68,7 +64,7 @@ def bind(host: str, port: int, *, search: bool) -> socket.socket:
         sock.set_inheritable(True)
         return sock
     tried = f"ports {port}-{port + PORT_SEARCH}" if len(candidates) > 1 else f"port {port}"
-    raise DashboardPortInUse(
+    raise RaySystemError(
         f"The dashboard cannot listen on {host}, {tried}: address already in use. Another "
         "cluster's dashboard (or another program) has it. Pass --dashboard-port=<free port> "
         "(0 picks one), or --include-dashboard=false to start without a dashboard "

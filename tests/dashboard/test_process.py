@@ -17,7 +17,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -210,14 +209,12 @@ def test_a_dashboard_port_in_use_fails_start_at_once_naming_the_flag(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        started = time.monotonic()
         result = run_raggio(tmp_path, "start", "--head", "--port=0", f"--dashboard-port={port}",
                             "--num-cpus=1", "--node-ip-address=127.0.0.1")
-        took_s = time.monotonic() - started
     assert result.returncode != 0
+    # The head's own reason, not the start timeout's "no ready line": it failed before serving.
     assert f"port {port}" in result.stderr and "--dashboard-port" in result.stderr, (
         result.stderr)
-    assert took_s < 20, took_s  # not the 30 s start timeout: the head fails before serving
     assert cluster_file.read(str(tmp_path)) is None
     leftovers = [p for p in psutil.process_iter(["cmdline"])
                  if str(tmp_path) in " ".join(p.info["cmdline"] or []) and alive(p)]
