@@ -40,14 +40,19 @@ RAY_API_RELEASE = "2.60.0"
 _BYTES = ("memory", "object_store_memory")
 
 
-def google_style(value):
-    """Ray's ``to_google_style``: every dict key in camelCase, as its REST answers have them
-    (``a_b_c`` -> ``aBC``... as Ray does it: ``"node_" + hex`` -> ``"node" + hex.title()``)."""
-    if isinstance(value, dict):
-        return {_camel(key): google_style(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [google_style(item) for item in value]
-    return value
+def google_style(value: dict) -> dict:
+    """Ray's ``to_google_style``: the keys of a dict, of the dicts in it and of the dicts
+    directly in its lists in camelCase (``a_b_c`` -> ``aBC``; ``"node_" + hex`` -> ``"node"
+    + hex.title()``), as its REST answers have them. Dicts inside lists of lists keep their
+    keys, as in Ray: resource demands stay ``{"CPU": 1, "object_store_memory": ...}``."""
+    out = {}
+    for key, item in value.items():
+        if isinstance(item, dict):
+            item = google_style(item)
+        elif isinstance(item, list):
+            item = [google_style(x) if isinstance(x, dict) else x for x in item]
+        out[_camel(key)] = item
+    return out
 
 
 def _camel(key):
@@ -127,14 +132,16 @@ def _cluster_report(nodes: list[dict], groups: dict, now: float) -> dict:
             demand[shape] = demand.get(shape, 0) + 1
     type_of = {n["node_id"].hex(): f"node_{n['node_id'].hex()}" for n in nodes}
     return {
-        "time": now, "gcs_request_time": 0.0, "autoscaler_update_time": 0.0,
+        "time": now, "gcs_request_time": 0.0, "monitor_pid": None,
+        "autoscaler_update_time": 0.0, "non_terminated_nodes_time": 0.0,
         "autoscaler_report": {
             "active_nodes": {type_of[n["node_id"].hex()]: 1 for n in alive},
             "idle_nodes": None, "pending_nodes": [], "pending_launches": {},
             "failed_nodes": [[n["node_ip"], type_of[n["node_id"].hex()]]
                              for n in nodes if n["state"] == "DEAD"],
             "node_availability_summary": {"node_availabilities": {}},
-            "pending_resources": {}, "node_type_mapping": type_of, "legacy": True},
+            "node_activities": None, "pending_resources": {}, "node_type_mapping": type_of,
+            "legacy": True},
         "load_metrics_report": {
             "usage": usage,
             "resource_demand": [[dict(shape), count] for shape, count in demand.items()],
@@ -144,7 +151,8 @@ def _cluster_report(nodes: list[dict], groups: dict, now: float) -> dict:
             "request_demand": [],
             "node_types": [[{k: v for k, v in n["resources"].items()
                              if not is_group_resource(k)}, 1] for n in alive],
-            "head_ip": None, "usage_by_node": usage_by_node},
+            "head_ip": None, "usage_by_node": usage_by_node, "node_type_mapping": None,
+            "idle_time_map": None},
     }
 
 
@@ -195,7 +203,7 @@ async def nodes_view(request: web.Request) -> web.Response:
         now = time.time()
         logical = {n["node_id"].hex(): _usage_lines(_usage(n))
                    for n in nodes if n["state"] == "ALIVE"}
-        summary = google_style([_node_summary(n, now) for n in nodes])
+        summary = [google_style(_node_summary(n, now)) for n in nodes]
         return ok({"summary": summary, "nodeLogicalResources": logical},
                   msg="Node summary fetched.")
     hostnames = sorted({n.get("hostname") or n["node_ip"] for n in nodes
