@@ -211,12 +211,43 @@ def find_cluster(address: str | None, cfg, temp_dir: str) -> dict | None:
                 f"({cluster_file.path(temp_dir)} is missing). Start one with "
                 "`raggio start --head`, or pass its address: init(address='HOST:PORT').")
         return dict(current, token=cfg.auth_token or cluster_file.read_token(current) or "")
+    if address.startswith(("http://", "https://")):
+        return _cluster_of_dashboard(address.rstrip("/"), cfg, current)
     address = address.removeprefix("raggio://")
     split_address(address)  # raises ValueError on a malformed address
     token = cfg.auth_token or cluster_file.known_token(address)
     if not token and current is not None and current.get("gcs_address") == address:
         token = cluster_file.read_token(current) or ""
     return {"gcs_address": address, "token": token}
+
+
+def _cluster_of_dashboard(url: str, cfg, current: dict | None) -> dict:
+    """The cluster whose dashboard is at ``url`` (the address Ray's state API and job client
+    take): this machine's current cluster if it is that one, else the control store the
+    dashboard names, asked with the token in RAGGIO_AUTH_TOKEN."""
+    if current is not None and (current.get("dashboard_url") or "").rstrip("/") == url:
+        return dict(current, token=cfg.auth_token or cluster_file.read_token(current) or "")
+    if not cfg.auth_token:
+        raise ConnectionError(
+            f"No token for the cluster whose dashboard is at {url}: it is not this machine's "
+            "current cluster, so set RAGGIO_AUTH_TOKEN to its token (the head keeps it in "
+            "<session dir>/token), or pass its control store's HOST:PORT.")
+    import json
+    import urllib.error
+    import urllib.request
+    request = urllib.request.Request(url + "/api/version",
+                                     headers={"Authorization": f"Bearer {cfg.auth_token}"})
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=10) as answer:
+            gcs_address = json.loads(answer.read()).get("raggio_gcs_address")
+    except (OSError, ValueError, urllib.error.URLError) as exc:
+        raise ConnectionError(f"Could not ask the dashboard at {url} for its cluster: {exc}. "
+                              "Check the URL (`raggio dashboard` prints it) and the token.")
+    if not gcs_address:
+        raise ConnectionError(f"The dashboard at {url} is not raggio's (its /api/version "
+                              "names no raggio control store); pass the cluster's HOST:PORT.")
+    return {"gcs_address": gcs_address, "token": cfg.auth_token}
 
 
 def _start_private_head(cfg, spec: NodeSpec) -> dict:

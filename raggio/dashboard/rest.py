@@ -63,9 +63,13 @@ def _camel(key):
 
 
 async def version(request: web.Request) -> web.Response:
+    """Ray's ``/api/version``, and raggio's own version and control store address (which
+    raggio's clients given the dashboard's URL connect to: ``core.api.find_cluster``)."""
+    session = request.app[SESSION]
     return web.json_response({"version": API_VERSION, "ray_version": RAY_API_RELEASE,
                               "ray_commit": "raggio", "raggio_version": __version__,
-                              "session_name": request.app[SESSION]["session_name"]})
+                              "raggio_gcs_address": session["gcs_address"],
+                              "session_name": session["session_name"]})
 
 
 async def gcs_healthz(request: web.Request) -> web.Response:

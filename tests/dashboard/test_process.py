@@ -146,6 +146,34 @@ def test_the_banner_url_answers_with_the_token_and_401_without(head):
     assert get(f"{head.url}/api/version", "not-the-token")[0] == 401
 
 
+STATE_BY_URL = """
+import sys
+from raggio.util.state import list_nodes
+print(len(list_nodes(address=sys.argv[1])), "node(s)")
+"""
+
+
+def test_the_state_api_and_cli_take_the_dashboards_url_as_ray_s_do(head, tmp_path):
+    # On the head's machine: the URL names this machine's cluster, whose token is known.
+    listed = subprocess.run([sys.executable, "-m", "raggio", "list", "nodes", "--address",
+                             head.url], capture_output=True, text=True,
+                            timeout=COMMAND_TIMEOUT_S, env=env_for(head.temp_dir))
+    assert listed.returncode == 0, listed.stderr
+    assert "127.0.0.1" in listed.stdout
+    # From elsewhere (another temp dir: no record of the cluster), with the token given.
+    elsewhere = env_for(tmp_path)
+    done = subprocess.run([sys.executable, "-c", STATE_BY_URL, head.url], capture_output=True,
+                          text=True, timeout=COMMAND_TIMEOUT_S,
+                          env=dict(elsewhere, RAGGIO_AUTH_TOKEN=head.token))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1 node(s)"
+    # Without it, the error says which token to set.
+    refused = subprocess.run([sys.executable, "-c", STATE_BY_URL, head.url],
+                             capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S,
+                             env=elsewhere)
+    assert refused.returncode != 0 and "RAGGIO_AUTH_TOKEN" in refused.stderr
+
+
 def test_status_shows_the_dashboard(head):
     result = run_raggio(head.temp_dir, "status")
     assert result.returncode == 0, result.stderr
