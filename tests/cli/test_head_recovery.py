@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import urllib.request
 
 import psutil
 import pytest
@@ -84,6 +85,12 @@ def start_head(temp_dir, *extra):
                     "--num-cpus=2", *extra)
     assert result.returncode == 0, result.stderr
     return cluster_file.read(str(temp_dir))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def kill_head(info):
@@ -162,9 +169,7 @@ def test_a_corrupt_store_stops_the_head_from_starting_and_is_kept(temp_dir):
 def test_a_head_on_redis_recovers_from_it(temp_dir):
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (.ci/run installs it)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                               "--save", "", "--dir", str(temp_dir)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -225,11 +230,23 @@ SURVIVOR = textwrap.dedent("""
 """)
 
 
-def test_nodes_and_drivers_ride_out_a_head_restart(temp_dir):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    info = start_head(temp_dir, f"--port={port}")
+def dashboard_nodes(url: str, token: str) -> list | None:
+    """The ALIVE nodes the dashboard at ``url`` lists, or None while it does not answer."""
+    request = urllib.request.Request(
+        url + "/api/v0/nodes?filter_keys=state&filter_predicates=%3D&filter_values=ALIVE",
+        headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+                request, timeout=10) as answer:
+            return json.loads(answer.read())["data"]["result"]["result"]
+    except OSError:
+        return None
+
+
+def test_nodes_drivers_and_the_dashboard_ride_out_a_head_restart(temp_dir):
+    port, dashboard_port = free_port(), free_port()
+    info = start_head(temp_dir, f"--port={port}", f"--dashboard-port={dashboard_port}")
+    url, token = info["dashboard_url"], cluster_file.read_token(info)
     result = raggio(temp_dir, "start", f"--address={info['gcs_address']}",
                     "--node-ip-address=127.0.0.2", "--num-cpus=2",
                     '--resources={"worker": 4}')
@@ -238,11 +255,16 @@ def test_nodes_and_drivers_ride_out_a_head_restart(temp_dir):
                               stdout=subprocess.PIPE, text=True, env=env(temp_dir))
     try:
         assert driver.stdout.readline().strip() == "ready"
-        kill_head(info)
+        assert wait_until(lambda: dashboard_nodes(url, token), what="the dashboard")
+        kill_head(info)  # the control store, and the dashboard with it
+        assert dashboard_nodes(url, token) is None
         restarted = raggio(temp_dir, "start", "--head", f"--port={port}",
-                           "--dashboard-port=0", "--node-ip-address=127.0.0.1",
-                           "--num-cpus=2")
+                           f"--dashboard-port={dashboard_port}",
+                           "--node-ip-address=127.0.0.1", "--num-cpus=2")
         assert restarted.returncode == 0, restarted.stderr
+        # The restarted head's dashboard is back at the same URL, with both nodes.
+        wait_until(lambda: len(dashboard_nodes(url, token) or ()) == 2,
+                   what="the restarted dashboard to list both nodes")
         driver.stdin.write("go\n")
         driver.stdin.flush()
         assert [driver.stdout.readline().strip() for _ in range(4)] == ["42", "2", "3", "42"]
