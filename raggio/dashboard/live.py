@@ -8,12 +8,12 @@
 - ``status``: ``{"available": bool, "message": str}``, whether the control store answers;
   sent on connecting and whenever it changes (the page shows a banner while it does not).
 
-One ``Poller`` per dashboard process, not per client, asks the control store a few cheap
-questions every ``POLL_PERIOD_S`` while at least one page listens, and none at all while
-nobody does: the dashboard costs an idle cluster nothing. Each round compares fingerprints
-of the tables with the last round's. A round that takes long (a big task history) spaces
-the next ones out, so that watching never costs the control store more than about
-1/``MAX_LOAD_FACTOR`` of its time.
+One ``Poller`` per dashboard process, not per client, asks the control store for its
+change counters (``table_versions``, a few numbers whatever the cluster's size) every
+``POLL_PERIOD_S`` while at least one page listens, and nothing at all while nobody does:
+the dashboard costs an idle cluster nothing. A topic changed when its counter did (all of
+them when the control store restarted). A round that fails otherwise than by the control
+store not answering is logged, and the next one runs as usual.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from raggio.dashboard.routing import STORE
 logger = logging.getLogger(__name__)
 
 POLL_PERIOD_S = 1.0
-#: A round may take at most 1/this of the time between rounds.
-MAX_LOAD_FACTOR = 20
 #: How long one poll waits for the control store: shorter than a route's, so that the
 #: banner comes up within seconds of the control store stopping.
 POLL_TIMEOUT_S = 3.0
@@ -44,24 +42,6 @@ MAX_QUEUED = 100
 TOPICS = ("nodes", "actors", "jobs", "placement_groups", "tasks")
 
 
-def _fingerprints(nodes: list, actors: list, jobs: list, groups: dict, tasks: dict) -> dict:
-    """A hashable summary per topic: it changes when what a page shows of it changes."""
-    return {
-        "nodes": tuple((n["node_id"], n["state"], tuple(sorted((n.get("available") or {})
-                                                               .items())),
-                        n.get("object_store_used", 0), len(n.get("demand") or ()))
-                       for n in nodes),
-        "actors": tuple((a["actor_id"], a["state"], a["num_restarts"], a["pid"])
-                        for a in actors),
-        "jobs": tuple((j["job_id"], j["is_dead"]) for j in jobs),
-        "placement_groups": tuple((pg_id, g["state"], tuple(sorted(g["bundles_to_node_id"]
-                                                                  .items())))
-                                  for pg_id, g in sorted(groups.items())),
-        "tasks": (tasks["total"], tasks["dropped"],
-                  tuple(sorted(tasks["state_counts"].items()))),
-    }
-
-
 class Poller:
     """See the module docstring. ``subscribe()`` a queue of ``(event, data)`` pairs."""
 
@@ -70,7 +50,9 @@ class Poller:
         self._period_s = period_s
         self._queues: set[asyncio.Queue] = set()
         self._task: asyncio.Task | None = None
-        self._fingerprints: dict = {}
+        #: The last answer of ``table_versions``; empty until the first.
+        self._versions: dict = {}
+        self._failing = False  #: whether the last round failed (it was logged then)
         self.status = {"available": True, "message": ""}
 
     def subscribe(self) -> asyncio.Queue:
@@ -88,10 +70,7 @@ class Poller:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.gather(self._task, return_exceptions=True)
 
     def _publish(self, event: str, data: dict) -> None:
         for queue in self._queues:
@@ -104,36 +83,34 @@ class Poller:
                 queue.put_nowait(("changed", {"topics": list(TOPICS)}))
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while self._queues:
-            started = loop.time()
-            answered = await self.poll_once()
-            took = loop.time() - started
-            # An unanswered round waited for its timeout: no reason to wait longer still.
-            spacing = max(self._period_s, took * MAX_LOAD_FACTOR) if answered else 0.0
-            await asyncio.sleep(max(self._period_s, spacing - took))
+            try:
+                await self.poll_once()
+                self._failing = False
+            except Exception:  # a bug, or a reply it cannot read: the pages keep their stream
+                if not self._failing:
+                    logger.exception("a round of live updates failed; the next ones go on "
+                                     "(logged again once one succeeds)")
+                self._failing = True
+            await asyncio.sleep(self._period_s)
 
     async def poll_once(self) -> bool:
         """One round: ask, compare, publish what changed (and the status, if it did);
         whether the control store answered."""
-        call = self._store.call
         try:
-            replies = await asyncio.gather(
-                call("get_nodes", None, POLL_TIMEOUT_S), call("list_actors", None, POLL_TIMEOUT_S),
-                call("get_jobs", None, POLL_TIMEOUT_S),
-                call("placement_group_table", None, POLL_TIMEOUT_S),
-                call("task_page", {"limit": 0}, POLL_TIMEOUT_S))
+            versions = await self._store.call("table_versions", None, POLL_TIMEOUT_S)
         except Unavailable as exc:
             self._set_status(False, f"{str(exc).rstrip('.')}. The cluster may be restarting; "
                              "this page recovers when it is back.")
             return False
         self._set_status(True, "")
-        fingerprints = _fingerprints(*replies)
-        changed = [topic for topic, value in fingerprints.items()
-                   if self._fingerprints.get(topic) != value]
-        if self._fingerprints and changed:
+        if self._versions.get("epoch") != versions["epoch"]:  # the first round, or a restart
+            changed = list(TOPICS) if self._versions else []
+        else:
+            changed = [topic for topic in TOPICS if self._versions[topic] != versions[topic]]
+        if changed:
             self._publish("changed", {"topics": changed})
-        self._fingerprints = fingerprints
+        self._versions = versions
         return True
 
     def _set_status(self, available: bool, message: str) -> None:
@@ -142,8 +119,6 @@ class Poller:
                            f"does not answer: {message}")
             self.status = {"available": available, "message": message}
             self._publish("status", self.status)
-            if available:  # everything may have changed while it was away
-                self._fingerprints = {}
 
 
 #: The process's poller: ``request.app[POLLER]``.

@@ -129,6 +129,9 @@ class ActorDirectory:
         self._record_task = record_task
         self.actors: dict[bytes, ActorRecord] = {}
         self.named: dict[tuple[str, str], bytes] = {}
+        #: Counts the records' changes (one added, a state change): the dashboard's pages
+        #: refetch when it grows (``GcsServer.table_versions``).
+        self.version = 0
         self._tasks: set[asyncio.Task] = set()
         #: holder connection -> the actors it holds or has handles in transit to
         self._held: dict[Connection, set[bytes]] = {}
@@ -157,7 +160,7 @@ class ActorDirectory:
             self._hold(creator, actor_id)
         self._record_task(creation_task_id(actor_id), 0, PENDING_NODE_ASSIGNMENT,
                           record.creation_info(), None)
-        self._save(record)
+        self._changed(record)
         self._spawn(self._start(record))
 
     def recover(self, saved: list[dict]) -> None:
@@ -360,6 +363,11 @@ class ActorDirectory:
         record.state = state
         record.events.append([state, time.time(), record.node_id or None])
         record.changed.set()
+        self._changed(record)
+
+    def _changed(self, record: ActorRecord) -> None:
+        """Write the record through and count the change."""
+        self.version += 1
         self._save(record)
 
     def _mark_dead(self, record: ActorRecord, cause: str, error: list | None = None) -> None:

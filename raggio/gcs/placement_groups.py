@@ -71,6 +71,9 @@ class PlacementGroupTable:
         self._node_conn = node_conn
         self._update_node = update_node  #: record a node's resources as it just reported them
         self.groups: dict[bytes, PlacementGroupRecord] = {}
+        #: Counts the records' changes (one added, placed, removed, a new pending reason):
+        #: the dashboard's pages refetch when it grows (``GcsServer.table_versions``).
+        self.version = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -96,7 +99,7 @@ class PlacementGroupTable:
                                       spec.get("namespace") or "", spec.get("job_id"),
                                       spec.get("lifetime"))
         self.groups[record.pg_id] = record
-        self._save(record)
+        self._changed(record)
         self._wakeup.set()
 
     def recover(self, saved: list[dict]) -> None:
@@ -133,7 +136,7 @@ class PlacementGroupTable:
         was_created = record.state == CREATED
         record.state = REMOVED
         record.changed.set()
-        self._save(record)
+        self._changed(record)
         if was_created:
             await self._release(record, set(record.bundle_nodes))
 
@@ -146,7 +149,7 @@ class PlacementGroupTable:
         await self._release(record, set(record.bundle_nodes) - {lost_node})
         record.state, record.bundle_nodes = PENDING, []
         record.pending_reason = "a node holding some of its bundles died"
-        self._save(record)
+        self._changed(record)
         self._wakeup.set()
 
     def job_finished(self, job_id: int) -> list:
@@ -182,7 +185,7 @@ class PlacementGroupTable:
     async def _try_place(self, record: PlacementGroupRecord) -> None:
         nodes, reason = plan(record.bundles, record.strategy, self._available_nodes())
         if nodes is None:
-            record.pending_reason = reason
+            self._set_pending_reason(record, reason)
             return
         reserved: set[bytes] = set()
         for node_id in set(nodes):
@@ -193,7 +196,8 @@ class PlacementGroupTable:
             except (RpcError, KeyError):
                 state = None
             if state is None:
-                record.pending_reason = "a node filled up while the group was being reserved"
+                self._set_pending_reason(
+                    record, "a node filled up while the group was being reserved")
                 await self._release(record, reserved)
                 return
             self._update_node(node_id, state)
@@ -204,7 +208,17 @@ class PlacementGroupTable:
         record.bundle_nodes = nodes
         record.state = CREATED
         record.changed.set()
+        self._changed(record)
+
+    def _changed(self, record: PlacementGroupRecord) -> None:
+        """Write the record through and count the change."""
+        self.version += 1
         self._save(record)
+
+    def _set_pending_reason(self, record: PlacementGroupRecord, reason: str) -> None:
+        if reason != record.pending_reason:  # planned again every second while pending
+            record.pending_reason = reason
+            self.version += 1
 
     async def _release(self, record: PlacementGroupRecord, node_ids: set[bytes]) -> None:
         for node_id in node_ids:

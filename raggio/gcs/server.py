@@ -4,12 +4,17 @@ Owns the node table (who is alive, their resources), the job table, the
 internal KV (pickled functions and classes) and the cluster resource view;
 delegates actors to ``ActorDirectory``. Storage is in memory for now.
 Started by ``raggio.head`` (in the head process) or on its own.
+
+``table_versions`` answers a change counter per table the dashboard shows (each
+owner counts its own changes), so that its live updates notice a change with
+one constant-time request instead of reading the tables.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
 from raggio.common.labels import unmatched_reason
@@ -49,6 +54,13 @@ class GcsServer:
         self._view_scheduled = False
         self._tasks: set[asyncio.Task] = set()
         self._attached_jobs: set[int] = set()  #: jobs whose driver is connected now
+        #: Changes a page would show to the node table (joins, deaths, resource use) and
+        #: to the job table (starts, ends); see ``table_versions``.
+        self.nodes_version = 0
+        self.jobs_version = 0
+        #: Tells this control store's counters from a previous one's (after a restart they
+        #: start again from 0, and may meet the old values).
+        self._epoch = os.urandom(8).hex()
         self.reconnect_grace_s = cfg.gcs_reconnect_grace_s
         self._connect_timeout_s = cfg.connect_timeout_s
         self._lease_retry_timeout_s = cfg.lease_retry_timeout_s
@@ -76,6 +88,7 @@ class GcsServer:
             "get_nodes": self.get_nodes,
             "register_job": self.register_job,
             "get_jobs": self.get_jobs,
+            "table_versions": self.table_versions,
             "list_workers": self.list_workers,
             "list_objects": self.list_objects,
             "add_task_events": self.add_task_events,
@@ -214,6 +227,7 @@ class GcsServer:
                              "new node.")
         info = dict(info, state="ALIVE", start_time=time.time(), available=dict(info["resources"]))
         self.nodes[node_id] = info
+        self.nodes_version += 1
         self.tables.save("nodes", node_id, info)
         self.node_conns[node_id] = conn
         conn.close_callbacks.append(lambda _c: self._node_lost(node_id))
@@ -242,6 +256,7 @@ class GcsServer:
             return
         node["state"] = "DEAD"
         node["end_time"] = time.time()
+        self.nodes_version += 1
         node.setdefault("death_reason", "its connection to the control store closed")
         self.tables.save("nodes", node_id, node)
         self.node_conns.pop(node_id, None)
@@ -255,15 +270,21 @@ class GcsServer:
     def report_resources(self, conn: Connection, msg: dict) -> None:
         node = self.nodes.get(msg["node_id"])
         if node is not None:
-            node["demand"] = msg.get("demand", [])
-            node["object_store_used"] = msg.get("object_store_used", 0)
+            demand, used = msg.get("demand", []), msg.get("object_store_used", 0)
+            if demand != node.get("demand", []) or used != node.get("object_store_used", 0):
+                self.nodes_version += 1
+            node["demand"] = demand
+            node["object_store_used"] = used
             self._update_node_resources(msg["node_id"], msg)
 
     def _update_node_resources(self, node_id: bytes, state: dict) -> None:
         node = self.nodes.get(node_id)
         if node is not None:
-            node["available"] = dict(state["available"])
-            node["resources"] = dict(state.get("total", node["resources"]))
+            available = dict(state["available"])
+            total = dict(state.get("total", node["resources"]))
+            if available != node["available"] or total != node["resources"]:
+                self.nodes_version += 1
+            node["available"], node["resources"] = available, total
             self._broadcast_view()
 
     def _broadcast_view(self) -> None:
@@ -303,6 +324,7 @@ class GcsServer:
         self._next_job += 1
         job_id = self._next_job
         self.jobs[job_id] = dict(info, job_id=job_id, start_time=time.time(), is_dead=False)
+        self.jobs_version += 1
         self.tables.save("jobs", job_id, self.jobs[job_id])
         conn.close_callbacks.append(lambda _c: self._job_finished(job_id))
         self._attached_jobs.add(job_id)
@@ -315,6 +337,7 @@ class GcsServer:
             return
         job["is_dead"] = True
         job["end_time"] = time.time()
+        self.jobs_version += 1
         self.tables.save("jobs", job_id, job)
         self.actors.owner_died(job_id=job_id)
         for removal in self.placement_groups.job_finished(job_id):
@@ -373,6 +396,17 @@ class GcsServer:
                             "address": job.get("driver_address"),
                             "ip": (job.get("driver_address") or "").rpartition(":")[0]})
         return self._fan_out_reply(msg, out, unanswered)
+
+    # -- what changed (the dashboard's live updates) --
+
+    def table_versions(self, conn: Connection, _msg) -> dict:
+        """A counter per table that grows with every change a dashboard page shows: a
+        record added, a state change (a death, a restart), a node's resource use; for
+        ``tasks``, any recorded event. Compare two answers to learn which tables changed;
+        a different ``epoch`` means a restarted control store (all may have changed)."""
+        return {"epoch": self._epoch, "nodes": self.nodes_version, "jobs": self.jobs_version,
+                "actors": self.actors.version, "placement_groups": self.placement_groups.version,
+                "tasks": self.task_events.version}
 
     # -- task history --
 

@@ -104,6 +104,9 @@ class TaskEventStore:
         #: was sent and evicted) is not taken back, so each attempt is dropped and counted once.
         self._dropped_keys: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self.dropped_at_source = 0  #: ended attempts the processes dropped before sending them
+        #: Counts the batches and events taken: the dashboard's pages refetch when it grows
+        #: (``GcsServer.table_versions``).
+        self.version = 0
         #: worker id -> the infos and wheres it numbered (see core.task_events)
         self._tables_of: dict[bytes, dict[str, list]] = {}
         self._dirty: set[bytes] = set()
@@ -123,6 +126,7 @@ class TaskEventStore:
             tables[name].extend(batch[name])
         infos, wheres = tables["infos"], tables["wheres"]
         self.dropped_at_source += batch["dropped"]
+        self.version += 1
         records, durable = self.records, self._tables.durable
         for record in batch["tasks"]:  # the hot loop: a record per task a second
             record[R_INFO] = _lookup(infos, record[R_INFO])
@@ -161,6 +165,7 @@ class TaskEventStore:
     def add(self, task_id: bytes, attempt: int, state: int, ts: float, info: dict | None = None,
             error: list | None = None, where: list | None = None) -> None:
         """One event of an attempt (a worker's RUNNING report, an actor creation's)."""
+        self.version += 1
         key = _key(task_id, attempt)
         record = self.records.get(key)
         if record is None:

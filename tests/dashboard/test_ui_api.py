@@ -3,17 +3,22 @@
 Against the module's two-node cluster with its dashboard (``conftest.py``): the
 task history a page at a time with counts by state and filters, an actor's page
 with its calls, nodes with their usage, the cluster's events, a job's workers'
-output (only that job's lines), the event stream's first status and a change it
-announces, and bad parameters (400 naming them, 404 for what is not there). The
-pages that read these run in a browser in ``test_browser.py``.
+output (only that job's lines), the event stream's first status and the changes it
+announces (an actor created and killed, a node joining and leaving), and bad
+parameters (400 naming them, 404 for what is not there). The pages that read these
+run in a browser in ``test_browser.py``.
 """
 
 from __future__ import annotations
 
 import json
+import time
 
 import raggio as ray
+from raggio.config import get_config
 from raggio.dashboard.job_output import job_lines
+from raggio.launch import wait_ready
+from raggio.node_spec import NodeSpec
 from raggio.test_utils import wait_until
 
 
@@ -105,7 +110,7 @@ def test_job_lines_keeps_the_job_s_lines_only():
     assert job_lines(data, 2) == [b"theirs\n"]
 
 
-def test_the_event_stream_says_it_is_live_then_what_changed(dashboard_cluster):
+def test_the_event_stream_says_it_is_live_then_an_actor_s_birth_and_death(dashboard_cluster):
     with dashboard_cluster.open("/api/ui/events", timeout_s=30) as stream:
         assert stream.headers["Content-Type"].startswith("text/event-stream")
         events = _events(stream)
@@ -114,15 +119,50 @@ def test_the_event_stream_says_it_is_live_then_what_changed(dashboard_cluster):
         try:
             counter = Counter.remote()
             ray.get(counter.inc.remote())
-            for name, data in events:  # the test's timeout ends a stream that never says it
-                if name == "changed" and "actors" in data["topics"]:
-                    break
+            path = f"/api/ui/actors/{counter._actor_id.hex()}"
+            _wait_for_change(events, "actors", lambda: dashboard_cluster.data(path)
+                             ["actor"]["state"] == "ALIVE")
+            ray.kill(counter)
+            _wait_for_change(events, "actors", lambda: dashboard_cluster.data(path)
+                             ["actor"]["state"] == "DEAD")
         finally:
             ray.shutdown()
 
 
+def test_the_event_stream_says_when_a_node_joins_and_leaves(dashboard_cluster):
+    def state_of(node_id):
+        nodes = dashboard_cluster.data("/api/ui/nodes")["nodes"]
+        return next((n["state"] for n in nodes if n["node_id"] == node_id), None)
+
+    with dashboard_cluster.open("/api/ui/events", timeout_s=30) as stream:
+        events = _events(stream)
+        assert next(events)[0] == "status"
+        node = NodeSpec(gcs_address=dashboard_cluster.gcs_address, token=dashboard_cluster.token,
+                        tied=True, num_cpus=1, object_store_memory=100 * 1024**2
+                        ).start_process()
+        try:
+            node_id = wait_ready(node, get_config().head_start_timeout_s, "raggio node")["node_id"]
+            _wait_for_change(events, "nodes", lambda: state_of(node_id) == "ALIVE")
+        finally:
+            node.stdin.close()  # tied: it exits when its stdin closes
+            node.wait(timeout=30)
+            node.stdout.close()
+        _wait_for_change(events, "nodes", lambda: state_of(node_id) == "DEAD")
+
+
+def _wait_for_change(events, topic: str, shown=lambda: True, timeout_s: float = 30) -> None:
+    """Read the stream until a ``changed`` event names ``topic`` after which a page that
+    refetches sees ``shown()`` hold (an earlier change of the topic may come first)."""
+    deadline = time.monotonic() + timeout_s
+    for name, data in events:
+        if name == "changed" and topic in data["topics"] and shown():
+            return
+        assert time.monotonic() < deadline, f"no change of {topic} that shows it in {timeout_s} s"
+    raise AssertionError("the stream ended")
+
+
 def _events(stream):
-    """(event, data) pairs of a server-sent event stream."""
+    """(event, data) pairs of a server-sent event stream; (None, None) for a keep-alive."""
     name = None
     for raw in stream:
         line = raw.decode().rstrip("\n")
@@ -130,6 +170,8 @@ def _events(stream):
             name = line[len("event: "):]
         elif line.startswith("data: "):
             yield name, json.loads(line[len("data: "):])
+        elif line.startswith(":"):
+            yield None, None
 
 
 def test_bad_parameters_are_400s_naming_them_and_missing_things_404(dashboard_cluster):
