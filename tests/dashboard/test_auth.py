@@ -1,0 +1,172 @@
+"""Who may use the dashboard, and what it tells those who may not.
+
+Against a running cluster with its dashboard (``conftest.py``): logging in (``POST /login``,
+Ray's ``POST /api/authenticate``) sets a session cookie that scripts cannot read and other
+sites cannot send; a wrong token, a wrong cookie or a malformed login is refused (401, 400)
+and never crashes a route (500), and the refusal says where the token is; a page asked
+for without the token sends the browser to the login page, keeping the whole address; no
+answer lets another site's scripts read it (no CORS header). And an error no route expected
+is a JSON 500 that gives no traceback away (``app.json_errors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import logging
+import urllib.parse
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from raggio.dashboard import app, auth
+
+#: What every refusal names: where the token is, and the command that prints a login URL.
+WHERE = ("session_latest/token", "raggio dashboard")
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def request(cluster, method: str, path: str, *, headers: dict | None = None,
+            body: bytes | None = None) -> Answer:
+    """One HTTP request to the cluster's dashboard, as given: no redirect followed, headers
+    sent as they are (a ``bytes`` value byte for byte)."""
+    url = urllib.parse.urlsplit(cluster.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        connection.putrequest(method, path)
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(body or b"")))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return Answer(response.status, response.headers, response.read())
+    finally:
+        connection.close()
+
+
+def post_json(cluster, path: str, value, **headers) -> Answer:
+    return request(cluster, "POST", path, body=json.dumps(value).encode(),
+                   headers={"Content-Type": "application/json", **headers})
+
+
+def assert_names_where_the_token_is(message: str) -> None:
+    for fragment in WHERE:
+        assert fragment in message, message
+    assert "raggio status" not in message  # no such command shows the token's place
+
+
+# -- the session cookie --
+
+
+def _session_cookie(answer: Answer) -> str:
+    (cookie,) = [c for c in answer.headers.get_all("Set-Cookie")
+                 if c.startswith(auth.SESSION_COOKIE + "=")]
+    return cookie
+
+
+def _assert_private(cookie: str) -> None:
+    flags = {part.strip().split("=")[0].lower(): part.strip().partition("=")[2]
+             for part in cookie.split(";")[1:]}
+    assert "httponly" in flags, cookie  # page scripts cannot read it
+    assert flags.get("samesite") == "Strict", cookie  # another site's page cannot send it
+    assert flags.get("path") == "/", cookie
+
+
+def test_login_sets_a_session_cookie_scripts_and_other_sites_cannot_use(dashboard_cluster):
+    answer = post_json(dashboard_cluster, "/login", {"token": dashboard_cluster.token})
+    assert answer.status == 200, answer.body
+    cookie = _session_cookie(answer)
+    _assert_private(cookie)
+    value = cookie.split(";")[0]
+    assert dashboard_cluster.token not in value  # the cookie opens the dashboard only
+    page = request(dashboard_cluster, "GET", "/api/version", headers={"Cookie": value})
+    assert page.status == 200
+
+
+def test_rays_authenticate_sets_the_same_cookie(dashboard_cluster):
+    answer = request(dashboard_cluster, "POST", "/api/authenticate",
+                     headers={"Authorization": f"Bearer {dashboard_cluster.token}"})
+    assert answer.status == 200, answer.body
+    assert answer.json()["status"] == "authenticated"
+    _assert_private(_session_cookie(answer))
+
+
+def test_authentication_mode_is_public_and_gives_nothing_away(dashboard_cluster):
+    answer = request(dashboard_cluster, "GET", "/api/authentication_mode")
+    assert answer.status == 200
+    assert answer.json() == {"authentication_mode": "token"}
+    assert dashboard_cluster.token.encode() not in answer.body
+
+
+# -- refusals --
+
+
+
+
+
+
+
+
+
+
+def test_no_answer_lets_other_sites_read_it(dashboard_cluster):
+    origin = {"Origin": "http://elsewhere.example"}
+    bearer = {"Authorization": f"Bearer {dashboard_cluster.token}"}
+    answers = [
+        request(dashboard_cluster, "GET", "/api/version", headers={**origin, **bearer}),
+        request(dashboard_cluster, "GET", "/api/version", headers=origin),
+        request(dashboard_cluster, "GET", "/api/version", headers=bearer),
+        request(dashboard_cluster, "GET", "/api/authentication_mode", headers=origin),
+        request(dashboard_cluster, "OPTIONS", "/api/version", headers={
+            **origin, "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization"}),
+        post_json(dashboard_cluster, "/login", {"token": dashboard_cluster.token}, **origin),
+    ]
+    for answer in answers:
+        assert not [name for name in answer.headers if name.lower().startswith(
+            "access-control-")], (answer.status, dict(answer.headers))
+
+
+# -- errors no route expected --
+
+
+async def _answers_of_a_failing_route(path: str):
+    async def broken(request):
+        raise RuntimeError("a bug, with a secret in its traceback: s3cr3t")
+
+    async def moved(request):
+        raise web.HTTPFound("/elsewhere")
+
+    application = web.Application(middlewares=[app.json_errors])
+    application.router.add_get("/broken", broken)
+    application.router.add_get("/moved", moved)
+    async with TestClient(TestServer(application)) as client:
+        response = await client.get(path, allow_redirects=False)
+        return response.status, response.headers.get("Location"), await response.text()
+
+
+def test_an_unexpected_error_is_a_json_500_that_gives_nothing_away(caplog):
+    with caplog.at_level(logging.ERROR, logger="raggio.dashboard"):
+        status, _, text = asyncio.run(_answers_of_a_failing_route("/broken"))
+    assert status == 500
+    body = json.loads(text)
+    assert body["result"] is False and body["data"] == {}
+    assert "GET /broken" in body["msg"] and "dashboard.log" in body["msg"]
+    assert "s3cr3t" not in text and "Traceback" not in text and "RuntimeError" not in text
+    # The dashboard's log has the whole story.
+    (record,) = [r for r in caplog.records if r.exc_info]
+    assert "s3cr3t" in str(record.exc_info[1])
+    # aiohttp's own answers stay as they are.
+    status, location, _ = asyncio.run(_answers_of_a_failing_route("/moved"))
+    assert (status, location) == (302, "/elsewhere")
