@@ -114,8 +114,42 @@ def test_authentication_mode_is_public_and_gives_nothing_away(dashboard_cluster)
 
 
 
+def test_non_ascii_credentials_are_wrong_ones_not_errors(dashboard_cluster):
+    # As UTF-8, and as one Latin-1 byte (not UTF-8: aiohttp keeps it as a surrogate).
+    for raw in ("é".encode(), "é".encode("latin-1")):
+        for name, value in (("Cookie", f"{auth.SESSION_COOKIE}=".encode() + raw),
+                            ("Authorization", b"Bearer " + raw),
+                            ("X-Ray-Authorization", b"Bearer " + raw)):
+            answer = request(dashboard_cluster, "GET", "/api/version", headers={name: value})
+            assert answer.status == 401, (name, value, answer.status, answer.body)
+        answer = request(dashboard_cluster, "POST", "/api/authenticate",
+                         headers={"Authorization": b"Bearer " + raw})
+        assert answer.status == 401, (raw, answer.body)
+    for token in ("é", "\ud800"):  # a lone surrogate is valid JSON
+        answer = post_json(dashboard_cluster, "/login", {"token": token})
+        assert answer.status == 401, (token, answer.body)
 
 
+def test_a_malformed_login_is_a_clear_400(dashboard_cluster):
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for headers, body in (
+            ({"Content-Type": "application/json"}, b"[1]"),
+            ({"Content-Type": "application/json"}, b'"x"'),
+            ({"Content-Type": "application/json"}, b"null"),
+            ({"Content-Type": "application/json"}, b"{not json"),
+            ({"Content-Type": "application/json"}, b"\xff\xfe"),
+            ({"Content-Type": "application/json"}, b'{"token": 5}'),
+            ({"Content-Type": "application/json"}, b'{"tolkien": "x"}'),
+            (form, b"user=me"),
+            (form, b""),
+            ({"Content-Type": "text/plain"}, b"token")):
+        answer = request(dashboard_cluster, "POST", "/login", headers=headers, body=body)
+        assert answer.status == 400, (body, answer.status, answer.body)
+        message = answer.json()["message"]
+        assert '{"token": ' in message and "token field" in message, message
+    answer = request(dashboard_cluster, "POST", "/login", headers=form,
+                     body=urllib.parse.urlencode({"token": dashboard_cluster.token}).encode())
+    assert answer.status == 200  # the form the page would post without scripts
 
 
 
