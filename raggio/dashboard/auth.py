@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import urllib.parse
 
 from aiohttp import web
 
@@ -79,7 +80,8 @@ def middleware(token: str):
                 or request_is_authenticated(request, token)):
             return await handler(request)
         if _wants_page(request):
-            raise web.HTTPFound("/login?next=" + request.path_qs)
+            # Encoded whole: its own query (?a=1&b=2) is part of the one parameter.
+            raise web.HTTPFound("/login?next=" + urllib.parse.quote(request.path_qs, safe=""))
         return web.json_response({"result": False, "msg": WHERE_THE_TOKEN_IS, "data": {}},
                                  status=401, headers={"WWW-Authenticate": "Bearer"})
 

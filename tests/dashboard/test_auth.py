@@ -152,6 +152,13 @@ def test_a_malformed_login_is_a_clear_400(dashboard_cluster):
     assert answer.status == 200  # the form the page would post without scripts
 
 
+def test_a_page_without_the_token_goes_to_login_keeping_the_whole_address(dashboard_cluster):
+    answer = request(dashboard_cluster, "GET", "/nodes?a=1&b=2",
+                     headers={"Accept": "text/html"})
+    assert answer.status == 302
+    location = urllib.parse.urlsplit(answer.headers["Location"])
+    assert location.path == "/login"
+    assert urllib.parse.parse_qs(location.query) == {"next": ["/nodes?a=1&b=2"]}
 
 
 def test_no_answer_lets_other_sites_read_it(dashboard_cluster):
