@@ -227,6 +227,26 @@ def test_login_goes_on_only_to_a_page_of_this_dashboard(fresh_browser, dashboard
     assert b.web.current_url == f"{b.url}/?a=1#/nodes"
 
 
+def test_a_page_whose_session_ends_goes_to_the_login_page(fresh_browser, dashboard_cluster):
+    b = fresh_browser
+    b.log_in(dashboard_cluster.token)
+    # A page that asks for nothing itself: only its live stream can notice.
+    b.open("no-such-page")
+    b.wait_for(lambda: b.web.find_element(By.ID, "live").text == "Live", "the live stream")
+    b.web.delete_all_cookies()  # the session ends (it expires, or a logout in another tab)
+    b.expect_console("401")
+    b.expect_console("ERR_")  # the stream's connection, cut
+    dashboard = [p for p in psutil.Process(dashboard_cluster.head.pid).children()
+                 if "raggio.dashboard" in p.cmdline()]
+    assert len(dashboard) == 1
+    dashboard[0].kill()  # its head starts it again; the stream reconnects, and is refused
+    b.wait_for(lambda: "/login?next=" in b.web.current_url, "the login page")
+    assert b.web.current_url == f"{b.url}/login?next=%2F%23%2Fno-such-page"
+    b.web.find_element(By.ID, "token").send_keys(dashboard_cluster.token)
+    b.web.find_element(By.ID, "submit").click()  # logged in again: back where it was
+    b.wait_for(lambda: b.web.current_url == f"{b.url}/#/no-such-page", "the page again")
+
+
 def test_nodes_page_shows_every_node_with_its_usage(browser, dashboard_cluster):
     browser.open("nodes")
     for node_id in dashboard_cluster.node_ids:
