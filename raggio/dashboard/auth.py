@@ -33,9 +33,10 @@ PUBLIC_PREFIXES = ("/static/",)
 
 WHERE_THE_TOKEN_IS = (
     "This dashboard needs the cluster token. On the head's machine, `raggio dashboard` "
-    "prints a login URL; the token itself is in <session dir>/token (`raggio status -v` "
-    "shows the session dir) or RAGGIO_AUTH_TOKEN. Send it as `Authorization: Bearer "
-    "<token>` (or `X-Ray-Authorization`), or log in at /login.")
+    "prints a login URL; the token itself is in <temp dir>/session_latest/token there (the "
+    "temp dir is /tmp/raggio unless the head was started with --temp-dir or RAGGIO_TEMP_DIR), "
+    "or in RAGGIO_AUTH_TOKEN where the cluster was started with it. Send it as "
+    "`Authorization: Bearer <token>` (or `X-Ray-Authorization`), or log in at /login.")
 LOGIN_FORMS = ('Post {"token": "<token>"} (a JSON object, Content-Type: application/json), '
                "or a form with a token field.")
 

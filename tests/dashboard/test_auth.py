@@ -112,6 +112,22 @@ def test_authentication_mode_is_public_and_gives_nothing_away(dashboard_cluster)
 # -- refusals --
 
 
+def test_a_wrong_token_is_refused_naming_where_the_token_is(dashboard_cluster):
+    for headers in ({}, {"Authorization": "Bearer not-the-token"},
+                    {"X-Ray-Authorization": "Bearer not-the-token"},
+                    {"Cookie": f"{auth.SESSION_COOKIE}=not-the-cookie"}):
+        answer = request(dashboard_cluster, "GET", "/api/version", headers=headers)
+        assert answer.status == 401, (headers, answer.body)
+        body = answer.json()
+        assert body["result"] is False and body["data"] == {}
+        assert_names_where_the_token_is(body["msg"])
+    answer = post_json(dashboard_cluster, "/login", {"token": "not-the-token"})
+    assert answer.status == 401
+    assert_names_where_the_token_is(answer.json()["message"])
+    answer = request(dashboard_cluster, "POST", "/api/authenticate",
+                     headers={"Authorization": "Bearer not-the-token"})
+    assert answer.status == 401
+    assert_names_where_the_token_is(answer.json()["message"])
 
 
 def test_non_ascii_credentials_are_wrong_ones_not_errors(dashboard_cluster):

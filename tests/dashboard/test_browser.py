@@ -183,6 +183,8 @@ def test_login_flow_page_redirect_wrong_token_link_and_logout(fresh_browser, das
     b.web.get(f"{b.url}/#/actors")
     b.wait_for(lambda: "/login?next=" in b.web.current_url, "the redirect to the login page")
     b.expect_console("401")  # the wrong token's answer
+    help_text = b.web.find_element(By.CSS_SELECTOR, "details.help").get_attribute("textContent")
+    assert "session_latest/token" in help_text and "raggio dashboard" in help_text
     field = b.web.find_element(By.ID, "token")
     field.send_keys("not-the-token")
     b.web.find_element(By.ID, "submit").click()
