@@ -12,7 +12,7 @@ and nothing else (not the control store's port). It is HttpOnly and
 SameSite=Strict, and lives 30 days (Ray's figure). Departure from Ray: a
 wrong token is 401 as a missing one is (Ray answers 403), with the same
 message saying where the token is; a browser asking for a page is sent to the
-login page instead.
+login page instead. A login that posts no token is 400, saying what to post.
 """
 
 from __future__ import annotations
