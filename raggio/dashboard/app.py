@@ -6,10 +6,14 @@ logs), ``ui_api`` and ``job_output`` (the web UI's own views), ``live`` (server-
 pages, and the one poller behind them), ``pages`` (the web UI).
 Errors are JSON in Ray's envelope (``{"result": false, "msg": ..., "data": {}}``):
 an unknown route is 404, a bad query 400 (the route says which parameter), a
-control store that does not answer 503.
+control store that does not answer 503, and an error no route expected 500: its
+traceback goes to the dashboard's log (``<session dir>/logs/dashboard.log``), not to
+the client.
 """
 
 from __future__ import annotations
+
+import logging
 
 from aiohttp import web
 
@@ -17,6 +21,8 @@ from raggio.dashboard import auth, job_output, live, pages, rest, ui_api
 from raggio.dashboard.control_store import ControlStore, Unavailable
 from raggio.dashboard.node_managers import NodeManagers
 from raggio.dashboard.routing import NODES, SESSION, STORE, BadRequest, error_body, ok
+
+logger = logging.getLogger(__name__)
 
 
 @web.middleware
@@ -37,6 +43,15 @@ async def json_errors(request: web.Request, handler):
         return web.json_response(error_body(f"{request.method} is not allowed on {request.path}; "
                                             f"use {', '.join(sorted(exc.allowed_methods))}."),
                                  status=405)
+    except web.HTTPException:
+        raise  # aiohttp's own answers (redirects, 401s raised by a route) as they are
+    except Exception:
+        if request.writer.output_size > 0:
+            raise  # the answer has begun (a stream): aiohttp can only close the connection
+        logger.exception("%s %s failed", request.method, request.path_qs)
+        return web.json_response(error_body(
+            f"The dashboard failed on {request.method} {request.path}: a bug. What went wrong "
+            "is in its log (logs/dashboard.log in the session directory)."), status=500)
 
 
 def make_app(store: ControlStore, *, token: str, session: dict) -> web.Application:

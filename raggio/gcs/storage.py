@@ -6,7 +6,9 @@ values, and offers the same calls (``put``, ``get``, ``delete``, ``items``,
 reloads its tables from them at start. ``open_storage`` picks the backend from
 a URL: ``memory``, a file path or ``sqlite:///path``, or ``redis://host:port``.
 A file that is not a raggio store, or a Redis that cannot be reached, raises
-``ValueError`` at once, and the file is left as it was.
+``ValueError`` at once, and the file is left as it was. The store holds the cluster token
+(``head.cluster_token``): a SQLite store's files, and its backups, are readable by their
+owner only (0600), as ``<session dir>/token`` is.
 """
 
 from __future__ import annotations
@@ -46,6 +48,21 @@ class MemoryStorage:
 
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS records (tbl TEXT, key BLOB, value BLOB, PRIMARY KEY (tbl, key))"
+_OWNER_ONLY = 0o600
+
+
+def _create_private(path: str) -> None:
+    """Make ``path`` a file only its owner reads (creating it empty, which SQLite takes for
+    an empty database), and its ``-wal`` and ``-shm`` too where they are: SQLite creates
+    those with the main file's mode, and would create the main file 0644."""
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT, _OWNER_ONLY))
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            os.chmod(name, _OWNER_ONLY)
+        except FileNotFoundError:
+            pass  # no -wal or -shm yet
+        except PermissionError:
+            pass  # another user's file, shared on purpose: its owner chose its mode
 
 
 class SqliteStorage:
@@ -55,6 +72,7 @@ class SqliteStorage:
         self.path = path
         if os.path.exists(path):
             _check_sqlite_file(path)
+        _create_private(path)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes
@@ -87,6 +105,7 @@ class SqliteStorage:
 
     def backup(self, destination: str) -> None:
         """A consistent copy of the whole store, taken while it runs."""
+        _create_private(destination)
         target = sqlite3.connect(destination)
         try:
             self._db.backup(target)

@@ -183,6 +183,8 @@ def test_login_flow_page_redirect_wrong_token_link_and_logout(fresh_browser, das
     b.web.get(f"{b.url}/#/actors")
     b.wait_for(lambda: "/login?next=" in b.web.current_url, "the redirect to the login page")
     b.expect_console("401")  # the wrong token's answer
+    help_text = b.web.find_element(By.CSS_SELECTOR, "details.help").get_attribute("textContent")
+    assert "session_latest/token" in help_text and "raggio dashboard" in help_text
     field = b.web.find_element(By.ID, "token")
     field.send_keys("not-the-token")
     b.web.find_element(By.ID, "submit").click()
@@ -201,6 +203,50 @@ def test_login_flow_page_redirect_wrong_token_link_and_logout(fresh_browser, das
     b.web.get(f"{b.url}/")
     b.wait_for(lambda: "/login?next=" in b.web.current_url, "the login page again")
     b.log_in(dashboard_cluster.token)  # for the tests after this one
+
+
+def test_login_goes_on_only_to_a_page_of_this_dashboard(fresh_browser, dashboard_cluster):
+    b = fresh_browser
+
+    def log_in_and_go_on(next_page: str) -> None:
+        # location.replace: the page left does not stay in the back-forward cache, where it
+        # would keep its live stream open (Chrome's six connections to a host run out).
+        b.web.execute_script("window.__left = true; location.replace(arguments[0])",
+                             f"{b.url}/login?next={next_page}#token={dashboard_cluster.token}")
+        b.wait_for(lambda: b.web.execute_script("return window.__left !== true")
+                   and "/login" not in b.web.current_url, "the login to finish")
+
+    # Each is another site to a browser (`/\host` and `/<tab>/host` are `//host`). Another
+    # port of this machine stands for it: the test reaches nothing beyond it.
+    elsewhere = "127.0.0.1:9"
+    for next_page in (f"/%5C{elsewhere}/", f"/%09/{elsewhere}/", f"//{elsewhere}/",
+                      f"http://{elsewhere}/", "javascript:alert(1)"):
+        log_in_and_go_on(next_page)
+        assert b.web.current_url.startswith(b.url + "/"), (next_page, b.web.current_url)
+        b.wait_text("Overview", "h1")
+    # A page of its own, with its query and route, is where the login goes on to.
+    log_in_and_go_on("%2F%3Fa%3D1%23%2Fnodes")
+    assert b.web.current_url == f"{b.url}/?a=1#/nodes"
+
+
+def test_a_page_whose_session_ends_goes_to_the_login_page(fresh_browser, dashboard_cluster):
+    b = fresh_browser
+    b.log_in(dashboard_cluster.token)
+    # A page that asks for nothing itself: only its live stream can notice.
+    b.open("no-such-page")
+    b.wait_for(lambda: b.web.find_element(By.ID, "live").text == "Live", "the live stream")
+    b.web.delete_all_cookies()  # the session ends (it expires, or a logout in another tab)
+    b.expect_console("401")
+    b.expect_console("ERR_")  # the stream's connection, cut
+    dashboard = [p for p in psutil.Process(dashboard_cluster.head.pid).children()
+                 if "raggio.dashboard" in p.cmdline()]
+    assert len(dashboard) == 1
+    dashboard[0].kill()  # its head starts it again; the stream reconnects, and is refused
+    b.wait_for(lambda: "/login?next=" in b.web.current_url, "the login page")
+    assert b.web.current_url == f"{b.url}/login?next=%2F%23%2Fno-such-page"
+    b.web.find_element(By.ID, "token").send_keys(dashboard_cluster.token)
+    b.web.find_element(By.ID, "submit").click()  # logged in again: back where it was
+    b.wait_for(lambda: b.web.current_url == f"{b.url}/#/no-such-page", "the page again")
 
 
 def test_nodes_page_shows_every_node_with_its_usage(browser, dashboard_cluster):

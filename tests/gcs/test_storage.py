@@ -4,13 +4,17 @@ import os
 import shutil
 import socket
 import sqlite3
+import stat
 import subprocess
 import time
 
 import pytest
 
+from raggio.config import get_config
 from raggio.gcs.storage import MemoryStorage, RedisStorage, SqliteStorage, open_storage
 from raggio.gcs.table_storage import TableStorage
+from raggio.launch import wait_ready
+from raggio.node_spec import NodeSpec
 
 
 def _free_port():
@@ -122,3 +126,21 @@ def test_sqlite_backup_is_a_complete_copy(tmp_path):
     source.close()
     copy.close()
     assert os.path.getsize(tmp_path / "b.sqlite") > 0
+    assert stat.S_IMODE(os.stat(tmp_path / "b.sqlite").st_mode) == 0o600  # it has the token
+
+
+def test_a_sqlite_store_s_files_are_its_owner_s_only(tmp_path):
+    # The store holds the cluster token, as <session dir>/token (0600) does.
+    path = str(tmp_path / "store.sqlite")
+    head = NodeSpec(head=True, no_node=True, tied=True, storage=path,
+                    temp_dir=str(tmp_path)).start_process(umask=0o022)
+    try:
+        wait_ready(head, get_config().head_start_timeout_s, "the head")  # it stored the token
+        files = sorted(name for name in os.listdir(tmp_path) if name.startswith("store.sqlite"))
+        assert files == ["store.sqlite", "store.sqlite-shm", "store.sqlite-wal"]
+        modes = {name: oct(stat.S_IMODE(os.stat(tmp_path / name).st_mode)) for name in files}
+        assert set(modes.values()) == {"0o600"}, modes
+    finally:
+        head.stdin.close()  # tied: it exits
+        head.wait(timeout=30)
+        head.stdout.close()

@@ -1,7 +1,10 @@
 // The live stream (/api/ui/events): which tables changed, and whether the control store
-// answers. One EventSource for the whole app; the browser reconnects it by itself.
+// answers. One EventSource for the whole app; the browser reconnects it by itself. A
+// stream refused for want of a session (401) sends the page to the login page.
 
-import { health } from "./api.js";
+import { health, loginUrl } from "./api.js";
+
+const STREAM = "/api/ui/events";
 
 const listeners = new Set();
 let source = null;
@@ -12,9 +15,32 @@ export function onChange(listener) {
   return () => listeners.delete(listener);
 }
 
+/** The status of the stream's answer now (0: none), without keeping the stream. */
+async function streamStatus() {
+  const abort = new AbortController();
+  try {
+    const response = await fetch(STREAM, { credentials: "same-origin", signal: abort.signal });
+    return response.status;
+  } catch {
+    return 0;
+  } finally {
+    abort.abort();
+  }
+}
+
+/** After a refused stream: the login page if the session ended (EventSource does not say
+ * why it was refused: ask again to learn the status), else another try shortly. */
+async function reconnectOrLogIn(setState) {
+  if ((await streamStatus()) === 401) {
+    location.assign(loginUrl());
+    return;
+  }
+  setTimeout(() => connect(setState), 3000);
+}
+
 /** Open the stream; setState(connected) tells the sidebar's "Live" dot. */
 export function connect(setState) {
-  source = new EventSource("/api/ui/events");
+  source = new EventSource(STREAM);
   source.addEventListener("open", () => {
     setState(true);
     health.set({ dashboardUp: true });
@@ -22,9 +48,7 @@ export function connect(setState) {
   source.addEventListener("error", () => {
     setState(false);
     if (source.readyState === EventSource.CLOSED) {
-      // A refused stream (the session ended, or the dashboard restarted without it):
-      // try again shortly rather than never.
-      setTimeout(() => connect(setState), 3000);
+      reconnectOrLogIn(setState);
     } else {
       health.set({ dashboardUp: false,
         message: `The dashboard at ${location.host} does not answer; retrying…` });

@@ -9,10 +9,21 @@ const input = document.getElementById("token");
 const error = document.getElementById("error");
 const button = document.getElementById("submit");
 
-/** Where to go once logged in: ?next= if it is a path of this site, with its #route. */
+/** A page of this site that `next` names, else "/". Resolved as the browser would: it
+ * reads `/\host` and `/<tab>/host` as `//host`, another site, whatever the text starts with. */
+function sameOrigin(next) {
+  try {
+    const url = new URL(next, location.origin);
+    if (url.origin === location.origin) return url.pathname + url.search + url.hash;
+  } catch {
+    // not a URL at all
+  }
+  return "/";
+}
+
+/** Where to go once logged in: ?next= if it is a page of this site, with its #route. */
 function destination() {
-  const next = new URLSearchParams(location.search).get("next") || "/";
-  const safe = next.startsWith("/") && !next.startsWith("//") ? next : "/";
+  const safe = sameOrigin(new URLSearchParams(location.search).get("next") || "/");
   const route = location.hash.startsWith("#/") ? location.hash : "";
   return route && !safe.includes("#") ? safe + route : safe;
 }
