@@ -249,6 +249,17 @@ def test_a_page_whose_session_ends_goes_to_the_login_page(fresh_browser, dashboa
     b.wait_for(lambda: b.web.current_url == f"{b.url}/#/no-such-page", "the page again")
 
 
+def test_many_page_loads_in_a_row_all_load(browser):
+    """Pages left behind sit in the browser's back/forward cache; their live streams must
+    not keep the six connections a browser allows a host, or the next load would hang."""
+    for visit in range(10):
+        browser.web.get(f"{browser.url}/?visit={visit}#/overview")
+        browser.wait_text("Tasks by state")
+    browser.web.back()  # a page back from the cache opens its stream again
+    browser.wait_text("Tasks by state")
+    browser.wait_for(lambda: "Live" in browser.text("nav, aside, body"), "the live dot")
+
+
 def test_nodes_page_shows_every_node_with_its_usage(browser, dashboard_cluster):
     browser.open("nodes")
     for node_id in dashboard_cluster.node_ids:

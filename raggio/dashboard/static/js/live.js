@@ -35,11 +35,22 @@ async function reconnectOrLogIn(setState) {
     location.assign(loginUrl());
     return;
   }
-  setTimeout(() => connect(setState), 3000);
+  setTimeout(() => openStream(setState), 3000);
 }
 
-/** Open the stream; setState(connected) tells the sidebar's "Live" dot. */
+/** Open the stream; setState(connected) tells the sidebar's "Live" dot. The stream closes
+ * while the page is hidden in the back/forward cache and opens again when it comes back:
+ * a cached page's open stream holds one of the browser's six connections to this host,
+ * and a few such pages would leave none for the page in front. */
 export function connect(setState) {
+  openStream(setState);
+  addEventListener("pagehide", () => source && source.close());
+  addEventListener("pageshow", (event) => {
+    if (event.persisted) openStream(setState);
+  });
+}
+
+function openStream(setState) {
   source = new EventSource(STREAM);
   source.addEventListener("open", () => {
     setState(true);
