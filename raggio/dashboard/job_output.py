@@ -12,13 +12,15 @@ per worker and stream, at most ``lines`` lines of each.
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 
 from aiohttp import web
 
 from raggio.dashboard.control_store import Unavailable
-from raggio.dashboard.routing import NODES, STORE, BadRequest
+from raggio.dashboard.query import parse_job_id, query_int
+from raggio.dashboard.routing import NODES, STORE
 from raggio.node.log_monitor import JOB_MARK, TASK_MARK
+from raggio.util.state.api import RayStateApiException
+from raggio.util.state.logs import worker_file
 
 #: The newest attempts whose workers are read, and the most workers shown.
 ATTEMPTS_LOOKED_AT = 200
@@ -54,13 +56,13 @@ async def _worker_output(request: web.Request, node: dict, pid: int, job_number:
     entries = await nodes.call(node["address"], "list_logs")
     out = []
     for suffix, stream in (("out", "stdout"), ("err", "stderr")):
-        pattern = f"worker-*-{pid}.{suffix}"
-        names = [e["name"] for e in entries if fnmatch.fnmatch(e["name"], pattern)]
-        if not names:
+        try:
+            name = worker_file(entries, node, pid, suffix)
+        except RayStateApiException:  # it wrote no such file, or it rotated away
             continue
         # Read more than `lines`: some of them are other jobs' and markers.
         reply = await nodes.call(node["address"], "read_log",
-                                 {"name": names[0], "tail": lines * 4, "marks": True})
+                                 {"name": name, "tail": lines * 4, "marks": True})
         kept = job_lines(reply["data"], job_number)[-lines:]
         if kept:
             out.append(f"--- {stream} of worker pid {pid} on {node['node_ip']} ---\n")
@@ -69,20 +71,18 @@ async def _worker_output(request: web.Request, node: dict, pid: int, job_number:
 
 
 async def job_logs(request: web.Request) -> web.Response:
-    text = request.match_info["job_id"]
-    try:
-        job_number = int(text, 16)
-    except ValueError:
-        raise BadRequest(f"job_id must be a hex job id such as 00000001, got {text!r}.") from None
-    try:
-        lines = min(int(request.query.get("lines", DEFAULT_LINES)), MAX_LINES)
-    except ValueError:
-        raise BadRequest("lines must be a whole number.") from None
+    """``GET /api/ui/jobs/{job_id}/logs?lines=N``: the last ``lines`` lines (1 to
+    ``MAX_LINES``; ``DEFAULT_LINES`` when absent) the job's workers printed to each of
+    their streams, as plain text under a header line per worker and stream. 400 for a
+    ``job_id`` that is not hex or ``lines`` out of range."""
+    job_number = parse_job_id(request.match_info["job_id"])
+    lines = query_int(request, "lines", DEFAULT_LINES, least=1, most=MAX_LINES)
     store = request.app[STORE]
     nodes, history = await asyncio.gather(
         store.call("get_nodes"),
         store.call("task_page", {"filters": {"job_id": job_number},
                                  "limit": ATTEMPTS_LOOKED_AT}))
+    request.app[NODES].forget_dead(nodes)
     alive = {node["node_id"]: node for node in nodes if node["state"] == "ALIVE"}
     workers = [(alive[node_id], pid) for node_id, pid in _workers(history["tasks"])
                if node_id in alive]

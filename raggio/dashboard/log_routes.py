@@ -4,8 +4,8 @@
 lists a node's log files by group, in Ray's envelope. ``/api/v0/logs/file``
 answers one file's last ``lines`` lines (1,000 by default, -1 for all) as
 ``text/plain``; ``/api/v0/logs/stream`` answers them too, then follows the
-file, sending what is appended every ``interval`` seconds (0.5 by default)
-until the client goes, as ``ray logs --follow``. The file is named by
+file, sending what is appended every ``interval`` seconds (0.5 by default,
+at least 0.1) until the client goes, as ``ray logs --follow``. The file is named by
 ``filename`` on ``node_id``/``node_ip``, or found as Ray finds it: the worker
 with ``pid`` on that node, an actor's worker (``actor_id``), or the lines a
 task printed (``task_id``, ``attempt_number``); ``suffix`` picks ``out`` or
@@ -13,23 +13,30 @@ task printed (``task_id``, ``attempt_number``); ``suffix`` picks ``out`` or
 
 Which file and which lines are decided by the state API's log functions
 (``raggio.util.state.logs``); the records come from the control store and
-the files from the node managers (``node_managers.py``). Wrong parameters are
-400 with Ray's messages; a node, actor, task or file that is not there 404.
+the files from the node managers (``node_managers.py``), a chunk (one
+``read_log`` reply) at a time: what is sent is held no longer than its chunk,
+and of a task's worker file only the task's last ``lines`` lines are kept. Wrong
+parameters are 400 with Ray's messages; a node, actor, task or file that is not
+there 404.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from raggio.dashboard.query import query_bool, query_float, query_int, query_timeout
-from raggio.dashboard.routing import NODES, STORE, BadRequest, error_body, ok
+from raggio.dashboard.node_managers import NodeManagers
+from raggio.dashboard.query import (not_found, parse_hex_id, query_bool, query_float,
+                                    query_int, query_timeout)
+from raggio.dashboard.routing import NODES, STORE, BadRequest, ok
 from raggio.util.state.api import RayStateApiException, records_from_reply, records_request
 from raggio.util.state.common import DEFAULT_LOG_LIMIT
-from raggio.util.state.logs import (ANSI_CODE, FOLLOW_POLL_S, actor_worker, check_log_request,
-                                    log_groups, pick_node, task_lines, task_worker,
+from raggio.util.state.logs import (ANSI_CODE, TaskLines, actor_worker, check_log_request,
+                                    follow_interval, log_groups, pick_node, task_worker,
                                     worker_file)
 from raggio.util.state.rows import RESOURCES
 
@@ -45,17 +52,16 @@ def _client_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-def _not_found(message: str) -> web.Response:
-    return web.json_response(error_body(message), status=404)
-
-
 async def _live_node(request: web.Request, node_id: str | None, node_ip: str | None,
                      timeout_s: float) -> dict:
     nodes = await request.app[STORE].call("get_nodes", None, timeout_s=timeout_s)
+    request.app[NODES].forget_dead(nodes)
     return pick_node(nodes, node_id, node_ip)
 
 
 async def list_logs(request: web.Request) -> web.Response:
+    """``GET /api/v0/logs``: a live node's log files (``node_id`` or ``node_ip``), the names
+    matching ``glob``, by group (``worker_out``, ``worker_err``, ``raggio``, ``other``)."""
     node_id = request.query.get("node_id") or None
     node_ip = request.query.get("node_ip") or None
     if not node_id and not node_ip:
@@ -65,7 +71,7 @@ async def list_logs(request: web.Request) -> web.Response:
     try:
         node = await _live_node(request, node_id, node_ip, timeout_s)
     except RayStateApiException as exc:
-        return _not_found(str(exc))
+        return not_found(str(exc))
     entries = await request.app[NODES].call(node["address"], "list_logs", None,
                                             timeout_s=timeout_s)
     return ok({"result": log_groups(entries, request.query.get("glob"))})
@@ -80,11 +86,8 @@ async def _actor_row(request: web.Request, actor_id: str, timeout_s: float) -> d
 
 
 async def _task_rows(request: web.Request, task_id: str, timeout_s: float) -> list[dict]:
-    try:
-        task_bytes = bytes.fromhex(task_id)
-    except ValueError:
-        raise BadRequest(f"task_id must be a task's id in hex, got {task_id!r}.") from None
-    attempts = await request.app[STORE].call("get_task", task_bytes, timeout_s=timeout_s)
+    attempts = await request.app[STORE].call("get_task", parse_hex_id(task_id, "task_id"),
+                                             timeout_s=timeout_s)
     return [RESOURCES["tasks"].shape(attempt) for attempt in attempts]
 
 
@@ -123,26 +126,38 @@ async def _find_file(request: web.Request, timeout_s: float) -> tuple[dict, str,
     return node, filename, task_name
 
 
-async def get_log(request: web.Request) -> web.StreamResponse:
-    media_type = request.match_info["media_type"]
-    if media_type not in ("file", "stream"):
-        raise BadRequest(f"Invalid media type: {media_type}. Use /api/v0/logs/file for a "
-                         "file's lines or /api/v0/logs/stream to follow it.")
-    lines = query_int(request, "lines", DEFAULT_LOG_LIMIT)
-    interval_s = query_float(request, "interval", None) or FOLLOW_POLL_S
-    filter_ansi = query_bool(request, "filter_ansi_code", False)
-    timeout_s = query_timeout(request)
+@dataclass
+class _LogFile:
+    """One log file on one node, read through its node manager."""
+
+    nodes: NodeManagers
+    address: str
+    name: str
+    timeout_s: float
+
+    async def read(self, **where) -> dict:
+        """``read_log``'s reply, ``{"data", "offset"}``, at most a chunk: from ``offset``,
+        or the last ``tail`` lines; with ``marks=True`` the workers' marker lines too."""
+        return await self.nodes.call(self.address, "read_log", dict(where, name=self.name),
+                                     timeout_s=self.timeout_s)
+
+
+def _lines(request: web.Request) -> int:
+    """``lines``: how many of the file's last lines; -1 for all, 0 (as Ray reads it) or
+    absent for ``DEFAULT_LOG_LIMIT``."""
+    return query_int(request, "lines", DEFAULT_LOG_LIMIT, least=-1) or DEFAULT_LOG_LIMIT
+
+
+def _interval_s(request: web.Request) -> float:
+    """``interval``: the seconds between two reads of a followed file."""
     try:
-        node, filename, task_name = await _find_file(request, timeout_s)
-    except RayStateApiException as exc:
-        return _not_found(str(exc))
-    nodes, address = request.app[NODES], node["address"]
-    try:  # the first read, before answering: a file that is not there is a 404
-        reply = await nodes.call(address, "read_log", {
-            "name": filename, "tail": -1 if task_name else lines,
-            "marks": task_name is not None}, timeout_s=timeout_s)
+        return follow_interval(query_float(request, "interval", None))
     except ValueError as exc:
-        return _not_found(str(exc))
+        raise BadRequest(str(exc)) from None
+
+
+async def _begin_answer(request: web.Request) -> web.StreamResponse:
+    """The headers of a ``text/plain`` answer, downloaded as ``download_filename``."""
     download = "".join(ch for ch in request.query.get("download_filename",
                                                       DEFAULT_DOWNLOAD_FILENAME)
                        if ch.isprintable() and ch not in '"\\')  # it goes in a header
@@ -150,36 +165,73 @@ async def get_log(request: web.Request) -> web.StreamResponse:
         headers={"Content-Disposition": f'attachment; filename="{download}"'})
     response.content_type = "text/plain"
     await response.prepare(request)
+    return response
+
+
+async def _send_task_lines(log: _LogFile, reply: dict, task_name: str, lines: int,
+                           send: Callable[[bytes], Awaitable[None]]) -> None:
+    """The task's last ``lines`` lines, picked chunk by chunk from ``reply`` (the file's
+    first chunk, with its markers) to the file's end."""
+    picked = TaskLines(task_name, lines)
+    while reply["data"]:
+        picked.feed(reply["data"])
+        reply = await log.read(offset=reply["offset"], marks=True)
+    await send(b"".join(picked.lines()))
+
+
+async def _send_file(request: web.Request, log: _LogFile, reply: dict, follow_s: float | None,
+                     send: Callable[[bytes], Awaitable[None]]) -> None:
+    """The file from ``reply`` (its first chunk) to its end, chunk by chunk; then, with
+    ``follow_s``, what it gets every ``follow_s`` seconds until the client goes."""
+    await send(reply["data"])
+    while reply["data"]:
+        reply = await log.read(offset=reply["offset"])
+        await send(reply["data"])
+    while follow_s is not None and not _client_gone(request):
+        await asyncio.sleep(follow_s)
+        reply = await log.read(offset=reply["offset"])
+        await send(reply["data"])
+
+
+async def get_log(request: web.Request) -> web.StreamResponse:
+    """``GET /api/v0/logs/file`` and ``/api/v0/logs/stream``: a log file's last ``lines``
+    lines as ``text/plain``, and for ``stream`` what it gets after (see the module
+    docstring for how the file is named). 400 for wrong parameters, 404 for a node, actor,
+    task or file that is not there; an error once the answer has begun ends it."""
+    media_type = request.match_info["media_type"]
+    if media_type not in ("file", "stream"):
+        raise BadRequest(f"Invalid media type: {media_type}. Use /api/v0/logs/file for a "
+                         "file's lines or /api/v0/logs/stream to follow it.")
+    lines, interval_s = _lines(request), _interval_s(request)
+    filter_ansi = query_bool(request, "filter_ansi_code", False)
+    timeout_s = query_timeout(request)
+    try:
+        node, filename, task_name = await _find_file(request, timeout_s)
+    except RayStateApiException as exc:
+        return not_found(str(exc))
+    log = _LogFile(request.app[NODES], node["address"], filename, timeout_s)
+    try:  # the first read, before answering: a file that is not there is a 404
+        reply = await (log.read(offset=0, marks=True) if task_name is not None
+                       else log.read(tail=lines))
+    except ValueError as exc:
+        return not_found(str(exc))
+    response = await _begin_answer(request)
 
     async def send(data: bytes) -> None:
         if data:
             await response.write(ANSI_CODE.sub(b"", data) if filter_ansi else data)
 
-    async def read_from(offset: int) -> dict:
-        return await nodes.call(address, "read_log", {"name": filename, "offset": offset,
-                                                      "marks": task_name is not None},
-                                timeout_s=timeout_s)
-
     try:
-        if task_name is not None:  # the task's lines: the whole file, then pick them
-            data = reply["data"]
-            while (reply := await read_from(reply["offset"]))["data"]:
-                data += reply["data"]
-            picked = task_lines(data.splitlines(keepends=True), task_name)
-            await send(b"".join(picked[-lines:] if lines >= 0 else picked))
+        if task_name is not None:
+            await _send_task_lines(log, reply, task_name, lines, send)
         else:
-            await send(reply["data"])
-            while reply["data"]:  # a reply holds at most a chunk of a big file
-                reply = await read_from(reply["offset"])
-                await send(reply["data"])
-            while media_type == "stream" and not _client_gone(request):
-                await asyncio.sleep(interval_s)
-                reply = await read_from(reply["offset"])
-                await send(reply["data"])
+            await _send_file(request, log, reply,
+                             interval_s if media_type == "stream" else None, send)
     except ConnectionResetError:  # the client went away
         return response
     except Exception:  # the answer has begun: end it, and say why in the log
-        logger.exception("reading %s on %s for %s failed", filename, address, request.path_qs)
+        logger.exception("reading %s on %s for %s failed", filename, log.address,
+                         request.path_qs)
         response.force_close()
         return response
     await response.write_eof()

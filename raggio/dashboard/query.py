@@ -1,33 +1,55 @@
-"""Reading a route's query parameters as Ray's dashboard reads them.
+"""Reading a route's parameters as Ray's dashboard reads them, and the answer when what
+they name is not there.
 
-Integers, booleans (Ray's ``true``/``1`` and ``false``/``0``, any case here),
-the ``timeout`` in seconds, and the state API's filters, given as repeated
-``filter_keys``, ``filter_predicates`` and ``filter_values`` (what Ray's
-client sends for ``filters=[(key, predicate, value), ...]``). A value that
-does not parse is a ``BadRequest`` (400) naming the parameter.
+Integers (with the range a route allows), numbers, booleans (Ray's ``true``/``1``
+and ``false``/``0``, any case here), the ``timeout`` in seconds, the state API's
+filters, given as repeated ``filter_keys``, ``filter_predicates`` and
+``filter_values`` (what Ray's client sends for ``filters=[(key, predicate,
+value), ...]``), and the ids in a path (``/api/ui/actors/{actor_id}``). A value
+that does not parse, or is out of range, is a ``BadRequest`` (400) naming the
+parameter; ``not_found`` is the 404 for an id or file that names nothing.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from raggio.dashboard.routing import BadRequest
+from raggio.dashboard.routing import BadRequest, error_body
 
 #: Ray's default ``timeout`` of a state request, in seconds (``DEFAULT_RPC_TIMEOUT``).
 DEFAULT_TIMEOUT_S = 30
 
 
-def query_int(request: web.Request, name: str, default: int | None) -> int | None:
+def query_int(request: web.Request, name: str, default: int | None, *,
+              least: int | None = None, most: int | None = None) -> int | None:
+    """The query parameter ``name`` as an integer; ``default`` when absent or empty.
+
+    Args:
+        least, most: the range it must be in (inclusive; None: no bound on that side).
+
+    Raises:
+        BadRequest: not an integer, or out of the range.
+    """
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise BadRequest(f"{name} must be an integer, got {raw!r}.") from None
+    if (least is not None and value < least) or (most is not None and value > most):
+        bounds = (f"between {least} and {most}" if least is not None and most is not None
+                  else f"at least {least}" if least is not None else f"at most {most}")
+        raise BadRequest(f"{name} must be {bounds}, got {value}.")
+    return value
 
 
 def query_float(request: web.Request, name: str, default: float | None) -> float | None:
+    """The query parameter ``name`` as a number; ``default`` when absent or empty.
+
+    Raises:
+        BadRequest: not a number.
+    """
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
@@ -38,6 +60,12 @@ def query_float(request: web.Request, name: str, default: float | None) -> float
 
 
 def query_bool(request: web.Request, name: str, default: bool) -> bool:
+    """The query parameter ``name`` as a boolean (``true``/``1``, ``false``/``0``, any
+    case); ``default`` when absent or empty.
+
+    Raises:
+        BadRequest: none of those.
+    """
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
@@ -67,3 +95,32 @@ def query_filters(request: web.Request) -> list[tuple[str, str, str]]:
             f"(such as ?filter_keys=state&filter_predicates=%3D&filter_values=ALIVE); got "
             f"{len(keys)} keys, {len(predicates)} predicates and {len(values)} values.")
     return list(zip(keys, predicates, values))
+
+
+def parse_hex_id(text: str, name: str) -> bytes:
+    """An id as the lists show it (hex), given as the parameter ``name``.
+
+    Raises:
+        BadRequest: not hex.
+    """
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        raise BadRequest(f"{name} must be a hex id (as the lists show), got {text!r}.") from None
+
+
+def parse_job_id(text: str) -> int:
+    """A job's number from its id as the pages show it (Ray's hex: ``00000001`` here).
+
+    Raises:
+        BadRequest: not hex.
+    """
+    try:
+        return int(text, 16)
+    except ValueError:
+        raise BadRequest(f"job_id must be a hex job id such as 00000001, got {text!r}.") from None
+
+
+def not_found(message: str) -> web.Response:
+    """The 404 in Ray's envelope for a node, actor, task or file that is not there."""
+    return web.json_response(error_body(message), status=404)

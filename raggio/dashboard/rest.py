@@ -28,6 +28,7 @@ from raggio.common.placement_group_resources import is_group_resource
 from raggio.dashboard import log_routes, state_routes
 from raggio.dashboard.query import query_timeout
 from raggio.dashboard.routing import SESSION, STORE, BadRequest, ok
+from raggio.dashboard.usage import node_usage, summed_usage
 from raggio.util.state.rows import RESOURCES
 
 #: Ray's dashboard API version, which Ray's clients check (``/api/version``'s "version").
@@ -92,20 +93,6 @@ async def dashboard_healthz(request: web.Request) -> web.Response:
     return web.Response(text="success", content_type="application/text")
 
 
-def _usage(node: dict) -> dict[str, list[float]]:
-    """{resource: [used, total]} of a live node, as Ray's load metrics report it."""
-    out = {}
-    for key, total in node["resources"].items():
-        if is_group_resource(key):
-            continue
-        if key == "object_store_memory":
-            used = node.get("object_store_used", 0)
-        else:
-            used = total - node.get("available", {}).get(key, 0)
-        out[key] = [float(used), float(total)]
-    return out
-
-
 def _usage_lines(usage: dict[str, list[float]]) -> str:
     """A node's usage as Ray's per-node breakdown prints it: ``1.0/2.0 CPU`` a line."""
     lines = []
@@ -122,13 +109,8 @@ def _cluster_report(nodes: list[dict], groups: dict, now: float) -> dict:
     """Ray's ``clusterStatus``: the autoscaler's report and the load metrics, from the
     control store's nodes and placement groups (before ``google_style``)."""
     alive = [n for n in nodes if n["state"] == "ALIVE"]
-    usage_by_node = {n["node_id"].hex(): _usage(n) for n in alive}
-    usage: dict[str, list[float]] = {}
-    for node_usage in usage_by_node.values():
-        for key, (used, total) in node_usage.items():
-            summed = usage.setdefault(key, [0.0, 0.0])
-            summed[0] += used
-            summed[1] += total
+    usage_by_node = {n["node_id"].hex(): node_usage(n) for n in alive}
+    usage = summed_usage(usage_by_node.values())
     demand: dict[tuple, int] = {}
     for node in alive:
         for item in node.get("demand", ()):
@@ -205,7 +187,7 @@ async def nodes_view(request: web.Request) -> web.Response:
     nodes = await request.app[STORE].call("get_nodes", None, timeout_s=query_timeout(request))
     if view == "summary":
         now = time.time()
-        logical = {n["node_id"].hex(): _usage_lines(_usage(n))
+        logical = {n["node_id"].hex(): _usage_lines(node_usage(n))
                    for n in nodes if n["state"] == "ALIVE"}
         summary = [google_style(_node_summary(n, now)) for n in nodes]
         return ok({"summary": summary, "nodeLogicalResources": logical},

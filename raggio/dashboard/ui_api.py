@@ -4,11 +4,12 @@ REST API (``rest.py``) has no route for.
 Routes under ``/api/ui/``, read by ``static/js/pages/*.js``; not a public API. Rows keep
 Ray's field names (shaped by the state API, ``raggio.util.state.rows``) and answers use
 Ray's envelope, so a page reads an actor from here as it would from ``/api/v0/actors``.
-What they add: resource usage per node (the control store's available resources and
-object store use), the cluster's recent events (node deaths, actor restarts, jobs) read
-from the records' own times, actors and task attempts a page at a time with counts by
-state (the task history through the control store's ``task_page``, so a page of 10,000
-attempts describes 50), and pending demand with the reason each shape waits.
+What they add: resource usage per node (``usage.py``, shared with Ray's cluster status),
+the cluster's recent events (node deaths, actor restarts, jobs) read from the records'
+own times, actors and task attempts a page at a time with counts by state (the task
+history through the control store's ``task_page``, so a page of 10,000 attempts
+describes 50), and pending demand with the reason each shape waits. Parameters are read,
+and wrong ones answered, by ``query.py``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import collections
 
 from aiohttp import web
 
-from raggio.common.placement_group_resources import is_group_resource, requested_resources
+from raggio.common.placement_group_resources import requested_resources
 from raggio.common.resources import why_waiting
-from raggio.dashboard.routing import STORE, BadRequest, error_body, ok
+from raggio.dashboard.query import not_found, parse_hex_id, query_int
+from raggio.dashboard.routing import STORE, BadRequest, ok
+from raggio.dashboard.state_routes import HISTORY_FILTERS
+from raggio.dashboard.usage import node_usage, summed_usage
 from raggio.util.state.rows import RESOURCES
 
 #: The most rows one page may ask for.
@@ -37,56 +41,19 @@ ACTOR_ORDER = {"RESTARTING": 0, "PENDING_CREATION": 1, "DEPENDENCIES_UNREADY": 1
 _shape = {name: spec.shape for name, spec in RESOURCES.items()}
 
 
-# -- reading the query --
-
-def _int(request: web.Request, name: str, default: int, *, most: int | None = None) -> int:
-    text = request.query.get(name)
-    if text in (None, ""):
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"{name} must be a whole number, got {text!r}.") from None
-    if value < 0 or (most is not None and value > most):
-        raise BadRequest(f"{name} must be between 0 and {most}, got {value}."
-                         if most is not None else f"{name} must not be negative, got {value}.")
-    return value
-
-
-def _hex_id(text: str, name: str) -> bytes:
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise BadRequest(f"{name} must be a hex id (as the lists show), got {text!r}.") from None
-
-
-def _job_number(text: str) -> int:
-    """A job id as the pages show it (Ray's hex, ``01000000``-style: ``00000001`` here)."""
-    try:
-        return int(text, 16)
-    except ValueError:
-        raise BadRequest(f"job_id must be a hex job id such as 00000001, got {text!r}.") from None
-
-
-def _not_found(message: str) -> web.Response:
-    return web.json_response(error_body(message), status=404)
-
-
 # -- shaping --
+
+def _shown_usage(node: dict) -> dict[str, list[float]]:
+    """``node_usage`` less the ``node:<ip>`` resources, which say where a node is and
+    are used by nothing."""
+    return {key: pair for key, pair in node_usage(node).items()
+            if not key.startswith("node:")}
+
 
 def node_row(node: dict) -> dict:
     """A node as the Nodes page shows it: Ray's row, and how much of each resource is used."""
     row = _shape["nodes"](node)
-    usage = {}
-    if node["state"] == "ALIVE":
-        available = node.get("available") or {}
-        for key, total in node["resources"].items():
-            if key.startswith("node:") or is_group_resource(key):
-                continue
-            used = (node.get("object_store_used", 0) if key == "object_store_memory"
-                    else total - available.get(key, 0.0))
-            usage[key] = [used, total]
-    row.update(hostname=node.get("hostname", ""), usage=usage,
+    row.update(hostname=node.get("hostname", ""), usage=_shown_usage(node),
                pending_demand=len(node.get("demand") or ()))
     return row
 
@@ -97,12 +64,7 @@ def _usage_order(key: str) -> tuple:
 
 def cluster_usage(nodes: list[dict]) -> dict[str, list[float]]:
     """``{resource: [used, total]}`` over the live nodes, main resources first."""
-    usage: dict[str, list[float]] = {}
-    for node in nodes:
-        for key, (used, total) in node_row(node)["usage"].items():
-            pair = usage.setdefault(key, [0.0, 0.0])
-            pair[0] += used
-            pair[1] += total
+    usage = summed_usage(map(_shown_usage, nodes))
     return {key: usage[key] for key in sorted(usage, key=_usage_order)}
 
 
@@ -185,15 +147,23 @@ def pending_demand(nodes: list[dict]) -> list[dict]:
     return sorted(groups.values(), key=lambda group: -group["count"])
 
 
+def _page_bounds(request: web.Request) -> tuple[int, int]:
+    """(``offset``, ``limit``) of the page asked for: 0 and ``DEFAULT_PAGE`` when absent;
+    a ``limit`` over ``MAX_PAGE`` or a negative one is a 400."""
+    return (query_int(request, "offset", 0, least=0),
+            query_int(request, "limit", DEFAULT_PAGE, least=0, most=MAX_PAGE))
+
+
 def _page(rows: list, request: web.Request) -> tuple[list, int, int]:
-    offset = _int(request, "offset", 0)
-    limit = _int(request, "limit", DEFAULT_PAGE, most=MAX_PAGE)
+    offset, limit = _page_bounds(request)
     return rows[offset:offset + limit], offset, limit
 
 
 # -- routes --
 
 async def overview(request: web.Request) -> web.Response:
+    """``/api/ui/overview``: nodes and actors counted by state, the cluster's usage, the
+    task history's counts, the newest jobs, recent events and pending demand."""
     store = request.app[STORE]
     nodes, actors, jobs, tasks = await asyncio.gather(
         store.call("get_nodes"), store.call("list_actors"), store.call("get_jobs"),
@@ -213,6 +183,8 @@ async def overview(request: web.Request) -> web.Response:
 
 
 async def nodes(request: web.Request) -> web.Response:
+    """``/api/ui/nodes``: every node (``node_row``), live ones first, and the cluster's
+    usage."""
     records = await request.app[STORE].call("get_nodes")
     rows = sorted(map(node_row, records),
                   key=lambda row: (row["state"] != "ALIVE", not row["is_head_node"],
@@ -221,13 +193,15 @@ async def nodes(request: web.Request) -> web.Response:
 
 
 async def node(request: web.Request) -> web.Response:
-    node_id = _hex_id(request.match_info["node_id"], "node_id")
+    """``/api/ui/nodes/{node_id}``: one node, what waits for resources there, and its
+    workers (with the nodes that did not answer for theirs); 404 if no such node."""
+    node_id = parse_hex_id(request.match_info["node_id"], "node_id")
     store = request.app[STORE]
     records, workers = await asyncio.gather(store.call("get_nodes"),
                                             store.call("list_workers", {"with_unanswered": True}))
     found = next((n for n in records if n["node_id"] == node_id), None)
     if found is None:
-        return _not_found(f"No node {node_id.hex()} in this cluster; the Nodes page lists them.")
+        return not_found(f"No node {node_id.hex()} in this cluster; the Nodes page lists them.")
     return ok({"node": node_row(found), "demand": pending_demand([found]),
                "workers": [_shape["workers"](worker) for worker in workers["rows"]
                            if worker["node_id"] == node_id],
@@ -235,6 +209,10 @@ async def node(request: web.Request) -> web.Response:
 
 
 async def actors(request: web.Request) -> web.Response:
+    """``/api/ui/actors``: a page of the actors (``offset``, ``limit``), those needing
+    attention first, filtered by ``state``, ``class_name``, ``job_id``, ``node_id``
+    (whole values, any case) and ``search`` (a part of the id, class, name or pid), with
+    the counts by state and the class names there are."""
     query = request.query
     records = await request.app[STORE].call("list_actors")
     rows = [actor_row(record) for record in records]
@@ -257,32 +235,44 @@ async def actors(request: web.Request) -> web.Response:
 
 
 async def actor(request: web.Request) -> web.Response:
-    actor_id = _hex_id(request.match_info["actor_id"], "actor_id")
+    """``/api/ui/actors/{actor_id}``: one actor and its newest calls, with their counts by
+    state; 404 if no such actor."""
+    actor_id = parse_hex_id(request.match_info["actor_id"], "actor_id")
     store = request.app[STORE]
     records, calls = await asyncio.gather(
         store.call("list_actors"),
         store.call("task_page", {"filters": {"actor_id": actor_id}, "limit": DEFAULT_PAGE}))
     found = next((record for record in records if record["actor_id"] == actor_id), None)
     if found is None:
-        return _not_found(f"No actor {actor_id.hex()} in this cluster; the Actors page lists "
-                          "them.")
+        return not_found(f"No actor {actor_id.hex()} in this cluster; the Actors page lists "
+                         "them.")
     return ok({"actor": actor_row(found),
                "calls": [_shape["tasks"](task) for task in calls["tasks"]],
                "calls_matched": calls["matched"], "call_states": calls["state_counts"]})
 
 
-#: The task filters the Tasks page offers: query parameter -> how task_page takes it.
-_TASK_FILTERS = {"state": str.upper, "type": str.upper, "name": str,
-                 "job_id": _job_number,
-                 "actor_id": lambda text: _hex_id(text, "actor_id"),
-                 "node_id": lambda text: _hex_id(text, "node_id")}
+def _task_filters(request: web.Request) -> dict:
+    """The Tasks page's filters as ``task_page`` takes them: the control store's own
+    (``state_routes.HISTORY_FILTERS``), with ``name`` a part of the name, as the page's
+    search box means it (the state API's ``name`` is a whole name: ``HISTORY_KEYS``)."""
+    filters = {}
+    for key, parse in HISTORY_FILTERS.items():
+        text = request.query.get(key)
+        if text:
+            try:
+                filters[key] = parse(text)
+            except ValueError:
+                raise BadRequest(f"{key} must be an id in hex, as the lists show it, got "
+                                 f"{text!r}.") from None
+    return filters
 
 
 async def tasks(request: web.Request) -> web.Response:
-    filters = {key: parse(request.query[key]) for key, parse in _TASK_FILTERS.items()
-               if request.query.get(key)}
-    offset = _int(request, "offset", 0)
-    limit = _int(request, "limit", DEFAULT_PAGE, most=MAX_PAGE)
+    """``/api/ui/tasks``: a page of the task history's attempts, newest first, filtered by
+    ``state``, ``type``, ``name`` (a part of it), ``func_or_class_name``, ``job_id``,
+    ``actor_id`` or ``node_id``, with the matching attempts' counts by state."""
+    filters = _task_filters(request)
+    offset, limit = _page_bounds(request)
     reply = await request.app[STORE].call("task_page", {"filters": filters, "offset": offset,
                                                         "limit": limit})
     return ok({"tasks": [_shape["tasks"](task) for task in reply["tasks"]],
@@ -292,15 +282,19 @@ async def tasks(request: web.Request) -> web.Response:
 
 
 async def task(request: web.Request) -> web.Response:
-    task_id = _hex_id(request.match_info["task_id"], "task_id")
+    """``/api/ui/tasks/{task_id}``: every attempt of one task the history holds; 404 if
+    none."""
+    task_id = parse_hex_id(request.match_info["task_id"], "task_id")
     attempts = await request.app[STORE].call("get_task", task_id)
     if not attempts:
-        return _not_found(f"No task {task_id.hex()} in the task history (it may have been "
-                          "dropped: the history keeps the newest attempts).")
+        return not_found(f"No task {task_id.hex()} in the task history (it may have been "
+                         "dropped: the history keeps the newest attempts).")
     return ok({"attempts": [_shape["tasks"](attempt) for attempt in attempts]})
 
 
 async def cluster(request: web.Request) -> web.Response:
+    """``/api/ui/cluster``: the placement groups (pending first) with their bundles' nodes,
+    pending demand and tasks, and the cluster's usage."""
     store = request.app[STORE]
     records, groups, waiting = await asyncio.gather(
         store.call("get_nodes"), store.call("placement_group_table", None),

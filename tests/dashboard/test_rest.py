@@ -11,6 +11,7 @@ that does not answer (503, and the routes answer again once it is back).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -20,7 +21,11 @@ import urllib.parse
 import pytest
 
 import raggio as ray
+from raggio import cluster_file
+from raggio.dashboard.control_store import ControlStore
+from raggio.dashboard.node_managers import NodeManagers
 from raggio.test_utils import wait_until
+from raggio.util.state.logs import TaskLines
 
 #: Ray 2.60's fields of an actor (``ActorState.list_columns()``), plain and with detail.
 RAY_ACTOR_FIELDS = ["actor_id", "class_name", "state", "job_id", "name", "node_id", "pid",
@@ -243,6 +248,12 @@ def test_workers_objects_jobs_and_placement_groups_answer_rays_rows(driver):
     ("/api/v0/logs/file?node_ip=127.0.0.1&filename=no-such.out", 404, "no-such.out"),
     ("/api/v0/logs/file?node_ip=127.0.0.1&filename=x&suffix=log", 400, "Invalid suffix"),
     ("/api/v0/logs/video?node_ip=127.0.0.1&filename=x", 400, "video"),
+    # A stream polled every -1 s (or 1 ms) would spin the node manager.
+    ("/api/v0/logs/stream?node_ip=127.0.0.1&filename=x&interval=-1", 400, "interval"),
+    ("/api/v0/logs/stream?node_ip=127.0.0.1&filename=x&interval=0.001", 400, "interval"),
+    ("/api/v0/logs/stream?node_ip=127.0.0.1&filename=x&interval=soon", 400, "interval"),
+    ("/api/v0/logs/file?node_ip=127.0.0.1&filename=x&lines=-3", 400, "lines"),
+    ("/api/v0/logs/file?node_ip=127.0.0.1&filename=x&lines=many", 400, "lines"),
     ("/api/no/such/route", 404, "/api/no/such/route"),
 ])
 def test_bad_input_is_an_error_that_names_it(dashboard_cluster, path, status, needle):
@@ -349,6 +360,75 @@ def test_logs_of_a_task_are_the_lines_it_printed(driver):
         lambda: (got := driver.get(f"/api/v0/logs/file?task_id={task['task_id']}")).status
         == 200 and b"printed by the task" in got.body and got, what="the task's line")
     assert answer.body.decode().splitlines() == ["printed by the task"]
+
+
+def test_logs_of_a_task_are_found_past_the_first_chunk(driver):
+    @ray.remote(num_cpus=0)
+    class Filler:
+        def fill(self, megabytes: int) -> None:
+            line = "filler " + "x" * 1000 + "\n"
+            for _ in range(megabytes * 1024):
+                print(line, end="")
+
+        def say(self, text: str) -> None:
+            print(text, flush=True)
+
+    filler = Filler.remote()
+    fill = filler.fill.remote(5)  # more than one reply of the node manager (4 MiB)
+    ray.get(fill)
+    said = filler.say.remote("after the filler")
+    ray.get(said)
+
+    def task_log(ref, lines: int) -> list[str] | None:
+        answer = driver.get(f"/api/v0/logs/file?task_id={ref.task_id().hex()}&lines={lines}")
+        return answer.status == 200 and answer.body.decode().splitlines()
+
+    assert wait_until(lambda: task_log(said, 10), what="the task's line") == [
+        "after the filler"]
+    filled = task_log(fill, 3)
+    assert len(filled) == 3 and all(line.startswith("filler x") for line in filled)
+
+
+def test_task_lines_are_picked_chunk_by_chunk_keeping_only_the_last():
+    data = (b":job_id:1\n:task_name:f\nf one\nf two\n:task_name:g\ng one\n"
+            b":task_name:f\nf three\nf four, unended")
+    for size in (1, 5, 7, len(data)):  # chunks that end anywhere in a line
+        picked = TaskLines("f", 3)
+        for start in range(0, len(data), size):
+            picked.feed(data[start:start + size])
+        assert picked.lines() == [b"f two\n", b"f three\n", b"f four, unended"], size
+    every = TaskLines("g", -1)
+    every.feed(data)
+    assert every.lines() == [b"g one\n"]
+
+
+def test_the_dashboard_forgets_the_node_managers_of_dead_nodes(ray_start_cluster):
+    cluster = ray_start_cluster
+    small = {"num_cpus": 0, "object_store_memory": 100 * 1024**2}
+    cluster.add_node(**small)
+    token = cluster_file.known_token(cluster.address)
+
+    async def connect_to_each_then_lose_one(store: ControlStore, managers: NodeManagers):
+        node = await asyncio.to_thread(cluster.add_node, **small)
+        for record in await store.call("get_nodes"):
+            if record["state"] == "ALIVE":
+                await managers.call(record["address"], "list_logs")
+        assert node.address in managers.addresses
+        await asyncio.to_thread(cluster.remove_node, node)
+        await asyncio.to_thread(cluster.wait_for_nodes)  # the control store says DEAD
+        managers.forget_dead(await store.call("get_nodes"))
+
+    async def main():
+        store, managers = ControlStore(cluster.address, token), NodeManagers(token)
+        try:
+            for _ in range(2):  # nodes die; the connections do not pile up
+                await connect_to_each_then_lose_one(store, managers)
+                assert managers.addresses == {cluster.head_node.address}
+        finally:
+            store.close()
+            managers.close()
+
+    asyncio.run(main())
 
 
 def test_logs_stream_follows_the_file(driver):

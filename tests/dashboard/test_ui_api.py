@@ -179,7 +179,12 @@ def test_bad_parameters_are_400s_naming_them_and_missing_things_404(dashboard_cl
                         ("/api/ui/tasks?limit=100000", "limit"),
                         ("/api/ui/tasks?offset=-1", "offset"),
                         ("/api/ui/actors/not-hex", "actor_id"),
-                        ("/api/ui/jobs/xyz/logs", "job_id")]:
+                        ("/api/ui/jobs/xyz/logs", "job_id"),
+                        ("/api/ui/jobs/01/logs?lines=-3", "lines"),
+                        ("/api/ui/jobs/01/logs?lines=0", "lines"),
+                        ("/api/ui/jobs/01/logs?lines=20000", "lines"),
+                        ("/api/ui/nodes/not-hex", "node_id"),
+                        ("/api/ui/tasks?actor_id=not-hex", "actor_id")]:
         answer = dashboard_cluster.get(path)
         assert answer.status == 400, (path, answer.status)
         assert named in answer.json()["msg"]

@@ -8,13 +8,18 @@ and in that worker's file only the lines under the task's name marker), and
 yields its lines, following the file with ``follow=True``.
 
 The checks and choices that need no I/O (which node, which file, which lines
-of a task, the groups of a listing) are functions of their own, which the
-dashboard's log routes (``raggio/dashboard/log_routes.py``) share.
+of a task, how often to follow, the groups of a listing) are functions of their
+own, which the dashboard's log routes (``raggio/dashboard/log_routes.py``) share.
+A file is read a chunk (one ``read_log`` reply) at a time, and a task's lines
+are picked as the chunks come (``TaskLines``): a worker's file grows to 512 MiB
+before it rotates, and holding it whole would cost that much memory.
 """
 
 from __future__ import annotations
 
+import collections
 import fnmatch
+import math
 import re
 import time
 from typing import Iterator
@@ -23,6 +28,9 @@ from raggio.util.state.api import DEFAULT_TIMEOUT_S, RayStateApiException, get_r
 
 #: How often ``follow`` asks for new lines when no ``_interval`` is given.
 FOLLOW_POLL_S = 0.5
+#: The shortest ``_interval``: each poll is a request the node manager answers, and a
+#: zero or negative sleep would ask again at once, over and over.
+MIN_FOLLOW_INTERVAL_S = 0.1
 
 #: ANSI escape codes (colours), which ``filter_ansi_code`` drops.
 ANSI_CODE = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
@@ -90,12 +98,14 @@ def get_log(address: str | None = None, node_id: str | None = None,
         filter_ansi_code: drop ANSI escape codes (colours).
 
     Raises:
-        ValueError: no way to find the file was given, a bad suffix, or follow with a task.
+        ValueError: no way to find the file was given, a bad suffix, follow with a task, or
+            an ``_interval`` under ``MIN_FOLLOW_INTERVAL_S``.
         RayStateApiException: the node, actor, task or file is not there.
     """
     check_log_request(node_id=node_id, node_ip=node_ip, filename=filename, actor_id=actor_id,
                       task_id=task_id, pid=pid, suffix=suffix, follow=follow,
                       submission_id=submission_id)
+    interval_s = follow_interval(_interval)
     task_name = None
     if actor_id is not None:
         node_id, pid = actor_worker(get_resource("actors", actor_id, address=address,
@@ -110,8 +120,10 @@ def get_log(address: str | None = None, node_id: str | None = None,
     if filename is None:
         filename = worker_file(_ask(cluster, node, "list_logs", None, timeout), node, pid,
                                suffix)
-    lines = _read_lines(cluster, node, filename, tail, follow, task_name,
-                        _interval or FOLLOW_POLL_S, timeout)
+    if task_name is not None:
+        lines = _read_task_lines(cluster, node, filename, task_name, tail, timeout)
+    else:
+        lines = _read_lines(cluster, node, filename, tail, follow, interval_s, timeout)
     for line in lines:
         if filter_ansi_code:
             line = ANSI_CODE.sub(b"", line)
@@ -146,6 +158,21 @@ def check_log_request(*, node_id: str | None, node_ip: str | None, filename: str
     if node_id and node_ip:
         raise ValueError("Both node_id and node_ip are given. Only one of them can be "
                          f"provided. Given node id: {node_id}, given node ip: {node_ip}")
+
+
+def follow_interval(interval_s: float | None) -> float:
+    """The seconds between two reads of a followed file: ``interval_s``, or
+    ``FOLLOW_POLL_S`` when None.
+
+    Raises:
+        ValueError: not a finite number of seconds of at least ``MIN_FOLLOW_INTERVAL_S``.
+    """
+    if interval_s is None:
+        return FOLLOW_POLL_S
+    if not (math.isfinite(interval_s) and interval_s >= MIN_FOLLOW_INTERVAL_S):
+        raise ValueError(f"interval must be at least {MIN_FOLLOW_INTERVAL_S} seconds, got "
+                         f"{interval_s:g}.")
+    return interval_s
 
 
 def actor_worker(actor: dict | None, actor_id: str) -> tuple[str, int]:
@@ -194,44 +221,73 @@ def worker_file(entries: list[dict], node: dict, pid: int, suffix: str) -> str:
 
 
 def _read_lines(cluster: dict, node: dict, filename: str, tail: int, follow: bool,
-                task_name: str | None, interval_s: float, timeout) -> Iterator[bytes]:
-    """The file's lines (with their line ends); a task's lines only, given its name."""
-    reply = _ask(cluster, node, "read_log",
-                 {"name": filename, "tail": -1 if task_name else tail,
-                  "marks": task_name is not None}, timeout)
-    data = reply["data"]
-    while True:  # a reply holds at most a chunk of a big file: read on to its end
-        more = _ask(cluster, node, "read_log", {"name": filename, "offset": reply["offset"],
-                                                "marks": task_name is not None}, timeout)
-        if not more["data"]:
-            break
-        data += more["data"]
-        reply = more
-    lines = data.splitlines(keepends=True)
-    if task_name is not None:
-        lines = task_lines(lines, task_name)
-        lines = lines[-tail:] if tail >= 0 else lines
-    partial = lines.pop() if lines and not lines[-1].endswith(b"\n") and follow else b""
-    yield from lines
-    while follow:
-        time.sleep(interval_s)
-        reply = _ask(cluster, node, "read_log", {"name": filename, "offset": reply["offset"]},
-                     timeout)
+                interval_s: float, timeout) -> Iterator[bytes]:
+    """The file's last ``tail`` lines (with their line ends), a chunk at a time; then, with
+    ``follow``, the lines it gets, every ``interval_s`` seconds."""
+    reply = _ask(cluster, node, "read_log", {"name": filename, "tail": tail}, timeout)
+    partial = b""  # a line whose end is in the next chunk
+    while True:
         lines = (partial + reply["data"]).splitlines(keepends=True)
         partial = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
         yield from lines
+        if not reply["data"]:  # the end of the file, for now
+            if not follow:
+                break
+            time.sleep(interval_s)
+        reply = _ask(cluster, node, "read_log", {"name": filename, "offset": reply["offset"]},
+                     timeout)
+    if partial:
+        yield partial
 
 
-def task_lines(lines: list[bytes], task_name: str) -> list[bytes]:
-    """The lines under the task's name marker (workers mark where each task's output
-    begins; other tasks of the same name that the worker ran show too)."""
-    out, current = [], None
-    for line in lines:
-        if line.startswith(b":task_name:"):
-            current = line[len(b":task_name:"):].strip().decode(errors="replace")
-        elif not line.startswith(b":job_id:") and current == task_name:
-            out.append(line)
-    return out
+def _read_task_lines(cluster: dict, node: dict, filename: str, task_name: str, tail: int,
+                     timeout) -> list[bytes]:
+    """The last ``tail`` lines the task printed in its worker's file (all with -1)."""
+    picked, offset = TaskLines(task_name, tail), 0
+    while (reply := _ask(cluster, node, "read_log", {"name": filename, "offset": offset,
+                                                     "marks": True}, timeout))["data"]:
+        picked.feed(reply["data"])
+        offset = reply["offset"]
+    return picked.lines()
+
+
+class TaskLines:
+    """The lines under a task's name marker in a worker's file, fed a chunk at a time
+    (workers mark where each task's output begins; other tasks of the same name that the
+    worker ran show too). Only the last ``tail`` of them are kept (all with a negative
+    ``tail``), and the chunk's last line until its end comes."""
+
+    #: Where a task's output begins: the marker line, then the task's name.
+    MARK = b":task_name:"
+    #: Where a job's output begins; not a line the task printed.
+    JOB_MARK = b":job_id:"
+
+    def __init__(self, task_name: str, tail: int):
+        self._task_name = task_name
+        self._kept: collections.deque[bytes] = collections.deque(
+            maxlen=tail if tail >= 0 else None)
+        self._partial = b""
+        self._current: str | None = None  # the name of the task whose lines these are
+
+    def feed(self, data: bytes) -> None:
+        """The next bytes of the file."""
+        lines = (self._partial + data).splitlines(keepends=True)
+        self._partial = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+        self._take(lines)
+
+    def lines(self) -> list[bytes]:
+        """The task's lines in the file fed so far (with a last line that has no end)."""
+        if self._partial:
+            self._take([self._partial])
+            self._partial = b""
+        return list(self._kept)
+
+    def _take(self, lines: list[bytes]) -> None:
+        for line in lines:
+            if line.startswith(self.MARK):
+                self._current = line[len(self.MARK):].strip().decode(errors="replace")
+            elif not line.startswith(self.JOB_MARK) and self._current == self._task_name:
+                self._kept.append(line)
 
 
 def _cluster(address: str | None) -> dict:
