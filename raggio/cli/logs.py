@@ -21,9 +21,11 @@ import time
 import click
 
 from raggio.cli.gcs_client import query, resolve
-from raggio.util.state.logs import log_group
+from raggio.util.state.logs import log_group, read_task_lines
 
 FOLLOW_POLL_S = 0.5
+#: How long one request to a node may take (the CLI's one-shot default).
+REQUEST_TIMEOUT_S = 10.0
 
 
 #: Ray's subcommands of ``ray logs`` that name what to print.
@@ -117,14 +119,9 @@ def _task_location(cluster: dict, task_id: str) -> tuple[str, int, str]:
 
 def _print_task_lines(cluster: dict, node: dict, name: str, task_name: str,
                      tail: int) -> None:
-    data = _ask(cluster, node, "read_log", {"name": name, "tail": -1, "marks": True})["data"]
-    lines, current = [], None
-    for line in data.decode(errors="replace").splitlines(keepends=True):
-        if line.startswith(":task_name:"):
-            current = line[len(":task_name:"):].strip()
-        elif not line.startswith(":job_id:") and current == task_name:
-            lines.append(line)
-    _write("".join(lines[-tail:] if tail >= 0 else lines).encode())
+    """The task's lines in its worker's file, read a chunk at a time (the file may be
+    hundreds of MiB; only the last ``tail`` lines are kept)."""
+    _write(b"".join(read_task_lines(cluster, node, name, task_name, tail, REQUEST_TIMEOUT_S)))
 
 
 def _actor_location(cluster: dict, actor_id: str) -> tuple[str, int]:

@@ -121,7 +121,7 @@ def get_log(address: str | None = None, node_id: str | None = None,
         filename = worker_file(_ask(cluster, node, "list_logs", None, timeout), node, pid,
                                suffix)
     if task_name is not None:
-        lines = _read_task_lines(cluster, node, filename, task_name, tail, timeout)
+        lines = read_task_lines(cluster, node, filename, task_name, tail, timeout)
     else:
         lines = _read_lines(cluster, node, filename, tail, follow, interval_s, timeout)
     for line in lines:
@@ -240,7 +240,7 @@ def _read_lines(cluster: dict, node: dict, filename: str, tail: int, follow: boo
         yield partial
 
 
-def _read_task_lines(cluster: dict, node: dict, filename: str, task_name: str, tail: int,
+def read_task_lines(cluster: dict, node: dict, filename: str, task_name: str, tail: int,
                      timeout) -> list[bytes]:
     """The last ``tail`` lines the task printed in its worker's file (all with -1)."""
     picked, offset = TaskLines(task_name, tail), 0
