@@ -134,14 +134,16 @@ def logged_in(chromium, dashboard_cluster):
     return chromium
 
 
-def _keep_evidence(browser: Browser, name: str, out_dir) -> str:
+def _keep_evidence(browser: Browser, name: str, out_dir, console: list | None = None) -> str:
+    """Save the page's screenshot, HTML and console (``console``: what was read of it
+    already) under ``out_dir``; return the files' common stem."""
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.join(out_dir, name)
     browser.web.save_screenshot(stem + ".png")
     with open(stem + ".html", "w") as f:
         f.write(browser.web.page_source)
     with open(stem + ".console.txt", "w") as f:
-        f.write("\n".join(str(e) for e in browser.web.get_log("browser")))
+        f.write("\n".join(str(e) for e in (console or browser.web.get_log("browser"))))
     return stem
 
 
@@ -151,15 +153,15 @@ def _browser_for(request, web, url: str):
     failed_before = request.session.testsfailed
     yield browser
     # The test's own report comes before its teardown: a count that grew means it failed.
-    if request.session.testsfailed > failed_before:
-        out_dir = request.config._tmp_path_factory.getbasetemp() / "screenshots"
-        stem = _keep_evidence(browser, request.node.name, out_dir)
-        print(f"\nscreenshot of the failed test's page: {stem}.png (and .html, .console.txt)")
-        return
-    errors = browser.console_errors()
-    assert not errors, f"the browser's console has errors: {errors}"
-    shown = browser.web.execute_script("return document.body.innerText")
+    failed = request.session.testsfailed > failed_before
+    errors = [] if failed else browser.console_errors()
+    shown = "" if failed else browser.web.execute_script("return document.body.innerText")
     garbage = _GARBAGE.search(shown)
+    if failed or errors or garbage:
+        out_dir = request.config._tmp_path_factory.getbasetemp() / "screenshots"
+        stem = _keep_evidence(browser, request.node.name, out_dir, errors)
+        print(f"\nscreenshot of the failed test's page: {stem}.png (and .html, .console.txt)")
+    assert not errors, f"the browser's console has errors: {errors}"
     assert garbage is None, f"the page shows {garbage.group(0)!r}: {shown[:2000]}"
 
 
