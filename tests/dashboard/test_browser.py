@@ -336,6 +336,12 @@ def test_tasks_page_shows_states_pending_reasons_and_errors(browser, driver):
     failed_key = f"{failed.task_id().hex()}:0"
     browser.wait_row_text(failed_key, "FAILED")
     assert "this task fails on purpose" in browser.row(failed_key).text
+    # A task's page: each attempt with its state, function, worker and error.
+    browser.go(f"tasks/{failed.task_id().hex()}")
+    browser.wait_text("Attempt 0")
+    browser.wait_text("this task fails on purpose")
+    shown = browser.text()
+    assert "FAILED" in shown and "Function" in shown and "pid " in shown
 
     browser.go("tasks?state=PENDING_NODE_ASSIGNMENT")
     browser.wait_for(lambda: browser.row(failed_key) is None, "the filter to apply")
