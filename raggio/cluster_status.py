@@ -1,6 +1,10 @@
 """The cluster's status as text: nodes, resource usage and pending demand, in ``ray status``'s
 layout. ``raggio status`` prints it; the dashboard's ``/api/cluster_status`` answers it.
-A pure function of the control store's records.
+A pure function of the control store's records. How much of each resource the nodes use
+(``node_usage``, ``summed_usage``) is computed here for every view: a resource's use is its
+total less what is available, the object store's the bytes the node reports in use;
+placement groups' resources (``CPU_group_...``) are left out, a bundle's resources being
+counted in the node's own.
 
 Each pending demand says why it waits: no node could ever fit it (and which
 resource is missing), or every node that fits is busy. Pending tasks follow,
@@ -13,8 +17,10 @@ from __future__ import annotations
 
 import collections
 import datetime
+from typing import Iterable
 
 from raggio.common.labels import describe
+from raggio.common.placement_group_resources import is_group_resource
 from raggio.common.resources import why_waiting
 
 _BYTES_KEYS = ("memory", "object_store_memory")
@@ -49,7 +55,7 @@ def render(nodes: list[dict], placement_groups: dict | None = None,
               + (f" ({n['death_reason']})" if n.get("death_reason") else "")
               for n in dead] or [" (no failures)"]
     lines += ["", "Resources", "-" * 63, "Total Usage:"]
-    lines += _usage(alive)
+    lines += usage_lines(summed_usage(map(node_usage, alive))) or [" (no resources)"]
     lines += ["", "From request_resources:", " (none)", "Pending Demands:"]
     lines += _demands(nodes, placement_groups or {})
     lines += ["Pending tasks:"]
@@ -61,26 +67,43 @@ def render(nodes: list[dict], placement_groups: dict | None = None,
     return "\n".join(lines)
 
 
-def _usage(alive: list[dict]) -> list[str]:
-    total: dict[str, float] = collections.defaultdict(float)
-    used: dict[str, float] = collections.defaultdict(float)
-    for node in alive:
-        for key, value in node["resources"].items():
-            if key.startswith("node:"):
-                continue
-            total[key] += value
-            if key == "object_store_memory":
-                used[key] += node.get("object_store_used", 0)
-            else:
-                used[key] += value - node["available"].get(key, 0)
-    order = sorted(total, key=lambda k: (k not in ("CPU", "GPU"), k in _BYTES_KEYS, k))
+def usage_lines(usage: dict[str, list[float]]) -> list[str]:
+    """``{resource: [used, total]}`` as ``ray status`` prints it, ``1.0/2.0 CPU`` a line
+    (CPU and GPU first, the byte counts last; ``node:<ip>`` left out)."""
+    order = sorted((k for k in usage if not k.startswith("node:")),
+                   key=lambda k: (k not in ("CPU", "GPU"), k in _BYTES_KEYS, k))
     out = []
     for key in order:
-        if key in _BYTES_KEYS:
-            out.append(f" {format_bytes(used[key])}/{format_bytes(total[key])} {key}")
-        else:
-            out.append(f" {used[key]:.1f}/{total[key]:.1f} {key}")
-    return out or [" (no resources)"]
+        used, total = usage[key]
+        out.append(f" {format_bytes(used)}/{format_bytes(total)} {key}" if key in _BYTES_KEYS
+                   else f" {used:.1f}/{total:.1f} {key}")
+    return out
+
+
+def node_usage(node: dict) -> dict[str, list[float]]:
+    """``{resource: [used, total]}`` of a live node; ``{}`` for one that is not alive."""
+    if node["state"] != "ALIVE":
+        return {}
+    available = node.get("available") or {}
+    usage = {}
+    for key, total in node["resources"].items():
+        if is_group_resource(key):
+            continue
+        used = (node.get("object_store_used", 0) if key == "object_store_memory"
+                else total - available.get(key, 0.0))
+        usage[key] = [float(used), float(total)]
+    return usage
+
+
+def summed_usage(usages: Iterable[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """``{resource: [used, total]}`` summed over ``node_usage`` answers."""
+    summed: dict[str, list[float]] = {}
+    for usage in usages:
+        for key, (used, total) in usage.items():
+            pair = summed.setdefault(key, [0.0, 0.0])
+            pair[0] += used
+            pair[1] += total
+    return summed
 
 
 def _demands(nodes: list[dict], placement_groups: dict) -> list[str]:

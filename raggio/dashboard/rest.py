@@ -24,11 +24,11 @@ from aiohttp import web
 
 from raggio import __version__
 from raggio import cluster_status as status_text
+from raggio.cluster_status import node_usage, summed_usage
 from raggio.common.placement_group_resources import is_group_resource
 from raggio.dashboard import log_routes, state_routes
 from raggio.dashboard.query import query_timeout
 from raggio.dashboard.routing import SESSION, STORE, BadRequest, ok
-from raggio.dashboard.usage import node_usage, summed_usage
 from raggio.util.state.rows import RESOURCES
 
 #: Ray's dashboard API version, which Ray's clients check (``/api/version``'s "version").
@@ -37,9 +37,6 @@ API_VERSION = "4"
 #: is older than theirs needs (``SubmissionClient``: 1.9 and up), so it is Ray's number;
 #: raggio's own is "raggio_version".
 RAY_API_RELEASE = "2.60.0"
-
-_BYTES = ("memory", "object_store_memory")
-
 
 def google_style(value: dict) -> dict:
     """Ray's ``to_google_style``: the keys of a dict, of the dicts in it and of the dicts
@@ -91,18 +88,6 @@ async def healthz(request: web.Request) -> web.Response:
 async def dashboard_healthz(request: web.Request) -> web.Response:
     """The dashboard itself answers (Ray's proxy check path)."""
     return web.Response(text="success", content_type="application/text")
-
-
-def _usage_lines(usage: dict[str, list[float]]) -> str:
-    """A node's usage as Ray's per-node breakdown prints it: ``1.0/2.0 CPU`` a line."""
-    lines = []
-    for key in sorted(usage, key=lambda k: (k not in ("CPU", "GPU"), k in _BYTES, k)):
-        if key.startswith("node:"):
-            continue
-        used, total = usage[key]
-        lines.append(f" {status_text.format_bytes(used)}/{status_text.format_bytes(total)} {key}"
-                     if key in _BYTES else f" {used:.1f}/{total:.1f} {key}")
-    return "\n".join(lines)
 
 
 def _cluster_report(nodes: list[dict], groups: dict, now: float) -> dict:
@@ -187,7 +172,7 @@ async def nodes_view(request: web.Request) -> web.Response:
     nodes = await request.app[STORE].call("get_nodes", None, timeout_s=query_timeout(request))
     if view == "summary":
         now = time.time()
-        logical = {n["node_id"].hex(): _usage_lines(node_usage(n))
+        logical = {n["node_id"].hex(): "\n".join(status_text.usage_lines(node_usage(n)))
                    for n in nodes if n["state"] == "ALIVE"}
         summary = [google_style(_node_summary(n, now)) for n in nodes]
         return ok({"summary": summary, "nodeLogicalResources": logical},

@@ -24,7 +24,7 @@ from raggio.common.resources import why_waiting
 from raggio.dashboard.query import not_found, parse_hex_id, query_int
 from raggio.dashboard.routing import STORE, BadRequest, ok
 from raggio.dashboard.state_routes import HISTORY_FILTERS
-from raggio.dashboard.usage import node_usage, summed_usage
+from raggio.cluster_status import node_usage, summed_usage
 from raggio.util.state.rows import RESOURCES
 
 #: The most rows one page may ask for.
