@@ -31,6 +31,7 @@ from typing import Any, NoReturn
 
 import setproctitle
 
+from raggio.common.log_marks import JOB_MARK, TASK_MARK
 from raggio.core import context
 from raggio.core.serialization import error_location
 from raggio.core.generators import ItemReporter
@@ -470,12 +471,12 @@ class TaskExecutor:
         """Tell the log monitor which job and task the next lines belong to."""
         if self._marks["job"] != job_id:
             self._marks["job"] = job_id
-            print(f":job_id:{job_id}", flush=True)
-            print(f":job_id:{job_id}", file=sys.stderr, flush=True)
+            print(f"{JOB_MARK}{job_id}", flush=True)
+            print(f"{JOB_MARK}{job_id}", file=sys.stderr, flush=True)
         if self._marks["name"] != name:
             self._marks["name"] = name
-            print(f":task_name:{name}", flush=True)
-            print(f":task_name:{name}", file=sys.stderr, flush=True)
+            print(f"{TASK_MARK}{name}", flush=True)
+            print(f"{TASK_MARK}{name}", file=sys.stderr, flush=True)
 
     # -- actors --
 

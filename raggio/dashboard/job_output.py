@@ -18,7 +18,7 @@ from aiohttp import web
 from raggio.dashboard.control_store import Unavailable
 from raggio.dashboard.query import parse_job_id, query_int
 from raggio.dashboard.routing import NODES, STORE
-from raggio.node.log_monitor import JOB_MARK, TASK_MARK
+from raggio.common.log_marks import JOB_MARK, TASK_MARK
 from raggio.util.state.api import RayStateApiException
 from raggio.util.state.logs import worker_file
 

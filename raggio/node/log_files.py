@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 
-from raggio.node.log_monitor import JOB_MARK, TASK_MARK
+from raggio.common.log_marks import JOB_MARK, TASK_MARK
 
 #: The lines workers write for the log monitor (which job and task the next lines are of).
 _MARK_LINES = re.compile(b"^(?:%s|%s).*\n?" % (re.escape(JOB_MARK.encode()),

@@ -22,13 +22,13 @@ import os
 import re
 import shutil
 
+from raggio.common.log_marks import JOB_MARK, TASK_MARK
+
 logger = logging.getLogger(__name__)
 
 _FILE = re.compile(r"worker-[0-9a-f]+-(\d+)\.(out|err)$")
 #: The other logs that are rotated: the daemons' output (head.err, node.err...).
 _DAEMON_LOG = re.compile(r"[a-z_]+\.(out|err|log)$")
-JOB_MARK = ":job_id:"
-TASK_MARK = ":task_name:"
 
 
 class _LogFile:

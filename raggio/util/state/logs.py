@@ -24,6 +24,7 @@ import re
 import time
 from typing import Iterator
 
+from raggio.common.log_marks import JOB_MARK, TASK_MARK
 from raggio.util.state.api import DEFAULT_TIMEOUT_S, RayStateApiException, get_resource
 
 #: How often ``follow`` asks for new lines when no ``_interval`` is given.
@@ -34,6 +35,9 @@ MIN_FOLLOW_INTERVAL_S = 0.1
 
 #: ANSI escape codes (colours), which ``filter_ansi_code`` drops.
 ANSI_CODE = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
+
+#: The marker lines as the files hold them (``common/log_marks.py``).
+_TASK_MARK, _JOB_MARK = TASK_MARK.encode(), JOB_MARK.encode()
 
 
 def log_group(name: str) -> str:
@@ -257,11 +261,6 @@ class TaskLines:
     worker ran show too). Only the last ``tail`` of them are kept (all with a negative
     ``tail``), and the chunk's last line until its end comes."""
 
-    #: Where a task's output begins: the marker line, then the task's name.
-    MARK = b":task_name:"
-    #: Where a job's output begins; not a line the task printed.
-    JOB_MARK = b":job_id:"
-
     def __init__(self, task_name: str, tail: int):
         self._task_name = task_name
         self._kept: collections.deque[bytes] = collections.deque(
@@ -284,9 +283,9 @@ class TaskLines:
 
     def _take(self, lines: list[bytes]) -> None:
         for line in lines:
-            if line.startswith(self.MARK):
-                self._current = line[len(self.MARK):].strip().decode(errors="replace")
-            elif not line.startswith(self.JOB_MARK) and self._current == self._task_name:
+            if line.startswith(_TASK_MARK):
+                self._current = line[len(_TASK_MARK):].strip().decode(errors="replace")
+            elif not line.startswith(_JOB_MARK) and self._current == self._task_name:
                 self._kept.append(line)
 
 
