@@ -296,7 +296,7 @@ class RayContext(dict):
     """
 
     def __init__(self, core):
-        url = getattr(core, "dashboard_url", None)
+        url = core.dashboard_url
         self.dashboard_url = url.partition("://")[2] if url else None
         # "redis_address" is Ray's old name for the control store's address; programs still
         # read it (as ray.init()["redis_address"]).

@@ -90,6 +90,8 @@ class CoreWorker:
         self.job_info = job_info or {}
         self.log_to_driver = log_to_driver
         self.job_id: int | None = None
+        #: The cluster's dashboard ("http://HOST:PORT"), or None (a driver's: set by init()).
+        self.dashboard_url: str | None = None
         self.node_id: bytes = b""
         self.node_info: dict = {}
         self.ids = IdMaker()

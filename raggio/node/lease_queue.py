@@ -127,13 +127,13 @@ class LeaseQueue:
                 continue
             request.placed = True
             take(available, request.resources)
-            idle = [worker for worker in idle_workers(request.env_key,
-                                                      uses_gpus(request.resources),
-                                                      request.for_actor is not None)
-                    if id(worker) not in granted]
-            if idle:
-                granted.add(id(idle[0]))
-                actions.append(Action(GRANT, request, worker=idle[0]))
+            worker = next((worker for worker in idle_workers(request.env_key,
+                                                             uses_gpus(request.resources),
+                                                             request.for_actor is not None)
+                           if id(worker) not in granted), None)
+            if worker is not None:
+                granted.add(id(worker))
+                actions.append(Action(GRANT, request, worker=worker))
                 continue
             still_pending.append(request)
             # A worker each for the requests past those that the workers already starting
