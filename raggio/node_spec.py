@@ -111,6 +111,10 @@ class NodeSpec:
     dashboard_port_search: bool = _flag(
         "Take the next free port when the dashboard's is in use (init()'s private cluster, "
         "as Ray); otherwise that is an error naming --dashboard-port.", False)
+    alerting_config: str = _flag("A YAML file of alert rules and webhooks: a cluster file's "
+                                 "`alerting:` section, or that section alone.", "")
+    monitoring_config: str = _flag("A YAML file whose `monitoring_config:` section (or the file "
+                                   "itself) says what to run for monitoring (Prometheus).", "")
     # -- the node (Ray's names; what is not given the node takes from the machine)
     node_ip_address: str = _flag("The node's address.", "127.0.0.1")
     num_cpus: float | None = _flag("CPUs (default: the machine's).", parse=float)
@@ -122,6 +126,8 @@ class NodeSpec:
     object_store_memory: int | None = _flag(
         "Object store size, in bytes (default: Config.object_store_fraction of memory).",
         parse=int)
+    metrics_export_port: int = _flag("The port of the node's Prometheus endpoint "
+                                     "(0: any free one).", 0)
     # -- its process
     temp_dir: str = _flag("Where session directories live (default: Config.temp_dir).",
                           parse=str, default_factory=lambda: get_config().temp_dir)

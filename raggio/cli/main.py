@@ -40,6 +40,13 @@ def main() -> None:
               help="The dashboard's address: 0.0.0.0 makes it reachable from the network.")
 @click.option("--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT, show_default=True,
               help="The dashboard's port (0: any free one).")
+@click.option("--metrics-export-port", type=int, default=0,
+              help="The port of this node's Prometheus metrics (default: any free one).")
+@click.option("--alerting-config", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Head: alert rules and webhooks (a cluster file or its `alerting:` section).")
+@click.option("--monitoring-config", default=None,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Head: a cluster file's `monitoring_config:` (e.g. start Prometheus).")
 @click.option("--ray-client-server-port", type=int, default=DEFAULT_CLIENT_PORT)
 @click.option("--temp-dir", default=None, help="Where session directories live.")
 @click.option("--storage", default=None)

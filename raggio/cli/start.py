@@ -46,7 +46,8 @@ def _node_spec(options: dict, **fields) -> NodeSpec:
                     memory=options["memory"], object_store_memory=options["object_store_memory"],
                     resources=_resources(options["resources"]),
                     labels=_labels(options.get("labels"), options.get("labels_file")),
-                    temp_dir=options["temp_dir"], **fields)
+                    temp_dir=options["temp_dir"],
+                    metrics_export_port=options["metrics_export_port"] or 0, **fields)
 
 
 def _resources(flag: str | None) -> dict:
@@ -82,6 +83,11 @@ def _labels(flag: str | None, path: str | None) -> dict[str, str]:
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--labels") from None
     return labels
+
+
+def _abspath(path: str | None) -> str:
+    """A file flag's path as the daemon (which may run elsewhere in the tree) reads it."""
+    return os.path.abspath(path) if path else ""
 
 
 class _Daemon:
@@ -141,7 +147,9 @@ def start_head(options: dict) -> None:
         storage=options["storage"] or cluster_file.default_store_path(temp_dir),
         temp_dir=temp_dir, session_dir=session_dir, token=options["token"] or "",
         include_dashboard=options["include_dashboard"],
-        dashboard_host=options["dashboard_host"], dashboard_port=options["dashboard_port"])
+        dashboard_host=options["dashboard_host"], dashboard_port=options["dashboard_port"],
+        alerting_config=_abspath(options["alerting_config"]),
+        monitoring_config=_abspath(options["monitoring_config"]))
     # The node starts (imports) while the control store does, and waits on stdin for the
     # address and token, which the control store knows once it has read its storage.
     node = _Daemon.start(_node_spec(options, head=True, gcs_address=FROM_STDIN,
