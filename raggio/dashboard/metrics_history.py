@@ -15,10 +15,11 @@ whatever its values. A series is a metric's values on one node with one set of l
 node is part of its key, so a metric whose labels do not say where it was recorded is still
 split by node. Kept per family: counters' ``_total``, gauges and untyped values, and a
 histogram's or summary's ``_sum`` and ``_count`` (their mean and rate; the buckets would cost
-a series each). Bounds: at most ``max_series`` series; a new one beyond it takes the place of
-the series updated least recently, or is refused when every series was updated in this round
-(both counted in ``dropped_series``); a series with no value for ``FORGET_AFTER_S`` (a dead
-node's, an exited worker's) is dropped.
+a series each). Bounds: at most ``max_series`` series; a round's new series beyond it take
+the places of those updated least recently, or are refused where every series has a value in
+that round (both counted in ``dropped_series``; new series are admitted once the round's
+values are in, so a series read later in the round never counts as stale); a series with no
+value for ``FORGET_AFTER_S`` (a dead node's, an exited worker's) is dropped.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ class Series:
         self.values[round_ % points] = value
         self.last = round_
 
+    @property
+    def key(self) -> tuple:
+        return (self.family, self.part, self.node, self.labels)
+
     def value_at(self, round_: int) -> float:
         if self.first <= round_ <= self.last:
             return self.values[round_ % len(self.values)]
@@ -117,6 +122,7 @@ class History:
         ``prometheus_client.parser`` yields them."""
         self.round += 1
         self._times[self.round % self.points] = now
+        new: list[tuple[tuple, float]] = []  # values of series not held yet
         for node, families in scraped.items():
             families = list(families)
             # prometheus_client adds a <name>_created gauge to each counter, histogram and
@@ -125,10 +131,11 @@ class History:
                        if family.type in ("counter", "histogram", "summary")}
             for family in families:
                 if family.name not in created:
-                    self._record_family(node, family)
+                    self._record_family(node, family, new)
         self._forget(now)
+        self._admit(new)
 
-    def _record_family(self, node: str, family) -> None:
+    def _record_family(self, node: str, family, new: list) -> None:
         parts = PARTS.get(family.type)
         if parts is None:  # info, stateset, gaugehistogram: nothing to chart
             return
@@ -141,26 +148,28 @@ class History:
             for sample in family.samples:
                 if sample.name == sample_name:
                     known.label_keys.update(sample.labels)
-                    self._put((family.name, part, node, tuple(sorted(sample.labels.items()))),
-                              sample.value)
+                    key = (family.name, part, node, tuple(sorted(sample.labels.items())))
+                    series = self._series.get(key)
+                    if series is None:
+                        new.append((key, sample.value))
+                    else:
+                        series.put(self.round, sample.value)
 
-    def _put(self, key: tuple, value: float) -> None:
-        series = self._series.get(key)
-        if series is None:
-            if len(self._series) >= self.max_series and not self._make_room():
-                self.dropped_series += 1
-                return
+    def _admit(self, new: list[tuple[tuple, float]]) -> None:
+        """Hold the round's new series, within ``max_series``: those updated least recently
+        (not in this round) make room; what still does not fit is refused."""
+        shortfall = len(new) - (self.max_series - len(self._series))
+        if shortfall > 0:
+            stale = sorted((s for s in self._series.values() if s.last < self.round),
+                           key=lambda s: s.last)[:shortfall]
+            for series in stale:
+                del self._series[series.key]
+            self.dropped_series += len(stale)
+        room = self.max_series - len(self._series)
+        for key, value in new[:room]:
             series = self._series[key] = Series(*key, self.points, self.round)
-        series.put(self.round, value)
-
-    def _make_room(self) -> bool:
-        """Drop the series updated least recently, unless it has a value in this round."""
-        oldest_key = min(self._series, key=lambda key: self._series[key].last)
-        if self._series[oldest_key].last == self.round:
-            return False
-        del self._series[oldest_key]
-        self.dropped_series += 1
-        return True
+            series.put(self.round, value)
+        self.dropped_series += max(0, len(new) - room)
 
     def _forget(self, now: float) -> None:
         for key, series in list(self._series.items()):

@@ -6,7 +6,7 @@ one metric over time, split and aggregated as a chart draws it.
   ``application`` metric: one that is not among raggio's own families), the nodes (with
   why the last scrape of one failed), and the history's bounds and cost: ``series`` of
   ``max_series``, ``dropped_series`` (refused or pushed out by that cap), ``memory_bytes``,
-  ``period_s`` and ``points``.
+  ``period_s`` and ``points``; ``now_ms``, the dashboard's clock (the charts end there).
 - ``GET /api/ui/metrics/query?name=...``: ``times`` (ms) and one line per group,
   ``{"key", "label", "values"}`` (null where there is no value). Parameters: ``range``
   (seconds back from now, default 900, at most the history's hour), ``split`` (``node``,
@@ -43,12 +43,16 @@ AVERAGED = ("utilization", "percentage", "percent")
 DIGITS = 4
 
 SCRAPER = web.AppKey("metrics_scraper", Scraper)
-#: raggio's own families (the rest are applications'), besides those under ``raggio_``.
+#: The families with Ray's names that raggio's nodes export (``node/metric_families.py``);
+#: the others with Ray's prefix are applications' (``raggio.util.metrics``: ``ray_<name>``).
 BUILTIN_FAMILIES = frozenset({
-    "ray_node_cpu_utilization", "ray_node_cpu_count", "ray_node_mem_used", "ray_node_mem_total",
-    "ray_node_disk_usage", "ray_node_network_sent", "ray_node_network_received",
-    "ray_object_store_memory", "ray_object_store_used_memory",
-    "ray_object_store_num_local_objects", "ray_spill_manager_objects_bytes", "ray_resources",
+    "ray_node_cpu_utilization", "ray_node_cpu_count", "ray_node_mem_used",
+    "ray_node_mem_available", "ray_node_mem_total", "ray_node_disk_usage", "ray_node_disk_free",
+    "ray_node_disk_utilization_percentage", "ray_node_network_sent",
+    "ray_node_network_received", "ray_node_network_send_speed",
+    "ray_node_network_receive_speed", "ray_object_store_memory", "ray_object_store_used_memory",
+    "ray_object_store_available_memory", "ray_object_store_num_local_objects",
+    "ray_spill_manager_objects_bytes", "ray_spill_manager_objects", "ray_resources",
     "ray_component_rss_mb", "ray_component_cpu_percentage", "ray_cluster_active_nodes",
     "ray_tasks", "ray_actors", "ray_running_jobs", "ray_finished_jobs"})
 
@@ -65,8 +69,9 @@ async def metrics_context(app: web.Application):
 
 
 def is_application(name: str) -> bool:
-    """Whether a family is an application's (``raggio.util.metrics``) rather than raggio's."""
-    return name not in BUILTIN_FAMILIES and not name.startswith("raggio_")
+    """Whether a family is an application's (``raggio.util.metrics``) rather than raggio's
+    (those above, and raggio's own under ``raggio_``)."""
+    return name.startswith("ray_") and name not in BUILTIN_FAMILIES
 
 
 # -- shaping --
@@ -195,7 +200,8 @@ async def metric_list(request: web.Request) -> web.Response:
                "dropped_series": history.dropped_series,
                "memory_bytes": history.memory_bytes(),
                "period_s": scraper.period_s, "points": history.points,
-               "last_round_ms": round(scraper.last_round_s * 1000)})
+               "last_round_ms": round(scraper.last_round_s * 1000),
+               "now_ms": round(time.time() * 1000)})
 
 
 async def metric_query(request: web.Request) -> web.Response:

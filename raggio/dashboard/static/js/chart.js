@@ -1,9 +1,10 @@
 // Line charts of values over time, drawn as SVG: no library, nothing fetched from elsewhere.
 //
-// lineChart(el, {times, lines: [{label, values, colour?}], unit}) draws into el (replacing
-// what it held): a y axis from 0 (or the lowest value, if negative) to a round number
-// above the highest, time along x, one path per line (broken where a value is null),
-// a legend with each line's latest value, and on hover the values at that time.
+// lineChart(el, {times, lines: [{label, values, colour?}], unit, start, end}) draws into el
+// (replacing what it held): a y axis from 0 (or the lowest value, if negative) to a round
+// number above the highest, time along x from start to end (ms; the data's own span when
+// not given), one path per line (broken where a value is null), a legend with each
+// line's latest value, and on hover the values at that time.
 
 import { h } from "./dom.js";
 import * as fmt from "./format.js";
@@ -34,14 +35,15 @@ function compact(value) {
   return fmt.number(+value.toPrecision(4));
 }
 
-/** A round number at or above x: 1, 2, 2.5 or 5 times a power of the unit's base. */
+/** A round number at or above x whose quarters are round too: 1, 2, 4, 6 or 8 times a
+ * power of ten, times a power of the unit's base. */
 function roundUp(x, unit) {
-  if (x <= 0) return 1;
   const base = unit === "bytes" || unit === "bytes/s" ? 1024 : 1000;
+  if (x <= 0) return base === 1024 ? 1024 : 1; // all zero: 0 to 1 KiB, or 0 to 1
   const scale = base ** Math.floor(Math.log(x) / Math.log(base));
   const scaled = x / scale;
   const power = 10 ** Math.floor(Math.log10(scaled));
-  const step = [1, 2, 2.5, 5, 10].find((m) => m * power >= scaled);
+  const step = [1, 2, 4, 6, 8, 10].find((m) => m * power >= scaled);
   return step * power * scale;
 }
 
@@ -66,7 +68,7 @@ function pathOf(values, x, y) {
   return d;
 }
 
-export function lineChart(el, { times, lines, unit }) {
+export function lineChart(el, { times, lines, unit, start, end }) {
   el.replaceChildren();
   el.classList.add("chart");
   const width = Math.max(280, el.clientWidth || 520);
@@ -78,8 +80,8 @@ export function lineChart(el, { times, lines, unit }) {
   const top = roundUp(Math.max(...all), unit);
   const low = Math.min(0, ...all);
   const bottom = low < 0 ? -roundUp(-low, unit) : 0;
-  const first = times[0];
-  const span = Math.max(1, times[times.length - 1] - first);
+  const first = start ?? times[0];
+  const span = Math.max(1, (end ?? times[times.length - 1]) - first);
   const plotW = width - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
   const x = (i) => PAD.left + ((times[i] - first) / span) * plotW;
@@ -98,7 +100,8 @@ export function lineChart(el, { times, lines, unit }) {
   for (let k = 0; k <= 3; k++) {
     const label = svg("text", { class: "axis", x: PAD.left + (plotW * k) / 3, y: HEIGHT - 6,
       "text-anchor": k === 0 ? "start" : k === 3 ? "end" : "middle" });
-    label.textContent = fmt.clock(first + (span * k) / 3).slice(0, 5);
+    const clock = fmt.clock(first + (span * k) / 3);
+    label.textContent = span > 10 * 60 * 1000 ? clock.slice(0, 5) : clock;
     chart.append(label);
   }
   const coloured = lines.map((line, i) => ({ ...line, colour: line.colour || PALETTE[i % PALETTE.length] }));

@@ -21,7 +21,7 @@ const CHARTS = [
       { name: "ray_node_mem_total", label: "total", cluster: true }] },
   { id: "object-store", title: "Object store", unit: "bytes",
     lines: [{ name: "ray_object_store_used_memory", label: "used" },
-      { name: "ray_object_store_memory", label: "capacity", cluster: true },
+      { name: "raggio_object_store_capacity_bytes", label: "capacity", cluster: true },
       { name: "ray_spill_manager_objects_bytes", label: "spilled" }] },
   { id: "network", title: "Network", unit: "bytes/s",
     lines: [{ name: "ray_node_network_sent", label: "sent", rate: true },
@@ -95,6 +95,8 @@ export function page({ root, query: params, setQuery }) {
       })));
     const app = appQuery(list, range, signal);
     const answers = await Promise.all([...requests, app.request]);
+    // The dashboard's clock, not the browser's, which may be another machine's.
+    const span = { start: list.now_ms - Number(range) * 1000, end: list.now_ms };
     CHARTS.forEach((c, i) => {
       const found = answers[i].filter(Boolean);
       const el = charts.get(c.id);
@@ -102,10 +104,10 @@ export function page({ root, query: params, setQuery }) {
         fill(el, h("div", { class: "chart-empty" }, `No ${c.lines[0].name} in the history yet.`));
         return;
       }
-      lineChart(el, { times: found[0].answer.times, unit: c.unit,
+      lineChart(el, { ...span, times: found[0].answer.times, unit: c.unit,
         lines: found.flatMap(({ answer, spec }) => linesOf(answer, spec, c, view)) });
     });
-    app.draw(answers[answers.length - 1]);
+    app.draw(answers[answers.length - 1], span);
     showStatus(list);
   }
 
@@ -141,8 +143,8 @@ export function page({ root, query: params, setQuery }) {
     return {
       request: getJSON(`/api/ui/metrics/query${query({ name: metric.name, range, split,
         stat: distribution ? stat : "" })}`, { signal }),
-      draw(answer) {
-        lineChart(appChart, { times: answer.times, unit: unitOf(metric, stat),
+      draw(answer, span) {
+        lineChart(appChart, { ...span, times: answer.times, unit: unitOf(metric, stat),
           lines: answer.series.map((s) => ({ label: s.label, values: s.values })) });
         if (answer.omitted) {
           appChart.append(h("p", { class: "muted" },
