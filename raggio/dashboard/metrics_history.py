@@ -134,6 +134,8 @@ class History:
                     self._record_family(node, family, new)
         self._forget(now)
         self._admit(new)
+        for name in self.families.keys() - {series.family for series in self._series.values()}:
+            del self.families[name]  # its series all went (or none was admitted)
 
     def _record_family(self, node: str, family, new: list) -> None:
         parts = PARTS.get(family.type)
@@ -172,6 +174,7 @@ class History:
         self.dropped_series += max(0, len(new) - room)
 
     def _forget(self, now: float) -> None:
+        """Drop the series without a value for ``forget_after_s``."""
         for key, series in list(self._series.items()):
             if now - self._times[series.last % self.points] > self.forget_after_s:
                 del self._series[key]

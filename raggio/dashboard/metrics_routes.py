@@ -28,7 +28,6 @@ import time
 
 from aiohttp import web
 
-from raggio.dashboard.control_store import ControlStore
 from raggio.dashboard.live import POLLER
 from raggio.dashboard.metrics_history import History, Scraper
 from raggio.dashboard.query import not_found, query_bool, query_int

@@ -44,8 +44,14 @@ def _points(line: dict) -> list:
     return [v for v in line["values"] if v is not None]
 
 
-def test_history_has_each_node_s_metrics_per_node_and_for_the_cluster(dashboard_cluster):
+@ray.remote(num_cpus=0)
+def noop() -> None:
+    pass
+
+
+def test_history_has_each_node_s_metrics_per_node_and_for_the_cluster(driver, dashboard_cluster):
     cluster = dashboard_cluster
+    ray.get(noop.remote())
 
     def scraped_twice():
         answer = _lines(cluster, name="ray_node_cpu_count", split="node", range=300)
@@ -68,7 +74,11 @@ def test_history_has_each_node_s_metrics_per_node_and_for_the_cluster(dashboard_
     assert _points(summed["series"][0])[-1] == pytest.approx(total, rel=1e-3)
     assert _lines(cluster, name="ray_node_cpu_utilization", range=300)["agg"] == "avg"
     # Tasks by state, from the head's control store; counters are rates.
-    assert _lines(cluster, name="ray_tasks", split="State")["split"] == "State"
+    def finished_task():
+        answer = _lines(cluster, name="ray_tasks", split="State", match="Name%3Dnoop")
+        return [_points(line) for line in answer["series"] if line["key"] == "FINISHED"]
+
+    assert wait_until(finished_task, timeout_s=ROUNDS_S, what="the task", interval_s=1)[0][-1] == 1
     assert _lines(cluster, name="ray_finished_jobs")["transform"] == "rate"
 
     listing = cluster.data("/api/ui/metrics")

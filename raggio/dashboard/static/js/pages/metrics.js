@@ -47,7 +47,8 @@ function linesOf(answer, spec, chart, view) {
   });
 }
 
-/** An answer's data, or null for a metric the history does not hold (yet). */
+/** An answer's data, or null for a metric the history no longer holds (its series went
+ * between the list and the query). */
 async function ask(url, signal) {
   try {
     return await getJSON(url, { signal });
@@ -85,8 +86,9 @@ export function page({ root, query: params, setQuery }) {
       chips(VIEWS.map(([value, label]) => ({ value, label })), view,
         (value) => setQuery({ view: value })));
     const list = await getJSON("/api/ui/metrics", { signal });
+    const held = new Set(list.metrics.map((m) => m.name)); // no actors yet: no ray_actors
     const requests = CHARTS.map((c) => Promise.all(c.lines
-      .filter((spec) => view === "cluster" || !spec.cluster)
+      .filter((spec) => held.has(spec.name) && (view === "cluster" || !spec.cluster))
       .map(async (spec) => {
         const answer = await ask(`/api/ui/metrics/query${query({ name: spec.name, range,
           split: spec.split || (view === "node" ? "node" : ""), rate: spec.rate ? "true" : "" })}`,
