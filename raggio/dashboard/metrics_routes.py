@@ -28,6 +28,7 @@ import time
 
 from aiohttp import web
 
+from raggio.common.metric_records import RAY_FAMILIES
 from raggio.dashboard.live import POLLER
 from raggio.dashboard.metrics_history import History, Scraper
 from raggio.dashboard.query import not_found, query_bool, query_int
@@ -44,18 +45,6 @@ DIGITS = 4
 SCRAPER = web.AppKey("metrics_scraper", Scraper)
 #: The families with Ray's names that raggio's nodes export (``node/metric_families.py``);
 #: the others with Ray's prefix are applications' (``raggio.util.metrics``: ``ray_<name>``).
-BUILTIN_FAMILIES = frozenset({
-    "ray_node_cpu_utilization", "ray_node_cpu_count", "ray_node_mem_used",
-    "ray_node_mem_available", "ray_node_mem_total", "ray_node_disk_usage", "ray_node_disk_free",
-    "ray_node_disk_utilization_percentage", "ray_node_network_sent",
-    "ray_node_network_received", "ray_node_network_send_speed",
-    "ray_node_network_receive_speed", "ray_object_store_memory", "ray_object_store_used_memory",
-    "ray_object_store_available_memory", "ray_object_store_num_local_objects",
-    "ray_spill_manager_objects_bytes", "ray_spill_manager_objects", "ray_resources",
-    "ray_component_rss_mb", "ray_component_cpu_percentage", "ray_cluster_active_nodes",
-    "ray_tasks", "ray_actors", "ray_running_jobs", "ray_finished_jobs"})
-
-
 async def metrics_context(app: web.Application):
     """The app's cleanup context: the history and its scraper, which tells the live stream's
     pages (topic ``metrics``) after each round. After ``live.poller_context``."""
@@ -70,7 +59,7 @@ async def metrics_context(app: web.Application):
 def is_application(name: str) -> bool:
     """Whether a family is an application's (``raggio.util.metrics``) rather than raggio's
     (those above, and raggio's own under ``raggio_``)."""
-    return name.startswith("ray_") and name not in BUILTIN_FAMILIES
+    return name.startswith("ray_") and name not in RAY_FAMILIES
 
 
 # -- shaping --

@@ -10,6 +10,7 @@ import pytest
 
 import raggio as ray
 from raggio.cluster_utils import Cluster
+from raggio.common.metric_records import RAY_FAMILIES
 from raggio.exceptions import RaySystemError
 from raggio.test_utils import wait_until
 from metrics_scraping import samples, scrape, value
@@ -68,6 +69,8 @@ def test_the_head_counts_nodes_tasks_actors_and_rpcs(two_nodes):
     assert value(families, "ray_cluster_active_nodes") == 2
     assert value(families, "ray_actors", Name="Keeper", State="ALIVE") == 1
     assert value(families, "ray_running_jobs") >= 1
+    # Readers (the dashboard) tell raggio's families from an application's by this list.
+    assert {name for name in families if name.startswith("ray_")} == RAY_FAMILIES
     latency = {s.labels["Method"] for s in families["raggio_control_store_rpc_latency_seconds"]
                if s.name.endswith("_count")}
     assert {"register_node", "get_nodes", "create_actor"} <= latency
