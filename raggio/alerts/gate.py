@@ -54,6 +54,16 @@ class AlertGate:
     def scopes(self, prefix: str) -> list[str]:
         return [scope for scope in self._held if scope.startswith(prefix)]
 
+    def holding(self) -> dict[str, list[str]]:
+        """What every scope holds: for ``hold`` in a gate that takes over (a restarted
+        dashboard), so that it does not send again what still holds."""
+        return {scope: sorted(keys) for scope, keys in self._held.items()}
+
+    def hold(self, holding: dict[str, list[str]]) -> None:
+        """Take over what another gate's ``holding`` said."""
+        for scope, keys in holding.items():
+            self._held[scope] = set(keys)
+
     def summary_nowait(self, now: float) -> Alert | None:
         """The summary of the alerts not sent, once a token is back; None if there is none
         to send now."""

@@ -16,9 +16,12 @@ and, when tasks changed, the newest ``TASK_SAMPLE`` task attempts
 
 What it records in the KV (``STATE_KEY``): the control store's epoch (new with
 every control store, from ``table_versions``), so that a dashboard started by a
-restarted head sees the epoch change and sends "head restarted"; and its
+restarted head sees the epoch change and sends "head restarted"; its
 watermark, the start of the last look whose events it handled, so that a
-restarted dashboard sends the events after it and none before.
+restarted dashboard sends the events after it and none before; and what the
+gate holds, so that it does not send again a condition that still holds (a
+full store). It is written after a look that sent or cleared an alert, and
+once a minute.
 
 A look that fails (the control store away) is logged once, and the next one
 runs as usual; alerts already sent are not sent again (the gate remembers).
@@ -44,7 +47,8 @@ from raggio.common.states import ALIVE
 
 logger = logging.getLogger(__name__)
 
-#: The alert manager's record in the control store's KV: ``{"epoch", "checked_until"}``.
+#: The alert manager's record in the control store's KV: ``{"epoch", "checked_until",
+#: "holding"}`` (see the module docstring).
 STATE_KEY = "alerts:state"
 #: How many of the newest task attempts the failure rate looks at: a sample that costs
 #: the control store about the same whatever its history holds.
@@ -89,6 +93,7 @@ class AlertManager:
         #: Events that ended before this were handled (or happened before alerting began).
         self._since: float | None = None
         self._state_written_at = 0.0
+        self._holding_written: dict = {}  #: the gate's ``holding()`` as last written
         self._nodes: list[dict] = []  #: the last ``get_nodes`` answer
         self._stats_at = 0.0  #: when the object stores and tasks were last looked at
         self._tasks_version_seen = None  #: the tasks counter at the last failure-rate look
@@ -107,11 +112,13 @@ class AlertManager:
                     " and ".join(webhook.kind for webhook in self.webhooks), self.cluster)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
+        try:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        finally:  # also when cancelled again meanwhile (the process exiting cancels all)
+            if self._session is not None:
+                await self._session.close()
 
     async def __aenter__(self):
         await self.start()
@@ -177,7 +184,8 @@ class AlertManager:
             self._send(summary)
         self._versions = versions
         self._since = now
-        if sent or now - self._state_written_at >= STATE_WRITE_PERIOD_S:
+        if (sent or self.gate.holding() != self._holding_written
+                or now - self._state_written_at >= STATE_WRITE_PERIOD_S):
             await self._write_state(now)
 
     def _rule(self, name: str, rule, *args, now: float, scope: str | None = None) -> int:
@@ -202,15 +210,18 @@ class AlertManager:
         recorded = json.loads(recorded) if recorded else None
         if self._since is None:
             self._since = recorded["checked_until"] if recorded else now
+            self.gate.hold(recorded["holding"] if recorded else {})
         self._rule("head_restarted", rules.head_restarted, epoch, recorded, now=now,
                    scope="head_restarted")
         self._epoch = epoch
         await self._write_state(now if recorded is None else self._since)
 
     async def _write_state(self, checked_until: float) -> None:
-        state = {"epoch": self._epoch, "checked_until": checked_until}
+        holding = self.gate.holding()
+        state = {"epoch": self._epoch, "checked_until": checked_until, "holding": holding}
         await self._call("kv_put", [STATE_KEY, json.dumps(state).encode(), True])
         self._state_written_at = checked_until
+        self._holding_written = holding
 
     async def _look_at_tasks(self, tasks_version: int, now: float) -> int:
         settings = self.config.rule("task_failure_rate")
