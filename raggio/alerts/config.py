@@ -56,7 +56,8 @@ SCHEMA = {
         "webhook_url": dict(_URL, description="takes each alert as a JSON POST"),
         "cluster_name": {"type": "string", "description": "the cluster's name in alerts "
                          "(default: a cluster file's cluster_name, else the head's address)"},
-        "check_period_s": _number(1.0, "seconds between looks at the control store's tables", minimum=0.05),
+        "check_period_s": _number(1.0, "seconds between looks at the control store's tables",
+                                  minimum=0.05),
         "stats_period_s": _number(10.0, "seconds between looks at the object stores and the "
                                   "task failure rate", minimum=0.05),
         "rules": {

@@ -100,6 +100,7 @@ def test_send_now_reports_each_webhook_on_its_own(receiver):
 
 
 async def wait_for(condition, timeout_s: float = 20.0) -> None:
-    async with asyncio.timeout(timeout_s):
+    async def poll():
         while not condition():
             await asyncio.sleep(0.02)
+    await asyncio.wait_for(poll(), timeout_s)
