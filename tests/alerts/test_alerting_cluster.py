@@ -28,7 +28,6 @@ from raggio.core import one_shot
 from raggio.test_utils import env_for, wait_until
 
 TIMEOUT_S = 120
-SHM_DIR = "/dev/shm"
 
 
 def run_raggio(temp_dir, *args, env=None) -> subprocess.CompletedProcess:
@@ -101,6 +100,10 @@ class Head:
         (node,) = [p for p in daemons(self.temp_dir, "raggio.node.main") if p.pid not in before]
         return node
 
+    def dashboard_log(self) -> str:
+        with open(os.path.join(self.info["session_dir"], "logs", "dashboard.log")) as f:
+            return f.read()
+
     def stop(self) -> None:
         procs = daemons(self.temp_dir, "raggio.head") + daemons(self.temp_dir,
                                                                 "raggio.node.main")
@@ -124,25 +127,31 @@ def head(tmp_path_factory, module_receiver, module_daemons):
         state.stop()
 
 
-def _raggio_arenas() -> set[str]:
-    return {name for name in os.listdir(SHM_DIR) if name.startswith("raggio-")}
+def node_record(head, node_id: bytes) -> dict:
+    cluster = {"gcs_address": head.address, "token": head.token}
+    (nodes,) = one_shot.query(cluster, [("get_nodes", None)])
+    return next(node for node in nodes if node["node_id"] == node_id)
 
 
 def test_a_killed_node_sends_one_slack_and_one_generic_alert(head, module_receiver):
-    arenas_before = _raggio_arenas()
     node = head.join_node()
-    (joined,) = [n for n in one_shot.query({"gcs_address": head.address, "token": head.token},
-                                           [("get_nodes", None)])[0]
+    cluster = {"gcs_address": head.address, "token": head.token}
+    (joined,) = [n for n in one_shot.query(cluster, [("get_nodes", None)])[0]
                  if n["state"] == "ALIVE" and not n["is_head"]]
     node_hex = joined["node_id"].hex()
     family = [node] + node.children(recursive=True)
     node.send_signal(signal.SIGKILL)
     wait_until(lambda: not any(alive(p) for p in family), what="the killed node to exit")
-    for name in _raggio_arenas() - arenas_before:  # a killed node leaves its arena behind
-        os.remove(os.path.join(SHM_DIR, name))
+    if os.path.exists(joined["arena_path"]):  # a killed node leaves its arena behind
+        os.remove(joined["arena_path"])
+    wait_until(lambda: node_record(head, joined["node_id"])["state"] == "DEAD",
+               what="the control store to see the node dead")
 
-    generic = module_receiver.wait_for(
-        "webhook", lambda body: body["name"] == "node_died" and body["node"] == node_hex)
+    try:
+        generic = module_receiver.wait_for(
+            "webhook", lambda body: body["name"] == "node_died" and body["node"] == node_hex)
+    except AssertionError as exc:  # say what the alert manager saw
+        raise AssertionError(f"{exc}; the dashboard's log:\n{head.dashboard_log()[-3000:]}")
     assert generic["severity"] == "critical"
     assert generic["cluster"] == "alerts-test"
     assert generic["details"]["node_ip"] == "127.0.0.1"
