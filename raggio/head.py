@@ -17,7 +17,7 @@ import os
 import secrets
 import sys
 
-from raggio.alerts.config import CONFIG_KEY as ALERTING_CONFIG_KEY
+from raggio.alerts.config import CONFIG_KEY as ALERTING_CONFIG_KEY, load_file
 from raggio.config import get_config
 from raggio.dashboard import supervisor
 from raggio.gcs.server import GcsServer
@@ -67,9 +67,7 @@ def _alerting_config(spec: NodeSpec) -> bytes | None:
     if not spec.include_dashboard:
         raise ValueError("--alerting-config needs the dashboard, whose process sends the "
                          "alerts; drop --include-dashboard=false.")
-    # Imported only here: jsonschema costs ~0.1 s, which a head without alerts never pays.
-    from raggio.alerts.config import load_file
-    return load_file(spec.alerting_config).to_json()
+    return load_file(spec.alerting_config).to_json()  # jsonschema is imported only now
 
 
 def _record_alerting(gcs: GcsServer, config: bytes | None) -> None:
