@@ -17,6 +17,7 @@ import os
 import secrets
 import sys
 
+from raggio.alerts.config import CONFIG_KEY as ALERTING_CONFIG_KEY, load_file
 from raggio.config import get_config
 from raggio.dashboard import supervisor
 from raggio.gcs.server import GcsServer
@@ -53,8 +54,34 @@ def _record_dashboard(gcs: GcsServer, dashboard: supervisor.DashboardSupervisor 
         gcs.kv_del(None, cluster_file.DASHBOARD_URL_KEY)
 
 
+def _alerting_config(spec: NodeSpec) -> bytes | None:
+    """The checked alerting section of ``spec.alerting_config`` as the KV keeps it; None
+    without one.
+
+    Raises:
+        ValueError: the file is not a valid alerting config (the message names the key and
+            the fix), or the head runs no dashboard, where the alerts run.
+    """
+    if not spec.alerting_config:
+        return None
+    if not spec.include_dashboard:
+        raise ValueError("--alerting-config needs the dashboard, whose process sends the "
+                         "alerts; drop --include-dashboard=false.")
+    return load_file(spec.alerting_config).to_json()  # jsonschema is imported only now
+
+
+def _record_alerting(gcs: GcsServer, config: bytes | None) -> None:
+    """Keep the alerting section in the control store for the dashboard's alert manager
+    (``raggio/alerts/manager.py``), or remove the one a previous head of this store kept."""
+    if config is not None:
+        gcs.kv_put(None, [ALERTING_CONFIG_KEY, config, True])
+    elif gcs.kv_get(None, ALERTING_CONFIG_KEY) is not None:
+        gcs.kv_del(None, ALERTING_CONFIG_KEY)
+
+
 async def run_head(spec: NodeSpec) -> None:
     cfg = get_config()
+    alerting = _alerting_config(spec)  # a bad file fails the start before anything runs
     storage = open_storage(spec.storage)  # raises ValueError, naming the problem, at once
     token = cluster_token(storage, cfg.auth_token)
     session_dir, session_name = session_for(spec)
@@ -74,6 +101,7 @@ async def run_head(spec: NodeSpec) -> None:
                 dashboard_socket, gcs_address=gcs.address, session_dir=session_dir,
                 node_ip=spec.node_ip_address)
         _record_dashboard(gcs, dashboard)
+        _record_alerting(gcs, alerting)
         if dashboard is not None:
             gcs.head_components = lambda: ({dashboard.pid(): "dashboard"} if dashboard.pid()
                                            else {})
@@ -96,8 +124,8 @@ async def run_head(spec: NodeSpec) -> None:
         print_ready(dict(info, token=token))
         if dashboard is not None:  # after the ready line: a driver's init() does not wait
             # A tied head (init()'s, Cluster's) lives as long as one program: its dashboard
-            # starts when someone opens it. A daemon's is ready at once.
-            dashboard.start(on_demand=spec.tied)
+            # starts when someone opens it, unless it runs alerts. A daemon's is ready at once.
+            dashboard.start(on_demand=spec.tied and alerting is None)
         await wait_for_exit(spec.tied)
     finally:
         if spec.cluster_file:

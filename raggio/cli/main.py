@@ -265,5 +265,23 @@ def microbenchmark(quick: bool, name_filter: str, json_path: str | None) -> None
                                json_path=json_path))
 
 
+@main.group()
+def alerts() -> None:
+    """The alerts of the head's alerting config (`raggio start --head --alerting-config`)."""
+
+
+@alerts.command(name="test")
+@click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
+@click.option("--alerting-config", "config_path", default=None,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Test this file's webhooks instead of the running cluster's.")
+@click.option("--temp-dir", default=None)
+def alerts_test(address: str | None, config_path: str | None, temp_dir: str | None) -> None:
+    """Send one test alert to each webhook and say whether it was delivered."""
+    from raggio.cli import alerts as alerts_module
+
+    alerts_module.test(address, config_path, temp_dir)
+
+
 if __name__ == "__main__":
     main()

@@ -98,6 +98,7 @@ class ActorRecord:
             "worker_id": self.worker_id, "node_id": self.node_id, "pid": self.pid,
             "num_restarts": self.num_restarts, "incarnation": self.incarnation,
             "death_cause": self.death_cause, "creation_error": self.creation_error,
+            "killed": self.killed,  # ended on purpose (kill, exit_actor, scope, owner)
             "name": self.spec.get("name") or "", "namespace": self.spec.get("namespace") or "",
             "class_name": self.spec["class_name"], "job_id": self.spec["job_id"],
             "is_detached": self.spec.get("lifetime") == "detached",
