@@ -19,8 +19,8 @@ from raggio.monitoring import grafana, monitoring_config, prometheus
 
 logger = logging.getLogger(__name__)
 
-#: Names the setting that chose Prometheus's port, in error messages.
-PORT_HINT = "monitoring_config's prometheus.port"
+#: How the user sets Prometheus's port, in error messages.
+PORT_HINT = "`monitoring_config: {prometheus: {port: PORT}}`"
 
 
 class HeadMonitoring:

@@ -64,7 +64,7 @@ def find_binary() -> str:
     Raises:
         RaySystemError: none is installed; the message names the package.
     """
-    path = shutil.which("prometheus") or shutil.which("prometheus", path="/usr/bin")
+    path = shutil.which("prometheus")  # Debian's package puts it in /usr/bin
     if path is None:
         raise RaySystemError(f"Prometheus is not installed: no `prometheus` on PATH. "
                              f"{INSTALL_HINT}")
@@ -125,7 +125,7 @@ def pick_port(host: str, port: int, *, port_hint: str) -> int:
 
     Raises:
         RaySystemError: the port is taken, or ``host`` is not this machine's; the message
-            names ``port_hint``, the flag or key that chose the port.
+            shows ``port_hint``, how the user sets the port.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -144,12 +144,12 @@ def pick_port(host: str, port: int, *, port_hint: str) -> int:
 
 def _port_in_use(host: str, port: int, port_hint: str) -> str:
     return (f"Prometheus cannot listen on {host}:{port}: the port is in use (another "
-            f"Prometheus, or another program, has it). Pass {port_hint}=<a free port> "
+            f"Prometheus, or another program, has it). Choose a free one with {port_hint} "
             "(0 picks one).")
 
 
 def launch(session_dir: str, *, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST,
-           port_hint: str = "--port") -> PrometheusProcess:
+           port_hint: str = "--port=PORT") -> PrometheusProcess:
     """Start Prometheus for the session in the background; return once it is ready.
 
     It runs in a session of its own (a terminal's Ctrl-C does not reach it) and outlives
@@ -159,7 +159,7 @@ def launch(session_dir: str, *, port: int = DEFAULT_PORT, host: str = DEFAULT_HO
         session_dir: The cluster's session directory, on the head's machine.
         port: Where Prometheus listens (0: any free port).
         host: Its address (loopback by default: its UI has no login).
-        port_hint: The flag or config key that set ``port``, for error messages.
+        port_hint: How the user sets ``port`` (``--port=PORT``), for error messages.
 
     Raises:
         RaySystemError: Prometheus already runs for this session, is not installed, its
