@@ -63,7 +63,7 @@ logger = logging.getLogger(__name__)
 
 #: Ray's node arguments that are ``NodeSpec`` fields of the same name.
 _NODE_ARGS = ("num_cpus", "num_gpus", "memory", "object_store_memory", "node_ip_address",
-              "resources", "labels")
+              "resources", "labels", "metrics_export_port")
 #: The head's: its control store's port and ``_system_config``, and its dashboard (applied
 #: in ``add_node``; a node that is not the head ignores them, as in Ray).
 _HEAD_ARGS = ("port", "_system_config", "include_dashboard", "dashboard_host",
@@ -126,7 +126,8 @@ class Cluster:
         """Start a node (the head first); return once it has joined.
 
         ``node_args`` are Ray's: num_cpus, num_gpus, resources, memory,
-        object_store_memory, node_ip_address, labels (``{"key": "value"}``); for the head
+        object_store_memory, node_ip_address, labels (``{"key": "value"}``),
+        metrics_export_port; for the head
         also port, _system_config, include_dashboard (default: only if a dashboard port or
         host is given), dashboard_host and dashboard_port (None: 8265 or the next free one;
         0: any free one).

@@ -91,6 +91,11 @@ class Config:
     task_events_max_tasks: int = _doc(
         "Task attempts the control store keeps (then the oldest go, counted).", 100_000,
         "RAY_task_events_max_num_task_in_gcs")
+    enable_metrics_collection: bool = _doc(
+        "Serve the node's Prometheus endpoint and send application metrics to it.", True,
+        "RAY_enable_metrics_collection")
+    metrics_report_period_s: float = _doc(
+        "How often a process sends its changed application metrics to its node.", 2.0)
     gc_gen0_threshold: int = _doc(
         "The garbage collector's first threshold in drivers and workers, when Python's "
         "default (700) is in force; 0 leaves it alone.", 7000)
@@ -168,6 +173,8 @@ SYSTEM_CONFIG_KEYS: dict[str, tuple[str, float | None]] = {
     "memory_usage_threshold": ("memory_usage_threshold", None),
     "gcs_rpc_server_reconnect_timeout_s": ("gcs_reconnect_timeout_s", None),
     "record_ref_creation_sites": ("record_ref_creation_sites", None),
+    "enable_metrics_collection": ("enable_metrics_collection", None),
+    "metrics_report_interval_ms": ("metrics_report_period_s", 0.001),
 }
 
 

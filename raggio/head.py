@@ -78,6 +78,9 @@ async def run_head(spec: NodeSpec) -> None:
                 dashboard_socket, gcs_address=gcs.address, session_dir=session_dir,
                 node_ip=spec.node_ip_address)
         _record_dashboard(gcs, dashboard)
+        if dashboard is not None:
+            gcs.head_components = lambda: ({dashboard.pid(): "dashboard"} if dashboard.pid()
+                                           else {})
         if not spec.no_node:
             node = await start_node_manager(spec, cfg, gcs_address=gcs.address, token=token,
                                             session_dir=session_dir, session_name=session_name)

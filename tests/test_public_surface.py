@@ -100,7 +100,6 @@ DEPARTURES: dict[str, str] = {
     "ray.util.pdb": "not yet: Ray's distributed debugger (breakpoints in tasks, `ray debug`)",
     "ray.util.ray_debugpy": "not yet: Ray's distributed debugger over debugpy",
     "ray.util.accelerators.tpu": "not applicable: helpers for Google Cloud TPU pod slices",
-    "ray.util.metrics": "issue #14 brings application metrics (Counter, Gauge, Histogram)",
     "ray.util.multiprocessing": ("not yet: Ray's multiprocessing.Pool on actors; no issue "
                                  "covers it"),
     "ray.util.placement_group.NODE_ID_LABEL_KEY": (

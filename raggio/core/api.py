@@ -499,6 +499,7 @@ def nodes() -> list[dict]:
             "ObjectStoreSocketName": node["arena_path"], "Resources": node["resources"],
             "Labels": node.get("labels", {}), "alive": node["state"] == "ALIVE",
             "NodeName": node["node_ip"], "IsHead": node["is_head"],
+            "MetricsExportPort": node.get("metrics_export_port", 0),
         })
     return out
 

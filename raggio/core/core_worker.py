@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from raggio.config import Config
+from raggio.core import app_metrics
 from raggio.core.actor_handles import ActorHandleCounts, live_actor_ids
 from raggio.core.actor_submitter import ActorSubmitter
 from raggio.core.driver_output import DriverOutput
@@ -196,6 +197,20 @@ class CoreWorker:
         self.gcs.on_reconnect.append(self._rejoin_control_store)
         self.arena = Arena(self.node_info["arena_path"])
         self.task_events.start()
+        if self.cfg.enable_metrics_collection:
+            self.loop.call_later(self.cfg.metrics_report_period_s, self._metrics_tick)
+
+    def _send_metrics(self) -> None:
+        """Send the node this process's application metrics that changed (loop thread)."""
+        changes = app_metrics.RECORDER.take_changes()
+        if changes and self.node is not None:
+            self.node.notify("report_metrics", {"worker_id": self.worker_id,
+                                                "metrics": changes})
+
+    def _metrics_tick(self) -> None:
+        self._send_metrics()
+        if not self._closed:
+            self.loop.call_later(self.cfg.metrics_report_period_s, self._metrics_tick)
 
     async def _rejoin_control_store(self) -> None:
         """After the control store restarted: re-attach our job, hear node deaths again."""
@@ -256,6 +271,7 @@ class CoreWorker:
 
     async def _close(self) -> None:
         self.task_events.flush()
+        self._send_metrics()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

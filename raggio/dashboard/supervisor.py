@@ -112,6 +112,11 @@ class DashboardSupervisor:
             self._on_demand = on_demand
             self._task = asyncio.get_running_loop().create_task(self._keep_running())
 
+    def pid(self) -> int | None:
+        """The dashboard's process, while it runs."""
+        process = self._process
+        return process.pid if process is not None and process.returncode is None else None
+
     async def _wait_for_a_client(self) -> None:
         """Return once a client waits on the socket, leaving its connection queued there."""
         loop = asyncio.get_running_loop()

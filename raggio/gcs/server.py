@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import time
+from typing import Callable
 
 from raggio.common.labels import unmatched_reason
 from raggio.common.leasing import request_lease
@@ -24,6 +25,7 @@ from raggio.common.states import DEAD
 from raggio.config import Config
 from raggio.exceptions import ActorUnschedulableError, RpcError
 from raggio.gcs.actor_directory import ActorDirectory
+from raggio.gcs import metrics
 from raggio.gcs.health_check import HealthChecker
 from raggio.gcs.metrics_discovery import ServiceDiscoveryFile
 from raggio.gcs.placement_groups import PlacementGroupTable
@@ -74,7 +76,12 @@ class GcsServer:
                                                     lambda node_id: self.node_conns[node_id],
                                                     self._update_node_resources,
                                                     self._save_placement_group)
-        self.server = Server(self._handlers(), token=token, listen=listen, info={"role": "gcs"})
+        self.rpc_timings = metrics.RpcTimings()
+        #: ``{pid: component name}`` of the head's other processes (its dashboard), which
+        #: the head node's metrics endpoint measures (``ray_component_*``); set by the head.
+        self.head_components: Callable[[], dict[int, str]] = dict
+        self.server = Server(self.rpc_timings.wrap(self._handlers()), token=token, listen=listen,
+                             info={"role": "gcs"})
         self.health = HealthChecker(lambda: self.node_conns, self.declare_node_dead,
                                     period_s=cfg.health_check_period_s,
                                     timeout_s=cfg.health_check_timeout_s,
@@ -128,6 +135,7 @@ class GcsServer:
             "worker_oom_killed": self.worker_oom_killed,
             "backup": self.backup,
             "reattach_job": self.reattach_job,
+            "metrics_snapshot": lambda conn, _msg: metrics.snapshot(self),
         }
 
     async def start(self) -> str:

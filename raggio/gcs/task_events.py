@@ -112,6 +112,21 @@ class TaskEventStore:
         self._dirty: set[bytes] = set()
         self._evicted: list[bytes] = []
         self._save_scheduled = False
+        self._counted: tuple[int, list] = (-1, [])  #: ``state_counts`` at a version
+
+    def state_counts(self) -> list[list]:
+        """``[state name, task name, job id, count]`` over the kept attempts (``ray_tasks``);
+        counted again only when something changed (~1 us an attempt)."""
+        version, counts = self._counted
+        if version != self.version:
+            by_key: collections.Counter = collections.Counter()
+            for record in self.records.values():
+                state, info = current_state(record), record[R_INFO] or {}
+                if state is not None:
+                    by_key[STATE_NAMES[state], info.get("name", ""), info.get("job_id")] += 1
+            counts = [[*key, count] for key, count in by_key.items()]
+            self._counted = (self.version, counts)
+        return counts
 
     # -- taking events --
 

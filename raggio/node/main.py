@@ -47,7 +47,8 @@ async def start_node_manager(spec: NodeSpec, cfg: Config, *, gcs_address: str, t
         node_id=os.urandom(28), node_ip=spec.node_ip_address, gcs_address=gcs_address,
         token=token, session_dir=session_dir, session_name=session_name, resources=resources,
         object_store_memory=object_store_memory, is_head=spec.head,
-        labels=dict(default_labels(cfg), **spec.labels)), cfg)
+        labels=dict(default_labels(cfg), **spec.labels),
+        metrics_export_port=spec.metrics_export_port), cfg)
     try:
         await node.start()
     except BaseException:

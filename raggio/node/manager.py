@@ -26,8 +26,10 @@ from raggio.common.placement_group_resources import bundle_resources
 from raggio.config import Config
 from raggio.exceptions import ObjectLostError
 from raggio.node import log_files
+from raggio.node.app_metrics import AppMetrics
 from raggio.node.log_monitor import LogMonitor
 from raggio.node.memory_monitor import MemoryMonitor
+from raggio.node.metrics_export import MetricsEndpoint
 from raggio.node.object_store import ObjectStore, arena_path
 from raggio.node.object_transfer import ObjectTransfer
 from raggio.node.resources import NodeResources, uses_gpus
@@ -86,6 +88,7 @@ class NodeOptions:
     object_store_memory: int
     is_head: bool = False
     labels: dict = field(default_factory=dict)  #: the user's; ``info()`` adds Ray's defaults
+    metrics_export_port: int = 0  #: the Prometheus endpoint's port; 0: any free one
 
 
 class NodeManager:
@@ -142,6 +145,12 @@ class NodeManager:
         self._reported_demand = 0
         self._peers: dict[str, Connection] = {}
         self.transfer = ObjectTransfer(self.store, self._peer, self._spawn)
+        self.app_metrics = AppMetrics()
+        self.metrics_endpoint = MetricsEndpoint(
+            options.node_ip, options.metrics_export_port, options.token,
+            {"ip": options.node_ip, "SessionName": options.session_name,
+             "NodeId": options.node_id.hex()},
+            self.metrics_snapshot) if cfg.enable_metrics_collection else None
 
     def _handlers(self) -> dict:
         return {
@@ -170,11 +179,14 @@ class NodeManager:
             "read_object_chunk": self.read_object_chunk,
             "list_logs": lambda conn, msg: log_files.list_logs(self.log_dir),
             "read_log": lambda conn, msg: log_files.read_log(self.log_dir, msg),
+            "report_metrics": self.report_metrics,
         }
 
     # -- lifecycle --
 
     async def start(self) -> "NodeManager":
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.start()  # first: a port in use fails the start at once
         os.makedirs(self.log_dir, exist_ok=True)
         self.store.open()
         await self.server.start()
@@ -228,6 +240,8 @@ class NodeManager:
             "object_store_memory": self.options.object_store_memory,
             "arena_path": self.store.path, "is_head": self.options.is_head,
             "session_dir": self.options.session_dir, "labels": self.labels,
+            "metrics_export_port": (self.metrics_endpoint.port
+                                    if self.metrics_endpoint is not None else 0),
         }
 
     def _worker_args(self) -> dict:
@@ -249,6 +263,8 @@ class NodeManager:
                 await self.pool.close()
         finally:
             self.store.close()
+            if self.metrics_endpoint is not None:
+                self.metrics_endpoint.close()
 
     async def _close_servers(self) -> None:
         if self.gcs is not None:
@@ -637,6 +653,41 @@ class NodeManager:
             return_exceptions=True)
         return [dict(reply, node_id=self.node_id) for reply in replies
                 if not isinstance(reply, BaseException)]
+
+    # -- metrics --
+
+    def report_metrics(self, conn: Connection, msg: dict) -> None:
+        """A driver's or worker's application metrics (``common/metric_records.py``)."""
+        process = msg["worker_id"]
+        if process not in self.app_metrics.by_process:
+            conn.close_callbacks.append(lambda _c: self.app_metrics.process_gone(process))
+        self.app_metrics.report(process, msg["metrics"])
+
+    async def metrics_snapshot(self) -> dict:
+        """What the metrics endpoint exports of this node (``node/metric_families.py``),
+        read at once; on the head, the control store's figures too."""
+        workers = collections.Counter(h.state for h in self.pool.workers.values()
+                                      if h.state != DEAD)
+        pids = {os.getpid(): "raylet"}
+        if self.pool.zygote_pid:
+            pids[self.pool.zygote_pid] = "raggio::zygote"
+        for handle in self.pool.workers.values():
+            if handle.pid and handle.state != DEAD:
+                pids[handle.pid] = "raggio::IDLE" if handle.state == IDLE else "raggio::worker"
+        snapshot = {
+            "resources_total": dict(self.resources.total),
+            "resources_available": dict(self.resources.available),
+            "store": self.store.statistics(), "lease_queue": len(self.lease_queue.pending),
+            "workers": dict(workers), "pids": pids, "app": self.app_metrics.export(),
+        }
+        if self.options.is_head and self.gcs is not None and not self.gcs.is_closed:
+            try:
+                snapshot["control_store"] = await self.gcs.call_with_timeout(
+                    "metrics_snapshot", None, QUERY_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 (the node's own figures still count)
+                logger.warning("the control store's metrics are missing from this scrape: %r",
+                               exc)
+        return snapshot
 
     def get_node_stats(self, conn: Connection, _msg) -> dict:
         return {

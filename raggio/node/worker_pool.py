@@ -68,6 +68,10 @@ class WorkerPool:
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
         self._reader = asyncio.get_running_loop().create_task(self._read_zygote())
 
+    @property
+    def zygote_pid(self) -> int | None:
+        return self._zygote.pid if self._zygote is not None else None
+
     async def _read_zygote(self) -> None:
         """Dispatch the zygote's lines: fork replies and worker exits."""
         while True:

@@ -4,7 +4,7 @@ Placement groups, scheduling strategies, custom serializers and the ``log_once``
 helpers are imported here; ``ActorPool``, ``as_completed``, ``map_unordered``,
 ``list_named_actors``, ``get_node_ip_address``, ``get_node_instance_id``,
 ``inspect_serializability`` and the submodules Ray programs reach as attributes
-(``ray.util.state.list_actors``, ``ray.util.queue.Queue``,
+(``ray.util.state.list_actors``, ``ray.util.queue.Queue``, ``ray.util.metrics``,
 ``ray.util.accelerators``) load on first use, since they sit on the driver API
 that itself imports this package.
 """
@@ -28,6 +28,7 @@ _LAZY = {
     "list_named_actors": ("raggio.core.api", "list_named_actors"),
     "inspect_serializability": ("raggio.util.check_serialize", "inspect_serializability"),
     "accelerators": ("raggio.util.accelerators", None),
+    "metrics": ("raggio.util.metrics", None),
     "queue": ("raggio.util.queue", None),
     "state": ("raggio.util.state", None),
 }
