@@ -11,6 +11,7 @@ stop``, which would end every raggio process of the machine).
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -90,8 +91,8 @@ class Head:
         self.temp_dir = temp_dir
         self.session_dir = ""
 
-    def start(self, *flags) -> subprocess.CompletedProcess:
-        result = run_raggio(self.temp_dir, "start", "--head", "--port=0",
+    def start(self, *flags, port: int = 0) -> subprocess.CompletedProcess:
+        result = run_raggio(self.temp_dir, "start", "--head", f"--port={port}",
                             "--include-dashboard=false", "--num-cpus=1",
                             f"--object-store-memory={STORE_BYTES}",
                             "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}",
@@ -166,6 +167,31 @@ def active_targets(url: str) -> dict[str, str]:
             for target in body["data"]["activeTargets"]}
 
 
+def exported_names(url: str) -> set[str]:
+    with urllib.request.urlopen(f"{url}/api/v1/label/__name__/values", timeout=10) as response:
+        return set(json.load(response)["data"])
+
+
+#: A driver that leaves a finished task and a live actor behind (so that the head exports
+#: ``ray_tasks`` and ``ray_actors`` series) until its stdin closes.
+TASK_AND_ACTOR = """
+import sys
+import raggio as ray
+ray.init()
+@ray.remote
+def one():
+    return 1
+@ray.remote
+class Actor:
+    def ping(self):
+        return 1
+actor = Actor.remote()
+assert ray.get([one.remote(), actor.ping.remote()]) == [1, 1]
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
 def prometheus_of(session_dir) -> psutil.Process:
     record = prometheus.running(session_dir)
     assert record is not None, "no Prometheus recorded in the session"
@@ -202,6 +228,17 @@ def test_prometheus_scrapes_every_node_through_service_discovery(head):
         assert sorted(s["metric"]["instance"] for s in cpus) == expected
         assert {s["metric"]["NodeId"] for s in cpus} == {n["node_id"].hex() for n in nodes}
         assert all(float(s["value"][1]) >= 1 for s in cpus)
+
+        # Every family the Grafana dashboard charts is one the cluster exports.
+        charted = {name for panel in grafana.PANELS for expr, _ in panel.targets
+                   for name in re.findall(r"\b(ray_\w+)\{", expr)}
+        with subprocess.Popen([sys.executable, "-c", TASK_AND_ACTOR], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True,
+                              env=env_for(head.temp_dir)) as driver:
+            assert driver.stdout.readline() == "ready\n"
+            wait_until(lambda: charted <= exported_names(url), timeout_s=SCRAPE_WAIT_S,
+                       what=f"Prometheus to have {sorted(charted - exported_names(url))}")
+            driver.stdin.close()
 
         # A node that leaves the cluster leaves the file, and Prometheus stops scraping it.
         terminate([joined])
@@ -282,6 +319,26 @@ def test_launch_with_no_cluster_says_how_to_start_one(tmp_path):
     assert result.returncode != 0
     assert "No raggio cluster runs on this machine" in result.stderr
     assert "raggio start --head" in result.stderr
+
+
+def test_a_restarted_control_store_lists_the_nodes_that_rode_out_its_restart(tmp_path):
+    head = Head(tmp_path / "temp")
+    port = free_port()
+    try:
+        assert head.start(port=port).returncode == 0
+        head.join()
+        before = {f"127.0.0.1:{node['metrics_export_port']}" for node in head.nodes()}
+        control_store = psutil.Process(cluster_file.read(str(head.temp_dir))["pid"])
+        control_store.kill()
+        wait_until(lambda: not alive(control_store), what="the control store to die")
+        # A new head on the same port (a new session) recovers the node table; the nodes
+        # (the first head node and the joined one) reconnect, and its file lists them.
+        result = head.start(port=port)
+        assert result.returncode == 0, result.stdout + result.stderr
+        wait_until(lambda: before <= set(sd_targets(head.session_dir)), timeout_s=30,
+                   what=f"the restarted control store's file to list {before}")
+    finally:
+        head.stop()
 
 
 # -- monitoring_config on the head --
