@@ -34,6 +34,9 @@ def launch_prometheus(port: int, temp_dir: str) -> None:
         launched = prometheus.launch(session_dir, port=port)
     except RaySystemError as exc:
         raise click.ClickException(str(exc.client_exc)) from None
+    except OSError as exc:  # the session directory is not writable
+        raise click.ClickException(f"Cannot write Prometheus's files in {session_dir}: "
+                                   f"{exc}") from None
     click.echo(f"Prometheus is running at {launched.url} (pid {launched.pid}); it scrapes "
                f"the nodes listed in {service_discovery_path(session_dir)} every "
                f"{prometheus.SCRAPE_INTERVAL_S} s.")

@@ -28,7 +28,7 @@ class HeadMonitoring:
 
     session_dir: str
     config: monitoring_config.MonitoringConfig
-    _launch: asyncio.Task | None  #: the Prometheus launch, awaited by ``close()``
+    _task: asyncio.Task | None  #: ``_run``, awaited by ``close()``
     _launched: prometheus.PrometheusProcess | None  #: the Prometheus this head started
 
     def __init__(self, session_dir: str, config_path: str = ""):
@@ -42,7 +42,7 @@ class HeadMonitoring:
         self.session_dir = session_dir
         self.config = (monitoring_config.load(config_path) if config_path
                        else monitoring_config.MonitoringConfig())
-        self._launch = None
+        self._task = None
         self._launched = None
         if self.config.prometheus_enabled:
             prometheus.find_binary()
@@ -51,33 +51,44 @@ class HeadMonitoring:
                                      port_hint=PORT_HINT)
 
     def start(self) -> None:
-        """Write Grafana's files; start launching Prometheus if asked. Returns at once."""
+        """Start writing Grafana's files and, if asked, launching Prometheus, in a task
+        that ``close()`` awaits; returns at once."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        # Both in a thread: the files are disk I/O, and Prometheus takes ~1 s to get ready.
         url = None
         if self.config.prometheus_enabled and self.config.prometheus_port:
             url = f"http://{prometheus.DEFAULT_HOST}:{self.config.prometheus_port}"
-        grafana.write(self.session_dir, url)
-        if self.config.prometheus_enabled and self._launch is None:
-            self._launch = asyncio.get_running_loop().create_task(self._run_prometheus())
-
-    async def _run_prometheus(self) -> None:
+        await asyncio.to_thread(self._write_grafana, url)
+        if not self.config.prometheus_enabled:
+            return
         try:
             self._launched = await asyncio.to_thread(
                 prometheus.launch, self.session_dir, port=self.config.prometheus_port,
                 port_hint=PORT_HINT)
-        except RaySystemError as exc:
-            logger.error("monitoring_config: %s", exc.client_exc)
+        except (RaySystemError, OSError) as exc:
+            logger.error("monitoring_config: Prometheus did not start: %s",
+                         getattr(exc, "client_exc", exc))
             return
         logger.info("Prometheus (pid %d) is ready at %s", self._launched.pid,
                     self._launched.url)
         if not self.config.prometheus_port:  # a free port: Grafana's datasource learns it now
-            grafana.write(self.session_dir, self._launched.url)
+            await asyncio.to_thread(self._write_grafana, self._launched.url)
+
+    def _write_grafana(self, prometheus_url: str | None) -> None:
+        try:
+            grafana.write(self.session_dir, prometheus_url)
+        except OSError as exc:  # the cluster runs as well without them
+            logger.warning("could not write Grafana's files: %s", exc)
 
     async def close(self) -> None:
         """Stop the Prometheus this head started, if it still runs (not one that someone
         launched for the session after stopping it). A launch under way is waited for: the
         launching thread cannot be cancelled, and would leave its Prometheus running."""
-        if self._launch is None:
+        if self._task is None:
             return
-        await asyncio.shield(self._launch)
+        await asyncio.shield(self._task)
         if self._launched is not None and prometheus.running(self.session_dir) == self._launched:
             await asyncio.to_thread(prometheus.stop, self.session_dir)

@@ -101,15 +101,20 @@ def write_config(session_dir: str) -> str:
 
 def running(session_dir: str) -> PrometheusProcess | None:
     """The session's Prometheus if its pid file names a process that still runs."""
+    record = _recorded(session_dir)
+    return record if record is not None and _process(record) is not None else None
+
+
+def _recorded(session_dir: str) -> PrometheusProcess | None:
     try:
         with open(os.path.join(prometheus_dir(session_dir), PID_FILE)) as f:
-            record = PrometheusProcess(**json.load(f))
+            return PrometheusProcess(**json.load(f))
     except (OSError, ValueError, TypeError):
         return None
-    return record if _process(record) is not None else None
 
 
 def _process(record: PrometheusProcess) -> psutil.Process | None:
+    """The process ``record`` names, if it still runs (not a later one with its pid)."""
     try:
         process = psutil.Process(record.pid)
         if (abs(process.create_time() - record.create_time) < 0.01
@@ -242,7 +247,7 @@ def _last_log_line(log_path: str) -> str:
 def stop(session_dir: str, timeout_s: float = STOP_TIMEOUT_S) -> PrometheusProcess | None:
     """End the session's Prometheus (the process its pid file names, nothing else) and wait
     for it; return it, or None when none ran. SIGTERM, then SIGKILL after ``timeout_s``."""
-    record = running(session_dir)
+    record = _recorded(session_dir)
     process = None if record is None else _process(record)
     if process is not None:
         try:

@@ -279,7 +279,7 @@ def test_launch_without_prometheus_installed_names_the_package(head):
     env = dict(env_for(head.temp_dir), PATH=os.path.dirname(sys.executable))
     result = run_raggio(head.temp_dir, "metrics", "launch-prometheus", "--port=0",
                         f"--temp-dir={head.temp_dir}", env=env)
-    assert result.returncode != 0
+    assert result.returncode != 0, result.stdout + result.stderr
     assert "Prometheus is not installed" in result.stderr
     assert "apt-get install prometheus" in result.stderr
     assert prometheus.running(head.session_dir) is None
@@ -291,7 +291,7 @@ def test_launch_on_a_port_in_use_names_the_flag(head):
         taken.listen()
         port = taken.getsockname()[1]
         result = head.launch_prometheus(f"--port={port}")
-    assert result.returncode != 0
+    assert result.returncode != 0, result.stdout + result.stderr
     assert f"Prometheus cannot listen on 127.0.0.1:{port}: the port is in use" in result.stderr
     assert "Choose a free one with --port=PORT" in result.stderr
     assert prometheus.running(head.session_dir) is None
@@ -316,7 +316,7 @@ def test_a_second_launch_and_a_second_shutdown(head):
 
 def test_launch_with_no_cluster_says_how_to_start_one(tmp_path):
     result = run_raggio(tmp_path, "metrics", "launch-prometheus", f"--temp-dir={tmp_path}")
-    assert result.returncode != 0
+    assert result.returncode != 0, result.stdout + result.stderr
     assert "No raggio cluster runs on this machine" in result.stderr
     assert "raggio start --head" in result.stderr
 
@@ -337,6 +337,12 @@ def test_a_restarted_control_store_lists_the_nodes_that_rode_out_its_restart(tmp
         assert result.returncode == 0, result.stdout + result.stderr
         wait_until(lambda: before <= set(sd_targets(head.session_dir)), timeout_s=30,
                    what=f"the restarted control store's file to list {before}")
+        # Stopped only once they are back: a control store stopped while nodes re-register
+        # can hang in its close (its placement-group loop's wait_for swallows the cancel).
+        wait_until(lambda: before <= {f"127.0.0.1:{node['metrics_export_port']}"
+                                      for node in head.nodes()},
+                   timeout_s=30, what="the nodes to re-register")
+        assert before <= set(sd_targets(head.session_dir))
     finally:
         head.stop()
 
@@ -381,7 +387,7 @@ def test_a_bad_monitoring_config_fails_the_start(tmp_path):
         result = head.start(f"--monitoring-config={config}")
     finally:
         head.stop()
-    assert result.returncode != 0
+    assert result.returncode != 0, result.stdout + result.stderr
     assert ("`monitoring_config.prometheus.enabled` is 'yes please': it must be true or false"
             in result.stderr), result.stderr
 
@@ -398,7 +404,7 @@ def test_a_taken_monitoring_config_port_fails_the_start(tmp_path):
             result = head.start(f"--monitoring-config={config}")
         finally:
             head.stop()
-    assert result.returncode != 0
+    assert result.returncode != 0, result.stdout + result.stderr
     assert f"Prometheus cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Choose a free one with `monitoring_config: {prometheus: {port: PORT}}`" in \
         result.stderr
