@@ -236,10 +236,12 @@ def _wait_ready(popen: subprocess.Popen, host: str, port: int, log_path: str,
 
 def _last_log_line(log_path: str) -> str:
     try:
-        with open(log_path, errors="replace") as f:
-            lines = [line.strip() for line in f.read().splitlines()[-20:] if line.strip()]
+        with open(log_path, "rb") as f:  # its end: the log keeps every launch's output
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 8192))
+            tail = f.read().decode(errors="replace")
     except OSError:
         return "no log"
+    lines = [line.strip() for line in tail.splitlines()[-20:] if line.strip()]
     errors = [line for line in lines if "level=error" in line]
     return (errors or lines or ["no log"])[-1]
 
