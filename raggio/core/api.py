@@ -111,7 +111,8 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
         **kwargs: Ray's private keywords. Honoured: ``_node_ip_address``, ``_temp_dir``,
             ``_memory``, ``_system_config`` (Ray's keys that name a raggio setting, or
             raggio's setting names; see ``config.SYSTEM_CONFIG_KEYS``),
-            ``_enable_object_reconstruction=True`` (always so), ``_skip_env_hook``. The
+            ``_enable_object_reconstruction=True`` (always so), ``_skip_env_hook``,
+            ``_metrics_export_port`` (the private head node's Prometheus port). The
             others raise, saying what raggio does instead.
 
     Raises:

@@ -46,7 +46,6 @@ _REFUSED = {
     "_redis_username": "raggio's private head uses no Redis (see `raggio start --storage`)",
     "_driver_object_store_memory": "deprecated in Ray; a driver's objects go to its node's "
                                    "object store (object_store_memory sizes it)",
-    "_metrics_export_port": "raggio exports no Prometheus metrics yet",
     "_tracing_startup_hook": "raggio has no tracing integration",
     "_node_name": "a raggio node is named by its IP address; there is no other name to set",
     "storage": "Ray's experimental cluster storage URI was removed from Ray; raggio has none",
@@ -56,7 +55,7 @@ _REFUSED = {
 
 #: Private keywords raggio honours (the others are handled in ``api.init``).
 _PRIVATE = ("_node_ip_address", "_temp_dir", "_system_config", "_memory",
-            "_enable_object_reconstruction", "_skip_env_hook")
+            "_enable_object_reconstruction", "_skip_env_hook", "_metrics_export_port")
 
 
 @dataclasses.dataclass
@@ -110,6 +109,9 @@ def resolve(cfg: Config, *, num_cpus: float | None, num_gpus: float | None,
     _apply_node_settings(settings, num_cpus=num_cpus, num_gpus=num_gpus, resources=resources,
                          labels=labels, object_store_memory=object_store_memory,
                          memory=private.get("_memory"))
+    if private.get("_metrics_export_port"):
+        head.metrics_export_port = private["_metrics_export_port"]
+        settings.ignored_when_joining.append("_metrics_export_port")
     if private.get("_system_config"):
         _apply_system_config(settings, private["_system_config"])
     if job_config is not None:

@@ -3,7 +3,8 @@
 Route tables come from the modules that own them: ``auth`` (logging in),
 ``rest`` (Ray's HTTP API: ``/api/version``, ``/api/v0/...``, ``/nodes``,
 logs), ``ui_api`` and ``job_output`` (the web UI's own views), ``live`` (server-sent events for
-pages, and the one poller behind them), ``pages`` (the web UI).
+pages, and the one poller behind them), ``metrics_routes`` (the Metrics page's history of every
+node's metrics, and its scraper), ``pages`` (the web UI).
 Errors are JSON in Ray's envelope (``{"result": false, "msg": ..., "data": {}}``):
 an unknown route is 404, a bad query 400 (the route says which parameter), a
 control store that does not answer 503, and an error no route expected 500: its
@@ -17,10 +18,10 @@ import logging
 
 from aiohttp import web
 
-from raggio.dashboard import auth, job_output, live, pages, rest, ui_api
+from raggio.dashboard import auth, job_output, live, metrics_routes, pages, rest, ui_api
 from raggio.dashboard.control_store import ControlStore, Unavailable
 from raggio.dashboard.node_managers import NodeManagers
-from raggio.dashboard.routing import NODES, SESSION, STORE, BadRequest, error_body, ok
+from raggio.dashboard.routing import NODES, SESSION, STORE, TOKEN, BadRequest, error_body, ok
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +62,15 @@ def make_app(store: ControlStore, *, token: str, session: dict) -> web.Applicati
     app[STORE] = store
     app[NODES] = NodeManagers(token)
     app[SESSION] = session
+    app[TOKEN] = token
     app.add_routes(auth.routes(token))
     app.add_routes(rest.routes())
     app.add_routes(ui_api.routes())
     app.add_routes(job_output.routes())
     app.add_routes(live.routes())
     app.cleanup_ctx.append(live.poller_context)
+    app.add_routes(metrics_routes.routes())
+    app.cleanup_ctx.append(metrics_routes.metrics_context)  # after the poller: it tells it
     app.add_routes(pages.routes())
 
     async def list_routes(request: web.Request) -> web.Response:

@@ -3,7 +3,8 @@
 ``GET /api/ui/events`` is an event stream (``text/event-stream``). Its events:
 
 - ``changed``: ``{"topics": [...]}``, the tables that changed since the last one
-  (``nodes``, ``actors``, ``jobs``, ``tasks``, ``placement_groups``); a page refetches
+  (``nodes``, ``actors``, ``jobs``, ``tasks``, ``placement_groups``), or ``metrics``
+  when the metric history (``metrics_history.py``) has a new round; a page refetches
   what it shows when one of its topics is there.
 - ``status``: ``{"available": bool, "message": str}``, whether the control store answers;
   sent on connecting and whenever it changes (the page shows a banner while it does not).
@@ -71,6 +72,11 @@ class Poller:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    def announce(self, topics) -> None:
+        """Tell the pages listening that ``topics`` changed: news that is not in the
+        control store's counters (a new round of the metric history)."""
+        self._publish("changed", {"topics": list(topics)})
 
     def _publish(self, event: str, data: dict) -> None:
         for queue in self._queues:

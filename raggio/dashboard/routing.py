@@ -14,6 +14,8 @@ STORE = web.AppKey("store", ControlStore)
 NODES = web.AppKey("nodes", NodeManagers)
 #: ``session_name``, ``session_dir`` and ``gcs_address`` of this cluster.
 SESSION = web.AppKey("session", dict)
+#: The cluster token, for what the dashboard asks outside the RPC layer (nodes' metrics).
+TOKEN = web.AppKey("token", str)
 
 
 class BadRequest(Exception):

@@ -76,7 +76,7 @@ class NodeCollector:
             logger.warning("the metrics scrape could not read the node's state: %r", exc)
             node = None
         families = _Families(endpoint.labels)
-        _machine(families, endpoint)
+        pids = {}
         if node is not None:
             _node(families, node)
             _application(families, endpoint.labels, node["app"])
@@ -85,17 +85,18 @@ class NodeCollector:
                 _control_store(families, node["control_store"])
                 for pid, name in node["control_store"]["pids"].items():
                     pids.setdefault(int(pid), name)  # a tied head's is the node's: raylet
-            _components(families, endpoint, pids)
+        usage = endpoint.usage.sample(pids)
+        _machine(families, usage)
+        _components(families, usage["processes"])
         return families.out
 
 
-def _machine(f: _Families, endpoint) -> None:
+def _machine(f: _Families, usage: dict) -> None:
     memory = psutil.virtual_memory()
     disk = psutil.disk_usage("/")
-    network = psutil.net_io_counters()
-    send_speed, receive_speed = endpoint.network_speed(network.bytes_sent, network.bytes_recv)
+    sent, received, send_speed, receive_speed = usage["network"]
     f.gauge("ray_node_cpu_utilization", "Total CPU usage of the node, in percent.",
-            psutil.cpu_percent())
+            usage["cpu"])
     f.gauge("ray_node_cpu_count", "Logical CPUs of the node.", psutil.cpu_count())
     f.gauge("ray_node_mem_used", "Memory in use on the node, in bytes.",
             memory.total - memory.available)
@@ -108,9 +109,8 @@ def _machine(f: _Families, endpoint) -> None:
             disk.free)
     f.gauge("ray_node_disk_utilization_percentage", "Disk space in use, in percent.",
             disk.percent)
-    f.gauge("ray_node_network_sent", "Bytes the node sent since it booted.", network.bytes_sent)
-    f.gauge("ray_node_network_received", "Bytes the node received since it booted.",
-            network.bytes_recv)
+    f.gauge("ray_node_network_sent", "Bytes the node sent since it booted.", sent)
+    f.gauge("ray_node_network_received", "Bytes the node received since it booted.", received)
     f.gauge("ray_node_network_send_speed", "Bytes per second sent since the last scrape.",
             send_speed)
     f.gauge("ray_node_network_receive_speed", "Bytes per second received since the last "
@@ -150,8 +150,7 @@ def _node(f: _Families, node: dict) -> None:
              sorted(node["workers"].items()))
 
 
-def _components(f: _Families, endpoint, pids: dict) -> None:
-    usage = endpoint.process_usage(pids)
+def _components(f: _Families, usage: list) -> None:
     f.gauges("ray_component_rss_mb", "Resident memory of each raggio process, in MB.",
              ["Component", "pid"], [(name, pid, rss) for name, pid, rss, _ in usage])
     f.gauges("ray_component_cpu_percentage", "CPU use of each raggio process, in percent.",

@@ -27,7 +27,6 @@ import asyncio
 import errno
 import hmac
 import logging
-import os
 import socket
 import threading
 import time
@@ -39,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 #: How long a scrape waits for the node's event loop.
 SNAPSHOT_TIMEOUT_S = 5.0
+#: The shortest interval CPU use and network speed are measured over.
+MIN_INTERVAL_S = 1.0
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -80,8 +81,7 @@ class MetricsEndpoint:
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server = None  #: the WSGI server, once someone connected
-        self._processes: dict[int, psutil.Process] = {}  #: pid -> Process, for cpu_percent
-        self._network_before: tuple[float, int, int] | None = None
+        self.usage = UsageSampler()
 
     @property
     def port(self) -> int:
@@ -127,7 +127,6 @@ class MetricsEndpoint:
 
         registry = CollectorRegistry(auto_describe=False)
         registry.register(NodeCollector(self))
-        psutil.cpu_percent()  # the first call starts the interval the next one measures
         server = ThreadingWSGIServer(("", 0), QuietHandler, bind_and_activate=False)
         server.socket.close()
         server.socket = self._sock  # the port the node bound and recorded
@@ -157,31 +156,53 @@ class MetricsEndpoint:
         future = asyncio.run_coroutine_threadsafe(self._snapshot(), self._loop)
         return future.result(SNAPSHOT_TIMEOUT_S)
 
-    def process_usage(self, pids: dict[int, str]) -> list[tuple[str, int, float, float]]:
-        """``(component, pid, rss in MB, CPU percent)`` of the node's processes that are alive;
-        ``pids`` maps pid -> component name."""
+
+class UsageSampler:
+    """The machine's CPU use and network speed and the node's processes' CPU use and memory,
+    each rate measured over at least ``MIN_INTERVAL_S``: a dashboard and a Prometheus that
+    scrape a moment apart read the same rates, not one over a few milliseconds. Scrapes run
+    in threads of their own, one at a time here."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._at = float("-inf")  #: when the rates were last measured
+        self._cpu = 0.0
+        self._network: tuple[int, int] | None = None  #: bytes sent, received at ``_at``
+        self._speeds = (0.0, 0.0)
+        #: pid -> [its Process (cpu_percent measures from its previous call), CPU percent]
+        self._processes: dict[int, list] = {}
+
+    def sample(self, pids: dict[int, str]) -> dict:
+        """``{"cpu": percent, "network": (sent, received, send/s, receive/s), "processes":
+        [(component, pid, rss MB, CPU percent)]}`` for the processes alive of ``pids``
+        (pid -> component name)."""
+        with self._lock:
+            now = time.monotonic()
+            network = psutil.net_io_counters()
+            fresh = now - self._at >= MIN_INTERVAL_S
+            if fresh:
+                if self._network is not None:
+                    elapsed = now - self._at
+                    self._speeds = tuple(max(new - old, 0) / elapsed for new, old in zip(
+                        (network.bytes_sent, network.bytes_recv), self._network))
+                self._at, self._network = now, (network.bytes_sent, network.bytes_recv)
+                self._cpu = psutil.cpu_percent()  # since the previous fresh sample
+            return {"cpu": self._cpu, "processes": self._processes_usage(pids, fresh),
+                    "network": (network.bytes_sent, network.bytes_recv, *self._speeds)}
+
+    def _processes_usage(self, pids: dict[int, str], fresh: bool) -> list:
+        for pid in [pid for pid in self._processes if pid not in pids]:
+            del self._processes[pid]
         rows = []
-        for pid in list(self._processes):
-            if pid not in pids:
-                del self._processes[pid]
         for pid, component in pids.items():
-            process = self._processes.get(pid)
+            entry = self._processes.get(pid)
             try:
-                if process is None:  # its first scrape starts the interval the next measures
-                    process = self._processes[pid] = psutil.Process(pid)
-                with process.oneshot():
-                    rows.append((component, pid, process.memory_info().rss / 2**20,
-                                 process.cpu_percent()))
-            except psutil.Error:
+                if entry is None:  # its first sample starts the interval the next measures
+                    entry = self._processes[pid] = [psutil.Process(pid), 0.0]
+                    entry[0].cpu_percent()
+                elif fresh:
+                    entry[1] = entry[0].cpu_percent()
+                rows.append((component, pid, entry[0].memory_info().rss / 2**20, entry[1]))
+            except psutil.Error:  # it exited since the node listed it
                 self._processes.pop(pid, None)
         return rows
-
-    def network_speed(self, sent: int, received: int) -> tuple[float, float]:
-        """Bytes per second sent and received since the last scrape (0 at the first)."""
-        now, before = time.monotonic(), self._network_before
-        self._network_before = (now, sent, received)
-        if before is None or now <= before[0]:
-            return 0.0, 0.0
-        elapsed = now - before[0]
-        return max(sent - before[1], 0) / elapsed, max(received - before[2], 0) / elapsed
-

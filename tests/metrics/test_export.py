@@ -10,6 +10,7 @@ import pytest
 
 import raggio as ray
 from raggio.cluster_utils import Cluster
+from raggio.common.metric_records import RAY_FAMILIES
 from raggio.exceptions import RaySystemError
 from raggio.test_utils import wait_until
 from metrics_scraping import samples, scrape, value
@@ -68,6 +69,8 @@ def test_the_head_counts_nodes_tasks_actors_and_rpcs(two_nodes):
     assert value(families, "ray_cluster_active_nodes") == 2
     assert value(families, "ray_actors", Name="Keeper", State="ALIVE") == 1
     assert value(families, "ray_running_jobs") >= 1
+    # Readers (the dashboard) tell raggio's families from an application's by this list.
+    assert {name for name in families if name.startswith("ray_")} == RAY_FAMILIES
     latency = {s.labels["Method"] for s in families["raggio_control_store_rpc_latency_seconds"]
                if s.name.endswith("_count")}
     assert {"register_node", "get_nodes", "create_actor"} <= latency
@@ -95,16 +98,11 @@ def test_a_taken_metrics_port_fails_the_node_and_names_the_flag():
         cluster.shutdown()
 
 
-def test_a_chosen_port_is_the_one_served():
+def test_a_chosen_port_is_the_one_served(shutdown_only):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    cluster = Cluster()
-    try:
-        cluster.add_node(num_cpus=1, metrics_export_port=port)
-        ray.init(address=cluster.address)
-        assert ray.nodes()[0]["MetricsExportPort"] == port
-        assert "ray_node_cpu_count" in samples(scrape(port, cluster._token))
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
+    ray.init(num_cpus=1, _metrics_export_port=port)  # Ray's keyword
+    assert ray.nodes()[0]["MetricsExportPort"] == port
+    from raggio.core import context
+    assert "ray_node_cpu_count" in samples(scrape(port, context.get_core().token))
