@@ -24,6 +24,7 @@ from raggio.gcs.server import GcsServer
 from raggio.gcs.storage import open_storage
 from raggio import cluster_file
 from raggio.launch import print_ready
+from raggio.monitoring.head_monitoring import HeadMonitoring
 from raggio.node.main import run_main, session_for, start_node_manager, wait_for_exit
 from raggio.node_spec import HEAD_MODULE, NodeSpec
 
@@ -86,6 +87,9 @@ async def run_head(spec: NodeSpec) -> None:
     token = cluster_token(storage, cfg.auth_token)
     session_dir, session_name = session_for(spec)
     token_path = _write_token(session_dir, token)
+    # Before anything runs: a bad --monitoring-config, or a Prometheus that cannot run, fails
+    # the start with the reason.
+    monitoring = HeadMonitoring(session_dir, spec.monitoring_config)
     # The dashboard's port first: a port in use fails the start before anything runs.
     dashboard = None
     if spec.include_dashboard:
@@ -126,8 +130,10 @@ async def run_head(spec: NodeSpec) -> None:
             # A tied head (init()'s, Cluster's) lives as long as one program: its dashboard
             # starts when someone opens it, unless it runs alerts. A daemon's is ready at once.
             dashboard.start(on_demand=spec.tied and alerting is None)
+        monitoring.start()  # after the ready line too: Prometheus gets ready in its own time
         await wait_for_exit(spec.tied)
     finally:
+        await monitoring.close()
         if spec.cluster_file:
             cluster_file.remove(spec.temp_dir, gcs.address)
         if dashboard is not None:

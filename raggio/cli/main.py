@@ -252,6 +252,32 @@ def logs(words, node_id, resource_id, actor_id, task_id, pid, err, tail, follow,
         pass
 
 
+@main.group()
+def metrics() -> None:
+    """A local Prometheus that scrapes the cluster's metrics (Ray's `ray metrics`)."""
+
+
+@metrics.command(name="launch-prometheus")
+@click.option("--port", type=int, default=9090, show_default=True,
+              help="Prometheus's port on 127.0.0.1 (0: any free one).")
+@click.option("--temp-dir", default=None)
+def launch_prometheus(port: int, temp_dir: str | None) -> None:
+    """Start Prometheus (Debian's `prometheus` package) scraping every node of this
+    machine's cluster, found through the head's service discovery file."""
+    from raggio.cli import metrics as metrics_module
+
+    metrics_module.launch_prometheus(port, temp_dir or get_config().temp_dir)
+
+
+@metrics.command(name="shutdown-prometheus")
+@click.option("--temp-dir", default=None)
+def shutdown_prometheus(temp_dir: str | None) -> None:
+    """Stop the Prometheus that launch-prometheus (or the head's monitoring_config) started."""
+    from raggio.cli import metrics as metrics_module
+
+    metrics_module.shutdown_prometheus(temp_dir or get_config().temp_dir)
+
+
 @main.command()
 @click.option("--quick", is_flag=True, help="0.5 s per row and one startup probe (rough).")
 @click.option("--filter", "name_filter", envvar="TESTS_TO_RUN", default="",

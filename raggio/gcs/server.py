@@ -27,6 +27,7 @@ from raggio.exceptions import ActorUnschedulableError, RpcError
 from raggio.gcs.actor_directory import ActorDirectory
 from raggio.gcs import metrics
 from raggio.gcs.health_check import HealthChecker
+from raggio.gcs.metrics_discovery import ServiceDiscoveryFile
 from raggio.gcs.placement_groups import PlacementGroupTable
 from raggio.gcs.storage import SqliteStorage, copy_records
 from raggio.gcs.table_storage import TABLES, TableStorage
@@ -87,6 +88,8 @@ class GcsServer:
                                     failure_threshold=cfg.health_check_failure_threshold)
         #: Drivers and workers that want to hear of node deaths (to fail over at once).
         self._node_subscribers: set[Connection] = set()
+        #: The live nodes' metrics endpoints, for Prometheus (rewritten as nodes come and go).
+        self.metrics_discovery = ServiceDiscoveryFile(session_dir)
 
     def _handlers(self) -> dict:
         return {
@@ -137,6 +140,7 @@ class GcsServer:
 
     async def start(self) -> str:
         self.recover()
+        self.metrics_discovery.update(self.nodes.values())
         address = await self.server.start()
         self.placement_groups.start()
         self.health.start()
@@ -240,6 +244,7 @@ class GcsServer:
         self.node_conns[node_id] = conn
         conn.close_callbacks.append(lambda _c: self._node_lost(node_id))
         logger.info("node %s joined at %s", node_id.hex(), info["address"])
+        self.metrics_discovery.update(self.nodes.values())
         self._send_view()  # membership changed: tell every node now, not in 50 ms
         return {"ok": True}
 
@@ -269,6 +274,7 @@ class GcsServer:
         self.tables.save("nodes", node_id, node)
         self.node_conns.pop(node_id, None)
         self.actors.node_died(node_id, node["death_reason"])
+        self.metrics_discovery.update(self.nodes.values())
         for conn in list(self._node_subscribers):
             conn.notify("node_dead", {"node_id": node_id, "reason": node["death_reason"]})
         for rescheduling in self.placement_groups.node_lost(node_id):
