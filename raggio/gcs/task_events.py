@@ -112,21 +112,20 @@ class TaskEventStore:
         self._dirty: set[bytes] = set()
         self._evicted: list[bytes] = []
         self._save_scheduled = False
-        self._counted: tuple[int, list] = (-1, [])  #: ``state_counts`` at a version
+        #: (state, task name, job id) -> attempts kept in that state, kept up to date as
+        #: records come and go (~1 us a record), so that ``ray_tasks`` costs no scan.
+        self._counts: collections.Counter = collections.Counter()
 
     def state_counts(self) -> list[list]:
-        """``[state name, task name, job id, count]`` over the kept attempts (``ray_tasks``);
-        counted again only when something changed (~1 us an attempt)."""
-        version, counts = self._counted
-        if version != self.version:
-            by_key: collections.Counter = collections.Counter()
-            for record in self.records.values():
-                state, info = current_state(record), record[R_INFO] or {}
-                if state is not None:
-                    by_key[STATE_NAMES[state], info.get("name", ""), info.get("job_id")] += 1
-            counts = [[*key, count] for key, count in by_key.items()]
-            self._counted = (self.version, counts)
-        return counts
+        """``[state name, task name, job id, count]`` over the kept attempts (``ray_tasks``)."""
+        return [[STATE_NAMES[state], name, job, count]
+                for (state, name, job), count in self._counts.items() if count]
+
+    def _count(self, record: list, by: int) -> None:
+        state = current_state(record)
+        if state is not None:
+            info = record[R_INFO] or {}
+            self._counts[state, info.get("name", ""), info.get("job_id")] += by
 
     # -- taking events --
 
@@ -168,6 +167,7 @@ class TaskEventStore:
     def _merge(self, key: bytes, record: list, known: list) -> None:
         """An attempt's record as its submitter has it now replaces what we had, keeping
         what only we know (the RUNNING its worker reported, the info of attempt 0)."""
+        self._count(known, -1)
         for slot in (R_INFO, R_PARENT, R_ARGS, R_WHERE, R_ERROR):
             if record[slot] is None:
                 record[slot] = known[slot]
@@ -176,6 +176,7 @@ class TaskEventStore:
             if state not in states:
                 record += (state, ts)
         self.records[key] = record
+        self._count(record, 1)
 
     def add(self, task_id: bytes, attempt: int, state: int, ts: float, info: dict | None = None,
             error: list | None = None, where: list | None = None) -> None:
@@ -188,10 +189,12 @@ class TaskEventStore:
                 return
             record = [task_id, attempt, info, None, None, None, None, 0]
             self._insert(key, record)
+        self._count(record, -1)
         for slot, value in ((R_INFO, info), (R_WHERE, where), (R_ERROR, error)):
             if value is not None:
                 record[slot] = value
         record += (state, ts)
+        self._count(record, 1)
         if self._tables.durable:
             self._dirty.add(key)
 
@@ -207,10 +210,12 @@ class TaskEventStore:
             if first is not None:
                 record[R_INFO], record[R_PARENT] = first[R_INFO], first[R_PARENT]
         self.records[key] = record
+        self._count(record, 1)
         if self._tables.durable:
             self._dirty.add(key)
         if len(self.records) > self.max_tasks:
-            old_key, _ = self.records.popitem(last=False)
+            old_key, old_record = self.records.popitem(last=False)
+            self._count(old_record, -1)
             self.dropped += 1
             self._dropped_keys[old_key] = None
             if len(self._dropped_keys) > DROPPED_KEYS_KEPT:
@@ -244,6 +249,7 @@ class TaskEventStore:
         saved.sort(key=lambda record: min(record[R_EVENTS + 1::2], default=0))
         for record in saved:
             self.records[_key(record[R_TASK], record[R_ATTEMPT])] = record
+            self._count(record, 1)
         for counts in self._tables.load("task_events_meta"):
             self.dropped, self.dropped_at_source = counts
 

@@ -1,8 +1,11 @@
 """The control store's task history (``gcs/task_events.py``), driven directly."""
 
-from raggio.common.states import FINISHED, RUNNING
+import collections
+
+from raggio.common.states import FINISHED, RUNNING, STATE_NAMES
+from raggio.common.task_records import R_INFO
 from raggio.gcs.table_storage import TableStorage
-from raggio.gcs.task_events import TaskEventStore
+from raggio.gcs.task_events import TaskEventStore, current_state
 
 
 def test_a_late_event_of_a_dropped_attempt_is_not_taken_back():
@@ -37,3 +40,21 @@ def test_a_page_is_newest_first_filtered_and_counts_states_under_the_other_filte
     assert store.page({"name": "call"}, 0, 10)["matched"] == 6
     assert store.page({"name_is": "call"}, 0, 10)["matched"] == 0
     assert store.page({"name_is": "Call3"}, 0, 10)["matched"] == 1
+
+
+def test_state_counts_follow_changes_merges_and_evictions_without_a_scan():
+    store = TaskEventStore(TableStorage(), max_tasks=3)
+    info = {"name": "work", "job_id": 1}
+    for ts in range(3):
+        store.add(bytes([ts]) * 24, 0, RUNNING, float(ts), info=info)
+    store.add(bytes([0]) * 24, 0, FINISHED, 5.0)
+    assert sorted(store.state_counts()) == [["FINISHED", "work", 1, 1], ["RUNNING", "work", 1, 2]]
+    # A submitter's record of attempt 1 (merged over the RUNNING its worker reported)...
+    store.add(bytes([1]) * 24, 0, FINISHED, 6.0)
+    # ...and a fourth attempt evicts the oldest (0, FINISHED).
+    store.add(bytes([3]) * 24, 0, RUNNING, 7.0, info=info)
+    assert sorted(store.state_counts()) == [["FINISHED", "work", 1, 1], ["RUNNING", "work", 1, 2]]
+    scanned = collections.Counter(
+        (STATE_NAMES[current_state(r)], r[R_INFO]["name"], r[R_INFO]["job_id"])
+        for r in store.records.values())
+    assert {tuple(row[:3]): row[3] for row in store.state_counts()} == scanned
