@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from raggio.common.waiting import wait_event
 from raggio.exceptions import RpcError
 from raggio.gcs.bundle_placement import plan
 
@@ -177,10 +178,7 @@ class PlacementGroupTable:
                     raise
                 except Exception:
                     logger.exception("placing group %s failed", record.pg_id.hex())
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), 1.0)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._wakeup, 1.0)  # not wait_for: see common/waiting.py
 
     async def _try_place(self, record: PlacementGroupRecord) -> None:
         nodes, reason = plan(record.bundles, record.strategy, self._available_nodes())

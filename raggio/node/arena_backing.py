@@ -42,6 +42,7 @@ import mmap
 import os
 import time
 
+from raggio.common.waiting import wait_event
 from raggio.node.allocator import ArenaAllocator
 
 #: Pages are allocated and given back this many bytes at a time: one fallocate or
@@ -111,10 +112,7 @@ class ArenaBacking:
             wait_s = (quiet_in_s if self._backed_end > self._used_end()
                       and math.isfinite(quiet_in_s) else None)
             self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), wait_s)
-            except asyncio.TimeoutError:
-                pass
+            await wait_event(self._changed, wait_s)  # not wait_for: see common/waiting.py
 
     def _used_end(self) -> int:
         """The end of the pages objects use: the top, up to a page boundary."""
