@@ -6,9 +6,57 @@ Waiting is for a condition with a deadline, never for a fixed time.
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from typing import Callable
+
+import psutil
+
+#: How long a test's ``raggio`` command may run (a safety net: they take about a second).
+CLI_TIMEOUT_S = 120
+_SCRIPT = os.path.join(os.path.dirname(sys.executable), "raggio")
+#: The ``raggio`` command as a user runs it: the installed script, else ``python -m raggio``.
+RAGGIO = [_SCRIPT] if os.path.exists(_SCRIPT) else [sys.executable, "-m", "raggio"]
+
+
+def run_cli(temp_dir, *args: str, env: dict | None = None,
+            timeout: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """Run ``raggio ARGS`` on ``temp_dir`` (``env_for``), its output captured."""
+    return subprocess.run(RAGGIO + list(args), capture_output=True, text=True,
+                          env=env or env_for(temp_dir), timeout=timeout)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def alive(proc: psutil.Process) -> bool:
+    """Whether the process runs (a zombie does not)."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def daemons(temp_dir, *modules: str) -> list[psutil.Process]:
+    """The running processes of ``modules`` (default: ``raggio.head`` and
+    ``raggio.node.main``) started with ``--temp-dir temp_dir``, as ``raggio start`` starts
+    them."""
+    modules = modules or ("raggio.head", "raggio.node.main")
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if (any(module in cmdline for module in modules)
+                and any(flag == "--temp-dir" and value == str(temp_dir)
+                        for flag, value in zip(cmdline, cmdline[1:])) and alive(proc)):
+            found.append(proc)
+    return found
 
 
 def env_for(temp_dir) -> dict:

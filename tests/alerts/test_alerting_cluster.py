@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -25,37 +24,9 @@ import yaml
 from raggio import cluster_file
 from raggio.common import launch_failures
 from raggio.core import one_shot
-from raggio.test_utils import env_for, wait_until
+from raggio.test_utils import alive, daemons, env_for, free_port, run_cli, wait_until
 
 TIMEOUT_S = 120
-
-
-def run_raggio(temp_dir, *args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "raggio", *args], capture_output=True,
-                          text=True, env=env or env_for(temp_dir), timeout=TIMEOUT_S)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def daemons(temp_dir, module: str) -> list[psutil.Process]:
-    """The running processes of ``module`` (raggio.head, raggio.node.main) in ``temp_dir``."""
-    out = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if module in cmdline and str(temp_dir) in cmdline and alive(proc):
-            out.append(proc)
-    return out
 
 
 def write_config(path, receiver, **extra) -> str:
@@ -77,7 +48,7 @@ class Head:
         self.start()
 
     def start(self) -> None:
-        result = run_raggio(self.temp_dir, "start", "--head", f"--port={self.port}",
+        result = run_cli(self.temp_dir, "start", "--head", f"--port={self.port}",
                             "--dashboard-port=0", "--num-cpus=1", "--node-ip-address=127.0.0.1",
                             f"--object-store-memory={100 * 1024**2}", f"--temp-dir={self.temp_dir}",
                             f"--alerting-config={self.config_path}")
@@ -92,7 +63,7 @@ class Head:
     def join_node(self) -> psutil.Process:
         """A node joined with ``raggio start --address``; its node manager's process."""
         before = {p.pid for p in daemons(self.temp_dir, "raggio.node.main")}
-        result = run_raggio(self.temp_dir, "start", f"--address={self.address}",
+        result = run_cli(self.temp_dir, "start", f"--address={self.address}",
                             "--num-cpus=1", f"--object-store-memory={80 * 1024**2}",
                             "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}",
                             env=self.env())
@@ -295,7 +266,7 @@ def test_an_autoscaler_launch_failure_alerts(head, module_receiver):
 
 
 def test_raggio_alerts_test_posts_to_every_webhook_and_says_so(head, module_receiver):
-    result = run_raggio(head.temp_dir, "alerts", "test", f"--address={head.address}",
+    result = run_cli(head.temp_dir, "alerts", "test", f"--address={head.address}",
                         env=head.env())
     assert result.returncode == 0, result.stdout + result.stderr
     host = module_receiver.url.removeprefix("http://")
@@ -310,7 +281,7 @@ def test_raggio_alerts_test_says_which_webhook_failed(head, module_receiver, tmp
     config.write_text(yaml.safe_dump({
         "webhook_url": module_receiver.url + "/refuse",
         "slack_webhook": module_receiver.url + "/slack"}))
-    result = run_raggio(head.temp_dir, "alerts", "test", f"--alerting-config={config}")
+    result = run_cli(head.temp_dir, "alerts", "test", f"--alerting-config={config}")
     assert result.returncode == 1
     assert "webhook (" in result.stdout and "not delivered: HTTP 403" in result.stdout
     assert "slack (" in result.stdout and "delivered (HTTP 200)" in result.stdout

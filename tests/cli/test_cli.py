@@ -25,18 +25,11 @@ import pytest
 
 import raggio
 from raggio import cluster_file
-from raggio.test_utils import env_for, wait_until
+from raggio.test_utils import alive, daemons, env_for, run_cli, wait_until
 
 STORE_BYTES = 100 * 1024**2
 #: A safety net for one command; they take well under a second when things work.
 COMMAND_TIMEOUT_S = 60
-_RAGGIO = os.path.join(os.path.dirname(sys.executable), "raggio")
-RAGGIO = [_RAGGIO] if os.path.exists(_RAGGIO) else [sys.executable, "-m", "raggio"]
-
-
-def run_raggio(temp_dir, *args, timeout=COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess:
-    return subprocess.run(RAGGIO + list(args), capture_output=True, text=True,
-                          env=env_for(temp_dir), timeout=timeout)
 
 
 def run_driver(temp_dir, script: str) -> subprocess.CompletedProcess:
@@ -46,7 +39,7 @@ def run_driver(temp_dir, script: str) -> subprocess.CompletedProcess:
 
 def status(temp_dir) -> dict[str, list[str]]:
     """``raggio status`` by section: {"Active": [lines], "Total Usage": [...], ...}."""
-    result = run_raggio(temp_dir, "status", f"--temp-dir={temp_dir}")
+    result = run_cli(temp_dir, "status", f"--temp-dir={temp_dir}")
     assert result.returncode == 0, result.stderr
     sections: dict[str, list[str]] = {}
     current = None
@@ -60,25 +53,6 @@ def status(temp_dir) -> dict[str, list[str]]:
 
 def active_nodes(temp_dir) -> list[str]:
     return status(temp_dir)["Active"]
-
-
-def alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def daemons(temp_dir, module: str) -> list[psutil.Process]:
-    """The running heads or node managers ("raggio.head", "raggio.node.main") of temp_dir."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if module in cmdline and any(
-                a == str(temp_dir) for flag, a in zip(cmdline, cmdline[1:])
-                if flag == "--temp-dir") and alive(proc):
-            found.append(proc)
-    return found
 
 
 def tree(procs: list[psutil.Process]) -> list[psutil.Process]:
@@ -115,7 +89,7 @@ class CliCluster:
     def ensure_head(self) -> None:
         if self.head is not None and alive(self.head):
             return
-        result = run_raggio(self.temp_dir, "start", "--head", "--port=0", "--dashboard-port=0",
+        result = run_cli(self.temp_dir, "start", "--head", "--port=0", "--dashboard-port=0",
                             "--num-cpus=2",
                             f"--object-store-memory={STORE_BYTES}",
                             "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}")
@@ -145,7 +119,7 @@ def cli(tmp_path_factory, module_daemons):
         yield state
     finally:
         ours = tree(daemons(temp_dir, "raggio.head") + daemons(temp_dir, "raggio.node.main"))
-        result = run_raggio(temp_dir, "stop", f"--temp-dir={temp_dir}")
+        result = run_cli(temp_dir, "stop", f"--temp-dir={temp_dir}")
         assert result.returncode == 0, result.stdout + result.stderr
         wait_until(lambda: not running(ours), timeout_s=10, what="raggio stop to end the "
                    f"module's cluster: {running(ours)}")
@@ -174,7 +148,7 @@ def labelled_node(head, tmp_path):
 
 def _join(head, *flags):
     before = {p.pid for p in daemons(head.temp_dir, "raggio.node.main")}
-    result = run_raggio(head.temp_dir, "start", f"--address={head.address}", "--num-cpus=1",
+    result = run_cli(head.temp_dir, "start", f"--address={head.address}", "--num-cpus=1",
                         f"--object-store-memory={STORE_BYTES}", "--node-ip-address=127.0.0.1",
                         f"--temp-dir={head.temp_dir}", *flags)
     new = [p for p in daemons(head.temp_dir, "raggio.node.main") if p.pid not in before]
@@ -334,7 +308,7 @@ def test_start_with_labels(head, labelled_node):
 ])
 def test_start_with_bad_labels_fails(head, flag, message):
     before = len(active_nodes(head.temp_dir))
-    result = run_raggio(head.temp_dir, "start", f"--address={head.address}", flag,
+    result = run_cli(head.temp_dir, "start", f"--address={head.address}", flag,
                         "--node-ip-address=127.0.0.1", f"--temp-dir={head.temp_dir}")
     assert result.returncode != 0
     assert message in result.stderr, result.stdout + result.stderr
@@ -346,7 +320,7 @@ def test_start_with_bad_labels_fails(head, flag, message):
 
 def test_join_unreachable_address_fails_naming_it(cli):
     address = f"127.0.0.1:{closed_port()}"
-    result = run_raggio(cli.temp_dir, "start", f"--address={address}", "--token=x",
+    result = run_cli(cli.temp_dir, "start", f"--address={address}", "--token=x",
                         "--node-ip-address=127.0.0.1", f"--temp-dir={cli.temp_dir}")
     assert result.returncode != 0
     # The join gives up after its short deadline and says so, naming the address.
@@ -355,7 +329,7 @@ def test_join_unreachable_address_fails_naming_it(cli):
 
 def test_join_with_wrong_token_fails(head):
     before = len(active_nodes(head.temp_dir))
-    result = run_raggio(head.temp_dir, "start", f"--address={head.address}", "--token=wrong",
+    result = run_cli(head.temp_dir, "start", f"--address={head.address}", "--token=wrong",
                         "--node-ip-address=127.0.0.1", f"--temp-dir={head.temp_dir}")
     assert result.returncode != 0
     assert "token" in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
@@ -363,7 +337,7 @@ def test_join_with_wrong_token_fails(head):
 
 
 def test_second_head_fails_while_one_runs(head):
-    result = run_raggio(head.temp_dir, "start", "--head", "--port=0", "--dashboard-port=0",
+    result = run_cli(head.temp_dir, "start", "--head", "--port=0", "--dashboard-port=0",
                         "--node-ip-address=127.0.0.1", f"--temp-dir={head.temp_dir}")
     assert result.returncode != 0
     assert "already running" in result.stderr, result.stdout + result.stderr
@@ -371,14 +345,14 @@ def test_second_head_fails_while_one_runs(head):
 
 
 def test_start_needs_head_or_address(cli):
-    result = run_raggio(cli.temp_dir, "start", "--node-ip-address=127.0.0.1",
+    result = run_cli(cli.temp_dir, "start", "--node-ip-address=127.0.0.1",
                         f"--temp-dir={cli.temp_dir}")
     assert result.returncode == 2  # click's usage error
     assert "--head" in result.stderr and "--address" in result.stderr
 
 
 def test_version(cli):
-    result = run_raggio(cli.temp_dir, "--version")
+    result = run_cli(cli.temp_dir, "--version")
     assert result.returncode == 0
     assert raggio.__version__ in result.stdout
 
@@ -389,7 +363,7 @@ def test_version(cli):
 def test_stop_ends_every_process_and_cleans_up(head, joined_node):
     ours = tree(daemons(head.temp_dir, "raggio.head") + daemons(head.temp_dir, "raggio.node.main"))
     assert head.head in ours and len(ours) >= 4  # two daemons, their zygotes, workers
-    result = run_raggio(head.temp_dir, "stop", f"--temp-dir={head.temp_dir}")
+    result = run_cli(head.temp_dir, "stop", f"--temp-dir={head.temp_dir}")
     assert result.returncode == 0, result.stderr
     assert f"raggio.head (pid {head.head.pid})" in result.stdout
     assert "Stopped all" in result.stdout
@@ -399,7 +373,7 @@ def test_stop_ends_every_process_and_cleans_up(head, joined_node):
 
 
 def test_stop_with_nothing_running_says_so(cli):
-    run_raggio(cli.temp_dir, "stop", f"--temp-dir={cli.temp_dir}")
-    result = run_raggio(cli.temp_dir, "stop", f"--temp-dir={cli.temp_dir}")
+    run_cli(cli.temp_dir, "stop", f"--temp-dir={cli.temp_dir}")
+    result = run_cli(cli.temp_dir, "stop", f"--temp-dir={cli.temp_dir}")
     assert result.returncode == 0
     assert "Did not find any active raggio processes" in result.stdout

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import psutil
 import pytest
 
 from raggio import cluster_file
-from raggio.test_utils import wait_until
+from raggio.test_utils import free_port, wait_until
 
 TIMEOUT_S = 120
 
@@ -85,12 +84,6 @@ def start_head(temp_dir, *extra):
                     "--num-cpus=2", *extra)
     assert result.returncode == 0, result.stderr
     return cluster_file.read(str(temp_dir))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def kill_head(info):

@@ -26,7 +26,7 @@ import pytest
 import raggio as ray
 from raggio import cluster_file
 from raggio.cluster_utils import Cluster
-from raggio.test_utils import env_for, wait_until
+from raggio.test_utils import alive, env_for, wait_until
 
 COMMAND_TIMEOUT_S = 60
 #: How long a killed dashboard may take to answer again: its restart pause (0.5-1 s) and
@@ -61,13 +61,6 @@ def answers(url: str, token: str) -> bool:
         return False
 
 
-def alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 def dashboards(session_dir: str) -> list[psutil.Process]:
     """The running dashboard processes of this session."""
     found = []
@@ -84,12 +77,6 @@ def dashboards_under(root: psutil.Process) -> list[psutil.Process]:
     except psutil.Error:
         return []
     return [p for p in children if alive(p) and "raggio.dashboard" in p.cmdline()]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Head:

@@ -27,48 +27,16 @@ from raggio import cluster_file
 from raggio.core import one_shot
 from raggio.gcs.metrics_discovery import service_discovery_path
 from raggio.monitoring import grafana, prometheus
-from raggio.test_utils import env_for, wait_until
+from raggio.test_utils import alive, daemons, env_for, free_port, run_cli, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None,
                                 reason="needs Prometheus (apt-get install prometheus)")
 
-_RAGGIO = os.path.join(os.path.dirname(sys.executable), "raggio")
-RAGGIO = [_RAGGIO] if os.path.exists(_RAGGIO) else [sys.executable, "-m", "raggio"]
 COMMAND_TIMEOUT_S = 60
 #: Prometheus scrapes every 5 s and reads a changed service discovery file at once; a
 #: loaded 2-core machine gets several rounds.
 SCRAPE_WAIT_S = 60
 STORE_BYTES = 100 * 1024**2
-
-
-def run_raggio(temp_dir, *args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run(RAGGIO + list(args), capture_output=True, text=True,
-                          env=env or env_for(temp_dir), timeout=COMMAND_TIMEOUT_S)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def alive(proc: psutil.Process) -> bool:
-    try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-def daemons(temp_dir) -> list[psutil.Process]:
-    """The heads and node managers started with ``--temp-dir temp_dir``."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if (("raggio.head" in cmdline or "raggio.node.main" in cmdline)
-                and any(flag == "--temp-dir" and value == str(temp_dir)
-                        for flag, value in zip(cmdline, cmdline[1:])) and alive(proc)):
-            found.append(proc)
-    return found
 
 
 def terminate(procs: list[psutil.Process]) -> None:
@@ -92,7 +60,7 @@ class Head:
         self.session_dir = ""
 
     def start(self, *flags, port: int = 0) -> subprocess.CompletedProcess:
-        result = run_raggio(self.temp_dir, "start", "--head", f"--port={port}",
+        result = run_cli(self.temp_dir, "start", "--head", f"--port={port}",
                             "--include-dashboard=false", "--num-cpus=1",
                             f"--object-store-memory={STORE_BYTES}",
                             "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}",
@@ -106,7 +74,7 @@ class Head:
         """A one-CPU node joined with ``raggio start --address``; its node manager."""
         before = {p.pid for p in daemons(self.temp_dir)}
         address = cluster_file.read(str(self.temp_dir))["gcs_address"]
-        result = run_raggio(self.temp_dir, "start", f"--address={address}", "--num-cpus=1",
+        result = run_cli(self.temp_dir, "start", f"--address={address}", "--num-cpus=1",
                             f"--object-store-memory={STORE_BYTES}",
                             "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}")
         new = [p for p in daemons(self.temp_dir) if p.pid not in before]
@@ -122,11 +90,11 @@ class Head:
         terminate(daemons(self.temp_dir))
 
     def launch_prometheus(self, *flags) -> subprocess.CompletedProcess:
-        return run_raggio(self.temp_dir, "metrics", "launch-prometheus",
+        return run_cli(self.temp_dir, "metrics", "launch-prometheus",
                           f"--temp-dir={self.temp_dir}", *flags)
 
     def shutdown_prometheus(self) -> subprocess.CompletedProcess:
-        return run_raggio(self.temp_dir, "metrics", "shutdown-prometheus",
+        return run_cli(self.temp_dir, "metrics", "shutdown-prometheus",
                           f"--temp-dir={self.temp_dir}")
 
 
@@ -277,7 +245,7 @@ def test_grafana_dashboard_and_provisioning_are_in_the_session(head):
 
 def test_launch_without_prometheus_installed_names_the_package(head):
     env = dict(env_for(head.temp_dir), PATH=os.path.dirname(sys.executable))
-    result = run_raggio(head.temp_dir, "metrics", "launch-prometheus", "--port=0",
+    result = run_cli(head.temp_dir, "metrics", "launch-prometheus", "--port=0",
                         f"--temp-dir={head.temp_dir}", env=env)
     assert result.returncode != 0, result.stdout + result.stderr
     assert "Prometheus is not installed" in result.stderr
@@ -315,7 +283,7 @@ def test_a_second_launch_and_a_second_shutdown(head):
 
 
 def test_launch_with_no_cluster_says_how_to_start_one(tmp_path):
-    result = run_raggio(tmp_path, "metrics", "launch-prometheus", f"--temp-dir={tmp_path}")
+    result = run_cli(tmp_path, "metrics", "launch-prometheus", f"--temp-dir={tmp_path}")
     assert result.returncode != 0, result.stdout + result.stderr
     assert "No raggio cluster runs on this machine" in result.stderr
     assert "raggio start --head" in result.stderr
