@@ -4,7 +4,8 @@ Finds raggio's processes by their command lines (heads, node managers,
 zygotes, dashboards) and titles (``raggio::`` workers), for the current user only; asks
 them to stop (SIGTERM), waits up to the grace period, then kills what is
 left (at once with ``--force``). Then removes the arenas in /dev/shm, the
-node sockets and the current-cluster file.
+node sockets and the current-cluster file. The current cluster's Prometheus
+(``raggio metrics launch-prometheus``) is stopped first, by its recorded pid.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import click
 import psutil
 
 from raggio import cluster_file
+from raggio.monitoring import prometheus
 
 _MODULES = ("raggio.head", "raggio.node.main", "raggio.node.zygote", "raggio.dashboard")
 
@@ -50,6 +52,7 @@ def describe(proc: psutil.Process) -> str:
 
 
 def stop(force: bool, grace_period_s: float, temp_dir: str) -> None:
+    _stop_prometheus(temp_dir)
     processes = raggio_processes()
     if not processes:
         click.echo("Did not find any active raggio processes.")
@@ -79,6 +82,17 @@ def stop(force: bool, grace_period_s: float, temp_dir: str) -> None:
               "period)" if alive and not force else "")
     click.echo(f"Stopped all {len(processes)} raggio processes{killed}.")
     _clean_up(temp_dir)
+
+
+def _stop_prometheus(temp_dir: str) -> None:
+    """The Prometheus that `raggio metrics launch-prometheus` (or the head's
+    monitoring_config) started for the current cluster: not a raggio process, so it is
+    found by the pid its session recorded."""
+    info = cluster_file.read(temp_dir)
+    if info is not None and info.get("session_dir"):
+        stopped = prometheus.stop(info["session_dir"])
+        if stopped is not None:
+            click.echo(f"Stopped Prometheus (pid {stopped.pid})")
 
 
 def _wait_gone(processes: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:

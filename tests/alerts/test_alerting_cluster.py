@@ -49,9 +49,9 @@ class Head:
 
     def start(self) -> None:
         result = run_cli(self.temp_dir, "start", "--head", f"--port={self.port}",
-                            "--dashboard-port=0", "--num-cpus=1", "--node-ip-address=127.0.0.1",
-                            f"--object-store-memory={100 * 1024**2}", f"--temp-dir={self.temp_dir}",
-                            f"--alerting-config={self.config_path}")
+                         "--dashboard-port=0", "--num-cpus=1", "--node-ip-address=127.0.0.1",
+                         f"--object-store-memory={100 * 1024**2}", f"--temp-dir={self.temp_dir}",
+                         f"--alerting-config={self.config_path}")
         assert result.returncode == 0, result.stdout + result.stderr
         self.info = cluster_file.read(str(self.temp_dir))
         self.address = self.info["gcs_address"]
@@ -64,9 +64,9 @@ class Head:
         """A node joined with ``raggio start --address``; its node manager's process."""
         before = {p.pid for p in daemons(self.temp_dir, "raggio.node.main")}
         result = run_cli(self.temp_dir, "start", f"--address={self.address}",
-                            "--num-cpus=1", f"--object-store-memory={80 * 1024**2}",
-                            "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}",
-                            env=self.env())
+                         "--num-cpus=1", f"--object-store-memory={80 * 1024**2}",
+                         "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}",
+                         env=self.env())
         assert result.returncode == 0, result.stdout + result.stderr
         (node,) = [p for p in daemons(self.temp_dir, "raggio.node.main") if p.pid not in before]
         return node
@@ -267,7 +267,7 @@ def test_an_autoscaler_launch_failure_alerts(head, module_receiver):
 
 def test_raggio_alerts_test_posts_to_every_webhook_and_says_so(head, module_receiver):
     result = run_cli(head.temp_dir, "alerts", "test", f"--address={head.address}",
-                        env=head.env())
+                     env=head.env())
     assert result.returncode == 0, result.stdout + result.stderr
     host = module_receiver.url.removeprefix("http://")
     assert f"slack ({host}): delivered (HTTP 200)" in result.stdout

@@ -90,9 +90,9 @@ class CliCluster:
         if self.head is not None and alive(self.head):
             return
         result = run_cli(self.temp_dir, "start", "--head", "--port=0", "--dashboard-port=0",
-                            "--num-cpus=2",
-                            f"--object-store-memory={STORE_BYTES}",
-                            "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}")
+                         "--num-cpus=2",
+                         f"--object-store-memory={STORE_BYTES}",
+                         "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}")
         info = cluster_file.read(str(self.temp_dir))
         if info is not None:
             self.head = psutil.Process(info["pid"])
@@ -149,8 +149,8 @@ def labelled_node(head, tmp_path):
 def _join(head, *flags):
     before = {p.pid for p in daemons(head.temp_dir, "raggio.node.main")}
     result = run_cli(head.temp_dir, "start", f"--address={head.address}", "--num-cpus=1",
-                        f"--object-store-memory={STORE_BYTES}", "--node-ip-address=127.0.0.1",
-                        f"--temp-dir={head.temp_dir}", *flags)
+                     f"--object-store-memory={STORE_BYTES}", "--node-ip-address=127.0.0.1",
+                     f"--temp-dir={head.temp_dir}", *flags)
     new = [p for p in daemons(head.temp_dir, "raggio.node.main") if p.pid not in before]
     try:
         assert result.returncode == 0, result.stdout + result.stderr
@@ -309,7 +309,7 @@ def test_start_with_labels(head, labelled_node):
 def test_start_with_bad_labels_fails(head, flag, message):
     before = len(active_nodes(head.temp_dir))
     result = run_cli(head.temp_dir, "start", f"--address={head.address}", flag,
-                        "--node-ip-address=127.0.0.1", f"--temp-dir={head.temp_dir}")
+                     "--node-ip-address=127.0.0.1", f"--temp-dir={head.temp_dir}")
     assert result.returncode != 0
     assert message in result.stderr, result.stdout + result.stderr
     assert len(active_nodes(head.temp_dir)) == before
@@ -321,7 +321,7 @@ def test_start_with_bad_labels_fails(head, flag, message):
 def test_join_unreachable_address_fails_naming_it(cli):
     address = f"127.0.0.1:{closed_port()}"
     result = run_cli(cli.temp_dir, "start", f"--address={address}", "--token=x",
-                        "--node-ip-address=127.0.0.1", f"--temp-dir={cli.temp_dir}")
+                     "--node-ip-address=127.0.0.1", f"--temp-dir={cli.temp_dir}")
     assert result.returncode != 0
     # The join gives up after its short deadline and says so, naming the address.
     assert f"Could not reach {address} after 5 s" in result.stdout + result.stderr
@@ -330,7 +330,7 @@ def test_join_unreachable_address_fails_naming_it(cli):
 def test_join_with_wrong_token_fails(head):
     before = len(active_nodes(head.temp_dir))
     result = run_cli(head.temp_dir, "start", f"--address={head.address}", "--token=wrong",
-                        "--node-ip-address=127.0.0.1", f"--temp-dir={head.temp_dir}")
+                     "--node-ip-address=127.0.0.1", f"--temp-dir={head.temp_dir}")
     assert result.returncode != 0
     assert "token" in (result.stdout + result.stderr).lower(), result.stdout + result.stderr
     assert len(active_nodes(head.temp_dir)) == before
@@ -338,7 +338,7 @@ def test_join_with_wrong_token_fails(head):
 
 def test_second_head_fails_while_one_runs(head):
     result = run_cli(head.temp_dir, "start", "--head", "--port=0", "--dashboard-port=0",
-                        "--node-ip-address=127.0.0.1", f"--temp-dir={head.temp_dir}")
+                     "--node-ip-address=127.0.0.1", f"--temp-dir={head.temp_dir}")
     assert result.returncode != 0
     assert "already running" in result.stderr, result.stdout + result.stderr
     assert len(active_nodes(head.temp_dir)) == 1
@@ -346,7 +346,7 @@ def test_second_head_fails_while_one_runs(head):
 
 def test_start_needs_head_or_address(cli):
     result = run_cli(cli.temp_dir, "start", "--node-ip-address=127.0.0.1",
-                        f"--temp-dir={cli.temp_dir}")
+                     f"--temp-dir={cli.temp_dir}")
     assert result.returncode == 2  # click's usage error
     assert "--head" in result.stderr and "--address" in result.stderr
 

@@ -61,10 +61,10 @@ class Head:
 
     def start(self, *flags, port: int = 0) -> subprocess.CompletedProcess:
         result = run_cli(self.temp_dir, "start", "--head", f"--port={port}",
-                            "--include-dashboard=false", "--num-cpus=1",
-                            f"--object-store-memory={STORE_BYTES}",
-                            "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}",
-                            *flags)
+                         "--include-dashboard=false", "--num-cpus=1",
+                         f"--object-store-memory={STORE_BYTES}",
+                         "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}",
+                         *flags)
         info = cluster_file.read(str(self.temp_dir))
         if result.returncode == 0:
             self.session_dir = info["session_dir"]
@@ -75,8 +75,8 @@ class Head:
         before = {p.pid for p in daemons(self.temp_dir)}
         address = cluster_file.read(str(self.temp_dir))["gcs_address"]
         result = run_cli(self.temp_dir, "start", f"--address={address}", "--num-cpus=1",
-                            f"--object-store-memory={STORE_BYTES}",
-                            "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}")
+                         f"--object-store-memory={STORE_BYTES}",
+                         "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}")
         new = [p for p in daemons(self.temp_dir) if p.pid not in before]
         assert result.returncode == 0 and len(new) == 1, (result.stdout + result.stderr, new)
         return new[0]
@@ -91,11 +91,11 @@ class Head:
 
     def launch_prometheus(self, *flags) -> subprocess.CompletedProcess:
         return run_cli(self.temp_dir, "metrics", "launch-prometheus",
-                          f"--temp-dir={self.temp_dir}", *flags)
+                       f"--temp-dir={self.temp_dir}", *flags)
 
     def shutdown_prometheus(self) -> subprocess.CompletedProcess:
         return run_cli(self.temp_dir, "metrics", "shutdown-prometheus",
-                          f"--temp-dir={self.temp_dir}")
+                       f"--temp-dir={self.temp_dir}")
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +246,7 @@ def test_grafana_dashboard_and_provisioning_are_in_the_session(head):
 def test_launch_without_prometheus_installed_names_the_package(head):
     env = dict(env_for(head.temp_dir), PATH=os.path.dirname(sys.executable))
     result = run_cli(head.temp_dir, "metrics", "launch-prometheus", "--port=0",
-                        f"--temp-dir={head.temp_dir}", env=env)
+                     f"--temp-dir={head.temp_dir}", env=env)
     assert result.returncode != 0, result.stdout + result.stderr
     assert "Prometheus is not installed" in result.stderr
     assert "apt-get install prometheus" in result.stderr
@@ -280,6 +280,22 @@ def test_a_second_launch_and_a_second_shutdown(head):
     again = head.shutdown_prometheus()
     assert again.returncode == 0
     assert "No Prometheus started by raggio runs for the current cluster" in again.stdout
+
+
+def test_raggio_stop_ends_the_clusters_prometheus_too(tmp_path):
+    head = Head(tmp_path / "temp")
+    try:
+        started = head.start()
+        assert started.returncode == 0, started.stdout + started.stderr
+        launched = head.launch_prometheus("--port=0")
+        assert launched.returncode == 0, launched.stdout + launched.stderr
+        server = prometheus_of(head.session_dir)
+        stopped = run_cli(head.temp_dir, "stop", f"--temp-dir={head.temp_dir}")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert f"Stopped Prometheus (pid {server.pid})" in stopped.stdout
+        assert not alive(server)
+    finally:
+        head.stop()
 
 
 def test_launch_with_no_cluster_says_how_to_start_one(tmp_path):
