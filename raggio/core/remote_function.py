@@ -130,7 +130,7 @@ class RemoteFunction(Submittable):
         task_id = core.ids.task_id_bytes()
         encoded, kwarg_names, held = encode_args(core, args, kwargs, self._name)
         ids, refs = return_ids(core, task_id, count)
-        runtime_env = options.get("runtime_env") or core.job_runtime_env or {}
+        runtime_env = core.runtime_envs.for_call(options.get("runtime_env"))
         resources, strategy, capture = scheduling_strategies.resolve(
             options.get("scheduling_strategy"), resources_of(options, 1.0),
             getattr(core.current, "placement_group", None), self._labels, self._name)
@@ -142,7 +142,7 @@ class RemoteFunction(Submittable):
             "retries_left": options.get("max_retries", DEFAULT_MAX_RETRIES),
             "max_retries": options.get("max_retries", DEFAULT_MAX_RETRIES),
             "retry_exceptions": encode_retry_exceptions(options.get("retry_exceptions", False)),
-            "runtime_env": {"env_vars": dict(runtime_env.get("env_vars") or {})},
+            "runtime_env": runtime_env,
             "strategy": strategy, "placement_group": capture,
         }
         labels = self._labels
