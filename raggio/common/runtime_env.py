@@ -191,8 +191,9 @@ def env_key(runtime_env: dict | None) -> bytes:
     Covers every field that changes a worker (its env vars, files, sys.path, packages)."""
     if not runtime_env:
         return b""
-    return msgpack.packb(_canonical({name: value for name, value in runtime_env.items()
-                                     if name not in _NOT_IN_KEY and value}))
+    fields = {name: value for name, value in runtime_env.items()
+              if name not in _NOT_IN_KEY and value}
+    return msgpack.packb(_canonical(fields)) if fields else b""
 
 
 def _canonical(value):

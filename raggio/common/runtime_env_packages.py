@@ -138,6 +138,7 @@ def unpack(data: bytes, target: str) -> None:
     if os.path.isdir(target):
         return
     partial = f"{target}.partial-{os.getpid()}-{os.urandom(4).hex()}"
+    os.makedirs(partial)  # an empty package extracts nothing, yet is a folder
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         archive.extractall(partial)
     try:

@@ -24,12 +24,13 @@ import os
 import shutil
 import sys
 import sysconfig
+import zipfile
 from typing import Awaitable, Callable
 
 from raggio.common.runtime_env import (normalized_packages, requirements_hash,
                                        setup_timeout_s)
 from raggio.common.runtime_env_packages import package_name, unpack
-from raggio.exceptions import RuntimeEnvSetupError
+from raggio.exceptions import RpcError, RuntimeEnvSetupError
 
 #: How much of an installer's output a failed setup reports (its end holds the error).
 _OUTPUT_TAIL_CHARS = 4000
@@ -60,6 +61,8 @@ class RuntimeEnvSetup:
             raise RuntimeEnvSetupError(
                 f"The runtime_env's setup took more than {timeout_s:g} s "
                 "(config's setup_timeout_seconds) and was stopped.") from None
+        except (OSError, ValueError, zipfile.BadZipFile, RpcError) as exc:  # a disk, a package
+            raise RuntimeEnvSetupError(f"{type(exc).__name__}: {exc}") from exc
 
     async def _prepare(self, runtime_env: dict) -> dict:
         env_vars = dict(runtime_env.get("env_vars") or {})
