@@ -5,6 +5,9 @@ a worker sees; ``test_two_nodes.py`` uses them on a second node."""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import zipfile
 
 import pytest
@@ -136,3 +139,46 @@ def test_unsupported_fields_are_refused(field):
     with pytest.raises(ValueError, match=f"runtime_env field '{field}' is refused.*raggio "
                                          "supports env_vars, working_dir, py_modules, pip"):
         look.options(runtime_env={field: "anything"})
+
+
+def test_job_default_merged_with_a_tasks_and_inherited_by_nested_tasks(
+        ray_start_regular_shared, project, tmp_path):
+    """A second driver whose init() sets the job's env: its tasks, actors and their nested
+    tasks run in it, and a task's own env_vars are added to it (Ray's merge)."""
+    script = tmp_path / "driver.py"
+    script.write_text(f"""
+import os
+import raggio as ray
+
+ray.init(address={ray.get_runtime_context().gcs_address!r},
+         runtime_env={{"working_dir": {project!r}, "env_vars": {{"A": "job"}}}})
+
+@ray.remote
+def inner():
+    import mymod
+    return mymod.VALUE
+
+@ray.remote
+def outer():
+    return os.environ["A"], os.environ.get("B"), ray.get(inner.remote())
+
+print(ray.get(outer.remote()))
+print(ray.get(outer.options(runtime_env={{"env_vars": {{"B": "task"}}}}).remote()))
+ray.shutdown()
+""")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=90, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["('job', None, 'from working_dir')",
+                                       "('job', 'task', 'from working_dir')"]
+
+
+def test_setup_timeout_stops_the_installer(ray_start_regular_shared):
+    # An index that accepts connections and never answers: pip waits, the timeout does not.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        env = {"pip": ["--no-index", f"--find-links http://127.0.0.1:{silent.getsockname()[1]}/",
+                       "tinypkg"], "config": {"setup_timeout_seconds": 1}}
+        with pytest.raises(RuntimeEnvSetupError, match="took more than 1 s"):
+            ray.get(look.options(runtime_env=env).remote())
