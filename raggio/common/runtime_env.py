@@ -137,9 +137,13 @@ def _check_config(config) -> None:
         elif key == "eager_install":
             if not isinstance(value, bool):
                 raise TypeError(f"eager_install must be a boolean. got {type(value)}")
+        elif key == "log_files":
+            if not isinstance(value, list) or not all(isinstance(f, str) for f in value):
+                raise TypeError("log_files must be a list of strings or None, got "
+                                f"{value} with type {type(value)}.")
         else:
             raise ValueError(f"runtime_env['config'] has an unknown key '{key}'; it takes "
-                             "setup_timeout_seconds and eager_install.")
+                             "setup_timeout_seconds, eager_install and log_files.")
 
 
 def _check_excludes(excludes) -> None:

@@ -8,6 +8,7 @@ import pytest
 import raggio as ray
 from raggio.common.runtime_env import check_runtime_env, env_key, merge
 from raggio.common.runtime_env_packages import exclude_matcher
+from raggio.runtime_env import RuntimeEnv, RuntimeEnvConfig
 
 
 @pytest.mark.parametrize("runtime_env, error, match", [
@@ -70,3 +71,16 @@ def test_env_key_covers_what_changes_a_worker():
 ])
 def test_excludes_match_like_gitignore(pattern, path, is_dir, excluded):
     assert exclude_matcher([pattern])(path, is_dir) is excluded
+
+
+def test_runtime_env_classes_are_checked_dicts():
+    env = RuntimeEnv(env_vars={"A": "1"}, working_dir="gcs://_ray_pkg_0.zip",
+                     config=RuntimeEnvConfig(setup_timeout_seconds=5, log_files=["x.log"]))
+    assert env == {"env_vars": {"A": "1"}, "working_dir": "gcs://_ray_pkg_0.zip",
+                   "config": {"setup_timeout_seconds": 5, "eager_install": True,
+                              "log_files": ["x.log"]}}
+    check_runtime_env(env)
+    with pytest.raises(ValueError, match="'conda' is refused"):
+        RuntimeEnv(conda={"dependencies": ["numpy"]})
+    with pytest.raises(ValueError, match="-1 or larger than 0"):
+        RuntimeEnvConfig(setup_timeout_seconds=0)
