@@ -186,8 +186,9 @@ class CoreWorker:
                                   info={"role": self.mode}, timeout_s=timeout_s)
         if self.mode == DRIVER:
             self.node_info = await self.node.call("register_client", {})
-            job_env = await asyncio.to_thread(self.runtime_envs.set_job_env,
-                                              self.runtime_envs.job_env)
+            job_env = self.runtime_envs.job_env
+            if job_env:  # packing reads the files: off the loop, which the uploads need
+                job_env = await asyncio.to_thread(self.runtime_envs.set_job_env, job_env)
             job = await self.gcs.call("register_job", {
                 "driver_address": self.address, "driver_pid": os.getpid(),
                 "namespace": self.namespace, "runtime_env": job_env,
