@@ -25,6 +25,8 @@ PACKAGE_PREFIX = "_ray_pkg_"
 #: value, and this stays well within every backend's value limit (SQLite: 1 GB a blob,
 #: Redis: 512 MB a string) and the RPC's 2 GiB frame, so none is split into chunks.
 PACKAGE_MAX_BYTES = 100 * 1024 * 1024
+#: What Ray 2.60 leaves out of every working_dir, besides the user's ``excludes``.
+WORKING_DIR_DEFAULT_EXCLUDES = [".git", ".venv", "venv", "__pycache__"]
 _READ_BLOCK_BYTES = 1 << 20
 
 
@@ -117,13 +119,26 @@ def pack(path: str, excludes: list[str], *, include_parent_dir: bool) -> tuple[s
             if buffer.tell() > PACKAGE_MAX_BYTES:
                 break
     data = buffer.getvalue()
-    if len(data) > PACKAGE_MAX_BYTES:
+    _check_size(path, len(data))
+    return f"gcs://{PACKAGE_PREFIX}{digest.hexdigest()[:32]}.zip", data
+
+
+def read_zip(path: str) -> tuple[str, bytes]:
+    """A local zip file given as a working_dir, as it is: ``(uri, bytes)``, named by its
+    bytes' hash. Raises ValueError past ``PACKAGE_MAX_BYTES``, as ``pack``."""
+    _check_size(path, os.path.getsize(path))
+    with open(path, "rb") as f:
+        data = f.read()
+    return f"gcs://{PACKAGE_PREFIX}{hashlib.sha1(data).hexdigest()[:32]}.zip", data
+
+
+def _check_size(path: str, size_bytes: int) -> None:
+    if size_bytes > PACKAGE_MAX_BYTES:
         raise ValueError(
-            f"The package of {path} is {_mib(len(data))} or more once zipped, over raggio's "
+            f"The package of {path} is {_mib(size_bytes)} or more once zipped, over raggio's "
             f"limit of {_mib(PACKAGE_MAX_BYTES)}. Leave large files out with the runtime_env's "
             "'excludes' (gitignore-style patterns such as ['*.bin', 'data/']), or keep them "
             "somewhere every node can read.")
-    return f"gcs://{PACKAGE_PREFIX}{digest.hexdigest()[:32]}.zip", data
 
 
 def package_name(uri: str) -> str:

@@ -2,10 +2,11 @@
 
 A driver (or a worker submitting nested tasks) merges a task's or actor's
 runtime env with its job's default (Ray's merge: field by field, ``env_vars``
-variable by variable), zips each local ``working_dir`` and ``py_modules``
-directory, uploads the zip once into the control store's KV under its
-content URI (``gcs://_ray_pkg_<hash>.zip``) and puts the URI in its place,
-and reads a ``pip``/``uv`` requirements file into a list. What comes out is
+variable by variable), zips each local ``working_dir`` (leaving out what Ray
+2.60 leaves out: ``.git``, ``.venv``, ``venv``, ``__pycache__``) and
+``py_modules`` directory (a local ``.zip`` working_dir goes as it is),
+uploads the zip once into the control store's KV under its content URI
+(``gcs://_ray_pkg_<hash>.zip``) and puts the URI in its place, and reads a ``pip``/``uv`` requirements file into a list. What comes out is
 what task specs and actor specs carry, what node managers set up
 (``node/runtime_env_setup.py``) and what workers inherit as their default.
 
@@ -17,11 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from typing import Any, Callable
 
 from raggio.common.runtime_env import is_uri, merge, module_path, normalized_packages
-from raggio.common.runtime_env_packages import pack
+from raggio.common.runtime_env_packages import WORKING_DIR_DEFAULT_EXCLUDES, pack, read_zip
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +81,9 @@ class RuntimeEnvUploader:
                     if value is not None and name != "excludes"}
         excludes = runtime_env.get("excludes") or []
         if prepared.get("working_dir"):
-            prepared["working_dir"] = self._uploaded(str(prepared["working_dir"]), excludes,
-                                                     include_parent_dir=False)
+            prepared["working_dir"] = self._uploaded(
+                str(prepared["working_dir"]), WORKING_DIR_DEFAULT_EXCLUDES + excludes,
+                include_parent_dir=False)
         if prepared.get("py_modules"):
             prepared["py_modules"] = [self._uploaded(module_path(module), excludes,
                                                      include_parent_dir=True)
@@ -94,7 +97,10 @@ class RuntimeEnvUploader:
         """The URI of the package of ``path``, uploaded unless the control store has it."""
         if is_uri(path):
             return path
-        uri, data = pack(path, excludes, include_parent_dir=include_parent_dir)
+        if path.endswith(".zip") and os.path.isfile(path) and not include_parent_dir:
+            uri, data = read_zip(path)  # a working_dir given as a zip: its contents
+        else:
+            uri, data = pack(path, excludes, include_parent_dir=include_parent_dir)
         if not self._request("kv_keys", uri):
             logger.info("Pushing file package '%s' (%.2f MiB) to the cluster.", uri,
                         len(data) / (1024 * 1024))

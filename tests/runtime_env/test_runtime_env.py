@@ -63,7 +63,8 @@ class Looker:
 def project(tmp_path):
     return _write(tmp_path / "project", {
         "mymod.py": "VALUE = 'from working_dir'\n", "data/input.txt": "hello",
-        "build/huge.bin": "x", "notes.log": "log", "pkg/keep.log.txt": "kept"})
+        "build/huge.bin": "x", "notes.log": "log", "pkg/keep.log.txt": "kept",
+        ".git/HEAD": "ref", "pkg/__pycache__/m.pyc": ""})  # left out by default, as in Ray
 
 
 def test_working_dir_task_and_actor(ray_start_regular_shared, project):
@@ -74,6 +75,14 @@ def test_working_dir_task_and_actor(ray_start_regular_shared, project):
     assert "runtime_resources" in seen["cwd"] and seen["cwd"] != os.getcwd()
     actor = Looker.options(runtime_env=env).remote()
     assert ray.get(actor.look.remote("mymod")) == (seen["cwd"], "from working_dir")
+
+
+def test_working_dir_from_a_local_zip(ray_start_regular_shared, tmp_path):
+    path = tmp_path / "code.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("zipped.py", "VALUE = 'from a zip'\n")
+    seen = ray.get(look.options(runtime_env={"working_dir": str(path)}).remote("zipped"))
+    assert seen["value"] == "from a zip"
 
 
 def test_py_modules_dir_and_file(ray_start_regular_shared, tmp_path):
