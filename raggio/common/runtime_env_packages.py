@@ -112,7 +112,10 @@ def pack(path: str, excludes: list[str], *, include_parent_dir: bool) -> tuple[s
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         for full, relative in files:
             digest.update(relative.encode() + b"\0")
-            with open(full, "rb") as source, archive.open(relative, "w") as target:
+            # from_file keeps the file's mode (an executable script stays one), as Ray's does
+            info = zipfile.ZipInfo.from_file(full, relative)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with open(full, "rb") as source, archive.open(info, "w") as target:
                 while block := source.read(_READ_BLOCK_BYTES):
                     digest.update(block)
                     target.write(block)
@@ -156,6 +159,10 @@ def unpack(data: bytes, target: str) -> None:
     os.makedirs(partial)  # an empty package extracts nothing, yet is a folder
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         archive.extractall(partial)
+        for info in archive.infolist():
+            mode = (info.external_attr >> 16) & 0o777
+            if mode and not info.is_dir():
+                os.chmod(os.path.join(partial, info.filename), mode)
     try:
         os.rename(partial, target)
     except OSError:  # another setup got there first

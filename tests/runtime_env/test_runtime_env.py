@@ -63,18 +63,21 @@ class Looker:
 def project(tmp_path):
     return _write(tmp_path / "project", {
         "mymod.py": "VALUE = 'from working_dir'\n", "data/input.txt": "hello",
+        "run.sh": "#!/bin/sh\necho hi\n",
         "build/huge.bin": "x", "notes.log": "log", "pkg/keep.log.txt": "kept",
         ".git/HEAD": "ref", "pkg/__pycache__/m.pyc": ""})  # left out by default, as in Ray
 
 
 def test_working_dir_task_and_actor(ray_start_regular_shared, project):
+    os.chmod(os.path.join(project, "run.sh"), 0o755)
     env = {"working_dir": project, "excludes": ["*.log", "build/"]}
     seen = ray.get(look.options(runtime_env=env).remote("mymod"))
     assert seen["value"] == "from working_dir"
-    assert seen["files"] == ["data/input.txt", "mymod.py", "pkg/keep.log.txt"]
+    assert seen["files"] == ["data/input.txt", "mymod.py", "pkg/keep.log.txt", "run.sh"]
     assert "runtime_resources" in seen["cwd"] and seen["cwd"] != os.getcwd()
     actor = Looker.options(runtime_env=env).remote()
     assert ray.get(actor.look.remote("mymod")) == (seen["cwd"], "from working_dir")
+    assert os.access(os.path.join(seen["cwd"], "run.sh"), os.X_OK)  # modes kept
 
 
 def test_working_dir_from_a_local_zip(ray_start_regular_shared, tmp_path):
