@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import glob
 import os
 import shutil
 import sys
-import sysconfig
-import zipfile
 from typing import Awaitable, Callable
 
 from raggio.common.runtime_env import (normalized_packages, requirements_hash,
                                        setup_timeout_s)
 from raggio.common.runtime_env_packages import package_name, unpack
-from raggio.exceptions import RpcError, RuntimeEnvSetupError
+from raggio.exceptions import RuntimeEnvSetupError
 
 #: How much of an installer's output a failed setup reports (its end holds the error).
 _OUTPUT_TAIL_CHARS = 4000
@@ -61,7 +60,10 @@ class RuntimeEnvSetup:
             raise RuntimeEnvSetupError(
                 f"The runtime_env's setup took more than {timeout_s:g} s "
                 "(config's setup_timeout_seconds) and was stopped.") from None
-        except (OSError, ValueError, zipfile.BadZipFile, RpcError) as exc:  # a disk, a package
+        except RuntimeEnvSetupError:
+            raise
+        except Exception as exc:  # a full disk, a bad zip, the control store gone: any
+            # failure must reach the requests waiting for this env, or they wait forever
             raise RuntimeEnvSetupError(f"{type(exc).__name__}: {exc}") from exc
 
     async def _prepare(self, runtime_env: dict) -> dict:
@@ -150,8 +152,12 @@ class RuntimeEnvSetup:
 
 
 def _site_packages(venv: str) -> str:
-    relative = os.path.relpath(sysconfig.get_path("purelib"), sys.prefix)
-    return os.path.join(venv, relative)
+    """The venv's site-packages. Looked for, not derived from this interpreter's scheme:
+    Debian's Python installs to dist-packages, but the venvs it makes use site-packages."""
+    found = glob.glob(os.path.join(venv, "lib", "python*", "site-packages"))
+    if not found:
+        raise RuntimeEnvSetupError(f"The virtual environment {venv} has no site-packages.")
+    return found[0]
 
 
 async def _run(what: str, command: list[str]) -> None:
