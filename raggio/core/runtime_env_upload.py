@@ -85,7 +85,7 @@ class RuntimeEnvUploader:
                 str(prepared["working_dir"]), WORKING_DIR_DEFAULT_EXCLUDES + excludes,
                 include_parent_dir=False)
         if prepared.get("py_modules"):
-            prepared["py_modules"] = [self._uploaded(module_path(module), excludes,
+            prepared["py_modules"] = [self._uploaded(_py_module(module), excludes,
                                                      include_parent_dir=True)
                                       for module in prepared["py_modules"]]
         for field in ("pip", "uv"):
@@ -106,3 +106,12 @@ class RuntimeEnvUploader:
                         len(data) / (1024 * 1024))
             self._request("kv_put", [uri, data, False])
         return uri
+
+
+def _py_module(module) -> str:
+    """A py_modules entry's path or URI; a local file must be a ``.py`` file."""
+    path = module_path(module)
+    if not is_uri(path) and os.path.isfile(path) and not path.endswith(".py"):
+        raise ValueError(f"py_modules entry {path} is a file but not a .py file; raggio "
+                         "installs wheels and other packages through the 'pip' field.")
+    return path

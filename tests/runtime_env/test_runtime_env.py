@@ -94,6 +94,8 @@ def test_py_modules_dir_and_file(ray_start_regular_shared, tmp_path):
     env = {"py_modules": [str(tmp_path / "shapes"), str(tmp_path / "single.py")]}
     assert ray.get(look.options(runtime_env=env).remote("shapes"))["value"] == "shapes"
     assert ray.get(look.options(runtime_env=env).remote("single"))["value"] == "single"
+    with pytest.raises(ValueError, match="not a .py file.*'pip' field"):
+        look.options(runtime_env={"py_modules": [_wheel(tmp_path)]}).remote()
 
 
 def test_package_over_the_limit_names_size_limit_and_excludes(ray_start_regular_shared,
