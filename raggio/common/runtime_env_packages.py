@@ -6,7 +6,8 @@ hash covers every file's relative path and bytes: equal contents upload once.
 The driver packs (``pack``), the dashboard's package routes store what Ray's
 JobSubmissionClient uploads, and each node unpacks once per URI
 (``unpack``) into its cache. Files matching ``excludes`` (gitignore-style
-patterns, relative to the packed directory) are left out.
+patterns, relative to the packed directory), or the patterns of a
+``.gitignore`` or ``.rayignore`` above them, are left out.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ PACKAGE_PREFIX = "_ray_pkg_"
 #: value, and this stays well within every backend's value limit (SQLite: 1 GB a blob,
 #: Redis: 512 MB a string) and the RPC's 2 GiB frame, so none is split into chunks.
 PACKAGE_MAX_BYTES = 100 * 1024 * 1024
+#: Files whose gitignore-style patterns Ray applies to the folder they are in, and below.
+IGNORE_FILES = (".gitignore", ".rayignore")
 #: What Ray 2.60 leaves out of every working_dir, besides the user's ``excludes``.
 WORKING_DIR_DEFAULT_EXCLUDES = [".git", ".venv", "venv", "__pycache__"]
 _READ_BLOCK_BYTES = 1 << 20
@@ -76,13 +79,28 @@ def _translate(pattern: str) -> str:
 
 
 def _files(root: str, excludes: list[str]) -> list[tuple[str, str]]:
-    """(absolute path, path relative to ``root``) of every file kept, sorted."""
-    excluded = exclude_matcher(excludes)
+    """(absolute path, path relative to ``root``) of every file kept, sorted. Besides
+    ``excludes``, the patterns of each folder's ``.gitignore`` and ``.rayignore`` apply
+    below that folder, as Ray reads them."""
+    #: folder (relative, "" or ending in "/") -> the (folder, matcher) pairs that apply in it
+    rules: dict[str, list] = {"": [("", exclude_matcher(excludes))]}
     kept = []
     for directory, dirnames, filenames in os.walk(root):
         relative_dir = os.path.relpath(directory, root)
         relative_dir = "" if relative_dir == "." else relative_dir + "/"
+        active = rules.pop(relative_dir)
+        patterns = []
+        for name in IGNORE_FILES:
+            if name in filenames:
+                with open(os.path.join(directory, name), errors="replace") as f:
+                    patterns.extend(f.read().splitlines())
+        if patterns:
+            active = active + [(relative_dir, exclude_matcher(patterns))]
+
+        def excluded(path: str, is_dir: bool) -> bool:
+            return any(matches(path[len(base):], is_dir) for base, matches in active)
         dirnames[:] = [d for d in dirnames if not excluded(relative_dir + d, True)]
+        rules.update((relative_dir + d + "/", active) for d in dirnames)
         kept.extend((os.path.join(directory, name), relative_dir + name)
                     for name in filenames if not excluded(relative_dir + name, False))
     return sorted(kept, key=lambda item: item[1])

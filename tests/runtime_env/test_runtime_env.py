@@ -65,7 +65,9 @@ def project(tmp_path):
         "mymod.py": "VALUE = 'from working_dir'\n", "data/input.txt": "hello",
         "run.sh": "#!/bin/sh\necho hi\n",
         "build/huge.bin": "x", "notes.log": "log", "pkg/keep.log.txt": "kept",
-        ".git/HEAD": "ref", "pkg/__pycache__/m.pyc": ""})  # left out by default, as in Ray
+        ".git/HEAD": "ref", "pkg/__pycache__/m.pyc": "",  # left out by default, as in Ray
+        "pkg/.gitignore": "*.tmp\n", "pkg/a.tmp": "", "b.tmp": "",  # .gitignore: pkg/ only
+        ".rayignore": "/secret\n", "secret": "", "data/secret": ""})
 
 
 def test_working_dir_task_and_actor(ray_start_regular_shared, project):
@@ -73,7 +75,8 @@ def test_working_dir_task_and_actor(ray_start_regular_shared, project):
     env = {"working_dir": project, "excludes": ["*.log", "build/"]}
     seen = ray.get(look.options(runtime_env=env).remote("mymod"))
     assert seen["value"] == "from working_dir"
-    assert seen["files"] == ["data/input.txt", "mymod.py", "pkg/keep.log.txt", "run.sh"]
+    assert seen["files"] == [".rayignore", "b.tmp", "data/input.txt", "data/secret",
+                             "mymod.py", "pkg/.gitignore", "pkg/keep.log.txt", "run.sh"]
     assert "runtime_resources" in seen["cwd"] and seen["cwd"] != os.getcwd()
     actor = Looker.options(runtime_env=env).remote()
     assert ray.get(actor.look.remote("mymod")) == (seen["cwd"], "from working_dir")
