@@ -88,9 +88,7 @@ DEPARTURES: dict[str, str] = {
         "forbids pickling refs; raggio always allows it (the object stays until its owner "
         "exits, see docs/ARCHITECTURE.md)"),
     "ray.exceptions.RAY_EXCEPTION_TYPES": "internal: a list Ray's error serializer reads",
-    # ray.runtime_env, ray.cluster_utils
-    "ray.runtime_env": ("issue #15 brings runtime environments (RuntimeEnv, RuntimeEnvConfig); "
-                        "a plain dict with env_vars works now"),
+    # ray.cluster_utils
     "ray.cluster_utils.AutoscalingCluster": "issue #17 brings the autoscaler and this harness",
     # ray.util
     "ray.util.collective": "not applicable: NCCL/gloo collective communication",

@@ -140,10 +140,11 @@ class ActorClass(Submittable):
                 return get_actor(name, namespace=namespace)
             except ValueError:
                 pass
+        # First: packing may raise (a package too large) before anything is held for the call.
+        runtime_env = core.runtime_envs.for_call(options.get("runtime_env"))
         class_id = self._exporter.ensure_exported(core)
         actor_id = core.ids.task_id_bytes()[-16:]
         encoded, kwarg_names, held = encode_args(core, args, kwargs, f"{self.__name__}.__init__")
-        runtime_env = options.get("runtime_env") or core.job_runtime_env or {}
         methods = self._methods
         resources, strategy, capture = scheduling_strategies.resolve(
             options.get("scheduling_strategy"), resources_of(options, 0.0),
@@ -156,7 +157,7 @@ class ActorClass(Submittable):
             "max_task_retries": options.get("max_task_retries", 0),
             "max_concurrency": options.get("max_concurrency"),
             "name": name, "namespace": namespace, "lifetime": options.get("lifetime"),
-            "runtime_env": {"env_vars": dict(runtime_env.get("env_vars") or {})},
+            "runtime_env": runtime_env,
             "owner_worker_id": core.worker_id, "owner_address": core.address,
             "methods": methods,
             "strategy": strategy, "placement_group": capture,

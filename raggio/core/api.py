@@ -104,7 +104,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
         logging_config: refused (structured logging is not supported yet).
         log_to_driver: print worker output here, prefixed with its task and pid (default).
         namespace: the namespace for named actors (a fresh one if None).
-        runtime_env: the job's default runtime env (``env_vars``).
+        runtime_env: the job's default runtime env (``env_vars``, ``working_dir``,
+            ``py_modules``, ``pip``, ``uv``, ``config``, ``excludes``; its local packages
+            are uploaded here).
         enable_resource_isolation, system_reserved_cpu, system_reserved_memory: refused
             (raggio does not isolate processes in cgroups).
         ignore_reinit_error: make a second ``init()`` a no-op instead of an error.

@@ -34,6 +34,7 @@ from raggio.core.object_ref import ObjectRef
 from raggio.core.object_table import READY, ObjectTable, ReadyCounter
 from raggio.core.serialization import deserialize_inline, error_location, serialize
 from raggio.core.reconstruction import MAX_RECOVERIES_PER_GET, Recovery
+from raggio.core.runtime_env_upload import RuntimeEnvUploader
 from raggio.core.shared_memory import Arena
 from raggio.core.task_events import TaskEvents
 from raggio.core.task_spec import user_call_site
@@ -86,7 +87,10 @@ class CoreWorker:
         self.worker_id = worker_id
         self.node_ip = node_ip
         self.namespace = namespace
-        self.job_runtime_env = runtime_env or {}
+        #: Prepares the runtime envs of what this process submits; its ``job_env`` is the
+        #: default (the driver's init(runtime_env=...), a worker's own env), uploaded at start.
+        self.runtime_envs = RuntimeEnvUploader(
+            lambda op, payload: self.request("gcs", op, payload), runtime_env)
         #: More fields of a driver's job record (JobConfig's metadata, default_actor_lifetime).
         self.job_info = job_info or {}
         self.log_to_driver = log_to_driver
@@ -182,9 +186,12 @@ class CoreWorker:
                                   info={"role": self.mode}, timeout_s=timeout_s)
         if self.mode == DRIVER:
             self.node_info = await self.node.call("register_client", {})
+            job_env = self.runtime_envs.job_env
+            if job_env:  # packing reads the files: off the loop, which the uploads need
+                job_env = await asyncio.to_thread(self.runtime_envs.set_job_env, job_env)
             job = await self.gcs.call("register_job", {
                 "driver_address": self.address, "driver_pid": os.getpid(),
-                "namespace": self.namespace, "runtime_env": self.job_runtime_env,
+                "namespace": self.namespace, "runtime_env": job_env,
                 "entrypoint": " ".join(sys.argv), **self.job_info})
             self.job_id = job["job_id"]
             if self.log_to_driver:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from raggio.common.labels import fallback_strategy_error, selector_error
 from raggio.common.placement_group_resources import BUNDLE_RESOURCE
+from raggio.common.runtime_env import check_runtime_env
 from raggio.core.placement_group import PlacementGroup
 from raggio.core.scheduling_strategies import (NodeAffinitySchedulingStrategy,
                                                NodeLabelSchedulingStrategy,
@@ -103,26 +104,6 @@ def check_namespace(namespace) -> None:
     error = _namespace_error(namespace)
     if error:
         raise ValueError(error)
-
-
-def check_runtime_env(runtime_env) -> None:
-    """Raise TypeError where ``runtime_env`` is not a dict or its ``env_vars`` not a dict of
-    str to str (the only field raggio applies), with Ray's messages."""
-    if runtime_env is None:
-        return
-    if not isinstance(runtime_env, dict):
-        raise TypeError(f"runtime_env must be a dict, got {type(runtime_env)}")
-    env_vars = runtime_env.get("env_vars") or {}
-    if not isinstance(env_vars, dict):
-        raise TypeError("runtime_env['env_vars'] must be of type Dict[str, str], got "
-                        f"{type(env_vars)}")
-    for key, value in env_vars.items():
-        if not isinstance(key, str):
-            raise TypeError("runtime_env['env_vars'] must be of type Dict[str, str], but the "
-                            f"key {key} is of type {type(key)}")
-        if not isinstance(value, str):
-            raise TypeError("runtime_env['env_vars'] must be of type Dict[str, str], but the "
-                            f"value {value} is of type {type(value)}")
 
 
 def _runtime_env_error(runtime_env) -> None:

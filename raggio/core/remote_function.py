@@ -124,13 +124,14 @@ class RemoteFunction(Submittable):
             check_call(parameters, args, kwargs)
         core = context.get_core()
         options = self._options
+        # First: packing may raise (a package too large) before anything is held for the call.
+        runtime_env = core.runtime_envs.for_call(options.get("runtime_env"))
         function_id = self._exporter.ensure_exported(core)
         num_returns = options.get("num_returns", 1)
         count = num_returns if num_returns.__class__ is int else 1  # a generator: 1 return
         task_id = core.ids.task_id_bytes()
         encoded, kwarg_names, held = encode_args(core, args, kwargs, self._name)
         ids, refs = return_ids(core, task_id, count)
-        runtime_env = options.get("runtime_env") or core.job_runtime_env or {}
         resources, strategy, capture = scheduling_strategies.resolve(
             options.get("scheduling_strategy"), resources_of(options, 1.0),
             getattr(core.current, "placement_group", None), self._labels, self._name)
@@ -142,7 +143,7 @@ class RemoteFunction(Submittable):
             "retries_left": options.get("max_retries", DEFAULT_MAX_RETRIES),
             "max_retries": options.get("max_retries", DEFAULT_MAX_RETRIES),
             "retry_exceptions": encode_retry_exceptions(options.get("retry_exceptions", False)),
-            "runtime_env": {"env_vars": dict(runtime_env.get("env_vars") or {})},
+            "runtime_env": runtime_env,
             "strategy": strategy, "placement_group": capture,
         }
         labels = self._labels

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 import msgpack
 
 from raggio.common.leasing import request_lease
+from raggio.common.runtime_env import env_key
 from raggio.common.states import FAILED, FINISHED, PENDING_NODE_ASSIGNMENT, SUBMITTED_TO_WORKER
 from raggio.core.serialization import error_location
 from raggio.core.task_events import error_summary
-from raggio.exceptions import (OutOfMemoryError, RpcError, TaskCancelledError,
-                               TaskUnschedulableError, WorkerCrashedError)
+from raggio.exceptions import (OutOfMemoryError, RpcError, RuntimeEnvSetupError,
+                               TaskCancelledError, TaskUnschedulableError, WorkerCrashedError)
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +163,9 @@ class TaskSubmitter:
             node, grant = await self._request_lease(queue)
             if "error" in grant:
                 queue.lease_requests -= 1
-                self._fail_queue(queue, TaskUnschedulableError(grant["error"]))
+                self._fail_queue(queue, RuntimeEnvSetupError(grant["error"])
+                                 if grant.get("runtime_env_setup_failed")
+                                 else TaskUnschedulableError(grant["error"]))
                 return
             conn = await self.core.peer(grant["address"])
         except RpcError as exc:
@@ -313,8 +316,7 @@ class TaskSubmitter:
 
 
 def shape_key(spec: dict) -> bytes:
-    return msgpack.packb([sorted(spec["resources"].items()),
-                          sorted(spec["runtime_env"].get("env_vars", {}).items()),
+    return msgpack.packb([sorted(spec["resources"].items()), env_key(spec["runtime_env"]),
                           spec["strategy"]])
 
 

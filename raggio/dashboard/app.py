@@ -2,7 +2,8 @@
 
 Route tables come from the modules that own them: ``auth`` (logging in),
 ``rest`` (Ray's HTTP API: ``/api/version``, ``/api/v0/...``, ``/nodes``,
-logs), ``ui_api`` and ``job_output`` (the web UI's own views), ``live`` (server-sent events for
+logs), ``package_routes`` (the runtime-env packages Ray's job clients upload),
+``ui_api`` and ``job_output`` (the web UI's own views), ``live`` (server-sent events for
 pages, and the one poller behind them), ``metrics_routes`` (the Metrics page's history of every
 node's metrics, and its scraper), ``pages`` (the web UI).
 Errors are JSON in Ray's envelope (``{"result": false, "msg": ..., "data": {}}``):
@@ -18,7 +19,8 @@ import logging
 
 from aiohttp import web
 
-from raggio.dashboard import auth, job_output, live, metrics_routes, pages, rest, ui_api
+from raggio.dashboard import (auth, job_output, live, metrics_routes, package_routes, pages,
+                              rest, ui_api)
 from raggio.dashboard.control_store import ControlStore, Unavailable
 from raggio.dashboard.node_managers import NodeManagers
 from raggio.dashboard.routing import NODES, SESSION, STORE, TOKEN, BadRequest, error_body, ok
@@ -67,6 +69,7 @@ def make_app(store: ControlStore, *, token: str, session: dict) -> web.Applicati
     app.add_routes(rest.routes())
     app.add_routes(ui_api.routes())
     app.add_routes(job_output.routes())
+    app.add_routes(package_routes.routes())
     app.add_routes(live.routes())
     app.cleanup_ctx.append(live.poller_context)
     app.add_routes(metrics_routes.routes())

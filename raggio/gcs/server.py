@@ -23,7 +23,7 @@ from raggio.common.leasing import request_lease
 from raggio.common.scheduling_policy import FAIL, SPILL, SchedulingPolicy
 from raggio.common.states import DEAD
 from raggio.config import Config
-from raggio.exceptions import ActorUnschedulableError, RpcError
+from raggio.exceptions import ActorUnschedulableError, RpcError, RuntimeEnvSetupError
 from raggio.gcs.actor_directory import ActorDirectory
 from raggio.gcs import metrics
 from raggio.gcs.health_check import HealthChecker
@@ -568,6 +568,8 @@ class GcsServer:
              "job_id": spec["job_id"], "for_actor": spec["class_name"], "strategy": strategy},
             pick=pick, reach=reach, retry_timeout_s=self._lease_retry_timeout_s)
         if "error" in grant:
+            if grant.get("runtime_env_setup_failed"):
+                raise RuntimeEnvSetupError(grant["error"])
             raise ActorUnschedulableError(grant["error"])
         return conn, grant
 

@@ -22,9 +22,10 @@ import time
 from dataclasses import dataclass, field
 
 from raggio.common.labels import NODE_ID_LABEL
+from raggio.common.runtime_env import env_key
 from raggio.common.placement_group_resources import bundle_resources
 from raggio.config import Config
-from raggio.exceptions import ObjectLostError
+from raggio.exceptions import ObjectLostError, RuntimeEnvSetupError
 from raggio.node import log_files
 from raggio.node.app_metrics import AppMetrics
 from raggio.node.log_monitor import LogMonitor
@@ -33,11 +34,11 @@ from raggio.node.metrics_export import MetricsEndpoint
 from raggio.node.object_store import ObjectStore, arena_path
 from raggio.node.object_transfer import ObjectTransfer
 from raggio.node.resources import NodeResources, uses_gpus
+from raggio.node.runtime_env_setup import RuntimeEnvSetup
 from raggio.common.scheduling_policy import SchedulingPolicy
 from raggio.node.lease_queue import (GRANT, INFEASIBLE_GRACE_S, RECHECK, REFUSE, SPILLBACK,
                                      START_WORKER, WARN_INFEASIBLE, LeaseQueue, LeaseRequest)
-from raggio.node.worker_pool import (DEAD, IDLE, LEASED, STARTING, WorkerHandle, WorkerPool,
-                                     env_key)
+from raggio.node.worker_pool import DEAD, IDLE, LEASED, STARTING, WorkerHandle, WorkerPool
 from raggio.rpc import Connection, RawReply, Server, connect
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,9 @@ class NodeManager:
         self._next_lease = 0
         #: Per runtime env: workers that exited before registering since one last registered.
         self._start_failures: collections.Counter = collections.Counter()
+        self.runtime_envs = RuntimeEnvSetup(
+            os.path.join(options.session_dir, "runtime_resources"),
+            lambda uri: self.gcs.call_with_timeout("kv_get", uri, cfg.rpc_timeout_s))
         self._pins: dict[Connection, collections.Counter] = {}
         self._log_subscribers: dict[int, set[Connection]] = {}
         self.server = Server(self._handlers(), token=options.token,
@@ -383,10 +387,25 @@ class NodeManager:
 
     async def _launch(self, handle: WorkerHandle, runtime_env: dict) -> None:
         try:
-            await self.pool.launch(handle, runtime_env)
+            prepared = await self.runtime_envs.prepare(runtime_env) if runtime_env else None
+        except RuntimeEnvSetupError as exc:
+            self._runtime_env_failed(handle, exc)
+            return
+        try:
+            await self.pool.launch(handle, runtime_env, prepared)
         except Exception:
             logger.exception("could not start a worker")
             self.pool.mark_dead(handle)
+
+    def _runtime_env_failed(self, handle: WorkerHandle, exc: RuntimeEnvSetupError) -> None:
+        """A runtime env could not be set up: the requests waiting for it fail with why (the
+        next request for it tries again); the node carries on with the others."""
+        logger.warning("runtime_env setup failed: %s", exc.error_message)
+        self.pool.mark_dead(handle)
+        for request in self.lease_queue.remove(lambda r: r.env_key == handle.env_key):
+            request.future.set_result({"error": exc.error_message,
+                                       "runtime_env_setup_failed": True})
+        self._dispatch()
 
     # -- leases --
 

@@ -17,16 +17,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable
 
-import msgpack
+from raggio.common.runtime_env import env_key
 
 logger = logging.getLogger(__name__)
 
 STARTING, IDLE, LEASED, DEAD = "STARTING", "IDLE", "LEASED", "DEAD"
-
-
-def env_key(runtime_env: dict | None) -> bytes:
-    """Workers are shared only between tasks with the same runtime env."""
-    return msgpack.packb(sorted((runtime_env or {}).get("env_vars", {}).items()))
 
 
 @dataclass
@@ -110,10 +105,12 @@ class WorkerPool:
         self.workers[worker_id] = handle
         return handle
 
-    async def launch(self, handle: WorkerHandle, runtime_env: dict | None) -> None:
-        """Fork the worker from the zygote; it registers on its own."""
+    async def launch(self, handle: WorkerHandle, runtime_env: dict | None,
+                     prepared: dict | None) -> None:
+        """Fork the worker from the zygote; it registers on its own. ``prepared``: what
+        ``RuntimeEnvSetup.prepare`` made of ``runtime_env`` (None for the empty env)."""
         request = dict(self._worker_args, worker_id=handle.worker_id.hex(),
-                       env_vars=(runtime_env or {}).get("env_vars", {}),
+                       runtime_env=runtime_env or {}, prepared_env=prepared,
                        log_dir=self._log_dir)
         fut = asyncio.get_running_loop().create_future()
         self._forks[request["worker_id"]] = fut
