@@ -86,7 +86,7 @@ class JobManager:
         info = await self.record(submission_id)
         if info is None or info.status.is_terminal():
             return
-        fields = dict(info.to_json(), status=status, message=None, **changes)
+        fields = info.to_json() | {"status": status, "message": None} | changes
         if status.is_terminal():
             fields["end_time"] = _now_ms()
         await self._put(submission_id, JobInfo.from_json(fields))
@@ -223,6 +223,11 @@ class JobManager:
             # The control store went away (it is restarting): the restarted dashboard's
             # manager follows the job from here.
             logger.warning("lost the control store while following job %s", submission_id)
+        except Exception as exc:  # a bug: the job must not stay RUNNING for ever
+            logger.exception("following job %s failed", submission_id)
+            await self._update(submission_id, JobStatus.FAILED,
+                               message=f"Unexpected error occurred: {exc!r}",
+                               error_type=JobErrorType.JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE.value)
 
     async def _create_supervisor(self, submission_id: str, info: JobInfo):
         await self._connect()
