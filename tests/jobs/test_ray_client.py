@@ -102,6 +102,8 @@ SDK_SCRIPT = textwrap.dedent("""
 """)
 
 
+# The first test may install Ray (about 80 s here): the default per-test limit is too short.
+@pytest.mark.timeout(INSTALL_TIMEOUT_S + 120)
 def test_rays_job_submission_client_works_against_raggio(cluster, ray_venv):
     result = subprocess.run([str(ray_venv / "bin" / "python"), "-c", SDK_SCRIPT, cluster.url],
                             capture_output=True, text=True, env=ray_env(cluster), timeout=120)
@@ -118,6 +120,7 @@ def test_rays_job_submission_client_works_against_raggio(cluster, ray_venv):
     assert "404" in answer["missing"] and "does not exist" in answer["missing"]
 
 
+@pytest.mark.timeout(INSTALL_TIMEOUT_S + 120)
 def test_rays_job_cli_works_against_raggio(cluster, ray_venv):
     ray = str(ray_venv / "bin" / "ray")
     env = ray_env(cluster)
