@@ -73,9 +73,9 @@ def make_app(store: ControlStore, *, token: str, session: dict) -> web.Applicati
     app.add_routes(ui_api.routes())
     app.add_routes(job_output.routes())
     app.add_routes(job_routes.routes())
-    app.cleanup_ctx.append(job_routes.jobs_context)
     app.add_routes(live.routes())
     app.cleanup_ctx.append(live.poller_context)
+    app.cleanup_ctx.append(job_routes.jobs_context)  # after the poller: it tells it
     app.add_routes(metrics_routes.routes())
     app.cleanup_ctx.append(metrics_routes.metrics_context)  # after the poller: it tells it
     app.add_routes(pages.routes())

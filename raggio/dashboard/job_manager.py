@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import time
+from typing import Callable
 
 import raggio
 from raggio import cluster_file
@@ -56,6 +57,8 @@ class JobManager:
     stop_wait_s: float
     _connecting: asyncio.Lock  #: one ``init()`` of the manager's driver at a time
     _followers: dict[str, asyncio.Task]  #: the task following each live job
+    #: Called after each change of a record (the pages' live updates: ``job_routes``).
+    on_change: Callable[[], None]
 
     def __init__(self, store: ControlStore, gcs_address: str, token: str, stop_wait_s: float):
         self.store = store
@@ -64,6 +67,7 @@ class JobManager:
         self.stop_wait_s = stop_wait_s
         self._connecting = asyncio.Lock()
         self._followers = {}
+        self.on_change = lambda: None
 
     # -- records --
 
@@ -78,8 +82,11 @@ class JobManager:
                 for key, raw in zip(keys, values) if raw is not None}
 
     async def _put(self, submission_id: str, info: JobInfo, *, overwrite: bool = True) -> bool:
-        return await self.store.call("kv_put", [JOB_INFO_KEY_PREFIX + submission_id,
-                                                json.dumps(info.to_json()).encode(), overwrite])
+        written = await self.store.call("kv_put", [JOB_INFO_KEY_PREFIX + submission_id,
+                                                   json.dumps(info.to_json()).encode(),
+                                                   overwrite])
+        self.on_change()
+        return written
 
     async def _update(self, submission_id: str, status: JobStatus, **changes) -> None:
         """Move a job to ``status``, unless it has ended already (a stop that came first)."""
@@ -155,7 +162,9 @@ class JobManager:
         if not info.status.is_terminal():
             raise ValueError(f"Attempted to delete job '{submission_id}', but it is in a "
                              f"non-terminal state {info.status}.")
-        return await self.store.call("kv_del", JOB_INFO_KEY_PREFIX + submission_id)
+        deleted = await self.store.call("kv_del", JOB_INFO_KEY_PREFIX + submission_id)
+        self.on_change()
+        return deleted
 
     async def list_jobs(self) -> list[dict]:
         """Every submitted job and every driver (Ray's ``JobDetails`` rows): a driver that

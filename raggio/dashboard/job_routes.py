@@ -8,6 +8,7 @@ frames until the job ends, ``POST /api/jobs/{id}/stop`` (``{"stopped"}``) and
 ``DELETE /api/jobs/{id}`` (``{"deleted"}``, an ended job only). As Ray's, errors are
 plain text: 404 "Job X does not exist", 400 for a bad request or a driver job where a
 submitted one is needed. The token is checked by ``auth.py`` as for every route.
+``GET /api/ui/jobs/{id}/driver_log`` is the same log as plain text, for the Jobs page.
 
 The job manager (``job_manager.py``) keeps the records; a job's log is read from the
 node it ran on (``node_managers.py``), so it stays readable after the job.
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from raggio.dashboard.control_store import Unavailable
 from raggio.dashboard.job_manager import JobExists, JobManager
+from raggio.dashboard.live import POLLER
 from raggio.dashboard.routing import NODES, STORE
 from raggio.job_submission.common import JOB_LOG_NAME_TEMPLATE, JobStatus
 
@@ -167,6 +169,14 @@ async def job_logs(request: web.Request) -> web.Response:
     return error or web.json_response({"logs": await _whole_log(request, row)})
 
 
+async def driver_log(request: web.Request) -> web.Response:
+    """``GET /api/ui/jobs/{id}/driver_log``: a submitted job's log as plain text (the Jobs
+    page's; Ray's ``/logs`` answers it inside JSON)."""
+    row, error = await _submission(request)
+    return error or web.Response(text=await _whole_log(request, row),
+                                 content_type="text/plain")
+
+
 async def tail_job_logs(request: web.Request) -> web.StreamResponse:
     """The log as text frames while the job runs; closed (1000) once it has ended and
     everything is sent."""
@@ -194,6 +204,7 @@ async def jobs_context(app: web.Application):
     """The job manager for the app's life; it follows the jobs a previous dashboard left
     running."""
     manager = app[JOBS]
+    manager.on_change = lambda: app[POLLER].announce(("jobs",))
     resuming = asyncio.get_running_loop().create_task(manager.resume())
     yield
     resuming.cancel()
@@ -208,4 +219,5 @@ def routes() -> list[web.RouteDef]:
             web.get("/api/jobs/{job_or_submission_id}/logs", job_logs),
             web.get("/api/jobs/{job_or_submission_id}/logs/tail", tail_job_logs),
             web.post("/api/jobs/{job_or_submission_id}/stop", stop_job),
-            web.delete("/api/jobs/{job_or_submission_id}", delete_job)]
+            web.delete("/api/jobs/{job_or_submission_id}", delete_job),
+            web.get("/api/ui/jobs/{job_or_submission_id}/driver_log", driver_log)]
