@@ -127,7 +127,11 @@ def _apply_submitted_job(settings: InitSettings) -> None:
     the driver to its submission by it."""
     if not settings.cfg.job_config_json:
         return
-    submitted = json.loads(settings.cfg.job_config_json).get("metadata") or {}
+    try:
+        submitted = json.loads(settings.cfg.job_config_json).get("metadata") or {}
+    except (ValueError, AttributeError):
+        raise ValueError("RAY_JOB_CONFIG_JSON_ENV_VAR is not a JSON object: "
+                         f"{settings.cfg.job_config_json[:200]!r}") from None
     settings.job_info["metadata"] = dict(submitted, **settings.job_info.get("metadata", {}))
 
 

@@ -56,6 +56,9 @@ class JobManager:
     token: str
     stop_wait_s: float
     _connecting: asyncio.Lock  #: one ``init()`` of the manager's driver at a time
+    #: One record change at a time: a stop's STOPPED and a follower's RUNNING must not
+    #: each read PENDING and the later write win.
+    _writing: asyncio.Lock
     _followers: dict[str, asyncio.Task]  #: the task following each live job
     #: Called after each change of a record (the pages' live updates: ``job_routes``).
     on_change: Callable[[], None]
@@ -66,6 +69,7 @@ class JobManager:
         self.token = token
         self.stop_wait_s = stop_wait_s
         self._connecting = asyncio.Lock()
+        self._writing = asyncio.Lock()
         self._followers = {}
         self.on_change = lambda: None
 
@@ -90,13 +94,14 @@ class JobManager:
 
     async def _update(self, submission_id: str, status: JobStatus, **changes) -> None:
         """Move a job to ``status``, unless it has ended already (a stop that came first)."""
-        info = await self.record(submission_id)
-        if info is None or info.status.is_terminal():
-            return
-        fields = info.to_json() | {"status": status, "message": None} | changes
-        if status.is_terminal():
-            fields["end_time"] = _now_ms()
-        await self._put(submission_id, JobInfo.from_json(fields))
+        async with self._writing:
+            info = await self.record(submission_id)
+            if info is None or info.status.is_terminal():
+                return
+            fields = info.to_json() | {"status": status, "message": None} | changes
+            if status.is_terminal():
+                fields["end_time"] = _now_ms()
+            await self._put(submission_id, JobInfo.from_json(fields))
 
     # -- the manager's driver --
 

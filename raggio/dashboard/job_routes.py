@@ -186,16 +186,22 @@ async def tail_job_logs(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse()
     await ws.prepare(request)
     jobs, offset = request.app[JOBS], 0
-    while not ws.closed:
-        ended = JobStatus(row["status"]).is_terminal()
-        data, offset = await _read_log(request, row, offset)
-        if data:
-            await ws.send_str(data.decode(errors="replace"))
-        elif ended:
-            break
-        else:
-            await asyncio.sleep(TAIL_POLL_S)
-            row = await jobs.job_details(row["submission_id"]) or row
+    try:
+        while not ws.closed:
+            ended = JobStatus(row["status"]).is_terminal()
+            data, offset = await _read_log(request, row, offset)
+            if data:
+                await ws.send_str(data.decode(errors="replace"))
+            elif ended:
+                break
+            else:
+                await asyncio.sleep(TAIL_POLL_S)
+                info = await jobs.record(row["submission_id"])  # one key, not the list
+                if info is not None:
+                    row = dict(row, status=info.status.value,
+                               driver_node_id=info.driver_node_id)
+    except ConnectionResetError:  # the client went away
+        return ws
     await ws.close()
     return ws
 
