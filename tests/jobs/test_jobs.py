@@ -126,6 +126,19 @@ def test_entrypoint_resources_place_the_job_on_the_node_that_has_them(cluster):
     assert "placed" in client.get_job_logs(job)  # read from that node's log directory
 
 
+def test_a_job_waiting_for_resources_is_pending_until_stopped(cluster):
+    client = cluster.client()
+    job = client.submit_job(entrypoint="echo never", entrypoint_resources={"entry": 5})
+    info = client.get_job_info(job)
+    assert info.status == JobStatus.PENDING
+    assert info.message == ("Job has not started yet. It may be waiting for resources (CPUs, "
+                            "GPUs, memory, custom resources) to become available.")
+    assert client.stop_job(job) is True
+    info = wait_finished(client, job)
+    assert info.status == JobStatus.STOPPED and info.driver_exit_code is None
+    assert "never" not in client.get_job_logs(job)
+
+
 def test_tail_job_logs_follows_the_output_until_the_end(cluster):
     client = cluster.client()
     job = client.submit_job(entrypoint="echo one; sleep 0.5; echo two")
@@ -168,6 +181,10 @@ def test_the_cli_submits_waits_and_reports_with_rays_lines(cluster):
         "job", "delete", "cli-1", env=env).stdout
     missing = cluster.raggio("job", "status", "cli-1", env=env)
     assert missing.returncode == 1 and "Job cli-1 does not exist" in missing.stderr
+    # No address and no token given: this machine's cluster, and its session's token file.
+    local = cluster.raggio("job", "list")
+    assert local.returncode == 0, local.stderr
+    assert f"Job submission server address: {cluster.url}" in local.stdout
 
 
 def test_the_cli_stops_a_running_job(cluster):
