@@ -3,8 +3,9 @@
 Each command is a ``JobSubmissionClient`` call (``raggio/job_submission``) and prints
 Ray's lines (its ``cli.py``'s words, without the log prefix and colours): the server's
 address, the submitted id and the next steps, the job's output while it runs, and how
-it ended. ``submit`` exits 1 when the job it waited for FAILED, as Ray's does. The address is ``--address``, else ``RAGGIO_ADDRESS``/``RAY_ADDRESS``, else this
-machine's cluster. ``main.py`` declares the flags.
+it ended. ``submit`` exits 1 when the job it waited for FAILED, as Ray's does. The
+address is ``--address``, else ``RAGGIO_ADDRESS``/``RAY_ADDRESS``, else this machine's
+cluster. ``main.py`` declares the flags.
 """
 
 from __future__ import annotations
