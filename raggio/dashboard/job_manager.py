@@ -30,8 +30,8 @@ from raggio.dashboard.control_store import ControlStore, Unavailable
 from raggio.dashboard.job_supervisor import JobSupervisor, supervisor_name
 from raggio.exceptions import RayActorError, RayError
 from raggio.job_submission.common import (
-    INTERNAL_NAMESPACE_PREFIX, JOB_ID_METADATA_KEY, JOB_INFO_KEY_PREFIX, SUPERVISOR_NAMESPACE,
-    JobErrorType, JobInfo, JobStatus, failed_message, new_submission_id, submission_details)
+    JOB_ID_METADATA_KEY, JOB_INFO_KEY_PREFIX, SUPERVISOR_NAMESPACE, JobErrorType, JobInfo,
+    JobStatus, failed_message, is_internal_driver, new_submission_id, submission_details)
 from raggio.util.state.rows import RESOURCES
 
 logger = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ class JobManager:
         records, drivers = await asyncio.gather(self.records(), self.store.call("get_jobs"))
         driver_rows, linked = [], {}
         for driver in drivers:
-            if (driver.get("namespace") or "").startswith(INTERNAL_NAMESPACE_PREFIX):
+            if is_internal_driver(driver):
                 continue
             row = RESOURCES["jobs"].shape(driver)
             submission_id = (driver.get("metadata") or {}).get(JOB_ID_METADATA_KEY)

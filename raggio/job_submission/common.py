@@ -30,6 +30,12 @@ JOB_LOG_NAME_TEMPLATE = "job-driver-{submission_id}.log"
 LOG_TAIL_CHARS = 20_000
 
 
+def is_internal_driver(job: dict) -> bool:
+    """Whether a driver's record (``get_jobs``) is raggio's own (the job manager's): such
+    drivers are left out of job lists."""
+    return (job.get("namespace") or "").startswith(INTERNAL_NAMESPACE_PREFIX)
+
+
 class JobStatus(str, enum.Enum):
     """An enumeration for describing the status of a job."""
 

@@ -9,6 +9,7 @@ with ``tail_job_logs`` and the CLI.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import textwrap
 
@@ -181,6 +182,11 @@ def test_the_cli_submits_waits_and_reports_with_rays_lines(cluster):
         "job", "delete", "cli-1", env=env).stdout
     missing = cluster.raggio("job", "status", "cli-1", env=env)
     assert missing.returncode == 1 and "Job cli-1 does not exist" in missing.stderr
+    # The state API's job list leaves out the job manager's own driver too.
+    state = cluster.raggio("list", "jobs", "--format", "json", "--detail")
+    assert state.returncode == 0, state.stderr
+    namespaces = [row["ray_namespace"] for row in json.loads(state.stdout)]
+    assert not [n for n in namespaces if n.startswith("_raggio_internal")], namespaces
     # No address and no token given: this machine's cluster, and its session's token file.
     local = cluster.raggio("job", "list")
     assert local.returncode == 0, local.stderr
