@@ -133,7 +133,8 @@ class JobSubmissionClient:
                    entrypoint_num_cpus: int | float | None = None,
                    entrypoint_num_gpus: int | float | None = None,
                    entrypoint_memory: int | None = None,
-                   entrypoint_resources: dict[str, float] | None = None) -> str:
+                   entrypoint_resources: dict[str, float] | None = None,
+                   entrypoint_label_selector: dict[str, str] | None = None) -> str:
         """Submit a job; it runs once, to its end. Returns its submission id.
 
         Args:
@@ -145,6 +146,7 @@ class JobSubmissionClient:
             entrypoint_num_cpus, entrypoint_num_gpus, entrypoint_memory,
             entrypoint_resources: reserved for the entrypoint itself, which runs on a
                 node that has them (on the head when none are asked for).
+            entrypoint_label_selector: Ray's; raggio's job manager refuses a non-empty one.
 
         Raises:
             RuntimeError: the server refused the job (a taken id, a bad argument).
@@ -158,7 +160,8 @@ class JobSubmissionClient:
                 "entrypoint_num_cpus": entrypoint_num_cpus,
                 "entrypoint_num_gpus": entrypoint_num_gpus,
                 "entrypoint_memory": entrypoint_memory,
-                "entrypoint_resources": entrypoint_resources}
+                "entrypoint_resources": entrypoint_resources,
+                "entrypoint_label_selector": entrypoint_label_selector}
         body = {key: value for key, value in body.items() if value is not None}
         return self._json("POST", "/api/jobs/", body)["submission_id"]
 

@@ -120,7 +120,7 @@ def test_a_stopped_job_loses_its_whole_process_group(cluster):
 def test_entrypoint_resources_place_the_job_on_the_node_that_has_them(cluster):
     client = cluster.client()
     job = client.submit_job(entrypoint="echo placed", entrypoint_resources={"entry": 1},
-                            entrypoint_num_cpus=0.5)
+                            entrypoint_num_cpus=0.5, entrypoint_memory=2**20)
     info = wait_finished(client, job)
     assert info.status == JobStatus.SUCCEEDED
     assert info.driver_node_id == node_ids(cluster)[1]
