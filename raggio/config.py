@@ -115,8 +115,15 @@ class Config:
         "Node memory use (a fraction) above which the newest worker is killed.", 0.95)
     memory_monitor_period_s: float = _doc("How often the memory monitor looks.", 0.25)
     temp_dir: str = _doc("Where session directories live.", "/tmp/raggio")
-    auth_token: str = _doc("The cluster token, when not read from the session directory.", "")
+    auth_token: str = _doc("The cluster token, when not read from the session directory.", "",
+                           "RAY_AUTH_TOKEN")
     address: str = _doc("The cluster init() joins when given no address.", "", "RAY_ADDRESS")
+    job_stop_wait_time_s: float = _doc(
+        "How long a stopped job's entrypoint has after SIGTERM before SIGKILL.", 3.0,
+        "RAY_JOB_STOP_WAIT_TIME_S")
+    job_config_json: str = _doc(
+        "The JobConfig a submitted job's driver takes (metadata, runtime_env), as JSON; set "
+        "by its supervisor.", "", "RAY_JOB_CONFIG_JSON_ENV_VAR")
     logging_level: str = _doc("Log level of raggio's own processes.", "WARNING")
     node_market_type: str = _doc(
         "A node's ray.io/market-type label (spot, on-demand), as Ray reads it.", "",

@@ -127,8 +127,6 @@ DEPARTURES: dict[str, str] = {
         "internal: raised inside Ray's dashboard state server; a caller of the state API "
         "sees RayStateApiException"),
     # what later issues bring
-    "ray.job_submission": ("issue #15 brings job submission (JobSubmissionClient, JobStatus, "
-                           "...)"),
     "ray.autoscaler.sdk.request_resources": "issue #17 brings the autoscaler",
     **{f"ray.autoscaler.sdk.{name}": _LAUNCHER for name in (
         "bootstrap_config", "configure_logging", "create_or_update_cluster",

@@ -44,6 +44,7 @@ from raggio.alerts.payloads import FORMATS
 from raggio.alerts.webhooks import Webhook
 from raggio.common import launch_failures
 from raggio.common.states import ALIVE
+from raggio.job_submission.common import JOB_INFO_KEY_PREFIX, JobInfo
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,20 @@ class AlertManager:
     async def _call(self, op: str, payload=None):
         return await self._store.call(op, payload, REQUEST_TIMEOUT_S)
 
+    async def _submitted_jobs(self) -> list[dict]:
+        """The submitted jobs' records as ``job_failed`` reads them (end_time in s)."""
+        keys = await self._call("kv_keys", JOB_INFO_KEY_PREFIX)
+        values = await self._call("kv_multi_get", keys) if keys else []
+        rows = []
+        for key, raw in zip(keys, values):
+            if raw is not None:
+                info = JobInfo.from_json(json.loads(raw))
+                rows.append({"submission_id": key[len(JOB_INFO_KEY_PREFIX):],
+                             "entrypoint": info.entrypoint, "status": info.status.value,
+                             "message": info.message,
+                             "end_time": info.end_time / 1000 if info.end_time else None})
+        return rows
+
     async def look(self, now: float) -> None:
         """One look at the cluster (see the module docstring); ``now``: when it began."""
         versions = await self._call("table_versions")
@@ -170,6 +185,9 @@ class AlertManager:
         if "jobs" in changed:
             jobs = await self._call("get_jobs")
             sent += self._rule("job_failed", rules.job_failed, jobs, self._since, now=now)
+        if self.config.rule("job_failed"):  # submitted jobs: their records are in the KV
+            sent += self._rule("job_failed", rules.job_failed, await self._submitted_jobs(),
+                               self._since, now=now)
         if self.config.rule("autoscaler_launch_failed"):
             failures = launch_failures.read(
                 await self._call("kv_get", launch_failures.LAUNCH_FAILURES_KEY))

@@ -102,12 +102,13 @@ def actor_died(actors: list[dict], since: float) -> list[Alert]:
 
 
 def job_failed(jobs: list[dict], since: float) -> list[Alert]:
-    """A job that ended FAILED after ``since``."""
+    """A job that ended FAILED after ``since`` (a driver's record, or a submitted job's,
+    named by its submission id)."""
     alerts = []
     for job in jobs:
         if job.get("status") != "FAILED" or (job.get("end_time") or 0) <= since:
             continue
-        job_hex = RESOURCES["jobs"].shape(job)["job_id"]
+        job_hex = job.get("submission_id") or RESOURCES["jobs"].shape(job)["job_id"]
         message = job.get("message") or "no message recorded"
         alerts.append(Alert(
             "job_failed", ERROR, f"job_failed:{job_hex}", f"Job {job_hex} failed: {message}",

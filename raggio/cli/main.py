@@ -292,6 +292,93 @@ def microbenchmark(quick: bool, name_filter: str, json_path: str | None) -> None
 
 
 @main.group()
+def job() -> None:
+    """Submit jobs to a cluster's dashboard and follow them (Ray's `ray job`)."""
+
+
+_ADDRESS = click.option("--address", default=None,
+                        help="The dashboard (http://HOST:8265); RAY_ADDRESS, or this "
+                        "machine's cluster, when not given.")
+_HEADERS = click.option("--headers", default=None,
+                        help='JSON of headers sent with every request: {"KEY": "VALUE"}.')
+
+
+@job.command(name="submit", context_settings={"ignore_unknown_options": True})
+@_ADDRESS
+@click.option("--no-wait", is_flag=True, help="Do not tail the job's logs until it exits.")
+@click.option("--submission-id", "--job-id", "submission_id", default=None,
+              help="The job's id (generated when not given).")
+@click.option("--runtime-env-json", default=None, help="The job's runtime_env, as JSON.")
+@click.option("--working-dir", default=None, help="The job's working_dir.")
+@click.option("--metadata-json", default=None, help="The job's metadata, as JSON.")
+@click.option("--entrypoint-num-cpus", type=float, default=None,
+              help="CPUs reserved for the entrypoint itself.")
+@click.option("--entrypoint-num-gpus", type=float, default=None,
+              help="GPUs reserved for the entrypoint itself.")
+@click.option("--entrypoint-memory", type=int, default=None,
+              help="Memory (bytes) reserved for the entrypoint itself.")
+@click.option("--entrypoint-resources", default=None,
+              help="Custom resources reserved for the entrypoint, as JSON.")
+@_HEADERS
+@click.argument("entrypoint", nargs=-1, required=True, type=click.UNPROCESSED)
+def job_submit(**options) -> None:
+    """Submit a job: raggio job submit [OPTIONS] -- COMMAND..."""
+    from raggio.cli import job as job_module
+    job_module.submit(**options)
+
+
+@job.command(name="status")
+@_ADDRESS
+@click.argument("job_id")
+@_HEADERS
+def job_status(address, job_id, headers) -> None:
+    """A job's status and its message."""
+    from raggio.cli import job as job_module
+    job_module.status(address, job_id, headers)
+
+
+@job.command(name="stop")
+@_ADDRESS
+@click.option("--no-wait", is_flag=True, help="Do not wait for the job to exit.")
+@click.argument("job_id")
+@_HEADERS
+def job_stop(address, no_wait, job_id, headers) -> None:
+    """Stop a job: SIGTERM to its process group, SIGKILL after a grace period."""
+    from raggio.cli import job as job_module
+    job_module.stop(address, no_wait, job_id, headers)
+
+
+@job.command(name="logs")
+@_ADDRESS
+@click.argument("job_id")
+@click.option("-f", "--follow", is_flag=True, help="Follow the log until the job exits.")
+@_HEADERS
+def job_logs(address, job_id, follow, headers) -> None:
+    """What a job's entrypoint printed."""
+    from raggio.cli import job as job_module
+    job_module.logs(address, job_id, follow, headers)
+
+
+@job.command(name="list")
+@_ADDRESS
+@_HEADERS
+def job_list(address, headers) -> None:
+    """Every submitted job and every driver."""
+    from raggio.cli import job as job_module
+    job_module.list_jobs(address, headers)
+
+
+@job.command(name="delete")
+@_ADDRESS
+@click.argument("job_id")
+@_HEADERS
+def job_delete(address, job_id, headers) -> None:
+    """Forget an ended job."""
+    from raggio.cli import job as job_module
+    job_module.delete(address, job_id, headers)
+
+
+@main.group()
 def alerts() -> None:
     """The alerts of the head's alerting config (`raggio start --head --alerting-config`)."""
 

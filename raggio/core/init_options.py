@@ -20,6 +20,7 @@ pass them and work.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from typing import Any
@@ -116,7 +117,22 @@ def resolve(cfg: Config, *, num_cpus: float | None, num_gpus: float | None,
         _apply_system_config(settings, private["_system_config"])
     if job_config is not None:
         _apply_job_config(settings, job_config)
+    _apply_submitted_job(settings)
     return settings
+
+
+def _apply_submitted_job(settings: InitSettings) -> None:
+    """A submitted job's driver (its supervisor set RAY_JOB_CONFIG_JSON_ENV_VAR) records
+    the job's metadata, with its submission id, as Ray's drivers do: the job list links
+    the driver to its submission by it."""
+    if not settings.cfg.job_config_json:
+        return
+    try:
+        submitted = json.loads(settings.cfg.job_config_json).get("metadata") or {}
+    except (ValueError, AttributeError):
+        raise ValueError("RAY_JOB_CONFIG_JSON_ENV_VAR is not a JSON object: "
+                         f"{settings.cfg.job_config_json[:200]!r}") from None
+    settings.job_info["metadata"] = dict(submitted, **settings.job_info.get("metadata", {}))
 
 
 def _refuse_unsupported(local_mode, logging_config, enable_resource_isolation,

@@ -2,8 +2,9 @@
 
 Route tables come from the modules that own them: ``auth`` (logging in),
 ``rest`` (Ray's HTTP API: ``/api/version``, ``/api/v0/...``, ``/nodes``,
-logs), ``package_routes`` (the runtime-env packages Ray's job clients upload),
-``ui_api`` and ``job_output`` (the web UI's own views), ``live`` (server-sent events for
+logs), ``job_routes`` (Ray's jobs API, ``/api/jobs/``), ``package_routes`` (the
+runtime-env packages Ray's job clients upload), ``ui_api`` and ``job_output`` (the web UI's
+own views), ``live`` (server-sent events for
 pages, and the one poller behind them), ``metrics_routes`` (the Metrics page's history of every
 node's metrics, and its scraper), ``pages`` (the web UI).
 Errors are JSON in Ray's envelope (``{"result": false, "msg": ..., "data": {}}``):
@@ -19,8 +20,10 @@ import logging
 
 from aiohttp import web
 
-from raggio.dashboard import (auth, job_output, live, metrics_routes, package_routes, pages,
-                              rest, ui_api)
+from raggio.config import get_config
+from raggio.dashboard import (auth, job_output, job_routes, live, metrics_routes,
+                              package_routes, pages, rest, ui_api)
+from raggio.dashboard.job_manager import JobManager
 from raggio.dashboard.control_store import ControlStore, Unavailable
 from raggio.dashboard.node_managers import NodeManagers
 from raggio.dashboard.routing import NODES, SESSION, STORE, TOKEN, BadRequest, error_body, ok
@@ -65,13 +68,17 @@ def make_app(store: ControlStore, *, token: str, session: dict) -> web.Applicati
     app[NODES] = NodeManagers(token)
     app[SESSION] = session
     app[TOKEN] = token
+    app[job_routes.JOBS] = JobManager(store, session["gcs_address"], token,
+                                      get_config().job_stop_wait_time_s)
     app.add_routes(auth.routes(token))
     app.add_routes(rest.routes())
     app.add_routes(ui_api.routes())
     app.add_routes(job_output.routes())
+    app.add_routes(job_routes.routes())
     app.add_routes(package_routes.routes())
     app.add_routes(live.routes())
     app.cleanup_ctx.append(live.poller_context)
+    app.cleanup_ctx.append(job_routes.jobs_context)  # after the poller: it tells it
     app.add_routes(metrics_routes.routes())
     app.cleanup_ctx.append(metrics_routes.metrics_context)  # after the poller: it tells it
     app.add_routes(pages.routes())

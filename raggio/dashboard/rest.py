@@ -5,8 +5,8 @@ before anything else), the health checks (``/api/healthz``,
 ``/api/gcs_healthz``, ``/-/healthz``: no token needed), the cluster's status
 (``/api/cluster_status``) and its nodes (``/nodes?view=summary``,
 ``view=hostNameList``); ``routes()`` adds the state API (``state_routes.py``)
-and the logs (``log_routes.py``). The jobs API (``/api/jobs/``) comes with
-submitted jobs (issue #15).
+and the logs (``log_routes.py``). The jobs API (``/api/jobs/``) is
+``job_routes.py``'s.
 
 Where Ray answers with its protobufs' fields in camelCase (``rest_response``'s
 ``convert_google_style``: ``object_store_memory`` becomes

@@ -25,6 +25,7 @@ from raggio.dashboard.query import not_found, parse_hex_id, query_int
 from raggio.dashboard.routing import STORE, BadRequest, ok
 from raggio.dashboard.state_routes import HISTORY_FILTERS
 from raggio.cluster_status import node_usage, summed_usage
+from raggio.job_submission.common import is_internal_driver
 from raggio.util.state.rows import RESOURCES
 
 #: The most rows one page may ask for.
@@ -168,6 +169,7 @@ async def overview(request: web.Request) -> web.Response:
     nodes, actors, jobs, tasks = await asyncio.gather(
         store.call("get_nodes"), store.call("list_actors"), store.call("get_jobs"),
         store.call("task_page", {"limit": 0}))
+    jobs = [job for job in jobs if not is_internal_driver(job)]  # the job manager's own
     job_rows = sorted(map(_shape["jobs"], jobs), key=lambda job: -(job["start_time"] or 0))
     return ok({
         "nodes": collections.Counter(node["state"] for node in nodes),

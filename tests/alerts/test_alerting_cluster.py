@@ -24,6 +24,7 @@ import yaml
 from raggio import cluster_file
 from raggio.common import launch_failures
 from raggio.core import one_shot
+from raggio.job_submission import JobSubmissionClient
 from raggio.test_utils import alive, daemons, env_for, free_port, run_cli, wait_until
 
 TIMEOUT_S = 120
@@ -184,6 +185,17 @@ def test_an_actor_that_dies_for_good_alerts_and_a_killed_one_does_not(head, modu
     assert alert["severity"] == "error"
     assert not module_receiver.received(
         "webhook", lambda body: body["details"].get("class_name") == "Killed")
+
+
+def test_a_submitted_job_that_fails_alerts(head, module_receiver):
+    client = JobSubmissionClient(head.info["dashboard_url"],
+                                 headers={"Authorization": f"Bearer {head.token}"})
+    job = client.submit_job(entrypoint="python -c 'import sys; print(\"oops\"); sys.exit(3)'")
+    alert = module_receiver.wait_for(
+        "webhook", lambda body: body["name"] == "job_failed"
+        and body["details"]["submission_id"] == job)
+    assert "exit code 3" in alert["message"] and "oops" in alert["details"]["message"]
+    assert alert["severity"] == "error"
 
 
 FAILING_TASKS = textwrap.dedent("""

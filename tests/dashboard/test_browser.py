@@ -233,6 +233,22 @@ def test_jobs_page_lists_the_driver_s_job_and_its_workers_output(browser, driver
     assert not browser.reloaded()
 
 
+def test_jobs_page_shows_a_submitted_job_its_status_message_and_log(browser, dashboard_cluster):
+    from raggio.job_submission import JobSubmissionClient
+    client = JobSubmissionClient(dashboard_cluster.url,
+                                 headers={"Authorization": f"Bearer {dashboard_cluster.token}"})
+    browser.open("jobs")
+    job = client.submit_job(entrypoint="echo submitted output; sleep 1; exit 3")
+    browser.wait_row_text(job, "RUNNING")  # the page follows it without a reload
+    browser.wait_row_text(job, "FAILED")
+    assert "failed with exit code 3" in browser.row(job).text
+    browser.go(f"jobs/{job}")
+    browser.wait_text(f"Job {job}", "h1")
+    browser.wait_text("submitted output", ".log-view")
+    assert "SUBMISSION" in browser.text() and "Exit code" in browser.text()
+    assert not browser.reloaded()
+
+
 def test_cluster_page_shows_a_pending_group_until_it_is_removed(browser, driver):
     from raggio.util.placement_group import placement_group, remove_placement_group
     group = placement_group([{"CPU": 64}])

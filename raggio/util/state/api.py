@@ -79,6 +79,8 @@ def records_from_reply(spec: Resource, reply) -> tuple[list, dict]:
     if spec.fan_out:
         return reply["rows"], {"total": len(reply["rows"]), "unanswered": reply["unanswered"]}
     records = list(reply.values()) if isinstance(reply, dict) else reply
+    if spec.hidden is not None:
+        records = [record for record in records if not spec.hidden(record)]
     return records, {"total": len(records)}
 
 

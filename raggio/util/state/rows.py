@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from raggio.common.placement_group_resources import (is_group_resource, placement_group_of,
                                                      requested_resources)
+from raggio.job_submission.common import is_internal_driver
 from raggio.util.state.common import (ActorState, JobState, NodeState, ObjectState,
                                       PlacementGroupState, StateSchema, TaskState,
                                       WorkerState)
@@ -37,6 +38,8 @@ class Resource:
     several: bool = False
     #: Whether the control store asks every node (``{"rows", "unanswered"}`` replies).
     fan_out: bool = False
+    #: Records left out of every listing (raggio's own drivers among the jobs).
+    hidden: Callable[[Any], bool] | None = None
 
 
 def _job_hex(job_id: int | None) -> str:
@@ -200,7 +203,8 @@ RESOURCES: dict[str, Resource] = {
                      ("job_id", "submission_id", "entrypoint", "type", "status"),
                      ("message", "error_type", "driver_info", "driver_pid",
                       "driver_address", "ray_namespace", "start_time", "end_time",
-                      "metadata", "runtime_env"), _job_row, JobState),
+                      "metadata", "runtime_env"), _job_row, JobState,
+                     hidden=is_internal_driver),
     "placement-groups": Resource("placement_group_table", "placement_group_id",
                                  ("placement_group_id", "name", "creator_job_id", "state"),
                                  ("strategy", "ray_namespace", "bundles", "pending_reason",

@@ -29,7 +29,8 @@ export function eventList(events) {
 
 export function jobColumns() {
   return [
-    { title: "Job", render: (j) => h("a", { class: "id", href: `#/jobs/${j.job_id}` }, j.job_id) },
+    { title: "Job", render: (j) => h("a", { class: "id", href: `#/jobs/${j.job_id || j.submission_id}` },
+      j.job_id || j.submission_id) },
     { title: "Status", render: (j) => badge(j.status) },
     { title: "Entrypoint", wrap: true, render: (j) => h("span", { class: "mono" }, j.entrypoint || "–") },
     { title: "Started", render: (j) => timeCell(j.start_time) },
