@@ -123,6 +123,8 @@ class RemoteFunction(Submittable):
         if kwargs or not fewest <= len(args) <= most:
             check_call(parameters, args, kwargs)
         core = context.get_core()
+        if core.is_client:
+            return core.submit_task(self, args, kwargs)
         options = self._options
         function_id = self._exporter.ensure_exported(core)
         num_returns = options.get("num_returns", 1)
