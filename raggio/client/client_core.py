@@ -136,6 +136,11 @@ class ClientCore:
     def shutdown(self) -> None:
         if self._closed:
             return
+        if self._conn is not None and not self._conn.is_closed:
+            try:  # the session ends now, not after the reconnect grace period
+                self.run_sync(self._conn.call_with_timeout("disconnect", None, 5.0), 10.0)
+            except Exception:  # noqa: BLE001 (gone already: the grace period ends it)
+                logger.debug("disconnect failed", exc_info=True)
         self._closed = True
         if self._conn is not None:
             self.loop.call_soon_threadsafe(self._conn.close)

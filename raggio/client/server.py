@@ -11,7 +11,8 @@ here beyond msgpack), and the session's ``output`` notifications go back to the 
 
 A client whose connection drops keeps its session for ``client_reconnect_grace_s``
 (Ray's 30 s): connecting again with the same id within it resumes the session; after
-it the session process's stdin is closed and it exits, freeing the client's objects and
+it (or at once, when the client calls ``disconnect`` from ``raggio.shutdown()``) the
+session process's stdin is closed and it exits, freeing the client's objects and
 non-detached actors. Not here: the calls themselves (``session.py``) and the client's
 side (``client_core.py``).
 """
@@ -59,6 +60,7 @@ class ClientServer:
         self._tasks: set[asyncio.Task] = set()
         handlers = {op: self._relay(op) for op in protocol.SESSION_OPS}
         handlers["connect"] = self.connect
+        handlers["disconnect"] = self.disconnect
         self._server = Server(handlers, token=token, listen=listen,
                               info={"role": "ray client server"})
 
@@ -104,6 +106,12 @@ class ClientServer:
         self._by_client[conn] = session
         conn.close_callbacks.append(self._client_lost)
         return dict(info, reconnected=reconnected)
+
+    def disconnect(self, conn: Connection, payload) -> None:
+        """The client is done (``raggio.shutdown()``): end its session now, no grace."""
+        session = self._by_client.get(conn)
+        if session is not None:
+            self._end(session)
 
     def _relay(self, op: str):
         def relay(conn: Connection, payload):

@@ -155,11 +155,13 @@ CLIENT_SCHEMES = ("ray://", "raggio://")
 def _connect_client(address: str, settings: init_options.InitSettings,
                     log_to_driver: bool) -> "RayContext":
     """Connect as a remote driver through the head's client server (``raggio/client/``):
-    the token is RAGGIO_AUTH_TOKEN's, else this machine's current cluster's."""
+    the token is RAGGIO_AUTH_TOKEN's, else that of a head this process started, else this
+    machine's current cluster's."""
     init_options.refuse_when_joining(settings)
     cfg = settings.cfg
     current = cluster_file.read(settings.temp_dir)
-    token = cfg.auth_token or (cluster_file.read_token(current) if current else "") or ""
+    token = (cfg.auth_token or cluster_file.known_token(address.partition("://")[2])
+             or (cluster_file.read_token(current) if current else "") or "")
     core = context.connect_client(address, cfg=cfg, token=token,
                                   namespace=settings.namespace,
                                   runtime_env=settings.runtime_env, log_to_driver=log_to_driver)

@@ -1,0 +1,207 @@
+"""ray:// clients: remote drivers through the head's client server (raggio/client/).
+
+One head for the module, with a client server on a free port and a short reconnect
+grace period; each client is a process of its own (as on another machine), except
+where the test itself is the client.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+import raggio as ray
+from raggio import cluster_file
+from raggio.core import context
+from raggio.launch import wait_ready
+from raggio.node_spec import NodeSpec
+
+GRACE_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def head(module_daemons):
+    spec = NodeSpec(head=True, tied=True, num_cpus=2, port=0, ray_client_server_port=0,
+                    object_store_memory=400 * 2**20,
+                    config={"client_reconnect_grace_s": GRACE_S})
+    process = spec.start_process()
+    ready = wait_ready(process, 30, "head")
+    module_daemons.append(psutil.Process(process.pid))
+    cluster_file.remember_token(ready["ray_client_address"], ready["token"])
+    yield dict(ready, address="ray://" + ready["ray_client_address"], process=process)
+    process.stdin.close()
+    process.wait(timeout=30)
+    process.stdout.close()
+
+
+def _env(head, **more) -> dict:
+    return {**os.environ, "RAGGIO_AUTH_TOKEN": head["token"], **more}
+
+
+def _run_client(head, script: str, *, env: dict | None = None, timeout_s: float = 90):
+    """Run ``script`` (with ``ADDRESS`` defined) as a client process; its result."""
+    code = f"ADDRESS = {head['address']!r}\n" + textwrap.dedent(script)
+    return subprocess.run([sys.executable, "-c", code], env=env or _env(head),
+                          capture_output=True, text=True, timeout=timeout_s)
+
+
+def _sessions(head) -> list[psutil.Process]:
+    """The session driver processes the head runs now."""
+    return [child for child in psutil.Process(head["process"].pid).children()
+            if "raggio.client.session" in " ".join(child.cmdline())]
+
+
+def _wait_for(condition, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_a_client_runs_tasks_and_actors_and_moves_large_objects(head):
+    result = _run_client(head, """
+        import numpy as np
+        import raggio as ray
+        ray.init(ADDRESS, namespace="shared")
+
+        @ray.remote
+        def double(x):
+            print("doubling", x)
+            return x * 2
+
+        @ray.remote
+        class Counter:
+            def __init__(self, start):
+                self.value = start
+            def add(self, n):
+                self.value += n
+                return self.value
+
+        assert ray.get(double.remote(21)) == 42
+        assert ray.get([double.options(num_cpus=1).remote(i) for i in range(3)]) == [0, 2, 4]
+        counter = Counter.options(name="counter").remote(10)
+        assert ray.get(counter.add.remote(1)) == 11
+        assert ray.get(ray.get_actor("counter").add.remote(1)) == 12
+        Counter.options(name="kept", lifetime="detached").remote(0)
+
+        big = np.arange(50 * 2**20 // 8, dtype=np.float64)  # 50 MB
+        ref = ray.put(big)
+        assert np.array_equal(ray.get(ref), big)
+        assert ray.get(double.remote(ref))[-1] == big[-1] * 2  # a ref as an argument
+        ready, not_ready = ray.wait([ref, double.remote(1)], num_returns=2, timeout=30)
+        assert len(ready) == 2 and not not_ready
+        assert ray.cluster_resources()["CPU"] == 2
+        assert len(ray.nodes()) == 1
+        assert ray.get_runtime_context().namespace == "shared"
+        print("client done")
+        ray.shutdown()
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "client done" in result.stdout
+    assert "doubling 21" in result.stdout  # the worker's output, printed on the client
+    # The detached actor outlives its client; the other one went with it.
+    check = _run_client(head, """
+        import raggio as ray
+        ray.init(ADDRESS, namespace="shared")
+        assert ray.get(ray.get_actor("kept").add.remote(5)) == 5
+        print(sorted(ray.util.list_named_actors()))
+        ray.kill(ray.get_actor("kept"))
+    """)
+    assert check.returncode == 0, check.stderr
+    assert "['kept']" in check.stdout
+
+
+def test_a_killed_client_is_freed_after_the_grace_period(head):
+    client = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        import raggio as ray
+        ray.init({head['address']!r}, namespace="victim")
+
+        @ray.remote
+        class Holder:
+            def ping(self):
+                return "pong"
+
+        holder = Holder.options(name="holder").remote()
+        ray.get(holder.ping.remote())
+        ref = ray.put(b"x" * 2**20)
+        print("ready", flush=True)
+        sys.stdin.read()
+    """)], env=_env(head), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert client.stdout.readline().strip() == "ready"
+        sessions = _sessions(head)
+        assert sessions
+        client.kill()
+    finally:
+        client.wait()
+        client.stdin.close()
+        client.stdout.close()
+    killed_at = time.monotonic()
+    _wait_for(lambda: not any(s.is_running() and s.status() != psutil.STATUS_ZOMBIE
+                              for s in sessions), GRACE_S + 15, "the session to end")
+    assert time.monotonic() - killed_at >= GRACE_S * 0.9  # it waited for a reconnect
+    check = _run_client(head, """
+        import raggio as ray
+        ray.init(ADDRESS, namespace="victim")
+        print(ray.util.list_named_actors())
+    """)
+    assert check.returncode == 0, check.stderr
+    assert "[]" in check.stdout  # the session's actor ended with it
+
+
+def test_a_client_that_reconnects_in_time_keeps_its_session(head, shutdown_only):
+    ray.init(head["address"])
+    ref = ray.put({"kept": True})
+    core = context.get_core()
+    core.loop.call_soon_threadsafe(core._conn.close)  # the network drops
+    _wait_for(lambda: core._conn.is_closed, 5, "the connection to close")
+    assert ray.get(ref) == {"kept": True}  # reconnected, same session, same object
+
+
+def test_a_wrong_token_and_other_versions_are_refused(head):
+    wrong = _run_client(head, """
+        import raggio as ray
+        ray.init(ADDRESS)
+    """, env=_env(head, RAGGIO_AUTH_TOKEN="not-the-token"))
+    assert wrong.returncode != 0
+    assert "AuthenticationError" in wrong.stderr and "token" in wrong.stderr
+    mismatch = _run_client(head, """
+        import raggio as ray
+        from raggio.client import protocol
+        real = protocol.versions
+        protocol.versions = lambda: dict(real(), python_version="3.99")
+        ray.init(ADDRESS)
+    """)
+    assert mismatch.returncode != 0
+    python = "%d.%d" % sys.version_info[:2]
+    assert "Version mismatch" in mismatch.stderr
+    assert "Python 3.99" in mismatch.stderr and f"Python {python}" in mismatch.stderr
+
+
+def test_a_client_cannot_read_another_clients_objects(head, shutdown_only):
+    owner = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        import raggio as ray
+        ray.init({head['address']!r})
+        ref = ray.put("secret")
+        print(ref.hex(), flush=True)
+        sys.stdin.read()
+    """)], env=_env(head), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        object_id = bytes.fromhex(owner.stdout.readline().strip())
+        ray.init(head["address"])
+        stolen = ray.ObjectRef(object_id)
+        with pytest.raises(ValueError, match="not known to this ray:// client session"):
+            ray.get(stolen, timeout=10)
+    finally:
+        owner.stdin.close()
+        owner.wait(timeout=30)
+        owner.stdout.close()
