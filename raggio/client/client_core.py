@@ -30,7 +30,7 @@ from typing import Any
 
 import cloudpickle
 
-from raggio.client import protocol
+from raggio.client import pickling, protocol
 from raggio.core.actor import ActorHandle
 from raggio.core.object_ref import ObjectRef
 from raggio.exceptions import ConnectionLost, RpcError
@@ -261,7 +261,7 @@ class ClientCore:
                 buffer += await self._call("read_chunk", {"download": reply["download"],
                                                           "offset": len(buffer)})
             blob = buffer
-        return protocol.loads(blob, self._resolve)
+        return pickling.loads(blob, self._resolve)
 
     def get_future(self, ref: ObjectRef) -> concurrent.futures.Future:
         async def one():
@@ -269,7 +269,7 @@ class ClientCore:
         return asyncio.run_coroutine_threadsafe(one(), self.loop)
 
     def put(self, value: Any) -> ObjectRef:
-        blob = protocol.dumps(value, self._stand_in)
+        blob = pickling.dumps(value, self._stand_in)
         return ObjectRef(self.run_sync(self._put(blob)), "")
 
     async def _put(self, blob: bytes) -> bytes:
@@ -309,7 +309,7 @@ class ClientCore:
         return self._refs(self.call("submit_actor_call", {
             "actor_id": handle._actor_id, "method": method,
             "options": cloudpickle.dumps(options),
-            "args": protocol.dumps((args, kwargs), self._stand_in)}))
+            "args": pickling.dumps((args, kwargs), self._stand_in)}))
 
     def get_actor(self, name: str, namespace: str | None) -> ActorHandle:
         return self._handle(self.call("get_actor", {"name": name,
@@ -320,7 +320,7 @@ class ClientCore:
             raise NotImplementedError("Generators (num_returns='streaming' or 'dynamic') are "
                                       "not supported through ray:// yet.")
         return {"key": self._register(definition), "options": cloudpickle.dumps(options),
-                "args": protocol.dumps((args, kwargs), self._stand_in)}
+                "args": pickling.dumps((args, kwargs), self._stand_in)}
 
     def _register(self, definition) -> str:
         """The session's key for a function or class, sent to it once."""

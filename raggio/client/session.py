@@ -25,7 +25,7 @@ import threading
 
 import cloudpickle
 
-from raggio.client import protocol
+from raggio.client import pickling, protocol
 from raggio.core import actor, api, context
 from raggio.core.actor import ActorHandle
 from raggio.core.object_ref import ObjectRef
@@ -92,7 +92,7 @@ class Session:
                 "methods": handle._methods, "max_task_retries": handle._max_task_retries}
 
     def _call_args(self, payload: dict) -> tuple:
-        args, kwargs = protocol.loads(payload["args"], self._resolve)
+        args, kwargs = pickling.loads(payload["args"], self._resolve)
         return args, kwargs, cloudpickle.loads(payload["options"])
 
     # -- the ops (see protocol.SESSION_OPS)
@@ -130,11 +130,11 @@ class Session:
         if blob is None:
             with self._lock:
                 blob = self.uploads.pop(payload["upload"])
-        return self._stand_in(api.put(protocol.loads(blob, self._resolve)))[1]
+        return self._stand_in(api.put(pickling.loads(blob, self._resolve)))[1]
 
     def get(self, payload: dict) -> dict:
         refs = [self._resolve("ref", object_id) for object_id in payload["ids"]]
-        blob = protocol.dumps(api.get(refs, timeout=payload["timeout"]), self._stand_in)
+        blob = pickling.dumps(api.get(refs, timeout=payload["timeout"]), self._stand_in)
         if len(blob) <= protocol.CHUNK_BYTES:
             return {"data": blob}
         with self._lock:
@@ -208,7 +208,7 @@ def _in_thread(executor, method):
         try:
             result = await asyncio.get_running_loop().run_in_executor(executor, method, payload)
         except Exception as exc:  # noqa: BLE001 (every error goes back to the client)
-            return {"error": protocol.dumps_error(exc)}
+            return {"error": pickling.dumps_error(exc)}
         return {"ok": result}
     return handle
 
