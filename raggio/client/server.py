@@ -31,6 +31,10 @@ from raggio.rpc import Connection, Server, connect
 
 logger = logging.getLogger(__name__)
 
+#: How long a disconnecting client still gets output: the node's log monitor reads the
+#: workers' files every 100 ms, and a line then takes two more hops to reach the client.
+OUTPUT_LINGER_S = 0.3
+
 
 @dataclass
 class _Session:
@@ -107,10 +111,12 @@ class ClientServer:
         conn.close_callbacks.append(self._client_lost)
         return dict(info, reconnected=reconnected)
 
-    def disconnect(self, conn: Connection, payload) -> None:
-        """The client is done (``raggio.shutdown()``): end its session now, no grace."""
+    async def disconnect(self, conn: Connection, payload) -> None:
+        """The client is done (``raggio.shutdown()``): end its session now, no grace, but
+        after the output its last tasks printed has had time to arrive."""
         session = self._by_client.get(conn)
         if session is not None:
+            await asyncio.sleep(OUTPUT_LINGER_S)
             self._end(session)
 
     def _relay(self, op: str):
