@@ -118,6 +118,53 @@ def test_a_client_runs_tasks_and_actors_and_moves_large_objects(head):
     assert "['kept']" in check.stdout
 
 
+def test_errors_options_cancel_and_the_jobs_runtime_env_reach_the_client(head):
+    result = _run_client(head, """
+        import asyncio, os, time
+        import pytest
+        import raggio as ray
+        from raggio.exceptions import GetTimeoutError, TaskCancelledError
+        ray.init(ADDRESS, runtime_env={"env_vars": {"FROM_CLIENT": "yes"}})
+
+        class MyError(Exception):  # defined in the client's __main__ only
+            pass
+
+        @ray.remote
+        def fail():
+            raise MyError("boom")
+
+        @ray.remote
+        def env():
+            return os.environ.get("FROM_CLIENT")
+
+        @ray.remote(num_returns=2)
+        def pair():
+            return 1, 2
+
+        @ray.remote
+        def sleep(seconds):
+            time.sleep(seconds)
+
+        with pytest.raises(MyError, match="boom"):
+            ray.get(fail.remote())
+        assert ray.get(env.remote()) == "yes"
+        assert ray.get(list(pair.remote())) == [1, 2]
+        slow = sleep.remote(60)
+        with pytest.raises(GetTimeoutError):
+            ray.get(slow, timeout=0.2)
+        ray.cancel(slow)
+        with pytest.raises(TaskCancelledError):
+            ray.get(slow, timeout=30)
+
+        async def awaited():
+            return await env.remote()
+        assert asyncio.run(asyncio.wait_for(awaited(), 30)) == "yes"
+        print("client done")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "client done" in result.stdout
+
+
 def test_a_killed_client_is_freed_after_the_grace_period(head):
     client = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys
