@@ -103,6 +103,7 @@ class ClientCore:
         self._conn: Connection | None = None
         self._connect_lock: asyncio.Lock | None = None
         self._released: dict[str, list[bytes]] = {"refs": [], "actors": []}
+        self._release_lock = threading.Lock()
         self._registered: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._closed = False
         self.loop = asyncio.new_event_loop()
@@ -206,16 +207,18 @@ class ClientCore:
         """Batch a release: the first of a loop iteration schedules the message."""
         if self._closed:
             return
-        batch = self._released[kind]
-        batch.append(object_id)
-        if len(self._released["refs"]) + len(self._released["actors"]) == 1:
+        with self._release_lock:
+            self._released[kind].append(object_id)
+            first = len(self._released["refs"]) + len(self._released["actors"]) == 1
+        if first:
             try:
                 self.loop.call_soon_threadsafe(self._send_releases)
             except RuntimeError:  # the loop closed (interpreter shutdown)
                 pass
 
     def _send_releases(self) -> None:
-        released, self._released = self._released, {"refs": [], "actors": []}
+        with self._release_lock:
+            released, self._released = self._released, {"refs": [], "actors": []}
         if self._conn is not None and not self._conn.is_closed:
             self._conn.notify("release", released)
 

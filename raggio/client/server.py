@@ -100,7 +100,12 @@ class ClientServer:
         if session is None:
             session = self.sessions[client_id] = _Session(client_id)
             self._spawn(self._start_session(session, payload))
-        info = await asyncio.shield(session.started)
+        try:
+            info = await asyncio.shield(session.started)
+        except asyncio.CancelledError:  # the client left while its session was starting
+            if session.client is None:
+                self._expire_later(session)
+            raise
         if session.expiry is not None:
             session.expiry.cancel()
             session.expiry = None
@@ -181,7 +186,11 @@ class ClientServer:
         if session is None or session.client is not conn:
             return
         session.client = None
-        if self.sessions.get(session.client_id) is session:
+        self._expire_later(session)
+
+    def _expire_later(self, session: _Session) -> None:
+        """End the session after the grace period, unless its client comes back."""
+        if self.sessions.get(session.client_id) is session and session.expiry is None:
             session.expiry = asyncio.get_running_loop().call_later(
                 self._cfg.client_reconnect_grace_s, self._end, session)
 

@@ -25,7 +25,7 @@ RAGGIO = [_RAGGIO] if os.path.exists(_RAGGIO) else [sys.executable, "-m", "raggi
 CLIENT = """
     import sys
     import raggio as ray
-    ray.init(sys.argv[1])
+    ray.init(sys.argv[1] if len(sys.argv) > 1 else None)  # else RAY_ADDRESS's
 
     @ray.remote
     def where():
@@ -119,6 +119,12 @@ def test_raggio_start_serves_ray_clients_on_the_given_port(daemon_head):
     assert result.returncode == 0, result.stderr
     assert "running remotely" in result.stdout
     assert "node " in result.stdout
+    # Ray's other spelling: the address in RAY_ADDRESS, and raggio's scheme.
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(CLIENT)],
+                            capture_output=True, text=True, timeout=60,
+                            env=dict(_client_env(daemon_head), RAY_ADDRESS=f"raggio://{address}"))
+    assert result.returncode == 0, result.stderr
+    assert "running remotely" in result.stdout
 
 
 def _can_unshare() -> bool:
