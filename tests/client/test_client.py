@@ -145,10 +145,31 @@ def test_errors_options_cancel_and_the_jobs_runtime_env_reach_the_client(head):
         def sleep(seconds):
             time.sleep(seconds)
 
+        @ray.remote
+        def wrap(value):
+            return [ray.put(value)]  # a ref inside a value
+
+        @ray.remote
+        class Box:
+            def __init__(self):
+                self.items = []
+            def add(self, item):
+                self.items.append(item)
+                return len(self.items)
+
+        @ray.remote
+        def fill(box, n):  # an actor handle as an argument
+            return ray.get([box.add.remote(i) for i in range(n)])[-1]
+
         with pytest.raises(MyError, match="boom"):
             ray.get(fail.remote())
         assert ray.get(env.remote()) == "yes"
         assert ray.get(list(pair.remote())) == [1, 2]
+        [inner] = ray.get(wrap.remote("inside"))
+        assert ray.get(inner) == "inside"
+        box = Box.remote()
+        assert ray.get(fill.remote(box, 3)) == 3
+        assert ray.get(box.add.remote("x")) == 4
         slow = sleep.remote(60)
         with pytest.raises(GetTimeoutError):
             ray.get(slow, timeout=0.2)
