@@ -259,12 +259,24 @@ class ClientCore:
         reply = await self._call("get", {"ids": ids, "timeout": timeout_s})
         blob = reply.get("data")
         if blob is None:
-            buffer = bytearray()
-            while len(buffer) < reply["size"]:
-                buffer += await self._call("read_chunk", {"download": reply["download"],
-                                                          "offset": len(buffer)})
-            blob = buffer
+            blob = bytearray(reply["size"])
+
+            async def read(offset: int) -> None:
+                piece = await self._call("read_chunk", {"download": reply["download"],
+                                                        "offset": offset})
+                blob[offset:offset + len(piece)] = piece
+            await self._each_chunk(reply["size"], read)
         return pickling.loads(blob, self._resolve)
+
+    @staticmethod
+    async def _each_chunk(size_bytes: int, move) -> None:
+        """``await move(offset)`` for each chunk, ``CHUNKS_IN_FLIGHT`` at a time."""
+        slots = asyncio.Semaphore(protocol.CHUNKS_IN_FLIGHT)
+
+        async def one(offset: int) -> None:
+            async with slots:
+                await move(offset)
+        await asyncio.gather(*(one(offset) for offset in protocol.chunk_offsets(size_bytes)))
 
     def get_future(self, ref: ObjectRef) -> concurrent.futures.Future:
         async def one():
@@ -278,9 +290,12 @@ class ClientCore:
     async def _put(self, blob: bytes) -> bytes:
         if len(blob) <= protocol.CHUNK_BYTES:
             return await self._call("put", {"data": blob})
-        upload = os.urandom(8).hex()
-        for chunk in protocol.chunks(blob):
-            await self._call("put_chunk", {"upload": upload, "data": chunk})
+        upload, view = os.urandom(8).hex(), memoryview(blob)
+
+        async def write(offset: int) -> None:
+            await self._call("put_chunk", {"upload": upload, "size": len(blob), "offset": offset,
+                                           "data": view[offset:offset + protocol.CHUNK_BYTES]})
+        await self._each_chunk(len(blob), write)
         return await self._call("put", {"upload": upload})
 
     def wait(self, refs: list[ObjectRef], num_returns: int, timeout_s: float | None,

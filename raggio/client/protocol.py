@@ -13,6 +13,10 @@ import sys
 #: ~128 round trips, small enough that the head's relay never buffers much.
 CHUNK_BYTES = 8 * 2**20
 
+#: Chunks of one value in flight at once (each way): enough to hide the round trips,
+#: while the head's relay holds at most this many chunks of a client's value.
+CHUNKS_IN_FLIGHT = 4
+
 #: The ops a client calls on its session, relayed as they are by the server (one table,
 #: so that a grep finds both ends: the session's ``handlers()`` has the same names).
 SESSION_OPS = ("register", "submit_task", "create_actor", "submit_actor_call", "get_actor",
@@ -42,8 +46,6 @@ def version_mismatch(client: dict, server: dict) -> str | None:
     return None
 
 
-def chunks(blob: bytes):
-    """``blob`` in pieces of at most ``CHUNK_BYTES`` (memoryviews, no copies)."""
-    view = memoryview(blob)
-    for start in range(0, len(view), CHUNK_BYTES):
-        yield view[start:start + CHUNK_BYTES]
+def chunk_offsets(size_bytes: int) -> range:
+    """Where each chunk of a ``size_bytes`` value starts."""
+    return range(0, size_bytes, CHUNK_BYTES)

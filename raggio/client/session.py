@@ -43,8 +43,8 @@ class Session:
     refs: dict[bytes, ObjectRef]  #: the objects the client holds refs to
     actors: dict[bytes, ActorHandle]  #: the actors the client holds handles to
     definitions: dict[str, object]  #: registered remote functions and actor classes
-    uploads: dict[str, bytearray]  #: puts being received in chunks
-    downloads: dict[str, bytes]  #: get results being read in chunks
+    uploads: dict[str, bytearray]  #: puts being received in chunks (in any order)
+    downloads: dict[str, list]  #: get results being read in chunks: [blob, bytes unread]
 
     def __init__(self):
         self.refs, self.actors, self.definitions = {}, {}, {}
@@ -123,7 +123,11 @@ class Session:
 
     def put_chunk(self, payload: dict) -> None:
         with self._lock:
-            self.uploads.setdefault(payload["upload"], bytearray()).extend(payload["data"])
+            buffer = self.uploads.get(payload["upload"])
+            if buffer is None:
+                buffer = self.uploads[payload["upload"]] = bytearray(payload["size"])
+        data, offset = payload["data"], payload["offset"]
+        buffer[offset:offset + len(data)] = data  # chunks never overlap: no lock needed
 
     def put(self, payload: dict) -> bytes:
         blob = payload.get("data")
@@ -140,17 +144,18 @@ class Session:
         with self._lock:
             self._next_download += 1
             download = str(self._next_download)
-            self.downloads[download] = blob
+            self.downloads[download] = [blob, len(blob)]
         return {"download": download, "size": len(blob)}
 
     def read_chunk(self, payload: dict) -> bytes:
         download, offset = payload["download"], payload["offset"]
-        blob = self.downloads[download]
-        end = offset + protocol.CHUNK_BYTES
-        if end >= len(blob):
-            with self._lock:
-                del self.downloads[download]  # the last piece: the client has it all
-        return blob[offset:end]
+        with self._lock:
+            entry = self.downloads[download]
+            piece = entry[0][offset:offset + protocol.CHUNK_BYTES]
+            entry[1] -= len(piece)
+            if entry[1] <= 0:
+                del self.downloads[download]  # the client has read it all
+        return piece
 
     def wait(self, payload: dict) -> list[bytes]:
         refs = [self._resolve("ref", object_id) for object_id in payload["ids"]]
