@@ -314,6 +314,9 @@ class ClientCore:
         """The control store's answer to ``op`` (the ops in ``protocol.GCS_OPS``)."""
         return self.call("gcs_request", {"op": op, "payload": payload})
 
+    def placement_group_ready_ref(self, group) -> ObjectRef:
+        return ObjectRef(self.call("placement_group_ready", {"pg_id": group.id.binary()}), "")
+
     def submit_task(self, function, args: tuple, kwargs: dict):
         return self._refs(self.call("submit_task", self._call_payload(
             function._function, function._options, args, kwargs)))

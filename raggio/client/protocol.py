@@ -21,12 +21,15 @@ CHUNKS_IN_FLIGHT = 4
 #: so that a grep finds both ends: the session's ``handlers()`` has the same names).
 SESSION_OPS = ("register", "submit_task", "create_actor", "submit_actor_call", "get_actor",
                "put_chunk", "put", "get", "read_chunk", "wait", "release", "cancel",
-               "gcs_request", "runtime_context")
+               "gcs_request", "placement_group_ready", "runtime_context")
 
 #: Control-store ops a client may make through its session (``core.request("gcs", ...)``
-#: in the public API: nodes, resources, named actors, ``raggio.kill``).
+#: in the public API: nodes, resources, named actors, ``raggio.kill``, placement groups,
+#: which belong to the session's job as its actors do).
 GCS_OPS = frozenset({"get_nodes", "cluster_resources", "list_named_actors", "kv_get",
-                     "get_named_actor", "kill_actor"})
+                     "get_named_actor", "kill_actor", "create_placement_group",
+                     "remove_placement_group", "placement_group_table",
+                     "get_named_placement_group", "wait_placement_group"})
 
 
 def versions() -> dict:

@@ -29,6 +29,7 @@ from raggio.client import pickling, protocol
 from raggio.core import actor, api, context
 from raggio.core.actor import ActorHandle
 from raggio.core.object_ref import ObjectRef
+from raggio.core.placement_group import PlacementGroup
 from raggio.exceptions import RaySystemError
 from raggio.launch import die_with_parent, print_ready
 from raggio.rpc import Server
@@ -178,6 +179,9 @@ class Session:
             raise ValueError(f"A ray:// client may not call {payload['op']!r} on the "
                              "control store.")
         return context.get_core().request("gcs", payload["op"], payload["payload"])
+
+    def placement_group_ready(self, payload: dict) -> bytes:
+        return self._stand_in(PlacementGroup(payload["pg_id"]).ready())[1]
 
     def runtime_context(self, payload) -> dict:
         core = context.get_core()

@@ -170,6 +170,13 @@ def test_errors_options_cancel_and_the_jobs_runtime_env_reach_the_client(head):
         box = Box.remote()
         assert ray.get(fill.remote(box, 3)) == 3
         assert ray.get(box.add.remote("x")) == 4
+        from raggio.util.placement_group import placement_group, remove_placement_group
+        from raggio.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+        group = placement_group([{"CPU": 1}])
+        assert ray.get(group.ready(), timeout=30) == group
+        in_group = PlacementGroupSchedulingStrategy(group)
+        assert ray.get(env.options(scheduling_strategy=in_group).remote()) == "yes"
+        remove_placement_group(group)
         slow = sleep.remote(60)
         with pytest.raises(GetTimeoutError):
             ray.get(slow, timeout=0.2)
