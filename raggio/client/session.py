@@ -1,9 +1,9 @@
 """One ray:// client's session: a driver that makes the client's calls.
 
 The client server (``server.py``) starts one such process per client session
-(``python -m raggio.client.session``) with the cluster token in its environment
-and ``{"gcs_address", "socket", "namespace", "runtime_env"}`` as a JSON line on
-stdin. It joins the cluster as an ordinary driver (``raggio.init(address=...)``),
+(``python -m raggio.client.session``, or a spare started earlier that has done its
+imports) with the cluster token in its environment and ``{"gcs_address", "socket",
+"namespace", "runtime_env"}`` as a JSON line on stdin. It joins the cluster as an ordinary driver (``raggio.init(address=...)``),
 listens on ``socket`` for the server's relayed requests, prints a ready line, and
 exits when its stdin closes (the session ended), which frees what it owns: the
 client's objects and its non-detached actors, as for any driver that exits.
@@ -30,7 +30,6 @@ from raggio.core import actor, api, context
 from raggio.core.actor import ActorHandle
 from raggio.core.object_ref import ObjectRef
 from raggio.core.placement_group import PlacementGroup
-from raggio.exceptions import RaySystemError
 from raggio.launch import die_with_parent, print_ready
 from raggio.rpc import Server
 
@@ -245,7 +244,10 @@ async def _serve(spec: dict, session: Session) -> None:
 
 def main() -> None:
     die_with_parent()
-    spec = json.loads(sys.stdin.readline())
+    line = sys.stdin.readline()  # a spare waits here, imports done, until a client comes
+    if not line:
+        return  # a spare no client took
+    spec = json.loads(line)
     try:
         api.init(address=spec["gcs_address"], namespace=spec.get("namespace"),
                  runtime_env=spec.get("runtime_env"), configure_logging=False)
