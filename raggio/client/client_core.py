@@ -147,6 +147,8 @@ class ClientCore:
             self.loop.call_soon_threadsafe(self._conn.close)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()  # its selector and wake-up pipe are descriptors
 
     # -- the connection
 

@@ -5,6 +5,7 @@ The head is a daemon of this module (its own temp dir), stopped at the end by pi
 network namespace of its own reaches the head through one forwarded port only.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -83,10 +84,9 @@ def _daemons(temp_dir) -> list[psutil.Process]:
             if str(temp_dir) in " ".join(proc.info["cmdline"] or [])]
 
 
-@pytest.fixture(scope="module")
-def daemon_head(tmp_path_factory, module_daemons):
-    temp_dir = tmp_path_factory.mktemp("raggio-start")
-    port = _free_port()
+@contextlib.contextmanager
+def _raggio_start_head(temp_dir, port: int, module_daemons: list):
+    """``raggio start --head`` with its client server on ``port``; stopped by pid after."""
     result = subprocess.run(
         RAGGIO + ["start", "--head", "--port=0", "--include-dashboard=false", "--num-cpus=1",
                   "--object-store-memory=100000000", "--node-ip-address=127.0.0.1",
@@ -98,11 +98,28 @@ def daemon_head(tmp_path_factory, module_daemons):
         assert result.returncode == 0, result.stdout + result.stderr
         info = cluster_file.read(str(temp_dir))
         yield dict(info, temp_dir=temp_dir, port=port, stdout=result.stdout,
-                   token=cluster_file.read_token(info))
+                   stderr=result.stderr, token=cluster_file.read_token(info))
     finally:
         for proc in daemons:
             proc.send_signal(signal.SIGTERM)
         psutil.wait_procs(daemons, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def daemon_head(tmp_path_factory, module_daemons):
+    with _raggio_start_head(tmp_path_factory.mktemp("raggio-start"), _free_port(),
+                            module_daemons) as head:
+        yield head
+
+
+def test_a_client_port_in_use_leaves_the_head_running_without_it(tmp_path, module_daemons):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with _raggio_start_head(tmp_path, port, module_daemons) as head:
+            assert "ray_client_address" not in head
+            assert f"not serving ray:// clients (port {port} in use?)" in head["stderr"]
 
 
 def _client_env(head) -> dict:
