@@ -165,14 +165,10 @@ class ClientCore:
                                  info={"role": "ray client"},
                                  timeout_s=self.cfg.connect_timeout_s)
             try:
-                info = await conn.call("connect", self._request)
+                info = await conn.call("connect", dict(self._request, resume=not first))
             except BaseException:
                 conn.close()
                 raise
-            if not first and not info["reconnected"]:
-                conn.close()
-                raise ConnectionLost(f"The ray:// session at {self.address} ended while this "
-                                     "client was away (its objects and actors are freed).")
             self._conn = conn
             if first:
                 self._set_info(info)

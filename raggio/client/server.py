@@ -27,6 +27,7 @@ import sys
 from dataclasses import dataclass, field
 
 from raggio.client import protocol
+from raggio.exceptions import ConnectionLost
 from raggio.rpc import Connection, Server, connect
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,11 @@ class ClientServer:
             raise RuntimeError(refusal)
         client_id = str(payload["client_id"])
         session = self.sessions.get(client_id)
-        reconnected = session is not None
+        if session is None and payload.get("resume"):
+            raise ConnectionLost(
+                f"This ray:// client's session ended while it was away (more than "
+                f"{self._cfg.client_reconnect_grace_s:g} s, or its driver exited): its objects "
+                "and actors are freed. Call raggio.shutdown() and init() again.")
         if session is None:
             session = self.sessions[client_id] = _Session(client_id)
             self._spawn(self._start_session(session, payload))
@@ -116,12 +121,13 @@ class ClientServer:
         if session.expiry is not None:
             session.expiry.cancel()
             session.expiry = None
-        if session.client is not None and session.client is not conn:
-            session.client.close()  # the old connection of a client that came back
-        session.client = conn
+        old, session.client = session.client, conn
         self._by_client[conn] = session
         conn.close_callbacks.append(self._client_lost)
-        return dict(info, reconnected=reconnected)
+        if old is not None and old is not conn:
+            old.close()  # the old connection of a client that came back (after the swap:
+            # its close must not start the grace period of a session that has its client)
+        return info
 
     async def disconnect(self, conn: Connection, payload) -> None:
         """The client is done (``raggio.shutdown()``): end its session now, no grace, but
@@ -144,6 +150,10 @@ class ClientServer:
     async def _start_session(self, session: _Session, payload: dict) -> None:
         try:
             session.process, session.conn = await self._start_driver(session, payload)
+            if self.sessions.get(session.client_id) is not session:  # ended meanwhile
+                session.conn.close()
+                await self._stop_driver(session.process)
+                raise RuntimeError("The ray:// client server is closing.")
             info = await session.conn.call("runtime_context", None)
             session.started.set_result(info["ok"])
         except Exception as exc:  # noqa: BLE001 (the client's connect gets the reason)

@@ -17,7 +17,9 @@ import pytest
 import raggio as ray
 from raggio import cluster_file
 from raggio.core import context
+from raggio.exceptions import ConnectionLost
 from raggio.launch import wait_ready
+from raggio.util.state import list_jobs
 from raggio.node_spec import NodeSpec
 
 GRACE_S = 2.0
@@ -32,6 +34,7 @@ def head(module_daemons):
     ready = wait_ready(process, 30, "head")
     module_daemons.append(psutil.Process(process.pid))
     cluster_file.remember_token(ready["ray_client_address"], ready["token"])
+    cluster_file.remember_token(ready["gcs_address"], ready["token"])
     yield dict(ready, address="ray://" + ready["ray_client_address"], process=process)
     process.stdin.close()
     process.wait(timeout=30)
@@ -235,6 +238,20 @@ def test_a_client_that_reconnects_in_time_keeps_its_session(head, shutdown_only)
     core.loop.call_soon_threadsafe(core._conn.close)  # the network drops
     _wait_for(lambda: core._conn.is_closed, 5, "the connection to close")
     assert ray.get(ref) == {"kept": True}  # reconnected, same session, same object
+
+
+def test_a_client_away_past_the_grace_period_is_told_its_session_ended(head, shutdown_only):
+    ray.init(head["address"])
+    ref = ray.put("gone")
+    core = context.get_core()
+    job_id = ray.get_runtime_context().get_job_id()
+    assert any(job.job_id == job_id for job in list_jobs())  # the state API, through ray://
+    core.loop.call_soon_threadsafe(core._conn.close)
+    _wait_for(lambda: [job.status for job in list_jobs(address=head["gcs_address"])
+                       if job.job_id == job_id] != ["RUNNING"], GRACE_S + 15,
+              "the session's driver to exit")
+    with pytest.raises(ConnectionLost, match="session ended while it was away"):
+        ray.get(ref)
 
 
 def test_a_wrong_token_and_other_versions_are_refused(head):
