@@ -19,7 +19,7 @@ from raggio import cluster_file
 from raggio.core import context
 from raggio.exceptions import ConnectionLost
 from raggio.launch import wait_ready
-from raggio.util.state import list_jobs
+from raggio.util.state import list_jobs, list_objects
 from raggio.node_spec import NodeSpec
 
 GRACE_S = 2.0
@@ -50,6 +50,11 @@ def _run_client(head, script: str, *, env: dict | None = None, timeout_s: float 
     code = f"ADDRESS = {head['address']!r}\n" + textwrap.dedent(script)
     return subprocess.run([sys.executable, "-c", code], env=env or _env(head),
                           capture_output=True, text=True, timeout=timeout_s)
+
+
+def _object_ids(head) -> set[str]:
+    """The objects of the cluster, as the state API lists them."""
+    return {row.object_id for row in list_objects(address=head["gcs_address"])}
 
 
 def _wait_for(condition, timeout_s: float, what: str):
@@ -203,11 +208,12 @@ def test_a_killed_client_is_freed_after_the_grace_period(head):
         holder = Holder.options(name="holder").remote()
         ray.get(holder.ping.remote())
         ref = ray.put(b"x" * 2**20)
-        print("ready", flush=True)
+        print(ref.hex(), flush=True)
         sys.stdin.read()
     """)], env=_env(head), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert client.stdout.readline().strip() == "ready"
+        object_id = client.stdout.readline().strip()
+        assert object_id in _object_ids(head)
         client.kill()
         killed_at = time.time()
     finally:
@@ -229,6 +235,7 @@ def test_a_killed_client_is_freed_after_the_grace_period(head):
     assert "named actors []" in check.stdout
     gone_after_s = float(check.stdout.split("gone after")[1])
     assert gone_after_s >= GRACE_S * 0.9  # it waited for the client to come back
+    _wait_for(lambda: object_id not in _object_ids(head), 10, "the client's object to go")
 
 
 def test_a_client_that_reconnects_in_time_keeps_its_session(head, shutdown_only):
