@@ -281,14 +281,15 @@ def test_a_wrong_token_and_other_versions_are_refused(head):
     assert "Python 3.99" in mismatch.stderr and f"Python {python}" in mismatch.stderr
 
 
-def test_a_client_cannot_read_another_clients_objects(head, shutdown_only):
+def test_a_client_can_neither_read_nor_free_another_clients_objects(head, shutdown_only):
     owner = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys
         import raggio as ray
         ray.init({head['address']!r})
         ref = ray.put("secret")
         print(ref.hex(), flush=True)
-        sys.stdin.read()
+        sys.stdin.readline()
+        print(ray.get(ref), flush=True)
     """)], env=_env(head), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         object_id = bytes.fromhex(owner.stdout.readline().strip())
@@ -296,6 +297,13 @@ def test_a_client_cannot_read_another_clients_objects(head, shutdown_only):
         stolen = ray.ObjectRef(object_id)
         with pytest.raises(ValueError, match="not known to this ray:// client session"):
             ray.get(stolen, timeout=10)
+        with pytest.raises(ValueError, match="not known to this ray:// client session"):
+            ray.cancel(stolen)
+        del stolen  # releasing it in this client's session frees nothing of the owner's
+        ray.get(ray.put("flush"))  # the release went out before this reply came
+        owner.stdin.write("go\n")
+        owner.stdin.flush()
+        assert owner.stdout.readline().strip() == "secret"
     finally:
         owner.stdin.close()
         owner.wait(timeout=30)
