@@ -11,8 +11,9 @@ through ``server.py``). Remote functions, actor classes and actor handles see
 (``refs``, ``actor_handles``) tell the session when the client let go of one.
 
 A connection that drops is opened again on the next call, with the same client id, so
-the session (and its objects) carries on; calls in flight when it dropped fail with
-``ConnectionLost``. Not here: what the session does with the calls.
+the session (and its objects) carries on; calls in flight when it dropped are made again
+if they only read (``READ_OPS``), others fail with ``ConnectionLost``. Not here: what the
+session does with the calls.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from raggio.rpc import Connection, connect
 
 logger = logging.getLogger(__name__)
 
-SCHEMES = ("ray://", "raggio://")
+#: Ops that change nothing in the session, so a call that a dropped connection cut off is
+#: made again after reconnecting (others raise ConnectionLost: they may have been done).
+READ_OPS = frozenset({"get", "wait", "read_chunk", "runtime_context"})
 
 
 class _Holdings:
@@ -182,7 +185,16 @@ class ClientCore:
 
     async def _call(self, op: str, payload: Any) -> Any:
         conn = await self._connection()
-        reply = await conn.call(op, payload)
+        try:
+            reply = await conn.call(op, payload)
+        except ConnectionLost:
+            if op not in READ_OPS or self._closed:
+                raise
+            # The connection dropped under a call that only reads: make it again, once
+            # connected again to the same session (which fails if the session ended).
+            logger.info("The connection to %s dropped under %s: reconnecting to make it again",
+                        self.address, op)
+            reply = await (await self._connection()).call(op, payload)
         if "error" in reply:
             raise cloudpickle.loads(reply["error"])
         return reply["ok"]
@@ -264,6 +276,7 @@ class ClientCore:
                                                         "offset": offset})
                 blob[offset:offset + len(piece)] = piece
             await self._each_chunk(reply["size"], read)
+            await self._call("release", {"downloads": [reply["download"]]})
         return pickling.loads(blob, self._resolve)
 
     @staticmethod

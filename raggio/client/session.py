@@ -44,7 +44,9 @@ class Session:
     actors: dict[bytes, ActorHandle]  #: the actors the client holds handles to
     definitions: dict[str, object]  #: registered remote functions and actor classes
     uploads: dict[str, bytearray]  #: puts being received in chunks (in any order)
-    downloads: dict[str, list]  #: get results being read in chunks: [blob, bytes unread]
+    #: get results being read in chunks, until the client releases them (a chunk may be
+    #: read twice: a read cut off by a dropped connection is made again)
+    downloads: dict[str, bytes]
 
     def __init__(self):
         self.refs, self.actors, self.definitions = {}, {}, {}
@@ -144,18 +146,12 @@ class Session:
         with self._lock:
             self._next_download += 1
             download = str(self._next_download)
-            self.downloads[download] = [blob, len(blob)]
+            self.downloads[download] = blob
         return {"download": download, "size": len(blob)}
 
-    def read_chunk(self, payload: dict) -> bytes:
-        download, offset = payload["download"], payload["offset"]
-        with self._lock:
-            entry = self.downloads[download]
-            piece = entry[0][offset:offset + protocol.CHUNK_BYTES]
-            entry[1] -= len(piece)
-            if entry[1] <= 0:
-                del self.downloads[download]  # the client has read it all
-        return piece
+    def read_chunk(self, payload: dict) -> memoryview:
+        offset = payload["offset"]
+        return memoryview(self.downloads[payload["download"]])[offset:offset + protocol.CHUNK_BYTES]
 
     def wait(self, payload: dict) -> list[bytes]:
         refs = [self._resolve("ref", object_id) for object_id in payload["ids"]]
@@ -168,6 +164,8 @@ class Session:
             self.refs.pop(object_id, None)
         for actor_id in payload.get("actors", ()):
             self.actors.pop(actor_id, None)
+        for download in payload.get("downloads", ()):
+            self.downloads.pop(download, None)
 
     def cancel(self, payload: dict) -> None:
         api.cancel(self._resolve("ref", payload["id"]), force=payload["force"],

@@ -246,6 +246,16 @@ def test_a_client_that_reconnects_in_time_keeps_its_session(head, shutdown_only)
     _wait_for(lambda: core._conn.is_closed, 5, "the connection to close")
     assert ray.get(ref) == {"kept": True}  # reconnected, same session, same object
 
+    @ray.remote
+    def slow():
+        time.sleep(2)
+        return "late"
+
+    late = slow.remote()
+    ray.get(ray.put(None))  # the task is submitted
+    core.loop.call_soon_threadsafe(core.loop.call_later, 0.5, core._conn.close)
+    assert ray.get(late, timeout=30) == "late"  # the get cut off is made again
+
 
 def test_a_client_away_past_the_grace_period_is_told_its_session_ended(head, shutdown_only):
     ray.init(head["address"])
