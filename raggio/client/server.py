@@ -20,6 +20,7 @@ side (``client_core.py``).
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 #: workers' files every 100 ms, and a line then takes two more hops to reach the client.
 OUTPUT_LINGER_S = 0.3
 
+#: Writes of output held for a client that is away (each a batch of lines, as printed).
+HELD_OUTPUT_MAX = 1000
+
 
 @dataclass
 class _Session:
@@ -44,6 +48,10 @@ class _Session:
     conn: Connection | None = None  #: to the session's driver process
     client: Connection | None = None  #: to the client, while it is connected
     expiry: asyncio.TimerHandle | None = None  #: the end of the grace period, when cut off
+    #: output printed while the client was away, sent when it comes back (the newest
+    #: ``HELD_OUTPUT_MAX`` writes)
+    held_output: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=HELD_OUTPUT_MAX))
     started: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop()
                                     .create_future())
 
@@ -127,6 +135,8 @@ class ClientServer:
         if old is not None and old is not conn:
             old.close()  # the old connection of a client that came back (after the swap:
             # its close must not start the grace period of a session that has its client)
+        while session.held_output:
+            conn.notify("output", session.held_output.popleft())
         return info
 
     async def disconnect(self, conn: Connection, payload) -> None:
@@ -224,6 +234,8 @@ class ClientServer:
     def _output(self, session: _Session, output: dict) -> None:
         if session.client is not None:
             session.client.notify("output", output)
+        else:
+            session.held_output.append(output)
 
     def _client_lost(self, conn: Connection) -> None:
         session = self._by_client.pop(conn, None)

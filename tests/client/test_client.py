@@ -238,7 +238,7 @@ def test_a_killed_client_is_freed_after_the_grace_period(head):
     _wait_for(lambda: object_id not in _object_ids(head), 10, "the client's object to go")
 
 
-def test_a_client_that_reconnects_in_time_keeps_its_session(head, shutdown_only):
+def test_a_client_that_reconnects_in_time_keeps_its_session(head, shutdown_only, capfd):
     ray.init(head["address"])
     ref = ray.put({"kept": True})
     core = context.get_core()
@@ -249,12 +249,15 @@ def test_a_client_that_reconnects_in_time_keeps_its_session(head, shutdown_only)
     @ray.remote
     def slow():
         time.sleep(2)
+        print("printed while the client was away")
         return "late"
 
     late = slow.remote()
     ray.get(ray.put(None))  # the task is submitted
     core.loop.call_soon_threadsafe(core.loop.call_later, 0.5, core._conn.close)
     assert ray.get(late, timeout=30) == "late"  # the get cut off is made again
+    _wait_for(lambda: "printed while the client was away" in capfd.readouterr().out, 10,
+              "the task's output")
 
 
 def test_a_client_away_past_the_grace_period_is_told_its_session_ended(head, shutdown_only):
