@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import io
 import json
 import os
 import sys
@@ -187,12 +188,16 @@ class Session:
                 "node_ip": core.node_ip}
 
 
-class _ForwardedOutput:
+class _ForwardedOutput(io.TextIOBase):
     """A text stream whose writes go to the client as ``output`` notifications (the
     driver prints its workers' lines to sys.stdout/sys.stderr)."""
 
     def __init__(self, server: Server, loop: asyncio.AbstractEventLoop, is_err: bool):
+        super().__init__()
         self._server, self._loop, self._is_err = server, loop, is_err
+
+    def writable(self) -> bool:
+        return True
 
     def write(self, text: str) -> int:
         self._loop.call_soon_threadsafe(self._send, text)
@@ -202,8 +207,6 @@ class _ForwardedOutput:
         for conn in self._server.connections:
             conn.notify("output", {"err": self._is_err, "text": text})
 
-    def flush(self) -> None:
-        pass
 
 
 def _in_thread(executor, method):
