@@ -70,3 +70,12 @@ def _auto_init() -> None:
 
 
 _context.set_auto_init(_auto_init)
+
+
+def _connect_client(address: str, **options):
+    """``init("ray://...")``'s client core; the client package sits above ``core``."""
+    return importlib.import_module("raggio.client.client_core").connect_client(address,
+                                                                               **options)
+
+
+_context.set_client_connector(_connect_client)

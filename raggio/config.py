@@ -111,6 +111,10 @@ class Config:
         "How long nodes, drivers and workers wait for a lost control store to come back.", 60.0)
     gcs_reconnect_grace_s: float = _doc(
         "How long a restarted control store waits for nodes and drivers to come back.", 30.0)
+    client_reconnect_grace_s: float = _doc(
+        "How long a ray:// client's session outlives its lost connection, waiting for it to "
+        "reconnect, before its objects and actors are freed.", 30.0,
+        "RAY_CLIENT_RECONNECT_GRACE_PERIOD")
     memory_usage_threshold: float = _doc(
         "Node memory use (a fraction) above which the newest worker is killed.", 0.95)
     memory_monitor_period_s: float = _doc("How often the memory monitor looks.", 0.25)

@@ -13,11 +13,13 @@ interpreter (~30 MB and ~100 ms of start-up).
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
 
 from raggio.alerts.config import CONFIG_KEY as ALERTING_CONFIG_KEY, load_file
+from raggio.client.server import ClientServer
 from raggio.config import get_config
 from raggio.dashboard import supervisor
 from raggio.gcs.server import GcsServer
@@ -27,6 +29,26 @@ from raggio.launch import print_ready
 from raggio.monitoring.head_monitoring import HeadMonitoring
 from raggio.node.main import run_main, session_for, start_node_manager, wait_for_exit
 from raggio.node_spec import HEAD_MODULE, NodeSpec
+from raggio.exceptions import RpcError
+
+
+logger = logging.getLogger(__name__)
+
+
+async def _start_client_server(spec: NodeSpec, gcs: GcsServer, token: str,
+                               session_dir: str) -> ClientServer | None:
+    """The ray:// client server on ``spec.ray_client_server_port``; None (with a warning in
+    the head's log) when the port is in use: a head is more use without it than not at
+    all, and several clusters on one machine would otherwise race for Ray's 10001."""
+    clients = ClientServer(listen=f"{spec.node_ip_address}:{spec.ray_client_server_port}",
+                           gcs_address=gcs.address, token=token, session_dir=session_dir,
+                           cfg=get_config())
+    try:
+        await clients.start()
+    except RpcError as exc:
+        logger.warning("Not serving ray:// clients: %s (--ray-client-server-port)", exc)
+        return None
+    return clients
 
 
 def _write_token(session_dir: str, token: str) -> str:
@@ -97,9 +119,11 @@ async def run_head(spec: NodeSpec) -> None:
                                            search=spec.dashboard_port_search)
     gcs = GcsServer(listen=f"{spec.node_ip_address}:{spec.port}", token=token,
                     session_dir=session_dir, storage=storage, cfg=cfg)
-    node = None
+    node = clients = None
     try:
         await gcs.start()
+        if spec.ray_client_server_port is not None:
+            clients = await _start_client_server(spec, gcs, token, session_dir)
         if spec.include_dashboard:
             dashboard = supervisor.DashboardSupervisor(
                 dashboard_socket, gcs_address=gcs.address, session_dir=session_dir,
@@ -116,6 +140,8 @@ async def run_head(spec: NodeSpec) -> None:
                 "token_path": token_path, "pid": os.getpid()}
         if dashboard is not None:
             info["dashboard_url"] = dashboard.url
+        if clients is not None:
+            info["ray_client_address"] = clients.address
         if node is not None:
             info.update(node_address=node.server.address, node_id=node.node_id.hex())
         # A private head (init()) is recorded too, as Ray records the cluster ray.init()
@@ -133,6 +159,8 @@ async def run_head(spec: NodeSpec) -> None:
         monitoring.start()  # after the ready line too: Prometheus gets ready in its own time
         await wait_for_exit(spec.tied)
     finally:
+        if clients is not None:
+            await clients.close()
         await monitoring.close()
         if spec.cluster_file:
             cluster_file.remove(spec.temp_dir, gcs.address)

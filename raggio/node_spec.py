@@ -111,6 +111,9 @@ class NodeSpec:
     dashboard_port_search: bool = _flag(
         "Take the next free port when the dashboard's is in use (init()'s private cluster, "
         "as Ray); otherwise that is an error naming --dashboard-port.", False)
+    ray_client_server_port: int | None = _flag(
+        "The ray:// client server's port (0: any free one; none: no client server).",
+        parse=int)
     alerting_config: str = _flag("A YAML file of alert rules and webhooks: a cluster file's "
                                  "`alerting:` section, or that section alone.", "")
     monitoring_config: str = _flag("A YAML file whose `monitoring_config:` section (or the file "

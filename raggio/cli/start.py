@@ -149,7 +149,8 @@ def start_head(options: dict) -> None:
         include_dashboard=options["include_dashboard"],
         dashboard_host=options["dashboard_host"], dashboard_port=options["dashboard_port"],
         alerting_config=_abspath(options["alerting_config"]),
-        monitoring_config=_abspath(options["monitoring_config"]))
+        monitoring_config=_abspath(options["monitoring_config"]),
+        ray_client_server_port=options["ray_client_server_port"])
     # The node starts (imports) while the control store does, and waits on stdin for the
     # address and token, which the control store knows once it has read its storage.
     node = _Daemon.start(_node_spec(options, head=True, gcs_address=FROM_STDIN,
@@ -174,6 +175,13 @@ def start_head(options: dict) -> None:
     click.echo(f"    RAGGIO_AUTH_TOKEN=$(cat {ready['token_path']}) raggio start --address='{address}'\n")
     click.echo("  To connect to this raggio cluster:")
     click.echo("    import raggio as ray\n    ray.init()\n")
+    if "ray_client_address" in ready:
+        click.echo("  To connect from another machine (with the token in RAGGIO_AUTH_TOKEN):")
+        click.echo(f"    ray.init('ray://{ready['ray_client_address']}')\n")
+    else:
+        click.secho(f"  Warning: not serving ray:// clients (port "
+                    f"{options['ray_client_server_port']} in use?); see "
+                    f"{session_dir}/logs/head.err.", fg="yellow", err=True)
     click.echo(f"  The cluster token is in {ready['token_path']} (mode 0600); other machines pass "
                "it as --token or RAGGIO_AUTH_TOKEN.\n")
     click.echo("  To terminate the raggio runtime, run\n    raggio stop\n")

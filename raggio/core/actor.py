@@ -132,6 +132,8 @@ class ActorClass(Submittable):
         if kwargs or not fewest <= len(args) <= most:
             check_call(parameters, args, kwargs)
         core = context.get_core()
+        if core.is_client:
+            return core.create_actor(self, args, kwargs)
         options = self._options
         namespace = options.get("namespace") or core.namespace
         name = options.get("name")
@@ -343,6 +345,8 @@ class ActorHandle:
 
     def _submit(self, method_name: str, args: tuple, kwargs: dict, options: dict):
         core = context.get_core()
+        if core.is_client:
+            return core.submit_actor_call(self, method_name, args, kwargs, options)
         num_returns = options.get("num_returns", 1)
         count = num_returns if num_returns.__class__ is int else 1  # a generator: 1 return
         task_id = core.ids.task_id_bytes()
@@ -431,6 +435,8 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
         raise ValueError("Please supply a non-empty value to get_actor")
     check_namespace(namespace)
     core = context.get_core()
+    if core.is_client:
+        return core.get_actor(name, namespace)
     namespace = namespace or core.namespace
     found = core.request("gcs", "get_named_actor", {"name": name, "namespace": namespace})
     if found is None:

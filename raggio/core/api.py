@@ -81,7 +81,9 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
     """Start a private local cluster, or connect to a running one (Ray 2.60's arguments).
 
     Args:
-        address: "auto" joins the cluster this machine runs (`raggio start --head`),
+        address: "ray://HOST:PORT" (or "raggio://") connects through the head's client
+            server as a remote driver, with the token in RAGGIO_AUTH_TOKEN;
+            "auto" joins the cluster this machine runs (`raggio start --head`),
             "HOST:PORT" joins the one there, "local" starts a private head even so, None
             joins the one from RAGGIO_ADDRESS/RAY_ADDRESS or this machine's current cluster,
             and otherwise starts a private head tied to this process (bound to loopback).
@@ -142,7 +144,32 @@ def init(address: str | None = None, *, num_cpus: float | None = None,
             _configure_logging(logging_level, logging_format)
         if settings.runtime_env is not None:
             check_runtime_env(settings.runtime_env)
+        target = address if address is not None else (settings.cfg.address or None)
+        if isinstance(target, str) and target.startswith(CLIENT_SCHEMES):
+            return _connect_client(target, settings, log_to_driver is not False)
         return _connect(address, settings, log_to_driver is not False)
+
+
+#: Addresses of a ray:// client server (``raggio start --head``'s --ray-client-server-port).
+CLIENT_SCHEMES = ("ray://", "raggio://")
+
+
+def _connect_client(address: str, settings: init_options.InitSettings,
+                    log_to_driver: bool) -> "RayContext":
+    """Connect as a remote driver through the head's client server (``raggio/client/``):
+    the token is RAGGIO_AUTH_TOKEN's, else that of a head this process started, else this
+    machine's current cluster's."""
+    init_options.refuse_when_joining(settings)
+    cfg = settings.cfg
+    current = cluster_file.read(settings.temp_dir)
+    token = (cfg.auth_token or cluster_file.known_token(address.partition("://")[2])
+             or (cluster_file.read_token(current) if current else "") or "")
+    core = context.connect_client(address, cfg=cfg, token=token,
+                                  namespace=settings.namespace,
+                                  runtime_env=settings.runtime_env, log_to_driver=log_to_driver)
+    context.set_core(core)
+    logger.info("Connected to raggio cluster at %s (ray:// client).", address)
+    return RayContext(core)
 
 
 def _connect(address: str | None, settings: init_options.InitSettings,

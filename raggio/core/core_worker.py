@@ -75,6 +75,10 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 class CoreWorker:
     """See the module docstring."""
 
+    #: False here; True for a ray:// client's stand-in (``client/client_core.py``), to
+    #: which remote functions, actor classes and handles hand their calls.
+    is_client = False
+
     def __init__(self, *, mode: str, cfg: Config, gcs_address: str, node_address: str | None,
                  token: str, worker_id: bytes, node_ip: str = "127.0.0.1",
                  namespace: str | None = None, runtime_env: dict | None = None,

@@ -123,6 +123,8 @@ class RemoteFunction(Submittable):
         if kwargs or not fewest <= len(args) <= most:
             check_call(parameters, args, kwargs)
         core = context.get_core()
+        if core.is_client:
+            return core.submit_task(self, args, kwargs)
         options = self._options
         # First: packing may raise (a package too large) before anything is held for the call.
         runtime_env = core.runtime_envs.for_call(options.get("runtime_env"))
