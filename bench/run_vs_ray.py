@@ -40,9 +40,9 @@ RESULTS = os.path.join(BENCH, "results")
 VENV = os.path.join(REPO_ROOT, ".venv-ray")
 NETNS = "raggio-bench"
 RAY_VERSION = "2.60.0"
-SECTIONS = ("microbenchmark", "cluster", "scale", "install")
+SECTIONS = ("microbenchmark", "cluster", "scale", "remote", "install")
 SECTION_SCRIPTS = {"cluster": "cluster_bench.py", "scale": "scale_bench.py",
-                   "install": "install_bench.py"}
+                   "remote": "jobs_client_bench.py", "install": "install_bench.py"}
 
 
 def ensure_ray_venv():

@@ -214,8 +214,8 @@ class ClientServer:
                 "socket": os.path.join(sockets, f"client-{session.client_id[:8]}")}
         process.stdin.write(json.dumps(spec).encode() + b"\n")
         try:
-            async with asyncio.timeout(self._cfg.connect_timeout_s):
-                ready = json.loads(await process.stdout.readline() or b"{}")
+            ready = json.loads(await asyncio.wait_for(process.stdout.readline(),
+                                                      self._cfg.connect_timeout_s) or b"{}")
             if "address" not in ready:
                 raise RuntimeError("The ray:// session's driver did not start: "
                                    + ready.get("error", "it exited; see its log in "
@@ -269,9 +269,8 @@ class ClientServer:
         if process.stdin is not None:
             process.stdin.close()
         try:
-            async with asyncio.timeout(10):
-                await process.wait()
-        except TimeoutError:
+            await asyncio.wait_for(process.wait(), 10)
+        except asyncio.TimeoutError:
             process.kill()
             await process.wait()
 

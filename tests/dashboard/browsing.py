@@ -103,6 +103,14 @@ class Browser:
         return WebDriverWait(self.web, timeout_s, poll_frequency=0.1).until(
             attempt, f"timed out after {timeout_s} s waiting for {what}")
 
+    def click(self, css: str, what: str, timeout_s: float = UI_TIMEOUT_S) -> None:
+        """Click the element ``css`` selects once it is there; found and clicked in one go,
+        so that a redraw between the two is a retry."""
+        def clicked():
+            self.web.find_element(By.CSS_SELECTOR, css).click()
+            return True
+        self.wait_for(clicked, what, timeout_s)
+
     def text(self, css: str = "#page") -> str:
         return "\n".join(e.text for e in self.web.find_elements(By.CSS_SELECTOR, css))
 

@@ -213,7 +213,10 @@ async def _answers_of_a_failing_route(path: str):
         return response.status, response.headers.get("Location"), await response.text()
 
 
-def test_an_unexpected_error_is_a_json_500_that_gives_nothing_away(caplog):
+def test_an_unexpected_error_is_a_json_500_that_gives_nothing_away(caplog, monkeypatch):
+    # An init() earlier in this process gave raggio's loggers their own handler and stopped
+    # them propagating (as Ray's); caplog listens at the root.
+    monkeypatch.setattr(logging.getLogger("raggio"), "propagate", True)
     with caplog.at_level(logging.ERROR, logger="raggio.dashboard"):
         status, _, text = asyncio.run(_answers_of_a_failing_route("/broken"))
     assert status == 500

@@ -225,19 +225,15 @@ def test_metrics_page_draws_charts_and_picks_an_application_metric(browser, driv
     assert "used" in legend and "total" in legend and "GiB" in legend
 
     # By node: one CPU line per node, and the head's marked.
-    browser.web.find_element(By.CSS_SELECTOR, '.chip[data-value="node"]').click()
+    browser.click('.chip[data-value="node"]', "the By node chip")
     browser.wait_for(lambda: len(browser.web.find_elements(
         By.CSS_SELECTOR, '[data-chart="cpu"] path.line')) == 2, "a CPU line per node")
     assert "(head)" in browser.text('[data-chart="cpu"] .legend')
 
     # The application metric: picked by name, split by its tag.
-    picker = browser.wait_for(lambda: browser.web.find_element(
-        By.CSS_SELECTOR, '#app-metric option[value="ray_mpage_requests"]'),
-        "the application metric in the picker", timeout_s=ROUNDS_S)
-    picker.click()
-    split = browser.wait_for(lambda: browser.web.find_element(
-        By.CSS_SELECTOR, '#app-split option[value="route"]'), "the metric's tags")
-    split.click()
+    browser.click('#app-metric option[value="ray_mpage_requests"]',
+                  "the application metric in the picker", timeout_s=ROUNDS_S)
+    browser.click('#app-split option[value="route"]', "the metric's tags")
     browser.wait_for(lambda: "/page" in browser.text('[data-chart="application"] .legend'),
                      "the /page line", timeout_s=ROUNDS_S)
     assert not browser.reloaded()
