@@ -119,9 +119,10 @@ def client_rows(backend: str, head: Head, runs: int) -> list[dict]:
     script = CLIENT_CONNECT.format(b=backend, port=head.client_port)
     connects = []
     for _ in range(runs + 1):  # the first connect of a head starts its server's first session
-        out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
-                             text=True).stdout
-        connects.append(float(out.strip().splitlines()[-1]))
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"the client did not connect: {done.stderr.strip()[-2000:]}")
+        connects.append(float(done.stdout.strip().splitlines()[-1]))
     ray = importlib.import_module(backend)
     import numpy as np
     ray.init(f"ray://127.0.0.1:{head.client_port}")
