@@ -135,6 +135,30 @@ def test_a_bad_pip_requirement_fails_the_job_with_pips_error(cluster):
     assert "never" not in client.get_job_logs(job)
 
 
+def test_the_drivers_own_runtime_env_conflicts_unless_told_to_override(cluster, tmp_path):
+    script = tmp_path / "own_env.py"
+    script.write_text(textwrap.dedent("""
+        import os
+        import raggio as ray
+        ray.init(runtime_env={"env_vars": {"WHO": "init"}})
+
+        @ray.remote
+        def who():
+            return os.environ["WHO"], os.environ["ALSO"]
+        print("who", ray.get(who.remote()))
+    """))
+    client = cluster.client()
+    env_vars = {"WHO": "job", "ALSO": "job"}
+    refused = client.submit_job(entrypoint=f"python {script}",
+                                runtime_env={"env_vars": env_vars})
+    assert wait_finished(client, refused).status == JobStatus.FAILED
+    assert "Failed to merge the Job's runtime env" in client.get_job_logs(refused)
+    merged = client.submit_job(entrypoint=f"python {script}", runtime_env={
+        "env_vars": dict(env_vars, RAY_OVERRIDE_JOB_RUNTIME_ENV="1")})
+    assert wait_finished(client, merged).status == JobStatus.SUCCEEDED
+    assert "who ('init', 'job')" in client.get_job_logs(merged)
+
+
 def test_a_failing_job_fails_with_its_exit_code_and_last_lines(cluster):
     client = cluster.client()
     job = client.submit_job(entrypoint="echo about to fail; exit 3", submission_id="fails")
