@@ -128,6 +128,10 @@ class Config:
     job_config_json: str = _doc(
         "The JobConfig a submitted job's driver takes (metadata, runtime_env), as JSON; set "
         "by its supervisor.", "", "RAY_JOB_CONFIG_JSON_ENV_VAR")
+    override_job_runtime_env: bool = _doc(
+        "Let a submitted job's driver give init() a runtime_env whose fields (or env vars) "
+        "the job's also has: init()'s win, instead of an error.", False,
+        "RAY_OVERRIDE_JOB_RUNTIME_ENV")
     logging_level: str = _doc("Log level of raggio's own processes.", "WARNING")
     node_market_type: str = _doc(
         "A node's ray.io/market-type label (spot, on-demand), as Ray reads it.", "",

@@ -8,6 +8,11 @@ JobSubmissionClient uploads, and each node unpacks once per URI
 (``unpack``) into its cache. Files matching ``excludes`` (gitignore-style
 patterns, relative to the packed directory), or the patterns of a
 ``.gitignore`` or ``.rayignore`` above them, are left out.
+
+``ready_to_travel`` turns a runtime env as a user wrote it into what is sent:
+local packages packed and stored (into the KV by a driver,
+``core/runtime_env_upload.py``; through the dashboard's package routes by
+``JobSubmissionClient``), their URIs in their place.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import re
 import shutil
 import zipfile
 from typing import Callable
+
+from raggio.common.runtime_env import is_uri, module_path, normalized_packages
 
 #: Ray's prefix for the packages it names by content.
 PACKAGE_PREFIX = "_ray_pkg_"
@@ -187,3 +194,46 @@ def unpack(data: bytes, target: str) -> None:
         shutil.rmtree(partial, ignore_errors=True)
         if not os.path.isdir(target):
             raise
+
+
+def ready_to_travel(runtime_env: dict, store: Callable[[str, bytes], None]) -> dict:
+    """``runtime_env`` as it travels: each local ``working_dir`` (a directory, or a
+    ``.zip`` taken as it is) and ``py_modules`` entry packed and given to ``store(uri,
+    data)`` (which keeps it unless it has it), its URI in its place; ``pip``/``uv``
+    requirement files read; ``excludes`` (applied) and None fields left out.
+
+    Raises:
+        ValueError: a local path that is not there, or a package over the size limit.
+    """
+    prepared = {name: value for name, value in runtime_env.items()
+                if value is not None and name != "excludes"}
+    excludes = runtime_env.get("excludes") or []
+
+    def uploaded(path: str, excludes: list[str], include_parent_dir: bool) -> str:
+        if is_uri(path):
+            return path
+        if path.endswith(".zip") and os.path.isfile(path) and not include_parent_dir:
+            uri, data = read_zip(path)  # a working_dir given as a zip: its contents
+        else:
+            uri, data = pack(path, excludes, include_parent_dir=include_parent_dir)
+        store(uri, data)
+        return uri
+    if prepared.get("working_dir"):
+        prepared["working_dir"] = uploaded(str(prepared["working_dir"]),
+                                           WORKING_DIR_DEFAULT_EXCLUDES + excludes, False)
+    if prepared.get("py_modules"):
+        prepared["py_modules"] = [uploaded(_py_module(module), excludes, True)
+                                  for module in prepared["py_modules"]]
+    for field in ("pip", "uv"):
+        if prepared.get(field):
+            prepared[field] = normalized_packages(prepared[field])
+    return prepared
+
+
+def _py_module(module) -> str:
+    """A py_modules entry's path or URI; a local file must be a ``.py`` file."""
+    path = module_path(module)
+    if not is_uri(path) and os.path.isfile(path) and not path.endswith(".py"):
+        raise ValueError(f"py_modules entry {path} is a file but not a .py file; raggio "
+                         "installs wheels and other packages through the 'pip' field.")
+    return path

@@ -28,6 +28,7 @@ from typing import Any
 from raggio.config import Config, honoured_system_config
 from raggio.core.options import check_namespace
 from raggio.common.labels import check_node_labels
+from raggio.common.runtime_env import merge
 from raggio.core.job_config import JobConfig
 from raggio.node_spec import NodeSpec
 
@@ -124,15 +125,29 @@ def resolve(cfg: Config, *, num_cpus: float | None, num_gpus: float | None,
 def _apply_submitted_job(settings: InitSettings) -> None:
     """A submitted job's driver (its supervisor set RAY_JOB_CONFIG_JSON_ENV_VAR) records
     the job's metadata, with its submission id, as Ray's drivers do: the job list links
-    the driver to its submission by it."""
+    the driver to its submission by it. The job's runtime_env is the default of the
+    driver's tasks and actors, merged with init()'s as Ray merges them: a field (or env
+    var) given by both is an error, unless RAY_OVERRIDE_JOB_RUNTIME_ENV lets init()'s win."""
     if not settings.cfg.job_config_json:
         return
     try:
-        submitted = json.loads(settings.cfg.job_config_json).get("metadata") or {}
+        submitted = json.loads(settings.cfg.job_config_json)
+        metadata = submitted.get("metadata") or {}
     except (ValueError, AttributeError):
         raise ValueError("RAY_JOB_CONFIG_JSON_ENV_VAR is not a JSON object: "
                          f"{settings.cfg.job_config_json[:200]!r}") from None
-    settings.job_info["metadata"] = dict(submitted, **settings.job_info.get("metadata", {}))
+    settings.job_info["metadata"] = dict(metadata, **settings.job_info.get("metadata", {}))
+    job_env, driver_env = submitted.get("runtime_env") or {}, settings.runtime_env or {}
+    if not settings.cfg.override_job_runtime_env and (
+            (set(job_env) - {"env_vars"}) & (set(driver_env) - {"env_vars"})
+            or set(job_env.get("env_vars") or {}) & set(driver_env.get("env_vars") or {})):
+        raise ValueError(
+            f"Failed to merge the Job's runtime env {job_env} with a ray.init's runtime env "
+            f"{driver_env} because of a conflict. Specifying the same runtime_env fields or "
+            "the same environment variable keys is not allowed. Use "
+            "RAY_OVERRIDE_JOB_RUNTIME_ENV=1 to instruct Ray to combine Job and Driver's "
+            "runtime environment in the event of a conflict.")
+    settings.runtime_env = merge(job_env, driver_env) or None
 
 
 def _refuse_unsupported(local_mode, logging_config, enable_resource_isolation,

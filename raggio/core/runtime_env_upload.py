@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from typing import Any, Callable
 
-from raggio.common.runtime_env import is_uri, merge, module_path, normalized_packages
-from raggio.common.runtime_env_packages import WORKING_DIR_DEFAULT_EXCLUDES, pack, read_zip
+from raggio.common.runtime_env import merge
+from raggio.common.runtime_env_packages import ready_to_travel
 
 logger = logging.getLogger(__name__)
 
@@ -73,45 +72,13 @@ class RuntimeEnvUploader:
         with self._lock:
             prepared = self._by_contents.get(contents)
             if prepared is None:
-                prepared = self._by_contents[contents] = self._prepare(runtime_env)
+                prepared = ready_to_travel(runtime_env, self._store)
+                self._by_contents[contents] = prepared
         return prepared
 
-    def _prepare(self, runtime_env: dict) -> dict:
-        prepared = {name: value for name, value in runtime_env.items()
-                    if value is not None and name != "excludes"}
-        excludes = runtime_env.get("excludes") or []
-        if prepared.get("working_dir"):
-            prepared["working_dir"] = self._uploaded(
-                str(prepared["working_dir"]), WORKING_DIR_DEFAULT_EXCLUDES + excludes,
-                include_parent_dir=False)
-        if prepared.get("py_modules"):
-            prepared["py_modules"] = [self._uploaded(_py_module(module), excludes,
-                                                     include_parent_dir=True)
-                                      for module in prepared["py_modules"]]
-        for field in ("pip", "uv"):
-            if prepared.get(field):
-                prepared[field] = normalized_packages(prepared[field])
-        return prepared
-
-    def _uploaded(self, path: str, excludes: list[str], *, include_parent_dir: bool) -> str:
-        """The URI of the package of ``path``, uploaded unless the control store has it."""
-        if is_uri(path):
-            return path
-        if path.endswith(".zip") and os.path.isfile(path) and not include_parent_dir:
-            uri, data = read_zip(path)  # a working_dir given as a zip: its contents
-        else:
-            uri, data = pack(path, excludes, include_parent_dir=include_parent_dir)
+    def _store(self, uri: str, data: bytes) -> None:
+        """Put a package into the control store's KV unless it is there."""
         if not self._request("kv_keys", uri):
             logger.info("Pushing file package '%s' (%.2f MiB) to the cluster.", uri,
                         len(data) / (1024 * 1024))
             self._request("kv_put", [uri, data, False])
-        return uri
-
-
-def _py_module(module) -> str:
-    """A py_modules entry's path or URI; a local file must be a ``.py`` file."""
-    path = module_path(module)
-    if not is_uri(path) and os.path.isfile(path) and not path.endswith(".py"):
-        raise ValueError(f"py_modules entry {path} is a file but not a .py file; raggio "
-                         "installs wheels and other packages through the 'pip' field.")
-    return path

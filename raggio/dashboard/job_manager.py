@@ -5,10 +5,11 @@ It owns the submitted jobs' records (``JobInfo`` as JSON in the control store's 
 durable) and is their only writer. Per submission it creates a ``JobSupervisor``
 (``job_supervisor.py``) through raggio's public API, from a driver of its own that it
 opens when first needed (in the supervisors' namespace, so that job lists leave it out),
-then follows it: PENDING until the supervisor has started the entrypoint, RUNNING, and
-SUCCEEDED, FAILED or STOPPED when ``wait_finished`` answers. A restarted dashboard
-(``resume``) finds the supervisors of the jobs its records say are not over, by name,
-and follows them again; a supervisor that is gone fails its job with Ray's
+then follows it: PENDING until the supervisor has set the job's runtime_env up and
+started the entrypoint (FAILED with Ray's ``RUNTIME_ENV_SETUP_FAILURE`` when the setup
+failed), RUNNING, and SUCCEEDED, FAILED or STOPPED when ``wait_finished`` answers. A
+restarted dashboard (``resume``) finds the supervisors of the jobs its records say are
+not over, by name, and follows them again; a supervisor that is gone fails its job with Ray's
 ``JOB_SUPERVISOR_ACTOR_DIED``.
 
 The routes (``job_routes.py``) call ``submit``, ``stop``, ``delete``, ``job_info`` and
@@ -220,6 +221,12 @@ class JobManager:
                     "restarted.")
                 return
             started = await handle.start.remote()
+            if started["setup_error"] is not None:
+                await self._update(submission_id, JobStatus.FAILED, message=(
+                    f"runtime_env setup failed: {started['setup_error']}"),
+                    error_type=JobErrorType.RUNTIME_ENV_SETUP_FAILURE.value)
+                raggio.kill(handle)
+                return
             await self._update(submission_id, JobStatus.RUNNING,
                                driver_node_id=started["node_id"])
             ended = await handle.wait_finished.remote()
@@ -250,8 +257,7 @@ class JobManager:
         options = dict(name=supervisor_name(submission_id), namespace=SUPERVISOR_NAMESPACE,
                        lifetime="detached", num_cpus=info.entrypoint_num_cpus or 0,
                        num_gpus=info.entrypoint_num_gpus or 0,
-                       resources=info.entrypoint_resources or {},
-                       runtime_env=info.runtime_env or None)
+                       resources=info.entrypoint_resources or {})
         if info.entrypoint_memory:
             options["memory"] = info.entrypoint_memory
         if not resources_given:  # as Ray: a driver that asks for nothing runs on the head

@@ -11,21 +11,26 @@ The token goes as ``Authorization: Bearer`` (unless ``headers`` has one): from
 ``RAGGIO_AUTH_TOKEN``/``RAY_AUTH_TOKEN``, else the current cluster's token file when the
 address is its dashboard. As Ray's SDK, a request the server refuses raises
 ``RuntimeError("Request failed with status code N: <its message>.")``, and a dashboard
-that cannot be reached ``ConnectionError``. Plain ``urllib`` for requests, ``aiohttp`` for
-``tail_job_logs``'s websocket.
+that cannot be reached ``ConnectionError``. A local ``working_dir`` or ``py_modules`` entry
+is zipped as a driver zips it (``common/runtime_env_packages.py``) and uploaded through the
+dashboard's package routes unless it has it; the job goes with its ``gcs://`` URI. Plain
+``urllib`` for requests, ``aiohttp`` for ``tail_job_logs``'s websocket.
 """
 
 from __future__ import annotations
 
-import copy
 import json
+import logging
 import urllib.error
 import urllib.request
 from typing import Any, AsyncIterator
 
 from raggio import cluster_file
+from raggio.common.runtime_env_packages import ready_to_travel
 from raggio.config import get_config
 from raggio.job_submission.common import JobDetails, JobStatus
+
+logger = logging.getLogger(__name__)
 
 #: How long one request may take.
 REQUEST_TIMEOUT_S = 30.0
@@ -94,9 +99,13 @@ class JobSubmissionClient:
 
     # -- requests --
 
-    def _request(self, method: str, path: str, body: dict | None = None) -> tuple[int, str]:
-        data = json.dumps(body).encode() if body is not None else None
-        headers = dict(self._headers, **({"Content-Type": "application/json"} if data else {}))
+    def _request(self, method: str, path: str, body: dict | None = None, *,
+                 data: bytes | None = None) -> tuple[int, str]:
+        """(status, text) of one request: a JSON ``body``, or raw ``data``."""
+        if body is not None:
+            data = json.dumps(body).encode()
+        headers = dict(self._headers,
+                       **({"Content-Type": "application/json"} if body is not None else {}))
         request = urllib.request.Request(self._address + path, data=data, method=method,
                                          headers=headers)
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -140,7 +149,8 @@ class JobSubmissionClient:
         Args:
             entrypoint: the shell command to run (its ``init()`` joins the cluster).
             job_id: deprecated name of ``submission_id``.
-            runtime_env: the job's runtime environment (``env_vars``, ...).
+            runtime_env: the job's runtime environment (``env_vars``, ``working_dir``, ...);
+                a local ``working_dir`` or ``py_modules`` entry is zipped and uploaded.
             metadata: strings kept with the job and given to its driver's JobConfig.
             submission_id: the job's id (``raysubmit_...`` generated when None).
             entrypoint_num_cpus, entrypoint_num_gpus, entrypoint_memory,
@@ -150,10 +160,9 @@ class JobSubmissionClient:
 
         Raises:
             RuntimeError: the server refused the job (a taken id, a bad argument).
-            ValueError: a runtime_env this client cannot send (a local ``working_dir``).
+            ValueError: a local package that is not there or is over the size limit.
         """
-        runtime_env = copy.deepcopy(runtime_env or {})
-        _refuse_local_packages(runtime_env)
+        runtime_env = ready_to_travel(runtime_env or {}, self._upload_package)
         metadata = dict(metadata or {}, **self._default_metadata)
         body = {"entrypoint": entrypoint, "submission_id": submission_id or job_id,
                 "runtime_env": runtime_env, "metadata": metadata,
@@ -164,6 +173,17 @@ class JobSubmissionClient:
                 "entrypoint_label_selector": entrypoint_label_selector}
         body = {key: value for key, value in body.items() if value is not None}
         return self._json("POST", "/api/jobs/", body)["submission_id"]
+
+    def _upload_package(self, uri: str, data: bytes) -> None:
+        """Upload a package through the dashboard's package routes unless it has it, as
+        Ray's client does (``GET``: 200 or 404, then ``PUT``)."""
+        path = "/api/packages/gcs/" + uri.removeprefix("gcs://")
+        status, text = self._request("GET", path)
+        if status == 404:
+            logger.info("Uploading package %s.", uri)
+            status, text = self._request("PUT", path, data=data)
+        if status != 200:
+            raise RuntimeError(f"Request failed with status code {status}: {text}.")
 
     def stop_job(self, job_id: str) -> bool:
         """Stop a job (SIGTERM, then SIGKILL after a grace period); whether it was running."""
@@ -213,15 +233,3 @@ class JobSubmissionClient:
             if ws.close_code == aiohttp.WSCloseCode.ABNORMAL_CLOSURE:
                 raise RuntimeError("WebSocket connection closed unexpectedly with close "
                                    f"code {ws.close_code}")
-
-
-def _refuse_local_packages(runtime_env: dict) -> None:
-    """``working_dir`` and ``py_modules`` given as local paths need uploading, which the
-    runtime-environment work of issue #15 brings; until then they are refused here."""
-    paths = [runtime_env.get("working_dir")] + list(runtime_env.get("py_modules") or [])
-    local = [p for p in paths if isinstance(p, str) and "://" not in p]
-    if local:
-        raise ValueError(
-            f"runtime_env names local paths {local} (working_dir/py_modules): uploading them "
-            "to the cluster is not supported by this raggio yet (issue #15); give a remote "
-            "URI, or put the code where the cluster's nodes find it.")

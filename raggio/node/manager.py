@@ -138,6 +138,7 @@ class NodeManager:
         self._closing = False
         self._prestarted = False
         self._drivers: set[Connection] = set()  #: drivers connected to this node
+        self._holders: set[Connection] = set()  #: connections ``_watch`` follows
         self.gcs: Connection | None = None
         self.log_monitor = LogMonitor(self.log_dir, options.node_ip, self._send_logs,
                                       cfg.log_poll_period_s,
@@ -302,7 +303,7 @@ class NodeManager:
         return self.info()
 
     def register_client(self, conn: Connection, msg: dict) -> dict:
-        conn.close_callbacks.append(self._client_lost)
+        self._watch(conn)
         self._drivers.add(conn)
         conn.close_callbacks.append(self._drivers.discard)
         self._prestart_workers()
@@ -367,8 +368,17 @@ class NodeManager:
                 request.future.set_result({"error": error})
         self._dispatch()
 
+    def _watch(self, conn: Connection) -> None:
+        """Release what ``conn`` holds when it closes. A driver's or worker's connection
+        that came here by spillback never registers, yet holds leases: watched from its
+        first request. Not the control store's: its actors outlive its restarts."""
+        if conn is not self.gcs and conn not in self._holders:
+            self._holders.add(conn)
+            conn.close_callbacks.append(self._client_lost)
+
     def _client_lost(self, conn: Connection) -> None:
         """A holder disconnected: end the workers it leased, drop its pins."""
+        self._holders.discard(conn)
         for lease in [l for l in self.leases.values() if l.holder is conn]:
             self.leases.pop(lease.lease_id, None)
             self._release(lease)
@@ -418,6 +428,7 @@ class NodeManager:
                                strategy=msg.get("strategy") or "DEFAULT",
                                spilled=bool(msg.get("spilled")))
         request.env_key = env_key(request.runtime_env)
+        self._watch(conn)
         self.lease_queue.add(request)
         self._dispatch()
         return await request.future

@@ -2,8 +2,9 @@
 
 One cluster for the module (``conftest.py``): jobs that succeed (their driver joins the
 cluster and is linked to the submission), fail, are stopped mid-run (their whole process
-group gone), are deleted, are placed by their entrypoint's resources, and are followed
-with ``tail_job_logs`` and the CLI.
+group gone), are deleted, are placed by their entrypoint's resources, run in their
+runtime_env (a local working_dir and py_modules uploaded, a bad pip requirement failing
+the job), and are followed with ``tail_job_logs`` and the CLI.
 """
 
 from __future__ import annotations
@@ -30,6 +31,36 @@ DRIVER = textwrap.dedent("""
 
     print("squares", ray.get([square.remote(i) for i in range(4)]))
 """)
+
+
+#: A job's script that lives only in its working_dir: it imports a module from there and
+#: from py_modules, and so do its tasks (the job's runtime_env is theirs too).
+IN_WORKING_DIR = textwrap.dedent("""
+    import os
+    import raggio as ray
+    import helper
+
+    ray.init()
+
+    @ray.remote
+    def look():
+        import helper
+        return helper.WORD, open("data.txt").read().strip(), os.getcwd() == here
+
+    here = os.getcwd()
+    extra = __import__("extra_mod").NUMBER if os.environ.get("WITH_PY_MODULES") else None
+    print("driver", helper.WORD, extra, "task", ray.get(look.remote()))
+""")
+
+
+def working_dir(tmp_path):
+    """A working_dir with ``main.py`` (IN_WORKING_DIR), ``helper.py`` and ``data.txt``."""
+    directory = tmp_path / "job_dir"
+    directory.mkdir()
+    (directory / "main.py").write_text(IN_WORKING_DIR)
+    (directory / "helper.py").write_text("WORD = 'from-helper'\n")
+    (directory / "data.txt").write_text("from-data\n")
+    return directory
 
 
 def node_ids(cluster) -> tuple[str, str]:
@@ -74,6 +105,58 @@ def test_env_vars_reach_the_entrypoint(cluster):
                             runtime_env={"env_vars": {"GREETING": "hello"}})
     assert wait_finished(client, job).status == JobStatus.SUCCEEDED
     assert "greeting=hello" in client.get_job_logs(job)
+
+
+def test_a_local_working_dir_and_py_modules_are_uploaded_and_run_in(cluster, tmp_path):
+    module = tmp_path / "extra_mod"
+    module.mkdir()
+    (module / "__init__.py").write_text("NUMBER = 7\n")
+    client = cluster.client()
+    job = client.submit_job(entrypoint="python main.py", runtime_env={
+        "working_dir": str(working_dir(tmp_path)), "py_modules": [str(module)],
+        "env_vars": {"WITH_PY_MODULES": "1"}})
+    info = wait_finished(client, job)
+    assert info.status == JobStatus.SUCCEEDED, client.get_job_logs(job)
+    assert "driver from-helper 7 task ('from-helper', 'from-data', True)" in (
+        client.get_job_logs(job))
+    assert info.runtime_env["working_dir"].startswith("gcs://_ray_pkg_")
+    assert info.runtime_env["py_modules"][0].startswith("gcs://_ray_pkg_")
+
+
+def test_a_bad_pip_requirement_fails_the_job_with_pips_error(cluster):
+    client = cluster.client()
+    job = client.submit_job(entrypoint="echo never", runtime_env={
+        "pip": ["--no-index", "raggio-no-such-package==0.0.1"]})
+    info = wait_finished(client, job)
+    assert info.status == JobStatus.FAILED
+    assert info.error_type == "RUNTIME_ENV_SETUP_FAILURE"
+    assert info.message.startswith("runtime_env setup failed: ")
+    assert "No matching distribution found for raggio-no-such-package" in info.message
+    assert "never" not in client.get_job_logs(job)
+
+
+def test_the_drivers_own_runtime_env_conflicts_unless_told_to_override(cluster, tmp_path):
+    script = tmp_path / "own_env.py"
+    script.write_text(textwrap.dedent("""
+        import os
+        import raggio as ray
+        ray.init(runtime_env={"env_vars": {"WHO": "init"}})
+
+        @ray.remote
+        def who():
+            return os.environ["WHO"], os.environ["ALSO"]
+        print("who", ray.get(who.remote()))
+    """))
+    client = cluster.client()
+    env_vars = {"WHO": "job", "ALSO": "job"}
+    refused = client.submit_job(entrypoint=f"python {script}",
+                                runtime_env={"env_vars": env_vars})
+    assert wait_finished(client, refused).status == JobStatus.FAILED
+    assert "Failed to merge the Job's runtime env" in client.get_job_logs(refused)
+    merged = client.submit_job(entrypoint=f"python {script}", runtime_env={
+        "env_vars": dict(env_vars, RAY_OVERRIDE_JOB_RUNTIME_ENV="1")})
+    assert wait_finished(client, merged).status == JobStatus.SUCCEEDED
+    assert "who ('init', 'job')" in client.get_job_logs(merged)
 
 
 def test_a_failing_job_fails_with_its_exit_code_and_last_lines(cluster):
@@ -191,6 +274,14 @@ def test_the_cli_submits_waits_and_reports_with_rays_lines(cluster):
     local = cluster.raggio("job", "list")
     assert local.returncode == 0, local.stderr
     assert f"Job submission server address: {cluster.url}" in local.stdout
+
+
+def test_the_cli_submits_a_working_dir(cluster, tmp_path):
+    env = cluster.env(RAGGIO_AUTH_TOKEN=cluster.token, RAY_ADDRESS=cluster.url)
+    result = cluster.raggio("job", "submit", "--working-dir", str(working_dir(tmp_path)),
+                            "--", "python", "main.py", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "driver from-helper None task ('from-helper', 'from-data', True)" in result.stdout
 
 
 def test_the_cli_stops_a_running_job(cluster):

@@ -146,3 +146,29 @@ def test_rays_job_cli_works_against_raggio(cluster, ray_venv):
     stopped = run("stop", "ray-stops")
     assert "Job 'ray-stops' was stopped" in stopped.stdout + stopped.stderr
     assert wait_finished(cluster.client(), "ray-stops").status == JobStatus.STOPPED
+
+
+@pytest.mark.timeout(INSTALL_TIMEOUT_S + 120)
+def test_rays_client_uploads_a_local_working_dir_that_the_job_runs_in(cluster, ray_venv,
+                                                                       tmp_path):
+    directory = tmp_path / "ray_job_dir"
+    directory.mkdir()
+    (directory / "helper.py").write_text("WORD = 'uploaded-by-ray'\n")
+    (directory / "main.py").write_text("import helper\nprint('job says', helper.WORD)\n")
+    script = textwrap.dedent("""
+        import sys
+        from ray.job_submission import JobSubmissionClient
+        client = JobSubmissionClient(sys.argv[1])
+        print(client.submit_job(entrypoint="python main.py",
+                                runtime_env={"working_dir": sys.argv[2]}))
+    """)
+    result = subprocess.run([str(ray_venv / "bin" / "python"), "-c", script, cluster.url,
+                             str(directory)], capture_output=True, text=True,
+                            env=ray_env(cluster), timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    job = result.stdout.strip().splitlines()[-1]
+    client = cluster.client()
+    info = wait_finished(client, job)
+    assert info.status == JobStatus.SUCCEEDED, client.get_job_logs(job)
+    assert "job says uploaded-by-ray" in client.get_job_logs(job)
+    assert info.runtime_env["working_dir"].startswith("gcs://_ray_pkg_")
