@@ -34,6 +34,7 @@ import cloudpickle
 from raggio.client import pickling, protocol
 from raggio.core.actor import ActorHandle
 from raggio.core.object_ref import ObjectRef
+from raggio.core.runtime_env_upload import RuntimeEnvUploader
 from raggio.exceptions import ConnectionLost, RpcError
 from raggio.rpc import Connection, connect
 
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 #: Ops that change nothing in the session, so a call that a dropped connection cut off is
 #: made again after reconnecting (others raise ConnectionLost: they may have been done).
-READ_OPS = frozenset({"get", "wait", "read_chunk", "runtime_context"})
+READ_OPS = frozenset({"get", "wait", "read_chunk", "runtime_context", "has_package"})
 
 
 class _Holdings:
@@ -80,6 +81,36 @@ class _Holdings:
         return None
 
 
+class _ClientPackages(RuntimeEnvUploader):
+    """The runtime envs of a ray:// client, prepared on its machine: a local
+    ``working_dir`` or ``py_modules`` entry is packed here and the package goes to the
+    session (``has_package``, ``put_package``), which stores it in the control store's KV;
+    the session's driver is given the URIs. The packages of ``init``'s runtime env are
+    packed before the session exists (its driver starts with their URIs) and held until
+    ``send_held``."""
+
+    def __init__(self, core: "ClientCore"):
+        super().__init__(core.call)
+        self._core = core
+        self._held: list[tuple[str, bytes]] | None = []
+
+    def _store(self, uri: str, data: bytes) -> None:
+        """Send a package to the session unless the control store has it (held until
+        ``send_held`` while there is no session yet)."""
+        if self._held is not None:
+            self._held.append((uri, data))
+        elif not self._core.call("has_package", {"uri": uri}):
+            logger.info("Pushing file package '%s' (%.2f MiB) to the cluster.", uri,
+                        len(data) / (1024 * 1024))
+            self._core.run_sync(self._core._put_package(uri, data))
+
+    def send_held(self) -> None:
+        """Send the packages held before the session started (once connected)."""
+        held, self._held = self._held or [], None
+        for uri, data in held:
+            self._store(uri, data)
+
+
 class ClientCore:
     """The process's core while connected through ray:// (see the module docstring)."""
 
@@ -100,8 +131,11 @@ class ClientCore:
         self.actor_handles = _Holdings(self, "actors")
         self._token = token
         self._client_id = os.urandom(16).hex()
+        #: Packs the local working_dir and py_modules of runtime envs (see _ClientPackages).
+        self.runtime_envs = _ClientPackages(self)
+        self._runtime_env = runtime_env
         self._request = {"client_id": self._client_id, "namespace": namespace,
-                         "runtime_env": runtime_env, **protocol.versions()}
+                         **protocol.versions()}
         self._log_to_driver = log_to_driver
         self._conn: Connection | None = None
         self._connect_lock: asyncio.Lock | None = None
@@ -124,6 +158,9 @@ class ClientCore:
             RuntimeError: the client's and the cluster's versions differ.
         """
         self._thread.start()
+        # The session's driver starts with the job's runtime env: its packages' URIs, the
+        # packages themselves sent once the session is there.
+        self._request["runtime_env"] = self.runtime_envs.set_job_env(self._runtime_env) or None
         try:
             self.run_sync(self._connection())
         except RpcError as exc:
@@ -131,6 +168,7 @@ class ClientCore:
                 raise ConnectionError(f"Could not connect to the ray:// client server at "
                                       f"{self.address}: {exc}") from exc
             raise
+        self.runtime_envs.send_held()
 
     def _set_info(self, info: dict) -> None:
         self.job_id, self.node_id = info["job_id"], info["node_id"]
@@ -299,15 +337,23 @@ class ClientCore:
         return ObjectRef(self.run_sync(self._put(blob)), "")
 
     async def _put(self, blob: bytes) -> bytes:
+        return await self._call("put", await self._sent(blob))
+
+    async def _sent(self, blob: bytes) -> dict:
+        """How ``blob`` goes in a ``put`` or ``put_package``: as it is, or sent before in
+        chunks (``put_chunk``) and named by its upload id."""
         if len(blob) <= protocol.CHUNK_BYTES:
-            return await self._call("put", {"data": blob})
+            return {"data": blob}
         upload, view = os.urandom(8).hex(), memoryview(blob)
 
         async def write(offset: int) -> None:
             await self._call("put_chunk", {"upload": upload, "size": len(blob), "offset": offset,
                                            "data": view[offset:offset + protocol.CHUNK_BYTES]})
         await self._each_chunk(len(blob), write)
-        return await self._call("put", {"upload": upload})
+        return {"upload": upload}
+
+    async def _put_package(self, uri: str, data: bytes) -> None:
+        await self._call("put_package", {"uri": uri, **await self._sent(data)})
 
     def wait(self, refs: list[ObjectRef], num_returns: int, timeout_s: float | None,
              fetch_local: bool) -> tuple[list, list]:
@@ -351,6 +397,9 @@ class ClientCore:
         if options.get("num_returns") in ("streaming", "dynamic"):
             raise NotImplementedError("Generators (num_returns='streaming' or 'dynamic') are "
                                       "not supported through ray:// yet.")
+        if options.get("runtime_env"):  # its local paths are this machine's: packed here
+            options = dict(options, runtime_env=self.runtime_envs.for_call(
+                options["runtime_env"]))
         return {"key": self._register(definition), "options": cloudpickle.dumps(options),
                 "args": pickling.dumps((args, kwargs), self._stand_in)}
 

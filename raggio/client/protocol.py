@@ -21,7 +21,8 @@ CHUNKS_IN_FLIGHT = 4
 #: so that a grep finds both ends: the session's ``handlers()`` has the same names).
 SESSION_OPS = ("register", "submit_task", "create_actor", "submit_actor_call", "get_actor",
                "put_chunk", "put", "get", "read_chunk", "wait", "release", "cancel",
-               "gcs_request", "placement_group_ready", "runtime_context")
+               "gcs_request", "placement_group_ready", "runtime_context", "has_package",
+               "put_package")
 
 #: Control-store ops a client may make through its session (``core.request("gcs", ...)``
 #: in the public API: nodes, resources, named actors, ``raggio.kill``, placement groups,

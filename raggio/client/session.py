@@ -21,18 +21,23 @@ import concurrent.futures
 import io
 import json
 import os
+import re
 import sys
 import threading
 
 import cloudpickle
 
 from raggio.client import pickling, protocol
+from raggio.common.runtime_env_packages import PACKAGE_PREFIX
 from raggio.core import actor, api, context
 from raggio.core.actor import ActorHandle
 from raggio.core.object_ref import ObjectRef
 from raggio.core.placement_group import PlacementGroup
 from raggio.launch import die_with_parent, print_ready
 from raggio.rpc import Server
+
+#: A package's URI, as ``runtime_env_packages`` names them by content hash.
+_PACKAGE_URI = re.compile(rf"gcs://{PACKAGE_PREFIX}[0-9a-f]{{32}}\.zip")
 
 #: Calls that may block at once (each ``get`` or ``wait`` holds a thread while it waits).
 MAX_CONCURRENT_CALLS = 64
@@ -132,12 +137,16 @@ class Session:
         data, offset = payload["data"], payload["offset"]
         buffer[offset:offset + len(data)] = data  # chunks never overlap: no lock needed
 
-    def put(self, payload: dict) -> bytes:
+    def _uploaded(self, payload: dict) -> bytes:
+        """The bytes a ``put`` or ``put_package`` carries, or received in chunks before."""
         blob = payload.get("data")
         if blob is None:
             with self._lock:
                 blob = self.uploads.pop(payload["upload"])
-        return self._stand_in(api.put(pickling.loads(blob, self._resolve)))[1]
+        return blob
+
+    def put(self, payload: dict) -> bytes:
+        return self._stand_in(api.put(pickling.loads(self._uploaded(payload), self._resolve)))[1]
 
     def get(self, payload: dict) -> dict:
         refs = [self._resolve("ref", object_id) for object_id in payload["ids"]]
@@ -181,11 +190,31 @@ class Session:
     def placement_group_ready(self, payload: dict) -> bytes:
         return self._stand_in(PlacementGroup(payload["pg_id"]).ready())[1]
 
+    def has_package(self, payload: dict) -> bool:
+        return bool(context.get_core().request("gcs", "kv_keys", _package_uri(payload)))
+
+    def put_package(self, payload: dict) -> None:
+        """Store a runtime env package the client packed (a ``working_dir`` or
+        ``py_modules`` entry of its machine) in the control store's KV, unless there: the
+        first upload of a content hash stays."""
+        context.get_core().request("gcs", "kv_put",
+                                   [_package_uri(payload), self._uploaded(payload), False])
+
     def runtime_context(self, payload) -> dict:
         core = context.get_core()
         return {"job_id": core.job_id, "node_id": core.node_id, "worker_id": core.worker_id,
                 "namespace": core.namespace, "gcs_address": core.gcs_address,
                 "node_ip": core.node_ip}
+
+
+def _package_uri(payload: dict) -> str:
+    """The package URI a client named; only the form raggio's packages have
+    (``gcs://_ray_pkg_<hash>.zip``), so a client writes no other key of the KV."""
+    uri = payload["uri"]
+    if not isinstance(uri, str) or not _PACKAGE_URI.fullmatch(uri):
+        raise ValueError(f"{uri!r} is not a runtime env package URI "
+                         f"(gcs://{PACKAGE_PREFIX}<hash>.zip).")
+    return uri
 
 
 class _ForwardedOutput(io.TextIOBase):

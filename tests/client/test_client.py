@@ -45,10 +45,11 @@ def _env(head, **more) -> dict:
     return {**os.environ, "RAGGIO_AUTH_TOKEN": head["token"], **more}
 
 
-def _run_client(head, script: str, *, env: dict | None = None, timeout_s: float = 90):
+def _run_client(head, script: str, *, env: dict | None = None, timeout_s: float = 90,
+                cwd: str | None = None):
     """Run ``script`` (with ``ADDRESS`` defined) as a client process; its result."""
     code = f"ADDRESS = {head['address']!r}\n" + textwrap.dedent(script)
-    return subprocess.run([sys.executable, "-c", code], env=env or _env(head),
+    return subprocess.run([sys.executable, "-c", code], env=env or _env(head), cwd=cwd,
                           capture_output=True, text=True, timeout=timeout_s)
 
 
@@ -190,6 +191,44 @@ def test_errors_options_cancel_and_the_jobs_runtime_env_reach_the_client(head):
         assert asyncio.run(asyncio.wait_for(awaited(), 30)) == "yes"
         print("client done")
     """)
+    assert result.returncode == 0, result.stderr
+    assert "client done" in result.stdout
+
+
+def test_a_clients_local_working_dir_and_py_modules_are_packed_on_the_client(head, tmp_path):
+    # Relative paths, from the client's folder: the head's processes run elsewhere, so
+    # only a client that packs them itself finds them (as on another machine).
+    for folder, module in (("job_dir", "job_mod"), ("actor_dir", "actor_mod"),
+                           ("extra/extra_pkg", "__init__")):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / f"{module}.py").write_text(f"WHERE = {folder!r}\n")
+    (tmp_path / "job_dir" / "big.bin").write_bytes(os.urandom(2**20))  # left out below
+    result = _run_client(head, """
+        import os
+        import pytest
+        import raggio as ray
+        ray.init(ADDRESS, runtime_env={"working_dir": "job_dir", "excludes": ["*.bin"]})
+
+        @ray.remote
+        def job_module():
+            import job_mod
+            return job_mod.WHERE, sorted(os.listdir("."))
+
+        @ray.remote
+        class Reader:
+            def modules(self):
+                import actor_mod, extra_pkg
+                return actor_mod.WHERE, extra_pkg.WHERE
+
+        assert ray.get(job_module.remote()) == ("job_dir", ["job_mod.py"])
+        env = {"working_dir": "actor_dir", "py_modules": ["extra/extra_pkg"]}
+        reader = Reader.options(runtime_env=env).remote()
+        assert ray.get(reader.modules.remote()) == ("actor_dir", "extra/extra_pkg")
+        from raggio.core import context
+        with pytest.raises(ValueError, match="not a runtime env package URI"):
+            context.get_core().call("put_package", {"uri": "jobs/x", "data": b"not mine"})
+        print("client done")
+    """, cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "client done" in result.stdout
 
