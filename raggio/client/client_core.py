@@ -33,6 +33,7 @@ import cloudpickle
 
 from raggio.client import pickling, protocol
 from raggio.core.actor import ActorHandle
+from raggio.core.generators import ObjectRefGenerator
 from raggio.core.object_ref import ObjectRef
 from raggio.core.runtime_env_upload import RuntimeEnvUploader
 from raggio.exceptions import ConnectionLost, RpcError
@@ -43,6 +44,10 @@ logger = logging.getLogger(__name__)
 #: Ops that change nothing in the session, so a call that a dropped connection cut off is
 #: made again after reconnecting (others raise ConnectionLost: they may have been done).
 READ_OPS = frozenset({"get", "wait", "read_chunk", "runtime_context", "has_package"})
+
+
+#: What the client tells its session it let go of, batched (``release_soon``).
+RELEASED_KINDS = ("refs", "actors", "generators")
 
 
 class _Holdings:
@@ -139,7 +144,7 @@ class ClientCore:
         self._log_to_driver = log_to_driver
         self._conn: Connection | None = None
         self._connect_lock: asyncio.Lock | None = None
-        self._released: dict[str, list[bytes]] = {"refs": [], "actors": []}
+        self._released: dict[str, list[bytes]] = {kind: [] for kind in RELEASED_KINDS}
         self._release_lock = threading.Lock()
         self._registered: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._closed = False
@@ -257,7 +262,7 @@ class ClientCore:
             return
         with self._release_lock:
             self._released[kind].append(object_id)
-            first = len(self._released["refs"]) + len(self._released["actors"]) == 1
+            first = sum(map(len, self._released.values())) == 1
         if first:
             try:
                 self.loop.call_soon_threadsafe(self._send_releases)
@@ -266,7 +271,7 @@ class ClientCore:
 
     def _send_releases(self) -> None:
         with self._release_lock:
-            released, self._released = self._released, {"refs": [], "actors": []}
+            released, self._released = self._released, {kind: [] for kind in RELEASED_KINDS}
         if self._conn is not None and not self._conn.is_closed:
             self._conn.notify("release", released)
 
@@ -290,10 +295,11 @@ class ClientCore:
         return ActorHandle(described["actor_id"], described["class_name"],
                            described["methods"], described["max_task_retries"], counted=True)
 
-    @staticmethod
-    def _refs(ids):
+    def _refs(self, ids):
         if ids is None:
             return None
+        if isinstance(ids, dict):  # a streaming generator's, held by the session
+            return ClientRefGenerator(self, ids["generator"])
         if isinstance(ids, list):
             return [ObjectRef(object_id, "") for object_id in ids]
         return ObjectRef(ids, "")
@@ -355,13 +361,16 @@ class ClientCore:
     async def _put_package(self, uri: str, data: bytes) -> None:
         await self._call("put_package", {"uri": uri, **await self._sent(data)})
 
-    def wait(self, refs: list[ObjectRef], num_returns: int, timeout_s: float | None,
+    def wait(self, waitables: list, num_returns: int, timeout_s: float | None,
              fetch_local: bool) -> tuple[list, list]:
-        ready_ids = set(self.call("wait", {"ids": [ref._id for ref in refs],
-                                           "num_returns": num_returns, "timeout": timeout_s,
-                                           "fetch_local": fetch_local}))
-        ready = [ref for ref in refs if ref._id in ready_ids]
-        return ready, [ref for ref in refs if ref._id not in ready_ids]
+        """``raggio.wait`` over refs and streaming generators (``ClientRefGenerator``)."""
+        generators = [index for index, waitable in enumerate(waitables)
+                      if isinstance(waitable, ClientRefGenerator)]
+        ready = set(self.call("wait", {"ids": [waitable._id for waitable in waitables],
+                                       "generators": generators, "num_returns": num_returns,
+                                       "timeout": timeout_s, "fetch_local": fetch_local}))
+        return ([waitable for index, waitable in enumerate(waitables) if index in ready],
+                [waitable for index, waitable in enumerate(waitables) if index not in ready])
 
     async def cancel(self, ref: ObjectRef, force: bool, recursive: bool) -> None:
         await self._call("cancel", {"id": ref._id, "force": force, "recursive": recursive})
@@ -394,9 +403,6 @@ class ClientCore:
                                                     "namespace": namespace or self.namespace}))
 
     def _call_payload(self, definition, options: dict, args: tuple, kwargs: dict) -> dict:
-        if options.get("num_returns") in ("streaming", "dynamic"):
-            raise NotImplementedError("Generators (num_returns='streaming' or 'dynamic') are "
-                                      "not supported through ray:// yet.")
         if options.get("runtime_env"):  # its local paths are this machine's: packed here
             options = dict(options, runtime_env=self.runtime_envs.for_call(
                 options["runtime_env"]))
@@ -412,6 +418,49 @@ class ClientCore:
             self.call("register", {"key": key, "blob": blob})
             self._registered[definition] = key
         return key
+
+
+class ClientRefGenerator(ObjectRefGenerator):
+    """A streaming generator task's refs on a ray:// client: the session holds the
+    task's ObjectRefGenerator, and each ``next()`` asks it for the next ref
+    (``generator_next``), so refs come as the worker yields them, as in a driver."""
+
+    def __init__(self, core: ClientCore, generator_id: bytes):
+        self._core = core
+        self._id = generator_id
+        self._generator_ref = ObjectRef(generator_id, "")  # the completion object's
+        self._ended = False
+
+    def _next_sync(self, timeout_s: float | None = None) -> ObjectRef:
+        return self._taken(self._core.call("generator_next", self._next_request(timeout_s)),
+                           StopIteration)
+
+    async def _next_async(self, timeout_s: float | None = None) -> ObjectRef:
+        reply = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+            self._core._call("generator_next", self._next_request(timeout_s)), self._core.loop))
+        return self._taken(reply, StopAsyncIteration)
+
+    def _next_request(self, timeout_s: float | None) -> dict:
+        return {"id": self._id, "timeout": timeout_s}
+
+    def _taken(self, reply: dict, end: type[Exception]) -> ObjectRef:
+        """The ref the session gave (a nil ref past the timeout), or ``end`` raised."""
+        if "end" in reply:
+            self._ended = True
+            raise end
+        return ObjectRef(reply["ref"], "") if reply["ref"] is not None else ObjectRef.nil()
+
+    def next_ready(self) -> bool:
+        return not self._ended and self._core.call("generator_state", {"id": self._id})[0]
+
+    def is_finished(self) -> bool:
+        return self._ended or self._core.call("generator_state", {"id": self._id})[1]
+
+    def __del__(self):
+        self._core.release_soon("generators", self._id)
+
+    def __repr__(self):
+        return f"ClientRefGenerator({self._id.hex()})"
 
 
 def connect_client(address: str, *, cfg, token: str, namespace: str | None,

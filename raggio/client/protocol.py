@@ -22,7 +22,7 @@ CHUNKS_IN_FLIGHT = 4
 SESSION_OPS = ("register", "submit_task", "create_actor", "submit_actor_call", "get_actor",
                "put_chunk", "put", "get", "read_chunk", "wait", "release", "cancel",
                "gcs_request", "placement_group_ready", "runtime_context", "has_package",
-               "put_package")
+               "put_package", "generator_next", "generator_state")
 
 #: Control-store ops a client may make through its session (``core.request("gcs", ...)``
 #: in the public API: nodes, resources, named actors, ``raggio.kill``, placement groups,

@@ -31,6 +31,7 @@ from raggio.client import pickling, protocol
 from raggio.common.runtime_env_packages import PACKAGE_PREFIX
 from raggio.core import actor, api, context
 from raggio.core.actor import ActorHandle
+from raggio.core.generators import ObjectRefGenerator
 from raggio.core.object_ref import ObjectRef
 from raggio.core.placement_group import PlacementGroup
 from raggio.launch import die_with_parent, print_ready
@@ -49,13 +50,15 @@ class Session:
     refs: dict[bytes, ObjectRef]  #: the objects the client holds refs to
     actors: dict[bytes, ActorHandle]  #: the actors the client holds handles to
     definitions: dict[str, object]  #: registered remote functions and actor classes
+    #: the streaming generators of the client's tasks, by their completion object's id
+    generators: dict[bytes, ObjectRefGenerator]
     uploads: dict[str, bytearray]  #: puts being received in chunks (in any order)
     #: get results being read in chunks, until the client releases them (a chunk may be
     #: read twice: a read cut off by a dropped connection is made again)
     downloads: dict[str, bytes]
 
     def __init__(self):
-        self.refs, self.actors, self.definitions = {}, {}, {}
+        self.refs, self.actors, self.definitions, self.generators = {}, {}, {}, {}
         self.uploads, self.downloads = {}, {}
         self._lock = threading.Lock()
         self._next_download = 0
@@ -86,10 +89,15 @@ class Session:
             raise ValueError(f"The {what} {object_id.hex()} is not known to this ray:// "
                              "client session (freed, or never given to this client).") from None
 
-    def _returned(self, refs) -> list[bytes] | None:
-        """The ids of what ``.remote()`` returned, held for the client."""
+    def _returned(self, refs) -> list[bytes] | dict | None:
+        """The ids of what ``.remote()`` returned, held for the client (a streaming
+        generator's: its completion object's, which names it in ``generator_next``)."""
         if refs is None:
             return None
+        if isinstance(refs, ObjectRefGenerator):
+            generator_id = self._stand_in(refs.completed())[1]
+            self.generators[generator_id] = refs
+            return {"generator": generator_id}
         many = isinstance(refs, list)
         ids = [self._stand_in(ref)[1] for ref in (refs if many else [refs])]
         return ids if many else ids[0]
@@ -163,17 +171,44 @@ class Session:
         offset = payload["offset"]
         return memoryview(self.downloads[payload["download"]])[offset:offset + protocol.CHUNK_BYTES]
 
-    def wait(self, payload: dict) -> list[bytes]:
-        refs = [self._resolve("ref", object_id) for object_id in payload["ids"]]
-        ready, _ = api.wait(refs, num_returns=payload["num_returns"],
+    def wait(self, payload: dict) -> list[int]:
+        """The indices of the ready ones among refs and (at ``generators``) generators."""
+        generators = set(payload.get("generators", ()))
+        waitables = [self._generator(waitable_id) if index in generators
+                     else self._resolve("ref", waitable_id)
+                     for index, waitable_id in enumerate(payload["ids"])]
+        ready, _ = api.wait(waitables, num_returns=payload["num_returns"],
                             timeout=payload["timeout"], fetch_local=payload["fetch_local"])
-        return [ref._id for ref in ready]
+        chosen = set(map(id, ready))
+        return [index for index, waitable in enumerate(waitables) if id(waitable) in chosen]
+
+    def generator_next(self, payload: dict) -> dict:
+        """The generator's next ref (``None``: none came in ``timeout``), or its end."""
+        generator = self._generator(payload["id"])
+        try:
+            ref = generator._next_sync(payload["timeout"])
+        except StopIteration:
+            return {"end": True}
+        return {"ref": None if ref.is_nil() else self._stand_in(ref)[1]}
+
+    def generator_state(self, payload: dict) -> list[bool]:
+        generator = self._generator(payload["id"])
+        return [generator.next_ready(), generator.is_finished()]
+
+    def _generator(self, generator_id: bytes) -> ObjectRefGenerator:
+        try:
+            return self.generators[generator_id]
+        except KeyError:
+            raise ValueError(f"The generator {generator_id.hex()} is not known to this ray:// "
+                             "client session.") from None
 
     def release(self, payload: dict) -> None:
         for object_id in payload.get("refs", ()):
             self.refs.pop(object_id, None)
         for actor_id in payload.get("actors", ()):
             self.actors.pop(actor_id, None)
+        for generator_id in payload.get("generators", ()):
+            self.generators.pop(generator_id, None)
         for download in payload.get("downloads", ()):
             self.downloads.pop(download, None)
 

@@ -456,7 +456,10 @@ def _wait_with_generators(waitables: list, num_returns: int, timeout: float | No
                          f"({len(waitables)}), got {num_returns}.")
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must be non-negative, got {timeout}")
-    return generators.wait(context.get_core(), waitables, num_returns, timeout, fetch_local)
+    core = context.get_core()
+    if core.is_client:  # its generators are the session's: the session waits on them
+        return core.wait(waitables, num_returns, timeout, fetch_local)
+    return generators.wait(core, waitables, num_returns, timeout, fetch_local)
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:

@@ -233,6 +233,56 @@ def test_a_clients_local_working_dir_and_py_modules_are_packed_on_the_client(hea
     assert "client done" in result.stdout
 
 
+def test_generator_tasks_stream_to_the_client(head):
+    result = _run_client(head, """
+        import asyncio
+        import pytest
+        import raggio as ray
+        ray.init(ADDRESS)
+
+        @ray.remote
+        def count(n, fail_at=None):
+            for i in range(n):
+                if i == fail_at:
+                    raise ValueError(f"failed at {i}")
+                yield i
+
+        @ray.remote(num_returns="dynamic")
+        def squares(n):
+            for i in range(n):
+                yield i * i
+
+        @ray.remote
+        class Source:
+            def items(self, n):
+                for i in range(n):
+                    yield f"item {i}"
+
+        gen = count.remote(3)
+        assert isinstance(gen, ray.ObjectRefGenerator)
+        done = gen.completed()
+        assert ray.wait([done, gen], num_returns=2, timeout=30)[0] == [done, gen]
+        assert [ray.get(ref) for ref in gen] == [0, 1, 2]
+        assert gen.is_finished() and ray.get(gen.completed()) is None
+        failing = count.remote(5, fail_at=2)
+        assert [ray.get(next(failing)) for _ in range(2)] == [0, 1]
+        with pytest.raises(ValueError, match="failed at 2"):
+            ray.get(next(failing))
+        with pytest.raises(StopIteration):
+            next(failing)
+        assert [ray.get(ref) for ref in ray.get(squares.remote(4))] == [0, 1, 4, 9]
+        source = Source.remote()
+
+        async def consume():
+            return [await ref async for ref in source.items.remote(2)]
+        assert asyncio.run(consume()) == ["item 0", "item 1"]
+        print("client done")
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "client done" in result.stdout
+    assert "Exception ignored" not in result.stderr, result.stderr
+
+
 def test_a_killed_client_is_freed_after_the_grace_period(head):
     client = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys
