@@ -29,6 +29,13 @@ def run_cli(temp_dir, *args: str, env: dict | None = None,
                           env=env or env_for(temp_dir), timeout=timeout)
 
 
+def missing_package_error(name: str) -> str:
+    """A regex of what the installer of a runtime env's ``pip`` (uv where it is installed,
+    else pip) says of a requirement it finds nowhere."""
+    return (f"No matching distribution found for {name}"  # pip
+            f"|Because {name} was not found")  # uv
+
+
 def free_port() -> int:
     """A TCP port on loopback that was free a moment ago."""
     with socket.socket() as sock:
