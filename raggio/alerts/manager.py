@@ -18,7 +18,9 @@ What it records in the KV (``STATE_KEY``): the control store's epoch (new with
 every control store, from ``table_versions``), so that a dashboard started by a
 restarted head sees the epoch change and sends "head restarted"; its
 watermark, the start of the last look whose events it handled, so that a
-restarted dashboard sends the events after it and none before; and what the
+restarted dashboard sends the events after it and none before (with nothing
+recorded, the first look starts from when the live head node started, so an
+event while the dashboard's process was still starting counts); and what the
 gate holds, so that it does not send again a condition that still holds (a
 full store). It is written after a look that sent or cleared an alert, and
 once a minute.
@@ -227,12 +229,20 @@ class AlertManager:
         recorded = await self._call("kv_get", STATE_KEY)
         recorded = json.loads(recorded) if recorded else None
         if self._since is None:
-            self._since = recorded["checked_until"] if recorded else now
+            self._since = (recorded["checked_until"] if recorded
+                           else await self._head_started(now))
             self.gate.hold(recorded["holding"] if recorded else {})
         self._rule("head_restarted", rules.head_restarted, epoch, recorded, now=now,
                    scope="head_restarted")
         self._epoch = epoch
         await self._write_state(now if recorded is None else self._since)
+
+    async def _head_started(self, now: float) -> float:
+        """When the live head node started (else ``now``): alerting covers the head's whole
+        life, so a node that died while this process was still starting is not missed."""
+        started = [node["start_time"] for node in await self._call("get_nodes")
+                   if node.get("is_head") and node["state"] == ALIVE]
+        return min(max(started), now) if started else now
 
     async def _write_state(self, checked_until: float) -> None:
         holding = self.gate.holding()
