@@ -33,11 +33,19 @@ JOIN_CONNECT_TIMEOUT_S = 5.0
 
 
 def default_head_ip() -> str:
-    """This machine's address by its host name (no traffic), else loopback."""
+    """This machine's address: the one its host name resolves to when an interface holds it
+    (no traffic), else its first non-loopback interface address, else loopback. (A host name
+    can resolve to an address this network namespace does not have.)"""
+    own = [address.address for addresses in psutil.net_if_addrs().values()
+           for address in addresses
+           if address.family == socket.AF_INET and not address.address.startswith("127.")]
     try:
-        return socket.gethostbyname(socket.gethostname())
+        by_name = socket.gethostbyname(socket.gethostname())
     except OSError:
-        return "127.0.0.1"
+        by_name = None
+    if by_name in own or (by_name or "").startswith("127.") and not own:
+        return by_name
+    return own[0] if own else "127.0.0.1"
 
 
 def _node_spec(options: dict, **fields) -> NodeSpec:
