@@ -119,6 +119,12 @@ class Config:
         "Node memory use (a fraction) above which the newest worker is killed.", 0.95)
     memory_monitor_period_s: float = _doc("How often the memory monitor looks.", 0.25)
     temp_dir: str = _doc("Where session directories live.", "/tmp/raggio")
+    launcher_dir: str = _doc(
+        "Where `raggio up` keeps each cluster's state file, token and node logs.",
+        "~/.raggio/clusters")
+    launcher_ssh_wait_s: float = _doc(
+        "How long `raggio up` keeps trying to reach a node's SSH server before it marks the "
+        "node failed.", 60.0)
     auth_token: str = _doc("The cluster token, when not read from the session directory.", "",
                            "RAY_AUTH_TOKEN")
     address: str = _doc("The cluster init() joins when given no address.", "", "RAY_ADDRESS")

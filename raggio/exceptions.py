@@ -47,6 +47,8 @@ Class tree (``+`` marks a second base class)::
                └── ConnectionLost                    (internal)
     SystemExit
      └── ActorExitRequested                          (internal)
+    RuntimeError
+     └── ClusterLaunchError                          (internal)
 
     TypeError
      └── ActorClassInheritanceException              (Ray's ``ray.actor``; not a RayError)
@@ -791,6 +793,12 @@ class ActorClassInheritanceException(TypeError):
 
 # Internal: raised and caught inside raggio; users see them only through the
 # public errors above, or as an RpcError.
+
+
+class ClusterLaunchError(RuntimeError):
+    """A cluster launcher command (``raggio up``, ``down``, ``exec``...) cannot go on: the
+    cluster is busy with another launcher, has no head, or a node failed. The message names
+    the cluster or node and what to do."""
 
 
 class ConnectionLost(RpcError):

@@ -99,24 +99,27 @@ def status(address: str | None, temp_dir: str | None) -> None:
 @click.argument("cluster_config_file", required=False)
 @click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
 @click.option("--open", "open_browser", is_flag=True, help="Open the URL in a web browser.")
+@click.option("-p", "--port", type=int, default=DEFAULT_DASHBOARD_PORT, show_default=True,
+              help="With CLUSTER_CONFIG_FILE: the local port the dashboard is forwarded to.")
+@click.option("-n", "--cluster-name", default=None,
+              help="With CLUSTER_CONFIG_FILE: override its cluster_name.")
 @click.option("--temp-dir", default=None)
 def dashboard(cluster_config_file: str | None, address: str | None, open_browser: bool,
-              temp_dir: str | None) -> None:
+              port: int, cluster_name: str | None, temp_dir: str | None) -> None:
     """Print a URL that opens the running cluster's dashboard, logged in.
 
     The URL carries the cluster token after '#', which the browser keeps to itself (it is
-    never sent to a server); keep the URL private. CLUSTER_CONFIG_FILE (Ray's form, for a
-    cluster the launcher started: forward the dashboard's port to this machine) comes with
-    the cluster launcher (issue #16).
+    never sent to a server); keep the URL private. With CLUSTER_CONFIG_FILE (a cluster
+    `raggio up` started), forward the head's dashboard to this machine over SSH until
+    Ctrl-C, and print the URL of the forwarded port.
     """
+    if cluster_config_file is not None:
+        from raggio.cli import launcher
+
+        launcher.forward_dashboard(cluster_config_file, port, cluster_name)
+        return
     from raggio.cli import dashboard as dashboard_module
 
-    if cluster_config_file is not None:
-        raise click.UsageError(
-            f"raggio dashboard {cluster_config_file}: forwarding the dashboard of a cluster "
-            "launched from a config file comes with the cluster launcher (issue #16). For "
-            "a running cluster, run `raggio dashboard` on its head, or pass "
-            "--address=HOST:PORT with its token in RAGGIO_AUTH_TOKEN.")
     dashboard_module.dashboard(address, temp_dir, open_browser)
 
 
@@ -395,6 +398,15 @@ def alerts_test(address: str | None, config_path: str | None, temp_dir: str | No
 
     alerts_module.test(address, config_path, temp_dir)
 
+
+def _add_launcher_commands() -> None:
+    from raggio.cli import launcher
+
+    for command in launcher.COMMANDS:
+        main.add_command(command)
+
+
+_add_launcher_commands()
 
 if __name__ == "__main__":
     main()

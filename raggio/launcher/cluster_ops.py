@@ -1,0 +1,287 @@
+"""``raggio up`` and ``raggio down``: a cluster file's nodes brought up, updated, torn down.
+
+``up`` takes the cluster (``ClusterState.operation``), makes sure the
+provider holds a head and the workers the file asks for (each type's
+``min_workers``, within ``max_workers``), brings the head up to date, then
+every worker in parallel (``updater.py``), and waits until the head counts
+each started worker alive. A node that fails is shown with its output and
+left marked failed; the others carry on, and the next ``up`` resumes it.
+``down`` runs ``raggio stop`` on every node and gives the nodes back to the
+provider, so nothing of the cluster keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import click
+
+from raggio.config import get_config
+from raggio.exceptions import ClusterLaunchError, NodeCommandError, NodeUnreachableError
+from raggio.launcher import head_info, ssh
+from raggio.launcher.cluster_config import ClusterConfig, NodeType
+from raggio.launcher.cluster_state import ClusterState
+from raggio.launcher.node_provider import (
+    NODE_KIND_HEAD, NODE_KIND_WORKER, STATUS_UNINITIALIZED, TAG_RAY_CLUSTER_NAME,
+    TAG_RAY_NODE_KIND, TAG_RAY_NODE_NAME, TAG_RAY_NODE_STATUS, TAG_RAY_USER_NODE_TYPE,
+    NodeProvider, get_node_provider)
+from raggio.launcher.progress import Progress
+from raggio.launcher.updater import NodeFailed, NodeUpdater, UpdatePlan
+
+#: How long ``up`` waits for started workers to show as alive on the head.
+JOIN_TIMEOUT_S = 60.0
+
+
+@dataclasses.dataclass
+class Cluster:
+    """A cluster file with its provider and local state: what every command starts from."""
+
+    config: ClusterConfig
+    provider: NodeProvider
+    state: ClusterState
+
+    @classmethod
+    def load(cls, config: ClusterConfig) -> "Cluster":
+        return cls(config, get_node_provider(config.provider, config.cluster_name),
+                   ClusterState(config.cluster_name))
+
+    def nodes(self, kind: str) -> list[str]:
+        return self.provider.non_terminated_nodes({TAG_RAY_NODE_KIND: kind})
+
+    def head(self) -> str:
+        """The head's node id; ClusterLaunchError if the cluster has none."""
+        heads = self.nodes(NODE_KIND_HEAD)
+        if not heads:
+            raise ClusterLaunchError(
+                f"Cluster {self.config.cluster_name!r} has no head: start it with "
+                f"`raggio up {self.config.path}`.")
+        return heads[0]
+
+    def target(self, node_id: str) -> ssh.SshTarget:
+        auth = self.config.auth
+        return ssh.SshTarget(host=self.provider.external_ip(node_id), user=auth["ssh_user"],
+                             key_path=auth["ssh_private_key"], port=auth.get("ssh_port", 22))
+
+    def node_name(self, node_id: str) -> str:
+        return self.provider.node_tags(node_id).get(TAG_RAY_NODE_NAME, node_id)
+
+
+def up(config: ClusterConfig, *, plan: UpdatePlan, min_workers: int | None = None,
+       max_workers: int | None = None, yes: bool = False) -> None:
+    """Bring the cluster up to date with its file; ClusterLaunchError if a node failed."""
+    cluster = Cluster.load(config)
+    counts = _worker_counts(config, min_workers, max_workers)
+    if not yes:
+        workers = sum(counts.values())
+        click.confirm(f"Bring up cluster {config.cluster_name!r}: a head and {workers} "
+                      f"worker(s), provider {config.provider['type']}?", abort=True)
+    with cluster.state.operation("raggio up"):
+        asyncio.run(_up(cluster, counts, plan))
+
+
+def _worker_counts(config: ClusterConfig, min_workers: int | None,
+                   max_workers: int | None) -> dict[str, int]:
+    """How many workers of each type ``up`` starts: each type's min_workers, the whole
+    within max_workers; ``--min-workers`` adds to the first worker type."""
+    counts = {t.name: t.min_workers for t in config.worker_types()}
+    cap = config.max_workers if max_workers is None else max_workers
+    if min_workers is not None and counts and sum(counts.values()) < min_workers:
+        first = next(iter(counts))
+        counts[first] += min_workers - sum(counts.values())
+    for name in reversed(list(counts)):
+        excess = sum(counts.values()) - cap
+        if excess > 0:
+            counts[name] -= min(excess, counts[name])
+    return counts
+
+
+async def _up(cluster: Cluster, counts: dict[str, int], plan: UpdatePlan) -> None:
+    config = cluster.config
+    await asyncio.to_thread(_ensure_nodes, cluster, counts)
+    head_id = cluster.head()
+    token = cluster.state.token()
+    head_ip = cluster.provider.internal_ip(head_id)
+    info = await _head_info(cluster, head_id)
+    alive = set(info.get("alive_ips", []))
+    title = f"raggio up: cluster {config.cluster_name!r}"
+    failures: list[str] = []
+    with Progress(title) as progress:
+        head = _updater(cluster, head_id, NODE_KIND_HEAD, head_ip, token, plan,
+                        head_ip in alive, progress)
+        try:
+            await head.run()
+        except NodeFailed as exc:
+            raise ClusterLaunchError(f"The head failed, so no worker was started.\n{exc}")
+        # A restarted head is a new cluster: every worker must join it again.
+        worker_plan = dataclasses.replace(plan, force_start=plan.force_start or head.started)
+        workers = [_updater(cluster, node_id, NODE_KIND_WORKER, head_ip, token, worker_plan,
+                            node_id in alive and not head.started, progress)
+                   for node_id in cluster.nodes(NODE_KIND_WORKER)]
+        results = await asyncio.gather(*(w.run() for w in workers), return_exceptions=True)
+        failures = [str(r) for r in results if isinstance(r, NodeFailed)]
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, NodeFailed):
+                raise r
+        changed = head.changed or any(w.changed for w in workers)
+        started = [w for w, r in zip(workers, results) if r is None and w.started]
+        if started:
+            failures += await _wait_joined(cluster, head_id, started, progress)
+    if failures:
+        raise ClusterLaunchError(
+            "Some nodes failed; the others are up. Run `raggio up` again to resume.\n\n"
+            + "\n\n".join(failures))
+    info = await _head_info(cluster, head_id)
+    if not changed:
+        click.echo(f"Cluster {config.cluster_name!r} is up to date: nothing changed since the "
+                   "last `raggio up`, so nothing was done (`--restart-only` restarts raggio).")
+    _print_next_steps(cluster, head_id, info)
+
+
+def _ensure_nodes(cluster: Cluster, counts: dict[str, int]) -> None:
+    """Have the provider hold a head and ``counts`` workers of each type."""
+    config = cluster.config
+    if not cluster.nodes(NODE_KIND_HEAD):
+        head_type = config.node_types[config.head_node_type]
+        cluster.provider.create_node(head_type.node_config, _tags(
+            config, NODE_KIND_HEAD, head_type, f"raggio-{config.cluster_name}-head"), 1)
+    for type_name, count in counts.items():
+        node_type = config.node_types[type_name]
+        have = cluster.provider.non_terminated_nodes(
+            {TAG_RAY_NODE_KIND: NODE_KIND_WORKER, TAG_RAY_USER_NODE_TYPE: type_name})
+        if count > len(have):
+            cluster.provider.create_node(node_type.node_config, _tags(
+                config, NODE_KIND_WORKER, node_type,
+                f"raggio-{config.cluster_name}-worker"), count - len(have))
+
+
+def _tags(config: ClusterConfig, kind: str, node_type: NodeType, name: str) -> dict[str, str]:
+    return {TAG_RAY_CLUSTER_NAME: config.cluster_name, TAG_RAY_NODE_KIND: kind,
+            TAG_RAY_USER_NODE_TYPE: node_type.name, TAG_RAY_NODE_NAME: name,
+            TAG_RAY_NODE_STATUS: STATUS_UNINITIALIZED}
+
+
+def _updater(cluster: Cluster, node_id: str, kind: str, head_ip: str, token: str,
+             plan: UpdatePlan, alive: bool, progress: Progress) -> NodeUpdater:
+    tags = cluster.provider.node_tags(node_id)
+    node_type = cluster.config.node_types[tags[TAG_RAY_USER_NODE_TYPE]]
+    name = f"{kind}-{cluster.provider.external_ip(node_id)}"
+    log_path = cluster.state.log_path(name)
+    progress.add(name, cluster.provider.external_ip(node_id), log_path)
+    return NodeUpdater(cluster.config, cluster.provider, node_id, name=name,
+                       node_type=node_type, is_head=kind == NODE_KIND_HEAD, head_ip=head_ip,
+                       token=token, plan=plan, alive=alive, log_path=log_path,
+                       on_status=lambda status, detail: progress.update(name, status, detail))
+
+
+async def _head_info(cluster: Cluster, head_id: str) -> dict:
+    """The head's ``head_info``; ``{"running": False}`` when the head cannot be reached."""
+    try:
+        session = await ssh.connect(cluster.target(head_id),
+                                    wait_s=get_config().launcher_ssh_wait_s)
+    except NodeUnreachableError as exc:
+        return {"running": False, "error": str(exc)}
+    try:
+        return await head_info.query(session)
+    finally:
+        await session.close()
+
+
+async def _wait_joined(cluster: Cluster, head_id: str, started: list[NodeUpdater],
+                       progress: Progress) -> list[str]:
+    """Wait until the head counts every started worker alive; the failures of those that
+    never joined."""
+    waiting = {cluster.provider.internal_ip(w.node_id): w for w in started if not w.is_head}
+    for w in waiting.values():
+        progress.update(w.name, "", "joining the head")
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    session = await ssh.connect(cluster.target(head_id), wait_s=get_config().launcher_ssh_wait_s)
+    try:
+        while waiting and time.monotonic() < deadline:
+            info = await head_info.query(session)
+            for ip in set(info.get("alive_ips", [])) & set(waiting):
+                progress.update(waiting.pop(ip).name, "", "")
+            if waiting:
+                await asyncio.sleep(0.25)
+    finally:
+        await session.close()
+    return [f"{w.name} ({ip}): raggio started there but did not join the head at "
+            f"{cluster.provider.internal_ip(head_id)} within {JOIN_TIMEOUT_S:.0f} s. Check that "
+            f"it reaches the head's port, and its logs there (/tmp/raggio/session_latest/logs); "
+            f"the launcher's log is {w.log_path}." for ip, w in waiting.items()]
+
+
+def _print_next_steps(cluster: Cluster, head_id: str, info: dict) -> None:
+    path = cluster.config.path
+    head = cluster.provider.external_ip(head_id)
+    workers = len(info.get("alive_ips", [])) - 1
+    click.echo(f"\nCluster {cluster.config.cluster_name!r} is up: head {head}, "
+               f"{max(workers, 0)} worker(s) alive.")
+    click.echo("Useful commands:")
+    click.echo(f"  raggio attach {path}          # a shell on the head")
+    click.echo(f"  raggio exec {path} 'raggio status'")
+    click.echo(f"  raggio submit {path} script.py  # run a script on the head")
+    click.echo(f"  raggio dashboard {path}       # the dashboard, forwarded to this machine")
+    click.echo(f"  raggio down {path}            # stop the cluster")
+    if info.get("gcs_address"):
+        click.echo("On the head: ray.init()  (or ray.init(address="
+                   f"{info['gcs_address']!r}) on a node of the cluster)")
+    if info.get("ray_client_address"):
+        port = info["ray_client_address"].rsplit(":", 1)[1]
+        click.echo(f"From elsewhere: RAGGIO_AUTH_TOKEN=$(cat {cluster.state.dir}/token) and "
+                   f"ray.init('ray://{head}:{port}')")
+
+
+def down(config: ClusterConfig, *, workers_only: bool = False, keep_min_workers: bool = False,
+         yes: bool = False) -> None:
+    """Stop raggio on the cluster's nodes and give them back to the provider."""
+    cluster = Cluster.load(config)
+    if not yes:
+        click.confirm(f"Tear down cluster {config.cluster_name!r}?", abort=True)
+    with cluster.state.operation("raggio down"):
+        asyncio.run(_down(cluster, workers_only, keep_min_workers))
+
+
+async def _down(cluster: Cluster, workers_only: bool, keep_min_workers: bool) -> None:
+    workers = cluster.nodes(NODE_KIND_WORKER)
+    if keep_min_workers:
+        keep: set[str] = set()
+        for node_type in cluster.config.worker_types():
+            of_type = [w for w in workers if cluster.provider.node_tags(w).get(
+                TAG_RAY_USER_NODE_TYPE) == node_type.name]
+            keep.update(of_type[:node_type.min_workers])
+        workers = [w for w in workers if w not in keep]
+    stopping = workers if workers_only else workers + cluster.nodes(NODE_KIND_HEAD)
+    results = await asyncio.gather(*(_stop_node(cluster, node_id) for node_id in stopping))
+    failures = [message for message in results if message]
+    stopped = [node_id for node_id, message in zip(stopping, results) if not message]
+    cluster.provider.terminate_nodes(stopped)
+    for node_id in stopped:
+        click.echo(f"  stopped raggio on {cluster.provider.external_ip(node_id)}")
+    if failures:
+        raise ClusterLaunchError(
+            "raggio could not be stopped on some nodes; they stay in the cluster's state, so "
+            "`raggio down` again retries them.\n\n" + "\n\n".join(failures))
+    if not workers_only and not keep_min_workers:
+        cluster.state.forget_token()
+    click.echo(f"Cluster {cluster.config.cluster_name!r}: {len(stopped)} node(s) stopped.")
+
+
+async def _stop_node(cluster: Cluster, node_id: str) -> str | None:
+    """``raggio stop`` on the node; the failure's message, or None."""
+    try:
+        session = await ssh.connect(cluster.target(node_id),
+                                    wait_s=get_config().launcher_ssh_wait_s)
+    except NodeUnreachableError as exc:
+        return f"{cluster.provider.external_ip(node_id)}: {exc}"
+    try:
+        result = await session.run("raggio stop", timeout_s=120)
+    except NodeCommandError as exc:
+        return f"{cluster.provider.external_ip(node_id)}: {exc}"
+    finally:
+        await session.close()
+    if result.exit_status != 0:
+        return (f"{cluster.provider.external_ip(node_id)}: `raggio stop` failed "
+                f"(exit status {result.exit_status}):\n{result.output[-1000:]}")
+    return None

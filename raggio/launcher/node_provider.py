@@ -1,0 +1,109 @@
+"""The NodeProvider interface: how the launcher and the autoscaler get machines.
+
+A provider owns a cluster's machines on one platform (a list of SSH hosts,
+EC2, GCP, Azure, Kubernetes, local processes) and knows nothing of raggio:
+it creates, lists, tags and terminates nodes. What runs on a node is the
+updater's business (``updater.py``), over SSH. The method names and the tag
+keys are Ray's (``ray.autoscaler.node_provider.NodeProvider``,
+``ray.autoscaler.tags``), so that a Ray provider's author finds their way;
+the methods are synchronous, as Ray's are, and callers on an event loop run
+them in a thread.
+
+A node's tags are all the state the launcher keeps about it: its kind (head
+or worker), its node type, its status, and the hashes of what was last set up
+on it (so a second ``raggio up`` redoes only what changed).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from raggio.exceptions import ClusterConfigError
+
+# Tag keys (Ray's).
+TAG_RAY_CLUSTER_NAME = "ray-cluster-name"
+TAG_RAY_NODE_NAME = "ray-node-name"
+#: "head" or "worker".
+TAG_RAY_NODE_KIND = "ray-node-type"
+TAG_RAY_USER_NODE_TYPE = "ray-user-node-type"
+TAG_RAY_NODE_STATUS = "ray-node-status"
+#: The hash of what set the node up: initialization and setup commands, node config.
+TAG_RAY_RUNTIME_CONFIG = "ray-runtime-config"
+#: The hash of the file mounts' contents last synced to the node.
+TAG_RAY_FILE_MOUNTS_CONTENTS = "ray-file-mounts-contents"
+#: The hash of the start commands (and what they read) last run on the node.
+TAG_RAGGIO_START_CONFIG = "raggio-start-config"
+
+NODE_KIND_HEAD = "head"
+NODE_KIND_WORKER = "worker"
+
+# Node statuses (Ray's values, in the order a node goes through them).
+STATUS_UNINITIALIZED = "uninitialized"
+STATUS_WAITING_FOR_SSH = "waiting-for-ssh"
+STATUS_SYNCING_FILES = "syncing-files"
+STATUS_SETTING_UP = "setting-up"
+STATUS_STARTING = "starting-raggio"
+STATUS_UP_TO_DATE = "up-to-date"
+STATUS_UPDATE_FAILED = "update-failed"
+
+
+class NodeProvider:
+    """One platform's machines for one cluster. Node ids are the provider's own strings."""
+
+    def __init__(self, provider_config: dict, cluster_name: str) -> None:
+        self.provider_config = provider_config
+        self.cluster_name = cluster_name
+
+    def non_terminated_nodes(self, tag_filters: dict[str, str]) -> list[str]:
+        """The ids of the cluster's nodes (pending or running) whose tags include ``tag_filters``."""
+        raise NotImplementedError
+
+    def is_running(self, node_id: str) -> bool:
+        raise NotImplementedError
+
+    def is_terminated(self, node_id: str) -> bool:
+        raise NotImplementedError
+
+    def node_tags(self, node_id: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    def external_ip(self, node_id: str) -> str:
+        """The address the launcher reaches the node at."""
+        raise NotImplementedError
+
+    def internal_ip(self, node_id: str) -> str:
+        """The address the cluster's nodes reach each other at."""
+        raise NotImplementedError
+
+    def create_node(self, node_config: dict, tags: dict[str, str], count: int) -> None:
+        """Launch ``count`` nodes of ``node_config``, tagged ``tags``."""
+        raise NotImplementedError
+
+    def set_node_tags(self, node_id: str, tags: dict[str, str]) -> None:
+        """Merge ``tags`` into the node's tags."""
+        raise NotImplementedError
+
+    def terminate_node(self, node_id: str) -> None:
+        raise NotImplementedError
+
+    def terminate_nodes(self, node_ids: list[str]) -> None:
+        for node_id in node_ids:
+            self.terminate_node(node_id)
+
+
+#: Provider type (the cluster file's ``provider.type``) -> "module:class".
+PROVIDERS = {
+    "local": "raggio.launcher.local_provider:LocalNodeProvider",
+}
+
+
+def get_node_provider(provider_config: dict, cluster_name: str) -> NodeProvider:
+    """The provider the cluster file's ``provider:`` section names."""
+    kind = provider_config.get("type")
+    if kind not in PROVIDERS:
+        raise ClusterConfigError(
+            f"provider.type: {kind!r} has no node provider in raggio's launcher yet; the "
+            f"providers are {', '.join(sorted(PROVIDERS))}.")
+    module_name, class_name = PROVIDERS[kind].split(":")
+    provider_class = getattr(importlib.import_module(module_name), class_name)
+    return provider_class(provider_config, cluster_name)
