@@ -4,7 +4,8 @@ Usage (as root, from anywhere):
     python3 bench/run_vs_ray.py [--quick] [--only SECTION ...] [--filter TEXT]
 
 Sections, in order: the microbenchmark (raggio/microbenchmark.py, one step per
-row group), cluster management (cluster_bench.py), scale (scale_bench.py) and
+row group), cluster management (cluster_bench.py), scale (scale_bench.py),
+remote use (jobs_client_bench.py), the cluster launcher (launcher_bench.py) and
 install (install_bench.py).  Each step runs on both backends back to back, and
 the backend that goes first alternates from step to step, so that slow drift on
 the machine (other load, a warm page cache) falls on both sides alike.
@@ -13,11 +14,14 @@ Ray is installed into .venv-ray at the repo root when missing.  Every step but
 the install one runs inside the network namespace "raggio-bench", which has
 only loopback up, so nothing leaves 127.0.0.0/8 (Ray runs with
 RAY_AUTH_MODE=disabled and usage stats off).  The install step needs the
-package registries, so it runs outside.  Root is needed for `ip netns`.
+package registries, so it runs outside; the launcher step makes its own SSH
+hosts on a private bridge and runs each launcher in a namespace on that bridge
+only.  Root is needed for `ip netns`.
 
 Results: bench/results/{ray,raggio}.json (every row, with its section) and
 bench/results/table.txt (what is printed at the end: date, machine, command,
-then one table per section).  Exit status 1 if any row failed.
+then one table per section, and the lines a section notes below it, such as
+what each launcher brought up).  Exit status 1 if any row failed.
 """
 
 import argparse
@@ -40,9 +44,13 @@ RESULTS = os.path.join(BENCH, "results")
 VENV = os.path.join(REPO_ROOT, ".venv-ray")
 NETNS = "raggio-bench"
 RAY_VERSION = "2.60.0"
-SECTIONS = ("microbenchmark", "cluster", "scale", "remote", "install")
+SECTIONS = ("microbenchmark", "cluster", "scale", "remote", "launcher", "install")
 SECTION_SCRIPTS = {"cluster": "cluster_bench.py", "scale": "scale_bench.py",
-                   "remote": "jobs_client_bench.py", "install": "install_bench.py"}
+                   "remote": "jobs_client_bench.py", "launcher": "launcher_bench.py",
+                   "install": "install_bench.py"}
+#: Sections run outside the loopback-only namespace: install needs the registries, launcher
+#: makes its own bridge and namespaces.
+OUTSIDE_NETNS = ("install", "launcher")
 
 
 def ensure_ray_venv():
@@ -105,7 +113,7 @@ def run_step(backend, section, label, script_args):
     if os.path.exists(out):
         os.remove(out)
     command = backend_command(backend, [*script_args, "--json", out],
-                              in_netns=section != "install")
+                              in_netns=section not in OUTSIDE_NETNS)
     print(f"=== {section} / {label}: {backend} ===", flush=True)
     returncode = subprocess.run(command, cwd=REPO_ROOT).returncode
     if not os.path.exists(out):
@@ -134,6 +142,10 @@ def report(results, command, out):
         if any(side["rows"] for side in sides):
             print(f"\n## {section}\n", file=out)
             print_table(*sides, out=out)
+            notes = [f"{side['backend']}: {note['text']}" for side in sides
+                     for note in side["notes"] if note["section"] == section]
+            if notes:
+                print("", *notes, sep="\n", file=out)
 
 
 class Tee:
@@ -157,7 +169,8 @@ def main():
     ensure_netns()
     compile_raggio()
     os.makedirs(RESULTS, exist_ok=True)
-    results = {backend: {"backend": backend, "version": None, "quick": False, "rows": []}
+    results = {backend: {"backend": backend, "version": None, "quick": False, "rows": [],
+                         "notes": []}
                for backend in ("ray", "raggio")}
     for index, (section, label, script_args) in enumerate(steps(args)):
         order = ("ray", "raggio") if index % 2 == 0 else ("raggio", "ray")
@@ -167,6 +180,8 @@ def main():
             merged["version"] = step.get("version") or merged["version"]
             merged["quick"] = merged["quick"] or step.get("quick", False)
             merged["rows"] += [dict(row, section=section) for row in step["rows"]]
+            merged["notes"] += [{"section": section, "text": text}
+                                for text in step.get("notes", [])]
 
     for backend, merged in results.items():
         with open(os.path.join(RESULTS, f"{backend}.json"), "w") as f:
