@@ -1,0 +1,1 @@
+"""The cluster launcher: `raggio up` and friends."""
