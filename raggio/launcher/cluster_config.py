@@ -221,7 +221,7 @@ def _check_schema(document: dict, where: _Locator) -> None:
     errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(document))
     if not errors:
         return
-    described = sorted((_describe(error, where) for error in errors),
+    described = sorted((problem for error in errors for problem in _describe(error, where)),
                        key=lambda item: where.line(item[0]))
     _, first_where, first = described[0]
     message = f"{first_where}: {first}"
@@ -233,27 +233,34 @@ def _check_schema(document: dict, where: _Locator) -> None:
     raise ClusterConfigError(message)
 
 
-def _describe(error, where: _Locator) -> tuple[tuple, str, str]:
-    """(the key's path, its place, one sentence) for one jsonschema error."""
+def _describe(error, where: _Locator) -> list[tuple[tuple, str, str]]:
+    """(the key's path, its place, one sentence) for each problem of one jsonschema error."""
     path, schema = tuple(error.absolute_path), error.schema
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         known = sorted(schema.get("properties", {}))
-        key = sorted(set(error.instance) - set(known), key=str)[0]
-        close = difflib.get_close_matches(str(key), known, n=1)
-        hint = (f"did you mean `{close[0]}`?" if close else
-                f"the keys it takes are {', '.join(known)}." if path else
-                "see examples/clusters/ for the keys a cluster file takes.")
         parent = f"`{dotted(path)}`" if path else "the file's top level"
-        return path + (key,), where(path + (key,)), f"unknown key `{key}` in {parent}: {hint}"
+        problems = []
+        for key in sorted(set(error.instance) - set(known), key=str):
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = (f"did you mean `{close[0]}`?" if close else
+                    f"the keys it takes are {', '.join(known)}." if path else
+                    "see examples/clusters/ for the keys a cluster file takes.")
+            problems.append((path + (key,), where(path + (key,)),
+                             f"unknown key `{key}` in {parent}: {hint}"))
+        return problems
     if error.validator == "required":
         missing = [key for key in schema["required"] if key not in error.instance][0]
-        about = schema.get("properties", {}).get(missing, {}).get("description", "")
-        return (path + (missing,), where(path),
-                f"`{dotted(path + (missing,))}` is missing: add it ({about.rstrip('.')}).")
-    about = f" ({schema['description'].rstrip('.')})" if "description" in schema else ""
-    return (path, where(path),
-            f"`{dotted(path)}` is {json.dumps(error.instance)}: expected {_expected(schema)}"
-            f"{about}.")
+        about = _about(schema.get("properties", {}).get(missing, {}))
+        return [(path + (missing,), where(path),
+                 f"`{dotted(path + (missing,))}` is missing: add it{about}.")]
+    return [(path, where(path), f"`{dotted(path)}` is {json.dumps(error.instance)}: expected "
+             f"{_expected(schema)}{_about(schema)}.")]
+
+
+def _about(schema: dict) -> str:
+    """`` (what the key means)``, from its schema's description; empty without one."""
+    text = schema.get("description", "").rstrip(".")
+    return f" ({text[:1].lower()}{text[1:]})" if text else ""
 
 
 def _expected(schema: dict) -> str:
@@ -442,8 +449,8 @@ def _fill_counts(document: dict, types: dict, head: str, where: _Locator,
         types[workers[0]].setdefault("max_workers", max_workers)
         if types[workers[0]]["min_workers"] > ips:
             raise where.error(types[workers[0]]["_path"] or ("provider", "worker_ips"), (
-                f"node type {workers[0]!r} wants min_workers={types[workers[0]]['min_workers']}"
-                f" workers, but provider.worker_ips lists {ips} machine(s): add their "
+                f"node type {workers[0]!r} has min_workers={types[workers[0]]['min_workers']}"
+                f", but provider.worker_ips lists {ips} machine(s): add their "
                 "addresses to worker_ips, or lower min_workers."))
     for name, spec in types.items():
         spec.setdefault("min_workers", 0)
