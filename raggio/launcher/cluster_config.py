@@ -48,6 +48,11 @@ LOCAL_NODE_TYPE = "local.cluster.node"
 DEFAULT_HEAD_TYPE, DEFAULT_WORKER_TYPE = "ray.head.default", "ray.worker.default"
 #: Keys of the seed's dialect, replaced by available_node_types in ``raw``.
 _SEED_KEYS = ("head_node", "worker_nodes", "worker_node_types", "min_workers")
+#: ClusterConfig's fields that are the file's keys as filled in, unchanged.
+_AS_FILLED = ("max_workers", "upscaling_speed", "idle_timeout_minutes", "file_mounts",
+              "rsync_exclude", "rsync_filter", "initialization_commands", "setup_commands",
+              "head_setup_commands", "worker_setup_commands", "head_start_ray_commands",
+              "worker_start_ray_commands", "docker", "autoscaling_config")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,11 +328,8 @@ def _build(document: dict, where: _Locator) -> ClusterConfig:
         auth=auth, head_node_type=head,
         node_types={name: NodeType(name=name, **spec) for name, spec in node_types.items()},
         monitoring_config=document.get("monitoring_config"),
-        alerting=document.get("alerting"), raw=document,
-        **{field.name: document[field.name] for field in dataclasses.fields(ClusterConfig)
-           if field.name in SCHEMA["properties"] and field.name not in (
-               "cluster_name", "provider", "auth", "head_node_type", "monitoring_config",
-               "alerting")})
+        alerting=document.get("alerting"), raw=copy.deepcopy(document),
+        **{key: document[key] for key in _AS_FILLED})
 
 
 def _refuse_docker(document: dict, where: _Locator) -> None:
