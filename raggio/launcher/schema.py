@@ -141,10 +141,14 @@ _NODE_TYPE = _key("object", "A node type: what its nodes are and how many of the
                       "spot_price": _key("number", "The most to pay per hour for a spot "
                                          "instance.", minimum=0),
                   })
-_SEED_NODE = _key(
-    "object", "The {head}'s settings: its `resources`, and any provider node config (Ray's "
-    "legacy form; raggio makes it the `{type}` node type).",
-    properties={"resources": _RESOURCES})
+
+
+def _seed_node(whose: str, node_type: str) -> dict:
+    """The seed's head_node / worker_nodes: resources, beside Ray's legacy node config."""
+    return _key("object", f"{whose} settings: `resources`, and any provider node config "
+                f"(Ray's legacy form; it becomes the node type {node_type}).",
+                properties={"resources": _RESOURCES})
+
 
 _LOCAL_PROVIDER = {
     "properties": {
@@ -199,10 +203,8 @@ SCHEMA = {
                                      additionalProperties=_NODE_TYPE),
         "head_node_type": _key("string", "The node type of the head (a key of "
                                "available_node_types)."),
-        "head_node": _SEED_NODE | {"description": _SEED_NODE["description"].format(
-            head="head", type="ray-legacy-head-node-type")},
-        "worker_nodes": _SEED_NODE | {"description": _SEED_NODE["description"].format(
-            head="workers", type="ray-legacy-worker-node-type")},
+        "head_node": _seed_node("The head's", "ray-legacy-head-node-type"),
+        "worker_nodes": _seed_node("The workers'", "ray-legacy-worker-node-type"),
         "worker_node_types": _key(
             "array", "The seed's worker node types, a list; each becomes an entry of "
             "available_node_types.", items=_key(
