@@ -25,7 +25,8 @@ from raggio.alerts.config import SCHEMA as ALERTING_SCHEMA
 from raggio.monitoring.monitoring_config import SCHEMA as MONITORING_SCHEMA
 
 #: A number with an optional suffix: binary (Ki..Ei), decimal (k/K..E) or milli (m).
-QUANTITY_PATTERN = r"^\s*[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*(Ki|Mi|Gi|Ti|Pi|Ei|k|K|M|G|T|P|E|m)?\s*$"
+QUANTITY_PATTERN = (r"^\s*[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?\s*"
+                    r"(Ki|Mi|Gi|Ti|Pi|Ei|k|K|M|G|T|P|E|m)?\s*$")
 _QUANTITY = re.compile(QUANTITY_PATTERN)
 _SUFFIXES = {
     "": 1, "m": 1e-3,
