@@ -52,6 +52,8 @@ Class tree (``+`` marks a second base class)::
 
     TypeError
      └── ActorClassInheritanceException              (Ray's ``ray.actor``; not a RayError)
+    ValueError
+     └── ClusterConfigError                          (raggio's launcher; not a RayError)
 
 Departures from Ray:
 
@@ -788,6 +790,18 @@ class ActorClassInheritanceException(TypeError):
 
     Raised where the subclass is defined, as Ray raises it (``ray.actor``). Inherit from
     the plain class instead and decorate the subclass.
+    """
+
+
+class ClusterConfigError(ValueError):
+    """A cluster file (``raggio up cluster.yaml``, ``raggio start --autoscaling-config``) is
+    not one raggio can run: a key it does not know, a value of the wrong kind, a missing
+    one, or a combination the launcher cannot do.
+
+    Raised by ``raggio/launcher/cluster_config.py`` before anything starts. The message
+    is one paragraph: the file and line, the key's path, what was expected, and "did you
+    mean" for a misspelt key. Ray raises a plain ``ValueError`` (or jsonschema's error);
+    this is one, so code that catches those catches it.
     """
 
 
