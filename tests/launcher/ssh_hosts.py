@@ -166,7 +166,7 @@ class SshHosts:
         return {"PATH": path, "PYTHONPATH": pythonpath, **self._extra_env}
 
     def run(self, index: int, command: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
-        """Run ``command`` with bash inside host ``index`` (not over SSH), with an SSH session's env.
+        """Run ``command`` with bash inside host ``index`` (not over SSH), in a session's env.
 
         Returns the CompletedProcess (text stdout and stderr); a non-zero exit is not raised.
         A command that leaves a process behind must redirect that process's output, or this
@@ -181,17 +181,47 @@ class SshHosts:
 
     def processes(self, index: int) -> list[str]:
         """Command lines of the processes running in host ``index``, but its init and sshd's."""
+        found = []
+        for proc in self._host_processes(index):
+            try:
+                cmdline = proc.cmdline()
+            except psutil.Error:
+                continue
+            if cmdline:
+                found.append(" ".join(cmdline))
+        return found
+
+    def kill_processes(self, index: int) -> None:
+        """SIGKILL every process of host ``index`` but its init and sshd's; wait until gone."""
+        procs = self._host_processes(index)
+        for proc in procs:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(procs, timeout=START_TIMEOUT_S)
+
+    def reset(self, index: int) -> None:
+        """Make host ``index`` as new but for its home: no processes but sshd's, empty /tmp
+        and /dev/shm (so no raggio session state either)."""
+        self.kill_processes(index)
+        result = self.run(index, "find /tmp /dev/shm -mindepth 1 -delete")
+        if result.returncode != 0:
+            raise RuntimeError(f"Could not empty /tmp and /dev/shm of host {index}: "
+                               f"{result.stderr}")
+
+    def _host_processes(self, index: int) -> list[psutil.Process]:
         init_pid = self._init_pids[index]
         namespace = os.readlink(f"/proc/{init_pid}/ns/pid")
         found = []
-        for proc in psutil.process_iter(["name", "cmdline"]):
+        for proc in psutil.process_iter(["name"]):
             try:
                 if proc.pid == init_pid or os.readlink(f"/proc/{proc.pid}/ns/pid") != namespace:
                     continue
             except OSError:
                 continue
-            if proc.info["name"] != "sshd" and proc.info["cmdline"]:
-                found.append(" ".join(proc.info["cmdline"]))
+            if proc.info["name"] != "sshd":
+                found.append(proc)
         return found
 
     def stop_sshd(self, index: int) -> None:
@@ -204,7 +234,9 @@ class SshHosts:
                   f"sshd of host {index} to stop")
 
     def start_sshd(self, index: int) -> None:
-        """Start host ``index``'s sshd again after ``stop_sshd``."""
+        """Start host ``index``'s sshd again after ``stop_sshd``; nothing if it is up."""
+        if _accepts(self.ips[index]):
+            return
         config = os.path.join(self._host_dir(index), "sshd_config")
         log = os.path.join(self._host_dir(index), "sshd.log")
         result = self.run(index, f"{_tool('sshd')} -E {log} -f {config}")
@@ -324,6 +356,7 @@ class SshHosts:
             "MaxStartups 64",
             "PrintMotd no",
             "PrintLastLog no",
+            "LogLevel VERBOSE",
             "Subsystem sftp internal-sftp",
             f"SetEnv {set_env}",
             "",
@@ -374,7 +407,8 @@ def _free_subnet() -> ipaddress.IPv4Network:
     used = [ipaddress.ip_network(route["dst"], strict=False) for route in routes
             if route.get("dst", "default") != "default"]
     for _ in range(1000):
-        candidate = ipaddress.ip_network(f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
+        second, third = random.randint(200, 254), random.randint(0, 255)
+        candidate = ipaddress.ip_network(f"10.{second}.{third}.0/24")
         if not any(candidate.overlaps(net) for net in used):
             return candidate
     raise RuntimeError("No free 10.x.y.0/24 subnet for the SSH test hosts' bridge")
