@@ -16,7 +16,8 @@ The init processes are not children of this process (``setsid -f``), so the test
 suite's leak check sees no host process; each init exits when this process dies
 (a pipe only this process can write reaches EOF), and the kernel then ends the
 whole host. Keys, configs and logs live under /var/tmp/raggio-ssh-hosts/<tag>/,
-outside the hosts' private /tmp.
+outside the hosts' private /tmp; the network devices and files of a fixture whose
+process died without ``close()`` are removed by the next one to start.
 
 ``tests/launcher/conftest.py`` makes the session-scoped ``ssh_hosts`` fixture from
 this; the SSH layer's and the launcher's tests use it.
@@ -43,6 +44,8 @@ from typing import Sequence
 import psutil
 
 FIXTURE_ROOT = "/var/tmp/raggio-ssh-hosts"
+#: In each fixture's directory: "<pid> <start time>" of the process that made it.
+OWNER_FILE = "owner"
 HOST_INIT = str(Path(__file__).with_name("host_init.py"))
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 SSH_PORT = 22
@@ -92,6 +95,7 @@ class SshHosts:
     key_path: str             #: the private key every host accepts (mode 0600)
     launcher_ns: str | None
     launcher_ip: str | None
+    init_pids: list[int]      #: each host's init, as this process sees it
 
     def __init__(self, count: int, *, path_prefix: Sequence[str] = (),
                  env: dict[str, str] | None = None, launcher_ns: bool = False):
@@ -104,7 +108,7 @@ class SshHosts:
         self.ips, self.hostnames = [], []
         self.launcher_ns = self.launcher_ip = None
         self.tag = self.dir = self.bridge = None
-        self._init_pids: list[int] = []
+        self.init_pids = []
         self._owner_write_fd: int | None = None
         self._started = self._closed = False
 
@@ -142,7 +146,7 @@ class SshHosts:
             return
         self._closed = True
         atexit.unregister(self.close)
-        for pid in self._init_pids:
+        for pid in self.init_pids:
             _kill_and_wait(pid)
         if self._owner_write_fd is not None:
             os.close(self._owner_write_fd)  # ends any init not found yet
@@ -173,7 +177,7 @@ class SshHosts:
         waits for it until ``timeout``.
         """
         env = {"HOME": self.home, "USER": self.user, "LOGNAME": self.user, **self.session_env()}
-        argv = [_tool("nsenter"), "-t", str(self._init_pids[index]), "-n", "-m", "-p", "-u",
+        argv = [_tool("nsenter"), "-t", str(self.init_pids[index]), "-n", "-m", "-p", "-u",
                 f"--wd={self.home}", "env", "-i", *(f"{k}={v}" for k, v in env.items()),
                 "bash", "-c", command]
         return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -211,7 +215,7 @@ class SshHosts:
                                f"{result.stderr}")
 
     def _host_processes(self, index: int) -> list[psutil.Process]:
-        init_pid = self._init_pids[index]
+        init_pid = self.init_pids[index]
         namespace = os.readlink(f"/proc/{init_pid}/ns/pid")
         found = []
         for proc in psutil.process_iter(["name"]):
@@ -256,6 +260,7 @@ class SshHosts:
 
     def _make_fixture_dir(self) -> None:
         os.makedirs(FIXTURE_ROOT, mode=0o700, exist_ok=True)
+        remove_stale_fixtures()
         while True:
             self.tag = secrets.token_hex(2)
             self.dir = os.path.join(FIXTURE_ROOT, self.tag)
@@ -264,7 +269,9 @@ class SshHosts:
                 break
             except FileExistsError:
                 continue
-        self.bridge = f"rgb{self.tag}"
+        self.bridge = _bridge_name(self.tag)
+        with open(os.path.join(self.dir, OWNER_FILE), "w") as f:
+            f.write(_process_key(psutil.Process()))
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
 
     def _make_keys(self) -> None:
@@ -317,7 +324,7 @@ class SshHosts:
         finally:
             os.close(read_fd)
         for index in range(self.count):
-            self._init_pids.append(self._find_init(index))
+            self.init_pids.append(self._find_init(index))
         for index in range(self.count):
             self._wait_sshd(index)
 
@@ -399,6 +406,50 @@ class SshHosts:
 
     def _host_dir(self, index: int) -> str:
         return os.path.join(self.dir, f"host{index}")
+
+
+def remove_stale_fixtures() -> None:
+    """Delete the namespaces, bridge and files of fixtures whose process died without close().
+
+    Their hosts are gone already (each init exits with that process); only the network
+    devices and files remain. Fixtures of live processes are left alone.
+    """
+    try:
+        tags = os.listdir(FIXTURE_ROOT)
+    except FileNotFoundError:
+        return
+    namespaces = _check(["ip", "netns", "list"]).split()
+    for tag in tags:
+        fixture_dir = os.path.join(FIXTURE_ROOT, tag)
+        try:
+            with open(os.path.join(fixture_dir, OWNER_FILE)) as f:
+                owner = f.read()
+        except OSError:
+            continue  # being made right now, or not a fixture's
+        if _owner_alive(owner):
+            continue
+        bridge = _bridge_name(tag)
+        for netns in namespaces:
+            if netns.startswith(bridge + "-"):
+                _quiet(["ip", "netns", "del", netns])
+        _quiet(["ip", "link", "del", bridge])
+        shutil.rmtree(fixture_dir, ignore_errors=True)
+
+
+def _process_key(proc: psutil.Process) -> str:
+    return f"{proc.pid} {proc.create_time()}"
+
+
+def _owner_alive(owner: str) -> bool:
+    pid = int(owner.split()[0])
+    try:
+        return _process_key(psutil.Process(pid)) == owner
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _bridge_name(tag: str) -> str:
+    return f"rgb{tag}"
 
 
 def _free_subnet() -> ipaddress.IPv4Network:

@@ -10,11 +10,16 @@ them, outlives the session.
 import asyncio
 import os
 import random
+import shutil
 import subprocess
+import sys
+import tempfile
 import urllib.request
 import uuid
 
+import psutil
 import pytest
+from ssh_hosts import FIXTURE_ROOT, SshHosts, remove_stale_fixtures
 
 from raggio.exceptions import NodeCommandError, NodeUnreachableError
 from raggio.launcher.ssh import SshTarget, connect, ssh_argv
@@ -365,3 +370,41 @@ def test_raggio_start_head_over_ssh_outlives_the_session(ssh_hosts):
     finally:
         ssh_hosts.reset(1)
     assert ssh_hosts.run(1, "ls -A /tmp /dev/shm").stdout.split() == ["/dev/shm:", "/tmp:"]
+
+
+def test_hosts_take_path_prefix_and_env_and_a_launcher_namespace_reaches_them():
+    tools = tempfile.mkdtemp(dir="/var/tmp")  # not /tmp: the hosts have their own
+    try:
+        with open(os.path.join(tools, "mytool"), "w") as f:
+            f.write("#!/bin/sh\necho mytool ran\n")
+        os.chmod(os.path.join(tools, "mytool"), 0o755)
+        with SshHosts(1, path_prefix=[tools], env={"EXTRA": "a b"}, launcher_ns=True) as hosts:
+            ssh = ssh_argv(target(hosts), tty=False)
+            login = subprocess.run(["ip", "netns", "exec", hosts.launcher_ns, *ssh,
+                                    'mytool; echo "$EXTRA"; hostname -I'],
+                                   capture_output=True, text=True, timeout=CONNECT_WAIT_S)
+            assert login.stdout.split("\n") == ["mytool ran", "a b", hosts.ips[0] + " ", ""], (
+                login.stderr)
+            assert hosts.launcher_ip not in hosts.ips + [hosts.bridge_ip, hosts.unused_ip]
+    finally:
+        shutil.rmtree(tools)
+
+
+def test_hosts_end_with_the_process_that_made_them():
+    maker = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from ssh_hosts import SshHosts; "
+         "hosts = SshHosts(1); hosts.start(); print(hosts.tag, hosts.init_pids[0], flush=True); "
+         "time.sleep(600)"],
+        cwd=os.path.dirname(__file__), stdout=subprocess.PIPE, text=True)
+    try:
+        tag, init_pid = maker.stdout.readline().split()
+    finally:
+        maker.kill()
+        maker.wait()
+    wait_until(lambda: not psutil.pid_exists(int(init_pid))
+               or psutil.Process(int(init_pid)).status() == psutil.STATUS_ZOMBIE,
+               what="the dead fixture's host to end")
+    remove_stale_fixtures()
+    assert not os.path.exists(os.path.join(FIXTURE_ROOT, tag))
+    assert f"rgb{tag}" not in subprocess.run(["ip", "link"], capture_output=True,
+                                              text=True).stdout
