@@ -346,7 +346,10 @@ class SshHosts:
                            env={**os.environ, "PATH": _search_path()})
 
     def _sshd_config(self, index: int) -> str:
-        set_env = " ".join(f'"{key}={value}"' for key, value in self.session_env().items())
+        session_env = self.session_env()
+        if any('"' in key + value for key, value in session_env.items()):
+            raise ValueError(f"sshd's SetEnv cannot hold a double quote: {session_env}")
+        set_env = " ".join(f'"{key}={value}"' for key, value in session_env.items())
         host_dir = self._host_dir(index)
         return "\n".join([
             f"ListenAddress {self.ips[index]}",
