@@ -42,9 +42,11 @@ Class tree (``+`` marks a second base class)::
           ├── ActorAlreadyExistsError                + ValueError (listed first, as in Ray)
           ├── ActorHandleNotFoundError               + ValueError (listed first, as in Ray)
           ├── UnserializableException
-          └── RpcError
-               ├── AuthenticationError
-               └── ConnectionLost                    (internal)
+          ├── RpcError
+          │    ├── AuthenticationError
+          │    └── ConnectionLost                    (internal)
+          ├── NodeUnreachableError                   (internal: the launcher's SSH)
+          └── NodeCommandError                       (internal: the launcher's SSH)
     SystemExit
      └── ActorExitRequested                          (internal)
     RuntimeError
@@ -817,6 +819,25 @@ class ClusterLaunchError(RuntimeError):
 
 class ConnectionLost(RpcError):
     """The connection closed, or broke, while a call on it was in flight or waiting to be sent."""
+
+
+class NodeUnreachableError(RayError):
+    """The cluster launcher could not open an SSH connection to a node before its deadline.
+
+    Raised by ``raggio.launcher.ssh.connect``. The message names ``user@host:port``, what
+    went wrong in words (refused, timed out, no route, key refused or unreadable) and the
+    fix; its only argument is that message.
+    """
+
+
+class NodeCommandError(RayError):
+    """A command or file copy that the cluster launcher ran on a node over SSH failed.
+
+    Raised by ``raggio.launcher.ssh.SshSession`` for a copy that failed, a command that
+    ran past its deadline or lost its connection (a command's non-zero exit is returned,
+    not raised). The message names the node and the cause; its only argument is that
+    message.
+    """
 
 
 class ActorExitRequested(SystemExit):
