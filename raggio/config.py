@@ -128,6 +128,10 @@ class Config:
     auth_token: str = _doc("The cluster token, when not read from the session directory.", "",
                            "RAY_AUTH_TOKEN")
     address: str = _doc("The cluster init() joins when given no address.", "", "RAY_ADDRESS")
+    override_resources: str = _doc(
+        "A JSON object of resources (CPU, GPU, memory, object_store_memory in bytes, custom "
+        "ones) that a starting node takes instead of the detected or given ones; the "
+        "launcher sets it from the node type's resources.", "", "RAY_OVERRIDE_RESOURCES")
     job_stop_wait_time_s: float = _doc(
         "How long a stopped job's entrypoint has after SIGTERM before SIGKILL.", 3.0,
         "RAY_JOB_STOP_WAIT_TIME_S")

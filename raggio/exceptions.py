@@ -42,9 +42,11 @@ Class tree (``+`` marks a second base class)::
           ├── ActorAlreadyExistsError                + ValueError (listed first, as in Ray)
           ├── ActorHandleNotFoundError               + ValueError (listed first, as in Ray)
           ├── UnserializableException
-          └── RpcError
-               ├── AuthenticationError
-               └── ConnectionLost                    (internal)
+          ├── RpcError
+          │    ├── AuthenticationError
+          │    └── ConnectionLost                    (internal)
+          ├── NodeUnreachableError                   (internal: the launcher's SSH)
+          └── NodeCommandError                       (internal: the launcher's SSH)
     SystemExit
      └── ActorExitRequested                          (internal)
     RuntimeError
@@ -52,6 +54,8 @@ Class tree (``+`` marks a second base class)::
 
     TypeError
      └── ActorClassInheritanceException              (Ray's ``ray.actor``; not a RayError)
+    ValueError
+     └── ClusterConfigError                          (raggio's launcher; not a RayError)
 
 Departures from Ray:
 
@@ -791,6 +795,18 @@ class ActorClassInheritanceException(TypeError):
     """
 
 
+class ClusterConfigError(ValueError):
+    """A cluster file (``raggio up cluster.yaml``, ``raggio start --autoscaling-config``) is
+    not one raggio can run: a key it does not know, a value of the wrong kind, a missing
+    one, or a combination the launcher cannot do.
+
+    Raised by ``raggio/launcher/cluster_config.py`` before anything starts. The message
+    is one paragraph: the file and line, the key's path, what was expected, and "did you
+    mean" for a misspelt key. Ray raises a plain ``ValueError`` (or jsonschema's error);
+    this is one, so code that catches those catches it.
+    """
+
+
 # Internal: raised and caught inside raggio; users see them only through the
 # public errors above, or as an RpcError.
 
@@ -803,6 +819,25 @@ class ClusterLaunchError(RuntimeError):
 
 class ConnectionLost(RpcError):
     """The connection closed, or broke, while a call on it was in flight or waiting to be sent."""
+
+
+class NodeUnreachableError(RayError):
+    """The cluster launcher could not open an SSH connection to a node before its deadline.
+
+    Raised by ``raggio.launcher.ssh.connect``. The message names ``user@host:port``, what
+    went wrong in words (refused, timed out, no route, key refused or unreadable) and the
+    fix; its only argument is that message.
+    """
+
+
+class NodeCommandError(RayError):
+    """A command or file copy that the cluster launcher ran on a node over SSH failed.
+
+    Raised by ``raggio.launcher.ssh.SshSession`` for a copy that failed, a command that
+    ran past its deadline or lost its connection (a command's non-zero exit is returned,
+    not raised). The message names the node and the cause; its only argument is that
+    message.
+    """
 
 
 class ActorExitRequested(SystemExit):

@@ -93,6 +93,31 @@ def _alerting_config(spec: NodeSpec) -> bytes | None:
     return load_file(spec.alerting_config).to_json()  # jsonschema is imported only now
 
 
+def _autoscaling_config(spec: NodeSpec) -> bytes | None:
+    """The cluster file of ``--autoscaling-config``, checked and normalised, as the KV keeps
+    it (``launcher/cluster_config.py``); None without one.
+
+    Raises:
+        ClusterConfigError: the file is not a cluster file raggio can run (a ValueError).
+    """
+    if not spec.autoscaling_config:
+        return None
+    from raggio.launcher import cluster_config  # yaml and jsonschema only for a head given one
+
+    return cluster_config.load(spec.autoscaling_config).to_json()
+
+
+def _record_autoscaling(gcs: GcsServer, config: bytes | None) -> None:
+    """Keep the cluster config in the control store for the autoscaler, or remove the one a
+    previous head of this store kept."""
+    from raggio.launcher.cluster_config import CONFIG_KEY
+
+    if config is not None:
+        gcs.kv_put(None, [CONFIG_KEY, config, True])
+    elif gcs.kv_get(None, CONFIG_KEY) is not None:
+        gcs.kv_del(None, CONFIG_KEY)
+
+
 def _record_alerting(gcs: GcsServer, config: bytes | None) -> None:
     """Keep the alerting section in the control store for the dashboard's alert manager
     (``raggio/alerts/manager.py``), or remove the one a previous head of this store kept."""
@@ -105,6 +130,7 @@ def _record_alerting(gcs: GcsServer, config: bytes | None) -> None:
 async def run_head(spec: NodeSpec) -> None:
     cfg = get_config()
     alerting = _alerting_config(spec)  # a bad file fails the start before anything runs
+    autoscaling = _autoscaling_config(spec)  # so does a bad cluster file
     storage = open_storage(spec.storage)  # raises ValueError, naming the problem, at once
     token = cluster_token(storage, cfg.auth_token)
     session_dir, session_name = session_for(spec)
@@ -130,6 +156,7 @@ async def run_head(spec: NodeSpec) -> None:
                 node_ip=spec.node_ip_address)
         _record_dashboard(gcs, dashboard)
         _record_alerting(gcs, alerting)
+        _record_autoscaling(gcs, autoscaling)
         if dashboard is not None:
             gcs.head_components = lambda: ({dashboard.pid(): "dashboard"} if dashboard.pid()
                                            else {})

@@ -118,6 +118,8 @@ class NodeSpec:
                                  "`alerting:` section, or that section alone.", "")
     monitoring_config: str = _flag("A YAML file whose `monitoring_config:` section (or the file "
                                    "itself) says what to run for monitoring (Prometheus).", "")
+    autoscaling_config: str = _flag("A cluster file (the launcher's bootstrap config), checked "
+                                    "and kept in the control store for the autoscaler.", "")
     # -- the node (Ray's names; what is not given the node takes from the machine)
     node_ip_address: str = _flag("The node's address.", "127.0.0.1")
     num_cpus: float | None = _flag("CPUs (default: the machine's).", parse=float)
@@ -131,6 +133,8 @@ class NodeSpec:
         parse=int)
     metrics_export_port: int = _flag("The port of the node's Prometheus endpoint "
                                      "(0: any free one).", 0)
+    node_manager_port: int = _flag("The port of the node manager, which objects move over "
+                                   "too (0: any free one).", 0)
     # -- its process
     temp_dir: str = _flag("Where session directories live (default: Config.temp_dir).",
                           parse=str, default_factory=lambda: get_config().temp_dir)

@@ -47,6 +47,8 @@ EXPECTED_BASES = {
     "RpcError": (exc.RayError,),
     "AuthenticationError": (exc.RpcError,),
     "ConnectionLost": (exc.RpcError,),
+    "NodeUnreachableError": (exc.RayError,),
+    "NodeCommandError": (exc.RayError,),
     "ActorExitRequested": (SystemExit,),
 }
 
@@ -97,6 +99,10 @@ SAMPLES = {
     exc.RpcError: lambda: exc.RpcError("Could not reach 10.0.0.5:6379", 14),
     exc.AuthenticationError: lambda: exc.AuthenticationError("wrong cluster token"),
     exc.ConnectionLost: lambda: exc.ConnectionLost("Connection to gcs lost"),
+    exc.NodeUnreachableError: lambda: exc.NodeUnreachableError(
+        "Could not connect to root@10.0.0.5:22 over SSH for 30 s: connection refused."),
+    exc.NodeCommandError: lambda: exc.NodeCommandError(
+        "Copying ./app to root@10.0.0.5:~/app over SFTP failed: permission denied"),
     exc.ActorExitRequested: lambda: exc.ActorExitRequested("exit_actor() was called"),
     exc.ActorClassInheritanceException: lambda: exc.ActorClassInheritanceException(
         "Inheriting from actor classes is not currently supported."),

@@ -47,6 +47,16 @@ def main() -> None:
 @click.option("--monitoring-config", default=None,
               type=click.Path(exists=True, dir_okay=False),
               help="Head: a cluster file's `monitoring_config:` (e.g. start Prometheus).")
+@click.option("--autoscaling-config", default=None, type=click.Path(dir_okay=False),
+              help="Head: the cluster file (the launcher's bootstrap config), checked and kept "
+                   "in the control store for the autoscaler.")
+@click.option("--node-manager-port", type=int, default=0,
+              help="The node manager's port (default: any free one).")
+@click.option("--object-manager-port", type=int, default=None,
+              help="Accepted for Ray's start commands; raggio has no object manager port: "
+                   "objects move over the node manager's (--node-manager-port).")
+@click.option("--disable-usage-stats", is_flag=True,
+              help="Accepted for Ray's start commands; raggio collects no usage stats.")
 @click.option("--ray-client-server-port", type=int, default=DEFAULT_CLIENT_PORT)
 @click.option("--temp-dir", default=None, help="Where session directories live.")
 @click.option("--storage", default=None)

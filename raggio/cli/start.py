@@ -55,7 +55,8 @@ def _node_spec(options: dict, **fields) -> NodeSpec:
                     resources=_resources(options["resources"]),
                     labels=_labels(options.get("labels"), options.get("labels_file")),
                     temp_dir=options["temp_dir"],
-                    metrics_export_port=options["metrics_export_port"] or 0, **fields)
+                    metrics_export_port=options["metrics_export_port"] or 0,
+                    node_manager_port=options["node_manager_port"] or 0, **fields)
 
 
 def _resources(flag: str | None) -> dict:
@@ -94,8 +95,9 @@ def _labels(flag: str | None, path: str | None) -> dict[str, str]:
 
 
 def _abspath(path: str | None) -> str:
-    """A file flag's path as the daemon (which may run elsewhere in the tree) reads it."""
-    return os.path.abspath(path) if path else ""
+    """A file flag's path as the daemon (which may run elsewhere in the tree) reads it; ``~``
+    expanded, which the shell leaves in ``--flag=~/file``."""
+    return os.path.abspath(os.path.expanduser(path)) if path else ""
 
 
 class _Daemon:
@@ -153,11 +155,13 @@ def start_head(options: dict) -> None:
     control_store = NodeSpec(
         head=True, no_node=True, cluster_file=True, port=port, node_ip_address=node_ip,
         storage=options["storage"] or cluster_file.default_store_path(temp_dir),
-        temp_dir=temp_dir, session_dir=session_dir, token=options["token"] or "",
+        temp_dir=temp_dir, session_dir=session_dir,
+        token=options["token"] or get_config().auth_token,
         include_dashboard=options["include_dashboard"],
         dashboard_host=options["dashboard_host"], dashboard_port=options["dashboard_port"],
         alerting_config=_abspath(options["alerting_config"]),
         monitoring_config=_abspath(options["monitoring_config"]),
+        autoscaling_config=_abspath(options["autoscaling_config"]),
         ray_client_server_port=options["ray_client_server_port"])
     # The node starts (imports) while the control store does, and waits on stdin for the
     # address and token, which the control store knows once it has read its storage.

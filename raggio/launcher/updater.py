@@ -114,8 +114,8 @@ class NodeUpdater:
 
     async def _run(self) -> None:
         tags = await asyncio.to_thread(self.provider.node_tags, self.node_id)
-        runtime_hash = digest(self.config.initialization_commands,
-                              self.config.setup_commands_for(self.is_head),
+        setup_commands = self.config.setup_commands_for(self.is_head, self.node_type.name)
+        runtime_hash = digest(self.config.initialization_commands, setup_commands,
                               self.node_type.node_config)
         mounts_hash = await asyncio.to_thread(file_mounts_digest, self.config)
         start_hash = digest(self.config.start_commands_for(self.is_head),
@@ -144,7 +144,7 @@ class NodeUpdater:
                 await self._set_tags({TAG_RAY_FILE_MOUNTS_CONTENTS: mounts_hash})
             if need_setup:
                 await self._status(STATUS_SETTING_UP)
-                await self._commands(session, self.config.setup_commands_for(self.is_head), {})
+                await self._commands(session, setup_commands, {})
                 await self._set_tags({TAG_RAY_RUNTIME_CONFIG: runtime_hash})
             if need_start:
                 await self._status(STATUS_STARTING)

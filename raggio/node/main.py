@@ -25,7 +25,8 @@ from raggio.config import Config, get_config
 from raggio.exceptions import RayError
 from raggio.launch import print_error, print_ready
 from raggio.node.manager import NodeManager, NodeOptions
-from raggio.node.node_info import default_labels, default_resources, new_session_dir
+from raggio.node.node_info import (default_labels, default_resources, new_session_dir,
+                                   overridden_resources)
 from raggio.node_spec import FROM_STDIN, NODE_MODULE, NodeSpec
 
 
@@ -39,16 +40,18 @@ def session_for(spec: NodeSpec) -> tuple[str, str]:
 
 async def start_node_manager(spec: NodeSpec, cfg: Config, *, gcs_address: str, token: str,
                              session_dir: str, session_name: str) -> NodeManager:
+    given = overridden_resources(spec, cfg)
     resources, object_store_memory = default_resources(
-        cfg, num_cpus=spec.num_cpus, num_gpus=spec.num_gpus, resources=spec.resources,
-        memory=spec.memory, object_store_memory=spec.object_store_memory,
+        cfg, num_cpus=given.num_cpus, num_gpus=given.num_gpus, resources=given.resources,
+        memory=given.memory, object_store_memory=given.object_store_memory,
         node_ip=spec.node_ip_address, is_head=spec.head)
     node = NodeManager(NodeOptions(
         node_id=os.urandom(28), node_ip=spec.node_ip_address, gcs_address=gcs_address,
         token=token, session_dir=session_dir, session_name=session_name, resources=resources,
         object_store_memory=object_store_memory, is_head=spec.head,
         labels=dict(default_labels(cfg), **spec.labels),
-        metrics_export_port=spec.metrics_export_port), cfg)
+        metrics_export_port=spec.metrics_export_port,
+        node_manager_port=spec.node_manager_port), cfg)
     try:
         await node.start()
     except BaseException:

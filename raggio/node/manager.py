@@ -90,6 +90,7 @@ class NodeOptions:
     is_head: bool = False
     labels: dict = field(default_factory=dict)  #: the user's; ``info()`` adds Ray's defaults
     metrics_export_port: int = 0  #: the Prometheus endpoint's port; 0: any free one
+    node_manager_port: int = 0  #: the port of its RPC server (objects move over it too); 0: any
 
 
 class NodeManager:
@@ -128,7 +129,8 @@ class NodeManager:
         self._pins: dict[Connection, collections.Counter] = {}
         self._log_subscribers: dict[int, set[Connection]] = {}
         self.server = Server(self._handlers(), token=options.token,
-                             listen=f"{options.node_ip}:0", info={"role": "node"})
+                             listen=f"{options.node_ip}:{options.node_manager_port}",
+                             info={"role": "node"})
         self.local_server = Server(self._handlers(), token=options.token,
                                    listen="unix:" + socket_path(options.session_dir, tag),
                                    info={"role": "node"})

@@ -4,10 +4,14 @@ Ray's defaults: all CPUs, detected GPUs, 70% of memory for tasks,
 ``Config.object_store_fraction`` (30%) for the object store (capped by
 ``Config.object_store_cap_bytes``, and by /dev/shm where that is the arena's
 home), one ``node:<ip>`` resource, ``node:__internal_head__`` on the head.
+``Config.override_resources`` (RAGGIO_OVERRIDE_RESOURCES, Ray's
+RAY_OVERRIDE_RESOURCES, which the launcher sets) wins over what the node was given.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -84,3 +88,33 @@ def default_resources(cfg, *, num_cpus, num_gpus, resources: dict, memory=None,
         out["node:__internal_head__"] = 1.0
     out.update({k: float(v) for k, v in resources.items()})
     return out, int(object_store_memory)
+
+
+def overridden_resources(spec, cfg):
+    """``spec`` (a ``NodeSpec``) with ``cfg.override_resources`` in place of its resources:
+    CPU, GPU, memory and object_store_memory replace num_cpus, num_gpus, memory and
+    object_store_memory, and the rest join (and win over) its custom resources, as Ray's
+    node takes RAY_OVERRIDE_RESOURCES.
+
+    Raises:
+        ValueError: the variable is not a JSON object of numbers >= 0.
+    """
+    if not cfg.override_resources:
+        return spec
+    try:
+        override = json.loads(cfg.override_resources)
+    except json.JSONDecodeError:
+        override = None
+    if not isinstance(override, dict) or not all(
+            isinstance(amount, (int, float)) and not isinstance(amount, bool) and amount >= 0
+            for amount in override.values()):
+        raise ValueError(
+            f"RAGGIO_OVERRIDE_RESOURCES={cfg.override_resources!r} is not a JSON object of "
+            'resource amounts; write it like \'{"CPU": 4, "memory": 17179869184, "custom": 1}\'.')
+    named = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory",
+             "object_store_memory": "object_store_memory"}
+    changes = {field: override.pop(name) for name, field in named.items() if name in override}
+    for field in ("memory", "object_store_memory"):
+        if field in changes:
+            changes[field] = int(changes[field])
+    return dataclasses.replace(spec, resources={**spec.resources, **override}, **changes)

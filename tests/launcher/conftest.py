@@ -4,9 +4,9 @@ The hosts (``ssh_hosts.SshHosts``) are network namespaces on a private bridge, e
 running its own sshd, with its own processes, /tmp, /dev/shm and home directory;
 ``raggio`` and the Python running the tests are found on every one of them. They are
 made once per test session (about a second) and shared: a test that starts processes
-on a host stops them itself. Tests that need them are skipped, with the reason, only
-where they cannot be made (not root, or sshd or iproute2 missing; ``.ci/run``
-installs them).
+on a host stops them itself (``ssh_hosts.reset(i)`` kills them and empties the host's
+/tmp and /dev/shm). Tests that need them are skipped, with the reason, only where they
+cannot be made (not root, or sshd or iproute2 missing; ``.ci/run`` installs them).
 """
 
 import pytest

@@ -77,7 +77,8 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, _reap_children)
     with open(args.sshd_log, "ab") as log:
         # sshd re-executes itself for each connection, so it must be started by absolute path.
-        subprocess.Popen([shutil.which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", args.sshd_config], stdin=subprocess.DEVNULL,
+        sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+        subprocess.Popen([sshd, "-D", "-e", "-f", args.sshd_config], stdin=subprocess.DEVNULL,
                          stdout=log, stderr=log, cwd="/")
     while True:
         readable, _, _ = select.select([args.owner_fd], [], [])

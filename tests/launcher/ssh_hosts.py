@@ -16,7 +16,8 @@ The init processes are not children of this process (``setsid -f``), so the test
 suite's leak check sees no host process; each init exits when this process dies
 (a pipe only this process can write reaches EOF), and the kernel then ends the
 whole host. Keys, configs and logs live under /var/tmp/raggio-ssh-hosts/<tag>/,
-outside the hosts' private /tmp.
+outside the hosts' private /tmp; the network devices and files of a fixture whose
+process died without ``close()`` are removed by the next one to start.
 
 ``tests/launcher/conftest.py`` makes the session-scoped ``ssh_hosts`` fixture from
 this; the SSH layer's and the launcher's tests use it.
@@ -43,6 +44,8 @@ from typing import Sequence
 import psutil
 
 FIXTURE_ROOT = "/var/tmp/raggio-ssh-hosts"
+#: In each fixture's directory: "<pid> <start time>" of the process that made it.
+OWNER_FILE = "owner"
 HOST_INIT = str(Path(__file__).with_name("host_init.py"))
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 SSH_PORT = 22
@@ -92,6 +95,7 @@ class SshHosts:
     key_path: str             #: the private key every host accepts (mode 0600)
     launcher_ns: str | None
     launcher_ip: str | None
+    init_pids: list[int]      #: each host's init, as this process sees it
 
     def __init__(self, count: int, *, path_prefix: Sequence[str] = (),
                  env: dict[str, str] | None = None, launcher_ns: bool = False):
@@ -104,7 +108,7 @@ class SshHosts:
         self.ips, self.hostnames = [], []
         self.launcher_ns = self.launcher_ip = None
         self.tag = self.dir = self.bridge = None
-        self._init_pids: list[int] = []
+        self.init_pids = []
         self._owner_write_fd: int | None = None
         self._started = self._closed = False
 
@@ -142,7 +146,7 @@ class SshHosts:
             return
         self._closed = True
         atexit.unregister(self.close)
-        for pid in self._init_pids:
+        for pid in self.init_pids:
             _kill_and_wait(pid)
         if self._owner_write_fd is not None:
             os.close(self._owner_write_fd)  # ends any init not found yet
@@ -166,14 +170,14 @@ class SshHosts:
         return {"PATH": path, "PYTHONPATH": pythonpath, **self._extra_env}
 
     def run(self, index: int, command: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
-        """Run ``command`` with bash inside host ``index`` (not over SSH), with an SSH session's env.
+        """Run ``command`` with bash inside host ``index`` (not over SSH), in a session's env.
 
         Returns the CompletedProcess (text stdout and stderr); a non-zero exit is not raised.
         A command that leaves a process behind must redirect that process's output, or this
         waits for it until ``timeout``.
         """
         env = {"HOME": self.home, "USER": self.user, "LOGNAME": self.user, **self.session_env()}
-        argv = [_tool("nsenter"), "-t", str(self._init_pids[index]), "-n", "-m", "-p", "-u",
+        argv = [_tool("nsenter"), "-t", str(self.init_pids[index]), "-n", "-m", "-p", "-u",
                 f"--wd={self.home}", "env", "-i", *(f"{k}={v}" for k, v in env.items()),
                 "bash", "-c", command]
         return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -181,17 +185,47 @@ class SshHosts:
 
     def processes(self, index: int) -> list[str]:
         """Command lines of the processes running in host ``index``, but its init and sshd's."""
-        init_pid = self._init_pids[index]
+        found = []
+        for proc in self._host_processes(index):
+            try:
+                cmdline = proc.cmdline()
+            except psutil.Error:
+                continue
+            if cmdline:
+                found.append(" ".join(cmdline))
+        return found
+
+    def kill_processes(self, index: int) -> None:
+        """SIGKILL every process of host ``index`` but its init and sshd's; wait until gone."""
+        procs = self._host_processes(index)
+        for proc in procs:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(procs, timeout=START_TIMEOUT_S)
+
+    def reset(self, index: int) -> None:
+        """Make host ``index`` as new but for its home: no processes but sshd's, empty /tmp
+        and /dev/shm (so no raggio session state either)."""
+        self.kill_processes(index)
+        result = self.run(index, "find /tmp /dev/shm -mindepth 1 -delete")
+        if result.returncode != 0:
+            raise RuntimeError(f"Could not empty /tmp and /dev/shm of host {index}: "
+                               f"{result.stderr}")
+
+    def _host_processes(self, index: int) -> list[psutil.Process]:
+        init_pid = self.init_pids[index]
         namespace = os.readlink(f"/proc/{init_pid}/ns/pid")
         found = []
-        for proc in psutil.process_iter(["name", "cmdline"]):
+        for proc in psutil.process_iter(["name"]):
             try:
                 if proc.pid == init_pid or os.readlink(f"/proc/{proc.pid}/ns/pid") != namespace:
                     continue
             except OSError:
                 continue
-            if proc.info["name"] != "sshd" and proc.info["cmdline"]:
-                found.append(" ".join(proc.info["cmdline"]))
+            if proc.info["name"] != "sshd":
+                found.append(proc)
         return found
 
     def stop_sshd(self, index: int) -> None:
@@ -204,7 +238,9 @@ class SshHosts:
                   f"sshd of host {index} to stop")
 
     def start_sshd(self, index: int) -> None:
-        """Start host ``index``'s sshd again after ``stop_sshd``."""
+        """Start host ``index``'s sshd again after ``stop_sshd``; nothing if it is up."""
+        if _accepts(self.ips[index]):
+            return
         config = os.path.join(self._host_dir(index), "sshd_config")
         log = os.path.join(self._host_dir(index), "sshd.log")
         result = self.run(index, f"{_tool('sshd')} -E {log} -f {config}")
@@ -224,6 +260,7 @@ class SshHosts:
 
     def _make_fixture_dir(self) -> None:
         os.makedirs(FIXTURE_ROOT, mode=0o700, exist_ok=True)
+        remove_stale_fixtures()
         while True:
             self.tag = secrets.token_hex(2)
             self.dir = os.path.join(FIXTURE_ROOT, self.tag)
@@ -232,7 +269,9 @@ class SshHosts:
                 break
             except FileExistsError:
                 continue
-        self.bridge = f"rgb{self.tag}"
+        self.bridge = _bridge_name(self.tag)
+        with open(os.path.join(self.dir, OWNER_FILE), "w") as f:
+            f.write(_process_key(psutil.Process()))
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
 
     def _make_keys(self) -> None:
@@ -285,7 +324,7 @@ class SshHosts:
         finally:
             os.close(read_fd)
         for index in range(self.count):
-            self._init_pids.append(self._find_init(index))
+            self.init_pids.append(self._find_init(index))
         for index in range(self.count):
             self._wait_sshd(index)
 
@@ -307,7 +346,10 @@ class SshHosts:
                            env={**os.environ, "PATH": _search_path()})
 
     def _sshd_config(self, index: int) -> str:
-        set_env = " ".join(f'"{key}={value}"' for key, value in self.session_env().items())
+        session_env = self.session_env()
+        if any('"' in key + value for key, value in session_env.items()):
+            raise ValueError(f"sshd's SetEnv cannot hold a double quote: {session_env}")
+        set_env = " ".join(f'"{key}={value}"' for key, value in session_env.items())
         host_dir = self._host_dir(index)
         return "\n".join([
             f"ListenAddress {self.ips[index]}",
@@ -324,6 +366,7 @@ class SshHosts:
             "MaxStartups 64",
             "PrintMotd no",
             "PrintLastLog no",
+            "LogLevel VERBOSE",
             "Subsystem sftp internal-sftp",
             f"SetEnv {set_env}",
             "",
@@ -368,13 +411,58 @@ class SshHosts:
         return os.path.join(self.dir, f"host{index}")
 
 
+def remove_stale_fixtures() -> None:
+    """Delete the namespaces, bridge and files of fixtures whose process died without close().
+
+    Their hosts are gone already (each init exits with that process); only the network
+    devices and files remain. Fixtures of live processes are left alone.
+    """
+    try:
+        tags = os.listdir(FIXTURE_ROOT)
+    except FileNotFoundError:
+        return
+    namespaces = _check(["ip", "netns", "list"]).split()
+    for tag in tags:
+        fixture_dir = os.path.join(FIXTURE_ROOT, tag)
+        try:
+            with open(os.path.join(fixture_dir, OWNER_FILE)) as f:
+                owner = f.read()
+        except OSError:
+            continue  # being made right now, or not a fixture's
+        if _owner_alive(owner):
+            continue
+        bridge = _bridge_name(tag)
+        for netns in namespaces:
+            if netns.startswith(bridge + "-"):
+                _quiet(["ip", "netns", "del", netns])
+        _quiet(["ip", "link", "del", bridge])
+        shutil.rmtree(fixture_dir, ignore_errors=True)
+
+
+def _process_key(proc: psutil.Process) -> str:
+    return f"{proc.pid} {proc.create_time()}"
+
+
+def _owner_alive(owner: str) -> bool:
+    pid = int(owner.split()[0])
+    try:
+        return _process_key(psutil.Process(pid)) == owner
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _bridge_name(tag: str) -> str:
+    return f"rgb{tag}"
+
+
 def _free_subnet() -> ipaddress.IPv4Network:
     """A 10.x.y.0/24 that no route of this namespace overlaps."""
     routes = json.loads(_check(["ip", "-j", "-4", "route", "show", "table", "all"]))
     used = [ipaddress.ip_network(route["dst"], strict=False) for route in routes
             if route.get("dst", "default") != "default"]
     for _ in range(1000):
-        candidate = ipaddress.ip_network(f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
+        second, third = random.randint(200, 254), random.randint(0, 255)
+        candidate = ipaddress.ip_network(f"10.{second}.{third}.0/24")
         if not any(candidate.overlaps(net) for net in used):
             return candidate
     raise RuntimeError("No free 10.x.y.0/24 subnet for the SSH test hosts' bridge")
