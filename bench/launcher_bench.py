@@ -48,7 +48,7 @@ from ssh_hosts import SshHosts, missing_requirements  # noqa: E402
 HOSTS = 3
 DEADLINE_S = 180.0
 #: How long one launcher command may run before it counts as failed.
-COMMAND_TIMEOUT_S = 600.0
+COMMAND_TIMEOUT_S = 300.0
 #: When `down` leaves processes, how long until a second look (a raylet gives up on a
 #: vanished head after Ray's 60 s GCS reconnect timeout).
 LINGER_S = 70.0
@@ -134,13 +134,19 @@ class Bench:
     def launcher(self, *args: str) -> float:
         """Run `<backend> ARGS FILE` inside the launcher namespace; the seconds it took."""
         argv = ["ip", "netns", "exec", self.hosts.launcher_ns, cli(self.backend), *args, self.path]
+        command = shlex.join([self.backend, *args])
         started = time.perf_counter()
-        done = subprocess.run(argv, env=self.env, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=COMMAND_TIMEOUT_S)
+        try:
+            done = subprocess.run(argv, env=self.env, stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            output = (exc.stdout or b"") + (exc.stderr or b"")
+            raise RuntimeError(f"`{command}` ran past {COMMAND_TIMEOUT_S:.0f} s: "
+                               f"...{output.decode(errors='replace')[-1500:]}") from None
         took = time.perf_counter() - started
         if done.returncode != 0:
-            raise RuntimeError(f"`{shlex.join([self.backend, *args])}` exited with "
-                               f"{done.returncode}: ...{(done.stdout + done.stderr)[-1500:]}")
+            raise RuntimeError(f"`{command}` exited with {done.returncode}: "
+                               f"...{(done.stdout + done.stderr)[-1500:]}")
         return took
 
     def alive_nodes(self) -> dict[str, str]:
