@@ -1,15 +1,17 @@
 """The cluster launcher on three SSH hosts: `up` until every node is alive, `--restart-only`, `down`.
 
 Usage (as root): python bench/launcher_bench.py --backend ray|raggio [--json OUT] [--deadline S]
+                 [--ray-autoscaler v1 v2]
 
 Three SSH hosts (tests/launcher/ssh_hosts.py: network namespaces on a private bridge, each
 with its own processes, /tmp, /dev/shm and sshd) get a three-node cluster file: raggio the
 seed's on-premise file (`head_node`/`worker_nodes` resources, Ray's command names), Ray the
-same cluster written the way Ray 2.60's local provider accepts it (it rejects
-`head_node`/`worker_nodes`: resources become `ray start` flags, and the start commands are
-Ray's defaults, `ray stop` first). The launcher runs inside the fixture's launcher namespace,
-which is on the bridge and nothing else, so it can reach the hosts and never this machine's
-other addresses. Rows, in the JSON shape of microbenchmark.py (compare.py prints both):
+same cluster written the way Ray 2.60's local provider accepts it (it rejects `head_node`,
+`worker_nodes` and `available_node_types`: resources become `ray start` flags, and the
+start commands are Ray's defaults, `ray stop` first). The launcher runs inside the
+fixture's launcher namespace, which is on the bridge and nothing else, so it can reach the
+hosts and never this machine's other addresses. Rows, in the JSON shape of
+microbenchmark.py (compare.py prints both):
 
 - `up -y` until the command returns, and until all 3 nodes are alive: polled with
   `list nodes -f state=ALIVE --format json` on the head, each poll a fresh CLI process, so a
@@ -23,6 +25,9 @@ other addresses. Rows, in the JSON shape of microbenchmark.py (compare.py prints
 
 A wait for the nodes gives up after --deadline seconds (180) and says how many came up.
 The JSON also carries `notes`, a line per phase saying what came up and what was left.
+Ray's rows come from a pass with its autoscaler v1 (`RAY_UP_enable_autoscaler_v2=0`); its
+default since 2.50, v2, does not support the local provider, and a second pass on fresh
+hosts (`up` and `down`) reports what v2 brings up and leaves, in two rows and the notes.
 Ray's hosts get `ray` on PATH through each host's own ~/.bashrc (Ray runs every remote
 command in a login shell, which resets PATH), and RAY_USAGE_STATS_ENABLED=0 and
 RAY_AUTH_MODE=disabled in every SSH session.
@@ -98,9 +103,9 @@ def cluster_document(backend: str, hosts: SshHosts, name: str) -> dict:
 #: does not (ray-project/ray#57153), and its pass only reports what it brought up and left.
 RAY_PASSES = {
     "v1": ("", {"RAY_UP_enable_autoscaler_v2": "0"}, False),
-    "v2": ("Ray's default autoscaler v2: ", {"RAY_UP_enable_autoscaler_v2": "1"}, True),
+    "v2": ("default autoscaler v2: ", {"RAY_UP_enable_autoscaler_v2": "1"}, True),
 }
-SUMMARY_ROWS = ("nodes alive after up", "processes left after down (all hosts)")
+SUMMARY_ROWS = ("nodes alive after up", "processes left after down")
 
 
 def short_command(command: str) -> str:
@@ -194,7 +199,7 @@ class Bench:
     def down(self) -> None:
         self.rows.append(row("down: command returns", "s", self.launcher("down", "-y")))
         left = {i: self.hosts.processes(i) for i in range(len(self.hosts.ips))}
-        self.rows.append(row("processes left after down (all hosts)", "count",
+        self.rows.append(row("processes left after down", "count",
                              sum(map(len, left.values()))))
         self.notes.append(f"after `down`: {self.describe(left)}")
         if any(left.values()):  # a node may end its processes itself once the head is gone
