@@ -7,10 +7,14 @@ and reaches them over SSH only, as it would reach machines in a rack.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import textwrap
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 import yaml
@@ -221,9 +225,14 @@ def test_exec_submit_rsync_attach_on_a_ray_schema_file(tmp_path, ssh_hosts, laun
     try:
         line = forward.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line, line + forward.stdout.read()
-        import urllib.request
-        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/version", timeout=30)
-        assert page.status in (200, 401)
+        login = forward.stdout.readline()
+        token = urllib.parse.unquote(login.rsplit("#token=", 1)[1].strip())
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/version",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            assert "version" in json.load(reply)
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/version", timeout=30)
     finally:
         forward.terminate()
         forward.wait(30)
@@ -236,7 +245,7 @@ def test_exec_submit_rsync_attach_on_a_ray_schema_file(tmp_path, ssh_hosts, laun
 def test_failing_setup_command_marks_its_node_failed_and_up_resumes(tmp_path, ssh_hosts,
                                                                     launcher):
     text = ONPREM.replace('echo "worker setup for head $RAY_HEAD_IP" > /tmp/setup-ran',
-                          "test ! -e /tmp/broken || { echo this host is broken >&2; exit 7; }")
+                          "test ! -e /tmp/broken || {{ echo this host is broken >&2; exit 7; }}")
     path = cluster_file(tmp_path, ssh_hosts, "failing", text)
     ssh_hosts.run(2, "touch /tmp/broken")
     try:
