@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
-import time
 
 import pytest
 import yaml
 from conftest import cluster_file
 
+from raggio.test_utils import wait_until
+
 pytestmark = pytest.mark.timeout(600)
 
 
 def alive_ips(launcher, path) -> list[str]:
-    import json
     return json.loads(launcher("exec", path, "raggio head-info").stdout.splitlines()[-1])[
         "alive_ips"]
 
@@ -21,10 +22,8 @@ def alive_ips(launcher, path) -> list[str]:
 def test_a_port_in_use_on_the_head_is_named_with_the_node(tmp_path, ssh_hosts, launcher):
     path = cluster_file(tmp_path, ssh_hosts, "portinuse", workers=[])
     ssh_hosts.run(0, "setsid python -m http.server 6379 >/dev/null 2>&1 < /dev/null &")
-    deadline = time.monotonic() + 30
-    while ssh_hosts.run(0, "ss -ltn | grep -q ':6379 '").returncode != 0:
-        assert time.monotonic() < deadline, "the port holder did not start"
-        time.sleep(0.1)
+    wait_until(lambda: ssh_hosts.run(0, "ss -ltn | grep -q ':6379 '").returncode == 0,
+               what="the port holder to listen")
     up = launcher("up", "-y", path, check=False)
     output = up.stdout + up.stderr
     assert up.returncode != 0
