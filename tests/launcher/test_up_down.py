@@ -134,6 +134,16 @@ def test_exec_submit_rsync_attach_on_a_ray_schema_file(tmp_path, ssh_hosts, laun
     for i in (0, 1):
         assert ssh_hosts.run(i, "cat /tmp/mounted").stdout == "hello from the launcher\n"
 
+    # A changed mounted file is copied again; setup does not re-run, raggio keeps running.
+    before = head_pid(ssh_hosts)
+    (data / "input.txt").write_text("changed\n")
+    launcher("up", "-y", path)
+    for i in (0, 1):
+        assert ssh_hosts.run(i, "cat /tmp/data/input.txt").stdout == "changed\n"
+        assert ssh_hosts.run(i, "cat /tmp/mounted").stdout == "hello from the launcher\n"
+    assert head_pid(ssh_hosts) == before
+    (data / "input.txt").write_text("hello from the launcher\n")
+
     # exec: output here, exit status ours; the node type's resources reached the worker.
     assert launcher("exec", path, "echo $((6*7)); exit 3", check=False).returncode == 3
     out = launcher("exec", path, "python -c 'import raggio as ray; ray.init(); "
