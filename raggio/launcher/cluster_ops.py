@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import click
 
@@ -24,11 +26,13 @@ from raggio.launcher import head_info, ssh
 from raggio.launcher.cluster_config import ClusterConfig, NodeType
 from raggio.launcher.cluster_state import ClusterState
 from raggio.launcher.node_provider import (
-    NODE_KIND_HEAD, NODE_KIND_WORKER, STATUS_UNINITIALIZED, TAG_RAY_CLUSTER_NAME,
+    NODE_KIND_HEAD, NODE_KIND_WORKER, STATUS_JOINING, STATUS_UNINITIALIZED, STATUS_UP_TO_DATE, TAG_RAY_CLUSTER_NAME,
     TAG_RAY_NODE_KIND, TAG_RAY_NODE_NAME, TAG_RAY_NODE_STATUS, TAG_RAY_USER_NODE_TYPE,
     NodeProvider, get_node_provider)
 from raggio.launcher.progress import Progress
 from raggio.launcher.updater import NodeFailed, NodeUpdater, UpdatePlan
+
+T = TypeVar("T")
 
 #: How long ``up`` waits for started workers to show as alive on the head.
 JOIN_TIMEOUT_S = 60.0
@@ -36,11 +40,15 @@ JOIN_TIMEOUT_S = 60.0
 
 @dataclasses.dataclass
 class Cluster:
-    """A cluster file with its provider and local state: what every command starts from."""
+    """A cluster file with its provider and local state: what every command starts from.
+
+    ``session(node_id)`` opens one SSH session per node and shares it; ``close_sessions``
+    ends them."""
 
     config: ClusterConfig
     provider: NodeProvider
     state: ClusterState
+    _sessions: dict[str, asyncio.Task] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def load(cls, config: ClusterConfig) -> "Cluster":
@@ -64,8 +72,27 @@ class Cluster:
         return ssh.SshTarget(host=self.provider.external_ip(node_id), user=auth["ssh_user"],
                              key_path=auth["ssh_private_key"], port=auth.get("ssh_port", 22))
 
-    def node_name(self, node_id: str) -> str:
-        return self.provider.node_tags(node_id).get(TAG_RAY_NODE_NAME, node_id)
+    async def session(self, node_id: str) -> ssh.SshSession:
+        """The node's SSH session; NodeUnreachableError if it cannot be reached."""
+        if node_id not in self._sessions:
+            self._sessions[node_id] = asyncio.ensure_future(ssh.connect(
+                self.target(node_id), wait_s=get_config().launcher_ssh_wait_s))
+        return await asyncio.shield(self._sessions[node_id])
+
+    async def run(self, work: Awaitable[T]) -> T:
+        """Await ``work``, then close the sessions it opened."""
+        try:
+            return await work
+        finally:
+            await self.close_sessions()
+
+    async def close_sessions(self) -> None:
+        for task in self._sessions.values():
+            if task.done() and not task.cancelled() and task.exception() is None:
+                await task.result().close()
+            else:
+                task.cancel()
+        self._sessions.clear()
 
 
 def up(config: ClusterConfig, *, plan: UpdatePlan, min_workers: int | None = None,
@@ -78,7 +105,7 @@ def up(config: ClusterConfig, *, plan: UpdatePlan, min_workers: int | None = Non
         click.confirm(f"Bring up cluster {config.cluster_name!r}: a head and {workers} "
                       f"worker(s), provider {config.provider['type']}?", abort=True)
     with cluster.state.operation("raggio up"):
-        asyncio.run(_up(cluster, counts, plan))
+        asyncio.run(cluster.run(_up(cluster, counts, plan)))
 
 
 def _worker_counts(config: ClusterConfig, min_workers: int | None,
@@ -107,7 +134,7 @@ async def _up(cluster: Cluster, counts: dict[str, int], plan: UpdatePlan) -> Non
     alive = set(info.get("alive_ips", []))
     title = f"raggio up: cluster {config.cluster_name!r}"
     failures: list[str] = []
-    with Progress(title) as progress:
+    with Progress(title, cluster.state.logs_dir) as progress:
         head = _updater(cluster, head_id, NODE_KIND_HEAD, head_ip, token, plan,
                         head_ip in alive, progress)
         try:
@@ -172,20 +199,16 @@ def _updater(cluster: Cluster, node_id: str, kind: str, head_ip: str, token: str
     return NodeUpdater(cluster.config, cluster.provider, node_id, name=name,
                        node_type=node_type, is_head=kind == NODE_KIND_HEAD, head_ip=head_ip,
                        token=token, plan=plan, alive=alive, log_path=log_path,
+                       connect=lambda: cluster.session(node_id),
                        on_status=lambda status, detail: progress.update(name, status, detail))
 
 
 async def _head_info(cluster: Cluster, head_id: str) -> dict:
     """The head's ``head_info``; ``{"running": False}`` when the head cannot be reached."""
     try:
-        session = await ssh.connect(cluster.target(head_id),
-                                    wait_s=get_config().launcher_ssh_wait_s)
+        return await head_info.query(await cluster.session(head_id))
     except NodeUnreachableError as exc:
         return {"running": False, "error": str(exc)}
-    try:
-        return await head_info.query(session)
-    finally:
-        await session.close()
 
 
 async def _wait_joined(cluster: Cluster, head_id: str, started: list[NodeUpdater],
@@ -194,18 +217,14 @@ async def _wait_joined(cluster: Cluster, head_id: str, started: list[NodeUpdater
     never joined."""
     waiting = {cluster.provider.internal_ip(w.node_id): w for w in started if not w.is_head}
     for w in waiting.values():
-        progress.update(w.name, "", "joining the head")
+        progress.update(w.name, STATUS_JOINING, "")
     deadline = time.monotonic() + JOIN_TIMEOUT_S
-    session = await ssh.connect(cluster.target(head_id), wait_s=get_config().launcher_ssh_wait_s)
-    try:
-        while waiting and time.monotonic() < deadline:
-            info = await head_info.query(session)
-            for ip in set(info.get("alive_ips", [])) & set(waiting):
-                progress.update(waiting.pop(ip).name, "", "")
-            if waiting:
-                await asyncio.sleep(0.25)
-    finally:
-        await session.close()
+    while waiting and time.monotonic() < deadline:
+        info = await _head_info(cluster, head_id)
+        for ip in set(info.get("alive_ips", [])) & set(waiting):
+            progress.update(waiting.pop(ip).name, STATUS_UP_TO_DATE, "")
+        if waiting:
+            await asyncio.sleep(0.25)
     return [f"{w.name} ({ip}): raggio started there but did not join the head at "
             f"{cluster.provider.internal_ip(head_id)} within {JOIN_TIMEOUT_S:.0f} s. Check that "
             f"it reaches the head's port, and its logs there (/tmp/raggio/session_latest/logs); "
@@ -240,7 +259,7 @@ def down(config: ClusterConfig, *, workers_only: bool = False, keep_min_workers:
     if not yes:
         click.confirm(f"Tear down cluster {config.cluster_name!r}?", abort=True)
     with cluster.state.operation("raggio down"):
-        asyncio.run(_down(cluster, workers_only, keep_min_workers))
+        asyncio.run(cluster.run(_down(cluster, workers_only, keep_min_workers)))
 
 
 async def _down(cluster: Cluster, workers_only: bool, keep_min_workers: bool) -> None:
@@ -271,16 +290,9 @@ async def _down(cluster: Cluster, workers_only: bool, keep_min_workers: bool) ->
 async def _stop_node(cluster: Cluster, node_id: str) -> str | None:
     """``raggio stop`` on the node; the failure's message, or None."""
     try:
-        session = await ssh.connect(cluster.target(node_id),
-                                    wait_s=get_config().launcher_ssh_wait_s)
-    except NodeUnreachableError as exc:
+        result = await (await cluster.session(node_id)).run("raggio stop", timeout_s=120)
+    except (NodeUnreachableError, NodeCommandError) as exc:
         return f"{cluster.provider.external_ip(node_id)}: {exc}"
-    try:
-        result = await session.run("raggio stop", timeout_s=120)
-    except NodeCommandError as exc:
-        return f"{cluster.provider.external_ip(node_id)}: {exc}"
-    finally:
-        await session.close()
     if result.exit_status != 0:
         return (f"{cluster.provider.external_ip(node_id)}: `raggio stop` failed "
                 f"(exit status {result.exit_status}):\n{result.output[-1000:]}")

@@ -43,6 +43,8 @@ STATUS_WAITING_FOR_SSH = "waiting-for-ssh"
 STATUS_SYNCING_FILES = "syncing-files"
 STATUS_SETTING_UP = "setting-up"
 STATUS_STARTING = "starting-raggio"
+#: raggio runs on the node, which the head does not count alive yet (raggio's own status).
+STATUS_JOINING = "joining"
 STATUS_UP_TO_DATE = "up-to-date"
 STATUS_UPDATE_FAILED = "update-failed"
 

@@ -34,13 +34,15 @@ class _Row:
 class Progress:
     """Rows of nodes; ``update`` changes one; use as a context manager around the work."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, logs_dir: str) -> None:
         self.title = title
+        self.logs_dir = logs_dir
         self.console = Console(stderr=False)
         self.rows: dict[str, _Row] = {}
         self._live: Live | None = None
 
     def __enter__(self) -> "Progress":
+        click.echo(f"Each node's commands and output go to {self.logs_dir}/<node>-<address>.log")
         if self.console.is_terminal:
             self._live = Live(self._table(), console=self.console, refresh_per_second=8,
                               transient=False)
@@ -61,8 +63,8 @@ class Progress:
         row = self.rows[name]
         if status:
             row.status = status
-            if status in (STATUS_UP_TO_DATE, STATUS_UPDATE_FAILED):
-                row.ended = time.monotonic()
+            final = status in (STATUS_UP_TO_DATE, STATUS_UPDATE_FAILED)
+            row.ended = time.monotonic() if final else None
         row.detail = detail
         self._changed(row, plain=bool(status) or bool(detail))
 
@@ -75,12 +77,12 @@ class Progress:
 
     def _table(self) -> Table:
         table = Table(title=self.title, title_justify="left", expand=False)
-        for column in ("node", "address", "status", "doing", "time", "log"):
-            table.add_column(column, overflow="fold" if column == "log" else "ellipsis",
-                             no_wrap=column != "log", max_width=48 if column == "doing" else None)
+        for column in ("node", "address", "status", "time", "doing"):
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
         now = time.monotonic()
         for row in self.rows.values():
             took = (row.ended or now) - row.started
-            table.add_row(row.name, row.ip, f"[{_STYLES.get(row.status, 'yellow')}]{row.status}",
-                          row.detail, f"{took:.1f}s", row.log_path)
+            table.add_row(row.name.split("-", 1)[0], row.ip,
+                          f"[{_STYLES.get(row.status, 'yellow')}]{row.status}", f"{took:.1f}s",
+                          row.detail)
         return table

@@ -57,7 +57,8 @@ class SshTarget:
 
     host: str
     user: str
-    key_path: str
+    #: None: the user's own keys (~/.ssh/id_*) and SSH agent, as the ssh client would use.
+    key_path: str | None
     port: int = 22
 
     def __str__(self) -> str:
@@ -86,7 +87,9 @@ async def connect(target: SshTarget, *, wait_s: float) -> SshSession:
         NodeUnreachableError: no session before the deadline, or the key is refused or
             unreadable; the message says which, with the fix.
     """
-    client_key = _read_key(target)
+    # asyncssh's defaults (None) are the user's own keys and agent, as the ssh client's.
+    client_keys = [_read_key(target)] if target.key_path else None
+    agent_path = None if target.key_path else ()
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     delay_s = FIRST_RETRY_DELAY_S
@@ -94,8 +97,8 @@ async def connect(target: SshTarget, *, wait_s: float) -> SshSession:
         attempt_s = max(0.1, min(ATTEMPT_TIMEOUT_S, deadline - loop.time()))
         try:
             connection = await asyncssh.connect(
-                target.host, target.port, username=target.user, client_keys=[client_key],
-                agent_path=None, known_hosts=None, connect_timeout=attempt_s)
+                target.host, target.port, username=target.user, client_keys=client_keys,
+                agent_path=agent_path, known_hosts=None, connect_timeout=attempt_s)
             return SshSession(target, connection)
         except asyncssh.PermissionDenied as exc:
             raise NodeUnreachableError(
@@ -376,7 +379,7 @@ def _ssh_options(target: SshTarget) -> list[str]:
         "ServerAliveInterval": "5",
         "ServerAliveCountMax": "3",
     }
-    argv = ["-i", target.key_path, "-p", str(target.port)]
+    argv = (["-i", target.key_path] if target.key_path else []) + ["-p", str(target.port)]
     for name, value in options.items():
         argv += ["-o", f"{name}={value}"]
     return argv

@@ -25,9 +25,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from raggio.config import get_config
 from raggio.exceptions import NodeCommandError, NodeUnreachableError
 from raggio.launcher import node_commands, ssh
 from raggio.launcher.cluster_config import ClusterConfig, NodeType
@@ -40,6 +39,11 @@ from raggio.launcher.node_provider import (
 #: start command passes ``--autoscaling-config=~/ray_bootstrap_config.yaml``).
 BOOTSTRAP_CONFIG_PATH = "~/ray_bootstrap_config.yaml"
 BOOTSTRAP_KEY_PATH = "~/ray_bootstrap_key.pem"
+
+
+def _stamp() -> str:
+    now = time.time()
+    return f"{time.strftime('%H:%M:%S', time.localtime(now))}.{int(now * 1000) % 1000:03d}"
 
 
 class NodeFailed(Exception):
@@ -80,6 +84,7 @@ class NodeUpdater:
     def __init__(self, config: ClusterConfig, provider: NodeProvider, node_id: str, *,
                  name: str, node_type: NodeType, is_head: bool, head_ip: str, token: str,
                  plan: UpdatePlan, alive: bool, log_path: str,
+                 connect: Callable[[], Awaitable[ssh.SshSession]],
                  on_status: Callable[[str, str], None]) -> None:
         self.config = config
         self.provider = provider
@@ -93,9 +98,8 @@ class NodeUpdater:
         self.alive = alive
         self.log_path = log_path
         self.on_status = on_status
-        self.target = ssh.SshTarget(
-            host=provider.external_ip(node_id), user=config.auth["ssh_user"],
-            key_path=config.auth["ssh_private_key"], port=config.auth.get("ssh_port", 22))
+        self.connect = connect  #: the node's SSH session (shared; its owner closes it)
+        self.host = provider.external_ip(node_id)
         self.changed = False  #: whether anything was done on the node
         self.started = False  #: whether raggio was (re)started on the node
         self._log = None
@@ -110,7 +114,7 @@ class NodeUpdater:
                 self._log.write(f"FAILED: {exc}\n")
                 await self._set_tags({TAG_RAY_NODE_STATUS: STATUS_UPDATE_FAILED})
                 self.on_status(STATUS_UPDATE_FAILED, str(exc).splitlines()[0])
-                raise NodeFailed(f"{self.name} ({self.target.host}): {exc}") from None
+                raise NodeFailed(f"{self.name} ({self.host}): {exc}") from None
 
     async def _run(self) -> None:
         tags = await asyncio.to_thread(self.provider.node_tags, self.node_id)
@@ -131,30 +135,29 @@ class NodeUpdater:
             self.on_status(STATUS_UP_TO_DATE, "unchanged")
             return
         self.changed = True
-        self.on_status(STATUS_WAITING_FOR_SSH, self.target.host)
+        self.on_status(STATUS_WAITING_FOR_SSH, self.host)
         await self._set_tags({TAG_RAY_NODE_STATUS: STATUS_WAITING_FOR_SSH})
-        session = await ssh.connect(self.target, wait_s=get_config().launcher_ssh_wait_s)
-        try:
-            if need_setup and self.config.initialization_commands:
-                await self._status(STATUS_SETTING_UP)
-                await self._commands(session, self.config.initialization_commands, {})
-            if need_mounts:
-                await self._status(STATUS_SYNCING_FILES)
-                await self._sync_files(session)
-                await self._set_tags({TAG_RAY_FILE_MOUNTS_CONTENTS: mounts_hash})
-            if need_setup:
-                await self._status(STATUS_SETTING_UP)
-                await self._commands(session, setup_commands, {})
-                await self._set_tags({TAG_RAY_RUNTIME_CONFIG: runtime_hash})
-            if need_start:
-                await self._status(STATUS_STARTING)
-                await self._commands(session, ["raggio stop"], {})
-                await self._commands(session, self.config.start_commands_for(self.is_head),
-                                     self._start_env())
-                self.started = True
-                await self._set_tags({TAG_RAGGIO_START_CONFIG: start_hash})
-        finally:
-            await session.close()
+        session = await self.connect()
+        if need_setup and self.config.initialization_commands:
+            await self._status(STATUS_SETTING_UP)
+            await self._commands(session, self.config.initialization_commands, {})
+        if need_mounts:
+            await self._status(STATUS_SYNCING_FILES)
+            await self._sync_files(session)
+            await self._set_tags({TAG_RAY_FILE_MOUNTS_CONTENTS: mounts_hash})
+        if need_setup:
+            await self._status(STATUS_SETTING_UP)
+            await self._commands(session, setup_commands, {})
+            await self._set_tags({TAG_RAY_RUNTIME_CONFIG: runtime_hash})
+        if need_start:
+            await self._status(STATUS_STARTING)
+            start_commands = [node_commands.to_raggio(c)
+                              for c in self.config.start_commands_for(self.is_head)]
+            if not any(c.split() == ["raggio", "stop"] for c in start_commands):
+                start_commands.insert(0, "raggio stop")  # a start needs raggio stopped
+            await self._commands(session, start_commands, self._start_env())
+            self.started = True
+            await self._set_tags({TAG_RAGGIO_START_CONFIG: start_hash})
         await self._set_tags({TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE})
         self.on_status(STATUS_UP_TO_DATE, "")
 
@@ -178,9 +181,9 @@ class NodeUpdater:
                         env: dict[str, str]) -> None:
         """Run each command in order; the first that fails ends the update."""
         for command in commands:
-            command = node_commands.to_raggio(command)
+            command = node_commands.to_raggio(command)  # idempotent
             self.on_status("", command)
-            self._log.write(f"$ {command}\n")
+            self._log.write(f"[{_stamp()}] $ {command}\n")
             result = await session.run(
                 command, env={"RAY_HEAD_IP": self.head_ip, **env},
                 secret_env={"RAGGIO_AUTH_TOKEN": self.token}, on_line=self._log_line)
@@ -197,16 +200,21 @@ class NodeUpdater:
     async def _sync_files(self, session: ssh.SshSession) -> None:
         for remote, local in self.config.file_mounts.items():
             self.on_status("", f"{local} -> {remote}")
-            self._log.write(f"sync {local} -> {self.target.host}:{remote}\n")
+            self._log.write(f"[{_stamp()}] sync {local} -> {self.host}:{remote}\n")
             await session.upload(local, remote, exclude=self.config.rsync_exclude)
-        if self.is_head:
-            await session.upload(self._bootstrap_config(), BOOTSTRAP_CONFIG_PATH)
-            await session.upload(self.config.auth["ssh_private_key"], BOOTSTRAP_KEY_PATH)
+        if self.is_head:  # two small files: SFTP on the open connection beats rsync's own
+            await session.upload(self._bootstrap_config(), BOOTSTRAP_CONFIG_PATH,
+                                 use_rsync=False)
+            if self.config.auth.get("ssh_private_key"):
+                await session.upload(self.config.auth["ssh_private_key"], BOOTSTRAP_KEY_PATH,
+                                     use_rsync=False)
 
     def _bootstrap_config(self) -> str:
         """The cluster file as the head's autoscaler reads it (the key at its path there)."""
         document = dict(self.config.raw)
-        document["auth"] = {**document.get("auth", {}), "ssh_private_key": BOOTSTRAP_KEY_PATH}
+        if self.config.auth.get("ssh_private_key"):
+            document["auth"] = {**document.get("auth", {}),
+                                "ssh_private_key": BOOTSTRAP_KEY_PATH}
         path = os.path.join(os.path.dirname(self.log_path), f"{self.name}.bootstrap.yaml")
         with open(path, "w") as f:
             json.dump(document, f, indent=1)  # JSON is YAML

@@ -7,46 +7,22 @@ and reaches them over SSH only, as it would reach machines in a rack.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import textwrap
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 import yaml
 
-from raggio.test_utils import env_for, free_port, wait_until
+from conftest import ONPREM, cluster_file
+from raggio.test_utils import free_port, wait_until
 
 pytestmark = pytest.mark.timeout(600)
-
-#: The seed's on-premise cluster file, as its deployment chapter writes it (the addresses and
-#: the key are the test hosts').
-ONPREM = """\
-cluster_name: {name}
-provider:
-  type: local
-  head_ip: {head_ip}
-  worker_ips: [{worker_ips}]
-auth:
-  ssh_user: {user}
-  ssh_private_key: {key}
-head_node:
-  resources:
-    CPU: 2
-    memory: 4Gi
-worker_nodes:
-  resources:
-    CPU: 2
-    memory: 4Gi
-head_setup_commands:
-  - echo "head setup on $(hostname -I)" > /tmp/setup-ran
-worker_setup_commands:
-  - echo "worker setup for head $RAY_HEAD_IP" > /tmp/setup-ran
-head_start_ray_commands:
-  - ray start --head --port=6379
-worker_start_ray_commands:
-  - ray start --address=$RAY_HEAD_IP:6379
-"""
 
 #: A job that runs one task on every node and prints the nodes' addresses.
 JOB = """\
@@ -65,37 +41,6 @@ refs = [where.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["Node
 print("IPS", " ".join(sorted(ray.get(refs))))
 print("MEMORY", int(ray.cluster_resources()["memory"]))
 """
-
-
-@pytest.fixture
-def launcher(tmp_path, ssh_hosts):
-    """Run ``raggio`` (the launcher's commands) with this test's state directory."""
-    env = env_for(tmp_path / "raggio")
-    env["RAGGIO_LAUNCHER_DIR"] = str(tmp_path / "clusters")
-    env["RAGGIO_LAUNCHER_SSH_WAIT_S"] = "8"
-
-    def run(*args: str, timeout: float = 300, check: bool = True, **kwargs):
-        proc = subprocess.run(["raggio", *args], capture_output=True, text=True, env=env,
-                              timeout=timeout, **kwargs)
-        if check:
-            assert proc.returncode == 0, f"raggio {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-        return proc
-
-    run.env = env
-    yield run
-    for i in range(len(ssh_hosts.ips)):
-        ssh_hosts.run(i, "raggio stop --force")
-
-
-def cluster_file(tmp_path, ssh_hosts, name: str, text: str = ONPREM, workers=None, **changes):
-    worker_ips = ssh_hosts.ips[1:] if workers is None else workers
-    document = yaml.safe_load(text.format(
-        name=name, head_ip=ssh_hosts.ips[0], worker_ips=", ".join(worker_ips),
-        user=ssh_hosts.user, key=ssh_hosts.key_path))
-    document.update(changes)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return str(path)
 
 
 def raggio_processes(ssh_hosts, i: int) -> list[str]:
@@ -189,6 +134,16 @@ def test_exec_submit_rsync_attach_on_a_ray_schema_file(tmp_path, ssh_hosts, laun
     for i in (0, 1):
         assert ssh_hosts.run(i, "cat /tmp/mounted").stdout == "hello from the launcher\n"
 
+    # A changed mounted file is copied again; setup does not re-run, raggio keeps running.
+    before = head_pid(ssh_hosts)
+    (data / "input.txt").write_text("changed\n")
+    launcher("up", "-y", path)
+    for i in (0, 1):
+        assert ssh_hosts.run(i, "cat /tmp/data/input.txt").stdout == "changed\n"
+        assert ssh_hosts.run(i, "cat /tmp/mounted").stdout == "hello from the launcher\n"
+    assert head_pid(ssh_hosts) == before
+    (data / "input.txt").write_text("hello from the launcher\n")
+
     # exec: output here, exit status ours; the node type's resources reached the worker.
     assert launcher("exec", path, "echo $((6*7)); exit 3", check=False).returncode == 3
     out = launcher("exec", path, "python -c 'import raggio as ray; ray.init(); "
@@ -221,9 +176,14 @@ def test_exec_submit_rsync_attach_on_a_ray_schema_file(tmp_path, ssh_hosts, laun
     try:
         line = forward.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line, line + forward.stdout.read()
-        import urllib.request
-        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/version", timeout=30)
-        assert page.status in (200, 401)
+        login = forward.stdout.readline()
+        token = urllib.parse.unquote(login.rsplit("#token=", 1)[1].strip())
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/version",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            assert "version" in json.load(reply)
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/version", timeout=30)
     finally:
         forward.terminate()
         forward.wait(30)
@@ -236,7 +196,7 @@ def test_exec_submit_rsync_attach_on_a_ray_schema_file(tmp_path, ssh_hosts, laun
 def test_failing_setup_command_marks_its_node_failed_and_up_resumes(tmp_path, ssh_hosts,
                                                                     launcher):
     text = ONPREM.replace('echo "worker setup for head $RAY_HEAD_IP" > /tmp/setup-ran',
-                          "test ! -e /tmp/broken || { echo this host is broken >&2; exit 7; }")
+                          "test ! -e /tmp/broken || {{ echo this host is broken >&2; exit 7; }}")
     path = cluster_file(tmp_path, ssh_hosts, "failing", text)
     ssh_hosts.run(2, "touch /tmp/broken")
     try:
