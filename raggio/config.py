@@ -125,6 +125,9 @@ class Config:
     launcher_ssh_wait_s: float = _doc(
         "How long `raggio up` keeps trying to reach a node's SSH server before it marks the "
         "node failed.", 60.0)
+    launcher_start_timeout_s: float = _doc(
+        "How long each of a node's start commands may run under `raggio up` (they start "
+        "daemons and return) before the node is marked failed.", 300.0)
     auth_token: str = _doc("The cluster token, when not read from the session directory.", "",
                            "RAY_AUTH_TOKEN")
     address: str = _doc("The cluster init() joins when given no address.", "", "RAY_ADDRESS")

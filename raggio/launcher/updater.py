@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 
+from raggio.config import get_config
 from raggio.exceptions import NodeCommandError, NodeUnreachableError
 from raggio.launcher import node_commands, ssh
 from raggio.launcher.cluster_config import ClusterConfig, NodeType
@@ -155,7 +156,8 @@ class NodeUpdater:
                               for c in self.config.start_commands_for(self.is_head)]
             if not any(c.split() == ["raggio", "stop"] for c in start_commands):
                 start_commands.insert(0, "raggio stop")  # a start needs raggio stopped
-            await self._commands(session, start_commands, self._start_env())
+            await self._commands(session, start_commands, self._start_env(),
+                                 timeout_s=get_config().launcher_start_timeout_s)
             self.started = True
             await self._set_tags({TAG_RAGGIO_START_CONFIG: start_hash})
         await self._set_tags({TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE})
@@ -178,15 +180,17 @@ class NodeUpdater:
         await asyncio.to_thread(self.provider.set_node_tags, self.node_id, tags)
 
     async def _commands(self, session: ssh.SshSession, commands: list[str],
-                        env: dict[str, str]) -> None:
-        """Run each command in order; the first that fails ends the update."""
+                        env: dict[str, str], timeout_s: float | None = None) -> None:
+        """Run each command in order (each within ``timeout_s``: None, as long as it takes,
+        as setup commands may); the first that fails ends the update."""
         for command in commands:
             command = node_commands.to_raggio(command)  # idempotent
             self.on_status("", command)
             self._log.write(f"[{_stamp()}] $ {command}\n")
             result = await session.run(
                 command, env={"RAY_HEAD_IP": self.head_ip, **env},
-                secret_env={"RAGGIO_AUTH_TOKEN": self.token}, on_line=self._log_line)
+                secret_env={"RAGGIO_AUTH_TOKEN": self.token}, on_line=self._log_line,
+                timeout_s=timeout_s)
             if result.exit_status != 0:
                 tail = "\n".join("    " + line for line in result.output.splitlines()[-15:])
                 raise NodeFailed(
