@@ -193,10 +193,11 @@ def test_raggio_dashboard_prints_a_url_that_logs_in(head, tmp_path):
     assert opened.read_text() == url
 
 
-def test_raggio_dashboard_refuses_a_cluster_config_file_for_now(head):
+def test_raggio_dashboard_names_a_missing_cluster_config_file(head):
+    # (The cluster-file form forwards a launched cluster's dashboard: tests/launcher.)
     result = run_raggio(head.temp_dir, "dashboard", "cluster.yaml")
-    assert result.returncode == 2
-    assert "cluster launcher" in result.stderr
+    assert result.returncode == 1
+    assert "Cannot read the cluster file cluster.yaml" in result.stderr
 
 
 def test_a_killed_dashboard_comes_back_and_the_cluster_never_notices(head):
