@@ -12,7 +12,7 @@ does not leave the dashboard one connection per node it ever had.
 
 from __future__ import annotations
 
-from raggio.dashboard.control_store import REQUEST_TIMEOUT_S, KeptConnection
+from raggio.rpc.kept_connection import REQUEST_TIMEOUT_S, KeptConnection
 
 
 class NodeManagers:
@@ -33,7 +33,8 @@ class NodeManagers:
         cannot be reached."""
         peer = self._peers.get(address)
         if peer is None:
-            peer = self._peers[address] = KeptConnection(address, self._token, "node manager")
+            peer = KeptConnection(address, self._token, "node manager", role="dashboard")
+            self._peers[address] = peer
         return await peer.call(op, payload, timeout_s)
 
     def forget_dead(self, nodes: list[dict]) -> None:
