@@ -125,6 +125,15 @@ class Config:
     launcher_ssh_wait_s: float = _doc(
         "How long `raggio up` keeps trying to reach a node's SSH server before it marks the "
         "node failed.", 60.0)
+    autoscaler_update_interval_s: float = _doc(
+        "How often the autoscaler looks at the cluster's demand and idle nodes.", 5.0,
+        "AUTOSCALER_UPDATE_INTERVAL_S")
+    autoscaler_node_start_wait_s: float = _doc(
+        "How long a launched node may take to join the cluster before the autoscaler counts "
+        "its launch failed and removes it.", 900.0, "AUTOSCALER_NODE_START_WAIT_S")
+    autoscaler_max_launch_backoff_s: float = _doc(
+        "The longest pause before the autoscaler launches a node type again after its "
+        "launches failed (the pause doubles from 5 s with each failure in a row).", 300.0)
     launcher_start_timeout_s: float = _doc(
         "How long each of a node's start commands may run under `raggio up` (they start "
         "daemons and return) before the node is marked failed.", 300.0)

@@ -4,9 +4,8 @@ The head binds the listening socket itself (``bind``), so that a port in use
 is an error at once, naming the flag, and the URL is known before the
 dashboard's process has imported anything; ``init()`` does not wait for it.
 The process inherits the socket (``python -m raggio.dashboard --fd N``), runs
-at a lower priority than the head and dies with it; if it exits, the
-supervisor starts another on the same socket after a pause that grows with
-each quick exit. A driver's private head starts it on demand, when the first
+at a lower priority than the head and dies with it; if it exits, another
+starts on the same socket (``raggio/supervised.py``). A driver's private head starts it on demand, when the first
 client connects (``DashboardSupervisor.start``). No import of aiohttp here:
 the head stays light.
 """
@@ -15,26 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import logging
 import os
 import socket
 import subprocess
 import sys
-import time
 
 from raggio.exceptions import RaySystemError
-
-logger = logging.getLogger(__name__)
+from raggio.supervised import Supervised
 
 #: How many ports after the default ``init()`` tries when it is taken (Ray's figure).
 PORT_SEARCH = 50
-#: Pauses before starting the dashboard again: doubled after each exit within a minute.
-RESTART_DELAY_S, MAX_RESTART_DELAY_S = 0.5, 30.0
-#: How long a stopped dashboard gets to exit after SIGTERM before SIGKILL.
-STOP_TIMEOUT_S = 2.5
-#: How much lower than the head the dashboard runs (``nice``): it is a view, never on a
-#: task's path.
-NICENESS = 5
 
 
 def bind(host: str, port: int, *, search: bool) -> socket.socket:
@@ -80,23 +69,22 @@ def url_of(sock: socket.socket, node_ip: str = "127.0.0.1") -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-class DashboardSupervisor:
+class DashboardSupervisor(Supervised):
     """Runs the dashboard's process on ``sock`` until ``stop()``."""
 
     sock: socket.socket  #: the listening socket, held here for the process's whole life
     url: str
-    _process: asyncio.subprocess.Process | None  #: the current process (or the last one)
-    _task: asyncio.Task | None  #: ``_keep_running``, cancelled and awaited by ``stop()``
     _on_demand: bool  #: start the process when a client connects, not at once
 
     def __init__(self, sock: socket.socket, *, gcs_address: str, session_dir: str,
                  node_ip: str = "127.0.0.1"):
+        fd = sock.fileno()
+        super().__init__("dashboard", [
+            sys.executable, "-m", "raggio.dashboard", "--fd", str(fd),
+            "--gcs-address", gcs_address, "--session-dir", session_dir,
+            "--parent-pid", str(os.getpid())], session_dir)
         self.sock = sock
         self.url = url_of(sock, node_ip)
-        self._gcs_address = gcs_address
-        self._session_dir = session_dir
-        self._process = None
-        self._task = None
         self._on_demand = False
 
     def start(self, *, on_demand: bool = False) -> None:
@@ -108,17 +96,14 @@ class DashboardSupervisor:
         opens, and its start-up (~0.5 s of CPU, most of it importing aiohttp) does not
         compete with the driver's first tasks.
         """
-        if self._task is None:
-            self._on_demand = on_demand
-            self._task = asyncio.get_running_loop().create_task(self._keep_running())
+        self._on_demand = on_demand
+        super().start()
 
-    def pid(self) -> int | None:
-        """The dashboard's process, while it runs."""
-        process = self._process
-        return process.pid if process is not None and process.returncode is None else None
-
-    async def _wait_for_a_client(self) -> None:
-        """Return once a client waits on the socket, leaving its connection queued there."""
+    async def _before_start(self) -> None:
+        """Return once a client waits on the socket (``on_demand``), leaving its connection
+        queued there."""
+        if not self._on_demand:
+            return
         loop = asyncio.get_running_loop()
         waiting = loop.create_future()
         loop.add_reader(self.sock.fileno(), lambda: waiting.done() or waiting.set_result(None))
@@ -127,53 +112,12 @@ class DashboardSupervisor:
         finally:
             loop.remove_reader(self.sock.fileno())
 
-    async def _spawn(self) -> asyncio.subprocess.Process:
-        log_dir = os.path.join(self._session_dir, "logs")
-        os.makedirs(log_dir, exist_ok=True)
-        fd = self.sock.fileno()
-        with open(os.path.join(log_dir, "dashboard.log"), "ab") as log:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "raggio.dashboard", "--fd", str(fd),
-                "--gcs-address", self._gcs_address, "--session-dir", self._session_dir,
-                "--parent-pid", str(os.getpid()),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(fd,))
-        # Set here, before the process has imported anything: its start-up (~0.5 s of CPU,
-        # most of it aiohttp's import) then yields to the cluster's work on a small machine.
-        try:
-            os.setpriority(os.PRIO_PROCESS, process.pid,
-                           min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS))
-        except OSError:
-            pass  # it exited already; _keep_running sees it
-        return process
-
-    async def _keep_running(self) -> None:
-        delay_s = RESTART_DELAY_S
-        while True:
-            if self._on_demand:
-                await self._wait_for_a_client()
-            started = time.monotonic()
-            self._process = await self._spawn()
-            returncode = await self._process.wait()
-            quick = time.monotonic() - started < 60
-            delay_s = min(delay_s * 2, MAX_RESTART_DELAY_S) if quick else RESTART_DELAY_S
-            logger.warning("the dashboard exited with code %s; it starts again in %.1f s%s "
-                           "(its log: %s/logs/dashboard.log)", returncode, delay_s,
-                           " or at the next request after that" if self._on_demand else "",
-                           self._session_dir)
-            await asyncio.sleep(delay_s)
+    async def _spawn(self, log) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *self._argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            pass_fds=(self.sock.fileno(),))
 
     async def stop(self) -> None:
-        """End the process (SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``) and close the
-        socket; the supervisor starts no other."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait([self._task])
-        process = self._process
-        if process is not None and process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-            except asyncio.TimeoutError:
-                process.kill()
-                await process.wait()
+        """End the process (SIGTERM, then SIGKILL) and close the socket; no other starts."""
+        await super().stop()
         self.sock.close()

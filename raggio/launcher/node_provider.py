@@ -52,6 +52,11 @@ STATUS_UPDATE_FAILED = "update-failed"
 class NodeProvider:
     """One platform's machines for one cluster. Node ids are the provider's own strings."""
 
+    #: Whether a new node is set up over SSH (setup and start commands, ``updater.py``);
+    #: False for a provider whose nodes start raggio themselves (``fake_multinode``; Ray's
+    #: ``disable_node_updaters``).
+    node_updaters: bool = True
+
     def __init__(self, provider_config: dict, cluster_name: str) -> None:
         self.provider_config = provider_config
         self.cluster_name = cluster_name
@@ -76,6 +81,11 @@ class NodeProvider:
     def internal_ip(self, node_id: str) -> str:
         """The address the cluster's nodes reach each other at."""
         raise NotImplementedError
+
+    def cluster_node_id(self, node_id: str) -> str | None:
+        """The node's raggio node id (hex), where the provider knows it (one that starts
+        node managers itself); None: the autoscaler matches nodes by ``internal_ip``."""
+        return None
 
     def create_node(self, node_config: dict, tags: dict[str, str], count: int) -> None:
         """Launch ``count`` nodes of ``node_config``, tagged ``tags``."""

@@ -1,0 +1,301 @@
+"""One autoscaler round: read the cluster, plan, launch and remove nodes, say why.
+
+``Autoscaler.update`` (called by the monitor every few seconds) reads, through
+the control store's RPC surface, the nodes (each with its pending lease shapes
+and its free resources), the placement groups, the actors and the
+``request_resources`` bundles; matches the provider's nodes to the control
+store's (by the provider's node id where it knows raggio's, by address
+otherwise); asks ``resource_demand.plan`` what to launch and
+``idle_to_terminate`` what to remove; and acts through the NodeProvider:
+
+- launches run in the background (a provider's ``create_node`` and, for a
+  provider whose nodes need setting up over SSH, the launcher's
+  ``NodeUpdater``); a node type whose launch fails waits before it is tried
+  again (5 s, doubling to ``autoscaler_max_launch_backoff_s``), and each
+  failure is recorded in the KV (``common/launch_failures.py``), where alerts
+  and ``raggio status`` read it; a node that never joins within
+  ``autoscaler_node_start_wait_s`` is removed and counted failed;
+- a worker node is idle while it runs no lease and no actor, has no demand and
+  holds no object (so removing it loses nothing); past ``idle_timeout_minutes``
+  it is stopped and released, never below its type's ``min_workers``;
+- a provider node whose raggio node died (a reclaimed spot node, a crash) is
+  released, and the plan replaces it like any missing capacity.
+
+Each round ends by writing its view to the KV (``STATUS_KEY``): what runs and
+launches per type, recent failures, and the plan's reasons in plain words, for
+``raggio status`` and the dashboard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import json
+import logging
+import os
+import time
+
+from raggio.autoscaler import resource_demand
+from raggio.autoscaler.sdk import RESOURCE_REQUEST_KEY
+from raggio.common import launch_failures
+from raggio.config import get_config
+from raggio.launcher import ssh
+from raggio.launcher.cluster_config import ClusterConfig
+from raggio.launcher.node_provider import (
+    NODE_KIND_WORKER, STATUS_UNINITIALIZED, TAG_RAY_CLUSTER_NAME, TAG_RAY_NODE_KIND,
+    TAG_RAY_NODE_NAME, TAG_RAY_NODE_STATUS, TAG_RAY_USER_NODE_TYPE, NodeProvider)
+from raggio.launcher.updater import NodeFailed, NodeUpdater, UpdatePlan
+from raggio.rpc.kept_connection import KeptConnection
+
+logger = logging.getLogger("raggio.autoscaler")
+
+#: The KV key of the latest round's view (JSON), which ``raggio status`` shows.
+STATUS_KEY = "autoscaler:status"
+FIRST_BACKOFF_S = 5.0
+
+
+@dataclasses.dataclass
+class _Backoff:
+    """A node type whose last launch failed: not launched again before ``until``."""
+
+    until: float
+    delay_s: float
+
+
+class Autoscaler:
+    """The state kept between rounds: idle clocks, launches in flight, back-offs."""
+
+    config: ClusterConfig
+    provider: NodeProvider
+    idle_since: dict[str, float]  #: raggio node id (hex) -> when it was last seen busy
+    launches: set[asyncio.Task]  #: launches in flight
+    #: node type -> nodes asked of the provider whose create_node has not returned (so the
+    #: provider does not list them yet): counted as launching, not launched twice
+    creating: collections.Counter
+    backoff: dict[str, _Backoff]  #: node type -> its back-off
+    first_seen: dict[str, float]  #: provider node id -> when it was first seen launching
+
+    def __init__(self, config: ClusterConfig, provider: NodeProvider, store: KeptConnection,
+                 *, token: str, head_ip: str, logs_dir: str, clock=time.monotonic) -> None:
+        self.config = config
+        self.provider = provider
+        self.store = store
+        self.token = token
+        self.head_ip = head_ip
+        self.logs_dir = logs_dir
+        self.clock = clock
+        self.idle_since = {}
+        self.launches = set()
+        self.creating = collections.Counter()
+        self.backoff = {}
+        self.first_seen = {}
+
+    async def update(self) -> dict:
+        """One round; returns (and records) the status it wrote."""
+        cfg = get_config()
+        nodes, groups, request, actors = await asyncio.gather(
+            self.store.call("get_nodes"), self.store.call("placement_group_table"),
+            self.store.call("kv_get", RESOURCE_REQUEST_KEY), self.store.call("list_actors"))
+        requests = json.loads(request) if request else []
+        now = self.clock()
+        workers = await asyncio.to_thread(self._provider_workers)
+        alive = {_hex(n["node_id"]): n for n in nodes if n["state"] == "ALIVE"}
+        by_ip = {n["node_ip"]: key for key, n in alive.items() if not n.get("is_head")}
+        actor_nodes = {_hex(a["node_id"]) for a in actors
+                       if a.get("node_id") and a.get("state") != "DEAD"}
+        view: list[dict] = []
+        matched: set[str] = set()
+        for node_id, tags, raggio_id, ip in workers:
+            key = raggio_id or by_ip.get(ip)
+            if key in alive:
+                matched.add(key)
+                self.first_seen.pop(node_id, None)
+                view.append(self._running(alive[key], key, tags, node_id, now, actor_nodes))
+            elif key is not None and any(_hex(n["node_id"]) == key for n in nodes):
+                await self._release(node_id, "its raggio node died")  # spot reclaimed, crash
+            else:
+                since = self.first_seen.setdefault(node_id, now)
+                if now - since > cfg.autoscaler_node_start_wait_s:
+                    await self._launch_failed(tags[TAG_RAY_USER_NODE_TYPE], 1,
+                                              "the node did not join the cluster within "
+                                              f"{cfg.autoscaler_node_start_wait_s:.0f} s")
+                    await self._release(node_id, "it never joined")
+                    continue
+                view.append({"node_type": tags[TAG_RAY_USER_NODE_TYPE], "state": "launching",
+                             "provider_id": node_id})
+        for node_type, count in self.creating.items():
+            view += [{"node_type": node_type, "state": "launching"}] * count
+        head_type = self.config.head_node_type
+        for key, node in alive.items():
+            if node.get("is_head"):
+                view.append(dict(self._running(node, key, {}, None, now, actor_nodes),
+                                 node_type=head_type, is_head=True))
+            elif key not in matched:  # joined by hand: capacity, never removed
+                view.append(dict(self._running(node, key, {}, None, now, actor_nodes),
+                                 node_type="(unmanaged)", is_head=True))
+        plan = resource_demand.plan(
+            self.config.node_types, view,
+            demands=[d["resources"] for n in alive.values() for d in n.get("demand", [])],
+            placement_groups=_pending_groups(groups), resource_requests=requests,
+            max_workers=self.config.max_workers,
+            upscaling_speed=self.config.upscaling_speed,
+            target_utilization_fraction=self.config.autoscaling_config.get(
+                "target_utilization_fraction"))
+        reasons = list(plan.reasons)
+        for node_type, count in plan.launch.items():
+            backoff = self.backoff.get(node_type)
+            if backoff is not None and now < backoff.until:
+                reasons.append(f"not launching {node_type} for {backoff.until - now:.0f} s "
+                               "more: its last launch failed")
+                continue
+            self._start_launch(node_type, count)
+        idle_timeout_s = self.config.idle_timeout_minutes * 60
+        for node in resource_demand.idle_to_terminate(view, self.config.node_types,
+                                                      idle_timeout_s, requests) + plan.drain:
+            await self._release(node["provider_id"], f"idle for {node['idle_s']:.0f} s")
+        status = await self._record_status(view, plan, reasons)
+        return status
+
+    # -- reading the cluster --
+
+    def _provider_workers(self) -> list[tuple[str, dict, str | None, str]]:
+        """(provider id, tags, raggio node id or None, internal ip) of each worker."""
+        found = []
+        for node_id in self.provider.non_terminated_nodes({TAG_RAY_NODE_KIND: NODE_KIND_WORKER}):
+            found.append((node_id, self.provider.node_tags(node_id),
+                          self.provider.cluster_node_id(node_id),
+                          self.provider.internal_ip(node_id)))
+        return found
+
+    def _running(self, node: dict, key: str, tags: dict, provider_id: str | None, now: float,
+                 actor_nodes: set[str]) -> dict:
+        """The planner's dict of an alive node, its idle clock brought up to date."""
+        busy = (node.get("demand") or key in actor_nodes or node.get("object_store_used", 0)
+                or any(node["available"].get(k, 0) < v - 1e-9
+                       for k, v in node["resources"].items()))
+        if busy:
+            self.idle_since.pop(key, None)
+            idle_s = 0.0
+        else:
+            idle_s = now - self.idle_since.setdefault(key, now)
+        return {"node_type": tags.get(TAG_RAY_USER_NODE_TYPE), "state": "running",
+                "total": node["resources"], "available": node["available"], "idle_s": idle_s,
+                "node_id": key, "provider_id": provider_id}
+
+    # -- acting --
+
+    def _start_launch(self, node_type: str, count: int) -> None:
+        self.creating[node_type] += count
+        task = asyncio.get_running_loop().create_task(self._launch(node_type, count))
+        self.launches.add(task)
+        task.add_done_callback(self.launches.discard)
+
+    async def _launch(self, node_type: str, count: int) -> None:
+        logger.info("launching %d x %s", count, node_type)
+        spec = self.config.node_types[node_type]
+        tags = {TAG_RAY_CLUSTER_NAME: self.config.cluster_name,
+                TAG_RAY_NODE_KIND: NODE_KIND_WORKER, TAG_RAY_USER_NODE_TYPE: node_type,
+                TAG_RAY_NODE_NAME: f"raggio-{self.config.cluster_name}-worker",
+                TAG_RAY_NODE_STATUS: STATUS_UNINITIALIZED}
+        before = set(await asyncio.to_thread(
+            self.provider.non_terminated_nodes, {TAG_RAY_NODE_KIND: NODE_KIND_WORKER}))
+        try:
+            await asyncio.to_thread(self.provider.create_node, spec.node_config, tags, count)
+        except Exception as exc:  # the provider's words are the report
+            await self._launch_failed(node_type, count, f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            self.creating[node_type] -= count
+        if not self.provider.node_updaters:
+            self.backoff.pop(node_type, None)
+            return
+        new = set(await asyncio.to_thread(
+            self.provider.non_terminated_nodes, {TAG_RAY_NODE_KIND: NODE_KIND_WORKER})) - before
+        results = await asyncio.gather(*(self._set_up(node_id, spec) for node_id in new),
+                                       return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        for failure in failed:
+            await self._launch_failed(node_type, 1, str(failure))
+        if not failed:
+            self.backoff.pop(node_type, None)
+
+    async def _set_up(self, node_id: str, node_type) -> None:
+        """Set a new node up over SSH as ``raggio up`` would; on failure release it."""
+        ip = self.provider.external_ip(node_id)
+        name = f"worker-{ip}"
+        auth = self.config.auth
+        target = ssh.SshTarget(host=ip, user=auth["ssh_user"], key_path=auth["ssh_private_key"],
+                               port=auth.get("ssh_port", 22))
+        session = None
+
+        async def connect() -> ssh.SshSession:
+            nonlocal session
+            session = await ssh.connect(target, wait_s=get_config().launcher_ssh_wait_s)
+            return session
+
+        updater = NodeUpdater(
+            self.config, self.provider, node_id, name=name, node_type=node_type, is_head=False,
+            head_ip=self.head_ip, token=self.token, plan=UpdatePlan(), alive=False,
+            log_path=os.path.join(self.logs_dir, f"monitor-{name}.log"), connect=connect,
+            on_status=lambda status, detail: status and logger.info("%s: %s", name, status))
+        try:
+            await updater.run()
+        except NodeFailed:
+            await self._release(node_id, "its setup failed")
+            raise
+        finally:
+            if session is not None:
+                await session.close()
+
+    async def _launch_failed(self, node_type: str, count: int, error: str) -> None:
+        now = self.clock()
+        previous = self.backoff.get(node_type)
+        delay_s = min(previous.delay_s * 2 if previous else FIRST_BACKOFF_S,
+                      get_config().autoscaler_max_launch_backoff_s)
+        self.backoff[node_type] = _Backoff(until=now + delay_s, delay_s=delay_s)
+        logger.warning("failed to launch %d x %s (trying again in %.0f s): %s", count,
+                       node_type, delay_s, error)
+        value = await self.store.call("kv_get", launch_failures.LAUNCH_FAILURES_KEY)
+        await self.store.call("kv_put", [launch_failures.LAUNCH_FAILURES_KEY,
+                                         launch_failures.with_failure(value, node_type, count,
+                                                                      error), True])
+
+    async def _release(self, node_id: str, why: str) -> None:
+        """Stop raggio on a worker (over SSH where the launcher set it up) and give it back."""
+        logger.info("removing node %s: %s", node_id, why)
+        if self.provider.node_updaters:
+            auth = self.config.auth
+            target = ssh.SshTarget(host=self.provider.external_ip(node_id),
+                                   user=auth["ssh_user"], key_path=auth["ssh_private_key"],
+                                   port=auth.get("ssh_port", 22))
+            try:
+                async with await ssh.connect(target, wait_s=10) as session:
+                    await session.run("raggio stop", timeout_s=60)
+            except Exception as exc:  # gone already: it is released all the same
+                logger.warning("could not stop raggio on %s (%s); releasing it", node_id, exc)
+        await asyncio.to_thread(self.provider.terminate_node, node_id)
+
+    async def _record_status(self, view: list[dict], plan, reasons: list[str]) -> dict:
+        running: dict[str, int] = {}
+        launching: dict[str, int] = {}
+        for node in view:
+            counts = launching if node["state"] == "launching" else running
+            counts[node["node_type"]] = counts.get(node["node_type"], 0) + 1
+        status = {"time": time.time(), "cluster_name": self.config.cluster_name,
+                  "running": running, "launching": launching,
+                  "idle": {n["node_id"]: round(n["idle_s"], 1) for n in view
+                           if n.get("idle_s") and not n.get("is_head")},
+                  "infeasible": plan.infeasible, "reasons": reasons}
+        await self.store.call("kv_put", [STATUS_KEY, json.dumps(status).encode(), True])
+        return status
+
+
+def _hex(node_id) -> str:
+    return node_id.hex() if isinstance(node_id, (bytes, bytearray)) else str(node_id)
+
+
+def _pending_groups(groups: dict) -> list[dict]:
+    return [{"bundles": [group["bundles"][i] for i in sorted(group["bundles"])],
+             "strategy": group["strategy"]}
+            for group in groups.values() if group["state"] == "PENDING"]
