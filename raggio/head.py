@@ -29,6 +29,7 @@ from raggio.launch import print_ready
 from raggio.monitoring.head_monitoring import HeadMonitoring
 from raggio.node.main import run_main, session_for, start_node_manager, wait_for_exit
 from raggio.node_spec import HEAD_MODULE, NodeSpec
+from raggio.supervised import Supervised
 from raggio.exceptions import RpcError
 
 
@@ -127,6 +128,15 @@ def _record_alerting(gcs: GcsServer, config: bytes | None) -> None:
         gcs.kv_del(None, ALERTING_CONFIG_KEY)
 
 
+def _monitor(spec: NodeSpec, gcs_address: str, session_dir: str, token: str) -> Supervised:
+    """The autoscaler's monitor process (``raggio/autoscaler/monitor.py``), not started yet."""
+    return Supervised("monitor", [
+        sys.executable, "-m", "raggio.autoscaler.monitor", "--gcs-address", gcs_address,
+        "--session-dir", session_dir, "--head-ip", spec.node_ip_address,
+        "--parent-pid", str(os.getpid())], session_dir,
+        env=dict(os.environ, RAGGIO_AUTH_TOKEN=token))
+
+
 async def run_head(spec: NodeSpec) -> None:
     cfg = get_config()
     alerting = _alerting_config(spec)  # a bad file fails the start before anything runs
@@ -145,7 +155,7 @@ async def run_head(spec: NodeSpec) -> None:
                                            search=spec.dashboard_port_search)
     gcs = GcsServer(listen=f"{spec.node_ip_address}:{spec.port}", token=token,
                     session_dir=session_dir, storage=storage, cfg=cfg)
-    node = clients = None
+    node = clients = monitor = None
     try:
         await gcs.start()
         if spec.ray_client_server_port is not None:
@@ -157,9 +167,11 @@ async def run_head(spec: NodeSpec) -> None:
         _record_dashboard(gcs, dashboard)
         _record_alerting(gcs, alerting)
         _record_autoscaling(gcs, autoscaling)
-        if dashboard is not None:
-            gcs.head_components = lambda: ({dashboard.pid(): "dashboard"} if dashboard.pid()
-                                           else {})
+        if autoscaling is not None:
+            monitor = _monitor(spec, gcs.address, session_dir, token)
+        helpers = [helper for helper in (dashboard, monitor) if helper is not None]
+        gcs.head_components = lambda: {helper.pid(): helper.name for helper in helpers
+                                       if helper.pid()}
         if not spec.no_node:
             node = await start_node_manager(spec, cfg, gcs_address=gcs.address, token=token,
                                             session_dir=session_dir, session_name=session_name)
@@ -184,11 +196,15 @@ async def run_head(spec: NodeSpec) -> None:
             # starts when someone opens it, unless it runs alerts. A daemon's is ready at once.
             dashboard.start(on_demand=spec.tied and alerting is None)
         monitoring.start()  # after the ready line too: Prometheus gets ready in its own time
+        if monitor is not None:
+            monitor.start()
         await wait_for_exit(spec.tied)
     finally:
         if clients is not None:
             await clients.close()
         await monitoring.close()
+        if monitor is not None:
+            await monitor.stop()
         if spec.cluster_file:
             cluster_file.remove(spec.temp_dir, gcs.address)
         if dashboard is not None:

@@ -21,7 +21,8 @@ import psutil
 from raggio import cluster_file
 from raggio.monitoring import prometheus
 
-_MODULES = ("raggio.head", "raggio.node.main", "raggio.node.zygote", "raggio.dashboard")
+_MODULES = ("raggio.head", "raggio.node.main", "raggio.node.zygote", "raggio.dashboard",
+            "raggio.autoscaler.monitor")
 
 
 def raggio_processes() -> list[psutil.Process]:
