@@ -36,8 +36,9 @@ def format_bytes(n: float) -> str:
 
 def render(nodes: list[dict], placement_groups: dict | None = None,
            pending_tasks: list[dict] | None = None, now: datetime.datetime | None = None,
-           dashboard_url: str | None = None) -> str:
-    """The status text; with ``dashboard_url``, a last line giving it."""
+           dashboard_url: str | None = None, autoscaler: dict | None = None) -> str:
+    """The status text; with ``autoscaler`` (``autoscaler_status.read``), its launches,
+    failures, requests and reasons; with ``dashboard_url``, a last line giving it."""
     now = now or datetime.datetime.now()
     lines = [f"======== Cluster status: {now} ========", "Node status",
              "-" * 63, "Active:"]
@@ -47,24 +48,74 @@ def render(nodes: list[dict], placement_groups: dict | None = None,
     lines += [f" 1 node_{n['node_id'].hex()}" + (" (head)" if n.get("is_head") else "")
               for n in alive] or [" (no active nodes)"]
     lines += ["Pending:"]
-    lines += [f" node_{n['node_id'].hex()} ({n['node_ip']}): reconnecting after a "
-              "control-store restart" for n in recovering] or [" (no pending nodes)"]
+    lines += ([f" node_{n['node_id'].hex()} ({n['node_ip']}): reconnecting after a "
+               "control-store restart" for n in recovering]
+              + _launching(autoscaler)) or [" (no pending nodes)"]
     lines += ["Recent failures:"]
-    lines += [f" node_{n['node_id'].hex()} ({n['node_ip']}): lost at "
-              f"{datetime.datetime.fromtimestamp(n.get('end_time', 0)):%Y-%m-%d %H:%M:%S}"
-              + (f" ({n['death_reason']})" if n.get("death_reason") else "")
-              for n in dead] or [" (no failures)"]
+    lines += ([f" node_{n['node_id'].hex()} ({n['node_ip']}): lost at "
+               f"{datetime.datetime.fromtimestamp(n.get('end_time', 0)):%Y-%m-%d %H:%M:%S}"
+               + (f" ({n['death_reason']})" if n.get("death_reason") else "")
+               for n in dead]
+              + _launch_failures(autoscaler, now)) or [" (no failures)"]
     lines += ["", "Resources", "-" * 63, "Total Usage:"]
     lines += usage_lines(summed_usage(map(node_usage, alive))) or [" (no resources)"]
-    lines += ["", "From request_resources:", " (none)", "Pending Demands:"]
+    lines += ["", "From request_resources:"]
+    lines += _requests(autoscaler) or [" (none)"]
+    lines += ["Pending Demands:"]
     lines += _demands(nodes, placement_groups or {})
     lines += ["Pending tasks:"]
     lines += [f" {group['count']} waiting: {group['reason']} (e.g. {group['example']})"
               for group in pending_tasks or ()] or [" (no pending tasks)"]
+    if autoscaler is not None:
+        lines += ["", "Autoscaler", "-" * 63] + _reasons(autoscaler["status"], now)
     if dashboard_url:
         lines += ["", f"Dashboard: {dashboard_url} (`raggio dashboard` prints a URL that logs "
                       "you in)"]
     return "\n".join(lines)
+
+
+#: How long a launch failure stays among the "Recent failures".
+RECENT_FAILURE_S = 600
+#: An autoscaler view older than this is reported as stale: the monitor is not running.
+STALE_STATUS_S = 60
+
+
+def _launching(autoscaler: dict | None) -> list[str]:
+    if autoscaler is None:
+        return []
+    return [f" {node_type}, {count} launching"
+            for node_type, count in sorted(autoscaler["status"].get("launching", {}).items())]
+
+
+def _launch_failures(autoscaler: dict | None, now: datetime.datetime) -> list[str]:
+    if autoscaler is None:
+        return []
+    recent = [f for f in autoscaler["failures"]
+              if now.timestamp() - f["time"] < RECENT_FAILURE_S]
+    return [f" {f['node_type']}: launching {f['count']} failed at "
+            f"{datetime.datetime.fromtimestamp(f['time']):%H:%M:%S}: {f['error']}"
+            for f in recent[-5:]]
+
+
+def _requests(autoscaler: dict | None) -> list[str]:
+    if autoscaler is None:
+        return []
+    counts = collections.Counter(repr(dict(sorted(b.items()))) for b in autoscaler["requests"])
+    return [f" {shape}: {count} from request_resources" for shape, count in counts.items()]
+
+
+def _reasons(status: dict, now: datetime.datetime) -> list[str]:
+    age = now.timestamp() - status["time"]
+    running = ", ".join(f"{count} {node_type}" for node_type, count
+                        in sorted(status.get("running", {}).items())) or "no nodes"
+    lines = [f" Cluster {status['cluster_name']!r}: {running}; last round {age:.0f} s ago."]
+    if age > STALE_STATUS_S:
+        lines.append(" The autoscaler has not reported for a minute: is its monitor running? "
+                     "(its log: <session>/logs/monitor.log on the head; `raggio monitor`)")
+    lines += [f" {reason}" for reason in status.get("reasons", [])]
+    lines += [f" node_{node_id}: idle for {idle_s:.0f} s"
+              for node_id, idle_s in sorted(status.get("idle", {}).items())]
+    return lines
 
 
 def usage_lines(usage: dict[str, list[float]]) -> list[str]:

@@ -37,7 +37,7 @@ import os
 import time
 
 from raggio.autoscaler import resource_demand
-from raggio.autoscaler.sdk import RESOURCE_REQUEST_KEY
+from raggio.common.autoscaler_status import RESOURCE_REQUEST_KEY, STATUS_KEY
 from raggio.common import launch_failures
 from raggio.config import get_config
 from raggio.launcher import ssh
@@ -50,8 +50,6 @@ from raggio.rpc.kept_connection import KeptConnection
 
 logger = logging.getLogger("raggio.autoscaler")
 
-#: The KV key of the latest round's view (JSON), which ``raggio status`` shows.
-STATUS_KEY = "autoscaler:status"
 FIRST_BACKOFF_S = 5.0
 
 

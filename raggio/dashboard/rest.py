@@ -25,6 +25,7 @@ from aiohttp import web
 from raggio import __version__
 from raggio import cluster_status as status_text
 from raggio.cluster_status import node_usage, summed_usage
+from raggio.common import autoscaler_status, launch_failures
 from raggio.common.placement_group_resources import is_group_resource
 from raggio.dashboard import log_routes, state_routes
 from raggio.dashboard.query import query_timeout
@@ -129,15 +130,19 @@ def _cluster_report(nodes: list[dict], groups: dict, now: float) -> dict:
 
 async def cluster_status(request: web.Request) -> web.Response:
     """Ray's ``/api/cluster_status``: ``autoscalingStatus`` is what ``raggio status`` prints
-    (nodes, usage, pending demand and why it waits); ``format=1`` answers only that text."""
+    (nodes, usage, pending demand and why it waits, the autoscaler's view where one runs);
+    ``format=1`` answers only that text."""
     timeout_s = query_timeout(request)
     store = request.app[STORE]
     started = time.monotonic()
-    nodes, groups, pending = await asyncio.gather(
+    nodes, groups, pending, *autoscaler = await asyncio.gather(
         store.call("get_nodes", None, timeout_s=timeout_s),
         store.call("placement_group_table", None, timeout_s=timeout_s),
-        store.call("pending_tasks", None, timeout_s=timeout_s))
-    text = status_text.render(nodes, groups, pending, now=datetime.datetime.now())
+        store.call("pending_tasks", None, timeout_s=timeout_s),
+        *(store.call("kv_get", key, timeout_s=timeout_s) for key in (
+            *autoscaler_status.KEYS, launch_failures.LAUNCH_FAILURES_KEY)))
+    text = status_text.render(nodes, groups, pending, now=datetime.datetime.now(),
+                              autoscaler=autoscaler_status.read(*autoscaler))
     if request.query.get("format") == "1":
         return ok({"clusterStatus": text}, msg="Got formatted cluster status.")
     report = _cluster_report(nodes, groups, time.time())
