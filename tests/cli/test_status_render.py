@@ -169,3 +169,45 @@ def test_a_demand_no_node_labels_allow_says_so():
     nodes[0]["available"] = {"CPU": 0.0}
     assert "every node that fits it is busy" in section(render(nodes, {}, now=NOW),
                                                          "Pending Demands")[0]
+
+
+def autoscaler_view(age_s: float = 3.0) -> dict:
+    return {
+        "status": {"time": NOW.timestamp() - age_s, "cluster_name": "demo",
+                   "running": {"head": 1, "cpu4": 2}, "launching": {"cpu4": 1},
+                   "idle": {"ab" * 8: 42.0},
+                   "reasons": ["launching 1 x cpu4: 3 pending {CPU: 2} tasks"]},
+        "requests": [{"CPU": 4}, {"CPU": 4}],
+        "failures": [{"id": "1", "time": NOW.timestamp() - 30, "node_type": "gpu",
+                      "count": 1, "error": "InsufficientCapacity: no GPU left"},
+                     {"id": "2", "time": NOW.timestamp() - 3600, "node_type": "gpu",
+                      "count": 1, "error": "an hour ago"}],
+    }
+
+
+def test_the_autoscalers_view_is_shown_where_ray_shows_it():
+    text = render([record(b"\x01" * 28, {"CPU": 2.0}, is_head=True)], now=NOW,
+                  autoscaler=autoscaler_view())
+    pending = text.split("Pending:\n", 1)[1].split("Recent failures:")[0]
+    assert " cpu4, 1 launching" in pending
+    failures = text.split("Recent failures:\n", 1)[1].split("\n\n")[0]
+    assert "gpu: launching 1 failed at" in failures and "no GPU left" in failures
+    assert "an hour ago" not in failures  # only the recent ones
+    assert "From request_resources:\n {'CPU': 4}: 2 from request_resources" in text
+    autoscaler = text.split("Autoscaler\n", 1)[1]
+    assert "Cluster 'demo': 2 cpu4, 1 head; last round 3 s ago." in autoscaler
+    assert "launching 1 x cpu4: 3 pending {CPU: 2} tasks" in autoscaler
+    assert f"node_{'ab' * 8}: idle for 42 s" in autoscaler
+    assert "has not reported" not in autoscaler
+
+
+def test_a_silent_autoscaler_is_called_out():
+    text = render([record(b"\x01" * 28, {"CPU": 2.0}, is_head=True)], now=NOW,
+                  autoscaler=autoscaler_view(age_s=300))
+    assert "has not reported for a minute" in text.split("Autoscaler\n", 1)[1]
+
+
+def test_without_an_autoscaler_the_sections_say_none():
+    text = render([record(b"\x01" * 28, {"CPU": 2.0}, is_head=True)], now=NOW)
+    assert "From request_resources:\n (none)" in text
+    assert "Autoscaler\n" not in text
