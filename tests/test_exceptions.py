@@ -103,13 +103,21 @@ SAMPLES = {
         "Could not connect to root@10.0.0.5:22 over SSH for 30 s: connection refused."),
     exc.NodeCommandError: lambda: exc.NodeCommandError(
         "Copying ./app to root@10.0.0.5:~/app over SFTP failed: permission denied"),
+    exc.ClusterConfigError: lambda: exc.ClusterConfigError(
+        "cluster.yaml:3: `provider.head_ip` is missing: add it."),
+    exc.ClusterLaunchError: lambda: exc.ClusterLaunchError(
+        "Cluster 'demo' has no head: start it with `raggio up cluster.yaml`."),
     exc.ActorExitRequested: lambda: exc.ActorExitRequested("exit_actor() was called"),
     exc.ActorClassInheritanceException: lambda: exc.ActorClassInheritanceException(
         "Inheriting from actor classes is not currently supported."),
 }
 
-#: Raised at class definition, as Ray's ``ray.actor`` raises it: a TypeError, not a RayError.
-DEFINITION_ERRORS = {"ActorClassInheritanceException": (TypeError,)}
+#: Not RayErrors: raised at class definition, as Ray's ``ray.actor`` raises it (a TypeError);
+#: and the cluster launcher's (a bad cluster file is a ValueError, as Ray's; a command that
+#: cannot go on, a RuntimeError).
+DEFINITION_ERRORS = {"ActorClassInheritanceException": (TypeError,),
+                     "ClusterConfigError": (ValueError,),
+                     "ClusterLaunchError": (RuntimeError,)}
 
 
 def module_exception_classes():

@@ -646,9 +646,12 @@ class NodeManager:
     async def pull_object(self, conn: Connection, msg: list) -> bool:
         """Copy an object from the node at ``source_address`` into this node's arena."""
         object_id, source_address, size_bytes = msg
-        if not self.store.contains(object_id) and not any(
+        if not self.store.contains_sealed(object_id) and not any(
                 node["address"] == source_address for node in self.view.values()):
-            raise ObjectLostError(object_id.hex())  # its node is dead: nothing to pull from
+            # Its node is dead: nothing to pull from. A copy a worker here is still writing
+            # (a task run again to rebuild it) is no answer: the owner learns of it once it
+            # is written, and the reader that recovers the object waits for that.
+            raise ObjectLostError(object_id.hex())
         return await self.transfer.pull(object_id, source_address, size_bytes)
 
     def read_object_chunk(self, conn: Connection, msg: list) -> RawReply:

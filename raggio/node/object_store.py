@@ -140,6 +140,12 @@ class ObjectStore:
     def contains(self, object_id: bytes) -> bool:
         return object_id in self._objects
 
+    def contains_sealed(self, object_id: bytes) -> bool:
+        """True if the whole object is here: one created but not sealed is still being
+        written (by a worker of this node, or by a pull), as in Ray's plasma ``Contains``."""
+        obj = self._objects.get(object_id)
+        return obj is not None and obj.sealed
+
     def pin(self, object_id: bytes) -> tuple[int, int]:
         """Hold an object in the arena for a reader; restore it if spilled."""
         obj = self._objects[object_id]

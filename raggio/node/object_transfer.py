@@ -37,7 +37,7 @@ class ObjectTransfer:
 
     async def pull(self, object_id: bytes, source_address: str, size_bytes: int) -> bool:
         """Copy an object from the node at ``source_address`` into this node's arena."""
-        if self._store.contains(object_id):
+        if self._store.contains_sealed(object_id):
             return True
         inflight = self._pulls.get(object_id)
         if inflight is None:

@@ -1,6 +1,6 @@
 """Fixtures of the launcher's tests: ``ssh_hosts``, three SSH hosts on this machine, and
 ``launcher``, which runs ``raggio`` with a state directory of the test's own and cleans the
-hosts after the test; ``cluster_file`` writes the seed's on-premise file for the hosts.
+hosts after the test (``cluster_files.py`` writes cluster files for the hosts).
 
 The hosts (``ssh_hosts.SshHosts``) are network namespaces on a private bridge, each
 running its own sshd, with its own processes, /tmp, /dev/shm and home directory;
@@ -14,42 +14,11 @@ cannot be made (not root, or sshd or iproute2 missing; ``.ci/run`` installs them
 import subprocess
 
 import pytest
-import yaml
 from ssh_hosts import SshHosts, missing_requirements
 
 from raggio.test_utils import env_for
 
 HOST_COUNT = 3
-
-#: The seed's on-premise cluster file, as its deployment chapter writes it (the addresses and
-#: the key are the test hosts').
-ONPREM = """\
-cluster_name: {name}
-provider:
-  type: local
-  head_ip: {head_ip}
-  worker_ips: [{worker_ips}]
-auth:
-  ssh_user: {user}
-  ssh_private_key: {key}
-head_node:
-  resources:
-    CPU: 2
-    memory: 4Gi
-worker_nodes:
-  resources:
-    CPU: 2
-    memory: 4Gi
-head_setup_commands:
-  - echo "head setup on $(hostname -I)" > /tmp/setup-ran
-worker_setup_commands:
-  - echo "worker setup for head $RAY_HEAD_IP" > /tmp/setup-ran
-head_start_ray_commands:
-  - ray start --head --port=6379
-worker_start_ray_commands:
-  - ray start --address=$RAY_HEAD_IP:6379
-"""
-
 
 
 @pytest.fixture(scope="session")
@@ -80,16 +49,3 @@ def launcher(tmp_path, ssh_hosts):
     yield run
     for i in range(len(ssh_hosts.ips)):
         ssh_hosts.reset(i)
-
-
-def cluster_file(tmp_path, ssh_hosts, name: str, text: str = ONPREM, workers=None, **changes):
-    worker_ips = ssh_hosts.ips[1:] if workers is None else workers
-    document = yaml.safe_load(text.format(
-        name=name, head_ip=ssh_hosts.ips[0], worker_ips=", ".join(worker_ips),
-        user=ssh_hosts.user, key=ssh_hosts.key_path))
-    document.update(changes)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return str(path)
-
-

@@ -37,12 +37,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
 import psutil
-
-from raggio.test_utils import wait_until
 
 FIXTURE_ROOT = "/var/tmp/raggio-ssh-hosts"
 #: In each fixture's directory: "<pid> <start time>" of the process that made it.
@@ -235,7 +234,7 @@ class SshHosts:
         with open(pid_file) as f:
             sshd_pid = f.read().strip()
         self.run(index, f"kill {sshd_pid}")
-        wait_until(lambda: not _accepts(self.ips[index]), START_TIMEOUT_S,
+        _wait_for(lambda: not _accepts(self.ips[index]), START_TIMEOUT_S,
                    what=f"sshd of host {index} to stop")
 
     def start_sshd(self, index: int) -> None:
@@ -387,14 +386,14 @@ class SshHosts:
                     if line.startswith("NSpid:") and line.split()[1:] == [pid, "1"]:
                         return int(pid)
             return None
-        return wait_until(find, START_TIMEOUT_S, what=f"the init of host {index} "
+        return _wait_for(find, START_TIMEOUT_S, what=f"the init of host {index} "
                          f"(log: {os.path.join(self._host_dir(index), 'init.log')})")
 
     def _wait_sshd(self, index: int) -> None:
         try:
-            wait_until(lambda: _accepts(self.ips[index]), START_TIMEOUT_S,
+            _wait_for(lambda: _accepts(self.ips[index]), START_TIMEOUT_S,
                        what=f"sshd of host {index} at {self.ips[index]}:{SSH_PORT}")
-        except AssertionError as exc:
+        except TimeoutError as exc:
             raise TimeoutError(f"{exc}; its log:\n{self.sshd_log(index)}") from None
 
     # -- names --
@@ -477,6 +476,17 @@ def _accepts(ip: str) -> bool:
         return False
 
 
+def _wait_for(condition, timeout_s: float, what: str):
+    """raggio.test_utils.wait_until's loop: this module imports nothing of raggio, because
+    bench/launcher_bench.py loads it under Ray's Python too."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Gave up waiting for {what} after {timeout_s:.0f} s")
+        time.sleep(0.05)
+    return value
+
+
 def _kill_and_wait(pid: int) -> None:
     """SIGKILL a host's init (the kernel then kills its host) and wait until it is gone."""
     def gone() -> bool:
@@ -489,7 +499,7 @@ def _kill_and_wait(pid: int) -> None:
         proc.send_signal(signal.SIGKILL)
     except psutil.NoSuchProcess:
         return
-    wait_until(gone, START_TIMEOUT_S, what=f"host init {pid} to end")
+    _wait_for(gone, START_TIMEOUT_S, what=f"host init {pid} to end")
 
 
 def _search_path() -> str:

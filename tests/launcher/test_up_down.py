@@ -19,7 +19,7 @@ import urllib.request
 import pytest
 import yaml
 
-from conftest import ONPREM, cluster_file
+from cluster_files import ONPREM, cluster_file
 from raggio.test_utils import free_port, wait_until
 
 pytestmark = pytest.mark.timeout(600)

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import cluster_file
+from cluster_files import cluster_file
 
 from raggio.test_utils import wait_until
 
