@@ -47,6 +47,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+from collections.abc import Iterable
 
 from raggio.common.placement_group_resources import is_group_resource
 from raggio.common.resources import fits, take
@@ -78,8 +79,8 @@ class Plan:
     drain: list[dict]
 
 
-def plan(node_types: dict, nodes: list[dict], *, demands: list[dict] = (),
-         placement_groups: list[dict] = (), resource_requests: list[dict] = (),
+def plan(node_types: dict, nodes: list[dict], *, demands: Iterable[dict] = (),
+         placement_groups: Iterable[dict] = (), resource_requests: Iterable[dict] = (),
          max_workers: int, upscaling_speed: float = 1.0,
          target_utilization_fraction: float | None = None) -> Plan:
     """The nodes to launch for the cluster's demand, within its limits.
@@ -100,6 +101,9 @@ def plan(node_types: dict, nodes: list[dict], *, demands: list[dict] = (),
     Returns:
         The ``Plan``: launches per type, infeasible shapes, reasons, and drainable nodes.
     """
+    if target_utilization_fraction is not None and not 0 < target_utilization_fraction <= 1:
+        raise ValueError(f"target_utilization_fraction is {target_utilization_fraction}: "
+                         "it must be above 0 and at most 1 (the busy share to keep under).")
     planner = _Planner(node_types, nodes, max_workers)
     planner.add_min_workers()
     planner.hold_requests(resource_requests)
@@ -118,7 +122,7 @@ def plan(node_types: dict, nodes: list[dict], *, demands: list[dict] = (),
 
 
 def idle_to_terminate(nodes: list[dict], node_types: dict, idle_timeout_s: float,
-                      resource_requests: list[dict] = ()) -> list[dict]:
+                      resource_requests: Iterable[dict] = ()) -> list[dict]:
     """The worker nodes idle past ``idle_timeout_s`` to remove, the most idle first.
 
     Never the head, never a launching node, never a type below its min_workers, and never
@@ -157,7 +161,11 @@ class _Planner:
     nodes: list[_Node]
     workers: collections.Counter  #: worker nodes per type, existing and launched here
     busy: dict[str, float]  #: resources in use on the running nodes, before this plan
+    #: resource -> the most of it any type has (new nodes' cost is in shares of it)
+    most: dict[str, float]
+    feasible: dict[tuple, bool]  #: shape key -> whether some node or type fits it
     infeasible: dict[tuple, dict]  #: shape key -> shape
+    first_room: dict[tuple, int]  #: shape key -> no node before this index has room for it
     blocked: dict[str, None]  #: why a launch was refused (an ordered set)
     waiting: list[str]  #: placement groups that cannot be placed yet
     #: (node type, cause) -> what the new nodes of that cause serve -> how many
@@ -172,18 +180,24 @@ class _Planner:
         self.workers = collections.Counter()
         self.busy = collections.defaultdict(float)
         for node in nodes:
+            if not node.get("is_head"):
+                self.workers[node["node_type"]] += 1
             total = _total(node, node_types)
             if total is None:
                 continue
             running = node["state"] == "running"
             available = dict(node["available"]) if running else dict(total)
             self.nodes.append(_Node(node["node_type"], dict(total), available, node))
-            if not node.get("is_head"):
-                self.workers[node["node_type"]] += 1
             if running:
                 for key, value in _plain(total).items():
                     self.busy[key] += value - available.get(key, 0.0)
+        self.most = collections.defaultdict(float)
+        for node_type in node_types.values():
+            for key, value in node_type.resources.items():
+                self.most[key] = max(self.most[key], value)
+        self.feasible = {}
         self.infeasible = {}
+        self.first_room = {}
         self.blocked = {}
         self.waiting = []
         self.served = collections.defaultdict(collections.Counter)
@@ -199,7 +213,7 @@ class _Planner:
                     break
                 self._launch(name, _MIN_WORKERS)
 
-    def hold_requests(self, bundles: list[dict]) -> None:
+    def hold_requests(self, bundles: Iterable[dict]) -> None:
         """Pack the request onto each node's total resources; launch for what is left."""
         rooms = [(node, dict(node.total)) for node in self.nodes]
         for shape in _largest_first(bundles):
@@ -235,7 +249,7 @@ class _Planner:
             self.waiting.append(f"placement group {text} waits: the limits above leave no "
                                 "room for the nodes it needs")
 
-    def place_demands(self, demands: list[dict]) -> None:
+    def place_demands(self, demands: Iterable[dict]) -> None:
         for shape in _largest_first(demands):
             if any(is_group_resource(key) for key in shape):
                 node = self._first_fit(shape)  # waits for its group otherwise
@@ -366,8 +380,19 @@ class _Planner:
         return True
 
     def _first_fit(self, shape: dict, skip=()) -> _Node | None:
-        return next((node for node in self.nodes
-                     if fits(node.available, shape) and node not in skip), None)
+        """The first node with room for ``shape``, past the ones in ``skip``."""
+        # Room only shrinks while packing, so the search for a shape resumes where the
+        # last one for it stopped: 10,000 pending tasks take one pass, not 10,000.
+        key = _key(shape)
+        for index in range(self.first_room.get(key, 0), len(self.nodes)):
+            node = self.nodes[index]
+            if fits(node.available, shape) and node not in skip:
+                if not skip:
+                    self.first_room[key] = index
+                return node
+        if not skip:
+            self.first_room[key] = len(self.nodes)
+        return None
 
     def _take(self, node: _Node, shape: dict, cause: str, text: str) -> None:
         take(node.available, shape)
@@ -378,20 +403,18 @@ class _Planner:
 
     def _new_node_for(self, shape: dict, cause: str) -> _Node | None:
         """A new node of the cheapest type that fits ``shape`` and may still grow."""
-        most = collections.defaultdict(float)
-        for node_type in self.node_types.values():
-            for key, value in node_type.resources.items():
-                most[key] = max(most[key], value)
-
         def cost(node_type) -> tuple:
             unasked = sum(1 for key, value in node_type.resources.items()
                           if value > 0 and key not in shape and key not in _COMMON)
-            share = sum(value / most[key] for key, value in node_type.resources.items()
+            share = sum(value / self.most[key] for key, value in node_type.resources.items()
                         if value > 0)
             return unasked, share, node_type.name
 
         fitting = sorted((t for t in self.node_types.values()
                           if t.max_workers > 0 and fits(t.resources, shape)), key=cost)
+        if not fitting:
+            self.blocked[f"{_shape_text(shape)} waits for room on a running node: "
+                         "no node type that may launch fits it"] = None
         for node_type in fitting:
             if self._may_launch(node_type.name):
                 return self._launch(node_type.name, cause)
@@ -418,12 +441,14 @@ class _Planner:
 
     def _feasible(self, shape: dict) -> bool:
         """Does some node, or some type that may have workers, fit ``shape``? If none, note it."""
-        if (any(fits(node.total, shape) for node in self.nodes)
-                or any(t.max_workers > 0 and fits(t.resources, shape)
-                       for t in self.node_types.values())):
-            return True
-        self.infeasible.setdefault(_key(shape), shape)
-        return False
+        key = _key(shape)
+        if key not in self.feasible:
+            self.feasible[key] = (any(fits(node.total, shape) for node in self.nodes)
+                                  or any(t.max_workers > 0 and fits(t.resources, shape)
+                                         for t in self.node_types.values()))
+            if not self.feasible[key]:
+                self.infeasible[key] = shape
+        return self.feasible[key]
 
     def _save(self) -> tuple:
         return (len(self.nodes), [(dict(n.available), n.held) for n in self.nodes],
@@ -435,11 +460,12 @@ class _Planner:
         del self.nodes[count:]
         for node, (available, held) in zip(self.nodes, states):
             node.available, node.held = available, held
+        self.first_room.clear()
         self.workers = workers
         self.served = collections.defaultdict(collections.Counter, served)
 
 
-def _holding_requests(nodes: list[dict], node_types: dict, bundles: list[dict]) -> set[int]:
+def _holding_requests(nodes: list[dict], node_types: dict, bundles: Iterable[dict]) -> set[int]:
     """The ids of the nodes that hold the request_resources bundles, packed onto totals,
     the least idle nodes first."""
     rooms = [(node, dict(total)) for node in sorted(nodes, key=_idle_s)

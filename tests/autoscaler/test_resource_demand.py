@@ -174,7 +174,9 @@ PLANS = [
     pytest.param(dict(node_types=types(node_type("head", {"CPU": 1}, max_workers=0), CPU4),
                       nodes=[running("head", {"CPU": 32}, {"CPU": 0}, is_head=True)],
                       demands=[{"CPU": 16}]),
-                 {}, [], id="a-shape-only-a-running-node-holds-waits-for-it"),
+                 {}, ["{CPU: 16} waits for room on a running node: no node type that may "
+                      "launch fits it"],
+                 id="a-shape-only-a-running-node-holds-waits-for-it"),
     pytest.param(dict(node_types=types(HEAD, CPU4), nodes=[head()],
                       demands=[{"CPU_group_0123abcd": 1, "bundle_group_0123abcd": 0.001}]),
                  {}, [], id="a-shape-in-a-group-waits-for-its-group"),
@@ -276,6 +278,12 @@ def test_infeasible_lists_each_shape_once():
                   resource_requests=[{"GPU": 1}], max_workers=10)
     assert result.infeasible == [{"GPU": 1.0}, {"CPU": 64.0}]  # the request's come first
     assert result.reasons == ["{GPU: 1} fits no node type", "{CPU: 64} fits no node type"]
+
+
+@pytest.mark.parametrize("fraction", [0, -0.5, 1.5])
+def test_target_utilization_fraction_is_a_share(fraction):
+    with pytest.raises(ValueError, match="must be above 0 and at most 1"):
+        plan(types(HEAD, CPU4), [head()], max_workers=10, target_utilization_fraction=fraction)
 
 
 def test_an_unknown_strategy_is_named():
