@@ -1,4 +1,4 @@
-"""Which nodes the autoscaler should add, and which it may remove: bin-packing demand onto node types.
+"""Which nodes the autoscaler should add and which it may remove: demand bin-packed onto types.
 
 Pure policy: no I/O, no clock, no processes. The autoscaler's update loop
 (``autoscaler.py``) reads the cluster's nodes, pending demand, placement groups and
@@ -20,7 +20,6 @@ follows its steps, in its order:
 5. With ``target_utilization_fraction`` (the seed's policy): a resource busier than the
    fraction gets nodes of the type that holds most of it; below it, idle nodes whose
    removal keeps every resource under the fraction may be drained (``Plan.drain``).
-   Whether the share *stays* above or below is the caller's to judge over rounds.
 
 A new node is of the cheapest type that fits the shape and may still grow: first the
 fewest resources the shape does not ask for beyond CPU and memory (so a GPU type is dear
@@ -40,6 +39,10 @@ The inputs are plain data. ``node_types`` maps a name to a ``NodeType``
 ``"launching"``), ``total`` and ``available`` (a running node's resources), ``idle_s``
 (how long it has been idle; 0 or absent while busy) and ``is_head`` (true for the head
 only, which no limit counts and nothing removes). Shapes and bundles are resource dicts.
+
+Not owned here: when a node counts as idle (no leases, actors or primary objects: the
+caller measures ``idle_s``), whether a busy share *stays* past the target, launching,
+draining and terminating (``autoscaler.py``, through the provider).
 """
 
 from __future__ import annotations
@@ -526,7 +529,8 @@ def _key(shape: dict) -> tuple:
 
 def _shape_text(shape: dict) -> str:
     """``{CPU: 1, GPU: 0.5}``."""
-    return "{" + ", ".join(f"{key}: {_number(value)}" for key, value in sorted(shape.items())) + "}"
+    return "{" + ", ".join(f"{key}: {_number(value)}" for key, value in sorted(shape.items())) \
+        + "}"
 
 
 def _shapes_text(shapes: list[dict]) -> str:

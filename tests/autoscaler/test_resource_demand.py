@@ -83,6 +83,11 @@ PLANS = [
                  {"cpu4": 1},
                  ["launching 1 x cpu4: 1 pending {CPU: 3} and 1 pending {CPU: 1} tasks/actors"],
                  id="largest-first-packs-and-zero-asks-nothing"),
+    pytest.param(dict(node_types=types(HEAD, CPU4, GPU4), nodes=[head()],
+                      demands=[{"CPU": 1}] * 6 + [{"GPU": 1}] * 2),
+                 {"gpu4": 1}, ["launching 1 x gpu4: 2 pending {GPU: 1} and 6 pending {CPU: 1} "
+                               "tasks/actors"],
+                 id="shapes-share-a-node-launched-for-another"),
     # The cheapest fitting type.
     pytest.param(dict(node_types=types(HEAD, CPU2, CPU8, GPU4), nodes=[head()],
                       demands=[{"CPU": 1}]),
@@ -198,6 +203,11 @@ PLANS = [
                  {}, ["not launching gpu1: max_workers 2 reached",
                       "placement group STRICT_SPREAD [3 x {GPU: 1}] waits"],
                  id="strict-spread-launches-all-its-nodes-or-none"),
+    pytest.param(dict(node_types=types(HEAD, CPU1, node_type("gpu1", {"GPU": 1}, max_workers=2)),
+                      nodes=[head()], placement_groups=[strict_spread(3, {"GPU": 1})],
+                      demands=[{"CPU": 1}]),
+                 {"cpu1": 1}, ["launching 1 x cpu1: 1 pending {CPU: 1} tasks/actors"],
+                 id="a-group-that-waits-leaves-no-launches-behind"),
     pytest.param(dict(node_types=types(HEAD, CPU4), nodes=[head(), busy_cpu4(free=4)],
                       placement_groups=[{"bundles": [{"CPU": 1}] * 3, "strategy": "SPREAD"}]),
                  {}, [], id="spread-shares-a-node-rather-than-launch"),
