@@ -343,8 +343,8 @@ class _Planner:
         out += list(self.blocked) + self.waiting
         out += [f"{_shape_text(shape)} fits no node type" for shape in self.infeasible.values()]
         for name, count in collections.Counter(n["node_type"] for n in drain).items():
-            out.append(f"may drain {count} x {name}: idle, and every resource stays at or under "
-                       f"target_utilization_fraction {target:g} without it")
+            out.append(f"may drain {count} x {name}: idle, and the rest keep every resource at "
+                       f"or under target_utilization_fraction {target:g}")
         return out
 
     def _why(self, name: str, cause: str, target: float | None) -> str:
@@ -357,8 +357,8 @@ class _Planner:
         if cause == _GROUP:
             return "placement group " + "; ".join(served)
         if cause == _DEMAND:
-            return _and(f"{count} pending {text}" for text, count in served.items()) + \
-                " tasks/actors"
+            shapes = _and(f"{count} pending {text}" for text, count in served.items())
+            return f"{shapes} tasks/actors"
         return f"{_and(served)}, above target_utilization_fraction {target:g}"
 
     # -- packing
@@ -372,7 +372,8 @@ class _Planner:
                 return True
         used: list[_Node] = []
         for shape in bundles:
-            node = self._first_fit(shape, skip=used if "SPREAD" in strategy else ())
+            spread = strategy in ("SPREAD", "STRICT_SPREAD")
+            node = self._first_fit(shape, skip=used if spread else ())
             if node is None and strategy == "SPREAD":
                 node = self._first_fit(shape)
             node = node or self._new_node_for(shape, _GROUP)
