@@ -1,0 +1,1 @@
+"""The autoscaler: nodes come for pending work and go when idle."""
