@@ -320,6 +320,7 @@ class AutoscalingCluster:
         if self._head is not None:
             raise RuntimeError(f"This AutoscalingCluster runs already (head at "
                                f"{self.address}): call shutdown() before starting it again.")
+        os.makedirs(get_config().temp_dir, exist_ok=True)
         self.temp_dir = tempfile.mkdtemp(prefix="autoscaling-", dir=get_config().temp_dir)
         config_path = os.path.join(self.temp_dir, "autoscaling_config.json")
         with open(config_path, "w") as file:
