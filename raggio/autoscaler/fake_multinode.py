@@ -9,9 +9,10 @@ and labels. Nothing runs over SSH: the node runs raggio as soon as it exists
 (Ray's ``disable_node_updaters: true``, which such files set).
 
 - Node ids are the nodes' own: the node id (hex) of the control store's record,
-  from the node's ready line, so the autoscaler matches the two by id. The head
-  is not the provider's (``raggio start --head`` started it): the provider's
-  nodes are workers.
+  from the node's ready line, so the autoscaler matches the two by id. A node is
+  listed once it has joined (launching returns then; until then the autoscaler
+  counts it as its own pending launch). The head is not the provider's
+  (``raggio start --head`` started it): the provider's nodes are workers.
 - ``provider_config`` takes, besides ``type``, the head's ``gcs_address``,
   ``session_dir`` and ``token_path`` (``HEAD_KEYS``: the keys of the head's ready
   line), which the head's autoscaler adds; Ray's other keys
