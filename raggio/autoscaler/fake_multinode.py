@@ -183,7 +183,7 @@ class FakeMultiNodeProvider(NodeProvider):
             with self.state.update() as document:
                 document["nodes"].pop(key, None)
             self._children.pop(process.pid, None)
-            return f"{exc} (log: {log_path})"
+            return f"{exc.client_exc} (log: {log_path})"
         process.stdout.close()
         node_id = ready["node_id"]
         with self.state.update() as document:
