@@ -19,6 +19,7 @@ WORKER_MODE = 1
 #: Public name -> (module, attribute in it; None for the module itself).
 _EXPORTS = {
     "actor": ("raggio.actor", None),
+    "autoscaler": ("raggio.autoscaler", None),
     "exceptions": ("raggio.exceptions", None),
     "util": ("raggio.util", None),
     "ActorClass": ("raggio.core.actor", "ActorClass"),

@@ -1,4 +1,5 @@
-"""``Cluster``: several real nodes on one machine, for tests and laptops (as Ray's helper).
+"""``Cluster`` and ``AutoscalingCluster``: several real nodes on one machine, for tests and
+laptops (Ray's helpers).
 
 Each node is its own node manager process with its own arena and session
 directory, started from a ``NodeSpec`` (``node_spec.py``); the head also runs
@@ -13,18 +14,29 @@ just a ``dashboard_port``).
 Departure: Ray's head tries one on 8265 by default and goes on without it
 when the port is taken; here clusters of parallel tests would race for that
 port, and each dashboard costs a process.
+
+``AutoscalingCluster`` is a head given a cluster file of the ``fake_multinode``
+provider: its autoscaler adds and removes worker nodes (node processes on this
+machine, ``autoscaler/fake_multinode.py``) as the work asks. It runs in a
+temp dir of its own, on free ports; join it with
+``init(address=cluster.address)``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 import logging
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 
 from raggio import cluster_file
+from raggio.autoscaler.fake_multinode import HEAD_KEYS, FakeMultiNodeProvider
 from raggio.common.labels import check_node_labels
 from raggio.config import get_config, honoured_system_config
 from raggio.launch import wait_ready
@@ -171,15 +183,7 @@ class Cluster:
 
     def remove_node(self, node: ClusterNode, allow_graceful: bool = True) -> None:
         """Stop a node's processes (gracefully: its node manager ends its workers)."""
-        if allow_graceful:
-            node.process.stdin.close()
-            try:
-                node.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-        else:
-            node.process.kill()
-        node.process.wait()
+        _stop_tied(node.process, allow_graceful)
         if node is self.head_node:
             self.head_node = None
         elif node in self.worker_nodes:
@@ -224,3 +228,134 @@ class Cluster:
 
     def __exit__(self, *exc_info):
         self.shutdown()
+
+
+def _stop_tied(process: subprocess.Popen, allow_graceful: bool = True) -> None:
+    """Stop a tied node's process: close its stdin (gracefully: its node manager ends its
+    workers), else, or after 10 s, kill it."""
+    if allow_graceful:
+        process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    else:
+        process.kill()
+    process.wait()
+
+
+#: The head's node type in an ``AutoscalingCluster``'s cluster file (Ray's).
+HEAD_NODE_TYPE = "ray.head.default"
+#: What an ``AutoscalingCluster``'s cluster file says besides its node types (the settings
+#: of Ray's fake_multinode example, which Ray's helper starts from); its keyword arguments
+#: replace them.
+_AUTOSCALING_DEFAULTS = {
+    "cluster_name": "fake_multinode",
+    "max_workers": 8,
+    "upscaling_speed": 1.0,
+    "idle_timeout_minutes": 0.1,
+    "provider": {"type": "fake_multinode", "use_node_id_as_ip": True,
+                 "disable_node_updaters": True, "disable_launch_config_check": True},
+    "head_node_type": HEAD_NODE_TYPE,
+    # Nothing runs over SSH on these nodes, and never Ray's default `ray stop`.
+    "head_start_ray_commands": [],
+    "worker_start_ray_commands": [],
+}
+#: A node type's resources that are ``NodeSpec`` fields of their own.
+_RESOURCE_FIELDS = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory",
+                    "object_store_memory": "object_store_memory"}
+
+
+class AutoscalingCluster:
+    """A head whose autoscaler launches and removes workers on this machine (Ray's helper).
+
+    Args:
+        head_resources: The head's resources, e.g. ``{"CPU": 2}`` (the head node type's).
+        worker_node_types: The worker node types, by name, as the cluster file's
+            ``available_node_types`` writes them: ``{"cpu_node": {"resources": {"CPU": 4},
+            "node_config": {}, "min_workers": 0, "max_workers": 2}}``.
+        autoscaler_v2: Accepted for Ray's signature; raggio has one autoscaler.
+        **config_kwargs: Top-level keys of the cluster file (``max_workers``,
+            ``idle_timeout_minutes``, ``upscaling_speed``...), which replace those of
+            ``_AUTOSCALING_DEFAULTS``.
+
+    ``start()`` starts the head in a temp dir of its own (``temp_dir``), on free ports;
+    ``init(address=cluster.address)`` joins it (``init("auto")`` only where
+    RAGGIO_TEMP_DIR names ``temp_dir``). ``shutdown()`` stops the head, then every node
+    its autoscaler started, by pid; it never runs ``raggio stop``. Departure: Ray's
+    helper runs ``ray start --head`` and ``ray stop --force``, which stop every Ray process
+    of the machine.
+    """
+
+    def __init__(self, head_resources: dict, worker_node_types: dict,
+                 autoscaler_v2: bool = False, **config_kwargs):
+        self._head_resources = dict(head_resources)
+        #: The cluster file (Ray's shape), which ``start()`` gives the head.
+        self.config: dict = dict(copy.deepcopy(_AUTOSCALING_DEFAULTS),
+                           available_node_types={
+                               **copy.deepcopy(worker_node_types),
+                               HEAD_NODE_TYPE: {"resources": dict(head_resources),
+                                                "node_config": {}, "max_workers": 0}},
+                           **copy.deepcopy(config_kwargs))
+        self.address = ""
+        #: Where the cluster's sessions (and its cluster file) live, once started.
+        self.temp_dir: str | None = None
+        self._head: subprocess.Popen | None = None
+        #: The head's ready line: its gcs_address, session_dir, token_path...
+        self._head_info: dict = {}
+
+    def start(self, _system_config: dict | None = None,
+              override_env: dict | None = None) -> None:
+        """Start the head with the cluster file; return once it is up.
+
+        Args:
+            _system_config: Ray's cluster-wide settings (the keys raggio honours), for the
+                head and, through it, every node it launches.
+            override_env: Environment variables of the head and the nodes it launches.
+
+        Raises:
+            RuntimeError: the cluster was started already.
+            RaySystemError: the head did not start (its reason).
+        """
+        if self._head is not None:
+            raise RuntimeError(f"This AutoscalingCluster runs already (head at "
+                               f"{self.address}): call shutdown() before starting it again.")
+        os.makedirs(get_config().temp_dir, exist_ok=True)
+        self.temp_dir = tempfile.mkdtemp(prefix="autoscaling-", dir=get_config().temp_dir)
+        config_path = os.path.join(self.temp_dir, "autoscaling_config.json")
+        with open(config_path, "w") as file:
+            json.dump(self.config, file)
+        resources = dict(self._head_resources)
+        fields = {name: resources.pop(key) for key, name in _RESOURCE_FIELDS.items()
+                  if key in resources}
+        spec = NodeSpec(head=True, tied=True, cluster_file=True, temp_dir=self.temp_dir,
+                        autoscaling_config=config_path, resources=resources,
+                        config=honoured_system_config(_system_config or {},
+                                                      "AutoscalingCluster"),
+                        env=dict(override_env or {}), **fields)
+        process = spec.start_process()
+        try:
+            ready = wait_ready(process, get_config().head_start_timeout_s, "raggio head")
+        except BaseException:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            raise
+        self._head, self._head_info = process, ready
+        self.address = ready["gcs_address"]
+        cluster_file.remember_token(self.address, ready["token"])
+
+    def shutdown(self) -> None:
+        """Stop the head (its autoscaler ends with it), then the nodes it launched; remove
+        the temp dir."""
+        if self._head is None:
+            return
+        _stop_tied(self._head)
+        self._head = None
+        self.node_provider().terminate_all()
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+    def node_provider(self) -> FakeMultiNodeProvider:
+        """The provider of this cluster's workers, as its autoscaler sees it (what it
+        launched: ``non_terminated_nodes({})``)."""
+        provider_config = dict(self.config["provider"],
+                               **{key: self._head_info[key] for key in HEAD_KEYS})
+        return FakeMultiNodeProvider(provider_config, self.config["cluster_name"])

@@ -68,7 +68,6 @@ DEPARTURES: dict[str, str] = {
     "ray._config": "internal: Ray's C++ system config object (raggio's is raggio.config)",
     "ray.internal": "internal: Ray's internal helpers (free, memory summaries)",
     "ray.__version__": "own value: raggio's version, not Ray's",
-    "ray.autoscaler": "issue #17 brings the autoscaler and raggio.autoscaler.sdk",
     "ray.data": "not applicable: Ray Data is a library raggio does not aim to be",
     "ray.workflow": "not applicable: Ray Workflows (deprecated in Ray) is out of raggio's scope",
     "ray.widgets": "not applicable: Jupyter widgets of Ray's libraries",
@@ -89,8 +88,6 @@ DEPARTURES: dict[str, str] = {
         "forbids pickling refs; raggio always allows it (the object stays until its owner "
         "exits, see docs/ARCHITECTURE.md)"),
     "ray.exceptions.RAY_EXCEPTION_TYPES": "internal: a list Ray's error serializer reads",
-    # ray.cluster_utils
-    "ray.cluster_utils.AutoscalingCluster": "issue #17 brings the autoscaler and this harness",
     # ray.util
     "ray.util.collective": "not applicable: NCCL/gloo collective communication",
     "ray.util.connect": _RAY_CLIENT,
@@ -128,7 +125,6 @@ DEPARTURES: dict[str, str] = {
         "internal: raised inside Ray's dashboard state server; a caller of the state API "
         "sees RayStateApiException"),
     # what later issues bring
-    "ray.autoscaler.sdk.request_resources": "issue #17 brings the autoscaler",
     **{f"ray.autoscaler.sdk.{name}": _LAUNCHER for name in (
         "bootstrap_config", "configure_logging", "create_or_update_cluster",
         "fillout_defaults", "get_docker_host_mount_location", "get_head_node_ip",

@@ -91,6 +91,14 @@ class NodeProvider:
         """Launch ``count`` nodes of ``node_config``, tagged ``tags``."""
         raise NotImplementedError
 
+    def create_node_with_resources_and_labels(self, node_config: dict, tags: dict[str, str],
+                                              count: int, resources: dict[str, float],
+                                              labels: dict[str, str]) -> None:
+        """Launch ``count`` nodes of a node type whose resources and labels are ``resources``
+        and ``labels``: the autoscaler's call (Ray's). A provider whose machines have their
+        own resources (the start command says them) launches them as ``create_node``."""
+        self.create_node(node_config, tags, count)
+
     def set_node_tags(self, node_id: str, tags: dict[str, str]) -> None:
         """Merge ``tags`` into the node's tags."""
         raise NotImplementedError
@@ -106,6 +114,7 @@ class NodeProvider:
 #: Provider type (the cluster file's ``provider.type``) -> "module:class".
 PROVIDERS = {
     "local": "raggio.launcher.local_provider:LocalNodeProvider",
+    "fake_multinode": "raggio.autoscaler.fake_multinode:FakeMultiNodeProvider",
 }
 
 

@@ -1,0 +1,180 @@
+"""The fake_multinode provider and AutoscalingCluster, driven directly as the autoscaler drives
+them: nodes it launches are real node processes that join the head with their type's
+resources and labels, leave when terminated, outlive the process that started them, and are
+stopped, with the head, by ``AutoscalingCluster.shutdown()``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+import raggio as ray
+from raggio.cluster_utils import HEAD_NODE_TYPE, AutoscalingCluster
+from raggio.core import context
+from raggio.exceptions import ClusterConfigError, ClusterLaunchError
+from raggio.launcher import cluster_config
+from raggio.launcher.node_provider import (NODE_KIND_WORKER, STATUS_UP_TO_DATE,
+                                           TAG_RAY_NODE_KIND, TAG_RAY_NODE_STATUS,
+                                           TAG_RAY_USER_NODE_TYPE, get_node_provider)
+from raggio.test_utils import wait_for_condition
+
+WORKER_TYPES = {"cpu2": {"resources": {"CPU": 2, "custom": 1}, "labels": {"zone": "a"},
+                         "node_config": {}, "min_workers": 0, "max_workers": 3}}
+#: What the autoscaler passes for one cpu2 node.
+CPU2 = dict(node_config={}, tags={TAG_RAY_USER_NODE_TYPE: "cpu2"},
+            resources={"CPU": 2, "custom": 1}, labels={"zone": "a"})
+
+
+@pytest.fixture(scope="module")
+def cluster(module_daemons):
+    # Idle nodes stay (an hour's timeout): the tests launch and end nodes themselves.
+    cluster = AutoscalingCluster(head_resources={"CPU": 1}, worker_node_types=WORKER_TYPES,
+                                 idle_timeout_minutes=60)
+    cluster.start()
+    module_daemons.append(psutil.Process(cluster._head.pid))
+    yield cluster
+    cluster.shutdown()
+
+
+@pytest.fixture
+def provider(cluster, shutdown_only):
+    provider = cluster.node_provider()
+    ray.init(address=cluster.address)
+    yield provider
+    provider.terminate_all()
+
+
+def launch(provider, count: int = 1, **changes) -> list[str]:
+    before = set(provider.non_terminated_nodes({}))
+    args = dict(CPU2, **changes)
+    provider.create_node_with_resources_and_labels(count=count, **args)
+    return sorted(set(provider.non_terminated_nodes({})) - before)
+
+
+def alive_nodes() -> dict[str, dict]:
+    return {node["NodeID"]: node for node in ray.nodes() if node["Alive"]}
+
+
+def test_cluster_file_is_rays_fake_multinode_with_the_types():
+    cluster = AutoscalingCluster(head_resources={"CPU": 2, "GPU": 0},
+                                 worker_node_types=WORKER_TYPES, max_workers=5,
+                                 upscaling_speed=2.0)
+    config = cluster_config.parse(json.dumps(cluster.config), "AutoscalingCluster")
+    assert config.provider["type"] == "fake_multinode"
+    assert config.head_node_type == HEAD_NODE_TYPE
+    assert config.node_types[HEAD_NODE_TYPE].resources == {"CPU": 2, "GPU": 0}
+    assert config.node_types[HEAD_NODE_TYPE].max_workers == 0
+    assert config.node_types["cpu2"].labels == {"zone": "a"}
+    assert config.max_workers == 5 and config.upscaling_speed == 2.0
+    assert config.idle_timeout_minutes == 0.1  # Ray's helper's default
+    assert config.start_commands_for(is_head=False) == []
+
+
+def test_provider_needs_the_heads_address():
+    with pytest.raises(ClusterConfigError, match="gcs_address, session_dir, token_path"):
+        get_node_provider({"type": "fake_multinode"}, "fake")
+
+
+def test_head_has_its_resources_and_keeps_the_cluster_file(provider, cluster):
+    assert ray.cluster_resources()["CPU"] == 1
+    stored = context.get_core().request("gcs", "kv_get", cluster_config.CONFIG_KEY)
+    assert json.loads(stored)["available_node_types"]["cpu2"]["max_workers"] == 3
+
+
+def test_launched_nodes_join_with_their_types_resources_and_labels(provider):
+    node_ids = launch(provider, count=2)
+    assert len(node_ids) == 2
+    nodes = alive_nodes()
+    for node_id in node_ids:
+        assert nodes[node_id]["Resources"]["CPU"] == 2
+        assert nodes[node_id]["Resources"]["custom"] == 1
+        assert nodes[node_id]["Resources"].get("GPU", 0) == 0
+        assert nodes[node_id]["Labels"]["zone"] == "a"
+        assert not nodes[node_id]["IsHead"]
+        tags = provider.node_tags(node_id)
+        assert tags[TAG_RAY_USER_NODE_TYPE] == "cpu2"
+        assert tags[TAG_RAY_NODE_KIND] == NODE_KIND_WORKER
+        assert tags[TAG_RAY_NODE_STATUS] == STATUS_UP_TO_DATE
+        assert provider.is_running(node_id) and not provider.is_terminated(node_id)
+        assert provider.internal_ip(node_id) == nodes[node_id]["NodeManagerAddress"]
+    assert ray.cluster_resources()["CPU"] == 1 + 2 * 2
+    assert provider.non_terminated_nodes({TAG_RAY_USER_NODE_TYPE: "cpu2"}) == node_ids
+    assert provider.non_terminated_nodes({TAG_RAY_USER_NODE_TYPE: "gpu"}) == []
+
+    @ray.remote(resources={"custom": 1})
+    def where():
+        return ray.get_runtime_context().get_node_id()
+
+    assert ray.get(where.remote()) in node_ids
+
+
+def test_terminated_node_leaves_the_cluster(provider):
+    node_id, other = launch(provider, count=2)
+    pid = provider.state.read()["nodes"][node_id]["pid"]
+    provider.terminate_node(node_id)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert provider.is_terminated(node_id)
+    assert provider.non_terminated_nodes({}) == [other]
+    wait_for_condition(lambda: node_id not in alive_nodes())
+    assert other in alive_nodes()
+
+
+def test_a_node_ended_from_outside_is_no_longer_listed(provider):
+    [node_id] = launch(provider)
+    # As `raggio stop` ends it (SIGKILL would leave its arena in /dev/shm).
+    os.kill(provider.state.read()["nodes"][node_id]["pid"], signal.SIGTERM)
+    wait_for_condition(lambda: provider.non_terminated_nodes({}) == [])
+    assert provider.is_terminated(node_id)
+
+
+def test_a_node_that_cannot_start_is_reported_and_not_kept(provider):
+    records = provider.state.read()["nodes"]
+    with pytest.raises(ClusterLaunchError, match=r"1 of 1 node\(s\) of type 'cpu2' did not "
+                                                 r"start: .*OVERRIDE_RESOURCES.*\(log: "):
+        launch(provider, resources={"CPU": -1})
+    assert provider.non_terminated_nodes({}) == []
+    assert provider.state.read()["nodes"] == records
+
+
+def test_fail_to_start_fails_every_launch_of_the_type(provider):
+    records = provider.state.read()["nodes"]
+    with pytest.raises(ClusterLaunchError, match="fail_to_start"):
+        launch(provider, node_config={"fail_to_start": True})
+    assert provider.state.read()["nodes"] == records
+
+
+def test_nodes_outlive_the_process_that_started_them(provider):
+    """A restarted autoscaler finds the nodes the last one launched, and can end them."""
+    script = (
+        "import json, sys\n"
+        "from raggio.autoscaler.fake_multinode import FakeMultiNodeProvider\n"
+        "provider = FakeMultiNodeProvider(json.loads(sys.argv[1]), sys.argv[2])\n"
+        "provider.create_node_with_resources_and_labels(\n"
+        "    {}, {'ray-user-node-type': 'cpu2'}, 1, {'CPU': 2}, {})\n")
+    subprocess.run([sys.executable, "-c", script, json.dumps(provider.provider_config),
+                    provider.cluster_name], check=True, timeout=120)
+    [node_id] = provider.non_terminated_nodes({})
+    assert node_id in alive_nodes()
+    provider.terminate_node(node_id)
+    wait_for_condition(lambda: node_id not in alive_nodes())
+
+
+def test_shutdown_stops_the_head_and_every_launched_node():
+    cluster = AutoscalingCluster(head_resources={"CPU": 1}, worker_node_types=WORKER_TYPES,
+                                 idle_timeout_minutes=60)
+    cluster.start()
+    head = psutil.Process(cluster._head.pid)
+    provider = cluster.node_provider()
+    provider.create_node_with_resources_and_labels(count=1, **CPU2)
+    [node_id] = provider.non_terminated_nodes({})
+    node = psutil.Process(provider.state.read()["nodes"][node_id]["pid"])
+    cluster.shutdown()
+    assert not head.is_running() and not node.is_running()
+    assert not os.path.exists(cluster.temp_dir)
