@@ -261,6 +261,9 @@ _AUTOSCALING_DEFAULTS = {
     "head_start_ray_commands": [],
     "worker_start_ray_commands": [],
 }
+#: The head's environment, which its autoscaler's monitor inherits: a round every second (as
+#: Ray's helper sets it), so that tests see nodes come and go in seconds.
+_AUTOSCALER_ENV = {"RAGGIO_AUTOSCALER_UPDATE_INTERVAL_S": "1"}
 #: A node type's resources that are ``NodeSpec`` fields of their own.
 _RESOURCE_FIELDS = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory",
                     "object_store_memory": "object_store_memory"}
@@ -332,7 +335,7 @@ class AutoscalingCluster:
                         autoscaling_config=config_path, resources=resources,
                         config=honoured_system_config(_system_config or {},
                                                       "AutoscalingCluster"),
-                        env=dict(override_env or {}), **fields)
+                        env={**_AUTOSCALER_ENV, **(override_env or {})}, **fields)
         process = spec.start_process()
         try:
             ready = wait_ready(process, get_config().head_start_timeout_s, "raggio head")

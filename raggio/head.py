@@ -128,11 +128,13 @@ def _record_alerting(gcs: GcsServer, config: bytes | None) -> None:
         gcs.kv_del(None, ALERTING_CONFIG_KEY)
 
 
-def _monitor(spec: NodeSpec, gcs_address: str, session_dir: str, token: str) -> Supervised:
+def _monitor(spec: NodeSpec, gcs_address: str, session_dir: str, token_path: str,
+             token: str) -> Supervised:
     """The autoscaler's monitor process (``raggio/autoscaler/monitor.py``), not started yet."""
     return Supervised("monitor", [
         sys.executable, "-m", "raggio.autoscaler.monitor", "--gcs-address", gcs_address,
-        "--session-dir", session_dir, "--head-ip", spec.node_ip_address,
+        "--session-dir", session_dir, "--token-path", token_path,
+        "--head-ip", spec.node_ip_address,
         "--parent-pid", str(os.getpid())], session_dir,
         env=dict(os.environ, RAGGIO_AUTH_TOKEN=token))
 
@@ -168,7 +170,7 @@ async def run_head(spec: NodeSpec) -> None:
         _record_alerting(gcs, alerting)
         _record_autoscaling(gcs, autoscaling)
         if autoscaling is not None:
-            monitor = _monitor(spec, gcs.address, session_dir, token)
+            monitor = _monitor(spec, gcs.address, session_dir, token_path, token)
         helpers = [helper for helper in (dashboard, monitor) if helper is not None]
         gcs.head_components = lambda: {helper.pid(): helper.name for helper in helpers
                                        if helper.pid()}

@@ -199,7 +199,8 @@ class Autoscaler:
         before = set(await asyncio.to_thread(
             self.provider.non_terminated_nodes, {TAG_RAY_NODE_KIND: NODE_KIND_WORKER}))
         try:
-            await asyncio.to_thread(self.provider.create_node, spec.node_config, tags, count)
+            await asyncio.to_thread(self.provider.create_node_with_resources_and_labels,
+                                    spec.node_config, tags, count, spec.resources, spec.labels)
         except Exception as exc:  # the provider's words are the report
             await self._launch_failed(node_type, count, f"{type(exc).__name__}: {exc}")
             return

@@ -69,6 +69,8 @@ TERMINATED = "terminated"
 class FakeMultiNodeProvider(NodeProvider):
     """Workers that are node processes on this machine. See the module docstring."""
 
+    node_updaters = False  #: a node runs raggio as soon as it exists
+
     gcs_address: str
     session_dir: str  #: the head's
     token_path: str
@@ -118,6 +120,9 @@ class FakeMultiNodeProvider(NodeProvider):
 
     def internal_ip(self, node_id: str) -> str:
         return self._record(node_id)["node_ip"]
+
+    def cluster_node_id(self, node_id: str) -> str:
+        return node_id  # the provider's ids are the nodes' own
 
     def set_node_tags(self, node_id: str, tags: dict[str, str]) -> None:
         with self.state.update() as document:

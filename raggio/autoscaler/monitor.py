@@ -44,12 +44,13 @@ async def _config(store: KeptConnection) -> cluster_config.ClusterConfig:
         return cluster_config.parse(value.decode(), "the head's --autoscaling-config")
 
 
-async def run(gcs_address: str, session_dir: str, head_ip: str) -> None:
+async def run(gcs_address: str, session_dir: str, token_path: str, head_ip: str) -> None:
     cfg = get_config()
     store = KeptConnection(gcs_address, cfg.auth_token, "control store", role="autoscaler")
     config = await _config(store)
     provider = get_node_provider(
-        dict(config.provider, gcs_address=gcs_address, session_dir=session_dir),
+        dict(config.provider, gcs_address=gcs_address, session_dir=session_dir,
+             token_path=token_path),
         config.cluster_name)
     autoscaler = Autoscaler(config, provider, store, token=cfg.auth_token, head_ip=head_ip,
                             logs_dir=os.path.join(session_dir, "logs"))
@@ -70,13 +71,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gcs-address", required=True)
     parser.add_argument("--session-dir", required=True)
+    parser.add_argument("--token-path", required=True)
     parser.add_argument("--head-ip", required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
     args = parser.parse_args()
     die_with_parent(args.parent_pid)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run(args.gcs_address, args.session_dir, args.head_ip))
+    asyncio.run(run(args.gcs_address, args.session_dir, args.token_path, args.head_ip))
 
 
 if __name__ == "__main__":

@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import json
 
+from raggio.common.autoscaler_status import RESOURCE_REQUEST_KEY
 from raggio.core import context
 
 __all__ = ["request_resources"]
-
-#: The KV key of the standing request: a JSON list of resource bundles (Ray's
-#: ``AUTOSCALER_RESOURCE_REQUEST_CHANNEL``); ``[]`` when there is none.
-RESOURCE_REQUEST_KEY = "autoscaler:resource_request"
 
 
 def request_resources(num_cpus: int | None = None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 
+#: (Ray's ``AUTOSCALER_RESOURCE_REQUEST_CHANNEL``)
 RESOURCE_REQUEST_KEY = "autoscaler:resource_request"
 STATUS_KEY = "autoscaler:status"
 #: The KV keys a reader asks for, in the order ``read`` takes their values.
