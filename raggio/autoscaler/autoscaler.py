@@ -144,6 +144,7 @@ class Autoscaler:
         for node_type, count in plan.launch.items():
             backoff = self.backoff.get(node_type)
             if backoff is not None and now < backoff.until:
+                reasons = [r for r in reasons if not _launches(r, node_type)]
                 reasons.append(f"not launching {node_type} for {backoff.until - now:.0f} s "
                                "more: its last launch failed")
                 continue
@@ -288,6 +289,11 @@ class Autoscaler:
                   "infeasible": plan.infeasible, "reasons": reasons}
         await self.store.call("kv_put", [STATUS_KEY, json.dumps(status).encode(), True])
         return status
+
+
+def _launches(reason: str, node_type: str) -> bool:
+    """Whether a plan's reason announces launches of ``node_type``."""
+    return reason.startswith("launching ") and f" x {node_type}:" in reason
 
 
 def _hex(node_id) -> str:

@@ -154,7 +154,9 @@ class FakeMultiNodeProvider(NodeProvider):
                         node_ip_address=self.gcs_address.rpartition(":")[0],
                         labels=dict(labels), temp_dir=os.path.dirname(self.session_dir),
                         config={"override_resources": json.dumps(
-                            {"CPU": 0, "GPU": 0, **resources})})
+                                    {"CPU": 0, "GPU": 0, **resources}),
+                                # its ray.io/node-group label, as a launched node's in Ray
+                                "node_type_name": node_type})
         started = [self._start(spec, tags) for _ in range(count)]
         failures = [failure for key, process, log_path in started
                     if (failure := self._wait_joined(key, process, log_path)) is not None]

@@ -1,0 +1,152 @@
+"""The autoscaler end to end: a head with ``--autoscaling-config`` (``AutoscalingCluster``,
+provider ``fake_multinode``) whose monitor adds nodes for pending work and removes idle ones.
+
+Every test watches what a user would: nodes joining and leaving (``ray.nodes()``), work that
+finishes, and what ``raggio status`` says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+import raggio as ray
+from raggio.autoscaler.sdk import request_resources
+from raggio.cluster_utils import AutoscalingCluster
+from raggio.common.launch_failures import LAUNCH_FAILURES_KEY
+from raggio.core import context
+from raggio.test_utils import wait_until
+from raggio.util.placement_group import placement_group
+
+pytestmark = pytest.mark.timeout(180)
+
+CPU2 = {"resources": {"CPU": 2}, "node_config": {}, "min_workers": 0, "max_workers": 3}
+
+
+@pytest.fixture
+def autoscaling(shutdown_only):
+    """Start an AutoscalingCluster (head without CPUs) and connect to it; shut it after."""
+    started = []
+
+    def start(worker_node_types: dict, **config) -> AutoscalingCluster:
+        cluster = AutoscalingCluster(head_resources={"CPU": 0},
+                                     worker_node_types=worker_node_types,
+                                     **{"idle_timeout_minutes": 0.05, **config})
+        cluster.start()
+        started.append(cluster)
+        ray.init(address=cluster.address)
+        return cluster
+
+    yield start
+    ray.shutdown()
+    for cluster in started:
+        cluster.shutdown()
+
+
+def alive_workers() -> int:
+    return sum(1 for n in ray.nodes() if n["Alive"]) - 1
+
+
+def status_text(cluster: AutoscalingCluster) -> str:
+    with open(cluster._head_info["token_path"]) as f:
+        token = f.read().strip()
+    env = dict(os.environ, RAGGIO_AUTH_TOKEN=token)
+    return subprocess.run(["raggio", "status", "--address", cluster.address],
+                          capture_output=True, text=True, env=env, timeout=60,
+                          check=True).stdout
+
+
+def test_a_burst_launches_nodes_within_max_workers_and_idle_ones_leave(autoscaling):
+    autoscaling({"cpu2": dict(CPU2, min_workers=1)}, max_workers=2)
+    wait_until(lambda: alive_workers() == 1, what="min_workers' one node")
+
+    most = [0]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            most[0] = max(most[0], alive_workers())
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+
+    @ray.remote(num_cpus=1)
+    def work(i):
+        time.sleep(2)
+        return i
+
+    try:
+        assert ray.get([work.remote(i) for i in range(10)], timeout=120) == list(range(10))
+    finally:
+        done.set()
+        watcher.join()
+    assert most[0] == 2  # it grew for the burst, and never past max_workers
+    # Idle past the timeout: back to min_workers, never below.
+    wait_until(lambda: alive_workers() == 1, timeout_s=60, what="the idle node to leave")
+    time.sleep(4)  # another idle timeout's worth: min_workers stay
+    assert alive_workers() == 1
+
+
+def test_request_resources_scales_up_and_its_withdrawal_down(autoscaling):
+    autoscaling({"cpu2": CPU2})
+    assert alive_workers() == 0
+    request_resources(num_cpus=4)
+    wait_until(lambda: alive_workers() == 2, timeout_s=60, what="two cpu2 nodes for 4 CPUs")
+    time.sleep(4)  # idle past the timeout, but held by the request
+    assert alive_workers() == 2
+    request_resources()
+    wait_until(lambda: alive_workers() == 0, timeout_s=60, what="the nodes to leave")
+
+
+def test_a_placement_group_that_fits_no_node_launches_the_type_that_fits(autoscaling):
+    autoscaling({"small": dict(CPU2, resources={"CPU": 1}),
+                 "large": dict(CPU2, resources={"CPU": 4, "accelerator": 1})})
+    group = placement_group([{"CPU": 3, "accelerator": 1}], strategy="STRICT_PACK")
+    ray.get(group.ready(), timeout=60)
+    groups = [n["Labels"].get("ray.io/node-group") for n in ray.nodes()
+              if n["Alive"] and n["Resources"].get("CPU", 0) > 0]
+    assert groups == ["large"]
+
+
+def test_a_failing_node_type_is_retried_with_backoff_and_reported(autoscaling):
+    cluster = autoscaling({"broken": dict(CPU2, min_workers=1,
+                                          node_config={"fail_to_start": True})})
+
+    def failures() -> list[dict]:
+        value = context.get_core().request("gcs", "kv_get", LAUNCH_FAILURES_KEY)
+        return json.loads(value) if value else []
+
+    wait_until(lambda: len(failures()) >= 2, timeout_s=60, what="a second attempt")
+    first, second = failures()[:2]
+    assert first["node_type"] == "broken" and "fail_to_start" in first["error"]
+    assert second["time"] - first["time"] >= 4  # it waited before trying again
+    status = wait_until(lambda: (text := status_text(cluster)) and "its last launch failed"
+                        in text.split("Autoscaler\n", 1)[1] and text,
+                        timeout_s=30, what="raggio status to say why it waits")
+    recent = status.split("Recent failures:\n", 1)[1]
+    assert "broken: launching 1 failed" in recent, status
+    assert "fail_to_start" in recent, status
+
+
+def test_a_lost_node_is_replaced_and_status_shows_the_autoscaler(autoscaling):
+    cluster = autoscaling({"cpu2": dict(CPU2, min_workers=1)})
+    wait_until(lambda: alive_workers() == 1, what="min_workers' node")
+    [worker] = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0]
+    provider = cluster.node_provider()
+    [node_id] = provider.non_terminated_nodes({})
+    pid = provider._record(node_id)["pid"]
+    os.kill(pid, signal.SIGTERM)  # as a reclaimed spot instance, after its short notice
+    wait_until(lambda: [n["NodeID"] for n in ray.nodes() if n["Alive"]
+                        and n["NodeID"] != worker["NodeID"]
+                        and n["Resources"].get("CPU", 0) > 0],
+               timeout_s=90, what="a replacement node")
+    wait_until(lambda: "Cluster 'fake_multinode': 1 cpu2, 1 ray.head.default"
+               in status_text(cluster).split("Autoscaler\n", 1)[1],
+               what="raggio status to count the replacement")
