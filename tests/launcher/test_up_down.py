@@ -144,6 +144,11 @@ def test_exec_submit_rsync_attach_on_a_ray_schema_file(tmp_path, ssh_hosts, laun
     assert head_pid(ssh_hosts) == before
     (data / "input.txt").write_text("hello from the launcher\n")
 
+    # Ray's head start command runs the autoscaler's monitor, which leaves raggio up's nodes be.
+    status = wait_until(lambda: (text := launcher("exec", path, "raggio status").stdout)
+                        and "Autoscaler\n" in text and text, what="the monitor's report")
+    assert "not scaling: the 'local' provider's nodes are set up by `raggio up`" in status
+
     # exec: output here, exit status ours; the node type's resources reached the worker.
     assert launcher("exec", path, "echo $((6*7)); exit 3", check=False).returncode == 3
     out = launcher("exec", path, "python -c 'import raggio as ray; ray.init(); "
