@@ -19,6 +19,7 @@ import collections
 
 from aiohttp import web
 
+from raggio.common import autoscaler_status, launch_failures
 from raggio.common.placement_group_resources import requested_resources
 from raggio.common.resources import why_waiting
 from raggio.dashboard.query import not_found, parse_hex_id, query_int
@@ -296,11 +297,14 @@ async def task(request: web.Request) -> web.Response:
 
 async def cluster(request: web.Request) -> web.Response:
     """``/api/ui/cluster``: the placement groups (pending first) with their bundles' nodes,
-    pending demand and tasks, and the cluster's usage."""
+    pending demand and tasks, the cluster's usage, and the autoscaler's view (None without
+    one: ``autoscaler_status.read``)."""
     store = request.app[STORE]
-    records, groups, waiting = await asyncio.gather(
+    records, groups, waiting, *autoscaler = await asyncio.gather(
         store.call("get_nodes"), store.call("placement_group_table", None),
-        store.call("pending_tasks"))
+        store.call("pending_tasks"),
+        *(store.call("kv_get", key) for key in (*autoscaler_status.KEYS,
+                                                launch_failures.LAUNCH_FAILURES_KEY)))
     ip_of = {node["node_id"].hex(): node["node_ip"] for node in records}
     rows = []
     for group in groups.values():
@@ -312,7 +316,8 @@ async def cluster(request: web.Request) -> web.Response:
     rows.sort(key=lambda row: (row["state"] != "PENDING", row["state"] == "REMOVED",
                                row["placement_group_id"]))
     return ok({"placement_groups": rows, "pending_demand": pending_demand(records),
-               "pending_tasks": waiting, "usage": cluster_usage(records)})
+               "pending_tasks": waiting, "usage": cluster_usage(records),
+               "autoscaler": autoscaler_status.read(*autoscaler)})
 
 
 def routes() -> list[web.RouteDef]:

@@ -255,6 +255,7 @@ def test_cluster_page_shows_a_pending_group_until_it_is_removed(browser, driver)
     browser.open("cluster")
     browser.wait_text("PENDING")
     assert "64 CPU" in browser.text()
+    assert "This cluster has no autoscaler" in browser.text()  # started by hand
     remove_placement_group(group)
     browser.wait_text("REMOVED")
 

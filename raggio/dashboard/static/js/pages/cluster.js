@@ -1,5 +1,5 @@
-// Cluster: what the cluster holds and what it waits for: resources, pending demand with
-// its reasons, placement groups. (The autoscaler's view joins it with the autoscaler.)
+// Cluster: what the cluster holds and what it waits for: resources, the autoscaler's view,
+// pending demand with its reasons, placement groups.
 
 import { getJSON } from "../api.js";
 import {
@@ -14,6 +14,32 @@ function bundles(group) {
     b.node_id ? idLink(`#/nodes/${b.node_id}`, b.node_ip || b.node_id) : h("span", { class: "muted" }, "unplaced"))));
 }
 
+// The autoscaler's latest round (common/autoscaler_status.py): nodes per type, launches,
+// recent failed launches, request_resources, and why it did or did not scale.
+function autoscalerView(view) {
+  if (!view) {
+    return h("p", { class: "muted" }, rich(
+      "This cluster has no autoscaler: its nodes are the ones started by hand. Start the " +
+      "head with `--autoscaling-config cluster.yaml` (as `raggio up` does) to have one."));
+  }
+  const s = view.status;
+  const types = [...new Set([...Object.keys(s.running || {}), ...Object.keys(s.launching || {})])].sort();
+  const recent = view.failures.filter((f) => Date.now() / 1000 - f.time < 600).slice(-5);
+  return h("div", null,
+    h("p", { class: "muted" }, `Cluster ${s.cluster_name}: last round ${Math.max(0, Math.round(Date.now() / 1000 - s.time))} s ago.`),
+    table([
+      { title: "Node type", render: (t) => h("span", { class: "mono" }, t) },
+      { title: "Running", num: true, render: (t) => fmt.number((s.running || {})[t] || 0) },
+      { title: "Launching", num: true, render: (t) => fmt.number((s.launching || {})[t] || 0) },
+    ], types, emptyState("No node", "The autoscaler counts no node yet.")),
+    h("ul", { class: "reasons" }, (s.reasons || []).map((r) => h("li", { class: "reason" }, r))),
+    recent.length ? h("div", null, h("h4", null, "Recent failed launches"),
+      h("ul", null, recent.map((f) => h("li", { class: "mono" },
+        `${f.node_type} × ${f.count}: ${f.error}`)))) : null,
+    view.requests.length ? h("p", { class: "mono" },
+      `request_resources: ${view.requests.map((b) => fmt.resources(b)).join(", ")}`) : null);
+}
+
 export function page({ root }) {
   const body = h("div", { class: "loading" }, "Loading the cluster…");
   root.append(pageHead("Cluster", "Resources, what waits for them, and placement groups."), body);
@@ -26,10 +52,7 @@ export function page({ root }) {
         card("Resources", Object.keys(data.usage).length
           ? Object.entries(data.usage).map(([k, pair]) => usageRow(k, pair))
           : emptyState("No live node", "Start one with `raggio start --head`.")),
-        card("Autoscaler", h("p", { class: "muted" }, rich(
-          "This cluster has no autoscaler: its nodes are the ones started by hand. The " +
-          "autoscaler's view (node types, launches, idle nodes) appears here once a cluster " +
-          "is started from a cluster config (`raggio up cluster.yaml`).")))),
+        card("Autoscaler", autoscalerView(data.autoscaler))),
       card("Pending demand", demandTable(data.pending_demand)),
       card("Waiting tasks", table([
         { title: "Waiting", num: true, render: (g) => fmt.number(g.count) },
