@@ -43,7 +43,8 @@ from raggio.config import get_config
 from raggio.launcher import ssh
 from raggio.launcher.cluster_config import ClusterConfig
 from raggio.launcher.node_provider import (
-    NODE_KIND_WORKER, STATUS_UNINITIALIZED, TAG_RAY_CLUSTER_NAME, TAG_RAY_NODE_KIND,
+    NODE_KIND_WORKER, STATUS_UNINITIALIZED, TAG_RAGGIO_MARKET_TYPE, TAG_RAY_CLUSTER_NAME,
+    TAG_RAY_NODE_KIND,
     TAG_RAY_NODE_NAME, TAG_RAY_NODE_STATUS, TAG_RAY_USER_NODE_TYPE, NodeProvider)
 from raggio.launcher.updater import NodeFailed, NodeUpdater, UpdatePlan
 from raggio.rpc.kept_connection import KeptConnection
@@ -197,6 +198,8 @@ class Autoscaler:
                 TAG_RAY_NODE_KIND: NODE_KIND_WORKER, TAG_RAY_USER_NODE_TYPE: node_type,
                 TAG_RAY_NODE_NAME: f"raggio-{self.config.cluster_name}-worker",
                 TAG_RAY_NODE_STATUS: STATUS_UNINITIALIZED}
+        if spec.use_spot:
+            tags[TAG_RAGGIO_MARKET_TYPE] = "spot"
         before = set(await asyncio.to_thread(
             self.provider.non_terminated_nodes, {TAG_RAY_NODE_KIND: NODE_KIND_WORKER}))
         try:

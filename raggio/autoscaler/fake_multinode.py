@@ -49,6 +49,7 @@ from raggio.exceptions import ClusterConfigError, ClusterLaunchError, RaySystemE
 from raggio.launch import wait_ready
 from raggio.launcher.cluster_state import ClusterState
 from raggio.launcher.node_provider import (NODE_KIND_WORKER, STATUS_UP_TO_DATE,
+                                           TAG_RAGGIO_MARKET_TYPE,
                                            TAG_RAY_NODE_KIND, TAG_RAY_NODE_NAME,
                                            TAG_RAY_NODE_STATUS, TAG_RAY_USER_NODE_TYPE,
                                            NodeProvider)
@@ -155,8 +156,10 @@ class FakeMultiNodeProvider(NodeProvider):
                         labels=dict(labels), temp_dir=os.path.dirname(self.session_dir),
                         config={"override_resources": json.dumps(
                                     {"CPU": 0, "GPU": 0, **resources}),
-                                # its ray.io/node-group label, as a launched node's in Ray
-                                "node_type_name": node_type})
+                                # its ray.io/node-group and market-type labels, as Ray's
+                                "node_type_name": node_type,
+                                "node_market_type": tags.get(TAG_RAGGIO_MARKET_TYPE,
+                                                             "on-demand")})
         started = [self._start(spec, tags) for _ in range(count)]
         failures = [failure for key, process, log_path in started
                     if (failure := self._wait_joined(key, process, log_path)) is not None]

@@ -33,6 +33,8 @@ TAG_RAY_RUNTIME_CONFIG = "ray-runtime-config"
 TAG_RAY_FILE_MOUNTS_CONTENTS = "ray-file-mounts-contents"
 #: The hash of the start commands (and what they read) last run on the node.
 TAG_RAGGIO_START_CONFIG = "raggio-start-config"
+#: "spot" for a node of a type with ``use_spot``: the provider launches spot capacity.
+TAG_RAGGIO_MARKET_TYPE = "raggio-market-type"
 
 NODE_KIND_HEAD = "head"
 NODE_KIND_WORKER = "worker"

@@ -136,9 +136,11 @@ def test_a_failing_node_type_is_retried_with_backoff_and_reported(autoscaling):
 
 
 def test_a_lost_node_is_replaced_and_status_shows_the_autoscaler(autoscaling):
-    cluster = autoscaling({"cpu2": dict(CPU2, min_workers=1)})
+    cluster = autoscaling({"cpu2": dict(CPU2, min_workers=1, use_spot=True)})
     wait_until(lambda: alive_workers() == 1, what="min_workers' node")
     [worker] = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0]
+    assert worker["Labels"]["ray.io/market-type"] == "spot"
+    assert worker["Labels"]["ray.io/node-group"] == "cpu2"
     provider = cluster.node_provider()
     [node_id] = provider.non_terminated_nodes({})
     pid = provider._record(node_id)["pid"]
