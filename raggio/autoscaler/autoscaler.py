@@ -52,6 +52,10 @@ from raggio.rpc.kept_connection import KeptConnection
 logger = logging.getLogger("raggio.autoscaler")
 
 FIRST_BACKOFF_S = 5.0
+#: How long the busy share must stay above (or below) target_utilization_fraction before the
+#: autoscaler adds (or drains) nodes for it, when the file sets no scale_up_cooldown_s
+#: (scale_down_cooldown_s).
+DEFAULT_UTILISATION_WAIT_S = 30.0
 
 
 @dataclasses.dataclass
@@ -74,6 +78,8 @@ class Autoscaler:
     creating: collections.Counter
     backoff: dict[str, _Backoff]  #: node type -> its back-off
     first_seen: dict[str, float]  #: provider node id -> when it was first seen launching
+    #: ("above" or "below" target_utilization_fraction, or None; since when)
+    utilisation: tuple[str | None, float]
 
     def __init__(self, config: ClusterConfig, provider: NodeProvider, store: KeptConnection,
                  *, token: str, head_ip: str, logs_dir: str, clock=time.monotonic) -> None:
@@ -89,6 +95,7 @@ class Autoscaler:
         self.creating = collections.Counter()
         self.backoff = {}
         self.first_seen = {}
+        self.utilisation = (None, 0.0)
 
     async def update(self) -> dict:
         """One round; returns (and records) the status it wrote."""
@@ -139,8 +146,7 @@ class Autoscaler:
             placement_groups=_pending_groups(groups), resource_requests=requests,
             max_workers=self.config.max_workers,
             upscaling_speed=self.config.upscaling_speed,
-            target_utilization_fraction=self.config.autoscaling_config.get(
-                "target_utilization_fraction"))
+            target_utilization_fraction=self._sustained_target(view, now))
         reasons = list(plan.reasons)
         for node_type, count in plan.launch.items():
             backoff = self.backoff.get(node_type)
@@ -156,6 +162,26 @@ class Autoscaler:
             await self._release(node["provider_id"], f"idle for {node['idle_s']:.0f} s")
         status = await self._record_status(view, plan, reasons)
         return status
+
+    def _sustained_target(self, view: list[dict], now: float) -> float | None:
+        """``target_utilization_fraction`` once the busy share has stayed above it for
+        ``scale_up_cooldown_s`` (the plan then adds nodes), or below it for
+        ``scale_down_cooldown_s`` (the plan may then drain idle nodes); None meanwhile, or
+        without the setting. The busy share is the largest, over CPU and GPU, of in use to
+        total on the running nodes."""
+        policy = self.config.autoscaling_config
+        target = policy.get("target_utilization_fraction")
+        if target is None:
+            return None
+        share = _busy_share([n for n in view if n["state"] == "running"])
+        side = "above" if share > target else "below" if share < target else None
+        if side != self.utilisation[0]:
+            self.utilisation = (side, now)
+        if side is None:
+            return None
+        wait_s = policy.get(f"scale_{'up' if side == 'above' else 'down'}_cooldown_s",
+                            DEFAULT_UTILISATION_WAIT_S)
+        return target if now - self.utilisation[1] >= wait_s else None
 
     # -- reading the cluster --
 
@@ -292,6 +318,17 @@ class Autoscaler:
                   "infeasible": plan.infeasible, "reasons": reasons}
         await self.store.call("kv_put", [STATUS_KEY, json.dumps(status).encode(), True])
         return status
+
+
+def _busy_share(running: list[dict]) -> float:
+    """The largest share in use, over CPU and GPU, of the running nodes' totals."""
+    shares = []
+    for key in ("CPU", "GPU"):
+        total = sum(n["total"].get(key, 0.0) for n in running)
+        if total > 0:
+            free = sum(n["available"].get(key, 0.0) for n in running)
+            shares.append((total - free) / total)
+    return max(shares, default=0.0)
 
 
 def _launches(reason: str, node_type: str) -> bool:

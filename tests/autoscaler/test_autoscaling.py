@@ -152,3 +152,22 @@ def test_a_lost_node_is_replaced_and_status_shows_the_autoscaler(autoscaling):
     wait_until(lambda: "Cluster 'fake_multinode': 1 cpu2, 1 ray.head.default"
                in status_text(cluster).split("Autoscaler\n", 1)[1],
                what="raggio status to count the replacement")
+
+
+def test_a_busy_share_that_stays_above_the_target_adds_a_node(autoscaling):
+    autoscaling({"cpu2": dict(CPU2, min_workers=1, max_workers=2)}, idle_timeout_minutes=1,
+                autoscaling_config={"target_utilization_fraction": 0.5,
+                                    "scale_up_cooldown_s": 2})
+    wait_until(lambda: alive_workers() == 1, what="min_workers' node")
+
+    @ray.remote(num_cpus=1)
+    def busy(seconds):
+        time.sleep(seconds)
+
+    # Both CPUs of the one node busy, nothing pending: only the utilisation policy adds a node.
+    refs = [busy.remote(30) for _ in range(2)]
+    wait_until(lambda: alive_workers() == 2, timeout_s=60,
+               what="a node for the busy share above 0.5")
+    assert ray.wait(refs, timeout=0)[0] == []  # while the work still runs
+    ray.cancel(refs[0], force=True)
+    ray.cancel(refs[1], force=True)
