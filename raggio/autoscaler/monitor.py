@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
-import time
 
 from raggio.autoscaler.autoscaler import Autoscaler
-from raggio.common.autoscaler_status import STATUS_KEY
 from raggio.config import get_config
 from raggio.launch import die_with_parent
 from raggio.launcher import cluster_config
@@ -47,26 +44,6 @@ async def _config(store: KeptConnection) -> cluster_config.ClusterConfig:
         return cluster_config.parse(value.decode(), "the head's --autoscaling-config")
 
 
-async def _report_only(store: KeptConnection, config: cluster_config.ClusterConfig) -> None:
-    """For a provider whose nodes ``raggio up`` sets up over SSH: say so, and change nothing.
-
-    The launcher keeps those nodes' record on the launcher's machine, not here; an autoscaler
-    on the head that launched or removed them would fight it (and restart nodes ``raggio up``
-    has set up). Until the two share the record, such a cluster scales by ``raggio up``."""
-    reason = (f"not scaling: the {config.provider['type']!r} provider's nodes are set up by "
-              "`raggio up` from the launcher's machine, which keeps their record; run "
-              "`raggio up` again (with --min-workers/--max-workers) to change them")
-    logger.warning(reason)
-    while True:
-        status = {"time": time.time(), "cluster_name": config.cluster_name, "running": {},
-                  "launching": {}, "idle": {}, "infeasible": [], "reasons": [reason]}
-        try:
-            await store.call("kv_put", [STATUS_KEY, json.dumps(status).encode(), True])
-        except Unavailable as exc:
-            logger.warning("%s", exc)
-        await asyncio.sleep(get_config().autoscaler_update_interval_s)
-
-
 async def run(gcs_address: str, session_dir: str, token_path: str, head_ip: str) -> None:
     cfg = get_config()
     store = KeptConnection(gcs_address, cfg.auth_token, "control store", role="autoscaler")
@@ -75,9 +52,6 @@ async def run(gcs_address: str, session_dir: str, token_path: str, head_ip: str)
         dict(config.provider, gcs_address=gcs_address, session_dir=session_dir,
              token_path=token_path),
         config.cluster_name)
-    if provider.node_updaters:
-        await _report_only(store, config)
-        return
     autoscaler = Autoscaler(config, provider, store, token=cfg.auth_token, head_ip=head_ip,
                             logs_dir=os.path.join(session_dir, "logs"))
     logger.info("autoscaling cluster %r: provider %s, node types %s, max_workers %d",

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+import os
+import tempfile
 import time
 from collections.abc import Awaitable
 from typing import TypeVar
@@ -34,6 +37,10 @@ from raggio.launcher.updater import NodeFailed, NodeUpdater, UpdatePlan
 
 T = TypeVar("T")
 
+#: Where the head keeps the cluster's record for its autoscaler: the local provider's state
+#: file under the head's default launcher_dir. ``up`` gives it the launcher's record, and
+#: ``up`` and ``down`` take back the workers' records from it.
+HEAD_RECORD = "~/.raggio/clusters/{name}/state.json"
 #: How long ``up`` waits for started workers to show as alive on the head.
 JOIN_TIMEOUT_S = 60.0
 
@@ -126,11 +133,14 @@ def _worker_counts(config: ClusterConfig, min_workers: int | None,
 
 async def _up(cluster: Cluster, counts: dict[str, int], plan: UpdatePlan) -> None:
     config = cluster.config
+    if cluster.nodes(NODE_KIND_HEAD):
+        await _pull_record(cluster, cluster.head())
     await asyncio.to_thread(_ensure_nodes, cluster, counts)
     head_id = cluster.head()
     token = cluster.state.token()
     head_ip = cluster.provider.internal_ip(head_id)
     info = await _head_info(cluster, head_id)
+    await _push_record(cluster, head_id)
     alive = set(info.get("alive_ips", []))
     title = f"raggio up: cluster {config.cluster_name!r}"
     failures: list[str] = []
@@ -151,6 +161,7 @@ async def _up(cluster: Cluster, counts: dict[str, int], plan: UpdatePlan) -> Non
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, NodeFailed):
                 raise r
+        await _push_record(cluster, head_id)
         changed = head.changed or any(w.changed for w in workers)
         started = [w for w, r in zip(workers, results) if r is None and w.started]
         if started:
@@ -164,6 +175,36 @@ async def _up(cluster: Cluster, counts: dict[str, int], plan: UpdatePlan) -> Non
         click.echo(f"Cluster {config.cluster_name!r} is up to date: nothing changed since the "
                    "last `raggio up`, so nothing was done (`--restart-only` restarts raggio).")
     _print_next_steps(cluster, head_id, info)
+
+
+async def _pull_record(cluster: Cluster, head_id: str) -> None:
+    """Take the head's record of the workers: its autoscaler launches and removes them
+    (``HEAD_RECORD``). Nothing when the head cannot be reached or keeps none."""
+    try:
+        session = await cluster.session(head_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, "state.json")
+            await session.download(HEAD_RECORD.format(name=cluster.config.cluster_name),
+                                   local, use_rsync=False)
+            with open(local) as f:
+                head_nodes = json.load(f)["nodes"]
+    except (NodeUnreachableError, NodeCommandError, OSError, ValueError, KeyError):
+        return
+    with cluster.state.update() as document:
+        for node_id, record in head_nodes.items():
+            if record["tags"].get(TAG_RAY_NODE_KIND) == NODE_KIND_WORKER:
+                document["nodes"][node_id] = record
+
+
+async def _push_record(cluster: Cluster, head_id: str) -> None:
+    """Give the head the cluster's record, so that its autoscaler counts the workers ``up``
+    set up (and never sets them up a second time)."""
+    try:
+        await (await cluster.session(head_id)).upload(
+            cluster.state.path, HEAD_RECORD.format(name=cluster.config.cluster_name),
+            use_rsync=False)
+    except (NodeUnreachableError, NodeCommandError):
+        pass  # the head's own update says why it cannot be reached
 
 
 def _ensure_nodes(cluster: Cluster, counts: dict[str, int]) -> None:
@@ -263,6 +304,8 @@ def down(config: ClusterConfig, *, workers_only: bool = False, keep_min_workers:
 
 
 async def _down(cluster: Cluster, workers_only: bool, keep_min_workers: bool) -> None:
+    if cluster.nodes(NODE_KIND_HEAD):
+        await _pull_record(cluster, cluster.head())
     workers = cluster.nodes(NODE_KIND_WORKER)
     if keep_min_workers:
         keep: set[str] = set()

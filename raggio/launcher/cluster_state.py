@@ -48,6 +48,11 @@ class ClusterState:
         finally:
             os.close(fd)
 
+    @property
+    def path(self) -> str:
+        """The state file (``state.json``)."""
+        return self._state_path
+
     def read(self) -> dict:
         """The state document: ``{"nodes": {node_id: record}}``."""
         with self._flock("state.lock", fcntl.LOCK_SH):

@@ -144,10 +144,12 @@ def test_exec_submit_rsync_attach_on_a_ray_schema_file(tmp_path, ssh_hosts, laun
     assert head_pid(ssh_hosts) == before
     (data / "input.txt").write_text("hello from the launcher\n")
 
-    # Ray's head start command runs the autoscaler's monitor, which leaves raggio up's nodes be.
+    # Ray's head start command runs the autoscaler's monitor, which counts raggio up's worker
+    # (the launcher gave the head its record) and launches nothing more.
     status = wait_until(lambda: (text := launcher("exec", path, "raggio status").stdout)
                         and "Autoscaler\n" in text and text, what="the monitor's report")
-    assert "not scaling: the 'local' provider's nodes are set up by `raggio up`" in status
+    assert "Cluster 'rayschema': 1 head, 1 worker;" in status, status
+    assert "launching" not in status.split("Autoscaler\n", 1)[1], status
 
     # exec: output here, exit status ours; the node type's resources reached the worker.
     assert launcher("exec", path, "echo $((6*7)); exit 3", check=False).returncode == 3
