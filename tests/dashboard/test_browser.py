@@ -285,3 +285,45 @@ def test_a_control_store_that_does_not_answer_shows_the_banner_until_it_is_back(
     b.wait_for(lambda: not banner.is_displayed(), "the banner to go away")
     b.wait_text("ALIVE")
     assert not b.reloaded()
+
+
+@pytest.fixture
+def autoscaled_browser(request, chromium, tmp_path):
+    """The module's browser logged in to a head of its own that runs an autoscaler, whose
+    one worker type never launches (``fail_to_start``: no node process to clean up)."""
+    import yaml
+
+    from raggio.config import get_config
+    from raggio.launch import wait_ready
+    from raggio.node_spec import NodeSpec
+
+    config = tmp_path / "autoscaling.yaml"
+    config.write_text(yaml.safe_dump({
+        "cluster_name": "paged", "max_workers": 1, "provider": {"type": "fake_multinode"},
+        "available_node_types": {
+            "head": {"resources": {"CPU": 1}, "node_config": {}, "max_workers": 0},
+            "broken": {"resources": {"CPU": 2}, "node_config": {"fail_to_start": True},
+                       "min_workers": 1, "max_workers": 1}},
+        "head_node_type": "head", "head_start_ray_commands": [],
+        "worker_start_ray_commands": []}))
+    head = NodeSpec(head=True, port=0, include_dashboard=True, dashboard_port=0, tied=True,
+                    num_cpus=1, object_store_memory=100 * 1024**2, temp_dir=str(tmp_path),
+                    autoscaling_config=str(config),
+                    env={"RAGGIO_AUTOSCALER_UPDATE_INTERVAL_S": "1"}).start_process()
+    try:
+        ready = wait_ready(head, get_config().head_start_timeout_s, "raggio head")
+        Browser(chromium, ready["dashboard_url"]).log_in(ready["token"])
+        yield from browser_for(request, chromium, ready["dashboard_url"])
+    finally:
+        head.stdin.close()
+        head.wait(timeout=30)
+
+
+def test_cluster_page_shows_the_autoscalers_failed_launches_and_why_it_waits(
+        autoscaled_browser):
+    b = autoscaled_browser
+    b.open("cluster")
+    b.wait_text("Recent failed launches")
+    b.wait_text("not launching broken")  # its back-off, in the autoscaler's words
+    text = b.text()
+    assert "Cluster paged" in text and "fail_to_start" in text
