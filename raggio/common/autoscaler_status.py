@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import json
 
+#: Every key of the autoscaler's records starts so; the control store counts their writes
+#: (``table_versions``' ``autoscaler``), which the dashboard's pages follow.
+KV_PREFIX = "autoscaler:"
 #: (Ray's ``AUTOSCALER_RESOURCE_REQUEST_CHANNEL``)
 RESOURCE_REQUEST_KEY = "autoscaler:resource_request"
 STATUS_KEY = "autoscaler:status"

@@ -40,7 +40,7 @@ KEEPALIVE_S = 15.0
 RECONNECT_MS = 2000
 #: Events queued for a client that does not read them before it is dropped.
 MAX_QUEUED = 100
-TOPICS = ("nodes", "actors", "jobs", "placement_groups", "tasks")
+TOPICS = ("nodes", "actors", "jobs", "placement_groups", "tasks", "autoscaler")
 
 
 class Poller:

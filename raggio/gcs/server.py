@@ -18,6 +18,7 @@ import os
 import time
 from typing import Callable
 
+from raggio.common.autoscaler_status import KV_PREFIX as AUTOSCALER_KV_PREFIX
 from raggio.common.labels import unmatched_reason
 from raggio.common.leasing import request_lease
 from raggio.common.scheduling_policy import FAIL, SPILL, SchedulingPolicy
@@ -61,6 +62,8 @@ class GcsServer:
         #: to the job table (starts, ends); see ``table_versions``.
         self.nodes_version = 0
         self.jobs_version = 0
+        #: Writes of the autoscaler's KV records (``common/autoscaler_status.py``).
+        self.autoscaler_version = 0
         #: Tells this control store's counters from a previous one's (after a restart they
         #: start again from 0, and may meet the old values).
         self._epoch = os.urandom(8).hex()
@@ -416,11 +419,12 @@ class GcsServer:
     def table_versions(self, conn: Connection, _msg) -> dict:
         """A counter per table that grows with every change a dashboard page shows: a
         record added, a state change (a death, a restart), a node's resource use; for
-        ``tasks``, any recorded event. Compare two answers to learn which tables changed;
-        a different ``epoch`` means a restarted control store (all may have changed)."""
+        ``tasks``, any recorded event; for ``autoscaler``, a write of its records. Compare
+        two answers to learn which tables changed; a different ``epoch`` means a restarted
+        control store (all may have changed)."""
         return {"epoch": self._epoch, "nodes": self.nodes_version, "jobs": self.jobs_version,
                 "actors": self.actors.version, "placement_groups": self.placement_groups.version,
-                "tasks": self.task_events.version}
+                "tasks": self.task_events.version, "autoscaler": self.autoscaler_version}
 
     # -- task history --
 
@@ -477,6 +481,8 @@ class GcsServer:
             return False
         self.kv[key] = value
         self.tables.save("kv", key, value)
+        if key.startswith(AUTOSCALER_KV_PREFIX):
+            self.autoscaler_version += 1
         return True
 
     def kv_get(self, conn: Connection, key: str) -> bytes | None:

@@ -72,5 +72,5 @@ export function page({ root }) {
         "Reserve resources for a group of tasks or actors:",
         'from ray.util.placement_group import placement_group\n\npg = placement_group([{"CPU": 1}] * 2, strategy="SPREAD")\nray.get(pg.ready())'))));
   }
-  return { title: "Cluster", topics: ["nodes", "placement_groups", "tasks"], refresh };
+  return { title: "Cluster", topics: ["nodes", "placement_groups", "tasks", "autoscaler"], refresh };
 }
