@@ -6,9 +6,10 @@ Usage (as root, from anywhere):
 Sections, in order: the microbenchmark (raggio/microbenchmark.py, one step per
 row group), cluster management (cluster_bench.py), scale (scale_bench.py),
 remote use (jobs_client_bench.py), the cluster launcher (launcher_bench.py), the
-autoscaler (autoscaler_bench.py) and install (install_bench.py).  Each step runs on both backends back to back, and
-the backend that goes first alternates from step to step, so that slow drift on
-the machine (other load, a warm page cache) falls on both sides alike.
+autoscaler (autoscaler_bench.py) and install (install_bench.py).  Each step runs on
+both backends back to back, and the backend that goes first alternates from step to
+step, so that slow drift on the machine (other load, a warm page cache) falls on
+both sides alike.
 
 Ray is installed into .venv-ray at the repo root when missing.  Every step but
 the install one runs inside the network namespace "raggio-bench", which has
