@@ -22,7 +22,7 @@ node processes that the autoscaler starts on this machine (provider `fake_multin
 
 Rows (seconds unless a count; a thread polls `nodes()` every 0.1 s for the worker nodes
 alive, so the node times are to about 0.1 s; median of `--repeat` runs, every run in the
-notes):
+notes; each run starts a random part of an autoscaler round after the last):
 - pending task to new node alive: from `f.remote()` (a task needing `{"CPU": 1}`, which only
   a new node has) until `nodes()` lists the node alive;
 - pending task to its result: until `get` of that task returns (the node started, joined
@@ -38,6 +38,7 @@ import argparse
 import importlib
 import json
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -60,7 +61,9 @@ BURST_TASK_S = 1.0
 POLL_S = 0.1
 #: Safety net for each wait: a step that takes longer is reported as an error.
 WAIT_S = 180
-#: After every worker has left, before the next run: the autoscaler forgets the node.
+#: After every worker has left, before the next run: the autoscaler forgets the node. Each
+#: run then waits a random part of a round more, so that its demand does not always arrive
+#: at the same point of the autoscaler's round (the removal it follows came at a round).
 SETTLE_S = 2
 
 
@@ -219,6 +222,7 @@ def one_node_runs(ray, watch: WorkerWatch) -> dict:
     def one():
         return 1
 
+    time.sleep(random.uniform(0, UPDATE_INTERVAL_S))
     started = time.perf_counter()
     assert ray.get(one.remote(), timeout=WAIT_S) == 1
     result = time.perf_counter()
@@ -235,6 +239,7 @@ def burst(ray, watch: WorkerWatch) -> dict:
         time.sleep(BURST_TASK_S)
         return i
 
+    time.sleep(random.uniform(0, UPDATE_INTERVAL_S))
     started = time.perf_counter()
     assert ray.get([work.remote(i) for i in range(BURST_TASKS)],
                    timeout=WAIT_S) == list(range(BURST_TASKS))
@@ -312,7 +317,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=["ray", "raggio"], required=True)
     parser.add_argument("--json")
-    parser.add_argument("--repeat", type=int, default=3,
+    parser.add_argument("--repeat", type=int, default=5,
                         help="runs of the one-node rows (the median is reported)")
     parser.add_argument("--pid-namespace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
