@@ -14,11 +14,13 @@ node processes that the autoscaler starts on this machine (provider `fake_multin
   starts from `fake_multi_node/example.yaml`, which the wheel does not ship, so this script
   writes the whole file itself (the keys of that example). Ray's autoscaler v2 reads the
   same missing file to fill in defaults, so Ray runs its v1 autoscaler
-  (`RAY_enable_autoscaler_v2=0`); the notes say which monitor ran. The provider gets
-  `launch_multiple: true`, so that a launch of 3 nodes starts 3 (Ray's provider otherwise
-  starts one per launch, whatever the count). Ray's side runs in a PID
-  namespace of its own (`unshare --pid --fork --mount-proc`), whose first process only
-  reaps orphans, so its `ray stop --force` sees and stops only the processes of this run.
+  (`RAY_enable_autoscaler_v2=0`); the notes say which monitor ran. Its provider starts one
+  node per launch call whatever the count (`launch_multiple`, which Ray's helper sets for v2
+  only, is left off: with v1 it gained nothing here, as the provider starts nodes one at a
+  time anyway, and made v1 launch past max_workers and then remove the extra node). Ray's
+  side runs in a PID namespace of its own (`unshare --pid --fork --mount-proc`), whose
+  first process only reaps orphans, so its `ray stop --force` sees and stops only the
+  processes of this run.
 
 Rows (seconds unless a count; a thread polls `nodes()` every 0.1 s for the worker nodes
 alive, so the node times are to about 0.1 s; median of `--repeat` runs, every run in the
@@ -102,11 +104,9 @@ class RayCluster:
         self.port = free_port()
         self.config = {
             "cluster_name": "fake_multinode",
-            # launch_multiple: start as many nodes as a launch asks for (by default Ray's
-            # provider starts one whatever the count; Ray's helper sets it for v2 only).
             "provider": {"type": "fake_multinode", "use_node_id_as_ip": True,
                          "disable_node_updaters": True, "disable_launch_config_check": True,
-                         "launch_multiple": True, "gcs_address": f"127.0.0.1:{self.port}"},
+                         "gcs_address": f"127.0.0.1:{self.port}"},
             "available_node_types": {**WORKER_NODE_TYPES, "ray.head.default": {
                 "resources": {"CPU": 0}, "node_config": {}, "max_workers": 0}},
             "head_node_type": "ray.head.default",
