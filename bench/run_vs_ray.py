@@ -5,10 +5,11 @@ Usage (as root, from anywhere):
 
 Sections, in order: the microbenchmark (raggio/microbenchmark.py, one step per
 row group), cluster management (cluster_bench.py), scale (scale_bench.py),
-remote use (jobs_client_bench.py), the cluster launcher (launcher_bench.py) and
-install (install_bench.py).  Each step runs on both backends back to back, and
-the backend that goes first alternates from step to step, so that slow drift on
-the machine (other load, a warm page cache) falls on both sides alike.
+remote use (jobs_client_bench.py), the cluster launcher (launcher_bench.py), the
+autoscaler (autoscaler_bench.py) and install (install_bench.py).  Each step runs on
+both backends back to back, and the backend that goes first alternates from step to
+step, so that slow drift on the machine (other load, a warm page cache) falls on
+both sides alike.
 
 Ray is installed into .venv-ray at the repo root when missing.  Every step but
 the install one runs inside the network namespace "raggio-bench", which has
@@ -16,7 +17,8 @@ only loopback up, so nothing leaves 127.0.0.0/8 (Ray runs with
 RAY_AUTH_MODE=disabled and usage stats off).  The install step needs the
 package registries, so it runs outside; the launcher step makes its own SSH
 hosts on a private bridge and runs each launcher in a namespace on that bridge
-only.  Root is needed for `ip netns`.
+only; the autoscaler step runs Ray in a PID namespace of its own as well, so that
+its `ray stop` ends only that run's processes.  Root is needed for `ip netns`.
 
 Results: bench/results/{ray,raggio}.json (every row, with its section) and
 bench/results/table.txt (what is printed at the end: date, machine, command,
@@ -44,10 +46,11 @@ RESULTS = os.path.join(BENCH, "results")
 VENV = os.path.join(REPO_ROOT, ".venv-ray")
 NETNS = "raggio-bench"
 RAY_VERSION = "2.60.0"
-SECTIONS = ("microbenchmark", "cluster", "scale", "remote", "launcher", "install")
+SECTIONS = ("microbenchmark", "cluster", "scale", "remote", "launcher", "autoscaler",
+            "install")
 SECTION_SCRIPTS = {"cluster": "cluster_bench.py", "scale": "scale_bench.py",
                    "remote": "jobs_client_bench.py", "launcher": "launcher_bench.py",
-                   "install": "install_bench.py"}
+                   "autoscaler": "autoscaler_bench.py", "install": "install_bench.py"}
 #: Sections run outside the loopback-only namespace: install needs the registries, launcher
 #: makes its own bridge and namespaces.
 OUTSIDE_NETNS = ("install", "launcher")
