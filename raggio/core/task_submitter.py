@@ -143,7 +143,9 @@ class TaskSubmitter:
         what = f"actor {msg['for_actor']}" if msg.get("for_actor") else "a task"
         print(f"Warning: {what} asks for {msg['resources']}, which no node in this cluster can "
               f"provide (its nodes have: {nodes}). It will stay pending until a node that fits "
-              "it joins; lower its resource request or add such a node.", file=sys.stderr)
+              "it joins: lower its resource request, or add such a node (a cluster with an "
+              "autoscaler launches one where a node type of its cluster file fits; `raggio "
+              "status` says whether it does).", file=sys.stderr)
 
     # -- leases and pushing --
 

@@ -94,6 +94,19 @@ def test_a_burst_launches_nodes_within_max_workers_and_idle_ones_leave(autoscali
     assert alive_workers() == 1
 
 
+def test_a_task_no_node_fits_brings_a_node_that_runs_it(autoscaling):
+    autoscaling({"cpu2": CPU2})
+    assert alive_workers() == 0
+
+    @ray.remote(num_cpus=1)
+    def where():
+        return ray.get_runtime_context().get_node_id()
+
+    node_id = ray.get(where.remote(), timeout=60)
+    [worker] = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0]
+    assert node_id == worker["NodeID"] and worker["Labels"]["ray.io/node-group"] == "cpu2"
+
+
 def test_request_resources_scales_up_and_its_withdrawal_down(autoscaling):
     autoscaling({"cpu2": CPU2})
     assert alive_workers() == 0
