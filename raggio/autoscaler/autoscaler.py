@@ -52,6 +52,9 @@ from raggio.rpc.kept_connection import KeptConnection
 logger = logging.getLogger("raggio.autoscaler")
 
 FIRST_BACKOFF_S = 5.0
+#: How long a provider node whose raggio node died is left to end by itself before the
+#: autoscaler releases it (a second stop signal would cut its own clean-up short).
+DEAD_NODE_GRACE_S = 10.0
 #: How long the busy share must stay above (or below) target_utilization_fraction before the
 #: autoscaler adds (or drains) nodes for it, when the file sets no scale_up_cooldown_s
 #: (scale_down_cooldown_s).
@@ -77,7 +80,8 @@ class Autoscaler:
     #: provider does not list them yet): counted as launching, not launched twice
     creating: collections.Counter
     backoff: dict[str, _Backoff]  #: node type -> its back-off
-    first_seen: dict[str, float]  #: provider node id -> when it was first seen launching
+    #: provider node id -> when it was first seen launching (or with its raggio node dead)
+    first_seen: dict[str, float]
     #: ("above" or "below" target_utilization_fraction, or None; since when)
     utilisation: tuple[str | None, float]
 
@@ -119,7 +123,11 @@ class Autoscaler:
                 self.first_seen.pop(node_id, None)
                 view.append(self._running(alive[key], key, tags, node_id, now, actor_nodes))
             elif key is not None and any(_hex(n["node_id"]) == key for n in nodes):
-                await self._release(node_id, "its raggio node died")  # spot reclaimed, crash
+                # Its raggio node died (a reclaimed spot node, a crash): the plan replaces it
+                # now; the machine is released once its own exit has had time to finish.
+                since = self.first_seen.setdefault(node_id, now)
+                if now - since >= DEAD_NODE_GRACE_S:
+                    await self._release(node_id, "its raggio node died")
             else:
                 since = self.first_seen.setdefault(node_id, now)
                 if now - since > cfg.autoscaler_node_start_wait_s:
