@@ -57,9 +57,9 @@ from raggio.node_spec import NodeSpec
 
 #: The keys of the head's ready line that ``provider_config`` must carry.
 HEAD_KEYS = ("gcs_address", "session_dir", "token_path")
-#: How long a terminated node gets to end its workers after SIGTERM before SIGKILL (as
-#: ``Cluster.remove_node`` waits).
-TERMINATE_GRACE_S = 10.0
+#: How long a terminated node gets to end its workers and remove its arena after SIGTERM
+#: before SIGKILL (which leaves the arena): generous, for a loaded machine.
+TERMINATE_GRACE_S = 30.0
 
 # A record's states: started and not yet ready (keyed "launching-<n>"), ready, ended.
 LAUNCHING = "launching"
