@@ -50,6 +50,8 @@ import tempfile
 import threading
 import time
 
+import report  # bench/report.py: this script's directory is on sys.path
+
 WORKER_TYPE = "cpu2"
 MAX_WORKERS = 3
 IDLE_TIMEOUT_MINUTES = 0.1
@@ -326,17 +328,8 @@ def main():
             return run_in_own_pid_namespace()
         reap_until_bench_exits()
     rows, notes = measure(args.backend, args.repeat)
-    for r in rows:
-        value = "ERROR " + r["error"] if r["error"] else f"{r['value']:.3f} {r['unit']}"
-        print(f"{r['name']:<48} {value}")
-    for note in notes:
-        print(f"{args.backend}: {note}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"backend": args.backend,
-                       "version": importlib.import_module(args.backend).__version__,
-                       "quick": False, "rows": rows, "notes": notes}, f, indent=1)
-    return 1 if any(r["error"] for r in rows) else 0
+    return report.finish(args.backend, importlib.import_module(args.backend).__version__,
+                         rows, args.json, notes)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "launcher"))
 from ssh_hosts import SshHosts, missing_requirements  # noqa: E402
 
+import report  # noqa: E402 (bench/report.py, beside this script)
+
 HOSTS = 3
 DEADLINE_S = 180.0
 #: How long one launcher command may run before it counts as failed.
@@ -277,16 +279,8 @@ def main():
                              "brings up and leaves")
     args = parser.parse_args()
     rows, notes = measure(args.backend, args.deadline, args.ray_autoscaler)
-    for r in rows:
-        value = "ERROR " + r["error"] if r["error"] else f"{r['value']:.3f} {r['unit']}"
-        print(f"{r['name']:<48} {value}")
-    for note in notes:
-        print(f"{args.backend}: {note}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"backend": args.backend,
-                       "version": importlib.metadata.version(args.backend),
-                       "quick": False, "rows": rows, "notes": notes}, f, indent=1)
+    report.finish(args.backend, importlib.metadata.version(args.backend), rows, args.json,
+                  notes)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,11 @@ class Supervised:
     _task: asyncio.Task | None  #: ``_keep_running``, cancelled and awaited by ``stop()``
 
     def __init__(self, name: str, argv: list[str], session_dir: str,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
         self.name = name
         self._argv = argv
         self._env = env
+        self._pass_fds = pass_fds  #: descriptors the process inherits (a listening socket)
         self._session_dir = session_dir
         self._process = None
         self._task = None
@@ -61,14 +62,12 @@ class Supervised:
     async def _before_start(self) -> None:
         """Wait for whatever must happen before each start (nothing, here)."""
 
-    async def _spawn(self, log) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            *self._argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self._env)
-
     async def _start_one(self) -> asyncio.subprocess.Process:
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         with open(self.log_path, "ab") as log:
-            process = await self._spawn(log)
+            process = await asyncio.create_subprocess_exec(
+                *self._argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self._env,
+                pass_fds=self._pass_fds)
         # Set before the process has imported anything: its start-up then yields to the
         # cluster's work on a small machine.
         try:

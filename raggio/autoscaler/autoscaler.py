@@ -46,7 +46,7 @@ from raggio.launcher.node_provider import (
     NODE_KIND_WORKER, STATUS_UNINITIALIZED, TAG_RAGGIO_MARKET_TYPE, TAG_RAY_CLUSTER_NAME,
     TAG_RAY_NODE_KIND,
     TAG_RAY_NODE_NAME, TAG_RAY_NODE_STATUS, TAG_RAY_USER_NODE_TYPE, NodeProvider)
-from raggio.launcher.updater import NodeFailed, NodeUpdater, UpdatePlan
+from raggio.launcher.updater import NodeFailed, NodeUpdater, UpdatePlan, file_mounts_digest
 from raggio.rpc.kept_connection import KeptConnection
 
 logger = logging.getLogger("raggio.autoscaler")
@@ -111,6 +111,7 @@ class Autoscaler:
         now = self.clock()
         workers = await asyncio.to_thread(self._provider_workers)
         alive = {_hex(n["node_id"]): n for n in nodes if n["state"] == "ALIVE"}
+        known = {_hex(n["node_id"]) for n in nodes}  #: alive or dead
         by_ip = {n["node_ip"]: key for key, n in alive.items() if not n.get("is_head")}
         actor_nodes = {_hex(a["node_id"]) for a in actors
                        if a.get("node_id") and a.get("state") != "DEAD"}
@@ -122,7 +123,7 @@ class Autoscaler:
                 matched.add(key)
                 self.first_seen.pop(node_id, None)
                 view.append(self._running(alive[key], key, tags, node_id, now, actor_nodes))
-            elif key is not None and any(_hex(n["node_id"]) == key for n in nodes):
+            elif key in known:
                 # Its raggio node died (a reclaimed spot node, a crash): the plan replaces it
                 # now; the machine is released once its own exit has had time to finish.
                 since = self.first_seen.setdefault(node_id, now)
@@ -261,9 +262,7 @@ class Autoscaler:
         """Set a new node up over SSH as ``raggio up`` would; on failure release it."""
         ip = self.provider.external_ip(node_id)
         name = f"worker-{ip}"
-        auth = self.config.auth
-        target = ssh.SshTarget(host=ip, user=auth["ssh_user"], key_path=auth["ssh_private_key"],
-                               port=auth.get("ssh_port", 22))
+        target = ssh.SshTarget.of(self.config.auth, ip)
         session = None
 
         async def connect() -> ssh.SshSession:
@@ -274,7 +273,9 @@ class Autoscaler:
         updater = NodeUpdater(
             self.config, self.provider, node_id, name=name, node_type=node_type, is_head=False,
             head_ip=self.head_ip, token=self.token, plan=UpdatePlan(), alive=False,
-            log_path=os.path.join(self.logs_dir, f"monitor-{name}.log"), connect=connect,
+            log_path=os.path.join(self.logs_dir, f"monitor-{name}.log"),
+            mounts_hash=await asyncio.to_thread(file_mounts_digest, self.config),
+            connect=connect,
             on_status=lambda status, detail: status and logger.info("%s: %s", name, status))
         try:
             await updater.run()
@@ -302,10 +303,7 @@ class Autoscaler:
         """Stop raggio on a worker (over SSH where the launcher set it up) and give it back."""
         logger.info("removing node %s: %s", node_id, why)
         if self.provider.node_updaters:
-            auth = self.config.auth
-            target = ssh.SshTarget(host=self.provider.external_ip(node_id),
-                                   user=auth["ssh_user"], key_path=auth["ssh_private_key"],
-                                   port=auth.get("ssh_port", 22))
+            target = ssh.SshTarget.of(self.config.auth, self.provider.external_ip(node_id))
             try:
                 async with await ssh.connect(target, wait_s=10) as session:
                     await session.run("raggio stop", timeout_s=60)

@@ -23,6 +23,8 @@ _NO_CACHE = click.option("--no-config-cache", is_flag=True,
                          help="Accepted for Ray's command lines: raggio reads the cluster file "
                          "afresh every time and keeps no cache of it.")
 _YES = click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+_START = click.option("--start", is_flag=True, help="Bring the cluster up first if needed.")
+_STOP = click.option("--stop", is_flag=True, help="Tear the cluster down afterwards.")
 
 
 def _launcher_errors(command):
@@ -123,8 +125,8 @@ def _run_on_head(config, start: bool, stop: bool, run) -> None:
 @click.command(name="exec")
 @_CONFIG
 @click.argument("cmd")
-@click.option("--start", is_flag=True, help="Bring the cluster up first if needed.")
-@click.option("--stop", is_flag=True, help="Tear the cluster down after the command.")
+@_START
+@_STOP
 @click.option("-p", "--port-forward", type=int, multiple=True,
               help="Forward this port of the head to this machine while the command runs.")
 @_NAME
@@ -144,8 +146,8 @@ def exec_(cluster_config_file, cmd, start, stop, port_forward, cluster_name,
 @_CONFIG
 @click.argument("script", type=click.Path(exists=True, dir_okay=False))
 @click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--start", is_flag=True, help="Bring the cluster up first if needed.")
-@click.option("--stop", is_flag=True, help="Tear the cluster down after the script.")
+@_START
+@_STOP
 @_NAME
 @_NO_CACHE
 @_launcher_errors

@@ -16,7 +16,6 @@ import asyncio
 import errno
 import os
 import socket
-import subprocess
 import sys
 
 from raggio.exceptions import RaySystemError
@@ -82,7 +81,7 @@ class DashboardSupervisor(Supervised):
         super().__init__("dashboard", [
             sys.executable, "-m", "raggio.dashboard", "--fd", str(fd),
             "--gcs-address", gcs_address, "--session-dir", session_dir,
-            "--parent-pid", str(os.getpid())], session_dir)
+            "--parent-pid", str(os.getpid())], session_dir, pass_fds=(fd,))
         self.sock = sock
         self.url = url_of(sock, node_ip)
         self._on_demand = False
@@ -111,11 +110,6 @@ class DashboardSupervisor(Supervised):
             await waiting
         finally:
             loop.remove_reader(self.sock.fileno())
-
-    async def _spawn(self, log) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            *self._argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            pass_fds=(self.sock.fileno(),))
 
     async def stop(self) -> None:
         """End the process (SIGTERM, then SIGKILL) and close the socket; no other starts."""

@@ -33,7 +33,7 @@ from raggio.launcher.node_provider import (
     TAG_RAY_NODE_KIND, TAG_RAY_NODE_NAME, TAG_RAY_NODE_STATUS, TAG_RAY_USER_NODE_TYPE,
     NodeProvider, get_node_provider)
 from raggio.launcher.progress import Progress
-from raggio.launcher.updater import NodeFailed, NodeUpdater, UpdatePlan
+from raggio.launcher.updater import NodeFailed, NodeUpdater, UpdatePlan, file_mounts_digest
 
 T = TypeVar("T")
 
@@ -75,9 +75,7 @@ class Cluster:
         return heads[0]
 
     def target(self, node_id: str) -> ssh.SshTarget:
-        auth = self.config.auth
-        return ssh.SshTarget(host=self.provider.external_ip(node_id), user=auth["ssh_user"],
-                             key_path=auth["ssh_private_key"], port=auth.get("ssh_port", 22))
+        return ssh.SshTarget.of(self.config.auth, self.provider.external_ip(node_id))
 
     async def session(self, node_id: str) -> ssh.SshSession:
         """The node's SSH session; NodeUnreachableError if it cannot be reached."""
@@ -141,11 +139,12 @@ async def _up(cluster: Cluster, counts: dict[str, int], plan: UpdatePlan) -> Non
     head_ip = cluster.provider.internal_ip(head_id)
     info = await _head_info(cluster, head_id)
     await _push_record(cluster, head_id)
+    mounts_hash = await asyncio.to_thread(file_mounts_digest, config)  # once for all nodes
     alive = set(info.get("alive_ips", []))
     title = f"raggio up: cluster {config.cluster_name!r}"
     failures: list[str] = []
     with Progress(title, cluster.state.logs_dir) as progress:
-        head = _updater(cluster, head_id, NODE_KIND_HEAD, head_ip, token, plan,
+        head = _updater(cluster, head_id, NODE_KIND_HEAD, head_ip, token, mounts_hash, plan,
                         head_ip in alive, progress)
         try:
             await head.run()
@@ -153,8 +152,8 @@ async def _up(cluster: Cluster, counts: dict[str, int], plan: UpdatePlan) -> Non
             raise ClusterLaunchError(f"The head failed, so no worker was started.\n{exc}")
         # A restarted head is a new cluster: every worker must join it again.
         worker_plan = dataclasses.replace(plan, force_start=plan.force_start or head.started)
-        workers = [_updater(cluster, node_id, NODE_KIND_WORKER, head_ip, token, worker_plan,
-                            node_id in alive and not head.started, progress)
+        workers = [_updater(cluster, node_id, NODE_KIND_WORKER, head_ip, token, mounts_hash,
+                            worker_plan, node_id in alive and not head.started, progress)
                    for node_id in cluster.nodes(NODE_KIND_WORKER)]
         results = await asyncio.gather(*(w.run() for w in workers), return_exceptions=True)
         failures = [str(r) for r in results if isinstance(r, NodeFailed)]
@@ -231,7 +230,8 @@ def _tags(config: ClusterConfig, kind: str, node_type: NodeType, name: str) -> d
 
 
 def _updater(cluster: Cluster, node_id: str, kind: str, head_ip: str, token: str,
-             plan: UpdatePlan, alive: bool, progress: Progress) -> NodeUpdater:
+             mounts_hash: str, plan: UpdatePlan, alive: bool,
+             progress: Progress) -> NodeUpdater:
     tags = cluster.provider.node_tags(node_id)
     node_type = cluster.config.node_types[tags[TAG_RAY_USER_NODE_TYPE]]
     name = f"{kind}-{cluster.provider.external_ip(node_id)}"
@@ -240,7 +240,7 @@ def _updater(cluster: Cluster, node_id: str, kind: str, head_ip: str, token: str
     return NodeUpdater(cluster.config, cluster.provider, node_id, name=name,
                        node_type=node_type, is_head=kind == NODE_KIND_HEAD, head_ip=head_ip,
                        token=token, plan=plan, alive=alive, log_path=log_path,
-                       connect=lambda: cluster.session(node_id),
+                       mounts_hash=mounts_hash, connect=lambda: cluster.session(node_id),
                        on_status=lambda status, detail: progress.update(name, status, detail))
 
 

@@ -64,6 +64,12 @@ class SshTarget:
     def __str__(self) -> str:
         return f"{self.user}@{self.host}:{self.port}"
 
+    @classmethod
+    def of(cls, auth: dict, host: str) -> "SshTarget":
+        """``host`` with a cluster file's ``auth`` section (``ClusterConfig.auth``)."""
+        return cls(host=host, user=auth["ssh_user"], key_path=auth["ssh_private_key"],
+                   port=auth.get("ssh_port", 22))
+
 
 @dataclass(frozen=True)
 class RunResult:

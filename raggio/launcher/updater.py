@@ -72,9 +72,10 @@ def file_mounts_digest(config: ClusterConfig) -> str:
         paths = [local] if os.path.isfile(local) else sorted(
             os.path.join(root, name) for root, _, names in os.walk(local) for name in names)
         for path in paths:
-            h.update(os.path.relpath(path, local).encode())
+            h.update(os.path.relpath(path, local).encode() + b"\0")
             with open(path, "rb") as f:
-                h.update(hashlib.sha256(f.read()).digest())
+                while chunk := f.read(1 << 20):  # a large file is never read whole
+                    h.update(chunk)
     h.update(json.dumps(config.rsync_exclude).encode())
     return h.hexdigest()[:16]
 
@@ -84,7 +85,7 @@ class NodeUpdater:
 
     def __init__(self, config: ClusterConfig, provider: NodeProvider, node_id: str, *,
                  name: str, node_type: NodeType, is_head: bool, head_ip: str, token: str,
-                 plan: UpdatePlan, alive: bool, log_path: str,
+                 plan: UpdatePlan, alive: bool, log_path: str, mounts_hash: str,
                  connect: Callable[[], Awaitable[ssh.SshSession]],
                  on_status: Callable[[str, str], None]) -> None:
         self.config = config
@@ -99,6 +100,8 @@ class NodeUpdater:
         self.alive = alive
         self.log_path = log_path
         self.on_status = on_status
+        #: ``file_mounts_digest`` of the config: its caller's, once for every node
+        self.mounts_hash = mounts_hash
         self.connect = connect  #: the node's SSH session (shared; its owner closes it)
         self.host = provider.external_ip(node_id)
         self.changed = False  #: whether anything was done on the node
@@ -122,7 +125,7 @@ class NodeUpdater:
         setup_commands = self.config.setup_commands_for(self.is_head, self.node_type.name)
         runtime_hash = digest(self.config.initialization_commands, setup_commands,
                               self.node_type.node_config)
-        mounts_hash = await asyncio.to_thread(file_mounts_digest, self.config)
+        mounts_hash = self.mounts_hash
         start_hash = digest(self.config.start_commands_for(self.is_head),
                             self._start_env(), self.head_ip)
         restart_only = self.plan.restart_only
