@@ -56,7 +56,7 @@ def render(nodes: list[dict], placement_groups: dict | None = None,
                f"{datetime.datetime.fromtimestamp(n.get('end_time', 0)):%Y-%m-%d %H:%M:%S}"
                + (f" ({n['death_reason']})" if n.get("death_reason") else "")
                for n in dead]
-              + _launch_failures(autoscaler, now)) or [" (no failures)"]
+              + _launch_failures(autoscaler)) or [" (no failures)"]
     lines += ["", "Resources", "-" * 63, "Total Usage:"]
     lines += usage_lines(summed_usage(map(node_usage, alive))) or [" (no resources)"]
     lines += ["", "From request_resources:"]
@@ -74,8 +74,6 @@ def render(nodes: list[dict], placement_groups: dict | None = None,
     return "\n".join(lines)
 
 
-#: How long a launch failure stays among the "Recent failures".
-RECENT_FAILURE_S = 600
 #: An autoscaler view older than this is reported as stale: the monitor is not running.
 STALE_STATUS_S = 60
 
@@ -87,14 +85,13 @@ def _launching(autoscaler: dict | None) -> list[str]:
             for node_type, count in sorted(autoscaler["status"].get("launching", {}).items())]
 
 
-def _launch_failures(autoscaler: dict | None, now: datetime.datetime) -> list[str]:
+def _launch_failures(autoscaler: dict | None) -> list[str]:
     if autoscaler is None:
         return []
-    recent = [f for f in autoscaler["failures"]
-              if now.timestamp() - f["time"] < RECENT_FAILURE_S]
-    return [f" {f['node_type']}: launching {f['count']} failed at "
-            f"{datetime.datetime.fromtimestamp(f['time']):%H:%M:%S}: {f['error']}"
-            for f in recent[-5:]]
+    return [f" {f['node_type']}: launching {f['count']} failed"
+            + (f" ({f['times']} times)" if f["times"] > 1 else "")
+            + f", last at {datetime.datetime.fromtimestamp(f['last']):%H:%M:%S}: {f['error']}"
+            for f in autoscaler["failures"][-5:]]
 
 
 def _requests(autoscaler: dict | None) -> list[str]:

@@ -15,6 +15,7 @@ dashboard through ``read``. Launch failures have their own record
 from __future__ import annotations
 
 import json
+import time
 
 #: Every key of the autoscaler's records starts so; the control store counts their writes
 #: (``table_versions``' ``autoscaler``), which the dashboard's pages follow.
@@ -26,10 +27,30 @@ STATUS_KEY = "autoscaler:status"
 KEYS = (STATUS_KEY, RESOURCE_REQUEST_KEY)
 
 
-def read(status: bytes | None, request: bytes | None, failures: bytes | None) -> dict | None:
-    """The autoscaler's view for ``cluster_status.render``, from the values of ``KEYS`` and
-    ``launch_failures.LAUNCH_FAILURES_KEY``; None when no autoscaler runs."""
+def read(status: bytes | None, request: bytes | None, failures: bytes | None,
+         now: float | None = None) -> dict | None:
+    """The autoscaler's view for ``cluster_status.render`` and the dashboard, from the values
+    of ``KEYS`` and ``launch_failures.LAUNCH_FAILURES_KEY``: its latest round, the standing
+    request, and the recent launch failures (``recent_failures``); None when no autoscaler
+    runs."""
     if status is None:
         return None
     return {"status": json.loads(status), "requests": json.loads(request) if request else [],
-            "failures": json.loads(failures) if failures else []}
+            "failures": recent_failures(json.loads(failures) if failures else [],
+                                        time.time() if now is None else now)}
+
+
+def recent_failures(failures: list[dict], now: float, within_s: float = 600) -> list[dict]:
+    """The launch failures of the last ``within_s``, one per node type and error, newest
+    last: ``{"node_type", "error", "count" (nodes asked), "times" (failures), "last"}``."""
+    grouped: dict[tuple, dict] = {}
+    for failure in failures:
+        if now - failure["time"] >= within_s:
+            continue
+        key = (failure["node_type"], failure["error"])
+        group = grouped.pop(key, {"node_type": failure["node_type"], "error": failure["error"],
+                                  "count": failure["count"], "times": 0})
+        group["times"] += 1
+        group["last"] = failure["time"]
+        grouped[key] = group  # re-inserted: the most recent failures come last
+    return list(grouped.values())

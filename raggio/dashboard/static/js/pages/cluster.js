@@ -24,7 +24,7 @@ function autoscalerView(view) {
   }
   const s = view.status;
   const types = [...new Set([...Object.keys(s.running || {}), ...Object.keys(s.launching || {})])].sort();
-  const recent = view.failures.filter((f) => Date.now() / 1000 - f.time < 600).slice(-5);
+  const recent = view.failures.slice(-5);  // the recent ones, one per type and error
   return h("div", null,
     h("p", { class: "muted" }, `Cluster ${s.cluster_name}: last round ${Math.max(0, Math.round(Date.now() / 1000 - s.time))} s ago.`),
     table([
@@ -35,7 +35,7 @@ function autoscalerView(view) {
     h("ul", { class: "reasons" }, (s.reasons || []).map((r) => h("li", { class: "reason" }, r))),
     recent.length ? h("div", null, h("h4", null, "Recent failed launches"),
       h("ul", null, recent.map((f) => h("li", { class: "mono" },
-        `${f.node_type} × ${f.count}: ${f.error}`)))) : null,
+        `${f.node_type} × ${f.count}${f.times > 1 ? ` (${f.times} times)` : ""}: ${f.error}`)))) : null,
     view.requests.length ? h("p", { class: "mono" },
       `request_resources: ${view.requests.map((b) => fmt.resources(b)).join(", ")}`) : null);
 }
