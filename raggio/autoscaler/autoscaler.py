@@ -15,9 +15,12 @@ otherwise); asks ``resource_demand.plan`` what to launch and
   failure is recorded in the KV (``common/launch_failures.py``), where alerts
   and ``raggio status`` read it; a node that never joins within
   ``autoscaler_node_start_wait_s`` is removed and counted failed;
-- a worker node is idle while it runs no lease and no actor, has no demand and
-  holds no object (so removing it loses nothing); past ``idle_timeout_minutes``
-  it is stopped and released, never below its type's ``min_workers``;
+- a worker node is idle while it runs no lease and no actor and has no demand;
+  past ``idle_timeout_minutes`` it is drained (the control store's
+  ``drain_node``: no more work goes there and its objects move to other nodes,
+  ``node/draining.py``), then stopped and released, never below its type's
+  ``min_workers``; a node that refuses the drain (work arrived, a worker there
+  owns objects others hold) stays, and the status says why;
 - a provider node whose raggio node died (a reclaimed spot node, a crash) is
   released, and the plan replaces it like any missing capacity.
 
@@ -39,6 +42,7 @@ import time
 from raggio.autoscaler import resource_demand
 from raggio.common.autoscaler_status import RESOURCE_REQUEST_KEY, STATUS_KEY
 from raggio.common import launch_failures
+from raggio.common.states import DRAIN_DEADLINE_S, DRAIN_IDLE_TERMINATION
 from raggio.config import get_config
 from raggio.launcher import ssh
 from raggio.launcher.cluster_config import ClusterConfig
@@ -47,7 +51,7 @@ from raggio.launcher.node_provider import (
     TAG_RAY_NODE_KIND,
     TAG_RAY_NODE_NAME, TAG_RAY_NODE_STATUS, TAG_RAY_USER_NODE_TYPE, NodeProvider)
 from raggio.launcher.updater import NodeFailed, NodeUpdater, UpdatePlan, file_mounts_digest
-from raggio.rpc.kept_connection import KeptConnection
+from raggio.rpc.kept_connection import KeptConnection, Unavailable
 
 logger = logging.getLogger("raggio.autoscaler")
 
@@ -75,7 +79,7 @@ class Autoscaler:
     config: ClusterConfig
     provider: NodeProvider
     idle_since: dict[str, float]  #: raggio node id (hex) -> when it was last seen busy
-    launches: set[asyncio.Task]  #: launches in flight
+    in_flight: set[asyncio.Task]  #: launches and removals running in the background
     #: node type -> nodes asked of the provider whose create_node has not returned (so the
     #: provider does not list them yet): counted as launching, not launched twice
     creating: collections.Counter
@@ -84,6 +88,10 @@ class Autoscaler:
     first_seen: dict[str, float]
     #: ("above" or "below" target_utilization_fraction, or None; since when)
     utilisation: tuple[str | None, float]
+    #: provider node id -> (raggio node id, why) of each removal in flight (drain, release)
+    removing: dict[str, tuple[str, str]]
+    #: raggio node id (hex) -> why it refused its last drain
+    kept: dict[str, str]
 
     def __init__(self, config: ClusterConfig, provider: NodeProvider, store: KeptConnection,
                  *, token: str, head_ip: str, logs_dir: str, clock=time.monotonic) -> None:
@@ -95,11 +103,13 @@ class Autoscaler:
         self.logs_dir = logs_dir
         self.clock = clock
         self.idle_since = {}
-        self.launches = set()
+        self.in_flight = set()
         self.creating = collections.Counter()
         self.backoff = {}
         self.first_seen = {}
         self.utilisation = (None, 0.0)
+        self.removing = {}
+        self.kept = {}
 
     async def update(self) -> dict:
         """One round; returns (and records) the status it wrote."""
@@ -113,13 +123,19 @@ class Autoscaler:
         alive = {_hex(n["node_id"]): n for n in nodes if n["state"] == "ALIVE"}
         known = {_hex(n["node_id"]) for n in nodes}  #: alive or dead
         by_ip = {n["node_ip"]: key for key, n in alive.items() if not n.get("is_head")}
+        self.kept = {key: why for key, why in self.kept.items() if key in alive}
         actor_nodes = {_hex(a["node_id"]) for a in actors
                        if a.get("node_id") and a.get("state") != "DEAD"}
         view: list[dict] = []
         matched: set[str] = set()
         for node_id, tags, raggio_id, ip in workers:
             key = raggio_id or by_ip.get(ip)
-            if key in alive:
+            if node_id in self.removing:
+                matched.add(key)  # draining: neither capacity nor unmanaged
+            elif key in alive and alive[key].get("draining"):
+                matched.add(key)  # an earlier monitor drained it: finish its removal
+                self._start_removal(node_id, key, "drained before this monitor started")
+            elif key in alive:
                 matched.add(key)
                 self.first_seen.pop(node_id, None)
                 view.append(self._running(alive[key], key, tags, node_id, now, actor_nodes))
@@ -168,7 +184,12 @@ class Autoscaler:
         idle_timeout_s = self.config.idle_timeout_minutes * 60
         for node in resource_demand.idle_to_terminate(view, self.config.node_types,
                                                       idle_timeout_s, requests) + plan.drain:
-            await self._release(node["provider_id"], f"idle for {node['idle_s']:.0f} s")
+            self._start_removal(node["provider_id"], node["node_id"],
+                                f"idle for {node['idle_s']:.0f} s")
+        reasons += [f"draining node {key[:8]} ({why}) before removing it"
+                    for key, why in self.removing.values()]
+        reasons += [f"keeping idle node {key[:8]}: it refused to drain ({why})"
+                    for key, why in self.kept.items()]
         status = await self._record_status(view, plan, reasons)
         return status
 
@@ -206,11 +227,12 @@ class Autoscaler:
     def _running(self, node: dict, key: str, tags: dict, provider_id: str | None, now: float,
                  actor_nodes: set[str]) -> dict:
         """The planner's dict of an alive node, its idle clock brought up to date."""
-        busy = (node.get("demand") or key in actor_nodes or node.get("object_store_used", 0)
+        busy = (node.get("demand") or key in actor_nodes
                 or any(node["available"].get(k, 0) < v - 1e-9
                        for k, v in node["resources"].items()))
         if busy:
             self.idle_since.pop(key, None)
+            self.kept.pop(key, None)
             idle_s = 0.0
         else:
             idle_s = now - self.idle_since.setdefault(key, now)
@@ -223,8 +245,8 @@ class Autoscaler:
     def _start_launch(self, node_type: str, count: int) -> None:
         self.creating[node_type] += count
         task = asyncio.get_running_loop().create_task(self._launch(node_type, count))
-        self.launches.add(task)
-        task.add_done_callback(self.launches.discard)
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
 
     async def _launch(self, node_type: str, count: int) -> None:
         logger.info("launching %d x %s", count, node_type)
@@ -298,6 +320,41 @@ class Autoscaler:
         await self.store.call("kv_put", [launch_failures.LAUNCH_FAILURES_KEY,
                                          launch_failures.with_failure(value, node_type, count,
                                                                       error), True])
+
+    def _start_removal(self, node_id: str, key: str, why: str) -> None:
+        """Drain the node in the background, then release it (see the module docstring)."""
+        if node_id in self.removing:
+            return
+        self.removing[node_id] = (key, why)
+        task = asyncio.get_running_loop().create_task(self._remove(node_id, key, why))
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+        task.add_done_callback(lambda _t: self.removing.pop(node_id, None))
+
+    async def _remove(self, node_id: str, key: str, why: str) -> None:
+        logger.info("draining node %s (%s): %s", node_id, key, why)
+        try:
+            reply = await self.store.call(
+                "drain_node", {"node_id": bytes.fromhex(key),
+                               "reason": DRAIN_IDLE_TERMINATION,
+                               "reason_message": f"removed by the autoscaler: {why}",
+                               "deadline_s": DRAIN_DEADLINE_S},
+                timeout_s=DRAIN_DEADLINE_S + 30)
+        except Unavailable as exc:
+            logger.warning("could not drain node %s (%s); a later round tries again",
+                           node_id, exc)
+            return
+        if not reply["is_accepted"]:
+            logger.info("node %s stays: it refused to drain (%s)", node_id,
+                        reply["rejection_reason_message"])
+            self.kept[key] = reply["rejection_reason_message"]
+            self.idle_since[key] = self.clock()  # idle again for a whole timeout first
+            return
+        self.kept.pop(key, None)
+        try:
+            await self._release(node_id, why)
+        except Exception:  # a provider's surprise: the next round sees the node again
+            logger.exception("could not release drained node %s", node_id)
 
     async def _release(self, node_id: str, why: str) -> None:
         """Stop raggio on a worker (over SSH where the launcher set it up) and give it back."""

@@ -148,6 +148,7 @@ class CoreWorker:
             # owner: the objects and tasks this process owns
             "get_object": self.get_object,
             "add_object_location": self.add_object_location,
+            "object_moved": self.object_moved,
             "get_object_refs": self.get_object_refs,
             "cancel_owned_task": self.cancel_owned_task,
             "reconstruct_object": self.recovery.reconstruct_object,
@@ -345,8 +346,10 @@ class CoreWorker:
             fut = self.loop.create_future()
             self._peers[address] = fut
             try:
+                # Its address tells a worker running our tasks who owns what they return.
                 conn = await connect(address, token=self.token, handlers=self.handlers,
-                                     info={"role": self.mode}, timeout_s=self.cfg.peer_connect_timeout_s)
+                                     info={"role": self.mode, "address": self.address},
+                                     timeout_s=self.cfg.peer_connect_timeout_s)
             except BaseException as exc:
                 fut.set_exception(exc)
                 fut.exception()
@@ -413,17 +416,19 @@ class CoreWorker:
 
     def put_serialized(self, serialized) -> ObjectRef:
         object_id = self.ids.put_id_bytes()
-        entry = self.refs.create_ready(object_id, self.store_serialized(object_id, serialized))
+        entry = self.refs.create_ready(object_id,
+                                       self.store_serialized(object_id, serialized, self.address))
         if self.cfg.record_ref_creation_sites:
             entry.call_site = user_call_site("put object")
         return ObjectRef(object_id, self.address)
 
-    def store_serialized(self, object_id: bytes, serialized) -> dict:
-        """Keep a serialized value inline if small, else write it to the arena."""
+    def store_serialized(self, object_id: bytes, serialized, owner_address: str) -> dict:
+        """Keep a serialized value inline if small, else write it to the arena (the node
+        keeps ``owner_address``, to tell the owner if it moves the object)."""
         if serialized.size_bytes < self.cfg.max_inline_bytes:
             return {"inline": serialized.to_inline(), "is_error": False}
         header, offsets, size_bytes = serialized.layout()
-        offset = self.request("node", "create_object", [object_id, size_bytes])
+        offset = self.request("node", "create_object", [object_id, size_bytes, owner_address])
         self.arena.write(offset, serialized, header, offsets, size_bytes)
         self.call_soon(self.node.notify, "seal_object", object_id)
         return {"node_id": self.node_id, "node_address": self.node_info["address"],
@@ -458,6 +463,19 @@ class CoreWorker:
             if entry.copies is None:
                 entry.copies = set()
             entry.copies.add(node_address)
+
+    def object_moved(self, conn: Connection, msg: list) -> bool:
+        """Owner side: a node leaving the cluster moved the primary copy of one of our
+        objects to another node. False if we no longer hold the object (the node that took
+        it frees it then)."""
+        object_id, node_id, node_address = msg
+        entry = self.refs.entries.get(object_id)
+        if entry is None or not entry.owned or entry.state != READY or entry.inline is not None:
+            return False
+        entry.node_id, entry.node_address = node_id, node_address
+        if entry.copies:
+            entry.copies.discard(node_address)
+        return True
 
     # -- objects: get --
 

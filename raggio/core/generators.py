@@ -391,6 +391,7 @@ class ItemReporter:
         self.core = core
         self.conn = conn
         self.task_id: bytes = spec["task_id"]
+        self.owner_address: str = spec["owner_address"]
         self.dynamic = spec["num_returns"] == DYNAMIC
         self.backpressure: int = spec.get("backpressure") or 0
         self.count = 0  #: items yielded so far
@@ -405,7 +406,8 @@ class ItemReporter:
             raise TypeError(f"Could not serialize item {self.count} yielded by a generator "
                             f"task: {exc}") from exc
         object_id = object_id_bytes(self.task_id, self.count + 1)
-        self.report_location(self.core.store_serialized(object_id, serialized))
+        self.report_location(self.core.store_serialized(object_id, serialized,
+                                                        self.owner_address))
 
     def report_location(self, location: dict) -> None:
         """Send the next item, stored already (or an error value's inline form)."""

@@ -89,6 +89,9 @@ class TaskExecutor:
     # -- ops (loop thread) --
 
     def push_task(self, conn, spec: dict) -> asyncio.Future:
+        # The caller owns what the task returns; the node keeps the owner's address with
+        # each return it stores, to tell the owner if the object moves (a draining node).
+        spec.setdefault("owner_address", conn.peer_info.get("address"))
         if self.actor_loop is not None:
             cfut = asyncio.run_coroutine_threadsafe(self._execute_async(spec, conn),
                                                     self.actor_loop)
@@ -338,7 +341,8 @@ class TaskExecutor:
             except TypeError as exc:
                 raise TypeError(f"Could not serialize the return value of {spec['name']}: "
                                 f"{exc}") from exc
-            returns.append(self.core.store_serialized(object_id, serialized))
+            returns.append(self.core.store_serialized(object_id, serialized,
+                                                      spec["owner_address"]))
         return returns
 
     def _generator_returns(self, spec: dict, generator, num_returns: int) -> dict:
@@ -423,7 +427,8 @@ class TaskExecutor:
                 f"yielded {reporter.count} values, where its first run yielded {expected}; "
                 f"a generator task must yield the same values each time it runs.")
         value = reporter.completion_value(spec["owner_address"])
-        return {"returns": [self.core.store_serialized(spec["return_ids"][0], serialize(value))]}
+        return {"returns": [self.core.store_serialized(spec["return_ids"][0], serialize(value),
+                                                       spec["owner_address"])]}
 
     def generator_consumed(self, conn, msg: list) -> None:
         task_id, consumed = msg

@@ -22,7 +22,7 @@ from raggio.common.autoscaler_status import KV_PREFIX as AUTOSCALER_KV_PREFIX
 from raggio.common.labels import unmatched_reason
 from raggio.common.leasing import request_lease
 from raggio.common.scheduling_policy import FAIL, SPILL, SchedulingPolicy
-from raggio.common.states import DEAD
+from raggio.common.states import DEAD, DRAIN_DEADLINE_S, DRAIN_REASONS
 from raggio.config import Config
 from raggio.exceptions import ActorUnschedulableError, RpcError, RuntimeEnvSetupError
 from raggio.gcs.actor_directory import ActorDirectory
@@ -40,6 +40,11 @@ logger = logging.getLogger(__name__)
 
 #: How long a state query waits for each node's answer.
 NODE_QUERY_TIMEOUT_S = 5.0
+
+
+def _schedulable(node: dict) -> bool:
+    """Whether work may be placed on the node: alive, and not draining."""
+    return node["state"] == "ALIVE" and not node.get("draining")
 
 
 class GcsServer:
@@ -99,6 +104,7 @@ class GcsServer:
             "register_node": self.register_node,
             "report_resources": self.report_resources,
             "get_nodes": self.get_nodes,
+            "drain_node": self.drain_node,
             "register_job": self.register_job,
             "get_jobs": self.get_jobs,
             "table_versions": self.table_versions,
@@ -273,7 +279,8 @@ class GcsServer:
         node["state"] = "DEAD"
         node["end_time"] = time.time()
         self.nodes_version += 1
-        node.setdefault("death_reason", "its connection to the control store closed")
+        node.setdefault("death_reason", f"drained: {node['draining']}" if node.get("draining")
+                        else "its connection to the control store closed")
         self.tables.save("nodes", node_id, node)
         self.node_conns.pop(node_id, None)
         self.actors.node_died(node_id, node["death_reason"])
@@ -315,13 +322,47 @@ class GcsServer:
         self._view_scheduled = False
         self.placement_groups.cluster_changed()
         view = [{"node_id": node_id, "address": node["address"], "total": node["resources"],
-                 "available": node["available"], "labels": node.get("labels") or {}}
+                 "available": node["available"], "labels": node.get("labels") or {},
+                 "draining": bool(node.get("draining"))}
                 for node_id, node in self.nodes.items() if node["state"] == "ALIVE"]
         for conn in self.node_conns.values():
             conn.notify("cluster_view", view)
 
     def get_nodes(self, conn: Connection, _msg) -> list[dict]:
         return list(self.nodes.values())
+
+    async def drain_node(self, conn: Connection, msg: dict) -> dict:
+        """Ray's DrainNode: place no more work on the node and have it move its objects to
+        other nodes (``node/draining.py``), so that it can be removed losing nothing.
+
+        ``msg``: ``node_id``, ``reason`` (Ray's: ``DRAIN_NODE_REASON_IDLE_TERMINATION``...),
+        ``reason_message`` and ``deadline_s`` (how long moving its objects may take).
+        The node refuses while it runs work; then, or if it cannot move an object, the
+        node takes work again. Returns ``is_accepted`` and ``rejection_reason_message``.
+        """
+        node_id = msg["node_id"]
+        if msg["reason"] not in DRAIN_REASONS:
+            raise ValueError(f"Unknown drain reason {msg['reason']!r}: use one of "
+                             f"{', '.join(DRAIN_REASONS)}.")
+        node = self.nodes.get(node_id)
+        if node is None or node["state"] != "ALIVE" or node_id not in self.node_conns:
+            return {"is_accepted": False,
+                    "rejection_reason_message": f"node {node_id.hex()} is not alive"}
+        deadline_s = msg.get("deadline_s", DRAIN_DEADLINE_S)
+        node["draining"] = msg.get("reason_message") or msg["reason"]
+        self.nodes_version += 1
+        self._send_view()  # no node sends it more work from now on
+        try:
+            reply = await self.node_conns[node_id].call_with_timeout(
+                "drain", {"reason": msg["reason"], "deadline_s": deadline_s},
+                deadline_s + NODE_QUERY_TIMEOUT_S)
+        except RpcError as exc:
+            reply = {"is_accepted": False, "rejection_reason_message": str(exc)}
+        if not reply["is_accepted"] and node["state"] == "ALIVE":
+            node.pop("draining", None)
+            self.nodes_version += 1
+            self._send_view()
+        return reply
 
     def cluster_resources(self, conn: Connection, _msg) -> dict:
         total: dict[str, float] = {}
@@ -591,7 +632,7 @@ class GcsServer:
         view = {node_id: {"total": node["resources"], "available": node["available"],
                           "labels": node.get("labels") or {}}
                 for node_id, node in self.nodes.items()
-                if node["state"] == "ALIVE" and node_id in self.node_conns}
+                if _schedulable(node) and node_id in self.node_conns}
         decision = self._actor_placement.decide(resources, strategy, view, {})
         if decision.kind == FAIL:
             raise ActorUnschedulableError(decision.reason)
@@ -606,7 +647,7 @@ class GcsServer:
 
     def _available_nodes(self) -> dict[bytes, dict]:
         return {node_id: node["available"] for node_id, node in self.nodes.items()
-                if node["state"] == "ALIVE" and node_id in self.node_conns}
+                if _schedulable(node) and node_id in self.node_conns}
 
     def _spawn_later(self, coro) -> None:
         """Start ``coro`` once the loop runs (recover() runs before it is serving)."""

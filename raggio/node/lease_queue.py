@@ -18,6 +18,8 @@ The rules, beyond the policy's:
   with "never spill twice" two of them waited for ever beside empty nodes).
 - A request that fits no node is reported once it has done so for
   ``INFEASIBLE_GRACE_S`` (a node may be joining that this view lacks yet).
+- A node that is ``leaving`` (drained, ``node/draining.py``) runs nothing more:
+  each request is decided as if this node were not in the view.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class LeaseQueue:
     def __init__(self, policy: SchedulingPolicy):
         self.policy = policy
         self.pending: collections.deque[LeaseRequest] = collections.deque()
+        self.leaving = False  #: the node is draining: send every request elsewhere
 
     def add(self, request: LeaseRequest) -> None:
         self.pending.append(request)
@@ -103,6 +106,9 @@ class LeaseQueue:
             now: ``time.monotonic()``.
         """
         actions: list[Action] = []
+        if self.leaving:
+            view = {node_id: node for node_id, node in view.items()
+                    if node_id != self.policy.local_node_id}
         # What is free once the requests placed here so far have their workers.
         available = dict(available)
         granted: set[int] = set()  #: ids of the idle workers given out in this pass
@@ -145,7 +151,8 @@ class LeaseQueue:
         return actions
 
     def _decide(self, request: LeaseRequest, available: dict, view: dict) -> Decision:
-        if request.placed or (request.spilled and fits(available, request.resources)):
+        if not self.leaving and (request.placed
+                                 or (request.spilled and fits(available, request.resources))):
             return Decision(LOCAL if fits(available, request.resources) else QUEUE)
         decision = self.policy.decide(request.resources, request.strategy, view, available)
         if request.spilled and decision.kind == SPILL and not fits(

@@ -22,11 +22,12 @@ import time
 from dataclasses import dataclass, field
 
 from raggio.common.labels import NODE_ID_LABEL
+from raggio.common.states import DRAIN_PREEMPTION
 from raggio.common.runtime_env import env_key
 from raggio.common.placement_group_resources import bundle_resources
 from raggio.config import Config
 from raggio.exceptions import ObjectLostError, RuntimeEnvSetupError
-from raggio.node import log_files
+from raggio.node import draining, log_files
 from raggio.node.app_metrics import AppMetrics
 from raggio.node.log_monitor import LogMonitor
 from raggio.node.memory_monitor import MemoryMonitor
@@ -110,6 +111,8 @@ class NodeManager:
         #: What the control store last said of every live node; this node's own entry is kept
         #: current here.
         self.view: dict[bytes, dict] = {}
+        #: The addresses of every live node, draining ones included (objects are there).
+        self.node_addresses: set[str] = set()
         #: Placement group id -> (resources taken from the node, bundle resources added).
         self.bundles: dict[bytes, tuple[dict, dict]] = {}
         self.log_dir = os.path.join(options.session_dir, "logs")
@@ -138,6 +141,8 @@ class NodeManager:
         #: Resolves when the control store connection is gone (it declared us dead, or died).
         self.left_cluster: asyncio.Future = asyncio.get_running_loop().create_future()
         self._closing = False
+        #: While the node drains (``drain``): its objects moving away; no work is taken.
+        self._drain: asyncio.Task | None = None
         self._prestarted = False
         self._drivers: set[Connection] = set()  #: drivers connected to this node
         self._holders: set[Connection] = set()  #: connections ``_watch`` follows
@@ -180,6 +185,8 @@ class NodeManager:
             "get_object_refs": self.get_object_refs,
             "cluster_view": self.cluster_view,
             "pull_object": self.pull_object,
+            "adopt_object": self.adopt_object,
+            "drain": self.drain,
             "reserve_bundles": self.reserve_bundles,
             "ping": self.ping,
             "release_bundles": self.release_bundles,
@@ -444,10 +451,13 @@ class NodeManager:
         self._report_resources()
 
     def cluster_view(self, conn: Connection, nodes: list[dict]) -> None:
-        """The control store's latest view of the live nodes."""
+        """The control store's latest view of the live nodes (those draining are kept
+        apart: they take no work, but their objects can still be pulled)."""
         own = self.view[self.node_id]
-        self.view = {node["node_id"]: node for node in nodes if node["node_id"] != self.node_id}
+        self.view = {node["node_id"]: node for node in nodes
+                     if node["node_id"] != self.node_id and not node.get("draining")}
         self.view[self.node_id] = own
+        self.node_addresses = {node["address"] for node in nodes}
         self._dispatch()
 
     def return_worker_lease(self, conn: Connection, msg: dict) -> None:
@@ -523,6 +533,8 @@ class NodeManager:
         pg_id, bundles = msg["pg_id"], msg["bundles"]
         if pg_id in self.bundles:
             return self._resource_state()
+        if self._drain is not None:
+            return None  # leaving the cluster
         needed: dict[str, float] = {}
         for bundle in bundles.values():
             for key, value in bundle.items():
@@ -609,8 +621,8 @@ class NodeManager:
     # -- objects --
 
     def create_object(self, conn: Connection, msg: list) -> int:
-        object_id, size_bytes = msg
-        return self.store.create(object_id, size_bytes)
+        object_id, size_bytes, owner_address = msg
+        return self.store.create(object_id, size_bytes, owner=owner_address)
 
     def seal_object(self, conn: Connection, object_id: bytes) -> None:
         self.store.seal(object_id)
@@ -646,13 +658,63 @@ class NodeManager:
     async def pull_object(self, conn: Connection, msg: list) -> bool:
         """Copy an object from the node at ``source_address`` into this node's arena."""
         object_id, source_address, size_bytes = msg
-        if not self.store.contains_sealed(object_id) and not any(
-                node["address"] == source_address for node in self.view.values()):
+        if not self.store.contains_sealed(object_id) and source_address not in self.node_addresses:
             # Its node is dead: nothing to pull from. A copy a worker here is still writing
             # (a task run again to rebuild it) is no answer: the owner learns of it once it
             # is written, and the reader that recovers the object waits for that.
             raise ObjectLostError(object_id.hex())
         return await self.transfer.pull(object_id, source_address, size_bytes)
+
+    async def adopt_object(self, conn: Connection, msg: list) -> bool:
+        """Take over an object's primary copy from a draining node (``node/draining.py``)."""
+        object_id, source_address, size_bytes, owner_address = msg
+        await self.transfer.pull(object_id, source_address, size_bytes)
+        self.store.make_primary(object_id, owner_address)
+        return True
+
+    async def drain(self, conn: Connection, msg: dict) -> dict:
+        """The control store's ``drain_node``: take no more work and move every primary
+        object to other nodes within ``deadline_s`` (``node/draining.py``). For the
+        autoscaler's ``DRAIN_NODE_REASON_IDLE_TERMINATION`` only while idle; for
+        ``DRAIN_NODE_REASON_PREEMPTION`` (the machine is going away) at once, running work
+        going on. Returns ``is_accepted`` and, if not, ``rejection_reason_message``; a drain
+        that cannot move an object is given up (the node takes work again)."""
+        if self._drain is None:
+            reason = None if msg["reason"] == DRAIN_PREEMPTION else draining.busy_reason(
+                leases=len(self.leases), waiting=len(self.lease_queue.pending),
+                bundles=len(self.bundles), drivers=len(self._drivers),
+                owners=sum(1 for w in self.pool.workers.values()
+                           if w.owns_objects and w.state != DEAD))
+            if reason is not None:
+                return {"is_accepted": False, "rejection_reason_message": reason}
+            self.lease_queue.leaving = True
+            self._drain = self._spawn(self._move_objects(msg["deadline_s"]))
+            self._drain.add_done_callback(self._drain_ended)
+        return await asyncio.shield(self._drain)
+
+    async def _move_objects(self, deadline_s: float) -> dict:
+        targets = sorted((dict(node, node_id=node_id) for node_id, node in self.view.items()
+                          if node_id != self.node_id),
+                         key=lambda node: -node["total"].get("object_store_memory", 0.0))
+        try:
+            moved, moved_bytes = await asyncio.wait_for(
+                draining.move_objects(self.store, targets, self._peer, self.server.address),
+                deadline_s)
+        except (draining.DrainFailed, asyncio.TimeoutError) as exc:
+            why = str(exc) or f"moving its objects took longer than {deadline_s:.0f} s"
+            logger.warning("drain given up: %s", why)
+            return {"is_accepted": False, "rejection_reason_message": why}
+        logger.info("drained: moved %d objects (%d bytes) to other nodes", moved, moved_bytes)
+        return {"is_accepted": True, "objects_moved": moved, "bytes_moved": moved_bytes}
+
+    def _drain_ended(self, task: asyncio.Task) -> None:
+        """A drain that failed gives the node back to the cluster."""
+        if self._closing:
+            return
+        if task.cancelled() or task.exception() is not None or not task.result()["is_accepted"]:
+            self._drain = None
+            self.lease_queue.leaving = False
+            self._dispatch()
 
     def read_object_chunk(self, conn: Connection, msg: list) -> RawReply:
         return self.transfer.read_chunk(*msg)

@@ -46,9 +46,10 @@ def arena_path(session_name: str, node_tag: str, size_bytes: int, temp_dir: str)
 
 
 class StoredObject:
-    __slots__ = ("offset", "size_bytes", "sealed", "pins", "spill_path", "freed", "primary")
+    __slots__ = ("offset", "size_bytes", "sealed", "pins", "spill_path", "freed", "primary",
+                 "owner")
 
-    def __init__(self, offset: int, size_bytes: int, primary: bool):
+    def __init__(self, offset: int, size_bytes: int, primary: bool, owner: str | None = None):
         self.offset: int | None = offset  #: None while spilled to disk
         self.size_bytes = size_bytes
         self.sealed = False
@@ -56,6 +57,7 @@ class StoredObject:
         self.spill_path: str | None = None
         self.freed = False  #: owner released it; drop once unpinned
         self.primary = primary  #: False for a copy pulled from another node: evict, never spill
+        self.owner = owner  #: a primary copy's owner (a core worker's address), told if it moves
 
 
 class ObjectStore:
@@ -108,14 +110,27 @@ class ObjectStore:
     def num_objects(self) -> int:
         return len(self._objects)
 
-    def create(self, object_id: bytes, size_bytes: int, primary: bool = True) -> int:
-        """Reserve space for a new object; return its offset in the arena."""
+    def create(self, object_id: bytes, size_bytes: int, primary: bool = True,
+               owner: str | None = None) -> int:
+        """Reserve space for a new object; return its offset in the arena. A primary copy
+        names its ``owner`` (a core worker's address) so that it can be moved."""
         existing = self._objects.get(object_id)
         if existing is not None and existing.offset is not None:
             return existing.offset
         offset = self._allocate(size_bytes, object_id)
-        self._objects[object_id] = StoredObject(offset, size_bytes, primary)
+        self._objects[object_id] = StoredObject(offset, size_bytes, primary, owner)
         return offset
+
+    def make_primary(self, object_id: bytes, owner: str) -> None:
+        """Keep a pulled copy as the object's primary copy (spilled, never evicted): its
+        node moved it here before leaving the cluster."""
+        obj = self._objects[object_id]
+        obj.primary, obj.owner = True, owner
+
+    def primary_objects(self) -> list[tuple[bytes, int, str | None]]:
+        """(id, size, owner) of each primary copy still wanted, in the arena or spilled."""
+        return [(object_id, obj.size_bytes, obj.owner) for object_id, obj in self._objects.items()
+                if obj.primary and not obj.freed]
 
     def view(self, offset: int, length: int) -> memoryview:
         """Arena memory at ``offset``, for a pull to receive an object's bytes into."""

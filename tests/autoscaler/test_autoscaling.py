@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import raggio as ray
@@ -184,3 +185,35 @@ def test_a_busy_share_that_stays_above_the_target_adds_a_node(autoscaling):
     assert ray.wait(refs, timeout=0)[0] == []  # while the work still runs
     ray.cancel(refs[0], force=True)
     ray.cancel(refs[1], force=True)
+
+
+def test_an_idle_node_moves_its_objects_away_before_it_leaves(autoscaling):
+    autoscaling({"cpu2": CPU2})
+
+    @ray.remote(num_cpus=1, num_returns=2, max_retries=0)  # lost, it could not be rebuilt
+    def make(n):
+        return np.full(n, 7, dtype=np.uint8), ray.get_runtime_context().get_node_id()
+
+    array, node = make.remote(4 << 20)
+    made_on = ray.get(node, timeout=60)
+    assert ray.wait([array], timeout=30)[0] == [array]  # not read here: its only copy is there
+    # The node runs nothing: it is drained (the array moves to the head) and removed.
+    wait_until(lambda: alive_workers() == 0, timeout_s=90, what="the idle node to leave")
+    assert not [n for n in ray.nodes() if n["NodeID"] == made_on and n["Alive"]]
+    value = ray.get(array, timeout=30)
+    assert value.shape == (4 << 20,) and value.min() == value.max() == 7
+
+
+def test_an_idle_node_that_would_lose_objects_stays_and_status_says_why(autoscaling):
+    cluster = autoscaling({"cpu2": CPU2})
+
+    @ray.remote(num_cpus=1)
+    def put_there():
+        return [ray.put(np.ones(1 << 20, dtype=np.uint8))]  # owned by the worker there
+
+    [inner] = ray.get(put_there.remote(), timeout=60)
+    kept = wait_until(lambda: "it refused to drain" in (text := status_text(cluster))
+                      and text, timeout_s=60, what="raggio status to say why the node stays")
+    assert "own objects that others hold" in kept.split("Autoscaler\n", 1)[1], kept
+    assert alive_workers() == 1
+    assert int(ray.get(inner, timeout=30).sum()) == 1 << 20

@@ -154,3 +154,19 @@ def test_remove_returns_the_unanswered_requests_it_takes(loop):
     queue = new_queue(answered, unanswered, other)
     assert queue.remove(lambda r: r.resources == CPU1) == [unanswered]
     assert list(queue.pending) == [other]
+
+
+@pytest.mark.parametrize("resources, spilled", [(CPU1, False), (CPU1, True), ({}, True)])
+def test_a_leaving_node_sends_even_what_fits_here_to_another_node(loop, resources, spilled):
+    # Drained (node/draining.py): nothing more runs here, whatever it fits.
+    queue = new_queue(request(loop, resources, spilled=spilled))
+    queue.leaving = True
+    actions = dispatch(queue, cluster(node(2), a=node(2)), idle=["w"])
+    assert kinds(actions) == [SPILLBACK] and actions[0].node_id == A
+
+
+def test_a_leaving_node_keeps_what_no_other_node_can_take(loop):
+    queue = new_queue(request(loop, {"CPU": 4.0}))
+    queue.leaving = True
+    assert GRANT not in kinds(dispatch(queue, cluster(node(4), a=node(2)), idle=["w"]))
+    assert len(queue.pending) == 1
