@@ -46,6 +46,7 @@ def render(nodes: list[dict], placement_groups: dict | None = None,
     dead = [n for n in nodes if n["state"] == "DEAD"]
     recovering = [n for n in nodes if n["state"] == "RECOVERING"]
     lines += [f" 1 node_{n['node_id'].hex()}" + (" (head)" if n.get("is_head") else "")
+              + (f" (draining: {n['draining']})" if n.get("draining") else "")
               for n in alive] or [" (no active nodes)"]
     lines += ["Pending:"]
     lines += ([f" node_{n['node_id'].hex()} ({n['node_ip']}): reconnecting after a "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 import raggio
+from raggio.common.states import DRAIN_DEADLINE_S, DRAIN_REASONS
 from raggio.config import DEFAULT_CLIENT_PORT, DEFAULT_DASHBOARD_PORT, get_config
 
 
@@ -107,6 +108,27 @@ def status(address: str | None, temp_dir: str | None) -> None:
     click.echo(cluster_status.render(
         nodes, groups, tasks, dashboard_url=dashboard_url.decode() if dashboard_url else None,
         autoscaler=autoscaler_status.read(*autoscaler)))
+
+
+@main.command(name="drain-node")
+@click.option("--address", default=None, help="The head's HOST:PORT (default: this machine's).")
+@click.option("--node-id", required=True, help="The node to drain (`raggio list nodes`).")
+@click.option("--reason", required=True, type=click.Choice(DRAIN_REASONS),
+              help="IDLE_TERMINATION: refused while the node runs work. PREEMPTION: the "
+                   "machine is going away; accepted at once, running work goes on.")
+@click.option("--reason-message", required=True, help="Why, in words (shown as the "
+                                                      "node's death reason once it stops).")
+@click.option("--deadline-remaining-seconds", type=float, default=None,
+              help=f"How long moving its objects may take (default {DRAIN_DEADLINE_S:.0f}).")
+@click.option("--temp-dir", default=None)
+def drain_node(address: str | None, node_id: str, reason: str, reason_message: str,
+               deadline_remaining_seconds: float | None, temp_dir: str | None) -> None:
+    """Take a node out of scheduling and move its objects to other nodes, so that it can
+    be stopped losing nothing."""
+    from raggio.cli import drain
+
+    drain.drain_node(address, node_id, reason, reason_message, deadline_remaining_seconds,
+                     temp_dir)
 
 
 @main.command()

@@ -95,6 +95,16 @@ def test_usage_is_summed_over_live_nodes_only():
     assert failures[0].startswith(f"node_{DEAD.hex()} (127.0.0.1): lost at ")
 
 
+def test_a_draining_node_says_why_and_a_drained_one_too():
+    draining = dict(record(WORKER, {"CPU": 2.0}), draining="removed by the autoscaler: idle")
+    drained = dict(record(DEAD, {"CPU": 2.0}, state="DEAD", end_time=0.0),
+                   death_reason="drained: spot instance reclaimed")
+    text = render([record(HEAD, {"CPU": 2.0}, is_head=True), draining, drained], now=NOW)
+    assert section(text, "Active")[1] == (
+        f"1 node_{WORKER.hex()} (draining: removed by the autoscaler: idle)")
+    assert section(text, "Recent failures")[0].endswith("(drained: spot instance reclaimed)")
+
+
 def test_no_nodes():
     text = render([record(DEAD, {"CPU": 1.0}, state="DEAD", end_time=0.0)], now=NOW)
     assert section(text, "Active") == ["(no active nodes)"]

@@ -1,0 +1,177 @@
+"""Draining a node (the control store's ``drain_node``, which the autoscaler calls before it
+removes a node): a busy node refuses, a drained one takes no more work, and its objects move
+to another node, so that removing it loses nothing.
+
+Real nodes of one ``Cluster``: a one-CPU head (where the driver runs) and a one-CPU node
+with {"side": 1}, which each test drains.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import raggio as ray
+from raggio.common.states import DRAIN_IDLE_TERMINATION
+from raggio.core import context
+from raggio.test_utils import wait_until
+from raggio.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+_RAGGIO = os.path.join(os.path.dirname(sys.executable), "raggio")
+RAGGIO = [_RAGGIO] if os.path.exists(_RAGGIO) else [sys.executable, "-m", "raggio"]
+STORE_BYTES = 200 * 1024**2
+ARRAY_BYTES = 4 << 20
+
+
+@pytest.fixture
+def side(ray_start_cluster):
+    cluster = ray_start_cluster
+    cluster.add_node(num_cpus=1, object_store_memory=STORE_BYTES)
+    node = cluster.add_node(num_cpus=1, resources={"side": 1}, object_store_memory=STORE_BYTES)
+    ray.init(address=cluster.address)
+    cluster.wait_for_nodes()
+    return cluster, node
+
+
+def drain(node) -> dict:
+    return context.get_core().request("gcs", "drain_node", {
+        "node_id": bytes.fromhex(node.node_id), "reason": DRAIN_IDLE_TERMINATION,
+        "reason_message": "a test drains it", "deadline_s": 60})
+
+
+def drained(node) -> dict:
+    """Drain the node once it accepts: the driver keeps a finished task's lease a moment
+    (``lease_linger_s``), and the node refuses while a lease is held."""
+    deadline = time.monotonic() + 30
+    while not (reply := drain(node))["is_accepted"]:
+        assert time.monotonic() < deadline, f"the node still refuses to drain: {reply}"
+        time.sleep(0.1)
+    return reply
+
+
+def store_used(node_id: str) -> int:
+    nodes = context.get_core().request("gcs", "get_nodes", None)
+    [found] = [n for n in nodes if n["node_id"].hex() == node_id]
+    return found.get("object_store_used", 0)
+
+
+@ray.remote(num_cpus=0)
+def node_id():
+    return ray.get_runtime_context().get_node_id()
+
+
+@ray.remote(resources={"side": 1}, num_returns=2, max_retries=0)  # lost, it stays lost
+def make_array(seconds=0.0):
+    time.sleep(seconds)
+    return np.full(ARRAY_BYTES, 7, dtype=np.uint8), ray.get_runtime_context().get_node_id()
+
+
+def test_a_busy_node_refuses_and_a_drained_one_takes_no_more_work(side):
+    cluster, node = side
+    array, where = make_array.remote(3)
+    wait_until(lambda: ray.available_resources().get("side", 0) == 0, what="the task to run")
+    reply = drain(node)
+    assert not reply["is_accepted"] and "lease" in reply["rejection_reason_message"], reply
+    assert ray.get(where, timeout=60) == node.node_id
+    reply = drained(node)
+    assert reply["objects_moved"] == 1 and reply["bytes_moved"] >= ARRAY_BYTES
+    # What could run there runs elsewhere; what needs it waits.
+    assert set(ray.get([node_id.remote() for _ in range(10)], timeout=60)) == {
+        cluster.head_node.node_id}
+    blocked, _ = make_array.remote()
+    assert ray.wait([blocked], timeout=2)[0] == []
+    ray.cancel(blocked)
+
+
+def test_drained_objects_outlive_the_node_and_are_freed_with_their_refs(side):
+    cluster, node = side
+    head = cluster.head_node.node_id
+    array, where = make_array.remote()
+    assert ray.get(where, timeout=60) == node.node_id
+    ray.wait([array], timeout=30)  # its location only: the only copy stays on the node
+
+    drained(node)
+    wait_until(lambda: store_used(head) >= ARRAY_BYTES, what="the head to report the array")
+    cluster.remove_node(node)
+    wait_until(lambda: not [n for n in ray.nodes() if n["NodeID"] == node.node_id
+                            and n["Alive"]], what="the node to leave")
+    value = ray.get(array, timeout=30)
+    assert value.min() == value.max() == 7
+    del value, array
+    wait_until(lambda: store_used(head) == 0, what="the moved array to be freed")
+
+
+def test_a_borrower_that_knew_the_old_place_reads_from_the_new_one(side):
+    cluster, node = side
+
+    @ray.remote(num_cpus=0)
+    class Borrower:
+        def hold(self, refs):
+            self.ref = refs[0]
+            ray.wait([self.ref], fetch_local=False)  # learns where it lives, reads nothing
+
+        def total(self):
+            return int(ray.get(self.ref).sum())
+
+    borrower = Borrower.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+        cluster.head_node.node_id, soft=False)).remote()
+    array, where = make_array.remote()
+    assert ray.get(where, timeout=60) == node.node_id
+    ray.get(borrower.hold.remote([array]), timeout=60)
+    drained(node)
+    cluster.remove_node(node)
+    assert ray.get(borrower.total.remote(), timeout=60) == 7 * ARRAY_BYTES
+
+
+def test_a_node_whose_worker_owns_objects_others_hold_refuses(side):
+    cluster, node = side
+
+    @ray.remote(resources={"side": 1})
+    def put_there():
+        return [ray.put(np.zeros(ARRAY_BYTES, dtype=np.uint8))]
+
+    [inner] = ray.get(put_there.remote(), timeout=60)
+    reply = drain(node)
+    assert not reply["is_accepted"]
+    assert "own objects" in reply["rejection_reason_message"], reply
+    assert ray.get(inner, timeout=30).size == ARRAY_BYTES
+    # Refused, it takes work again.
+    assert ray.get(make_array.remote()[1], timeout=60) == node.node_id
+
+
+def drain_node_cli(cluster, *args) -> subprocess.CompletedProcess:
+    env = dict(os.environ, RAGGIO_AUTH_TOKEN=context.get_core().token)
+    return subprocess.run(RAGGIO + ["drain-node", "--address", cluster.address, *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_drain_node_for_preemption_lets_running_work_finish(side):
+    cluster, node = side
+    array, where = make_array.remote(3)
+    wait_until(lambda: ray.available_resources().get("side", 0) == 0, what="the task to run")
+    done = drain_node_cli(cluster, "--node-id", node.node_id,
+                          "--reason", "DRAIN_NODE_REASON_PREEMPTION",
+                          "--reason-message", "spot instance reclaimed")
+    assert done.returncode == 0, done.stderr
+    assert f"Node {node.node_id} is drained: it takes no more work" in done.stdout
+    assert ray.get(where, timeout=60) == node.node_id  # what ran there finished
+    assert set(ray.get([node_id.remote() for _ in range(5)], timeout=60)) == {
+        cluster.head_node.node_id}
+
+
+def test_drain_node_names_a_bad_node_id_and_a_refusal(side):
+    cluster, node = side
+    bad = drain_node_cli(cluster, "--node-id", "abc", "--reason",
+                         "DRAIN_NODE_REASON_IDLE_TERMINATION", "--reason-message", "x")
+    assert bad.returncode != 0 and "not a node id" in bad.stderr
+    assert "raggio list nodes" in bad.stderr
+    array, where = make_array.remote(3)
+    wait_until(lambda: ray.available_resources().get("side", 0) == 0, what="the task to run")
+    refused = drain_node_cli(cluster, "--node-id", node.node_id, "--reason",
+                             "DRAIN_NODE_REASON_IDLE_TERMINATION", "--reason-message", "x")
+    assert refused.returncode == 1
+    assert "The drain request was not accepted: 1 worker lease(s) in use" in refused.stderr
+    ray.get(where, timeout=60)
