@@ -40,6 +40,8 @@ NODE_MODULE = "raggio.node.main"
 #: line on stdin: ``raggio start --head`` starts the head's node while its control store
 #: starts, and sends them once the control store is up.
 FROM_STDIN = "-"
+#: The size of a node's id (Ray's NodeID), in bytes.
+NODE_ID_BYTES = 28
 
 
 def _json_object(text: str) -> dict:
@@ -68,6 +70,13 @@ def _env(doc: str, default):
     if isinstance(default, dict):
         return field(default_factory=dict, metadata={"doc": doc, "env": True})
     return field(default=default, metadata={"doc": doc, "env": True})
+
+
+def _is_node_id(text: str) -> bool:
+    try:
+        return len(bytes.fromhex(text)) == NODE_ID_BYTES
+    except ValueError:
+        return False
 
 
 def is_loopback(host: str) -> bool:
@@ -135,6 +144,9 @@ class NodeSpec:
                                      "(0: any free one).", 0)
     node_manager_port: int = _flag("The port of the node manager, which objects move over "
                                    "too (0: any free one).", 0)
+    node_id: str = _flag("The node's id in hex (default: a new random one): chosen by a starter "
+                         "that records the node before it runs (the fake_multinode provider).",
+                         "")
     # -- its process
     temp_dir: str = _flag("Where session directories live (default: Config.temp_dir).",
                           parse=str, default_factory=lambda: get_config().temp_dir)
@@ -156,6 +168,9 @@ class NodeSpec:
         if self.no_node and self.gcs_address:
             raise ValueError("no_node runs only a control store, which a node that joins "
                              f"one at {self.gcs_address} does not run.")
+        if self.node_id and not _is_node_id(self.node_id):
+            raise ValueError(f"node_id is {NODE_ID_BYTES} bytes in hex ({2 * NODE_ID_BYTES} "
+                             f"digits), not {self.node_id!r}.")
 
     def set_dashboard(self, host: str, port: int | None) -> None:
         """Run the dashboard on ``host:port``; ``port=None``: Ray's default port, or the next

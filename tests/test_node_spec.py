@@ -2,8 +2,8 @@
 
 The spec's command line reads back to the same spec; its environment carries
 the token and settings (never the command line); a process started from a
-spec joins a cluster; and what a spec leaves out the node takes from
-``Config``.
+spec joins a cluster (with the node id its starter chose); and what a spec
+leaves out the node takes from ``Config``.
 """
 
 import dataclasses
@@ -30,7 +30,7 @@ SPECS = [
              storage="/tmp/x/raggio_control_store.sqlite", session_dir="/tmp/x/session_1"),
     NodeSpec(head=True, gcs_address=FROM_STDIN, num_cpus=2, session_dir="/tmp/x/session_1"),
     NodeSpec(gcs_address="10.0.0.5:6379", node_ip_address="10.0.0.6", num_cpus=1,
-             labels={"ray.io/market-type": "spot"}, tied=True),
+             labels={"ray.io/market-type": "spot"}, tied=True, node_id="ab" * 28),
 ]
 
 
@@ -49,6 +49,12 @@ def test_a_head_runs_the_control_store_and_a_joining_node_the_node_manager():
         NodeSpec()
     with pytest.raises(ValueError, match="no_node"):
         NodeSpec(head=True, no_node=True, gcs_address="127.0.0.1:6379")
+
+
+def test_a_chosen_node_id_is_a_node_ids_size_in_hex():
+    for wrong in ("ab" * 27, "xy" * 28):
+        with pytest.raises(ValueError, match="node_id is 28 bytes in hex"):
+            NodeSpec(gcs_address="127.0.0.1:6379", node_id=wrong)
 
 
 def test_the_token_and_settings_travel_in_the_environment_only():
@@ -89,10 +95,11 @@ def test_a_node_started_from_a_spec_joins_the_cluster(ray_start_cluster):
     cluster.add_node(num_cpus=1, object_store_memory=100 * 1024**2)
     spec = NodeSpec(gcs_address=cluster.address, token=cluster_file.known_token(cluster.address),
                     tied=True, num_cpus=3, resources={"spec_made": 1}, labels={"made": "spec"},
-                    object_store_memory=100 * 1024**2)
+                    object_store_memory=100 * 1024**2, node_id="5e" * 28)
     process = spec.start_process()
     try:
         ready = wait_ready(process, 60, "node from a spec")
+        assert ready["node_id"] == spec.node_id  # the id its starter chose
         wait_until(lambda: ready["node_id"] in cluster.alive_node_ids(), timeout_s=30,
                    what="the control store to have the node")
         ray.init(address=cluster.address)

@@ -8,11 +8,16 @@ raggio.node.main`` here, joined to that head with the node type's resources
 and labels. Nothing runs over SSH: the node runs raggio as soon as it exists
 (Ray's ``disable_node_updaters: true``, which such files set).
 
-- Node ids are the nodes' own: the node id (hex) of the control store's record,
-  from the node's ready line, so the autoscaler matches the two by id. A node is
-  listed once it has joined (launching returns then; until then the autoscaler
-  counts it as its own pending launch). The head is not the provider's
-  (``raggio start --head`` started it): the provider's nodes are workers.
+- Node ids are the nodes' own: the provider chooses a node's id (hex) and gives
+  it to the node (``NodeSpec.node_id``), which joins the control store with it,
+  so the autoscaler matches the two by id. A node is recorded under its id
+  before it starts (launching), with its starter (the process launching it),
+  and is listed once it has joined (launching returns then; until then the
+  autoscaler counts it as its own pending launch). A launching node whose
+  starter is gone (an autoscaler killed mid-launch) is listed at once: the next
+  autoscaler matches it by id once it joins, or removes it if it never does. The
+  head is not the provider's (``raggio start --head`` started it): the
+  provider's nodes are workers.
 - ``provider_config`` takes, besides ``type``, the head's ``gcs_address``,
   ``session_dir`` and ``token_path`` (``HEAD_KEYS``: the keys of the head's ready
   line), which the head's autoscaler adds; Ray's other keys
@@ -37,6 +42,7 @@ Not owned here: deciding what to launch or remove (``resource_demand.py``,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -53,7 +59,7 @@ from raggio.launcher.node_provider import (NODE_KIND_WORKER, STATUS_UP_TO_DATE,
                                            TAG_RAY_NODE_KIND, TAG_RAY_NODE_NAME,
                                            TAG_RAY_NODE_STATUS, TAG_RAY_USER_NODE_TYPE,
                                            NodeProvider)
-from raggio.node_spec import NodeSpec
+from raggio.node_spec import NODE_ID_BYTES, NodeSpec
 
 #: The keys of the head's ready line that ``provider_config`` must carry.
 HEAD_KEYS = ("gcs_address", "session_dir", "token_path")
@@ -61,7 +67,7 @@ HEAD_KEYS = ("gcs_address", "session_dir", "token_path")
 #: before SIGKILL (which leaves the arena): generous, for a loaded machine.
 TERMINATE_GRACE_S = 30.0
 
-# A record's states: started and not yet ready (keyed "launching-<n>"), ready, ended.
+# A record's states: started and not yet ready, ready, ended.
 LAUNCHING = "launching"
 RUNNING = "running"
 TERMINATED = "terminated"
@@ -92,26 +98,32 @@ class FakeMultiNodeProvider(NodeProvider):
                                                                   "fake_multinode"))
         #: The processes this object started, so that it reaps them when they end.
         self._children: dict[int, subprocess.Popen] = {}
+        #: This process, as the starter of the nodes it launches.
+        self._starter = _identity(os.getpid())
 
     # -- what the provider has
 
     def non_terminated_nodes(self, tag_filters: dict[str, str]) -> list[str]:
+        """The nodes that joined, and those whose launch was left unfinished by a starter
+        that is gone (not the ones a live process is launching: its autoscaler counts
+        them); a listed node whose process is gone is marked terminated."""
         self._reap()
         with self.state.update() as document:
             nodes = document["nodes"]
             for record in nodes.values():
-                if record["state"] == RUNNING and _process(record) is None:
+                if _listed(record) and _process(record) is None:
                     record["state"] = TERMINATED  # it died (or `raggio stop` ended it)
             return [node_id for node_id, record in nodes.items()
-                    if record["state"] == RUNNING
+                    if _listed(record)
                     and all(record["tags"].get(k) == v for k, v in tag_filters.items())]
 
     def is_running(self, node_id: str) -> bool:
         record = self._record(node_id)
-        return record.get("state") == RUNNING and _process(record) is not None
+        return _listed(record) and _process(record) is not None
 
     def is_terminated(self, node_id: str) -> bool:
-        return not self.is_running(node_id)
+        record = self._record(node_id)
+        return record.get("state", TERMINATED) == TERMINATED or _process(record) is None
 
     def node_tags(self, node_id: str) -> dict[str, str]:
         return dict(self._record(node_id).get("tags", {}))
@@ -123,7 +135,7 @@ class FakeMultiNodeProvider(NodeProvider):
         return self._record(node_id)["node_ip"]
 
     def cluster_node_id(self, node_id: str) -> str:
-        return node_id  # the provider's ids are the nodes' own
+        return node_id  # the provider's ids are the nodes' own (it chose them)
 
     def set_node_tags(self, node_id: str, tags: dict[str, str]) -> None:
         with self.state.update() as document:
@@ -161,49 +173,49 @@ class FakeMultiNodeProvider(NodeProvider):
                                 "node_market_type": tags.get(TAG_RAGGIO_MARKET_TYPE,
                                                              "on-demand")})
         started = [self._start(spec, tags) for _ in range(count)]
-        failures = [failure for key, process, log_path in started
-                    if (failure := self._wait_joined(key, process, log_path)) is not None]
+        failures = [failure for node_id, process, log_path in started
+                    if (failure := self._wait_joined(node_id, process, log_path)) is not None]
         if failures:
             raise ClusterLaunchError(
                 f"{len(failures)} of {count} node(s) of type {node_type!r} did not start: "
                 f"{failures[0]}")
 
     def _start(self, spec: NodeSpec, tags: dict[str, str]) -> tuple[str, subprocess.Popen, str]:
-        """Start one node's process and record it as launching (so that it is stopped with
-        the cluster even if its starter dies before it is ready)."""
+        """Start one node's process, recorded as launching under the id it will join with
+        (so that it is stopped with the cluster, and found by the next autoscaler, even if
+        its starter dies before it is ready)."""
+        node_id = os.urandom(NODE_ID_BYTES).hex()
+        log_path = self.state.log_path(f"node-{node_id}")
         with self.state.update() as document:
-            index = document.setdefault("launched", 0)
-            document["launched"] = index + 1
-            key = f"{LAUNCHING}-{index}"
-            document["nodes"][key] = {"state": LAUNCHING, "tags": dict(tags)}
-        log_path = self.state.log_path(f"node-{index}")
+            document["nodes"][node_id] = {
+                "state": LAUNCHING, "starter": self._starter, "node_ip": spec.node_ip_address,
+                "log": log_path, "tags": dict(tags, **{TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
+                                                       TAG_RAY_NODE_NAME: node_id})}
         with open(log_path, "ab") as log:
-            process = spec.start_process(stderr=log, start_new_session=True)
+            process = dataclasses.replace(spec, node_id=node_id).start_process(
+                stderr=log, start_new_session=True)
         self._children[process.pid] = process
         with self.state.update() as document:
-            document["nodes"][key].update(_identity(process.pid), log=log_path)
-        return key, process, log_path
+            document["nodes"][node_id].update(_identity(process.pid))
+        return node_id, process, log_path
 
-    def _wait_joined(self, key: str, process: subprocess.Popen, log_path: str) -> str | None:
-        """Wait for a started node's ready line and record it under its node id; on failure,
-        drop its record and say why."""
+    def _wait_joined(self, node_id: str, process: subprocess.Popen,
+                     log_path: str) -> str | None:
+        """Wait for a started node's ready line and record it as running; on failure, drop
+        its record and say why."""
         try:
             ready = wait_ready(process, get_config().head_start_timeout_s, "fake_multinode node")
         except RaySystemError as exc:
             with self.state.update() as document:
-                document["nodes"].pop(key, None)
+                document["nodes"].pop(node_id, None)
             self._children.pop(process.pid, None)
             return f"{exc.client_exc} (log: {log_path})"
         process.stdout.close()
-        node_id = ready["node_id"]
         with self.state.update() as document:
-            record = document["nodes"].pop(key)
-            record["tags"].update({TAG_RAY_NODE_KIND: NODE_KIND_WORKER,
-                                   TAG_RAY_NODE_NAME: node_id,
-                                   TAG_RAY_NODE_STATUS: STATUS_UP_TO_DATE})
-            document["nodes"][node_id] = dict(
-                record, state=RUNNING, node_ip=ready["node_address"].rpartition(":")[0],
-                node_session_dir=ready["session_dir"])
+            record = document["nodes"][node_id]
+            if record["state"] == LAUNCHING:  # not terminated meanwhile
+                record["tags"][TAG_RAY_NODE_STATUS] = STATUS_UP_TO_DATE
+                record.update(state=RUNNING, node_session_dir=ready["session_dir"])
         return None
 
     # -- terminating
@@ -258,8 +270,16 @@ def _identity(pid: int) -> dict:
     return {"pid": pid, "create_time": psutil.Process(pid).create_time()}
 
 
+def _listed(record: dict) -> bool:
+    """Whether a record is one of the provider's nodes: it joined, or its launch was left
+    unfinished by a starter that is gone (a launch in a live process is that process's)."""
+    state = record.get("state")
+    return state == RUNNING or (state == LAUNCHING and _process(record["starter"]) is None)
+
+
 def _process(record: dict) -> psutil.Process | None:
-    """The record's process if it still runs (the same process: pid and start time)."""
+    """The process that ``record`` identifies (a node's, or its starter's: pid and start
+    time) if it still runs."""
     if "pid" not in record:
         return None
     try:

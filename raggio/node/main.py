@@ -6,9 +6,9 @@ which ``raggio start --address=...`` and ``cluster_utils.Cluster.add_node``
 build. The head process reuses the start-up helpers here; ``raggio start
 --head`` starts it with ``--head --gcs-address=-`` beside the control store
 and sends it the address and token on stdin once the control store is up.
-When ready it prints one JSON line on stdout (its addresses); it exits on
-SIGTERM, or when stdin closes if ``--tied`` (a node owned by the process that
-started it).
+When ready it prints one JSON line on stdout (its addresses; a starter gone by
+then does not end it); it exits on SIGTERM, or when stdin closes if ``--tied``
+(a node owned by the process that started it).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from raggio.launch import print_error, print_ready
 from raggio.node.manager import NodeManager, NodeOptions
 from raggio.node.node_info import (default_labels, default_resources, new_session_dir,
                                    overridden_resources)
-from raggio.node_spec import FROM_STDIN, NODE_MODULE, NodeSpec
+from raggio.node_spec import FROM_STDIN, NODE_ID_BYTES, NODE_MODULE, NodeSpec
 
 
 def session_for(spec: NodeSpec) -> tuple[str, str]:
@@ -46,7 +46,8 @@ async def start_node_manager(spec: NodeSpec, cfg: Config, *, gcs_address: str, t
         memory=given.memory, object_store_memory=given.object_store_memory,
         node_ip=spec.node_ip_address, is_head=spec.head)
     node = NodeManager(NodeOptions(
-        node_id=os.urandom(28), node_ip=spec.node_ip_address, gcs_address=gcs_address,
+        node_id=bytes.fromhex(spec.node_id) if spec.node_id else os.urandom(NODE_ID_BYTES),
+        node_ip=spec.node_ip_address, gcs_address=gcs_address,
         token=token, session_dir=session_dir, session_name=session_name, resources=resources,
         object_store_memory=object_store_memory, is_head=spec.head,
         labels=dict(default_labels(cfg), **spec.labels),
@@ -83,6 +84,18 @@ async def wait_for_exit(tied: bool) -> None:
             watcher.cancel()
 
 
+def announce(ready: dict) -> None:
+    """Print the ready line. A starter that is gone (an autoscaler killed mid-launch) does not
+    end the node: the provider's record of it, made before it started, still holds it."""
+    try:
+        print_ready(ready)
+    except BrokenPipeError:
+        # Python's advice: stdout to /dev/null, so that the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 async def run_node(spec: NodeSpec) -> None:
     """Run the node until it is told to exit (or, tied, its owner is gone)."""
     cfg = get_config()
@@ -91,8 +104,8 @@ async def run_node(spec: NodeSpec) -> None:
                                     token=spec.token or cfg.auth_token,
                                     session_dir=session_dir, session_name=session_name)
     try:
-        print_ready({"node_id": node.node_id.hex(), "node_address": node.server.address,
-                     "session_dir": session_dir, "pid": os.getpid()})
+        announce({"node_id": node.node_id.hex(), "node_address": node.server.address,
+                  "session_dir": session_dir, "pid": os.getpid()})
         exit_requested = asyncio.ensure_future(wait_for_exit(spec.tied))
         await asyncio.wait([exit_requested, node.left_cluster],
                            return_when=asyncio.FIRST_COMPLETED)

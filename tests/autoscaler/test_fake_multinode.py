@@ -1,7 +1,8 @@
 """The fake_multinode provider and AutoscalingCluster, driven directly as the autoscaler drives
 them: nodes it launches are real node processes that join the head with their type's
-resources and labels, leave when terminated, outlive the process that started them, and are
-stopped, with the head, by ``AutoscalingCluster.shutdown()``.
+resources and labels, leave when terminated, outlive the process that started them (even one
+killed mid-launch, whose nodes the next provider finds), and are stopped, with the head, by
+``AutoscalingCluster.shutdown()``.
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
 
 import raggio as ray
+from raggio.autoscaler.fake_multinode import FakeMultiNodeProvider
 from raggio.cluster_utils import HEAD_NODE_TYPE, AutoscalingCluster
 from raggio.core import context
 from raggio.exceptions import ClusterConfigError, ClusterLaunchError
@@ -23,13 +27,21 @@ from raggio.launcher import cluster_config
 from raggio.launcher.node_provider import (NODE_KIND_WORKER, STATUS_UP_TO_DATE,
                                            TAG_RAY_NODE_KIND, TAG_RAY_NODE_STATUS,
                                            TAG_RAY_USER_NODE_TYPE, get_node_provider)
-from raggio.test_utils import wait_for_condition
+from raggio.test_utils import wait_for_condition, wait_until
 
 WORKER_TYPES = {"cpu2": {"resources": {"CPU": 2, "custom": 1}, "labels": {"zone": "a"},
                          "node_config": {}, "min_workers": 0, "max_workers": 3}}
 #: What the autoscaler passes for one cpu2 node.
 CPU2 = dict(node_config={}, tags={TAG_RAY_USER_NODE_TYPE: "cpu2"},
             resources={"CPU": 2, "custom": 1}, labels={"zone": "a"})
+#: A process that launches one cpu2 node as a (restarted) autoscaler would: argv[1] the
+#: provider config, argv[2] the cluster name.
+LAUNCH_ONE = (
+    "import json, sys\n"
+    "from raggio.autoscaler.fake_multinode import FakeMultiNodeProvider\n"
+    "provider = FakeMultiNodeProvider(json.loads(sys.argv[1]), sys.argv[2])\n"
+    "provider.create_node_with_resources_and_labels(\n"
+    "    {}, {'ray-user-node-type': 'cpu2'}, 1, {'CPU': 2}, {})\n")
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +72,32 @@ def launch(provider, count: int = 1, **changes) -> list[str]:
 
 def alive_nodes() -> dict[str, dict]:
     return {node["NodeID"]: node for node in ray.nodes() if node["Alive"]}
+
+
+def launch_one_command(provider) -> list[str]:
+    return [sys.executable, "-c", LAUNCH_ONE, json.dumps(provider.provider_config),
+            provider.cluster_name]
+
+
+def started_node(nodes: dict[str, dict]) -> str | None:
+    """The id of a node whose process is recorded while its launch is unfinished."""
+    return next((node_id for node_id, record in nodes.items()
+                 if record["state"] == "launching" and "pid" in record), None)
+
+
+def stop_mid_launch(provider, starter: subprocess.Popen) -> str:
+    """SIGSTOP a process launching a node once the node's process is recorded, holding the
+    record's lock until it has stopped, so that it cannot have recorded the node as ready
+    (it does that under the lock, after the pid); return the node's id."""
+    def stopped() -> str | None:
+        with provider.state.update() as document:
+            node_id = started_node(document["nodes"])
+            if node_id is not None:
+                starter.send_signal(signal.SIGSTOP)
+                wait_until(lambda: psutil.Process(starter.pid).status() ==
+                           psutil.STATUS_STOPPED, what="the starter to stop")
+            return node_id
+    return wait_until(stopped, timeout_s=60, what="the node's process to be recorded")
 
 
 def test_cluster_file_is_rays_fake_multinode_with_the_types():
@@ -152,18 +190,54 @@ def test_fail_to_start_fails_every_launch_of_the_type(provider):
 
 def test_nodes_outlive_the_process_that_started_them(provider):
     """A restarted autoscaler finds the nodes the last one launched, and can end them."""
-    script = (
-        "import json, sys\n"
-        "from raggio.autoscaler.fake_multinode import FakeMultiNodeProvider\n"
-        "provider = FakeMultiNodeProvider(json.loads(sys.argv[1]), sys.argv[2])\n"
-        "provider.create_node_with_resources_and_labels(\n"
-        "    {}, {'ray-user-node-type': 'cpu2'}, 1, {'CPU': 2}, {})\n")
-    subprocess.run([sys.executable, "-c", script, json.dumps(provider.provider_config),
-                    provider.cluster_name], check=True, timeout=120)
+    subprocess.run(launch_one_command(provider), check=True, timeout=120)
     [node_id] = provider.non_terminated_nodes({})
     assert node_id in alive_nodes()
     provider.terminate_node(node_id)
     wait_for_condition(lambda: node_id not in alive_nodes())
+
+
+def test_a_node_whose_starter_died_mid_launch_is_found_and_ended(provider):
+    """An autoscaler killed while its node starts: the node is not listed while its starter
+    lives (that autoscaler counts it); once the starter is gone it is, with the id it joins
+    with, so the next autoscaler matches it and can end it."""
+    starter = subprocess.Popen(launch_one_command(provider))
+    try:
+        node_id = stop_mid_launch(provider, starter)
+        assert provider.non_terminated_nodes({}) == []
+        assert not provider.is_running(node_id) and not provider.is_terminated(node_id)
+    finally:
+        starter.kill()
+        starter.wait()
+    assert provider.non_terminated_nodes({}) == [node_id]
+    assert provider.node_tags(node_id)[TAG_RAY_USER_NODE_TYPE] == "cpu2"
+    wait_for_condition(lambda: node_id in alive_nodes(), timeout=60)
+    assert provider.cluster_node_id(node_id) == node_id
+    assert provider.internal_ip(node_id) == alive_nodes()[node_id]["NodeManagerAddress"]
+    assert provider.is_running(node_id)
+    provider.terminate_node(node_id)
+    assert provider.non_terminated_nodes({}) == [] and provider.is_terminated(node_id)
+    wait_for_condition(lambda: node_id not in alive_nodes())
+
+
+def test_a_node_this_provider_is_launching_is_not_listed(provider, monkeypatch):
+    """Its autoscaler counts it as its own launch until create_node returns."""
+    monkeypatch.setenv("RAGGIO_CONNECT_TIMEOUT_S", "10")  # how long the node tries the head
+    with socket.socket() as unanswered:  # bound, never listening: the node cannot join
+        unanswered.bind(("127.0.0.1", 0))
+        launching = FakeMultiNodeProvider(
+            dict(provider.provider_config,
+                 gcs_address=f"127.0.0.1:{unanswered.getsockname()[1]}"),
+            provider.cluster_name)
+        with ThreadPoolExecutor(1) as executor:
+            launched = executor.submit(launch, launching)
+            node_id = wait_until(lambda: started_node(launching.state.read()["nodes"]),
+                                 timeout_s=60, what="the node's process to be recorded")
+            assert launching.non_terminated_nodes({}) == []
+            assert launching.state.read()["nodes"][node_id]["state"] == "launching"  # still
+            with pytest.raises(ClusterLaunchError, match="Could not reach"):
+                launched.result(timeout=120)
+    assert node_id not in launching.state.read()["nodes"]
 
 
 def test_shutdown_stops_the_head_and_every_launched_node():
