@@ -33,7 +33,11 @@ notes; each run starts a random part of an autoscaler round after the last):
   no longer lists it alive; and the same minus the idle timeout;
 - a burst of 12 one-CPU tasks of 1 s each (6 nodes' worth, max_workers 3): until all are
   done, the most worker nodes alive meanwhile, and from the last result until every worker
-  has left.
+  has left;
+- an idle node that holds the only copy of a 64 MiB task result (made with max_retries=0,
+  so it cannot be rebuilt; the driver waits for it without reading it): from the result
+  until the node has left (an error row if it is still there after four idle timeouts and
+  10 s), and whether the driver then reads the value (1) or not (0: lost).
 """
 
 import argparse
@@ -60,6 +64,7 @@ WORKER_NODE_TYPES = {WORKER_TYPE: {"resources": {"CPU": 2}, "node_config": {},
                                    "min_workers": 0, "max_workers": MAX_WORKERS}}
 CLUSTER_SETTINGS = {"max_workers": MAX_WORKERS, "idle_timeout_minutes": IDLE_TIMEOUT_MINUTES,
                     "upscaling_speed": 1.0}
+OBJECT_BYTES = 64 << 20
 BURST_TASKS = 12
 BURST_TASK_S = 1.0
 POLL_S = 0.1
@@ -189,10 +194,10 @@ class WorkerWatch:
                     self.changes.append((time.perf_counter(), count))
                     self.changed.notify_all()
 
-    def when(self, holds, since: float, what: str) -> float:
+    def when(self, holds, since: float, what: str, wait_s: float = WAIT_S) -> float:
         """When the count first satisfied `holds` at or after `since` (`since` itself if
-        it did then), waiting for it."""
-        deadline = time.perf_counter() + WAIT_S
+        it did then), waiting for it up to `wait_s`."""
+        deadline = time.perf_counter() + wait_s
         with self.changed:
             while True:
                 latest = self.last_change_before(since)
@@ -202,7 +207,7 @@ class WorkerWatch:
                 if self.error:
                     raise RuntimeError(f"nodes() failed: {self.error}") from self.error
                 if not self.changed.wait(deadline - time.perf_counter()):
-                    raise TimeoutError(f"no {what} within {WAIT_S} s")
+                    raise TimeoutError(f"no {what} within {wait_s:.0f} s")
 
     def last_change_before(self, moment: float) -> float:
         return max(t for t, _ in self.changes if t <= moment)
@@ -250,6 +255,35 @@ def burst(ray, watch: WorkerWatch) -> dict:
     return {"done": done - started, "most": watch.most(started, gone), "gone": gone - done}
 
 
+def node_holding_an_object(ray, watch: WorkerWatch) -> list[dict]:
+    """A new node makes the only copy of a 64 MiB value, then idles: is it removed, and is
+    the value still there?"""
+    import numpy as np
+
+    @ray.remote(num_cpus=1, max_retries=0)
+    def make():
+        return np.ones(OBJECT_BYTES, dtype=np.uint8)
+
+    ref = make.remote()
+    assert ray.wait([ref], timeout=WAIT_S, fetch_local=False)[0] == [ref]
+    made = time.perf_counter()
+    idle_s = IDLE_TIMEOUT_MINUTES * 60
+    name = f"idle node holding a {OBJECT_BYTES >> 20} MiB result to removed"
+    try:
+        removed = row(name, "s", watch.when(lambda n: n == 0, made, "removal of the node",
+                                            wait_s=4 * idle_s + 10) - made)
+    except TimeoutError as exc:
+        removed = dict(row(name, "s", 0.0), error=str(exc))
+    try:
+        read = int(int(ray.get(ref, timeout=60)[-1]) == 1)
+    except Exception:  # lost with the node: the row says so
+        read = 0
+    del ref
+    watch.when(lambda n: n == 0, time.perf_counter(), "every worker node removed")
+    return [removed, dict(row("its result read after the removal (1: yes, 0: lost)", "count",
+                              read), lower_is_better=False)]
+
+
 def measure(backend: str, repeat: int) -> tuple[list[dict], list[str]]:
     cluster = RaggioCluster() if backend == "raggio" else RayCluster()
     ray = importlib.import_module(backend)
@@ -278,6 +312,8 @@ def measure(backend: str, repeat: int) -> tuple[list[dict], list[str]]:
                      row(f"burst: most worker nodes alive (max {MAX_WORKERS})", "count",
                          many["most"]),
                      row("burst: last result to all workers removed", "s", many["gone"])]
+            time.sleep(SETTLE_S)
+            rows += node_holding_an_object(ray, watch)
         finally:
             watch.stop()
     except Exception as exc:  # report and go on, as the other bench scripts do

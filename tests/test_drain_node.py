@@ -18,6 +18,7 @@ import raggio as ray
 from raggio.common.states import DRAIN_IDLE_TERMINATION
 from raggio.core import context
 from raggio.test_utils import wait_until
+from raggio.util.state import list_nodes
 from raggio.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 _RAGGIO = os.path.join(os.path.dirname(sys.executable), "raggio")
@@ -78,6 +79,8 @@ def test_a_busy_node_refuses_and_a_drained_one_takes_no_more_work(side):
     assert ray.get(where, timeout=60) == node.node_id
     reply = drained(node)
     assert reply["objects_moved"] == 1 and reply["bytes_moved"] >= ARRAY_BYTES
+    [row] = [n for n in list_nodes() if n.node_id == node.node_id]
+    assert row.state == "ALIVE" and row.state_message == "draining: a test drains it"
     # What could run there runs elsewhere; what needs it waits.
     assert set(ray.get([node_id.remote() for _ in range(10)], timeout=60)) == {
         cluster.head_node.node_id}

@@ -74,11 +74,10 @@ class _Backoff:
 
 
 class Autoscaler:
-    """The state kept between rounds: idle clocks, launches in flight, back-offs."""
+    """The state kept between rounds: launches and removals in flight, back-offs."""
 
     config: ClusterConfig
     provider: NodeProvider
-    idle_since: dict[str, float]  #: raggio node id (hex) -> when it was last seen busy
     in_flight: set[asyncio.Task]  #: launches and removals running in the background
     #: node type -> nodes asked of the provider whose create_node has not returned (so the
     #: provider does not list them yet): counted as launching, not launched twice
@@ -90,8 +89,8 @@ class Autoscaler:
     utilisation: tuple[str | None, float]
     #: provider node id -> (raggio node id, why) of each removal in flight (drain, release)
     removing: dict[str, tuple[str, str]]
-    #: raggio node id (hex) -> why it refused its last drain
-    kept: dict[str, str]
+    #: raggio node id (hex) -> (why it refused its last drain, when: ``time.time()``)
+    kept: dict[str, tuple[str, float]]
 
     def __init__(self, config: ClusterConfig, provider: NodeProvider, store: KeptConnection,
                  *, token: str, head_ip: str, logs_dir: str, clock=time.monotonic) -> None:
@@ -102,7 +101,6 @@ class Autoscaler:
         self.head_ip = head_ip
         self.logs_dir = logs_dir
         self.clock = clock
-        self.idle_since = {}
         self.in_flight = set()
         self.creating = collections.Counter()
         self.backoff = {}
@@ -123,7 +121,7 @@ class Autoscaler:
         alive = {_hex(n["node_id"]): n for n in nodes if n["state"] == "ALIVE"}
         known = {_hex(n["node_id"]) for n in nodes}  #: alive or dead
         by_ip = {n["node_ip"]: key for key, n in alive.items() if not n.get("is_head")}
-        self.kept = {key: why for key, why in self.kept.items() if key in alive}
+        self.kept = {key: kept for key, kept in self.kept.items() if key in alive}
         actor_nodes = {_hex(a["node_id"]) for a in actors
                        if a.get("node_id") and a.get("state") != "DEAD"}
         view: list[dict] = []
@@ -138,7 +136,7 @@ class Autoscaler:
             elif key in alive:
                 matched.add(key)
                 self.first_seen.pop(node_id, None)
-                view.append(self._running(alive[key], key, tags, node_id, now, actor_nodes))
+                view.append(self._running(alive[key], key, tags, node_id, actor_nodes))
             elif key in known:
                 # Its raggio node died (a reclaimed spot node, a crash): the plan replaces it
                 # now; the machine is released once its own exit has had time to finish.
@@ -160,10 +158,10 @@ class Autoscaler:
         head_type = self.config.head_node_type
         for key, node in alive.items():
             if node.get("is_head"):
-                view.append(dict(self._running(node, key, {}, None, now, actor_nodes),
+                view.append(dict(self._running(node, key, {}, None, actor_nodes),
                                  node_type=head_type, is_head=True))
             elif key not in matched:  # joined by hand: capacity, never removed
-                view.append(dict(self._running(node, key, {}, None, now, actor_nodes),
+                view.append(dict(self._running(node, key, {}, None, actor_nodes),
                                  node_type="(unmanaged)", is_head=True))
         plan = resource_demand.plan(
             self.config.node_types, view,
@@ -189,7 +187,7 @@ class Autoscaler:
         reasons += [f"draining node {key[:8]} ({why}) before removing it"
                     for key, why in self.removing.values()]
         reasons += [f"keeping idle node {key[:8]}: it refused to drain ({why})"
-                    for key, why in self.kept.items()]
+                    for key, (why, _) in self.kept.items()]
         status = await self._record_status(view, plan, reasons)
         return status
 
@@ -224,18 +222,20 @@ class Autoscaler:
                           self.provider.internal_ip(node_id)))
         return found
 
-    def _running(self, node: dict, key: str, tags: dict, provider_id: str | None, now: float,
+    def _running(self, node: dict, key: str, tags: dict, provider_id: str | None,
                  actor_nodes: set[str]) -> dict:
-        """The planner's dict of an alive node, its idle clock brought up to date."""
-        busy = (node.get("demand") or key in actor_nodes
+        """The planner's dict of an alive node. Its idle time runs from when the node
+        reported its last lease, request or bundle gone (the control store stamps
+        ``idle_since``), or from its last refused drain, whichever is later."""
+        busy = (node.get("demand") or key in actor_nodes or not node.get("idle_since")
                 or any(node["available"].get(k, 0) < v - 1e-9
                        for k, v in node["resources"].items()))
         if busy:
-            self.idle_since.pop(key, None)
             self.kept.pop(key, None)
             idle_s = 0.0
         else:
-            idle_s = now - self.idle_since.setdefault(key, now)
+            refused_at = self.kept[key][1] if key in self.kept else 0.0
+            idle_s = max(0.0, time.time() - max(node["idle_since"], refused_at))
         return {"node_type": tags.get(TAG_RAY_USER_NODE_TYPE), "state": "running",
                 "total": node["resources"], "available": node["available"], "idle_s": idle_s,
                 "node_id": key, "provider_id": provider_id}
@@ -347,8 +347,8 @@ class Autoscaler:
         if not reply["is_accepted"]:
             logger.info("node %s stays: it refused to drain (%s)", node_id,
                         reply["rejection_reason_message"])
-            self.kept[key] = reply["rejection_reason_message"]
-            self.idle_since[key] = self.clock()  # idle again for a whole timeout first
+            # Idle again for a whole timeout before the next try.
+            self.kept[key] = (reply["rejection_reason_message"], time.time())
             return
         self.kept.pop(key, None)
         try:

@@ -299,6 +299,12 @@ class GcsServer:
                 self.nodes_version += 1
             node["demand"] = demand
             node["object_store_used"] = used
+            # When it last became idle (no lease, request or bundle), in this clock, for
+            # the autoscaler's idle timeout.
+            if not msg.get("idle"):
+                node.pop("idle_since", None)
+            elif "idle_since" not in node:
+                node["idle_since"] = time.time()
             self._update_node_resources(msg["node_id"], msg)
 
     def _update_node_resources(self, node_id: bytes, state: dict) -> None:

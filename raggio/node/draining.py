@@ -66,7 +66,12 @@ async def move_objects(store: ObjectStore, targets: list[dict],
         if owner is None:
             raise DrainFailed(f"object {object_id.hex()} has no known owner to tell where it "
                               "goes")
-        target = await _adopt(object_id, size_bytes, owner, targets, peer, here)
+        try:
+            target = await _adopt(object_id, size_bytes, owner, targets, peer, here)
+        except DrainFailed:
+            if not store.wanted(object_id):
+                continue  # its owner freed it meanwhile: nothing to move
+            raise
         if await _tell_owner(object_id, owner, target, peer):
             moved, moved_bytes = moved + 1, moved_bytes + size_bytes
         else:  # freed meanwhile, or its owner is gone: nobody can ask for it

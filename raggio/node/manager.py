@@ -603,7 +603,8 @@ class NodeManager:
         self.gcs.notify("report_resources", {
             "node_id": self.node_id, "available": self.resources.available, "demand": demand,
             "total": self.resources.total,
-            "object_store_used": self.store.used_bytes})
+            "object_store_used": self.store.used_bytes,
+            "idle": not (self.leases or self.lease_queue.pending or self.bundles)})
         self._reported_store_used = self.store.used_bytes
         self._reported_demand = len(self.lease_queue.pending)
 

@@ -128,9 +128,15 @@ class ObjectStore:
         obj.primary, obj.owner = True, owner
 
     def primary_objects(self) -> list[tuple[bytes, int, str | None]]:
-        """(id, size, owner) of each primary copy still wanted, in the arena or spilled."""
+        """(id, size, owner) of each whole primary copy still wanted, in the arena or
+        spilled."""
         return [(object_id, obj.size_bytes, obj.owner) for object_id, obj in self._objects.items()
-                if obj.primary and not obj.freed]
+                if obj.primary and obj.sealed and not obj.freed]
+
+    def wanted(self, object_id: bytes) -> bool:
+        """Whether the object is here and its owner has not freed it."""
+        obj = self._objects.get(object_id)
+        return obj is not None and not obj.freed
 
     def view(self, offset: int, length: int) -> memoryview:
         """Arena memory at ``offset``, for a pull to receive an object's bytes into."""

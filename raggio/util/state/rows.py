@@ -54,7 +54,9 @@ def _node_row(node: dict) -> dict:
     return {
         "node_id": node["node_id"].hex(), "node_ip": node["node_ip"],
         "is_head_node": bool(node.get("is_head")), "state": node["state"],
-        "state_message": node.get("death_reason") or "", "node_name": node["node_ip"],
+        "state_message": node.get("death_reason") or (
+            f"draining: {node['draining']}" if node.get("draining") else ""),
+        "node_name": node["node_ip"],
         # Without the resources placement groups add (CPU_group_<id>...): what the node has.
         "resources_total": {k: v for k, v in node["resources"].items()
                             if not is_group_resource(k)},
