@@ -7,6 +7,10 @@ leaves out the node takes from ``Config``.
 """
 
 import dataclasses
+import glob
+import os
+import signal
+import socket
 import subprocess
 import sys
 
@@ -125,3 +129,27 @@ def test_a_node_sizes_its_store_by_configs_fraction(ray_start_cluster):
     expected = int(psutil.virtual_memory().total * 0.001)
     stores = {n["NodeID"]: n["Resources"]["object_store_memory"] for n in ray.nodes()}
     assert stores == {cluster.head_node.node_id: expected, worker.node_id: expected}
+
+
+def test_a_node_stopped_while_it_starts_leaves_no_arena(tmp_path):
+    """SIGTERM before the node has joined (an autoscaler giving up on it) ends it cleanly."""
+    with socket.socket() as unanswered:  # bound, never listening: the node keeps trying
+        unanswered.bind(("127.0.0.1", 0))
+        spec = NodeSpec(gcs_address=f"127.0.0.1:{unanswered.getsockname()[1]}", token="t",
+                        node_ip_address="127.0.0.1", temp_dir=str(tmp_path),
+                        object_store_memory=64 * 1024**2, num_cpus=1,
+                        config={"connect_timeout_s": 120})
+        process = spec.start_process(stderr=subprocess.PIPE)
+        try:
+            # /dev/shm/raggio-<its session (a directory in tmp_path)>-<node>.arena
+            arena = wait_until(lambda: [path for session in os.listdir(tmp_path)
+                                        if session.startswith("session_2")
+                                        for path in glob.glob(f"/dev/shm/raggio-{session}-*")],
+                               timeout_s=60, what="the node's arena")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 128 + signal.SIGTERM
+        finally:
+            process.kill()
+            process.wait()
+        assert "stopped while starting" in process.stderr.read().decode()
+        assert not [path for path in arena if os.path.exists(path)]

@@ -91,6 +91,10 @@ class Autoscaler:
     removing: dict[str, tuple[str, str]]
     #: raggio node id (hex) -> (why it refused its last drain, when: ``time.time()``)
     kept: dict[str, tuple[str, float]]
+    #: Seconds until the next idle node reaches the idle timeout (None: no node will): the
+    #: monitor runs its next round then if that is sooner than its interval, so that a node
+    #: leaves at its timeout, not up to a round later.
+    next_timeout_in_s: float | None
 
     def __init__(self, config: ClusterConfig, provider: NodeProvider, store: KeptConnection,
                  *, token: str, head_ip: str, logs_dir: str, clock=time.monotonic) -> None:
@@ -108,6 +112,7 @@ class Autoscaler:
         self.utilisation = (None, 0.0)
         self.removing = {}
         self.kept = {}
+        self.next_timeout_in_s = None
 
     async def update(self) -> dict:
         """One round; returns (and records) the status it wrote."""
@@ -180,6 +185,9 @@ class Autoscaler:
                 continue
             self._start_launch(node_type, count)
         idle_timeout_s = self.config.idle_timeout_minutes * 60
+        self.next_timeout_in_s = min(
+            (idle_timeout_s - n["idle_s"] for n in view
+             if not n.get("is_head") and 0 < n.get("idle_s", 0) < idle_timeout_s), default=None)
         for node in resource_demand.idle_to_terminate(view, self.config.node_types,
                                                       idle_timeout_s, requests) + plan.drain:
             self._start_removal(node["provider_id"], node["node_id"],

@@ -8,7 +8,8 @@ a restarted monitor, or one under a recovered head, carries on; it reaches the
 cluster through the control store's RPC surface only, with the cluster token
 from its environment. Every ``autoscaler_update_interval_s`` it runs one
 ``Autoscaler.update`` round; a round that fails is logged and the next one
-tries again. It exits when the head does.
+tries again; the next round comes sooner when an idle node reaches its idle timeout
+before it. It exits when the head does.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from raggio.launcher.node_provider import get_node_provider
 from raggio.rpc.kept_connection import KeptConnection, Unavailable
 
 logger = logging.getLogger("raggio.autoscaler")
+
+#: How long past an idle node's timeout its round runs (its idle time then surely counts it).
+TIMEOUT_SLACK_S = 0.01
 
 
 async def _config(store: KeptConnection) -> cluster_config.ClusterConfig:
@@ -64,7 +68,10 @@ async def run(gcs_address: str, session_dir: str, token_path: str, head_ip: str)
             logger.warning("skipped a round: %s", exc)
         except Exception:  # a bug or a provider's surprise must not end the autoscaler
             logger.exception("an autoscaler round failed; the next one tries again")
-        await asyncio.sleep(cfg.autoscaler_update_interval_s)
+        wait_s = cfg.autoscaler_update_interval_s
+        if autoscaler.next_timeout_in_s is not None:  # a node's idle timeout comes first
+            wait_s = min(wait_s, autoscaler.next_timeout_in_s + TIMEOUT_SLACK_S)
+        await asyncio.sleep(wait_s)
 
 
 def main() -> None:

@@ -124,11 +124,24 @@ def run_main(coro_fn, spec: NodeSpec) -> None:
     except ImportError:
         runner = asyncio.run
     try:
-        runner(coro_fn(spec))
+        runner(_cancelled_by_stop_signals(coro_fn(spec)))
     except (RayError, ValueError) as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         print_error(str(getattr(exc, "client_exc", exc)))  # RaySystemError's own words
         sys.exit(1)
+    except asyncio.CancelledError:
+        print("stopped while starting", file=sys.stderr, flush=True)
+        sys.exit(128 + signal.SIGTERM)
+
+
+async def _cancelled_by_stop_signals(main_coro) -> None:
+    """Run the main coroutine; SIGTERM or SIGINT before it waits for its exit (while it
+    starts: ``wait_for_exit`` then takes the signals over) cancel it, so that its clean-up
+    runs: a node stopped as it starts (an autoscaler giving up on it) leaves no arena."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, asyncio.current_task().cancel)
+    await main_coro
 
 
 def main(argv: list[str] | None = None) -> None:
