@@ -72,7 +72,8 @@ def _env(doc: str, default):
     return field(default=default, metadata={"doc": doc, "env": True})
 
 
-def _is_node_id(text: str) -> bool:
+def is_node_id(text: str) -> bool:
+    """Whether ``text`` is a node id in hex (as ``raggio list nodes`` shows them)."""
     try:
         return len(bytes.fromhex(text)) == NODE_ID_BYTES
     except ValueError:
@@ -168,7 +169,7 @@ class NodeSpec:
         if self.no_node and self.gcs_address:
             raise ValueError("no_node runs only a control store, which a node that joins "
                              f"one at {self.gcs_address} does not run.")
-        if self.node_id and not _is_node_id(self.node_id):
+        if self.node_id and not is_node_id(self.node_id):
             raise ValueError(f"node_id is {NODE_ID_BYTES} bytes in hex ({2 * NODE_ID_BYTES} "
                              f"digits), not {self.node_id!r}.")
 

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -59,8 +60,9 @@ def store_used(node_id: str) -> int:
     return found.get("object_store_used", 0)
 
 
-@ray.remote(num_cpus=0)
-def node_id():
+@ray.remote(num_cpus=0, scheduling_strategy="SPREAD")
+def spread_node_id():
+    """Where it ran: SPREAD takes turns over the nodes that take work."""
     return ray.get_runtime_context().get_node_id()
 
 
@@ -81,8 +83,8 @@ def test_a_busy_node_refuses_and_a_drained_one_takes_no_more_work(side):
     assert reply["objects_moved"] == 1 and reply["bytes_moved"] >= ARRAY_BYTES
     [row] = [n for n in list_nodes() if n.node_id == node.node_id]
     assert row.state == "ALIVE" and row.state_message == "draining: a test drains it"
-    # What could run there runs elsewhere; what needs it waits.
-    assert set(ray.get([node_id.remote() for _ in range(10)], timeout=60)) == {
+    # What could run there runs elsewhere (SPREAD would use both nodes); what needs it waits.
+    assert set(ray.get([spread_node_id.remote() for _ in range(10)], timeout=60)) == {
         cluster.head_node.node_id}
     blocked, _ = make_array.remote()
     assert ray.wait([blocked], timeout=2)[0] == []
@@ -105,6 +107,22 @@ def test_drained_objects_outlive_the_node_and_are_freed_with_their_refs(side):
     assert value.min() == value.max() == 7
     del value, array
     wait_until(lambda: store_used(head) == 0, what="the moved array to be freed")
+
+
+def test_two_nodes_drained_at_once_hand_their_objects_to_a_third(side):
+    # Neither may take the other's objects: both leave, and every object stays.
+    cluster, node = side
+    other = cluster.add_node(num_cpus=1, resources={"other": 1}, object_store_memory=STORE_BYTES)
+    cluster.wait_for_nodes()
+    arrays = [make_array.remote()[0] for _ in range(3)]
+    arrays += [make_array.options(resources={"other": 1}).remote()[0] for _ in range(3)]
+    assert len(ray.wait(arrays, num_returns=6, timeout=60, fetch_local=False)[0]) == 6
+    with ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(drained, [node, other]))
+    assert sum(reply["objects_moved"] for reply in replies) >= 6, replies  # some twice
+    cluster.remove_node(node)
+    cluster.remove_node(other)
+    assert [int(a.sum()) for a in ray.get(arrays, timeout=60)] == [7 * ARRAY_BYTES] * 6
 
 
 def test_a_borrower_that_knew_the_old_place_reads_from_the_new_one(side):
@@ -139,7 +157,7 @@ def test_a_node_whose_worker_owns_objects_others_hold_refuses(side):
     [inner] = ray.get(put_there.remote(), timeout=60)
     reply = drain(node)
     assert not reply["is_accepted"]
-    assert "own objects" in reply["rejection_reason_message"], reply
+    assert "own objects whose refs they passed on" in reply["rejection_reason_message"], reply
     assert ray.get(inner, timeout=30).size == ARRAY_BYTES
     # Refused, it takes work again.
     assert ray.get(make_array.remote()[1], timeout=60) == node.node_id
@@ -161,7 +179,7 @@ def test_drain_node_for_preemption_lets_running_work_finish(side):
     assert done.returncode == 0, done.stderr
     assert f"Node {node.node_id} is drained: it takes no more work" in done.stdout
     assert ray.get(where, timeout=60) == node.node_id  # what ran there finished
-    assert set(ray.get([node_id.remote() for _ in range(5)], timeout=60)) == {
+    assert set(ray.get([spread_node_id.remote() for _ in range(6)], timeout=60)) == {
         cluster.head_node.node_id}
 
 

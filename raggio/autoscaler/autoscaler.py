@@ -137,7 +137,8 @@ class Autoscaler:
                 matched.add(key)  # draining: neither capacity nor unmanaged
             elif key in alive and alive[key].get("draining"):
                 matched.add(key)  # an earlier monitor drained it: finish its removal
-                self._start_removal(node_id, key, "drained before this monitor started")
+                self._start_removal(node_id, key, "drained already (by an earlier monitor, "
+                                                  "or `raggio drain-node`)")
             elif key in alive:
                 matched.add(key)
                 self.first_seen.pop(node_id, None)
@@ -241,7 +242,7 @@ class Autoscaler:
         if busy:
             self.kept.pop(key, None)
             idle_s = 0.0
-        else:
+        else:  # in the control store's clock (``time.time()``), which stamps idle_since
             refused_at = self.kept[key][1] if key in self.kept else 0.0
             idle_s = max(0.0, time.time() - max(node["idle_since"], refused_at))
         return {"node_type": tags.get(TAG_RAY_USER_NODE_TYPE), "state": "running",
@@ -351,6 +352,9 @@ class Autoscaler:
         except Unavailable as exc:
             logger.warning("could not drain node %s (%s); a later round tries again",
                            node_id, exc)
+            return
+        except Exception:  # a bug must not end the removals unseen
+            logger.exception("draining node %s failed; a later round tries again", node_id)
             return
         if not reply["is_accepted"]:
             logger.info("node %s stays: it refused to drain (%s)", node_id,

@@ -279,7 +279,7 @@ class GcsServer:
         node["state"] = "DEAD"
         node["end_time"] = time.time()
         self.nodes_version += 1
-        node.setdefault("death_reason", f"drained: {node['draining']}" if node.get("draining")
+        node.setdefault("death_reason", f"drained: {node['draining']}" if node.get("drained")
                         else "its connection to the control store closed")
         self.tables.save("nodes", node_id, node)
         self.node_conns.pop(node_id, None)
@@ -355,16 +355,21 @@ class GcsServer:
             return {"is_accepted": False,
                     "rejection_reason_message": f"node {node_id.hex()} is not alive"}
         deadline_s = msg.get("deadline_s", DRAIN_DEADLINE_S)
-        node["draining"] = msg.get("reason_message") or msg["reason"]
-        self.nodes_version += 1
-        self._send_view()  # no node sends it more work from now on
+        first = "draining" not in node  # a second request keeps the first one's reason
+        if first:
+            node["draining"] = msg.get("reason_message") or msg["reason"]
+            self.nodes_version += 1
+            self._send_view()  # no node sends it more work from now on
         try:
             reply = await self.node_conns[node_id].call_with_timeout(
                 "drain", {"reason": msg["reason"], "deadline_s": deadline_s},
                 deadline_s + NODE_QUERY_TIMEOUT_S)
-        except RpcError as exc:
-            reply = {"is_accepted": False, "rejection_reason_message": str(exc)}
-        if not reply["is_accepted"] and node["state"] == "ALIVE":
+        except Exception as exc:  # the node's error, or no answer: it is not drained
+            reply = {"is_accepted": False,
+                     "rejection_reason_message": f"{type(exc).__name__}: {exc}"}
+        if reply["is_accepted"]:
+            node["drained"] = True  # its death reason will say so
+        elif first and node["state"] == "ALIVE":
             node.pop("draining", None)
             self.nodes_version += 1
             self._send_view()

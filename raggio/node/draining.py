@@ -16,15 +16,18 @@ copies (in the arena or spilled) to another live node:
    that no longer holds the object, or is gone, has it dropped at the new node;
 3. this node drops its own copy.
 
-An object that no other node takes (none alive, every one failed) ends the
-drain: the node takes work again and says why, and nothing is lost."""
+An object that no other node takes (none alive, every one failed), or whose
+owner does not answer, ends the drain: the node takes work again and says why,
+and the object stays. A node being drained adopts nothing (``adopt_object``
+refuses), so two drains at once never hand an object to each other."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Awaitable, Callable
 
-from raggio.exceptions import RpcError
+from raggio.exceptions import ConnectionLost, RpcError
 from raggio.node.object_store import ObjectStore
 
 logger = logging.getLogger(__name__)
@@ -47,41 +50,72 @@ def busy_reason(*, leases: int, waiting: int, bundles: int, drivers: int,
     if drivers:
         reasons.append(f"{drivers} driver(s) connected")
     if owners:
-        reasons.append(f"{owners} worker(s) here own objects that others hold (they would "
-                       "be lost with the node)")
+        reasons.append(f"{owners} worker(s) here own objects whose refs they passed on (kept "
+                       "until their job ends; they would be lost with the node)")
     return "; ".join(reasons) or None
 
 
-async def move_objects(store: ObjectStore, targets: list[dict],
-                       peer: Callable[[str], Awaitable], here: str) -> tuple[int, int]:
-    """Give every primary copy in ``store`` to one of ``targets`` (the other live nodes'
-    view entries, with ``node_id`` and ``address``; most object store memory first) and
-    tell its owner; return (objects moved, bytes moved). ``here`` is this node's address.
+async def move_objects(store: ObjectStore, targets: Callable[[], list[dict]],
+                       peer: Callable[..., Awaitable], here: str,
+                       local_owners: set[str]) -> tuple[int, int]:
+    """Give every primary copy in ``store`` to another node and tell its owner; return
+    (objects moved, bytes moved).
+
+    Args:
+        targets: The other nodes that take work now, as view entries with ``node_id`` and
+            ``address``, best first; asked again for each object (a node that started to
+            drain meanwhile is left out, and would refuse anyway).
+        peer: A connection to a node or core worker by address (``peer(address,
+            timeout_s)``).
+        here: This node's address.
+        local_owners: The addresses of this node's workers: what they own dies with them,
+            so it is not moved.
 
     Raises:
-        DrainFailed: an object no target would take, or one without a known owner.
+        DrainFailed: an object no node would take, one without a known owner, or an owner
+            that did not answer (the object stays, and so does the node).
     """
+    gone: set[str] = set()  #: owners found gone during this drain: their objects are dead
     moved = moved_bytes = 0
     for object_id, size_bytes, owner in store.primary_objects():
+        if owner in local_owners or owner in gone:
+            continue
         if owner is None:
             raise DrainFailed(f"object {object_id.hex()} has no known owner to tell where it "
                               "goes")
         try:
-            target = await _adopt(object_id, size_bytes, owner, targets, peer, here)
+            target = await _adopt(object_id, size_bytes, owner, targets(), peer, here)
         except DrainFailed:
             if not store.wanted(object_id):
                 continue  # its owner freed it meanwhile: nothing to move
             raise
-        if await _tell_owner(object_id, owner, target, peer):
+        try:
+            held = await _tell_owner(object_id, owner, target, peer)
+        except _OwnerGone:
+            gone.add(owner)
+            held = False
+        except BaseException:  # the owner did not answer, or the drain ran out of time
+            await _drop_at(target, object_id, peer)
+            raise
+        if held:
             moved, moved_bytes = moved + 1, moved_bytes + size_bytes
         else:  # freed meanwhile, or its owner is gone: nobody can ask for it
-            (await peer(target["address"])).notify("free_objects", [object_id])
+            await _drop_at(target, object_id, peer)
         store.free(object_id)
     return moved, moved_bytes
 
 
+#: How long the owner of a moved object has to accept a connection (a process that has
+#: ended refuses at once) and to answer.
+OWNER_TIMEOUT_S = 10.0
+
+
+class _OwnerGone(Exception):
+    """The owner's process has ended: its objects can never be asked for."""
+
+
 async def _adopt(object_id: bytes, size_bytes: int, owner: str, targets: list[dict],
-                 peer: Callable[[str], Awaitable], here: str) -> dict:
+                 peer: Callable[..., Awaitable], here: str) -> dict:
     """The target that took the object (the first of ``targets`` that did)."""
     if not targets:
         raise DrainFailed(f"no other live node to take object {object_id.hex()}")
@@ -91,18 +125,42 @@ async def _adopt(object_id: bytes, size_bytes: int, owner: str, targets: list[di
             await (await peer(target["address"])).call(
                 "adopt_object", [object_id, here, size_bytes, owner])
             return target
-        except Exception as exc:  # gone, full, or the pull failed: try the next node
+        except asyncio.CancelledError:  # the drain's deadline: the copy may be made
+            await _drop_at(target, object_id, peer)
+            raise
+        except Exception as exc:  # gone, draining, full, or the pull failed: the next node
             failures.append(f"{target['address']}: {type(exc).__name__}: {exc}")
+            await _drop_at(target, object_id, peer)
     raise DrainFailed(f"no node took object {object_id.hex()} ({size_bytes} bytes): "
                       + "; ".join(failures))
 
 
 async def _tell_owner(object_id: bytes, owner: str, target: dict,
-                      peer: Callable[[str], Awaitable]) -> bool:
-    """Whether the owner still holds the object (and now knows where it lives)."""
+                      peer: Callable[..., Awaitable]) -> bool:
+    """Whether the owner still holds the object (and now knows where it lives).
+
+    Raises:
+        _OwnerGone: its process has ended.
+        DrainFailed: it did not answer in time.
+    """
     try:
-        return await (await peer(owner)).call(
-            "object_moved", [object_id, target["node_id"], target["address"]])
-    except (RpcError, OSError) as exc:  # its process ended
-        logger.info("the owner of %s is gone (%s); dropping the object", object_id.hex(), exc)
-        return False
+        conn = await peer(owner, OWNER_TIMEOUT_S)
+    except RpcError as exc:  # refused all along: the process has ended
+        raise _OwnerGone() from exc
+    try:
+        return await conn.call_with_timeout(
+            "object_moved", [object_id, target["node_id"], target["address"]], OWNER_TIMEOUT_S)
+    except ConnectionLost as exc:
+        raise _OwnerGone() from exc
+    except RpcError as exc:  # no answer in time: it may still hold the object
+        raise DrainFailed(f"the owner of object {object_id.hex()} ({owner}) did not answer: "
+                          f"{exc}") from exc
+
+
+async def _drop_at(target: dict, object_id: bytes, peer: Callable[..., Awaitable]) -> None:
+    """Best effort: have ``target`` drop a copy it may have adopted (one no owner knows of
+    would stay there for good: a primary copy is never evicted)."""
+    try:
+        (await peer(target["address"])).notify("free_objects", [object_id])
+    except Exception as exc:  # that node is gone, and the copy with it
+        logger.info("could not drop %s at %s: %s", object_id.hex(), target["address"], exc)

@@ -667,11 +667,19 @@ class NodeManager:
         return await self.transfer.pull(object_id, source_address, size_bytes)
 
     async def adopt_object(self, conn: Connection, msg: list) -> bool:
-        """Take over an object's primary copy from a draining node (``node/draining.py``)."""
+        """Take over an object's primary copy from a draining node (``node/draining.py``);
+        refused while this node drains itself (the copy would leave with it)."""
         object_id, source_address, size_bytes, owner_address = msg
+        self._refuse_if_draining(object_id)
         await self.transfer.pull(object_id, source_address, size_bytes)
+        self._refuse_if_draining(object_id)  # it began to drain during the pull
         self.store.make_primary(object_id, owner_address)
         return True
+
+    def _refuse_if_draining(self, object_id: bytes) -> None:
+        if self._drain is not None:
+            self.store.free(object_id)  # a copy this pull made, if any
+            raise ValueError(f"node {self.node_id.hex()} is draining: it takes no objects")
 
     async def drain(self, conn: Connection, msg: dict) -> dict:
         """The control store's ``drain_node``: take no more work and move every primary
@@ -680,27 +688,32 @@ class NodeManager:
         ``DRAIN_NODE_REASON_PREEMPTION`` (the machine is going away) at once, running work
         going on. Returns ``is_accepted`` and, if not, ``rejection_reason_message``; a drain
         that cannot move an object is given up (the node takes work again)."""
+        # Asked again while it drains (for preemption, with its work still running), an
+        # idle termination is still refused while that work runs.
+        reason = None if msg["reason"] == DRAIN_PREEMPTION else draining.busy_reason(
+            leases=len(self.leases), waiting=len(self.lease_queue.pending),
+            bundles=len(self.bundles), drivers=len(self._drivers),
+            owners=sum(1 for w in self.pool.workers.values()
+                       if w.owns_objects and w.state != DEAD))
+        if reason is not None:
+            return {"is_accepted": False, "rejection_reason_message": reason}
         if self._drain is None:
-            reason = None if msg["reason"] == DRAIN_PREEMPTION else draining.busy_reason(
-                leases=len(self.leases), waiting=len(self.lease_queue.pending),
-                bundles=len(self.bundles), drivers=len(self._drivers),
-                owners=sum(1 for w in self.pool.workers.values()
-                           if w.owns_objects and w.state != DEAD))
-            if reason is not None:
-                return {"is_accepted": False, "rejection_reason_message": reason}
             self.lease_queue.leaving = True
             self._drain = self._spawn(self._move_objects(msg["deadline_s"]))
             self._drain.add_done_callback(self._drain_ended)
         return await asyncio.shield(self._drain)
 
     async def _move_objects(self, deadline_s: float) -> dict:
-        targets = sorted((dict(node, node_id=node_id) for node_id, node in self.view.items()
-                          if node_id != self.node_id),
-                         key=lambda node: -node["total"].get("object_store_memory", 0.0))
+        def targets() -> list[dict]:  # the nodes taking work now, largest store first
+            return sorted((dict(node, node_id=node_id) for node_id, node in self.view.items()
+                           if node_id != self.node_id),
+                          key=lambda node: -node["total"].get("object_store_memory", 0.0))
+
+        local_owners = {w.address for w in self.pool.workers.values() if w.address}
         try:
             moved, moved_bytes = await asyncio.wait_for(
-                draining.move_objects(self.store, targets, self._peer, self.server.address),
-                deadline_s)
+                draining.move_objects(self.store, targets, self._peer, self.server.address,
+                                      local_owners), deadline_s)
         except (draining.DrainFailed, asyncio.TimeoutError) as exc:
             why = str(exc) or f"moving its objects took longer than {deadline_s:.0f} s"
             logger.warning("drain given up: %s", why)
@@ -720,11 +733,12 @@ class NodeManager:
     def read_object_chunk(self, conn: Connection, msg: list) -> RawReply:
         return self.transfer.read_chunk(*msg)
 
-    async def _peer(self, address: str) -> Connection:
+    async def _peer(self, address: str, timeout_s: float = 30.0) -> Connection:
+        """A connection to another node manager (or a core worker), opened once."""
         conn = self._peers.get(address)
         if conn is None or conn.is_closed:
             conn = await connect(address, token=self.options.token, handlers=self._handlers(),
-                                 info={"role": "node"})
+                                 info={"role": "node"}, timeout_s=timeout_s)
             self._peers[address] = conn
         return conn
 

@@ -214,6 +214,6 @@ def test_an_idle_node_that_would_lose_objects_stays_and_status_says_why(autoscal
     [inner] = ray.get(put_there.remote(), timeout=60)
     kept = wait_until(lambda: "it refused to drain" in (text := status_text(cluster))
                       and text, timeout_s=60, what="raggio status to say why the node stays")
-    assert "own objects that others hold" in kept.split("Autoscaler\n", 1)[1], kept
+    assert "own objects whose refs they passed on" in kept.split("Autoscaler\n", 1)[1], kept
     assert alive_workers() == 1
     assert int(ray.get(inner, timeout=30).sum()) == 1 << 20
