@@ -161,6 +161,10 @@ def test_a_node_whose_worker_owns_objects_others_hold_refuses(side):
     assert ray.get(inner, timeout=30).size == ARRAY_BYTES
     # Refused, it takes work again.
     assert ray.get(make_array.remote()[1], timeout=60) == node.node_id
+    # Once the job has ended nobody holds its refs: the node may go.
+    ray.shutdown()
+    ray.init(address=cluster.address)
+    drained(node)
 
 
 def drain_node_cli(cluster, *args) -> subprocess.CompletedProcess:

@@ -246,11 +246,13 @@ class CoreWorker:
         return local[0]["address"]
 
     def note_owns_escaped(self) -> None:
-        """A ref to an object we own left this process (any thread; once per process)."""
+        """A ref to an object we own left this process (any thread; once per job: the task
+        executor clears ``owns_escaped`` when it starts work for another job). The node
+        then keeps this worker out of actors, and out of drains until that job ends."""
         self.owns_escaped = True
         if self.mode == WORKER and not self._closed:
             self.call_soon(self.node.notify, "worker_owns_objects",
-                           {"worker_id": self.worker_id})
+                           {"worker_id": self.worker_id, "job_id": self.job_id})
 
     def shutdown(self) -> None:
         if self._closed:

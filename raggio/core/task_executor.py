@@ -186,7 +186,7 @@ class TaskExecutor:
             return {}
         started = self.core.task_events.running(spec["task_id"], spec.get("attempt", 0))
         name = spec["name"]
-        self.core.job_id, self.core.namespace = spec["job_id"], spec["namespace"]
+        self._enter_job(spec)
         self._mark(spec["job_id"], name)
         setproctitle.setproctitle(f"raggio::{name}")
         current = self.core.current
@@ -472,6 +472,13 @@ class TaskExecutor:
                             pid=os.getpid(), ip=self.core.node_ip, actor_repr=actor_repr,
                             actor_id=actor_id.hex() if actor_id else None)
 
+    def _enter_job(self, spec: dict) -> None:
+        """Run as the spec's job; refs escaping in a new job are told to the node again
+        (``CoreWorker.note_owns_escaped``), which keeps count per job."""
+        if spec["job_id"] != self.core.job_id:
+            self.core.owns_escaped = False
+        self.core.job_id, self.core.namespace = spec["job_id"], spec["namespace"]
+
     def _mark(self, job_id: int, name: str) -> None:
         """Tell the log monitor which job and task the next lines belong to."""
         if self._marks["job"] != job_id:
@@ -487,7 +494,7 @@ class TaskExecutor:
 
     def _create_actor(self, msg: dict) -> dict:
         spec = msg["spec"]
-        self.core.job_id, self.core.namespace = spec["job_id"], spec["namespace"]
+        self._enter_job(spec)
         self.core.current.actor_id = spec["actor_id"]
         self.core.actor_id = spec["actor_id"]
         self.core.actor_incarnation = msg.get("incarnation", 1)

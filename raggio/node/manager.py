@@ -581,7 +581,7 @@ class NodeManager:
     def worker_owns_objects(self, conn: Connection, msg: dict) -> None:
         worker = self.pool.workers.get(msg["worker_id"])
         if worker is not None:
-            worker.owns_objects = True
+            worker.owner_jobs.add(msg["job_id"])
 
     def _lease_of(self, worker_id: bytes) -> Lease | None:
         worker = self.pool.workers.get(worker_id)
@@ -618,6 +618,8 @@ class NodeManager:
 
     def job_finished(self, conn: Connection, msg: dict) -> None:
         self._log_subscribers.pop(msg["job_id"], None)
+        for worker in self.pool.workers.values():  # nobody holds that job's refs any more
+            worker.owner_jobs.discard(msg["job_id"])
 
     # -- objects --
 

@@ -38,9 +38,14 @@ class WorkerHandle:
     #: Set by its first lease. As in Ray, a worker that ran a GPU task serves only GPU tasks
     #: and one that ran another task only those: CUDA state and CUDA_VISIBLE_DEVICES stay.
     is_gpu: bool | None = None
-    #: Other processes may hold refs to objects it owns: it must not host an actor, whose
-    #: end ends the process (and so those objects), as Ray's workers drain before exiting.
-    owns_objects: bool = False
+    #: The jobs in which other processes may have come to hold refs to objects it owns,
+    #: until each ends: meanwhile it must not host an actor, whose end ends the process (and
+    #: so those objects), as Ray's workers drain before exiting, nor its node be drained.
+    owner_jobs: set = field(default_factory=set)
+
+    @property
+    def owns_objects(self) -> bool:
+        return bool(self.owner_jobs)
 
 
 class WorkerPool:
