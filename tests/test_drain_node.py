@@ -125,6 +125,35 @@ def test_two_nodes_drained_at_once_hand_their_objects_to_a_third(side):
     assert [int(a.sum()) for a in ray.get(arrays, timeout=60)] == [7 * ARRAY_BYTES] * 6
 
 
+DRIVER_THAT_LEAVES_AN_OBJECT = """
+import os, sys
+import numpy as np
+import raggio as ray
+ray.init(address=sys.argv[1])
+
+@ray.remote(resources={"side": 1})
+def make():
+    return np.ones(%d, dtype=np.uint8)
+
+ref = make.remote()
+ray.wait([ref], fetch_local=False)
+os._exit(0)  # gone at once, its object still on the node
+""" % ARRAY_BYTES
+
+
+def test_an_object_whose_owner_is_gone_is_not_moved(side):
+    cluster, node = side
+    head = cluster.head_node.node_id
+    env = dict(os.environ, RAGGIO_AUTH_TOKEN=context.get_core().token)
+    subprocess.run([sys.executable, "-c", DRIVER_THAT_LEAVES_AN_OBJECT, cluster.address],
+                   check=True, timeout=120, env=env)
+    wait_until(lambda: store_used(node.node_id) >= ARRAY_BYTES, what="the node to report it")
+    reply = drained(node)
+    assert reply["objects_moved"] == 0, reply
+    time.sleep(1.5)  # a node reports its store each second: the head holds nothing
+    assert store_used(head) == 0
+
+
 def test_a_borrower_that_knew_the_old_place_reads_from_the_new_one(side):
     cluster, node = side
 

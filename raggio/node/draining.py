@@ -56,8 +56,8 @@ def busy_reason(*, leases: int, waiting: int, bundles: int, drivers: int,
 
 
 async def move_objects(store: ObjectStore, targets: Callable[[], list[dict]],
-                       peer: Callable[..., Awaitable], here: str,
-                       local_owners: set[str]) -> tuple[int, int]:
+                       peer: Callable[..., Awaitable], here: str, local_owners: set[str],
+                       live_hosts: Callable[[], set[str]]) -> tuple[int, int]:
     """Give every primary copy in ``store`` to another node and tell its owner; return
     (objects moved, bytes moved).
 
@@ -70,6 +70,7 @@ async def move_objects(store: ObjectStore, targets: Callable[[], list[dict]],
         here: This node's address.
         local_owners: The addresses of this node's workers: what they own dies with them,
             so it is not moved.
+        live_hosts: The hosts of the live nodes: an owner elsewhere is gone with its node.
 
     Raises:
         DrainFailed: an object no node would take, one without a known owner, or an owner
@@ -90,7 +91,7 @@ async def move_objects(store: ObjectStore, targets: Callable[[], list[dict]],
                 continue  # its owner freed it meanwhile: nothing to move
             raise
         try:
-            held = await _tell_owner(object_id, owner, target, peer)
+            held = await _tell_owner(object_id, owner, target, peer, live_hosts())
         except _OwnerGone:
             gone.add(owner)
             held = False
@@ -105,8 +106,9 @@ async def move_objects(store: ObjectStore, targets: Callable[[], list[dict]],
     return moved, moved_bytes
 
 
-#: How long the owner of a moved object has to accept a connection (a process that has
-#: ended refuses at once) and to answer.
+#: How long the owner of a moved object has to accept a connection (where its process has
+#: ended, the connection is refused all that time) and to answer.
+OWNER_CONNECT_S = 2.0
 OWNER_TIMEOUT_S = 10.0
 
 
@@ -136,17 +138,23 @@ async def _adopt(object_id: bytes, size_bytes: int, owner: str, targets: list[di
 
 
 async def _tell_owner(object_id: bytes, owner: str, target: dict,
-                      peer: Callable[..., Awaitable]) -> bool:
+                      peer: Callable[..., Awaitable], live_hosts: set[str]) -> bool:
     """Whether the owner still holds the object (and now knows where it lives).
 
     Raises:
-        _OwnerGone: its process has ended.
-        DrainFailed: it did not answer in time.
+        _OwnerGone: its process has ended (nothing listens at its address), or its node
+            has left the cluster.
+        DrainFailed: it could not be reached otherwise, or did not answer in time.
     """
+    if owner.rpartition(":")[0] not in live_hosts:
+        raise _OwnerGone()
     try:
-        conn = await peer(owner, OWNER_TIMEOUT_S)
-    except RpcError as exc:  # refused all along: the process has ended
-        raise _OwnerGone() from exc
+        conn = await peer(owner, OWNER_CONNECT_S)
+    except RpcError as exc:
+        if isinstance(exc.__cause__, ConnectionRefusedError):
+            raise _OwnerGone() from exc
+        raise DrainFailed(f"could not reach the owner of object {object_id.hex()} ({owner}): "
+                          f"{exc}") from exc
     try:
         return await conn.call_with_timeout(
             "object_moved", [object_id, target["node_id"], target["address"]], OWNER_TIMEOUT_S)

@@ -714,8 +714,10 @@ class NodeManager:
         local_owners = {w.address for w in self.pool.workers.values() if w.address}
         try:
             moved, moved_bytes = await asyncio.wait_for(
-                draining.move_objects(self.store, targets, self._peer, self.server.address,
-                                      local_owners), deadline_s)
+                draining.move_objects(
+                    self.store, targets, self._peer, self.server.address, local_owners,
+                    lambda: {address.rpartition(":")[0] for address in self.node_addresses}),
+                deadline_s)
         except (draining.DrainFailed, asyncio.TimeoutError) as exc:
             why = str(exc) or f"moving its objects took longer than {deadline_s:.0f} s"
             logger.warning("drain given up: %s", why)
