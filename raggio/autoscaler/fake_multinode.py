@@ -110,7 +110,10 @@ class FakeMultiNodeProvider(NodeProvider):
         self._reap()
         with self.state.update() as document:
             nodes = document["nodes"]
-            for record in nodes.values():
+            for node_id, record in nodes.items():
+                if _listed(record) and "pid" not in record:
+                    # Its starter died between starting it and recording its pid.
+                    record.update(_find_node_process(node_id) or {})
                 if _listed(record) and _process(record) is None:
                     record["state"] = TERMINATED  # it died (or `raggio stop` ended it)
             return [node_id for node_id, record in nodes.items()
@@ -268,6 +271,14 @@ class FakeMultiNodeProvider(NodeProvider):
 def _identity(pid: int) -> dict:
     """What tells this process apart from a later one that reuses its pid."""
     return {"pid": pid, "create_time": psutil.Process(pid).create_time()}
+
+
+def _find_node_process(node_id: str) -> dict | None:
+    """The identity of the node process started with ``--node-id node_id``, if it runs."""
+    for process in psutil.process_iter(["pid", "cmdline", "create_time"]):
+        if node_id in (process.info["cmdline"] or ()):
+            return {"pid": process.info["pid"], "create_time": process.info["create_time"]}
+    return None
 
 
 def _listed(record: dict) -> bool:

@@ -252,3 +252,23 @@ def test_shutdown_stops_the_head_and_every_launched_node():
     cluster.shutdown()
     assert not head.is_running() and not node.is_running()
     assert not os.path.exists(cluster.temp_dir)
+
+
+def test_a_node_whose_starter_died_before_recording_its_pid_is_found(provider):
+    """The starter died between starting the node and recording its pid: the node is found
+    by the id it was started with."""
+    starter = subprocess.Popen(launch_one_command(provider))
+    try:
+        node_id = stop_mid_launch(provider, starter)
+    finally:
+        starter.kill()
+        starter.wait()
+    with provider.state.update() as document:  # as if the pid had never been written
+        record = document["nodes"][node_id]
+        pid = record.pop("pid")
+        del record["create_time"]
+    assert provider.non_terminated_nodes({}) == [node_id]
+    assert provider.state.read()["nodes"][node_id]["pid"] == pid
+    provider.terminate_node(node_id)
+    assert provider.non_terminated_nodes({}) == []
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
