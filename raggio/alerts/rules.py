@@ -11,7 +11,7 @@ one); rules about conditions (the task failure rate, a full or spilling
 object store) list what is true now, and clear when it no longer is.
 
 The records are the control store's: ``get_nodes`` (``state``, ``end_time``,
-``death_reason``), ``list_actors`` (``state``, ``killed``: ended on purpose,
+``death_reason``, ``drained``), ``list_actors`` (``state``, ``killed``: ended on purpose,
 ``creation_error``), ``get_jobs`` (``status``: Ray's job states, FAILED with a
 ``message``, set by the job supervisor of issue #15; drivers' own jobs end
 without one), ``list_tasks`` (attempts with ``state`` and ``end_time``), a node
@@ -48,10 +48,12 @@ def _short(hex_id: str) -> str:
 
 
 def node_died(nodes: list[dict], since: float) -> list[Alert]:
-    """A node that died after ``since``."""
+    """A node that died after ``since``; not one removed on purpose after it was drained
+    (``drained``: the autoscaler's scale-down, ``raggio drain-node``)."""
     alerts = []
     for node in nodes:
-        if node["state"] != DEAD or (node.get("end_time") or 0) <= since:
+        if (node["state"] != DEAD or (node.get("end_time") or 0) <= since
+                or node.get("drained")):
             continue
         node_hex = node["node_id"].hex()
         reason = node.get("death_reason") or "no reason recorded"

@@ -37,6 +37,13 @@ def test_a_node_that_died_after_the_watermark_alerts_once_with_its_reason():
     assert (alert.severity, alert.time, alert.node) == ("critical", 150.0, NODE[::-1].hex())
 
 
+def test_a_node_drained_and_removed_on_purpose_does_not_alert():
+    # The autoscaler's scale-down: drained (its objects moved), then stopped.
+    drained = node(state="DEAD", end_time=150.0, drained=True,
+                   death_reason="drained: removed by the autoscaler: idle for 60 s")
+    assert rules.node_died([drained], since=100.0) == []
+
+
 def test_an_actor_alerts_only_when_it_died_for_good_and_not_on_purpose():
     assert len(rules.actor_died([actor()], since=0)) == 1
     assert rules.actor_died([actor(killed=True)], since=0) == []  # raggio.kill, owner's end
