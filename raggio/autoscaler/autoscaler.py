@@ -91,6 +91,10 @@ class Autoscaler:
     removing: dict[str, tuple[str, str]]
     #: raggio node id (hex) -> (why it refused its last drain, when: ``time.time()``)
     kept: dict[str, tuple[str, float]]
+    #: Ray's autoscaler counters (``started_nodes``, ``stopped_nodes``, ``failed_create_nodes``,
+    #: ``drain_node_exceptions``, ``update_loop_exceptions``), since this monitor started;
+    #: each round writes them into its status, for the head's metrics endpoint.
+    counters: collections.Counter
     #: Seconds until the next idle node reaches the idle timeout (None: no node will): the
     #: monitor runs its next round then if that is sooner than its interval, so that a node
     #: leaves at its timeout, not up to a round later.
@@ -113,6 +117,7 @@ class Autoscaler:
         self.removing = {}
         self.kept = {}
         self.next_timeout_in_s = None
+        self.counters = collections.Counter()
 
     async def update(self) -> dict:
         """One round; returns (and records) the status it wrote."""
@@ -276,6 +281,7 @@ class Autoscaler:
             return
         finally:
             self.creating[node_type] -= count
+        self.counters["started_nodes"] += count
         if not self.provider.node_updaters:
             self.backoff.pop(node_type, None)
             return
@@ -323,6 +329,7 @@ class Autoscaler:
         delay_s = min(previous.delay_s * 2 if previous else FIRST_BACKOFF_S,
                       get_config().autoscaler_max_launch_backoff_s)
         self.backoff[node_type] = _Backoff(until=now + delay_s, delay_s=delay_s)
+        self.counters["failed_create_nodes"] += count
         logger.warning("failed to launch %d x %s (trying again in %.0f s): %s", count,
                        node_type, delay_s, error)
         value = await self.store.call("kv_get", launch_failures.LAUNCH_FAILURES_KEY)
@@ -350,10 +357,12 @@ class Autoscaler:
                                "deadline_s": DRAIN_DEADLINE_S},
                 timeout_s=DRAIN_DEADLINE_S + 30)
         except Unavailable as exc:
+            self.counters["drain_node_exceptions"] += 1
             logger.warning("could not drain node %s (%s); a later round tries again",
                            node_id, exc)
             return
         except Exception:  # a bug must not end the removals unseen
+            self.counters["drain_node_exceptions"] += 1
             logger.exception("draining node %s failed; a later round tries again", node_id)
             return
         if not reply["is_accepted"]:
@@ -379,15 +388,29 @@ class Autoscaler:
             except Exception as exc:  # gone already: it is released all the same
                 logger.warning("could not stop raggio on %s (%s); releasing it", node_id, exc)
         await asyncio.to_thread(self.provider.terminate_node, node_id)
+        self.counters["stopped_nodes"] += 1
 
     async def _record_status(self, view: list[dict], plan, reasons: list[str]) -> dict:
         running: dict[str, int] = {}
         launching: dict[str, int] = {}
+        resources: dict[str, float] = {}  #: of the running nodes
+        pending: dict[str, float] = {}  #: of the nodes launching
         for node in view:
-            counts = launching if node["state"] == "launching" else running
+            if node["state"] == "launching":
+                counts, amounts = launching, pending
+                spec = self.config.node_types.get(node["node_type"])
+                total = spec.resources if spec is not None else {}
+            else:
+                counts, amounts, total = running, resources, node["total"]
             counts[node["node_type"]] = counts.get(node["node_type"], 0) + 1
+            for key, value in total.items():
+                amounts[key] = amounts.get(key, 0.0) + value
         status = {"time": time.time(), "cluster_name": self.config.cluster_name,
                   "running": running, "launching": launching,
+                  "workers": sum(1 for n in view
+                                 if n["state"] == "running" and not n.get("is_head")),
+                  "resources": resources, "pending_resources": pending,
+                  "counters": dict(self.counters),
                   "idle": {n["node_id"]: round(n["idle_s"], 1) for n in view
                            if n.get("idle_s") and not n.get("is_head")},
                   "infeasible": plan.infeasible, "reasons": reasons}

@@ -67,6 +67,7 @@ async def run(gcs_address: str, session_dir: str, token_path: str, head_ip: str)
         except Unavailable as exc:
             logger.warning("skipped a round: %s", exc)
         except Exception:  # a bug or a provider's surprise must not end the autoscaler
+            autoscaler.counters["update_loop_exceptions"] += 1
             logger.exception("an autoscaler round failed; the next one tries again")
         wait_s = cfg.autoscaler_update_interval_s
         if autoscaler.next_timeout_in_s is not None:  # a node's idle timeout comes first

@@ -3,8 +3,9 @@
 The head node's endpoint (``node/metrics_export.py``) asks for
 ``metrics_snapshot`` at each scrape: live nodes, tasks and actors by state
 (``ray_tasks``, ``ray_actors``), jobs, the task history's drops, how long each
-RPC took (``RpcTimings``), and the head's processes (this one, the
-dashboard) for ``ray_component_*``. Plain data, so that the control store
+RPC took (``RpcTimings``), the head's processes (this one, the dashboard) for
+``ray_component_*``, and the autoscaler's last status (its ``autoscaler_*``
+families), as its monitor wrote it to the KV. Plain data, so that the control store
 imports nothing of Prometheus.
 """
 
@@ -12,8 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 import os
 import time
+
+from raggio.common.autoscaler_status import STATUS_KEY
 
 #: Upper bounds (seconds) of the RPC latency histogram's buckets; +Inf is implied.
 LATENCY_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -78,4 +82,5 @@ def snapshot(gcs) -> dict:
         "task_events_dropped_at_source": gcs.task_events.dropped_at_source,
         "rpc": gcs.rpc_timings.by_op, "latency_buckets": LATENCY_BUCKETS_S,
         "pids": {os.getpid(): "gcs_server", **gcs.head_components()},
+        "autoscaler": json.loads(status) if (status := gcs.kv.get(STATUS_KEY)) else None,
     }

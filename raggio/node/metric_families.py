@@ -6,8 +6,9 @@
 yields prometheus_client families. Ray's names where Ray has the metric
 (``ray_node_*``, ``ray_object_store_*``, ``ray_resources``,
 ``ray_component_*``, and from the control store on the head
-``ray_cluster_active_nodes``, ``ray_tasks``, ``ray_actors``, jobs); raggio's
-own under ``raggio_``; the applications' as ``ray_<name>``.
+``ray_cluster_active_nodes``, ``ray_tasks``, ``ray_actors``, jobs, and the
+autoscaler's ``autoscaler_*`` from its last status); raggio's own under
+``raggio_``; the applications' as ``ray_<name>``.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ class NodeCollector:
             pids = {int(pid): name for pid, name in node["pids"].items()}
             if node.get("control_store"):
                 _control_store(families, node["control_store"])
+                if node["control_store"].get("autoscaler"):
+                    _autoscaler(families, node["control_store"]["autoscaler"])
                 for pid, name in node["control_store"]["pids"].items():
                     pids.setdefault(int(pid), name)  # a tied head's is the node's: raylet
         usage = endpoint.usage.sample(pids)
@@ -180,6 +183,39 @@ def _control_store(f: _Families, gcs: dict) -> None:
     for op, (_count, total, *buckets) in sorted(gcs["rpc"].items()):
         latency.add_metric(f.values + [op], _cumulative(gcs["latency_buckets"], buckets), total)
     f.out.append(latency)
+
+
+#: Ray's autoscaler counters: (the status record's key, its help).
+AUTOSCALER_COUNTERS = (
+    ("started_nodes", "Number of nodes started."),
+    ("stopped_nodes", "Number of nodes stopped."),
+    ("failed_create_nodes", "Number of nodes that failed to be created due to an exception "
+                            "in the node provider's create_node method."),
+    ("update_loop_exceptions", "Number of exceptions raised in the update loop of the "
+                               "autoscaler."),
+    ("drain_node_exceptions", "Number of exceptions raised when making a DrainNode rpc "
+                              "prior to node termination."),
+)
+
+
+def _autoscaler(f: _Families, status: dict) -> None:
+    """Ray's ``autoscaler_*`` families, from the monitor's last round (``autoscaler.py``);
+    its counters count from the monitor's start (a restart resets them, as Ray's)."""
+    f.gauges("autoscaler_active_nodes", "Number of nodes in the cluster, by node type.",
+             ["NodeType"], sorted(status.get("running", {}).items()))
+    f.gauges("autoscaler_pending_nodes", "Number of nodes pending to be started, by node "
+             "type.", ["NodeType"], sorted(status.get("launching", {}).items()))
+    f.gauge("autoscaler_running_workers_nodes", "Number of worker nodes running.",
+            status.get("workers", 0))
+    f.gauges("autoscaler_cluster_resources", "Total logical resources in the cluster.",
+             ["resource"], sorted(status.get("resources", {}).items()))
+    f.gauges("autoscaler_pending_resources", "Pending logical resources in the cluster "
+             "(of the nodes being launched).", ["resource"],
+             sorted(status.get("pending_resources", {}).items()))
+    for key, doc in AUTOSCALER_COUNTERS:
+        counter = CounterMetricFamily(f"autoscaler_{key}", doc, labels=f.keys)
+        counter.add_metric(f.values, status.get("counters", {}).get(key, 0))
+        f.out.append(counter)
 
 
 def _application(f: _Families, node_labels: dict, app: list) -> None:

@@ -24,6 +24,7 @@ from raggio.common.launch_failures import LAUNCH_FAILURES_KEY
 from raggio.core import context
 from raggio.test_utils import wait_until
 from raggio.util.placement_group import placement_group
+from metrics.metrics_scraping import samples, scrape, value  # tests/metrics/
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -115,8 +116,23 @@ def test_request_resources_scales_up_and_its_withdrawal_down(autoscaling):
     wait_until(lambda: alive_workers() == 2, timeout_s=60, what="two cpu2 nodes for 4 CPUs")
     time.sleep(4)  # idle past the timeout, but held by the request
     assert alive_workers() == 2
+    families = wait_until(lambda: (f := autoscaler_metrics()) and value(
+        f, "autoscaler_active_nodes", NodeType="cpu2") == 2 and f, what="the metrics")
+    assert value(families, "autoscaler_running_workers_nodes") == 2
+    assert value(families, "autoscaler_started_nodes_total") == 2
+    assert value(families, "autoscaler_cluster_resources", resource="CPU") == 4
     request_resources()
     wait_until(lambda: alive_workers() == 0, timeout_s=60, what="the nodes to leave")
+    wait_until(lambda: value(autoscaler_metrics(), "autoscaler_stopped_nodes_total") == 2,
+               what="the metrics to count the nodes stopped")
+
+
+def autoscaler_metrics() -> dict:
+    """The head node's metrics: its autoscaler_* families come from the monitor's status."""
+    [head] = [n for n in ray.nodes() if n["Alive"] and n["IsHead"]]
+    text = scrape(head["MetricsExportPort"], context.get_core().token)
+    families = samples(text)
+    return families if "autoscaler_active_nodes" in families else {}
 
 
 def test_a_placement_group_that_fits_no_node_launches_the_type_that_fits(autoscaling):
