@@ -80,6 +80,10 @@ PANELS = (
           "short", (("sum(ray_cluster_active_nodes{$F})", "active nodes"),
                     ("sum(ray_running_jobs{$F})", "running jobs"),
                     ("sum(ray_finished_jobs_total{$F})", "finished jobs"))),
+    Panel("Autoscaler nodes", "Nodes running and being launched, by node type (on a "
+          "cluster with an autoscaler).", "short",
+          (("sum(autoscaler_active_nodes{$F}) by (NodeType)", "{{NodeType}}"),
+           ("sum(autoscaler_pending_nodes{$F}) by (NodeType)", "launching {{NodeType}}"))),
     Panel("raggio processes: memory", "Resident memory of raggio's processes by kind "
           "(control store, node manager, workers, dashboard).", "mbytes",
           (("sum(ray_component_rss_mb{$F}) by (Component)", "{{Component}}"),), stacked=True),
