@@ -39,8 +39,9 @@ ADOPT_TIMEOUT_S = 2.0
 _LOST = object()
 
 #: How long a dead actor's record waits for its process's exit code (it comes from the zygote
-#: through the node manager, normally within milliseconds of the connection closing).
-EXIT_CODE_WAIT_S = 1.0
+#: through the node manager, normally within milliseconds of the connection closing; on a
+#: loaded 2-core machine it once took over a second, and the cause lacked it).
+EXIT_CODE_WAIT_S = 5.0
 
 OUT_OF_SCOPE_CAUSE = ("The actor is dead because all references to the actor were removed "
                       "(no process holds a handle to it; make it detached with "
