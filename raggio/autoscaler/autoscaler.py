@@ -407,6 +407,9 @@ class Autoscaler:
                 amounts[key] = amounts.get(key, 0.0) + value
         status = {"time": time.time(), "cluster_name": self.config.cluster_name,
                   "running": running, "launching": launching,
+                  "limits": {name: [spec.min_workers, spec.max_workers]  # worker types
+                             for name, spec in self.config.node_types.items()
+                             if name != self.config.head_node_type},
                   "workers": sum(1 for n in view
                                  if n["state"] == "running" and not n.get("is_head")),
                   "resources": resources, "pending_resources": pending,

@@ -9,6 +9,7 @@ on the pages without reloading them.
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 import psutil
@@ -327,3 +328,4 @@ def test_cluster_page_shows_the_autoscalers_failed_launches_and_why_it_waits(
     b.wait_text("not launching broken")  # its back-off, in the autoscaler's words
     text = b.text()
     assert "Cluster paged" in text and "fail_to_start" in text
+    assert re.search(r"broken\s+0\s+0\s+1–1", text), text  # every type, with its limits

@@ -23,7 +23,10 @@ function autoscalerView(view) {
       "head with `--autoscaling-config cluster.yaml` (as `raggio up` does) to have one."));
   }
   const s = view.status;
-  const types = [...new Set([...Object.keys(s.running || {}), ...Object.keys(s.launching || {})])].sort();
+  const limits = s.limits || {};
+  // Every type of the cluster file, and any other a node runs as ("(unmanaged)").
+  const types = [...new Set([...Object.keys(limits), ...Object.keys(s.running || {}),
+    ...Object.keys(s.launching || {})])].sort();
   const recent = view.failures.slice(-5);  // the recent ones, one per type and error
   return h("div", null,
     h("p", { class: "muted" }, `Cluster ${s.cluster_name}: last round ${Math.max(0, Math.round(Date.now() / 1000 - s.time))} s ago.`),
@@ -31,6 +34,7 @@ function autoscalerView(view) {
       { title: "Node type", render: (t) => h("span", { class: "mono" }, t) },
       { title: "Running", num: true, render: (t) => fmt.number((s.running || {})[t] || 0) },
       { title: "Launching", num: true, render: (t) => fmt.number((s.launching || {})[t] || 0) },
+      { title: "Min–max", num: true, render: (t) => (limits[t] ? `${limits[t][0]}–${limits[t][1]}` : "–") },
     ], types, emptyState("No node", "The autoscaler counts no node yet.")),
     h("ul", { class: "reasons" }, (s.reasons || []).map((r) => h("li", { class: "reason" }, r))),
     recent.length ? h("div", null, h("h4", null, "Recent failed launches"),
