@@ -31,6 +31,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 
+from raggio.common.ids import NodeID
 from raggio.config import DEFAULT_DASHBOARD_PORT, get_config, system_config_env
 
 #: The modules a node's process runs (``NodeSpec.module``).
@@ -40,8 +41,6 @@ NODE_MODULE = "raggio.node.main"
 #: line on stdin: ``raggio start --head`` starts the head's node while its control store
 #: starts, and sends them once the control store is up.
 FROM_STDIN = "-"
-#: The size of a node's id (Ray's NodeID), in bytes.
-NODE_ID_BYTES = 28
 
 
 def _json_object(text: str) -> dict:
@@ -70,14 +69,6 @@ def _env(doc: str, default):
     if isinstance(default, dict):
         return field(default_factory=dict, metadata={"doc": doc, "env": True})
     return field(default=default, metadata={"doc": doc, "env": True})
-
-
-def is_node_id(text: str) -> bool:
-    """Whether ``text`` is a node id in hex (as ``raggio list nodes`` shows them)."""
-    try:
-        return len(bytes.fromhex(text)) == NODE_ID_BYTES
-    except ValueError:
-        return False
 
 
 def is_loopback(host: str) -> bool:
@@ -169,8 +160,8 @@ class NodeSpec:
         if self.no_node and self.gcs_address:
             raise ValueError("no_node runs only a control store, which a node that joins "
                              f"one at {self.gcs_address} does not run.")
-        if self.node_id and not is_node_id(self.node_id):
-            raise ValueError(f"node_id is {NODE_ID_BYTES} bytes in hex ({2 * NODE_ID_BYTES} "
+        if self.node_id and not NodeID.is_hex(self.node_id):
+            raise ValueError(f"node_id is {NodeID.size} bytes in hex ({2 * NodeID.size} "
                              f"digits), not {self.node_id!r}.")
 
     def set_dashboard(self, host: str, port: int | None) -> None:

@@ -50,6 +50,7 @@ import subprocess
 
 import psutil
 
+from raggio.common.ids import NodeID
 from raggio.config import get_config
 from raggio.exceptions import ClusterConfigError, ClusterLaunchError, RaySystemError
 from raggio.launch import wait_ready
@@ -59,7 +60,7 @@ from raggio.launcher.node_provider import (NODE_KIND_WORKER, STATUS_UP_TO_DATE,
                                            TAG_RAY_NODE_KIND, TAG_RAY_NODE_NAME,
                                            TAG_RAY_NODE_STATUS, TAG_RAY_USER_NODE_TYPE,
                                            NodeProvider)
-from raggio.node_spec import NODE_ID_BYTES, NodeSpec
+from raggio.node_spec import NodeSpec
 
 #: The keys of the head's ready line that ``provider_config`` must carry.
 HEAD_KEYS = ("gcs_address", "session_dir", "token_path")
@@ -187,7 +188,7 @@ class FakeMultiNodeProvider(NodeProvider):
         """Start one node's process, recorded as launching under the id it will join with
         (so that it is stopped with the cluster, and found by the next autoscaler, even if
         its starter dies before it is ready)."""
-        node_id = os.urandom(NODE_ID_BYTES).hex()
+        node_id = NodeID.from_random().hex()
         log_path = self.state.log_path(f"node-{node_id}")
         with self.state.update() as document:
             document["nodes"][node_id] = {

@@ -34,6 +34,15 @@ class BaseID:
         return cls(bytes.fromhex(hex_id))
 
     @classmethod
+    def is_hex(cls, text: str) -> bool:
+        """Whether ``text`` is such an id in hex."""
+        try:
+            cls.from_hex(text)
+        except ValueError:
+            return False
+        return True
+
+    @classmethod
     def nil(cls):
         return cls(b"\xff" * cls.size)
 

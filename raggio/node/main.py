@@ -21,13 +21,14 @@ import os
 import signal
 import sys
 
+from raggio.common.ids import NodeID
 from raggio.config import Config, get_config
 from raggio.exceptions import RayError
 from raggio.launch import print_error, print_ready
 from raggio.node.manager import NodeManager, NodeOptions
 from raggio.node.node_info import (default_labels, default_resources, new_session_dir,
                                    overridden_resources)
-from raggio.node_spec import FROM_STDIN, NODE_ID_BYTES, NODE_MODULE, NodeSpec
+from raggio.node_spec import FROM_STDIN, NODE_MODULE, NodeSpec
 
 
 def session_for(spec: NodeSpec) -> tuple[str, str]:
@@ -46,7 +47,7 @@ async def start_node_manager(spec: NodeSpec, cfg: Config, *, gcs_address: str, t
         memory=given.memory, object_store_memory=given.object_store_memory,
         node_ip=spec.node_ip_address, is_head=spec.head)
     node = NodeManager(NodeOptions(
-        node_id=bytes.fromhex(spec.node_id) if spec.node_id else os.urandom(NODE_ID_BYTES),
+        node_id=(NodeID.from_hex(spec.node_id) if spec.node_id else NodeID.from_random()).binary(),
         node_ip=spec.node_ip_address, gcs_address=gcs_address,
         token=token, session_dir=session_dir, session_name=session_name, resources=resources,
         object_store_memory=object_store_memory, is_head=spec.head,
