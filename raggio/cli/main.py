@@ -97,14 +97,13 @@ def status(address: str | None, temp_dir: str | None) -> None:
     from raggio import cluster_file
     from raggio import cluster_status
     from raggio.cli import gcs_client
-    from raggio.common import autoscaler_status, launch_failures
+    from raggio.common import autoscaler_status
 
     cluster = gcs_client.resolve(address, temp_dir)
-    nodes, groups, tasks, dashboard_url, *autoscaler = gcs_client.query(
+    nodes, groups, tasks, dashboard_url, autoscaler = gcs_client.query(
         cluster, ("get_nodes", None), ("placement_group_table", None), ("pending_tasks", None),
         ("kv_get", cluster_file.DASHBOARD_URL_KEY),
-        *(("kv_get", key) for key in (*autoscaler_status.KEYS,
-                                      launch_failures.LAUNCH_FAILURES_KEY)))
+        ("kv_multi_get", autoscaler_status.KEYS))
     click.echo(cluster_status.render(
         nodes, groups, tasks, dashboard_url=dashboard_url.decode() if dashboard_url else None,
         autoscaler=autoscaler_status.read(*autoscaler)))

@@ -17,20 +17,23 @@ from __future__ import annotations
 import json
 import time
 
+from raggio.common.launch_failures import LAUNCH_FAILURES_KEY
+
 #: Every key of the autoscaler's records starts so; the control store counts their writes
 #: (``table_versions``' ``autoscaler``), which the dashboard's pages follow.
 KV_PREFIX = "autoscaler:"
 #: (Ray's ``AUTOSCALER_RESOURCE_REQUEST_CHANNEL``)
 RESOURCE_REQUEST_KEY = "autoscaler:resource_request"
 STATUS_KEY = "autoscaler:status"
-#: The KV keys a reader asks for, in the order ``read`` takes their values.
-KEYS = (STATUS_KEY, RESOURCE_REQUEST_KEY)
+#: The KV keys a reader asks for (one ``kv_multi_get``), in the order ``read`` takes their
+#: values.
+KEYS = (STATUS_KEY, RESOURCE_REQUEST_KEY, LAUNCH_FAILURES_KEY)
 
 
 def read(status: bytes | None, request: bytes | None, failures: bytes | None,
          now: float | None = None) -> dict | None:
     """The autoscaler's view for ``cluster_status.render`` and the dashboard, from the values
-    of ``KEYS`` and ``launch_failures.LAUNCH_FAILURES_KEY``: its latest round, the standing
+    of ``KEYS``: its latest round, the standing
     request, and the recent launch failures (``recent_failures``); None when no autoscaler
     runs."""
     if status is None:

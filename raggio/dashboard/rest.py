@@ -25,7 +25,7 @@ from aiohttp import web
 from raggio import __version__
 from raggio import cluster_status as status_text
 from raggio.cluster_status import node_usage, summed_usage
-from raggio.common import autoscaler_status, launch_failures
+from raggio.common import autoscaler_status
 from raggio.common.placement_group_resources import is_group_resource
 from raggio.dashboard import log_routes, state_routes
 from raggio.dashboard.query import query_timeout
@@ -135,12 +135,11 @@ async def cluster_status(request: web.Request) -> web.Response:
     timeout_s = query_timeout(request)
     store = request.app[STORE]
     started = time.monotonic()
-    nodes, groups, pending, *autoscaler = await asyncio.gather(
+    nodes, groups, pending, autoscaler = await asyncio.gather(
         store.call("get_nodes", None, timeout_s=timeout_s),
         store.call("placement_group_table", None, timeout_s=timeout_s),
         store.call("pending_tasks", None, timeout_s=timeout_s),
-        *(store.call("kv_get", key, timeout_s=timeout_s) for key in (
-            *autoscaler_status.KEYS, launch_failures.LAUNCH_FAILURES_KEY)))
+        store.call("kv_multi_get", autoscaler_status.KEYS, timeout_s=timeout_s))
     text = status_text.render(nodes, groups, pending, now=datetime.datetime.now(),
                               autoscaler=autoscaler_status.read(*autoscaler))
     if request.query.get("format") == "1":

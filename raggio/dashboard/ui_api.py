@@ -19,7 +19,7 @@ import collections
 
 from aiohttp import web
 
-from raggio.common import autoscaler_status, launch_failures
+from raggio.common import autoscaler_status
 from raggio.common.placement_group_resources import requested_resources
 from raggio.common.resources import why_waiting
 from raggio.dashboard.query import not_found, parse_hex_id, query_int
@@ -300,11 +300,9 @@ async def cluster(request: web.Request) -> web.Response:
     pending demand and tasks, the cluster's usage, and the autoscaler's view (None without
     one: ``autoscaler_status.read``)."""
     store = request.app[STORE]
-    records, groups, waiting, *autoscaler = await asyncio.gather(
+    records, groups, waiting, autoscaler = await asyncio.gather(
         store.call("get_nodes"), store.call("placement_group_table", None),
-        store.call("pending_tasks"),
-        *(store.call("kv_get", key) for key in (*autoscaler_status.KEYS,
-                                                launch_failures.LAUNCH_FAILURES_KEY)))
+        store.call("pending_tasks"), store.call("kv_multi_get", autoscaler_status.KEYS))
     ip_of = {node["node_id"].hex(): node["node_ip"] for node in records}
     rows = []
     for group in groups.values():
