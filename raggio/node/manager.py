@@ -604,6 +604,9 @@ class NodeManager:
             "node_id": self.node_id, "available": self.resources.available, "demand": demand,
             "total": self.resources.total,
             "object_store_used": self.store.used_bytes,
+            # Idle for the autoscaler's clock: no work here. A node idle so may still refuse
+            # a drain (``_busy_reason``), which the autoscaler then reports as the reason
+            # it stays.
             "idle": not (self.leases or self.lease_queue.pending or self.bundles)})
         self._reported_store_used = self.store.used_bytes
         self._reported_demand = len(self.lease_queue.pending)
@@ -672,15 +675,17 @@ class NodeManager:
         """Take over an object's primary copy from a draining node (``node/draining.py``);
         refused while this node drains itself (the copy would leave with it)."""
         object_id, source_address, size_bytes, owner_address = msg
-        self._refuse_if_draining(object_id)
+        self._refuse_if_draining()
+        had_copy = self.store.contains_sealed(object_id)
         await self.transfer.pull(object_id, source_address, size_bytes)
-        self._refuse_if_draining(object_id)  # it began to drain during the pull
+        if self._drain is not None and not had_copy:
+            self.store.free(object_id)  # it began to drain during the pull
+        self._refuse_if_draining()
         self.store.make_primary(object_id, owner_address)
         return True
 
-    def _refuse_if_draining(self, object_id: bytes) -> None:
+    def _refuse_if_draining(self) -> None:
         if self._drain is not None:
-            self.store.free(object_id)  # a copy this pull made, if any
             raise ValueError(f"node {self.node_id.hex()} is draining: it takes no objects")
 
     async def drain(self, conn: Connection, msg: dict) -> dict:
@@ -692,11 +697,7 @@ class NodeManager:
         that cannot move an object is given up (the node takes work again)."""
         # Asked again while it drains (for preemption, with its work still running), an
         # idle termination is still refused while that work runs.
-        reason = None if msg["reason"] == DRAIN_PREEMPTION else draining.busy_reason(
-            leases=len(self.leases), waiting=len(self.lease_queue.pending),
-            bundles=len(self.bundles), drivers=len(self._drivers),
-            owners=sum(1 for w in self.pool.workers.values()
-                       if w.owns_objects and w.state != DEAD))
+        reason = None if msg["reason"] == DRAIN_PREEMPTION else self._busy_reason()
         if reason is not None:
             return {"is_accepted": False, "rejection_reason_message": reason}
         if self._drain is None:
@@ -704,6 +705,15 @@ class NodeManager:
             self._drain = self._spawn(self._move_objects(msg["deadline_s"]))
             self._drain.add_done_callback(self._drain_ended)
         return await asyncio.shield(self._drain)
+
+    def _busy_reason(self) -> str | None:
+        """Why this node may not be drained for idleness (it would lose work or objects), or
+        None."""
+        return draining.busy_reason(
+            leases=len(self.leases), waiting=len(self.lease_queue.pending),
+            bundles=len(self.bundles), drivers=len(self._drivers),
+            owners=sum(1 for w in self.pool.workers.values()
+                       if w.owns_objects and w.state != DEAD))
 
     async def _move_objects(self, deadline_s: float) -> dict:
         def targets() -> list[dict]:  # the nodes taking work now, largest store first
