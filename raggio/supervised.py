@@ -5,9 +5,10 @@ autoscaler's monitor): each is its own process, at a lower priority than the
 head, its output in the session's ``logs/<name>.log``. ``Supervised`` starts
 one on the head's loop and, when it exits, starts another after a pause that
 doubles with each exit within a minute (a helper that cannot start must not
-spin); ``stop()`` ends it (SIGTERM, then SIGKILL). Subclasses say how the
-process is spawned (``_spawn``) and may wait before each start
-(``_before_start``: the dashboard waits for its first client).
+spin); ``stop()`` ends it (SIGTERM, then SIGKILL). The command line, its
+environment and the descriptors it inherits (``pass_fds``) are the caller's; a
+subclass may wait before each start (``_before_start``: the dashboard waits for
+its first client).
 """
 
 from __future__ import annotations

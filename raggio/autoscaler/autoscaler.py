@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import json
 import logging
@@ -87,8 +88,9 @@ class Autoscaler:
     first_seen: dict[str, float]
     #: ("above" or "below" target_utilization_fraction, or None; since when)
     utilisation: tuple[str | None, float]
-    #: provider node id -> (raggio node id, why) of each removal in flight (drain, release)
-    removing: dict[str, tuple[str, str]]
+    #: provider node id -> (raggio node id, why) of each removal in flight (drain, release);
+    #: no raggio node id for a node whose raggio node died or never joined (no drain)
+    removing: dict[str, tuple[str | None, str]]
     #: raggio node id (hex) -> (why it refused its last drain, when: ``time.time()``)
     kept: dict[str, tuple[str, float]]
     #: Ray's autoscaler counters (``started_nodes``, ``stopped_nodes``, ``failed_create_nodes``,
@@ -118,6 +120,8 @@ class Autoscaler:
         self.kept = {}
         self.next_timeout_in_s = None
         self.counters = collections.Counter()
+        self.mounts_digest = None
+        self._creating = asyncio.Lock()
 
     async def update(self) -> dict:
         """One round; returns (and records) the status it wrote."""
@@ -153,14 +157,14 @@ class Autoscaler:
                 # now; the machine is released once its own exit has had time to finish.
                 since = self.first_seen.setdefault(node_id, now)
                 if now - since >= DEAD_NODE_GRACE_S:
-                    await self._release(node_id, "its raggio node died")
+                    self._start_removal(node_id, None, "its raggio node died")
             else:
                 since = self.first_seen.setdefault(node_id, now)
                 if now - since > cfg.autoscaler_node_start_wait_s:
                     await self._launch_failed(tags[TAG_RAY_USER_NODE_TYPE], 1,
                                               "the node did not join the cluster within "
                                               f"{cfg.autoscaler_node_start_wait_s:.0f} s")
-                    await self._release(node_id, "it never joined")
+                    self._start_removal(node_id, None, "it never joined")
                     continue
                 view.append({"node_type": tags[TAG_RAY_USER_NODE_TYPE], "state": "launching",
                              "provider_id": node_id})
@@ -199,7 +203,7 @@ class Autoscaler:
             self._start_removal(node["provider_id"], node["node_id"],
                                 f"idle for {node['idle_s']:.0f} s")
         reasons += [f"draining node {key[:8]} ({why}) before removing it"
-                    for key, why in self.removing.values()]
+                    for key, why in self.removing.values() if key is not None]
         reasons += [f"keeping idle node {key[:8]}: it refused to drain ({why})"
                     for key, (why, _) in self.kept.items()]
         status = await self._record_status(view, plan, reasons)
@@ -271,28 +275,34 @@ class Autoscaler:
                 TAG_RAY_NODE_STATUS: STATUS_UNINITIALIZED}
         if spec.use_spot:
             tags[TAG_RAGGIO_MARKET_TYPE] = "spot"
-        before = set(await asyncio.to_thread(
-            self.provider.non_terminated_nodes, {TAG_RAY_NODE_KIND: NODE_KIND_WORKER}))
-        try:
-            await asyncio.to_thread(self.provider.create_node_with_resources_and_labels,
-                                    spec.node_config, tags, count, spec.resources, spec.labels)
-        except Exception as exc:  # the provider's words are the report
-            await self._launch_failed(node_type, count, f"{type(exc).__name__}: {exc}")
-            return
-        finally:
-            self.creating[node_type] -= count
-        self.counters["started_nodes"] += count
-        if not self.provider.node_updaters:
-            self.backoff.pop(node_type, None)
-            return
-        new = set(await asyncio.to_thread(
-            self.provider.non_terminated_nodes, {TAG_RAY_NODE_KIND: NODE_KIND_WORKER})) - before
+        # Nodes to set up are told apart by listing before and after creating them: one
+        # launch at a time, so that two in flight never both take the other's nodes.
+        async with self._creating if self.provider.node_updaters else contextlib.nullcontext():
+            before = set(await asyncio.to_thread(
+                self.provider.non_terminated_nodes, {TAG_RAY_NODE_KIND: NODE_KIND_WORKER}))
+            try:
+                await asyncio.to_thread(self.provider.create_node_with_resources_and_labels,
+                                        spec.node_config, tags, count, spec.resources,
+                                        spec.labels)
+            except Exception as exc:  # the provider's words are the report
+                await self._launch_failed(node_type, count, f"{type(exc).__name__}: {exc}")
+                return
+            finally:
+                self.creating[node_type] -= count
+            self.counters["started_nodes"] += count
+            if not self.provider.node_updaters:
+                self.backoff.pop(node_type, None)
+                return
+            new = set(await asyncio.to_thread(
+                self.provider.non_terminated_nodes,
+                {TAG_RAY_NODE_KIND: NODE_KIND_WORKER})) - before
         results = await asyncio.gather(*(self._set_up(node_id, spec) for node_id in new),
                                        return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        for failure in failed:
-            await self._launch_failed(node_type, 1, str(failure))
-        if not failed:
+        failed = sorted({str(r) for r in results if isinstance(r, BaseException)})
+        if failed:  # one failure of the launch: its back-off doubles once
+            await self._launch_failed(node_type, sum(isinstance(r, BaseException)
+                                                     for r in results), "; ".join(failed))
+        else:
             self.backoff.pop(node_type, None)
 
     async def _set_up(self, node_id: str, node_type) -> None:
@@ -311,7 +321,7 @@ class Autoscaler:
             self.config, self.provider, node_id, name=name, node_type=node_type, is_head=False,
             head_ip=self.head_ip, token=self.token, plan=UpdatePlan(), alive=False,
             log_path=os.path.join(self.logs_dir, f"monitor-{name}.log"),
-            mounts_hash=await asyncio.to_thread(file_mounts_digest, self.config),
+            mounts_hash=await self._mounts_digest(),
             connect=connect,
             on_status=lambda status, detail: status and logger.info("%s: %s", name, status))
         try:
@@ -322,6 +332,13 @@ class Autoscaler:
         finally:
             if session is not None:
                 await session.close()
+
+    async def _mounts_digest(self) -> str:
+        """The cluster file's file mounts' digest, computed once (the file never changes
+        under a running monitor)."""
+        if self.mounts_digest is None:
+            self.mounts_digest = await asyncio.to_thread(file_mounts_digest, self.config)
+        return self.mounts_digest
 
     async def _launch_failed(self, node_type: str, count: int, error: str) -> None:
         now = self.clock()
@@ -337,8 +354,9 @@ class Autoscaler:
                                          launch_failures.with_failure(value, node_type, count,
                                                                       error), True])
 
-    def _start_removal(self, node_id: str, key: str, why: str) -> None:
-        """Drain the node in the background, then release it (see the module docstring)."""
+    def _start_removal(self, node_id: str, key: str | None, why: str) -> None:
+        """Drain the node (raggio node ``key``; None: nothing runs there to drain) in the
+        background, then release it (see the module docstring)."""
         if node_id in self.removing:
             return
         self.removing[node_id] = (key, why)
@@ -347,7 +365,16 @@ class Autoscaler:
         task.add_done_callback(self.in_flight.discard)
         task.add_done_callback(lambda _t: self.removing.pop(node_id, None))
 
-    async def _remove(self, node_id: str, key: str, why: str) -> None:
+    async def _remove(self, node_id: str, key: str | None, why: str) -> None:
+        if key is not None and not await self._drained(node_id, key, why):
+            return
+        try:
+            await self._release(node_id, why)
+        except Exception:  # a provider's surprise: the next round sees the node again
+            logger.exception("could not release node %s", node_id)
+
+    async def _drained(self, node_id: str, key: str, why: str) -> bool:
+        """Whether the node accepted the drain (else it stays, and ``kept`` says why)."""
         logger.info("draining node %s (%s): %s", node_id, key, why)
         try:
             reply = await self.store.call(
@@ -360,22 +387,19 @@ class Autoscaler:
             self.counters["drain_node_exceptions"] += 1
             logger.warning("could not drain node %s (%s); a later round tries again",
                            node_id, exc)
-            return
+            return False
         except Exception:  # a bug must not end the removals unseen
             self.counters["drain_node_exceptions"] += 1
             logger.exception("draining node %s failed; a later round tries again", node_id)
-            return
+            return False
         if not reply["is_accepted"]:
             logger.info("node %s stays: it refused to drain (%s)", node_id,
                         reply["rejection_reason_message"])
             # Idle again for a whole timeout before the next try.
             self.kept[key] = (reply["rejection_reason_message"], time.time())
-            return
+            return False
         self.kept.pop(key, None)
-        try:
-            await self._release(node_id, why)
-        except Exception:  # a provider's surprise: the next round sees the node again
-            logger.exception("could not release drained node %s", node_id)
+        return True
 
     async def _release(self, node_id: str, why: str) -> None:
         """Stop raggio on a worker (over SSH where the launcher set it up) and give it back."""
