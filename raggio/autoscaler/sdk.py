@@ -1,8 +1,9 @@
 """``raggio.autoscaler.sdk`` (Ray's ``ray.autoscaler.sdk``): what a program asks of the autoscaler.
 
-``request_resources`` writes the request to the control store's KV under
-``RESOURCE_REQUEST_KEY``, through the connected driver's (or worker's) own
-connection; the head's autoscaler reads it each round and keeps room for it.
+``request_resources`` sends the request to the control store (its
+``request_resources`` op, which keeps it in the KV under ``RESOURCE_REQUEST_KEY``),
+through the connected driver's, worker's or ray:// client's own connection; the
+head's autoscaler reads it each round and keeps room for it.
 The request holds until the next call replaces it; a call with neither
 argument withdraws it.
 
@@ -13,9 +14,6 @@ and ``raggio down`` do (``raggio/launcher/``).
 
 from __future__ import annotations
 
-import json
-
-from raggio.common.autoscaler_status import RESOURCE_REQUEST_KEY
 from raggio.core import context
 
 __all__ = ["request_resources"]
@@ -49,8 +47,7 @@ def request_resources(num_cpus: int | None = None,
         raise RuntimeError("request_resources() talks to the cluster's autoscaler through "
                            "a connected driver: call raggio.init() (or "
                            "init(address=...)) first.")
-    core.request("gcs", "kv_put", [RESOURCE_REQUEST_KEY, json.dumps(to_request).encode(),
-                                   True])
+    core.request("gcs", "request_resources", to_request)
 
 
 def _check(num_cpus, bundles) -> list[dict]:

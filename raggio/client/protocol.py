@@ -26,10 +26,11 @@ SESSION_OPS = ("register", "submit_task", "create_actor", "submit_actor_call", "
 
 #: Control-store ops a client may make through its session (``core.request("gcs", ...)``
 #: in the public API: nodes, resources, named actors, ``raggio.kill``, placement groups,
-#: which belong to the session's job as its actors do, and the state API's listings of
-#: actors, tasks, workers and jobs; not its object listing, which would show the ids of
-#: other clients' objects).
+#: which belong to the session's job as its actors do, the state API's listings of
+#: actors, tasks, workers and jobs, and ``request_resources``; not its object listing,
+#: which would show the ids of other clients' objects).
 GCS_OPS = frozenset({"get_nodes", "cluster_resources", "list_named_actors", "kv_get",
+                     "request_resources",
                      "get_named_actor", "kill_actor", "create_placement_group",
                      "remove_placement_group", "placement_group_table",
                      "get_named_placement_group", "wait_placement_group", "list_actors",

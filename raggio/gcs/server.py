@@ -13,12 +13,14 @@ one constant-time request instead of reading the tables.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
 from typing import Callable
 
 from raggio.common.autoscaler_status import KV_PREFIX as AUTOSCALER_KV_PREFIX
+from raggio.common.autoscaler_status import RESOURCE_REQUEST_KEY
 from raggio.common.labels import unmatched_reason
 from raggio.common.leasing import request_lease
 from raggio.common.scheduling_policy import FAIL, SPILL, SchedulingPolicy
@@ -116,6 +118,7 @@ class GcsServer:
             "pending_tasks": self.pending_tasks,
             "get_task": self.get_task,
             "kv_put": self.kv_put,
+            "request_resources": self.request_resources,
             "kv_get": self.kv_get,
             "kv_multi_get": self.kv_multi_get,
             "kv_del": self.kv_del,
@@ -526,6 +529,12 @@ class GcsServer:
                               self.placement_groups.groups, self.actors.actors)
 
     # -- internal KV --
+
+    def request_resources(self, conn: Connection, bundles: list[dict]) -> None:
+        """``raggio.autoscaler.sdk.request_resources``: the bundles the autoscaler is to fit
+        at once, replacing the last request (an empty list withdraws it). Its own op, so
+        that a ray:// client, which may not write the KV, may make it."""
+        self.kv_put(conn, [RESOURCE_REQUEST_KEY, json.dumps(bundles).encode(), True])
 
     def kv_put(self, conn: Connection, msg: list) -> bool:
         key, value, overwrite = msg

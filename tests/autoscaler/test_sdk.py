@@ -9,7 +9,8 @@ import pytest
 
 import raggio as ray
 from raggio.autoscaler import sdk
-from raggio.autoscaler.sdk import RESOURCE_REQUEST_KEY, request_resources
+from raggio.autoscaler.sdk import request_resources
+from raggio.common.autoscaler_status import RESOURCE_REQUEST_KEY
 from raggio.core import context
 
 

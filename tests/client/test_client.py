@@ -5,6 +5,7 @@ grace period; each client is a process of its own (as on another machine), excep
 where the test itself is the client.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,8 @@ import pytest
 
 import raggio as ray
 from raggio import cluster_file
+from raggio.autoscaler.sdk import request_resources
+from raggio.common.autoscaler_status import RESOURCE_REQUEST_KEY
 from raggio.core import context
 from raggio.exceptions import ConnectionLost
 from raggio.launch import wait_ready
@@ -361,6 +364,18 @@ def test_a_client_away_past_the_grace_period_is_told_its_session_ended(head, shu
               "the session's driver to exit")
     with pytest.raises(ConnectionLost, match="session ended while it was away"):
         ray.get(ref)
+
+
+def test_request_resources_reaches_the_autoscaler_through_ray_client(head, shutdown_only):
+    ray.init(head["address"])
+
+    def standing() -> list:
+        return json.loads(context.get_core().request("gcs", "kv_get", RESOURCE_REQUEST_KEY))
+
+    request_resources(num_cpus=2, bundles=[{"GPU": 1}])
+    assert standing() == [{"CPU": 1}, {"CPU": 1}, {"GPU": 1}]
+    request_resources()
+    assert standing() == []
 
 
 def test_a_wrong_token_and_other_versions_are_refused(head):
