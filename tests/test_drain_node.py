@@ -19,8 +19,10 @@ import raggio as ray
 from raggio.common.states import DRAIN_IDLE_TERMINATION
 from raggio.core import context
 from raggio.test_utils import wait_until
-from raggio.util.state import list_nodes
 from raggio.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from raggio.util.state import list_nodes
+
+from metrics.metrics_scraping import samples, scrape, value  # tests/metrics/
 
 _RAGGIO = os.path.join(os.path.dirname(sys.executable), "raggio")
 RAGGIO = [_RAGGIO] if os.path.exists(_RAGGIO) else [sys.executable, "-m", "raggio"]
@@ -150,8 +152,10 @@ def test_an_object_whose_owner_is_gone_is_not_moved(side):
     wait_until(lambda: store_used(node.node_id) >= ARRAY_BYTES, what="the node to report it")
     reply = drained(node)
     assert reply["objects_moved"] == 0, reply
-    time.sleep(1.5)  # a node reports its store each second: the head holds nothing
-    assert store_used(head) == 0
+    # Read live from the head's store (its reports to the control store come each second).
+    [head_node] = [n for n in ray.nodes() if n["NodeID"] == head]
+    families = samples(scrape(head_node["MetricsExportPort"], context.get_core().token))
+    assert value(families, "ray_object_store_used_memory") == 0
 
 
 def test_a_borrower_that_knew_the_old_place_reads_from_the_new_one(side):

@@ -20,6 +20,7 @@ import pytest
 import raggio as ray
 from raggio.autoscaler.sdk import request_resources
 from raggio.cluster_utils import AutoscalingCluster
+from raggio.common.autoscaler_status import STATUS_KEY
 from raggio.common.launch_failures import LAUNCH_FAILURES_KEY
 from raggio.core import context
 from raggio.test_utils import wait_until
@@ -53,6 +54,15 @@ def autoscaling(shutdown_only):
 
 def alive_workers() -> int:
     return sum(1 for n in ray.nodes() if n["Alive"]) - 1
+
+
+def rounds_past(seconds: float) -> None:
+    """Wait until the autoscaler has run a round ``seconds`` from now (what it would do by
+    then, it has done)."""
+    deadline = time.time() + seconds
+    wait_until(lambda: (value := context.get_core().request("gcs", "kv_get", STATUS_KEY))
+               and json.loads(value)["time"] > deadline, timeout_s=seconds + 60,
+               what=f"an autoscaler round {seconds} s from now")
 
 
 def status_text(cluster: AutoscalingCluster) -> str:
@@ -92,7 +102,7 @@ def test_a_burst_launches_nodes_within_max_workers_and_idle_ones_leave(autoscali
     assert most[0] == 2  # it grew for the burst, and never past max_workers
     # Idle past the timeout: back to min_workers, never below.
     wait_until(lambda: alive_workers() == 1, timeout_s=60, what="the idle node to leave")
-    time.sleep(4)  # another idle timeout's worth: min_workers stay
+    rounds_past(4)  # another idle timeout's worth: min_workers stay
     assert alive_workers() == 1
 
 
@@ -114,7 +124,7 @@ def test_request_resources_scales_up_and_its_withdrawal_down(autoscaling):
     assert alive_workers() == 0
     request_resources(num_cpus=4)
     wait_until(lambda: alive_workers() == 2, timeout_s=60, what="two cpu2 nodes for 4 CPUs")
-    time.sleep(4)  # idle past the timeout, but held by the request
+    rounds_past(4)  # idle past the timeout, but held by the request
     assert alive_workers() == 2
     families = wait_until(lambda: (f := autoscaler_metrics()) and value(
         f, "autoscaler_active_nodes", NodeType="cpu2") == 2 and f, what="the metrics")
