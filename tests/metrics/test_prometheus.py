@@ -127,6 +127,16 @@ def query(url: str, promql: str) -> list[dict]:
     return body["data"]["result"]
 
 
+def is_ready(url: str) -> bool:
+    """Whether Prometheus at ``url`` answers ``/-/ready`` (a launched one replays its log
+    first, and a head launches it in the background)."""
+    try:
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=10) as response:
+            return response.status == 200
+    except OSError:  # not listening yet, or 503 while it starts
+        return False
+
+
 def active_targets(url: str) -> dict[str, str]:
     """Each target Prometheus scrapes now, and its health ("up", "down", "unknown")."""
     with urllib.request.urlopen(f"{url}/api/v1/targets?state=active", timeout=10) as response:
@@ -347,6 +357,8 @@ def test_monitoring_config_runs_prometheus_for_the_head_s_life(tmp_path):
         server = wait_until(lambda: prometheus.running(head.session_dir), timeout_s=30,
                             what="the head to launch Prometheus")
         assert server.url == url
+        # Its pid file is written before it listens: the head does not wait for it.
+        wait_until(lambda: is_ready(url), timeout_s=30, what=f"Prometheus at {url} to be ready")
         (node,) = head.nodes()
         target = f"127.0.0.1:{node['metrics_export_port']}"
         wait_until(lambda: [(s["metric"]["instance"], s["value"][1])
