@@ -260,5 +260,27 @@ def head_info(temp_dir: str | None) -> None:
         "alive_ips": sorted(node["node_ip"] for node in nodes if node["state"] == "ALIVE")}))
 
 
-COMMANDS = [head_info, up, down, attach, exec_, submit, rsync_up, rsync_down, get_head_ip,
-            get_worker_ips, monitor]
+@click.command(name="merge-cluster-record", hidden=True)
+@click.option("--cluster-name", required=True)
+@click.argument("record_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("node_ids", nargs=-1)
+def merge_cluster_record(cluster_name: str, record_file: str, node_ids: tuple[str, ...]) -> None:
+    """On a head: take these nodes' records from RECORD_FILE (the launcher's record, which
+    ``raggio up`` copied here) into this machine's record of the cluster, under its lock,
+    so that its autoscaler's own changes stay (see ``_push_record`` in
+    launcher/cluster_ops.py). The file is removed."""
+    import json
+
+    from raggio.launcher.cluster_state import ClusterState
+
+    with open(record_file) as f:
+        nodes = json.load(f)["nodes"]
+    missing = [node_id for node_id in node_ids if node_id not in nodes]
+    if missing:
+        raise click.ClickException(f"{record_file} has no record of node(s) {missing}.")
+    ClusterState(cluster_name).merge({node_id: nodes[node_id] for node_id in node_ids})
+    os.remove(record_file)
+
+
+COMMANDS = [head_info, merge_cluster_record, up, down, attach, exec_, submit, rsync_up,
+            rsync_down, get_head_ip, get_worker_ips, monitor]

@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import shlex
 import tempfile
 import time
 from collections.abc import Awaitable
@@ -38,9 +39,11 @@ from raggio.launcher.updater import NodeFailed, NodeUpdater, UpdatePlan, file_mo
 T = TypeVar("T")
 
 #: Where the head keeps the cluster's record for its autoscaler: the local provider's state
-#: file under the head's default launcher_dir. ``up`` gives it the launcher's record, and
+#: file under the head's default launcher_dir. ``up`` gives it the records it changed, and
 #: ``up`` and ``down`` take back the workers' records from it.
 HEAD_RECORD = "~/.raggio/clusters/{name}/state.json"
+#: Where ``up`` copies its record for the head's ``raggio merge-cluster-record``.
+HEAD_RECORD_INCOMING = HEAD_RECORD + ".from-up"
 #: How long ``up`` waits for started workers to show as alive on the head.
 JOIN_TIMEOUT_S = 60.0
 
@@ -55,6 +58,9 @@ class Cluster:
     config: ClusterConfig
     provider: NodeProvider
     state: ClusterState
+    #: The node records the head's copy of the record holds, as last taken from it or given
+    #: to it: ``up`` gives the head only the records it changed since.
+    head_record: dict[str, dict] = dataclasses.field(default_factory=dict)
     _sessions: dict[str, asyncio.Task] = dataclasses.field(default_factory=dict)
 
     @classmethod
@@ -189,6 +195,7 @@ async def _pull_record(cluster: Cluster, head_id: str) -> None:
                 head_nodes = json.load(f)["nodes"]
     except (NodeUnreachableError, NodeCommandError, OSError, ValueError, KeyError):
         return
+    cluster.head_record = head_nodes
     with cluster.state.update() as document:
         for node_id, record in head_nodes.items():
             if record["tags"].get(TAG_RAY_NODE_KIND) == NODE_KIND_WORKER:
@@ -196,14 +203,36 @@ async def _pull_record(cluster: Cluster, head_id: str) -> None:
 
 
 async def _push_record(cluster: Cluster, head_id: str) -> None:
-    """Give the head the cluster's record, so that its autoscaler counts the workers ``up``
-    set up (and never sets them up a second time)."""
+    """Give the head the node records ``up`` changed, so that its autoscaler counts the
+    workers ``up`` set up (and never sets them up a second time).
+
+    Only those records: the head's autoscaler may have launched or removed other nodes
+    since ``_pull_record``, and the head's ``raggio merge-cluster-record`` writes the
+    records under its lock, so that none of its changes is lost. A head without raggio
+    yet (a new machine, before its set-up) runs no autoscaler: the record is copied whole.
+    """
+    nodes = cluster.state.read()["nodes"]
+    changed = sorted(node_id for node_id, record in nodes.items()
+                     if cluster.head_record.get(node_id) != record)
+    if not changed:
+        return
+    name = cluster.config.cluster_name
+    incoming = HEAD_RECORD_INCOMING.format(name=name)
+    record, remote = (ssh.home_relative(path) for path in (incoming, HEAD_RECORD.format(name=name)))
+    merge = shlex.join(["raggio", "merge-cluster-record", f"--cluster-name={name}", record,
+                        *changed])
     try:
-        await (await cluster.session(head_id)).upload(
-            cluster.state.path, HEAD_RECORD.format(name=cluster.config.cluster_name),
-            use_rsync=False)
+        session = await cluster.session(head_id)
+        await session.upload(cluster.state.path, incoming, use_rsync=False)
+        result = await session.run(
+            f"if command -v raggio >/dev/null; then {merge}; "
+            f"else mv -f {shlex.quote(record)} {shlex.quote(remote)}; fi", timeout_s=60)
     except (NodeUnreachableError, NodeCommandError):
-        pass  # the head's own update says why it cannot be reached
+        return  # the head's own update says why it cannot be reached
+    if result.exit_status != 0:
+        raise ClusterLaunchError(f"The head did not take the cluster's record (`{merge}` "
+                                 f"exited {result.exit_status}):\n{result.output.strip()}")
+    cluster.head_record.update((node_id, nodes[node_id]) for node_id in changed)
 
 
 def _ensure_nodes(cluster: Cluster, counts: dict[str, int]) -> None:

@@ -69,6 +69,12 @@ class ClusterState:
                 json.dump(document, f, indent=1, sort_keys=True)
             os.replace(tmp, self._state_path)
 
+    def merge(self, nodes: dict[str, dict]) -> None:
+        """Write these node records (another copy's changes: ``raggio up``'s, on the head)
+        over this record's, under the lock; every other record stays as it is here."""
+        with self.update() as document:
+            document["nodes"].update(nodes)
+
     def _load(self) -> dict:
         try:
             with open(self._state_path) as f:

@@ -249,7 +249,7 @@ class SshSession:
         Raises:
             NodeCommandError: ``local`` is missing, or the copy failed; names node and cause.
         """
-        remote_path = _home_relative(remote)
+        remote_path = home_relative(remote)
         if not os.path.exists(local):
             raise NodeCommandError(f"Cannot copy {local} to {self.target.user}@"
                                    f"{self.target.host}:{remote}: no such file or directory")
@@ -274,7 +274,7 @@ class SshSession:
         Raises:
             NodeCommandError: the copy failed; names node and cause.
         """
-        remote_path = _home_relative(remote)
+        remote_path = home_relative(remote)
         what = f"Copying {self.target.user}@{self.target.host}:{remote} to {local}"
         if await self._can_rsync(use_rsync):
             is_dir = (await self.run(f"test -d {shlex.quote(remote_path)}")).exit_status == 0
@@ -445,7 +445,7 @@ class _OutputTail:
         return "\n".join(self._lines)
 
 
-def _home_relative(remote: str) -> str:
+def home_relative(remote: str) -> str:
     """``~/x`` as ``x``: rsync and SFTP take a relative path as relative to the home."""
     if remote in ("~", "~/"):
         return "."
