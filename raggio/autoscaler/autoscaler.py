@@ -11,7 +11,8 @@ otherwise); asks ``resource_demand.plan`` what to launch and
 - launches run in the background (a provider's ``create_node`` and, for a
   provider whose nodes need setting up over SSH, the launcher's
   ``NodeUpdater``); a node type whose launch fails waits before it is tried
-  again (5 s, doubling to ``autoscaler_max_launch_backoff_s``), and each
+  again (5 s, doubling to ``autoscaler_max_launch_backoff_s``; the plan takes
+  the next cheapest type that fits meanwhile), and each
   failure is recorded in the KV (``common/launch_failures.py``), where alerts
   and ``raggio status`` read it; a node that never joins within
   ``autoscaler_node_start_wait_s`` is removed and counted failed;
@@ -184,15 +185,11 @@ class Autoscaler:
             placement_groups=_pending_groups(groups), resource_requests=requests,
             max_workers=self.config.max_workers,
             upscaling_speed=self.config.upscaling_speed,
-            target_utilization_fraction=self._sustained_target(view, now))
+            target_utilization_fraction=self._sustained_target(view, now),
+            backing_off={node_type: backoff.until - now
+                         for node_type, backoff in self.backoff.items() if now < backoff.until})
         reasons = list(plan.reasons)
         for node_type, count in plan.launch.items():
-            backoff = self.backoff.get(node_type)
-            if backoff is not None and now < backoff.until:
-                reasons = [r for r in reasons if not _launches(r, node_type)]
-                reasons.append(f"not launching {node_type} for {backoff.until - now:.0f} s "
-                               "more: its last launch failed")
-                continue
             self._start_launch(node_type, count)
         idle_timeout_s = self.config.idle_timeout_minutes * 60
         self.next_timeout_in_s = min(
@@ -454,11 +451,6 @@ def _busy_share(running: list[dict]) -> float:
             free = sum(n["available"].get(key, 0.0) for n in running)
             shares.append((total - free) / total)
     return max(shares, default=0.0)
-
-
-def _launches(reason: str, node_type: str) -> bool:
-    """Whether a plan's reason announces launches of ``node_type``."""
-    return reason.startswith("launching ") and f" x {node_type}:" in reason
 
 
 def _hex(node_id) -> str:

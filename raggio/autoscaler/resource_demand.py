@@ -21,7 +21,8 @@ follows its steps, in its order:
    fraction gets nodes of the type that holds most of it; below it, idle nodes whose
    removal keeps every resource under the fraction may be drained (``Plan.drain``).
 
-A new node is of the cheapest type that fits the shape and may still grow: first the
+A new node is of the cheapest type that fits the shape and may launch now (a type whose
+last launch failed waits out its back-off, and the next cheapest stands in): first the
 fewest resources the shape does not ask for beyond CPU and memory (so a GPU type is dear
 for a task that asks for no GPU: Ray's conserve-GPU rule, for custom resources too), then
 the fewest total resources, each counted as a share of the most any type has (so bytes of
@@ -85,7 +86,8 @@ class Plan:
 def plan(node_types: dict, nodes: list[dict], *, demands: Iterable[dict] = (),
          placement_groups: Iterable[dict] = (), resource_requests: Iterable[dict] = (),
          max_workers: int, upscaling_speed: float = 1.0,
-         target_utilization_fraction: float | None = None) -> Plan:
+         target_utilization_fraction: float | None = None,
+         backing_off: dict[str, float] | None = None) -> Plan:
     """The nodes to launch for the cluster's demand, within its limits.
 
     Args:
@@ -100,6 +102,8 @@ def plan(node_types: dict, nodes: list[dict], *, demands: Iterable[dict] = (),
             ``max(5, upscaling_speed * its running nodes)``.
         target_utilization_fraction: the busy share to keep each resource at or under;
             None turns the utilisation policy off.
+        backing_off: node type -> seconds until it may launch again (its last launch
+            failed): no new node of it, so a shape goes to the next cheapest type that fits.
 
     Returns:
         The ``Plan``: launches per type, infeasible shapes, reasons, and drainable nodes.
@@ -107,7 +111,7 @@ def plan(node_types: dict, nodes: list[dict], *, demands: Iterable[dict] = (),
     if target_utilization_fraction is not None and not 0 < target_utilization_fraction <= 1:
         raise ValueError(f"target_utilization_fraction is {target_utilization_fraction}: "
                          "it must be above 0 and at most 1 (the busy share to keep under).")
-    planner = _Planner(node_types, nodes, max_workers)
+    planner = _Planner(node_types, nodes, max_workers, backing_off or {})
     planner.add_min_workers()
     planner.hold_requests(resource_requests)
     for group in placement_groups:
@@ -161,6 +165,7 @@ class _Planner:
 
     node_types: dict
     max_workers: int
+    backing_off: dict[str, float]  #: node type -> seconds before it may launch again
     nodes: list[_Node]
     workers: collections.Counter  #: worker nodes per type, existing and launched here
     busy: dict[str, float]  #: resources in use on the running nodes, before this plan
@@ -176,9 +181,11 @@ class _Planner:
     #: (node type, cause) -> how many to launch, once upscaling_speed has capped them
     launches: collections.Counter
 
-    def __init__(self, node_types: dict, nodes: list[dict], max_workers: int):
+    def __init__(self, node_types: dict, nodes: list[dict], max_workers: int,
+                 backing_off: dict[str, float]):
         self.node_types = node_types
         self.max_workers = max_workers
+        self.backing_off = backing_off
         self.nodes = []
         self.workers = collections.Counter()
         self.busy = collections.defaultdict(float)
@@ -433,6 +440,10 @@ class _Planner:
         if sum(self.workers.values()) >= self.max_workers:
             self.blocked["not launching more nodes: the cluster's max_workers "
                          f"{self.max_workers} reached"] = None
+            return False
+        if name in self.backing_off:
+            self.blocked[f"not launching {name} for {self.backing_off[name]:.0f} s more: its "
+                         "last launch failed"] = None
             return False
         return True
 

@@ -175,6 +175,21 @@ def test_a_failing_node_type_is_retried_with_backoff_and_reported(autoscaling):
     assert "fail_to_start" in recent, status
 
 
+def test_while_the_cheapest_type_backs_off_the_next_one_runs_the_work(autoscaling):
+    autoscaling({"small": dict(CPU2, node_config={"fail_to_start": True}),
+                 "large": {"resources": {"CPU": 4}, "node_config": {}, "min_workers": 0,
+                           "max_workers": 1}})
+
+    @ray.remote(num_cpus=1)
+    def group() -> str:
+        return ray.get_runtime_context().get_node_labels()["ray.io/node-group"]
+
+    # "small" is cheaper and fails to start; once it backs off, "large" takes the task.
+    assert ray.get(group.remote(), timeout=120) == "large"
+    failures = json.loads(context.get_core().request("gcs", "kv_get", LAUNCH_FAILURES_KEY))
+    assert {f["node_type"] for f in failures} == {"small"}
+
+
 def test_a_lost_node_is_replaced_and_status_shows_the_autoscaler(autoscaling):
     cluster = autoscaling({"cpu2": dict(CPU2, min_workers=1, use_spot=True)})
     wait_until(lambda: alive_workers() == 1, what="min_workers' node")

@@ -270,6 +270,20 @@ PLANS = [
     pytest.param(dict(node_types=types(HEAD, CPU2), nodes=[head(1), busy_cpu4(free=1.5)],
                       target_utilization_fraction=0.5),
                  {}, [], id="busy-share-at-target-launches-nothing"),
+    # A type whose last launch failed, backing off.
+    pytest.param(dict(node_types=types(HEAD, CPU4, CPU8), nodes=[head()],
+                      demands=[{"CPU": 4}], backing_off={"cpu4": 12}),
+                 {"cpu8": 1}, ["launching 1 x cpu8: 1 pending {CPU: 4} tasks/actors",
+                               "not launching cpu4 for 12 s more: its last launch failed"],
+                 id="a-backing-off-type-gives-way-to-the-next-cheapest"),
+    pytest.param(dict(node_types=types(HEAD, CPU4), nodes=[head()],
+                      demands=[{"CPU": 4}], backing_off={"cpu4": 12}),
+                 {}, ["not launching cpu4 for 12 s more: its last launch failed"],
+                 id="a-backing-off-type-that-alone-fits-waits"),
+    pytest.param(dict(node_types=types(HEAD, node_type("cpu4", {"CPU": 4}, min_workers=1)),
+                      nodes=[head()], backing_off={"cpu4": 3}),
+                 {}, ["not launching cpu4 for 3 s more: its last launch failed"],
+                 id="min-workers-wait-for-the-back-off"),
 ]
 
 
