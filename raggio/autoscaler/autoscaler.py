@@ -49,9 +49,7 @@ from raggio.config import get_config
 from raggio.launcher import ssh
 from raggio.launcher.cluster_config import ClusterConfig
 from raggio.launcher.node_provider import (
-    NODE_KIND_WORKER, STATUS_UNINITIALIZED, TAG_RAGGIO_MARKET_TYPE, TAG_RAY_CLUSTER_NAME,
-    TAG_RAY_NODE_KIND,
-    TAG_RAY_NODE_NAME, TAG_RAY_NODE_STATUS, TAG_RAY_USER_NODE_TYPE, NodeProvider)
+    NODE_KIND_WORKER, TAG_RAY_NODE_KIND, TAG_RAY_USER_NODE_TYPE, NodeProvider, new_node_tags)
 from raggio.launcher.updater import NodeFailed, NodeUpdater, UpdatePlan, file_mounts_digest
 from raggio.rpc.kept_connection import KeptConnection, Unavailable
 
@@ -266,12 +264,8 @@ class Autoscaler:
     async def _launch(self, node_type: str, count: int) -> None:
         logger.info("launching %d x %s", count, node_type)
         spec = self.config.node_types[node_type]
-        tags = {TAG_RAY_CLUSTER_NAME: self.config.cluster_name,
-                TAG_RAY_NODE_KIND: NODE_KIND_WORKER, TAG_RAY_USER_NODE_TYPE: node_type,
-                TAG_RAY_NODE_NAME: f"raggio-{self.config.cluster_name}-worker",
-                TAG_RAY_NODE_STATUS: STATUS_UNINITIALIZED}
-        if spec.use_spot:
-            tags[TAG_RAGGIO_MARKET_TYPE] = "spot"
+        tags = new_node_tags(self.config.cluster_name, NODE_KIND_WORKER, node_type,
+                             use_spot=spec.use_spot)
         # Nodes to set up are told apart by listing before and after creating them: one
         # launch at a time, so that two in flight never both take the other's nodes.
         async with self._creating if self.provider.node_updaters else contextlib.nullcontext():

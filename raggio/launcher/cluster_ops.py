@@ -30,9 +30,8 @@ from raggio.launcher import head_info, ssh
 from raggio.launcher.cluster_config import ClusterConfig, NodeType
 from raggio.launcher.cluster_state import ClusterState
 from raggio.launcher.node_provider import (
-    NODE_KIND_HEAD, NODE_KIND_WORKER, STATUS_JOINING, STATUS_UNINITIALIZED, STATUS_UP_TO_DATE, TAG_RAY_CLUSTER_NAME,
-    TAG_RAY_NODE_KIND, TAG_RAY_NODE_NAME, TAG_RAY_NODE_STATUS, TAG_RAY_USER_NODE_TYPE,
-    NodeProvider, get_node_provider)
+    NODE_KIND_HEAD, NODE_KIND_WORKER, STATUS_JOINING, STATUS_UP_TO_DATE, TAG_RAY_NODE_KIND,
+    TAG_RAY_USER_NODE_TYPE, NodeProvider, get_node_provider, new_node_tags)
 from raggio.launcher.progress import Progress
 from raggio.launcher.updater import NodeFailed, NodeUpdater, UpdatePlan, file_mounts_digest
 
@@ -239,23 +238,21 @@ def _ensure_nodes(cluster: Cluster, counts: dict[str, int]) -> None:
     """Have the provider hold a head and ``counts`` workers of each type."""
     config = cluster.config
     if not cluster.nodes(NODE_KIND_HEAD):
-        head_type = config.node_types[config.head_node_type]
-        cluster.provider.create_node(head_type.node_config, _tags(
-            config, NODE_KIND_HEAD, head_type, f"raggio-{config.cluster_name}-head"), 1)
+        _create(cluster, NODE_KIND_HEAD, config.node_types[config.head_node_type], 1)
     for type_name, count in counts.items():
-        node_type = config.node_types[type_name]
         have = cluster.provider.non_terminated_nodes(
             {TAG_RAY_NODE_KIND: NODE_KIND_WORKER, TAG_RAY_USER_NODE_TYPE: type_name})
         if count > len(have):
-            cluster.provider.create_node(node_type.node_config, _tags(
-                config, NODE_KIND_WORKER, node_type,
-                f"raggio-{config.cluster_name}-worker"), count - len(have))
+            _create(cluster, NODE_KIND_WORKER, config.node_types[type_name], count - len(have))
 
 
-def _tags(config: ClusterConfig, kind: str, node_type: NodeType, name: str) -> dict[str, str]:
-    return {TAG_RAY_CLUSTER_NAME: config.cluster_name, TAG_RAY_NODE_KIND: kind,
-            TAG_RAY_USER_NODE_TYPE: node_type.name, TAG_RAY_NODE_NAME: name,
-            TAG_RAY_NODE_STATUS: STATUS_UNINITIALIZED}
+def _create(cluster: Cluster, kind: str, node_type: NodeType, count: int) -> None:
+    """Have the provider create ``count`` nodes of ``node_type``, as the autoscaler does."""
+    cluster.provider.create_node_with_resources_and_labels(
+        node_type.node_config,
+        new_node_tags(cluster.config.cluster_name, kind, node_type.name,
+                      use_spot=node_type.use_spot),
+        count, node_type.resources, node_type.labels)
 
 
 def _updater(cluster: Cluster, node_id: str, kind: str, head_ip: str, token: str,

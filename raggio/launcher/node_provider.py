@@ -51,6 +51,19 @@ STATUS_UP_TO_DATE = "up-to-date"
 STATUS_UPDATE_FAILED = "update-failed"
 
 
+def new_node_tags(cluster_name: str, kind: str, node_type: str, *,
+                  use_spot: bool = False) -> dict[str, str]:
+    """The tags a node is created with, by ``raggio up`` or the autoscaler: its cluster,
+    kind and type, its name, status uninitialized, and the spot market for a type with
+    ``use_spot``."""
+    tags = {TAG_RAY_CLUSTER_NAME: cluster_name, TAG_RAY_NODE_KIND: kind,
+            TAG_RAY_USER_NODE_TYPE: node_type, TAG_RAY_NODE_NAME: f"raggio-{cluster_name}-{kind}",
+            TAG_RAY_NODE_STATUS: STATUS_UNINITIALIZED}
+    if use_spot:
+        tags[TAG_RAGGIO_MARKET_TYPE] = "spot"
+    return tags
+
+
 class NodeProvider:
     """One platform's machines for one cluster. Node ids are the provider's own strings."""
 
