@@ -50,6 +50,7 @@ import subprocess
 
 import psutil
 
+from raggio.common import process_identity
 from raggio.common.ids import NodeID
 from raggio.config import get_config
 from raggio.exceptions import ClusterConfigError, ClusterLaunchError, RaySystemError
@@ -271,7 +272,7 @@ class FakeMultiNodeProvider(NodeProvider):
 
 def _identity(pid: int) -> dict:
     """What tells this process apart from a later one that reuses its pid."""
-    return {"pid": pid, "create_time": psutil.Process(pid).create_time()}
+    return {"pid": pid, "create_time": process_identity.start_time(pid)}
 
 
 def _find_node_process(node_id: str) -> dict | None:
@@ -294,14 +295,7 @@ def _process(record: dict) -> psutil.Process | None:
     time) if it still runs."""
     if "pid" not in record:
         return None
-    try:
-        process = psutil.Process(record["pid"])
-        if (process.create_time() != record["create_time"]
-                or process.status() == psutil.STATUS_ZOMBIE):
-            return None
-    except psutil.Error:
-        return None
-    return process
+    return process_identity.find(record["pid"], record["create_time"])
 
 
 def _signal(process: psutil.Process, signum: int) -> None:

@@ -28,6 +28,7 @@ import time
 
 import psutil
 
+from raggio.common import process_identity
 from raggio.exceptions import RaySystemError
 from raggio.gcs.metrics_discovery import JOB_LABEL, prometheus_dir, service_discovery_path
 
@@ -115,14 +116,7 @@ def _recorded(session_dir: str) -> PrometheusProcess | None:
 
 def _process(record: PrometheusProcess) -> psutil.Process | None:
     """The process ``record`` names, if it still runs (not a later one with its pid)."""
-    try:
-        process = psutil.Process(record.pid)
-        if (abs(process.create_time() - record.create_time) < 0.01
-                and process.status() != psutil.STATUS_ZOMBIE):
-            return process
-    except psutil.Error:
-        pass
-    return None
+    return process_identity.find(record.pid, record.create_time)
 
 
 def pick_port(host: str, port: int, *, port_hint: str) -> int:
@@ -188,7 +182,7 @@ def launch(session_dir: str, *, port: int = DEFAULT_PORT, host: str = DEFAULT_HO
              f"--storage.tsdb.path={os.path.join(prometheus_dir(session_dir), 'data')}",
              f"--web.listen-address={address}"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    record = PrometheusProcess(popen.pid, psutil.Process(popen.pid).create_time(),
+    record = PrometheusProcess(popen.pid, process_identity.start_time(popen.pid),
                                f"http://{address}")
     _write_pid_file(session_dir, record)
     try:
