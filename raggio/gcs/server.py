@@ -365,15 +365,19 @@ class GcsServer:
             self._send_view()  # no node sends it more work from now on
         try:
             reply = await self.node_conns[node_id].call_with_timeout(
-                "drain", {"reason": msg["reason"], "deadline_s": deadline_s},
+                "drain", {"reason": msg["reason"], "reason_message": node["draining"],
+                          "deadline_s": deadline_s},
                 deadline_s + NODE_QUERY_TIMEOUT_S)
         except Exception as exc:  # the node's error, or no answer: it is not drained
             reply = {"is_accepted": False,
                      "rejection_reason_message": f"{type(exc).__name__}: {exc}"}
+        # The node says whether it still drains: a refusal of this request may come while
+        # an earlier drain (one for preemption, or one before a control-store restart) goes on.
+        still_draining = reply.pop("draining", not first)
         if reply["is_accepted"]:
             node["drained"] = True  # its death reason will say so
-        elif first and node["state"] == "ALIVE":
-            node.pop("draining", None)
+        elif not still_draining and "draining" in node and node["state"] == "ALIVE":
+            node.pop("draining")
             self.nodes_version += 1
             self._send_view()
         return reply

@@ -143,6 +143,8 @@ class NodeManager:
         self._closing = False
         #: While the node drains (``drain``): its objects moving away; no work is taken.
         self._drain: asyncio.Task | None = None
+        #: Why it drains (the drain's reason message), told to a restarted control store.
+        self._drain_reason = ""
         self._prestarted = False
         self._drivers: set[Connection] = set()  #: drivers connected to this node
         self._holders: set[Connection] = set()  #: connections ``_watch`` follows
@@ -256,7 +258,16 @@ class NodeManager:
             "session_dir": self.options.session_dir, "labels": self.labels,
             "metrics_export_port": (self.metrics_endpoint.port
                                     if self.metrics_endpoint is not None else 0),
+            **self._drain_info(),
         }
+
+    def _drain_info(self) -> dict:
+        """The drain under way or done, for ``info``: a control store that restarted
+        meanwhile keeps placing no work here, and names the reason when the node leaves."""
+        if self._drain is None:
+            return {}
+        # A drain given up is no longer here (_drain_ended): one that ended was accepted.
+        return {"draining": self._drain_reason, **({"drained": True} if self._drain.done() else {})}
 
     def _worker_args(self) -> dict:
         return {
@@ -694,17 +705,22 @@ class NodeManager:
         autoscaler's ``DRAIN_NODE_REASON_IDLE_TERMINATION`` only while idle; for
         ``DRAIN_NODE_REASON_PREEMPTION`` (the machine is going away) at once, running work
         going on. Returns ``is_accepted`` and, if not, ``rejection_reason_message``; a drain
-        that cannot move an object is given up (the node takes work again)."""
+        that cannot move an object is given up (the node takes work again). ``draining``
+        says whether the node drains after the call (for the control store's flag)."""
         # Asked again while it drains (for preemption, with its work still running), an
         # idle termination is still refused while that work runs.
         reason = None if msg["reason"] == DRAIN_PREEMPTION else self._busy_reason()
         if reason is not None:
-            return {"is_accepted": False, "rejection_reason_message": reason}
-        if self._drain is None:
-            self.lease_queue.leaving = True
-            self._drain = self._spawn(self._move_objects(msg["deadline_s"]))
-            self._drain.add_done_callback(self._drain_ended)
-        return await asyncio.shield(self._drain)
+            reply = {"is_accepted": False, "rejection_reason_message": reason}
+        else:
+            if self._drain is None:
+                self.lease_queue.leaving = True
+                self._drain_reason = msg.get("reason_message") or msg["reason"]
+                self._drain = self._spawn(self._move_objects(msg["deadline_s"]))
+                self._drain.add_done_callback(self._drain_ended)
+            # A given-up drain has already been ended by _drain_ended, which runs first.
+            reply = dict(await asyncio.shield(self._drain))
+        return dict(reply, draining=self._drain is not None)
 
     def _busy_reason(self) -> str | None:
         """Why this node may not be drained for idleness (it would lose work or objects), or

@@ -304,3 +304,51 @@ def test_the_task_history_survives_a_killed_control_store(temp_dir):
     tasks = [t for t in list_tasks(temp_dir) if t["name"] == "remembered"]
     assert [t["state"] for t in tasks] == ["FINISHED"] * 3
     assert all(t["events"][-1]["state"] == "FINISHED" and t["worker_pid"] for t in tasks)
+
+
+AFTER_RESTART = textwrap.dedent("""
+    import raggio as ray
+    from raggio.util.state import list_nodes
+
+    ray.init(address="auto")
+
+    @ray.remote(num_cpus=0, scheduling_strategy="SPREAD")
+    def where():
+        return ray.util.get_node_ip_address()
+
+    print([n.state_message for n in list_nodes() if n.node_ip == "127.0.0.2"])
+    print(sorted(set(ray.get([where.remote() for _ in range(6)], timeout=60))))
+""")
+
+
+def test_a_drained_node_stays_drained_across_a_control_store_restart(temp_dir):
+    port = free_port()
+    info = start_head(temp_dir, f"--port={port}")
+    result = raggio(temp_dir, "start", f"--address={info['gcs_address']}",
+                    "--node-ip-address=127.0.0.2", "--num-cpus=1")
+    assert result.returncode == 0, result.stderr
+
+    def on_the_cluster(*args):  # commands that find the cluster from RAGGIO_TEMP_DIR
+        return subprocess.run([sys.executable, "-m", "raggio", *args], capture_output=True,
+                              text=True, env=env(temp_dir), timeout=TIMEOUT_S)
+
+    nodes = json.loads(on_the_cluster("list", "nodes", "--format=json").stdout)
+    [side] = [n["node_id"] for n in nodes if n["node_ip"] == "127.0.0.2"]
+    drained = on_the_cluster("drain-node", f"--node-id={side}",
+                             "--reason=DRAIN_NODE_REASON_IDLE_TERMINATION",
+                             "--reason-message=kept across the restart")
+    assert drained.returncode == 0, drained.stderr
+    kill_head(info)
+    start_head(temp_dir, f"--port={port}")
+
+    def after_restart():
+        result = subprocess.run([sys.executable, "-c", AFTER_RESTART], capture_output=True,
+                                text=True, env=env(temp_dir), timeout=TIMEOUT_S)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.splitlines()
+
+    # The node rejoins the new control store still drained: no work goes there.
+    messages, ips = wait_until(lambda: (lines := after_restart())[0] != "[]" and lines,
+                               timeout_s=60, what="the drained node to rejoin")
+    assert messages == "['draining: kept across the restart']"
+    assert ips == "['127.0.0.1']"
