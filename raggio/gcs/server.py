@@ -13,6 +13,7 @@ one constant-time request instead of reading the tables.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 #: How long a state query waits for each node's answer.
 NODE_QUERY_TIMEOUT_S = 5.0
+#: A node record's drain: ``draining`` (why) while it drains, ``drained`` once its objects moved.
+_DRAIN_FIELDS = ("draining", "drained")
 
 
 def _schedulable(node: dict) -> bool:
@@ -98,6 +101,8 @@ class GcsServer:
                                     failure_threshold=cfg.health_check_failure_threshold)
         #: Drivers and workers that want to hear of node deaths (to fail over at once).
         self._node_subscribers: set[Connection] = set()
+        #: node id -> ``drain`` calls to it in flight (their replies settle its drain flag)
+        self._drain_calls: collections.Counter = collections.Counter()
         #: The live nodes' metrics endpoints, for Prometheus (rewritten as nodes come and go).
         self.metrics_discovery = ServiceDiscoveryFile(session_dir)
 
@@ -107,6 +112,7 @@ class GcsServer:
             "report_resources": self.report_resources,
             "get_nodes": self.get_nodes,
             "drain_node": self.drain_node,
+            "drain_state": self.drain_state,
             "register_job": self.register_job,
             "get_jobs": self.get_jobs,
             "table_versions": self.table_versions,
@@ -282,7 +288,7 @@ class GcsServer:
         node["state"] = "DEAD"
         node["end_time"] = time.time()
         self.nodes_version += 1
-        node.setdefault("death_reason", f"drained: {node['draining']}" if node.get("drained")
+        node.setdefault("death_reason", f"drained: {node.get('draining')}" if node.get("drained")
                         else "its connection to the control store closed")
         self.tables.save("nodes", node_id, node)
         self.node_conns.pop(node_id, None)
@@ -359,10 +365,9 @@ class GcsServer:
                     "rejection_reason_message": f"node {node_id.hex()} is not alive"}
         deadline_s = msg.get("deadline_s", DRAIN_DEADLINE_S)
         first = "draining" not in node  # a second request keeps the first one's reason
-        if first:
-            node["draining"] = msg.get("reason_message") or msg["reason"]
-            self.nodes_version += 1
-            self._send_view()  # no node sends it more work from now on
+        if first:  # no node sends it more work from now on
+            self._take_drain_state(node, {"draining": msg.get("reason_message") or msg["reason"]})
+        self._drain_calls[node_id] += 1
         try:
             reply = await self.node_conns[node_id].call_with_timeout(
                 "drain", {"reason": msg["reason"], "reason_message": node["draining"],
@@ -371,16 +376,39 @@ class GcsServer:
         except Exception as exc:  # the node's error, or no answer: it is not drained
             reply = {"is_accepted": False,
                      "rejection_reason_message": f"{type(exc).__name__}: {exc}"}
-        # The node says whether it still drains: a refusal of this request may come while
-        # an earlier drain (one for preemption, or one before a control-store restart) goes on.
-        still_draining = reply.pop("draining", not first)
-        if reply["is_accepted"]:
-            node["drained"] = True  # its death reason will say so
-        elif not still_draining and "draining" in node and node["state"] == "ALIVE":
-            node.pop("draining")
-            self.nodes_version += 1
-            self._send_view()
+        finally:
+            self._drain_calls[node_id] -= 1
+            if not self._drain_calls[node_id]:
+                del self._drain_calls[node_id]
+        # The node's word on its drain after this request: a refusal may come while an
+        # earlier drain (for preemption, or from before a restart of this store) goes on.
+        state = reply.pop("drain_state", None)
+        if state is not None:
+            self._take_drain_state(node, state)
+        elif first:  # no answer: as far as this store knows, it does not drain
+            self._take_drain_state(node, {})
         return reply
+
+    def drain_state(self, conn: Connection, msg: dict) -> None:
+        """A node's drain ended (given up, or its objects moved) with no ``drain`` call to it
+        in flight (one in flight settles it with its reply, which comes after this)."""
+        node = self.nodes.get(msg["node_id"])
+        if node is not None and msg["node_id"] not in self._drain_calls:
+            self._take_drain_state(node, msg["state"])
+
+    def _take_drain_state(self, node: dict, state: dict) -> None:
+        """Keep a live node's drain as ``state`` says (``{"draining": why}``, with
+        ``"drained": True`` once its objects have moved, or ``{}``); a change reaches every
+        node at once."""
+        fields = {key: state[key] for key in _DRAIN_FIELDS if key in state}
+        if node["state"] != "ALIVE" or fields == {key: node[key] for key in _DRAIN_FIELDS
+                                                   if key in node}:
+            return
+        for key in _DRAIN_FIELDS:
+            node.pop(key, None)
+        node.update(fields)
+        self.nodes_version += 1
+        self._send_view()
 
     def cluster_resources(self, conn: Connection, _msg) -> dict:
         total: dict[str, float] = {}

@@ -262,8 +262,9 @@ class NodeManager:
         }
 
     def _drain_info(self) -> dict:
-        """The drain under way or done, for ``info``: a control store that restarted
-        meanwhile keeps placing no work here, and names the reason when the node leaves."""
+        """The drain under way or done, as the control store keeps it: ``{"draining": why}``,
+        with ``"drained": True`` once the objects have moved; ``{}`` when not draining. In
+        ``info``, so that a control store that restarted meanwhile keeps it too."""
         if self._drain is None:
             return {}
         # A drain given up is no longer here (_drain_ended): one that ended was accepted.
@@ -705,8 +706,8 @@ class NodeManager:
         autoscaler's ``DRAIN_NODE_REASON_IDLE_TERMINATION`` only while idle; for
         ``DRAIN_NODE_REASON_PREEMPTION`` (the machine is going away) at once, running work
         going on. Returns ``is_accepted`` and, if not, ``rejection_reason_message``; a drain
-        that cannot move an object is given up (the node takes work again). ``draining``
-        says whether the node drains after the call (for the control store's flag)."""
+        that cannot move an object is given up (the node takes work again). ``drain_state``
+        is the node's drain after the call (``_drain_info``), for the control store."""
         # Asked again while it drains (for preemption, with its work still running), an
         # idle termination is still refused while that work runs.
         reason = None if msg["reason"] == DRAIN_PREEMPTION else self._busy_reason()
@@ -720,7 +721,7 @@ class NodeManager:
                 self._drain.add_done_callback(self._drain_ended)
             # A given-up drain has already been ended by _drain_ended, which runs first.
             reply = dict(await asyncio.shield(self._drain))
-        return dict(reply, draining=self._drain is not None)
+        return dict(reply, drain_state=self._drain_info())
 
     def _busy_reason(self) -> str | None:
         """Why this node may not be drained for idleness (it would lose work or objects), or
@@ -752,13 +753,16 @@ class NodeManager:
         return {"is_accepted": True, "objects_moved": moved, "bytes_moved": moved_bytes}
 
     def _drain_ended(self, task: asyncio.Task) -> None:
-        """A drain that failed gives the node back to the cluster."""
+        """A drain that failed gives the node back to the cluster. Either way the control
+        store is told (it may have restarted since it asked)."""
         if self._closing:
             return
         if task.cancelled() or task.exception() is not None or not task.result()["is_accepted"]:
             self._drain = None
             self.lease_queue.leaving = False
             self._dispatch()
+        if self.gcs is not None and not self.gcs.is_closed:
+            self.gcs.notify("drain_state", {"node_id": self.node_id, "state": self._drain_info()})
 
     def read_object_chunk(self, conn: Connection, msg: list) -> RawReply:
         return self.transfer.read_chunk(*msg)

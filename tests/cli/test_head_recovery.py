@@ -316,27 +316,45 @@ AFTER_RESTART = textwrap.dedent("""
     def where():
         return ray.util.get_node_ip_address()
 
-    print([n.state_message for n in list_nodes() if n.node_ip == "127.0.0.2"])
+    [node] = [n for n in list_nodes() if n.node_ip == "127.0.0.2"]
+    print(node.state)  # RECOVERING until it registers with the restarted control store
+    print(node.state_message)
     print(sorted(set(ray.get([where.remote() for _ in range(6)], timeout=60))))
 """)
+
+
+def on_the_cluster(temp_dir, *args) -> subprocess.CompletedProcess:
+    """A command that finds the cluster from RAGGIO_TEMP_DIR (and takes no --temp-dir)."""
+    return subprocess.run([sys.executable, "-m", "raggio", *args], capture_output=True,
+                          text=True, env=env(temp_dir), timeout=TIMEOUT_S)
+
+
+def join(info, temp_dir, ip: str, *flags) -> None:
+    result = raggio(temp_dir, "start", f"--address={info['gcs_address']}",
+                    f"--node-ip-address={ip}", "--num-cpus=1", *flags)
+    assert result.returncode == 0, result.stderr
+
+
+def node_row(temp_dir, ip: str) -> dict:
+    """The node at ``ip`` as ``raggio list nodes`` shows it."""
+    nodes = json.loads(on_the_cluster(temp_dir, "list", "nodes", "--format=json").stdout)
+    [row] = [n for n in nodes if n["node_ip"] == ip]
+    return row
+
+
+def drain_node_argv(node_id: str, why: str) -> list[str]:
+    return [sys.executable, "-m", "raggio", "drain-node", f"--node-id={node_id}",
+            "--reason=DRAIN_NODE_REASON_IDLE_TERMINATION", f"--reason-message={why}"]
 
 
 def test_a_drained_node_stays_drained_across_a_control_store_restart(temp_dir):
     port = free_port()
     info = start_head(temp_dir, f"--port={port}")
-    result = raggio(temp_dir, "start", f"--address={info['gcs_address']}",
-                    "--node-ip-address=127.0.0.2", "--num-cpus=1")
-    assert result.returncode == 0, result.stderr
-
-    def on_the_cluster(*args):  # commands that find the cluster from RAGGIO_TEMP_DIR
-        return subprocess.run([sys.executable, "-m", "raggio", *args], capture_output=True,
-                              text=True, env=env(temp_dir), timeout=TIMEOUT_S)
-
-    nodes = json.loads(on_the_cluster("list", "nodes", "--format=json").stdout)
-    [side] = [n["node_id"] for n in nodes if n["node_ip"] == "127.0.0.2"]
-    drained = on_the_cluster("drain-node", f"--node-id={side}",
-                             "--reason=DRAIN_NODE_REASON_IDLE_TERMINATION",
-                             "--reason-message=kept across the restart")
+    join(info, temp_dir, "127.0.0.2")
+    side = node_row(temp_dir, "127.0.0.2")["node_id"]
+    drained = subprocess.run(drain_node_argv(side, "kept across the restart"),
+                             capture_output=True, text=True, env=env(temp_dir),
+                             timeout=TIMEOUT_S)
     assert drained.returncode == 0, drained.stderr
     kill_head(info)
     start_head(temp_dir, f"--port={port}")
@@ -348,7 +366,67 @@ def test_a_drained_node_stays_drained_across_a_control_store_restart(temp_dir):
         return result.stdout.splitlines()
 
     # The node rejoins the new control store still drained: no work goes there.
-    messages, ips = wait_until(lambda: (lines := after_restart())[0] != "[]" and lines,
-                               timeout_s=60, what="the drained node to rejoin")
-    assert messages == "['draining: kept across the restart']"
+    _, message, ips = wait_until(lambda: (lines := after_restart())[0] == "ALIVE" and lines,
+                                 timeout_s=60, what="the drained node to rejoin")
+    assert message == "draining: kept across the restart"
     assert ips == "['127.0.0.1']"
+
+
+OWNER = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    import raggio as ray
+    from raggio.test_utils import wait_until
+
+    ray.init(address="auto")
+
+    @ray.remote(resources={"side": 1}, max_retries=0)
+    def make_array():
+        return np.zeros(1 << 20, dtype=np.uint8)
+
+    @ray.remote(resources={"third": 1})
+    class Owner:
+        def make(self):
+            self.ref = make_array.remote()  # kept on the side node, owned here
+            ray.wait([self.ref], fetch_local=False)
+            return os.getpid()
+
+    owner = Owner.remote()
+    pid = ray.get(owner.make.remote(), timeout=60)
+    wait_until(lambda: ray.available_resources().get("side") == 1, what="the side lease back")
+    print(pid, flush=True)
+    sys.stdin.readline()
+""")
+
+
+def test_a_drain_given_up_after_a_control_store_restart_frees_the_node(temp_dir):
+    port = free_port()
+    info = start_head(temp_dir, f"--port={port}")
+    join(info, temp_dir, "127.0.0.2", '--resources={"side": 1}')
+    join(info, temp_dir, "127.0.0.3", '--resources={"third": 1}')
+    side = node_row(temp_dir, "127.0.0.2")["node_id"]
+    driver = subprocess.Popen([sys.executable, "-c", OWNER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env(temp_dir))
+    owner = None
+    try:
+        owner = psutil.Process(int(driver.stdout.readline()))
+        # The owner of the side node's object stops answering: moving it will fail (the
+        # owner is not told within 10 s), so the drain is given up, after the restart.
+        owner.suspend()
+        drain = subprocess.Popen(drain_node_argv(side, "given up after the restart"),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 env=env(temp_dir))
+        wait_until(lambda: node_row(temp_dir, "127.0.0.2")["state_message"]
+                   == "draining: given up after the restart", what="the drain to start")
+        kill_head(info)  # the drain's caller goes with it
+        drain.wait(timeout=TIMEOUT_S)
+        start_head(temp_dir, f"--port={port}")
+        # Given up, the node takes work again, and the restarted control store knows it.
+        wait_until(lambda: (row := node_row(temp_dir, "127.0.0.2"))["state"] == "ALIVE"
+                   and row["state_message"] == "", timeout_s=60,
+                   what="the restarted control store to see the drain given up")
+    finally:
+        if owner is not None:
+            owner.resume()
+        driver.kill()
+        driver.wait()
