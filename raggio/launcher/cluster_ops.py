@@ -205,10 +205,12 @@ async def _push_record(cluster: Cluster, head_id: str) -> None:
     """Give the head the node records ``up`` changed, so that its autoscaler counts the
     workers ``up`` set up (and never sets them up a second time).
 
-    Only those records: the head's autoscaler may have launched or removed other nodes
-    since ``_pull_record``, and the head's ``raggio merge-cluster-record`` writes the
-    records under its lock, so that none of its changes is lost. A head without raggio
-    yet (a new machine, before its set-up) runs no autoscaler: the record is copied whole.
+    Only those records (all of them when ``_pull_record`` found none): the head's
+    autoscaler may have launched or removed other nodes since, and the head's ``raggio
+    merge-cluster-record`` writes the records under its lock, so those changes stay. A
+    record both changed takes ``up``'s, which set the node up last. A head whose raggio has
+    no such command (none yet, before its set-up, or an older one) gets the file whole.
+    A failure is a warning: the head's set-up, which may install raggio, goes on.
     """
     nodes = cluster.state.read()["nodes"]
     changed = sorted(node_id for node_id, record in nodes.items()
@@ -218,19 +220,21 @@ async def _push_record(cluster: Cluster, head_id: str) -> None:
     name = cluster.config.cluster_name
     incoming = HEAD_RECORD_INCOMING.format(name=name)
     record, remote = (ssh.home_relative(path) for path in (incoming, HEAD_RECORD.format(name=name)))
-    merge = shlex.join(["raggio", "merge-cluster-record", f"--cluster-name={name}", record,
-                        *changed])
+    merge = ["raggio", "merge-cluster-record", f"--cluster-name={name}"]
+    command = (f"if {shlex.join(merge + ['--help'])} >/dev/null 2>&1; "
+               f"then {shlex.join(merge + [record, '--', *changed])}; "
+               f"else mv -f {shlex.quote(record)} {shlex.quote(remote)}; fi")
     try:
         session = await cluster.session(head_id)
         await session.upload(cluster.state.path, incoming, use_rsync=False)
-        result = await session.run(
-            f"if command -v raggio >/dev/null; then {merge}; "
-            f"else mv -f {shlex.quote(record)} {shlex.quote(remote)}; fi", timeout_s=60)
+        result = await session.run(command, timeout_s=60)
     except (NodeUnreachableError, NodeCommandError):
         return  # the head's own update says why it cannot be reached
     if result.exit_status != 0:
-        raise ClusterLaunchError(f"The head did not take the cluster's record (`{merge}` "
-                                 f"exited {result.exit_status}):\n{result.output.strip()}")
+        click.echo(f"Warning: the head did not take the cluster's record, so its autoscaler "
+                   f"may not count the workers this `raggio up` set up (`{command}` exited "
+                   f"{result.exit_status}):\n{result.output.strip()}", err=True)
+        return
     cluster.head_record.update((node_id, nodes[node_id]) for node_id in changed)
 
 

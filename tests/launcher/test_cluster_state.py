@@ -26,7 +26,7 @@ def merge(tmp_path, record_file, *node_ids) -> subprocess.CompletedProcess:
     env = env_for(tmp_path / "raggio")
     env["RAGGIO_LAUNCHER_DIR"] = str(tmp_path / "head")
     return subprocess.run([shutil.which("raggio"), "merge-cluster-record",
-                           "--cluster-name=merged", str(record_file), *node_ids],
+                           "--cluster-name=merged", str(record_file), "--", *node_ids],
                           env=env, capture_output=True, text=True, timeout=60)
 
 
