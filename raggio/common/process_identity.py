@@ -25,8 +25,16 @@ def start_time(pid: int) -> float:
 
 
 def find(pid: int, create_time: float) -> psutil.Process | None:
-    """The process ``pid`` if it is the one that started at ``create_time`` and has not
-    exited (a zombie has); None otherwise."""
+    """The recorded process, if it still runs.
+
+    Args:
+        pid: Its pid.
+        create_time: Its start time, as ``start_time`` gave it.
+
+    Returns:
+        The process ``pid`` if it is the one that started at ``create_time`` and has not
+        exited (a zombie has); None otherwise.
+    """
     try:
         process = psutil.Process(pid)
         if (abs(process.create_time() - create_time) < _START_TIME_SLACK_S
