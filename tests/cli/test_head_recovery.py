@@ -18,7 +18,9 @@ import psutil
 import pytest
 
 from raggio import cluster_file
+from raggio.core import one_shot
 from raggio.test_utils import free_port, wait_until
+from metrics.metrics_scraping import samples, scrape, value  # tests/metrics/
 
 TIMEOUT_S = 120
 
@@ -376,7 +378,6 @@ OWNER = textwrap.dedent("""
     import os, sys
     import numpy as np
     import raggio as ray
-    from raggio.test_utils import wait_until
 
     ray.init(address="auto")
 
@@ -392,9 +393,7 @@ OWNER = textwrap.dedent("""
             return os.getpid()
 
     owner = Owner.remote()
-    pid = ray.get(owner.make.remote(), timeout=60)
-    wait_until(lambda: ray.available_resources().get("side") == 1, what="the side lease back")
-    print(pid, flush=True)
+    print(ray.get(owner.make.remote(), timeout=60), flush=True)
     sys.stdin.readline()
 """)
 
@@ -410,6 +409,15 @@ def test_a_drain_given_up_after_a_control_store_restart_frees_the_node(temp_dir)
     owner = None
     try:
         owner = psutil.Process(int(driver.stdout.readline()))
+        # Its lease on the side node returned (a drain is refused while a lease is held):
+        # the side node's own figures, live.
+        (nodes,) = one_shot.query(one_shot.find(None, str(temp_dir)), [("get_nodes", None)])
+        [metrics_port] = [n["metrics_export_port"] for n in nodes
+                          if n["node_ip"] == "127.0.0.2" and n["state"] == "ALIVE"]
+        token = cluster_file.read_token(info)
+        wait_until(lambda: value(samples(scrape(metrics_port, token, "127.0.0.2")),
+                                 "ray_resources", Name="side", State="AVAILABLE") == 1,
+                   what="the side node's lease back")
         # The owner of the side node's object stops answering: moving it will fail (the
         # owner is not told within 10 s), so the drain is given up, after the restart.
         owner.suspend()

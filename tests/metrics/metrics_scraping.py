@@ -9,9 +9,9 @@ from prometheus_client.parser import text_string_to_metric_families
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def scrape(port: int, token: str | None) -> str:
+def scrape(port: int, token: str | None, host: str = "127.0.0.1") -> str:
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers)
+    request = urllib.request.Request(f"http://{host}:{port}/metrics", headers=headers)
     with _OPENER.open(request, timeout=30) as answer:
         return answer.read().decode()
 
