@@ -118,6 +118,9 @@ class Config:
     memory_usage_threshold: float = _doc(
         "Node memory use (a fraction) above which the newest worker is killed.", 0.95)
     memory_monitor_period_s: float = _doc("How often the memory monitor looks.", 0.25)
+    drain_owner_timeout_s: float = _doc(
+        "How long a draining node waits for the owner of an object it moves, to connect and "
+        "to answer, before it gives the drain up.", 10.0)
     temp_dir: str = _doc("Where session directories live.", "/tmp/raggio")
     launcher_dir: str = _doc(
         "Where `raggio up` keeps each cluster's state file, token and node logs.",

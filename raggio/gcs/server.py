@@ -13,7 +13,6 @@ one constant-time request instead of reading the tables.
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import logging
 import os
@@ -101,8 +100,6 @@ class GcsServer:
                                     failure_threshold=cfg.health_check_failure_threshold)
         #: Drivers and workers that want to hear of node deaths (to fail over at once).
         self._node_subscribers: set[Connection] = set()
-        #: node id -> ``drain`` calls to it in flight (their replies settle its drain flag)
-        self._drain_calls: collections.Counter = collections.Counter()
         #: The live nodes' metrics endpoints, for Prometheus (rewritten as nodes come and go).
         self.metrics_discovery = ServiceDiscoveryFile(session_dir)
 
@@ -364,50 +361,58 @@ class GcsServer:
             return {"is_accepted": False,
                     "rejection_reason_message": f"node {node_id.hex()} is not alive"}
         deadline_s = msg.get("deadline_s", DRAIN_DEADLINE_S)
+        why = node.get("draining") or msg.get("reason_message") or msg["reason"]
         first = "draining" not in node  # a second request keeps the first one's reason
         if first:  # no node sends it more work from now on
-            self._take_drain_state(node, {"draining": msg.get("reason_message") or msg["reason"]})
-        self._drain_calls[node_id] += 1
+            self._set_drain_fields(node_id, node, {"draining": why})
         try:
             reply = await self.node_conns[node_id].call_with_timeout(
-                "drain", {"reason": msg["reason"], "reason_message": node["draining"],
+                "drain", {"reason": msg["reason"], "reason_message": why,
                           "deadline_s": deadline_s},
                 deadline_s + NODE_QUERY_TIMEOUT_S)
         except Exception as exc:  # the node's error, or no answer: it is not drained
             reply = {"is_accepted": False,
                      "rejection_reason_message": f"{type(exc).__name__}: {exc}"}
-        finally:
-            self._drain_calls[node_id] -= 1
-            if not self._drain_calls[node_id]:
-                del self._drain_calls[node_id]
         # The node's word on its drain after this request: a refusal may come while an
         # earlier drain (for preemption, or from before a restart of this store) goes on.
         state = reply.pop("drain_state", None)
         if state is not None:
-            self._take_drain_state(node, state)
-        elif first:  # no answer: as far as this store knows, it does not drain
-            self._take_drain_state(node, {})
+            self._node_drain_state(node_id, state)
+        elif first and node["state"] == "ALIVE":  # no answer: as far as this store knows,
+            self._set_drain_fields(node_id, node, {})  # it does not drain (a notice may tell)
         return reply
 
     def drain_state(self, conn: Connection, msg: dict) -> None:
-        """A node's drain ended (given up, or its objects moved) with no ``drain`` call to it
-        in flight (one in flight settles it with its reply, which comes after this)."""
-        node = self.nodes.get(msg["node_id"])
-        if node is not None and msg["node_id"] not in self._drain_calls:
-            self._take_drain_state(node, msg["state"])
+        """A node's notice that its drain ended (given up, or its objects moved)."""
+        if conn is self.node_conns.get(msg["node_id"]):
+            self._node_drain_state(msg["node_id"], msg["state"], notice=True)
 
-    def _take_drain_state(self, node: dict, state: dict) -> None:
-        """Keep a live node's drain as ``state`` says (``{"draining": why}``, with
-        ``"drained": True`` once its objects have moved, or ``{}``); a change reaches every
+    def _node_drain_state(self, node_id: bytes, state: dict, *, notice: bool = False) -> None:
+        """Keep a live node's drain as the node reports it (``NodeManager._drain_info``),
+        unless a later report came first: each change has a higher ``drain_epoch``. A reply
+        to ``drain`` may repeat the epoch a notice had; a notice never brings news at the
+        same epoch."""
+        node = self.nodes.get(node_id)
+        if node is None or node["state"] != "ALIVE":
+            return
+        known = node.get("drain_epoch", -1)
+        if state["drain_epoch"] < known or (notice and state["drain_epoch"] == known):
+            return
+        node["drain_epoch"] = state["drain_epoch"]
+        self._set_drain_fields(node_id, node, {key: state[key] for key in _DRAIN_FIELDS
+                                               if key in state})
+
+    def _set_drain_fields(self, node_id: bytes, node: dict, fields: dict) -> None:
+        """Make the node record's drain ``fields`` (``{"draining": why}``, with ``"drained":
+        True`` once its objects have moved, or ``{}``); a change is kept and reaches every
         node at once."""
-        fields = {key: state[key] for key in _DRAIN_FIELDS if key in state}
-        if node["state"] != "ALIVE" or fields == {key: node[key] for key in _DRAIN_FIELDS
-                                                   if key in node}:
+        if fields == {key: node[key] for key in _DRAIN_FIELDS if key in node}:
             return
         for key in _DRAIN_FIELDS:
             node.pop(key, None)
         node.update(fields)
         self.nodes_version += 1
+        self.tables.save("nodes", node_id, node)
         self._send_view()
 
     def cluster_resources(self, conn: Connection, _msg) -> dict:

@@ -57,7 +57,8 @@ def busy_reason(*, leases: int, waiting: int, bundles: int, drivers: int,
 
 async def move_objects(store: ObjectStore, targets: Callable[[], list[dict]],
                        peer: Callable[..., Awaitable], here: str, local_owners: set[str],
-                       live_hosts: Callable[[], set[str]]) -> tuple[int, int]:
+                       live_hosts: Callable[[], set[str]],
+                       owner_timeout_s: float) -> tuple[int, int]:
     """Give every primary copy in ``store`` to another node and tell its owner; return
     (objects moved, bytes moved).
 
@@ -71,6 +72,8 @@ async def move_objects(store: ObjectStore, targets: Callable[[], list[dict]],
         local_owners: The addresses of this node's workers: what they own dies with them,
             so it is not moved.
         live_hosts: The hosts of the live nodes: an owner elsewhere is gone with its node.
+        owner_timeout_s: How long an owner has to accept the connection, and to answer
+            (``drain_owner_timeout_s``).
 
     Raises:
         DrainFailed: an object no node would take, one without a known owner, or an owner
@@ -91,7 +94,8 @@ async def move_objects(store: ObjectStore, targets: Callable[[], list[dict]],
                 continue  # its owner freed it meanwhile: nothing to move
             raise
         try:
-            held = await _tell_owner(object_id, owner, target, peer, live_hosts())
+            held = await _tell_owner(object_id, owner, target, peer, live_hosts(),
+                                     owner_timeout_s)
         except _OwnerGone:
             gone.add(owner)
             held = False
@@ -104,12 +108,6 @@ async def move_objects(store: ObjectStore, targets: Callable[[], list[dict]],
             await _drop_at(target, object_id, peer)
         store.free(object_id)
     return moved, moved_bytes
-
-
-#: How long the owner of a moved object has to accept a connection (where its process has
-#: ended, the connection is refused all that time) and to answer.
-OWNER_CONNECT_S = 2.0
-OWNER_TIMEOUT_S = 10.0
 
 
 class _OwnerGone(Exception):
@@ -138,8 +136,11 @@ async def _adopt(object_id: bytes, size_bytes: int, owner: str, targets: list[di
 
 
 async def _tell_owner(object_id: bytes, owner: str, target: dict,
-                      peer: Callable[..., Awaitable], live_hosts: set[str]) -> bool:
-    """Whether the owner still holds the object (and now knows where it lives).
+                      peer: Callable[..., Awaitable], live_hosts: set[str],
+                      timeout_s: float) -> bool:
+    """Whether the owner still holds the object (and now knows where it lives); it has
+    ``timeout_s`` to accept the connection (where its process has ended, the connection is
+    refused all that time) and as long to answer.
 
     Raises:
         _OwnerGone: its process has ended (nothing listens at its address), or its node
@@ -149,7 +150,7 @@ async def _tell_owner(object_id: bytes, owner: str, target: dict,
     if owner.rpartition(":")[0] not in live_hosts:
         raise _OwnerGone()
     try:
-        conn = await peer(owner, OWNER_CONNECT_S)
+        conn = await peer(owner, timeout_s)
     except RpcError as exc:
         if isinstance(exc.__cause__, ConnectionRefusedError):
             raise _OwnerGone() from exc
@@ -157,7 +158,7 @@ async def _tell_owner(object_id: bytes, owner: str, target: dict,
                           f"{exc}") from exc
     try:
         return await conn.call_with_timeout(
-            "object_moved", [object_id, target["node_id"], target["address"]], OWNER_TIMEOUT_S)
+            "object_moved", [object_id, target["node_id"], target["address"]], timeout_s)
     except ConnectionLost as exc:
         raise _OwnerGone() from exc
     except RpcError as exc:  # no answer in time: it may still hold the object

@@ -145,6 +145,9 @@ class NodeManager:
         self._drain: asyncio.Task | None = None
         #: Why it drains (the drain's reason message), told to a restarted control store.
         self._drain_reason = ""
+        #: Counts the drain's changes (started, ended), so that the control store keeps the
+        #: latest of the node's reports, whatever order they reach it in.
+        self._drain_epoch = 0
         self._prestarted = False
         self._drivers: set[Connection] = set()  #: drivers connected to this node
         self._holders: set[Connection] = set()  #: connections ``_watch`` follows
@@ -262,13 +265,16 @@ class NodeManager:
         }
 
     def _drain_info(self) -> dict:
-        """The drain under way or done, as the control store keeps it: ``{"draining": why}``,
-        with ``"drained": True`` once the objects have moved; ``{}`` when not draining. In
-        ``info``, so that a control store that restarted meanwhile keeps it too."""
-        if self._drain is None:
-            return {}
-        # A drain given up is no longer here (_drain_ended): one that ended was accepted.
-        return {"draining": self._drain_reason, **({"drained": True} if self._drain.done() else {})}
+        """The node's drain, as the control store keeps it: ``drain_epoch``, and while it
+        drains ``"draining": why``, with ``"drained": True`` once the objects have moved. In
+        ``info`` too, so that a control store that restarted meanwhile keeps it."""
+        info = {"drain_epoch": self._drain_epoch}
+        if self._drain is not None:
+            # A drain given up is no longer here (_drain_ended): one that ended was accepted.
+            info["draining"] = self._drain_reason
+            if self._drain.done():
+                info["drained"] = True
+        return info
 
     def _worker_args(self) -> dict:
         return {
@@ -717,6 +723,7 @@ class NodeManager:
             if self._drain is None:
                 self.lease_queue.leaving = True
                 self._drain_reason = msg.get("reason_message") or msg["reason"]
+                self._drain_epoch += 1
                 self._drain = self._spawn(self._move_objects(msg["deadline_s"]))
                 self._drain.add_done_callback(self._drain_ended)
             # A given-up drain has already been ended by _drain_ended, which runs first.
@@ -743,7 +750,8 @@ class NodeManager:
             moved, moved_bytes = await asyncio.wait_for(
                 draining.move_objects(
                     self.store, targets, self._peer, self.server.address, local_owners,
-                    lambda: {address.rpartition(":")[0] for address in self.node_addresses}),
+                    lambda: {address.rpartition(":")[0] for address in self.node_addresses},
+                    self.cfg.drain_owner_timeout_s),
                 deadline_s)
         except (draining.DrainFailed, asyncio.TimeoutError) as exc:
             why = str(exc) or f"moving its objects took longer than {deadline_s:.0f} s"
@@ -757,6 +765,7 @@ class NodeManager:
         store is told (it may have restarted since it asked)."""
         if self._closing:
             return
+        self._drain_epoch += 1
         if task.cancelled() or task.exception() is not None or not task.result()["is_accepted"]:
             self._drain = None
             self.lease_queue.leaving = False

@@ -331,9 +331,13 @@ def on_the_cluster(temp_dir, *args) -> subprocess.CompletedProcess:
                           text=True, env=env(temp_dir), timeout=TIMEOUT_S)
 
 
-def join(info, temp_dir, ip: str, *flags) -> None:
-    result = raggio(temp_dir, "start", f"--address={info['gcs_address']}",
-                    f"--node-ip-address={ip}", "--num-cpus=1", *flags)
+def join(info, temp_dir, ip: str, *flags, **config: str) -> None:
+    """A one-CPU node at ``ip``; ``config``: its settings (``RAGGIO_<NAME>``)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "raggio", "start", f"--address={info['gcs_address']}",
+         f"--node-ip-address={ip}", "--num-cpus=1", *flags, f"--temp-dir={temp_dir}"],
+        capture_output=True, text=True, timeout=TIMEOUT_S,
+        env=dict(env(temp_dir), **{f"RAGGIO_{k.upper()}": v for k, v in config.items()}))
     assert result.returncode == 0, result.stderr
 
 
@@ -401,7 +405,9 @@ OWNER = textwrap.dedent("""
 def test_a_drain_given_up_after_a_control_store_restart_frees_the_node(temp_dir):
     port = free_port()
     info = start_head(temp_dir, f"--port={port}")
-    join(info, temp_dir, "127.0.0.2", '--resources={"side": 1}')
+    # The side node gives a drain up when an owner has not answered for 30 s: long enough
+    # for the head to restart meanwhile.
+    join(info, temp_dir, "127.0.0.2", '--resources={"side": 1}', drain_owner_timeout_s="30")
     join(info, temp_dir, "127.0.0.3", '--resources={"third": 1}')
     side = node_row(temp_dir, "127.0.0.2")["node_id"]
     driver = subprocess.Popen([sys.executable, "-c", OWNER], stdin=subprocess.PIPE,
@@ -419,7 +425,7 @@ def test_a_drain_given_up_after_a_control_store_restart_frees_the_node(temp_dir)
                                  "ray_resources", Name="side", State="AVAILABLE") == 1,
                    what="the side node's lease back")
         # The owner of the side node's object stops answering: moving it will fail (the
-        # owner is not told within 10 s), so the drain is given up, after the restart.
+        # owner is not told within 30 s), so the drain is given up, after the restart.
         owner.suspend()
         drain = subprocess.Popen(drain_node_argv(side, "given up after the restart"),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -429,10 +435,14 @@ def test_a_drain_given_up_after_a_control_store_restart_frees_the_node(temp_dir)
         kill_head(info)  # the drain's caller goes with it
         drain.wait(timeout=TIMEOUT_S)
         start_head(temp_dir, f"--port={port}")
-        # Given up, the node takes work again, and the restarted control store knows it.
-        wait_until(lambda: (row := node_row(temp_dir, "127.0.0.2"))["state"] == "ALIVE"
-                   and row["state_message"] == "", timeout_s=60,
-                   what="the restarted control store to see the drain given up")
+        # The node comes back still draining...
+        row = wait_until(lambda: (row := node_row(temp_dir, "127.0.0.2"))["state"] == "ALIVE"
+                         and row, what="the side node to rejoin")
+        assert row["state_message"] == "draining: given up after the restart"
+        # ... and once the drain is given up, it takes work again: the restarted control
+        # store is told.
+        wait_until(lambda: node_row(temp_dir, "127.0.0.2")["state_message"] == "",
+                   timeout_s=90, what="the restarted control store to see the drain given up")
     finally:
         if owner is not None:
             owner.resume()
