@@ -55,11 +55,14 @@ async def connect(address: str, *, token: str, handlers: dict[str, Handler] | No
     while True:
         factory = lambda: Connection(handlers or {}, token=token, is_server=False, info=info)
         try:
+            # Bounded too: a peer that accepts nothing (stopped, or its accept queue full)
+            # drops the SYN, and the kernel would go on retrying for minutes.
             if address.startswith("unix:"):
-                _, conn = await loop.create_unix_connection(factory, address[5:])
+                opening = loop.create_unix_connection(factory, address[5:])
             else:
                 host, port = split_address(address)
-                _, conn = await loop.create_connection(factory, host, port)
+                opening = loop.create_connection(factory, host, port)
+            _, conn = await asyncio.wait_for(opening, max(deadline - time.monotonic(), 0.1))
             remaining = max(deadline - time.monotonic(), 0.1)
             await conn.wait_authenticated(remaining)
             return conn

@@ -94,6 +94,35 @@ def test_wrong_token_is_refused_with_a_fix(listen):
     run(main())
 
 
+def test_connect_gives_up_in_time_on_a_peer_that_accepts_nothing(listen, tmp_path):
+    """A stopped process's full accept queue: the kernel drops new connections, and would
+    go on retrying them for minutes."""
+    family = socket.AF_INET if listen.startswith("127.") else socket.AF_UNIX
+    with socket.socket(family, socket.SOCK_STREAM) as stopped:
+        stopped.bind(("127.0.0.1", 0) if family == socket.AF_INET else listen[len("unix:"):])
+        stopped.listen(0)  # never accepted
+        where = stopped.getsockname()
+        address = f"127.0.0.1:{where[1]}" if family == socket.AF_INET else listen
+        queued = []
+        for _ in range(8):  # more than the queue holds
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                sock.connect(where)
+            except (BlockingIOError, InterruptedError):
+                pass
+            queued.append(sock)
+
+        async def main():
+            with pytest.raises(RpcError, match=f"Could not reach {address} after 1 s"):
+                await connect(address, token=TOKEN, timeout_s=1)
+        try:
+            run(main())
+        finally:
+            for sock in queued:
+                sock.close()
+
+
 def test_pending_calls_fail_when_the_peer_goes_away(listen):
     async def main():
         server = Server(EchoService().handlers(), token=TOKEN, listen=listen)
