@@ -129,8 +129,8 @@ async def _adopt(object_id: bytes, size_bytes: int, owner: str, targets: list[di
             await _drop_at(target, object_id, peer)
             raise
         except Exception as exc:  # gone, draining, full, or the pull failed: the next node
+            # (which has undone its own pull: ``NodeManager.adopt_object``)
             failures.append(f"{target['address']}: {type(exc).__name__}: {exc}")
-            await _drop_at(target, object_id, peer)
     raise DrainFailed(f"no node took object {object_id.hex()} ({size_bytes} bytes): "
                       + "; ".join(failures))
 

@@ -693,13 +693,16 @@ class NodeManager:
         """Take over an object's primary copy from a draining node (``node/draining.py``);
         refused while this node drains itself (the copy would leave with it)."""
         object_id, source_address, size_bytes, owner_address = msg
-        self._refuse_if_draining()
         had_copy = self.store.contains_sealed(object_id)
-        await self.transfer.pull(object_id, source_address, size_bytes)
-        if self._drain is not None and not had_copy:
-            self.store.free(object_id)  # it began to drain during the pull
-        self._refuse_if_draining()
-        self.store.make_primary(object_id, owner_address)
+        try:
+            self._refuse_if_draining()
+            await self.transfer.pull(object_id, source_address, size_bytes)
+            self._refuse_if_draining()  # it may have begun to drain during the pull
+            self.store.make_primary(object_id, owner_address)
+        except BaseException:
+            if not had_copy:  # undo this pull only: a copy it had before stays
+                self.store.free(object_id)
+            raise
         return True
 
     def _refuse_if_draining(self) -> None:
