@@ -139,6 +139,7 @@ class Autoscaler:
                        if a.get("node_id") and a.get("state") != "DEAD"}
         view: list[dict] = []
         matched: set[str] = set()
+        never_joined: collections.Counter = collections.Counter()  #: node type -> nodes
         for node_id, tags, raggio_id, ip in workers:
             key = raggio_id or by_ip.get(ip)
             if node_id in self.removing:
@@ -160,13 +161,14 @@ class Autoscaler:
             else:
                 since = self.first_seen.setdefault(node_id, now)
                 if now - since > cfg.autoscaler_node_start_wait_s:
-                    await self._launch_failed(tags[TAG_RAY_USER_NODE_TYPE], 1,
-                                              "the node did not join the cluster within "
-                                              f"{cfg.autoscaler_node_start_wait_s:.0f} s")
+                    never_joined[tags[TAG_RAY_USER_NODE_TYPE]] += 1
                     self._start_removal(node_id, None, "it never joined")
                     continue
                 view.append({"node_type": tags[TAG_RAY_USER_NODE_TYPE], "state": "launching",
                              "provider_id": node_id})
+        for node_type, count in never_joined.items():  # one failure per type: one back-off
+            await self._launch_failed(node_type, count, "the node did not join the cluster "
+                                      f"within {cfg.autoscaler_node_start_wait_s:.0f} s")
         for node_type, count in self.creating.items():
             view += [{"node_type": node_type, "state": "launching"}] * count
         head_type = self.config.head_node_type
@@ -276,6 +278,7 @@ class Autoscaler:
                                         spec.node_config, tags, count, spec.resources,
                                         spec.labels)
             except Exception as exc:  # the provider's words are the report
+                self.counters["failed_create_nodes"] += count  # Ray's: create_node raised
                 await self._launch_failed(node_type, count, f"{type(exc).__name__}: {exc}")
                 return
             finally:
@@ -337,7 +340,6 @@ class Autoscaler:
         delay_s = min(previous.delay_s * 2 if previous else FIRST_BACKOFF_S,
                       get_config().autoscaler_max_launch_backoff_s)
         self.backoff[node_type] = _Backoff(until=now + delay_s, delay_s=delay_s)
-        self.counters["failed_create_nodes"] += count
         logger.warning("failed to launch %d x %s (trying again in %.0f s): %s", count,
                        node_type, delay_s, error)
         value = await self.store.call("kv_get", launch_failures.LAUNCH_FAILURES_KEY)

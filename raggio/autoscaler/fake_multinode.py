@@ -113,10 +113,12 @@ class FakeMultiNodeProvider(NodeProvider):
         with self.state.update() as document:
             nodes = document["nodes"]
             for node_id, record in nodes.items():
-                if _listed(record) and "pid" not in record:
+                if not _listed(record):
+                    continue
+                if "pid" not in record:
                     # Its starter died between starting it and recording its pid.
                     record.update(_find_node_process(node_id) or {})
-                if _listed(record) and _process(record) is None:
+                if _process(record) is None:
                     record["state"] = TERMINATED  # it died (or `raggio stop` ended it)
             return [node_id for node_id, record in nodes.items()
                     if _listed(record)

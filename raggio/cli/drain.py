@@ -24,14 +24,12 @@ def drain_node(address: str | None, node_id: str, reason: str, reason_message: s
     if not NodeID.is_hex(node_id):
         raise click.BadParameter(f"{node_id!r} is not a node id: pass the 56 hex digits "
                                  "`raggio list nodes` shows.", param_hint="--node-id")
+    deadline_s = DRAIN_DEADLINE_S if deadline_s is None else deadline_s
     request = {"node_id": bytes.fromhex(node_id), "reason": reason,
-               "reason_message": reason_message}
-    if deadline_s is not None:
-        request["deadline_s"] = deadline_s
+               "reason_message": reason_message, "deadline_s": deadline_s}
     cluster = gcs_client.resolve(address, temp_dir)
-    [reply] = gcs_client.query(
-        cluster, ("drain_node", request),
-        timeout_s=(deadline_s or DRAIN_DEADLINE_S) + ANSWER_GRACE_S)
+    [reply] = gcs_client.query(cluster, ("drain_node", request),
+                               timeout_s=deadline_s + ANSWER_GRACE_S)
     if not reply["is_accepted"]:
         raise click.ClickException(
             f"The drain request was not accepted: {reply['rejection_reason_message']}.")
