@@ -58,11 +58,14 @@ def alive_workers() -> int:
 
 def rounds_past(seconds: float) -> None:
     """Wait until the autoscaler has run a round ``seconds`` from now (what it would do by
-    then, it has done)."""
+    then, it has done), and check that it is removing no node: a node being drained or
+    released in the background is still alive meanwhile."""
     deadline = time.time() + seconds
-    wait_until(lambda: (value := context.get_core().request("gcs", "kv_get", STATUS_KEY))
-               and json.loads(value)["time"] > deadline, timeout_s=seconds + 60,
-               what=f"an autoscaler round {seconds} s from now")
+    status = wait_until(
+        lambda: (value := context.get_core().request("gcs", "kv_get", STATUS_KEY))
+        and (status := json.loads(value))["time"] > deadline and status,
+        timeout_s=seconds + 60, what=f"an autoscaler round {seconds} s from now")
+    assert not [r for r in status["reasons"] if r.startswith("draining node")], status
 
 
 def status_text(cluster: AutoscalingCluster) -> str:

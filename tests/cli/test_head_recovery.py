@@ -19,7 +19,7 @@ import pytest
 
 from raggio import cluster_file
 from raggio.core import one_shot
-from raggio.test_utils import free_port, wait_until
+from raggio.test_utils import RAGGIO, free_port, run_cli, wait_until
 from metrics.metrics_scraping import samples, scrape, value  # tests/metrics/
 
 TIMEOUT_S = 120
@@ -325,31 +325,26 @@ AFTER_RESTART = textwrap.dedent("""
 """)
 
 
-def on_the_cluster(temp_dir, *args) -> subprocess.CompletedProcess:
-    """A command that finds the cluster from RAGGIO_TEMP_DIR (and takes no --temp-dir)."""
-    return subprocess.run([sys.executable, "-m", "raggio", *args], capture_output=True,
-                          text=True, env=env(temp_dir), timeout=TIMEOUT_S)
-
-
 def join(info, temp_dir, ip: str, *flags, **config: str) -> None:
     """A one-CPU node at ``ip``; ``config``: its settings (``RAGGIO_<NAME>``)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "raggio", "start", f"--address={info['gcs_address']}",
-         f"--node-ip-address={ip}", "--num-cpus=1", *flags, f"--temp-dir={temp_dir}"],
-        capture_output=True, text=True, timeout=TIMEOUT_S,
-        env=dict(env(temp_dir), **{f"RAGGIO_{k.upper()}": v for k, v in config.items()}))
+    result = run_cli(temp_dir, "start", f"--address={info['gcs_address']}",
+                     f"--node-ip-address={ip}", "--num-cpus=1", *flags,
+                     f"--temp-dir={temp_dir}",
+                     env=dict(env(temp_dir),
+                              **{f"RAGGIO_{k.upper()}": v for k, v in config.items()}))
     assert result.returncode == 0, result.stderr
 
 
 def node_row(temp_dir, ip: str) -> dict:
     """The node at ``ip`` as ``raggio list nodes`` shows it."""
-    nodes = json.loads(on_the_cluster(temp_dir, "list", "nodes", "--format=json").stdout)
+    nodes = json.loads(run_cli(temp_dir, "list", "nodes", "--format=json",
+                               env=env(temp_dir)).stdout)
     [row] = [n for n in nodes if n["node_ip"] == ip]
     return row
 
 
-def drain_node_argv(node_id: str, why: str) -> list[str]:
-    return [sys.executable, "-m", "raggio", "drain-node", f"--node-id={node_id}",
+def drain_node_args(node_id: str, why: str) -> list[str]:
+    return ["drain-node", f"--node-id={node_id}",
             "--reason=DRAIN_NODE_REASON_IDLE_TERMINATION", f"--reason-message={why}"]
 
 
@@ -358,9 +353,8 @@ def test_a_drained_node_stays_drained_across_a_control_store_restart(temp_dir):
     info = start_head(temp_dir, f"--port={port}")
     join(info, temp_dir, "127.0.0.2")
     side = node_row(temp_dir, "127.0.0.2")["node_id"]
-    drained = subprocess.run(drain_node_argv(side, "kept across the restart"),
-                             capture_output=True, text=True, env=env(temp_dir),
-                             timeout=TIMEOUT_S)
+    drained = run_cli(temp_dir, *drain_node_args(side, "kept across the restart"),
+                      env=env(temp_dir))
     assert drained.returncode == 0, drained.stderr
     kill_head(info)
     start_head(temp_dir, f"--port={port}")
@@ -396,6 +390,7 @@ OWNER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.timeout(300)  # the drain is given up 30 s in, past a head restart
 def test_a_drain_given_up_after_a_control_store_restart_frees_the_node(temp_dir):
     port = free_port()
     info = start_head(temp_dir, f"--port={port}")
@@ -420,7 +415,7 @@ def test_a_drain_given_up_after_a_control_store_restart_frees_the_node(temp_dir)
         # fails (the owner is not told within 30 s), so the drain is given up, after the
         # restart.
         os.kill(driver.pid, signal.SIGSTOP)
-        drain = subprocess.Popen(drain_node_argv(side, "given up after the restart"),
+        drain = subprocess.Popen(RAGGIO + drain_node_args(side, "given up after the restart"),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  env=env(temp_dir))
         wait_until(lambda: node_row(temp_dir, "127.0.0.2")["state_message"]

@@ -9,14 +9,13 @@ its own."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 from raggio.launcher.cluster_state import ClusterState
 from raggio.launcher.local_provider import RUNNING, TERMINATED, LocalNodeProvider
 from raggio.launcher.node_provider import (
     NODE_KIND_HEAD, NODE_KIND_WORKER, STATUS_UP_TO_DATE, TAG_RAY_NODE_KIND, TAG_RAY_NODE_STATUS)
-from raggio.test_utils import env_for
+from raggio.test_utils import env_for, run_cli
 
 PROVIDER = {"type": "local", "head_ip": "10.0.0.1",
             "worker_ips": ["10.0.0.2", "10.0.0.3", "10.0.0.4"]}
@@ -25,9 +24,8 @@ PROVIDER = {"type": "local", "head_ip": "10.0.0.1",
 def merge(tmp_path, record_file, *node_ids) -> subprocess.CompletedProcess:
     env = env_for(tmp_path / "raggio")
     env["RAGGIO_LAUNCHER_DIR"] = str(tmp_path / "head")
-    return subprocess.run([shutil.which("raggio"), "merge-cluster-record",
-                           "--cluster-name=merged", str(record_file), "--", *node_ids],
-                          env=env, capture_output=True, text=True, timeout=60)
+    return run_cli(tmp_path / "raggio", "merge-cluster-record", "--cluster-name=merged",
+                   str(record_file), "--", *node_ids, env=env)
 
 
 def head_provider(tmp_path) -> LocalNodeProvider:
