@@ -408,28 +408,22 @@ class Autoscaler:
         self.counters["stopped_nodes"] += 1
 
     async def _record_status(self, view: list[dict], plan, reasons: list[str]) -> dict:
-        running: dict[str, int] = {}
-        launching: dict[str, int] = {}
-        resources: dict[str, float] = {}  #: of the running nodes
-        pending: dict[str, float] = {}  #: of the nodes launching
-        for node in view:
-            if node["state"] == "launching":
-                counts, amounts = launching, pending
-                spec = self.config.node_types.get(node["node_type"])
-                total = spec.resources if spec is not None else {}
-            else:
-                counts, amounts, total = running, resources, node["total"]
-            counts[node["node_type"]] = counts.get(node["node_type"], 0) + 1
-            for key, value in total.items():
-                amounts[key] = amounts.get(key, 0.0) + value
+        def in_state(state: str) -> list[dict]:
+            return [n for n in view if n["state"] == state]
+
+        def resources(nodes: list[dict]) -> dict[str, float]:
+            return resource_demand.summed([resource_demand.node_total(n, self.config.node_types)
+                                           or {} for n in nodes])
+
+        running, launching = in_state("running"), in_state("launching")
         status = {"time": time.time(), "cluster_name": self.config.cluster_name,
-                  "running": running, "launching": launching,
+                  "running": dict(collections.Counter(n["node_type"] for n in running)),
+                  "launching": dict(collections.Counter(n["node_type"] for n in launching)),
                   "limits": {name: [spec.min_workers, spec.max_workers]  # worker types
                              for name, spec in self.config.node_types.items()
                              if name != self.config.head_node_type},
-                  "workers": sum(1 for n in view
-                                 if n["state"] == "running" and not n.get("is_head")),
-                  "resources": resources, "pending_resources": pending,
+                  "workers": sum(1 for n in running if not n.get("is_head")),
+                  "resources": resources(running), "pending_resources": resources(launching),
                   "counters": dict(self.counters),
                   "idle": {n["node_id"]: round(n["idle_s"], 1) for n in view
                            if n.get("idle_s") and not n.get("is_head")},

@@ -192,7 +192,7 @@ class _Planner:
         for node in nodes:
             if not node.get("is_head"):
                 self.workers[node["node_type"]] += 1
-            total = _total(node, node_types)
+            total = node_total(node, node_types)
             if total is None:
                 continue
             running = node["state"] == "running"
@@ -249,7 +249,7 @@ class _Planner:
                              f"expected one of {', '.join(_STRATEGIES)}.")
         bundles = [shape for shape in map(_normalised, group["bundles"]) if shape]
         if strategy == "STRICT_PACK" and bundles:
-            bundles = [_summed(bundles)]
+            bundles = [summed(bundles)]
         text = f"{strategy} [{_shapes_text(bundles)}]"
         if not all([self._feasible(shape) for shape in bundles]):
             return
@@ -372,7 +372,7 @@ class _Planner:
 
     def _place_bundles(self, bundles: list[dict], strategy: str, text: str) -> bool:
         if strategy == "PACK":
-            whole = _summed(bundles)
+            whole = summed(bundles)
             node = self._first_fit(whole)
             if node is not None:
                 self._take(node, whole, _GROUP, text)
@@ -484,7 +484,7 @@ def _holding_requests(nodes: list[dict], node_types: dict, bundles: Iterable[dic
     """The ids of the nodes that hold the request_resources bundles, packed onto totals,
     the least idle nodes first."""
     rooms = [(node, dict(total)) for node in sorted(nodes, key=_idle_s)
-             if (total := _total(node, node_types)) is not None]
+             if (total := node_total(node, node_types)) is not None]
     held = set()
     for shape in _largest_first(bundles):
         found = next((pair for pair in rooms if fits(pair[1], shape)), None)
@@ -494,7 +494,7 @@ def _holding_requests(nodes: list[dict], node_types: dict, bundles: Iterable[dic
     return held
 
 
-def _total(node: dict, node_types: dict) -> dict | None:
+def node_total(node: dict, node_types: dict) -> dict | None:
     """A node's total resources: a launching one has its type's; None when unknown."""
     if node["state"] == "running":
         return node["total"]
@@ -527,7 +527,8 @@ def _largest_first(shapes) -> list[dict]:
     return sorted(shapes, key=lambda s: (len(s), sum(s.values()), _key(s)), reverse=True)
 
 
-def _summed(shapes: list[dict]) -> dict:
+def summed(shapes: list[dict]) -> dict:
+    """The shapes' resources added up."""
     total = collections.defaultdict(float)
     for shape in shapes:
         for key, value in shape.items():
