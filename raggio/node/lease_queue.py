@@ -80,6 +80,7 @@ class LeaseQueue:
     def __init__(self, policy: SchedulingPolicy):
         self.policy = policy
         self.pending: collections.deque[LeaseRequest] = collections.deque()
+        self.leaving = False  #: the node is draining: send every request elsewhere
 
     def add(self, request: LeaseRequest) -> None:
         self.pending.append(request)
@@ -93,8 +94,7 @@ class LeaseQueue:
 
     def dispatch(self, available: dict, view: dict[bytes, dict],
                  idle_workers: Callable[[bytes, bool, bool], list],
-                 num_starting: Callable[[bytes], int], now: float, *,
-                 leaving: bool = False) -> list[Action]:
+                 num_starting: Callable[[bytes], int], now: float) -> list[Action]:
         """What to do now, in order; the requests answered here leave the queue.
 
         Args:
@@ -104,10 +104,9 @@ class LeaseQueue:
             num_starting: ``WorkerPool.num_starting(env_key)``: workers not yet registered
                 (before this pass's START_WORKER actions are applied).
             now: ``time.monotonic()``.
-            leaving: The node is draining: every request goes elsewhere.
         """
         actions: list[Action] = []
-        if leaving:
+        if self.leaving:
             view = {node_id: node for node_id, node in view.items()
                     if node_id != self.policy.local_node_id}
         # What is free once the requests placed here so far have their workers.
@@ -118,7 +117,7 @@ class LeaseQueue:
         for request in self.pending:
             if request.future.done():
                 continue
-            decision = self._decide(request, available, view, leaving)
+            decision = self._decide(request, available, view)
             if decision.kind == SPILL:
                 actions.append(Action(SPILLBACK, request, node_id=decision.node_id))
                 continue
@@ -151,9 +150,8 @@ class LeaseQueue:
         self.pending = still_pending
         return actions
 
-    def _decide(self, request: LeaseRequest, available: dict, view: dict,
-                leaving: bool) -> Decision:
-        if not leaving and (request.placed
+    def _decide(self, request: LeaseRequest, available: dict, view: dict) -> Decision:
+        if not self.leaving and (request.placed
                                  or (request.spilled and fits(available, request.resources))):
             return Decision(LOCAL if fits(available, request.resources) else QUEUE)
         decision = self.policy.decide(request.resources, request.strategy, view, available)

@@ -508,8 +508,7 @@ class NodeManager:
             return
         for action in self.lease_queue.dispatch(self.resources.available, self.view,
                                                 self.pool.idle_workers, self.pool.num_starting,
-                                                time.monotonic(),
-                                                leaving=self._drain is not None):
+                                                time.monotonic()):
             request = action.request
             if action.kind == GRANT:
                 self._grant(request, action.worker)
@@ -725,6 +724,7 @@ class NodeManager:
             reply = {"is_accepted": False, "rejection_reason_message": reason}
         else:
             if self._drain is None:
+                self.lease_queue.leaving = True
                 self._drain_reason = msg.get("reason_message") or msg["reason"]
                 self._drain_epoch += 1
                 self._drain = self._spawn(self._move_objects(msg["deadline_s"]))
@@ -771,6 +771,7 @@ class NodeManager:
         self._drain_epoch += 1
         if task.cancelled() or task.exception() is not None or not task.result()["is_accepted"]:
             self._drain = None
+            self.lease_queue.leaving = False
             self._dispatch()
         if self.gcs is not None and not self.gcs.is_closed:
             self.gcs.notify("drain_state", {"node_id": self.node_id, "state": self._drain_info()})

@@ -41,12 +41,11 @@ def request(loop, resources=CPU1, strategy="DEFAULT", spilled=False) -> LeaseReq
                         future=loop.create_future(), strategy=strategy, spilled=spilled)
 
 
-def dispatch(queue, view, idle=(), starting=0, now=0.0, leaving=False):
+def dispatch(queue, view, idle=(), starting=0, now=0.0):
     """One pass, the local node's free resources taken from the view, ``idle`` the idle
     workers and ``starting`` the workers starting, of any runtime env."""
     return queue.dispatch(view[LOCAL_ID]["available"], view,
-                          lambda key, is_gpu, for_actor: list(idle), lambda key: starting, now,
-                          leaving=leaving)
+                          lambda key, is_gpu, for_actor: list(idle), lambda key: starting, now)
 
 
 def kinds(actions) -> list[str]:
@@ -161,12 +160,13 @@ def test_remove_returns_the_unanswered_requests_it_takes(loop):
 def test_a_leaving_node_sends_even_what_fits_here_to_another_node(loop, resources, spilled):
     # Drained (node/draining.py): nothing more runs here, whatever it fits.
     queue = new_queue(request(loop, resources, spilled=spilled))
-    actions = dispatch(queue, cluster(node(2), a=node(2)), idle=["w"], leaving=True)
+    queue.leaving = True
+    actions = dispatch(queue, cluster(node(2), a=node(2)), idle=["w"])
     assert kinds(actions) == [SPILLBACK] and actions[0].node_id == A
 
 
 def test_a_leaving_node_keeps_what_no_other_node_can_take(loop):
     queue = new_queue(request(loop, {"CPU": 4.0}))
-    assert GRANT not in kinds(dispatch(queue, cluster(node(4), a=node(2)), idle=["w"],
-                                       leaving=True))
+    queue.leaving = True
+    assert GRANT not in kinds(dispatch(queue, cluster(node(4), a=node(2)), idle=["w"]))
     assert len(queue.pending) == 1
