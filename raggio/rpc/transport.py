@@ -62,7 +62,7 @@ async def connect(address: str, *, token: str, handlers: dict[str, Handler] | No
             else:
                 host, port = split_address(address)
                 opening = loop.create_connection(factory, host, port)
-            _, conn = await asyncio.wait_for(opening, max(deadline - time.monotonic(), 0.1))
+            conn = await _opened(opening, max(deadline - time.monotonic(), 0.1))
             remaining = max(deadline - time.monotonic(), 0.1)
             await conn.wait_authenticated(remaining)
             return conn
@@ -77,6 +77,27 @@ async def connect(address: str, *, token: str, handlers: dict[str, Handler] | No
     raise RpcError(
         f"Could not reach {address} after {timeout_s:g} s ({last_error}). Check that the "
         "cluster is running (`raggio status`) and that the address is right.") from last_error
+
+
+async def _opened(opening, timeout_s: float) -> Connection:
+    """The connection ``opening`` makes, or asyncio.TimeoutError after ``timeout_s``.
+
+    Not ``asyncio.wait_for``: on 3.10/3.11 it returns the result of an opening that failed
+    or finished just as its caller was cancelled, swallowing the cancel, and ``connect``'s
+    retry loop would then go on for its whole deadline (a node stopping while it waits
+    for its control store to come back)."""
+    task = asyncio.ensure_future(opening)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    except asyncio.CancelledError:
+        task.cancel()
+        if task.done() and not task.cancelled() and task.exception() is None:
+            task.result()[0].close()  # opened just then: nobody will use it
+        raise
+    if not done:
+        task.cancel()
+        raise asyncio.TimeoutError
+    return task.result()[1]
 
 
 class Server:
