@@ -29,6 +29,10 @@ from raggio.exceptions import (OutOfMemoryError, RpcError, RuntimeEnvSetupError,
 
 logger = logging.getLogger(__name__)
 
+#: How long a task whose worker died waits for its node to say why (see
+#: ``_fail_once_the_node_spoke``); the node answers in a round trip unless it is gone too.
+_WHY_WORKER_DIED_WAIT_S = 5.0
+
 
 @dataclass
 class LeasedWorker:
@@ -221,7 +225,10 @@ class TaskSubmitter:
             return
         exc = fut.exception()
         if exc is not None:
-            self._on_worker_failure(queue, spec, exc, worker)
+            if worker.worker_id in self.oom_killed:
+                self._on_worker_failure(queue, spec, exc, worker)
+            else:
+                self.core.spawn(self._fail_once_the_node_spoke(queue, spec, exc, worker))
             return
         reply = fut.result()
         events = self.core.task_events
@@ -263,6 +270,19 @@ class TaskSubmitter:
 
     def worker_oom_killed(self, conn, msg: dict) -> None:
         self.oom_killed[msg["worker_id"]] = msg["message"]
+
+    async def _fail_once_the_node_spoke(self, queue: ShapeQueue, spec: dict,
+                                        exc: BaseException, worker: LeasedWorker) -> None:
+        """Learn why a worker died before failing or retrying its task.
+
+        The memory monitor's ``worker_oom_killed`` notice comes on the node's connection and
+        the worker's death on the worker's: either may be read first. The node sends its
+        notice before it kills, so one round trip to the node brings any such notice in."""
+        try:
+            await asyncio.wait_for(worker.node.call("ping"), _WHY_WORKER_DIED_WAIT_S)
+        except Exception:  # noqa: BLE001 - a node that is gone or silent says nothing more
+            pass
+        self._on_worker_failure(queue, spec, exc, worker)
 
     def _on_worker_failure(self, queue: ShapeQueue, spec: dict, exc: BaseException,
                            worker: LeasedWorker | None = None) -> None:
