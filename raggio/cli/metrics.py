@@ -13,7 +13,7 @@ import click
 
 from raggio import cluster_file
 from raggio.exceptions import RaySystemError
-from raggio.gcs.metrics_discovery import service_discovery_path
+from raggio.common.prometheus_files import service_discovery_path
 from raggio.monitoring import prometheus
 
 

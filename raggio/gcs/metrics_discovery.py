@@ -8,7 +8,8 @@ format of Prometheus's ``file_sd_configs`` that Ray writes too,
 watching it (the one ``raggio metrics launch-prometheus`` starts, see
 ``raggio/monitoring/prometheus.py``, or any other) picks the change up at once.
 Not owned here: the endpoints themselves (each node manager serves its own on
-its ``metrics_export_port``) and Prometheus's configuration.
+its ``metrics_export_port``), the files' names (``common/prometheus_files.py``) and
+Prometheus's configuration.
 """
 
 from __future__ import annotations
@@ -18,25 +19,14 @@ import logging
 import os
 from collections.abc import Iterable
 
+from raggio.common.prometheus_files import JOB_LABEL, service_discovery_path
+
 logger = logging.getLogger(__name__)
 
-#: Ray's file name (``ray_constants.PROMETHEUS_SERVICE_DISCOVERY_FILE``).
-SERVICE_DISCOVERY_FILE = "prom_metrics_service_discovery.json"
-#: The ``job`` label Prometheus gives every series scraped from these targets (Ray's).
-JOB_LABEL = "ray"
 #: Nodes whose endpoints are listed: the live ones, and after a control-store restart the
 #: ones expected back (their processes still run and serve; if they never come back they
 #: are declared dead and leave the list).
 _LISTED_STATES = ("ALIVE", "RECOVERING")
-
-
-def prometheus_dir(session_dir: str) -> str:
-    """Where a session's Prometheus files live: this file, the config, the data, the pid."""
-    return os.path.join(session_dir, "metrics", "prometheus")
-
-
-def service_discovery_path(session_dir: str) -> str:
-    return os.path.join(prometheus_dir(session_dir), SERVICE_DISCOVERY_FILE)
 
 
 def scrape_targets(nodes: Iterable[dict]) -> list[str]:

@@ -30,7 +30,7 @@ import psutil
 
 from raggio.common import process_identity
 from raggio.exceptions import RaySystemError
-from raggio.gcs.metrics_discovery import JOB_LABEL, prometheus_dir, service_discovery_path
+from raggio.common.prometheus_files import JOB_LABEL, prometheus_dir, service_discovery_path
 
 #: Prometheus's own default port (Ray's `ray metrics launch-prometheus` uses it too).
 DEFAULT_PORT = 9090

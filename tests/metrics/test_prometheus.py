@@ -25,7 +25,7 @@ import pytest
 
 from raggio import cluster_file
 from raggio.core import one_shot
-from raggio.gcs.metrics_discovery import service_discovery_path
+from raggio.common.prometheus_files import service_discovery_path
 from raggio.monitoring import grafana, prometheus
 from raggio.test_utils import alive, daemons, env_for, free_port, run_cli, wait_until
 
