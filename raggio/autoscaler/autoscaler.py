@@ -130,7 +130,8 @@ class Autoscaler:
             self.store.call("kv_get", RESOURCE_REQUEST_KEY), self.store.call("list_actors"))
         requests = json.loads(request) if request else []
         now = self.clock()
-        workers = await asyncio.to_thread(self._provider_workers)
+        workers = await asyncio.to_thread(self.provider.describe_nodes,
+                                          {TAG_RAY_NODE_KIND: NODE_KIND_WORKER})
         alive = {_hex(n["node_id"]): n for n in nodes if n["state"] == "ALIVE"}
         known = {_hex(n["node_id"]) for n in nodes}  #: alive or dead
         by_ip = {n["node_ip"]: key for key, n in alive.items() if not n.get("is_head")}
@@ -140,8 +141,9 @@ class Autoscaler:
         view: list[dict] = []
         matched: set[str] = set()
         never_joined: collections.Counter = collections.Counter()  #: node type -> nodes
-        for node_id, tags, raggio_id, ip in workers:
-            key = raggio_id or by_ip.get(ip)
+        for worker in workers:
+            node_id, tags = worker.node_id, worker.tags
+            key = worker.cluster_node_id or by_ip.get(worker.internal_ip)
             if node_id in self.removing:
                 matched.add(key)  # draining: neither capacity nor unmanaged
             elif key in alive and alive[key].get("draining"):
@@ -227,15 +229,6 @@ class Autoscaler:
         return target if now - self.utilisation[1] >= wait_s else None
 
     # -- reading the cluster --
-
-    def _provider_workers(self) -> list[tuple[str, dict, str | None, str]]:
-        """(provider id, tags, raggio node id or None, internal ip) of each worker."""
-        found = []
-        for node_id in self.provider.non_terminated_nodes({TAG_RAY_NODE_KIND: NODE_KIND_WORKER}):
-            found.append((node_id, self.provider.node_tags(node_id),
-                          self.provider.cluster_node_id(node_id),
-                          self.provider.internal_ip(node_id)))
-        return found
 
     def _running(self, node: dict, key: str, tags: dict, provider_id: str | None,
                  actor_nodes: set[str]) -> dict:

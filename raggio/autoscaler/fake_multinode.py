@@ -60,7 +60,7 @@ from raggio.launcher.node_provider import (NODE_KIND_WORKER, STATUS_UP_TO_DATE,
                                            TAG_RAGGIO_MARKET_TYPE,
                                            TAG_RAY_NODE_KIND, TAG_RAY_NODE_NAME,
                                            TAG_RAY_NODE_STATUS, TAG_RAY_USER_NODE_TYPE,
-                                           NodeProvider)
+                                           NodeProvider, ProviderNode)
 from raggio.node_spec import NodeSpec
 
 #: The keys of the head's ready line that ``provider_config`` must carry.
@@ -106,6 +106,9 @@ class FakeMultiNodeProvider(NodeProvider):
     # -- what the provider has
 
     def non_terminated_nodes(self, tag_filters: dict[str, str]) -> list[str]:
+        return [node.node_id for node in self.describe_nodes(tag_filters)]
+
+    def describe_nodes(self, tag_filters: dict[str, str]) -> list[ProviderNode]:
         """The nodes that joined, and those whose launch was left unfinished by a starter
         that is gone (not the ones a live process is launching: its autoscaler counts
         them); a listed node whose process is gone is marked terminated."""
@@ -120,7 +123,8 @@ class FakeMultiNodeProvider(NodeProvider):
                     record.update(_find_node_process(node_id) or {})
                 if _process(record) is None:
                     record["state"] = TERMINATED  # it died (or `raggio stop` ended it)
-            return [node_id for node_id, record in nodes.items()
+            return [ProviderNode(node_id, dict(record["tags"]), record["node_ip"], node_id)
+                    for node_id, record in nodes.items()
                     if _listed(record)
                     and all(record["tags"].get(k) == v for k, v in tag_filters.items())]
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from raggio.exceptions import ClusterLaunchError
 from raggio.launcher.cluster_state import ClusterState
-from raggio.launcher.node_provider import NODE_KIND_HEAD, TAG_RAY_NODE_KIND, NodeProvider
+from raggio.launcher.node_provider import (NODE_KIND_HEAD, TAG_RAY_NODE_KIND, NodeProvider,
+                                           ProviderNode)
 
 RUNNING = "running"
 TERMINATED = "terminated"
@@ -29,8 +30,12 @@ class LocalNodeProvider(NodeProvider):
         self.state = ClusterState(cluster_name)
 
     def non_terminated_nodes(self, tag_filters: dict[str, str]) -> list[str]:
+        return [node.node_id for node in self.describe_nodes(tag_filters)]
+
+    def describe_nodes(self, tag_filters: dict[str, str]) -> list[ProviderNode]:
         nodes = self.state.read()["nodes"]
-        return [node_id for node_id, record in nodes.items()
+        return [ProviderNode(node_id, dict(record["tags"]), node_id, None)
+                for node_id, record in nodes.items()
                 if record["state"] == RUNNING
                 and all(record["tags"].get(k) == v for k, v in tag_filters.items())]
 

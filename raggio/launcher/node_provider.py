@@ -16,6 +16,7 @@ on it (so a second ``raggio up`` redoes only what changed).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
 from raggio.exceptions import ClusterConfigError
@@ -64,6 +65,16 @@ def new_node_tags(cluster_name: str, kind: str, node_type: str, *,
     return tags
 
 
+@dataclasses.dataclass(frozen=True)
+class ProviderNode:
+    """What ``describe_nodes`` says of one node."""
+
+    node_id: str  #: the provider's id
+    tags: dict[str, str]
+    internal_ip: str
+    cluster_node_id: str | None  #: as ``NodeProvider.cluster_node_id``
+
+
 class NodeProvider:
     """One platform's machines for one cluster. Node ids are the provider's own strings."""
 
@@ -79,6 +90,14 @@ class NodeProvider:
     def non_terminated_nodes(self, tag_filters: dict[str, str]) -> list[str]:
         """The ids of the cluster's nodes (pending or running) whose tags include ``tag_filters``."""
         raise NotImplementedError
+
+    def describe_nodes(self, tag_filters: dict[str, str]) -> list[ProviderNode]:
+        """The ``non_terminated_nodes`` with their tags and addresses, in one listing: the
+        autoscaler reads this each round. This asks per node; a provider that lists its
+        nodes whole (a state file, a cloud's describe call) answers from that listing."""
+        return [ProviderNode(node_id, self.node_tags(node_id), self.internal_ip(node_id),
+                             self.cluster_node_id(node_id))
+                for node_id in self.non_terminated_nodes(tag_filters)]
 
     def is_running(self, node_id: str) -> bool:
         raise NotImplementedError

@@ -26,7 +26,8 @@ from raggio.exceptions import ClusterConfigError, ClusterLaunchError
 from raggio.launcher import cluster_config
 from raggio.launcher.node_provider import (NODE_KIND_WORKER, STATUS_UP_TO_DATE,
                                            TAG_RAY_NODE_KIND, TAG_RAY_NODE_STATUS,
-                                           TAG_RAY_USER_NODE_TYPE, get_node_provider)
+                                           TAG_RAY_USER_NODE_TYPE, NodeProvider,
+                                           get_node_provider)
 from raggio.test_utils import wait_for_condition, wait_until
 
 WORKER_TYPES = {"cpu2": {"resources": {"CPU": 2, "custom": 1}, "labels": {"zone": "a"},
@@ -145,6 +146,10 @@ def test_launched_nodes_join_with_their_types_resources_and_labels(provider):
     assert ray.cluster_resources()["CPU"] == 1 + 2 * 2
     assert provider.non_terminated_nodes({TAG_RAY_USER_NODE_TYPE: "cpu2"}) == node_ids
     assert provider.non_terminated_nodes({TAG_RAY_USER_NODE_TYPE: "gpu"}) == []
+    # The autoscaler's one listing says what the per-node calls say.
+    described = provider.describe_nodes({TAG_RAY_USER_NODE_TYPE: "cpu2"})
+    assert described == NodeProvider.describe_nodes(provider, {TAG_RAY_USER_NODE_TYPE: "cpu2"})
+    assert [(n.node_id, n.cluster_node_id) for n in described] == [(i, i) for i in node_ids]
 
     @ray.remote(resources={"custom": 1})
     def where():
