@@ -23,7 +23,12 @@ otherwise); asks ``resource_demand.plan`` what to launch and
   ``min_workers``; a node that refuses the drain (work arrived, a worker there
   owns objects others hold) stays, and the status says why;
 - a provider node whose raggio node died (a reclaimed spot node, a crash) is
-  released, and the plan replaces it like any missing capacity.
+  released, and the plan replaces it like any missing capacity;
+- until the provider lets a node go, it counts against max_workers (Ray's
+  rule: the provider still holds it, as a pool holds a busy address) but is
+  neither capacity nor one of its type's min_workers: a replacement waits for
+  its slot, so a pool whose every address is taken never reports a failed
+  launch for it.
 
 Each round ends by writing its view to the KV (``STATUS_KEY``): what runs and
 launches per type, recent failures, and the plan's reasons in plain words, for
@@ -85,6 +90,9 @@ class Autoscaler:
     backoff: dict[str, _Backoff]  #: node type -> its back-off
     #: provider node id -> when it was first seen launching (or with its raggio node dead)
     first_seen: dict[str, float]
+    #: provider node id -> the raggio node id (hex) it ran when last seen alive: how a node
+    #: matched by address (the local provider's) is known dead once its address is free
+    ran: dict[str, str]
     #: ("above" or "below" target_utilization_fraction, or None; since when)
     utilisation: tuple[str | None, float]
     #: provider node id -> (raggio node id, why) of each removal in flight (drain, release);
@@ -114,6 +122,7 @@ class Autoscaler:
         self.creating = collections.Counter()
         self.backoff = {}
         self.first_seen = {}
+        self.ran = {}
         self.utilisation = (None, 0.0)
         self.removing = {}
         self.kept = {}
@@ -141,32 +150,47 @@ class Autoscaler:
         view: list[dict] = []
         matched: set[str] = set()
         never_joined: collections.Counter = collections.Counter()  #: node type -> nodes
+        # What is kept per provider node lasts while the provider lists it: a pool's
+        # address that comes back is a new node.
+        listed = {worker.node_id for worker in workers}
+        self.first_seen = {k: v for k, v in self.first_seen.items() if k in listed}
+        self.ran = {k: v for k, v in self.ran.items() if k in listed}
         for worker in workers:
-            node_id, tags = worker.node_id, worker.tags
-            key = worker.cluster_node_id or by_ip.get(worker.internal_ip)
+            node_id, node_type = worker.node_id, worker.tags[TAG_RAY_USER_NODE_TYPE]
+            key = (worker.cluster_node_id or by_ip.get(worker.internal_ip)
+                   or self.ran.get(node_id))
+            # Leaving: the provider still holds it (its slot under max_workers, its address
+            # in a pool), but it is not capacity.
+            releasing = {"node_type": node_type, "state": resource_demand.RELEASING,
+                         "provider_id": node_id}
             if node_id in self.removing:
                 matched.add(key)  # draining: neither capacity nor unmanaged
+                view.append(releasing)
             elif key in alive and alive[key].get("draining"):
                 matched.add(key)  # an earlier monitor drained it: finish its removal
                 self._start_removal(node_id, key, "drained already (by an earlier monitor, "
                                                   "or `raggio drain-node`)")
+                view.append(releasing)
             elif key in alive:
                 matched.add(key)
                 self.first_seen.pop(node_id, None)
-                view.append(self._running(alive[key], key, tags, node_id, actor_nodes))
+                self.ran[node_id] = key
+                view.append(self._running(alive[key], key, worker.tags, node_id, actor_nodes))
             elif key in known:
-                # Its raggio node died (a reclaimed spot node, a crash): the plan replaces it
-                # now; the machine is released once its own exit has had time to finish.
-                since = self.first_seen.setdefault(node_id, now)
-                if now - since >= DEAD_NODE_GRACE_S:
+                # Its raggio node died (a reclaimed spot node, a crash, `raggio down
+                # --workers-only`): the machine is released once the node's own exit (or a
+                # restart, `raggio up`'s) has had time to finish, and the plan replaces it
+                # where the limits leave room for both meanwhile.
+                if now - self.first_seen.setdefault(node_id, now) >= DEAD_NODE_GRACE_S:
                     self._start_removal(node_id, None, "its raggio node died")
+                view.append(releasing)
+            elif (now - self.first_seen.setdefault(node_id, now)
+                  > cfg.autoscaler_node_start_wait_s):
+                never_joined[node_type] += 1
+                self._start_removal(node_id, None, "it never joined")
+                view.append(releasing)
             else:
-                since = self.first_seen.setdefault(node_id, now)
-                if now - since > cfg.autoscaler_node_start_wait_s:
-                    never_joined[tags[TAG_RAY_USER_NODE_TYPE]] += 1
-                    self._start_removal(node_id, None, "it never joined")
-                    continue
-                view.append({"node_type": tags[TAG_RAY_USER_NODE_TYPE], "state": "launching",
+                view.append({"node_type": node_type, "state": "launching",
                              "provider_id": node_id})
         for node_type, count in never_joined.items():  # one failure per type: one back-off
             await self._launch_failed(node_type, count, "the node did not join the cluster "
@@ -202,7 +226,8 @@ class Autoscaler:
             self._start_removal(node["provider_id"], node["node_id"],
                                 f"idle for {node['idle_s']:.0f} s")
         reasons += [f"draining node {key[:8]} ({why}) before removing it"
-                    for key, why in self.removing.values() if key is not None]
+                    if key is not None else f"removing node {node_id} ({why})"
+                    for node_id, (key, why) in self.removing.items()]
         reasons += [f"keeping idle node {key[:8]}: it refused to drain ({why})"
                     for key, (why, _) in self.kept.items()]
         status = await self._record_status(view, plan, reasons)

@@ -36,8 +36,10 @@ group, which step 3 plans for: it never launches a node and is never infeasible.
 
 The inputs are plain data. ``node_types`` maps a name to a ``NodeType``
 (``raggio/launcher/cluster_config.py``; its ``resources``, ``min_workers`` and
-``max_workers`` are read). A node is a dict: ``node_type``, ``state`` (``"running"`` or
-``"launching"``), ``total`` and ``available`` (a running node's resources), ``idle_s``
+``max_workers`` are read). A node is a dict: ``node_type``, ``state`` (``"running"``,
+``"launching"``, or ``"releasing"``: a worker the provider still holds while the autoscaler
+removes it, which counts against max_workers but is neither capacity nor one of its type's
+min_workers), ``total`` and ``available`` (a running node's resources), ``idle_s``
 (how long it has been idle; 0 or absent while busy) and ``is_head`` (true for the head
 only, which no limit counts and nothing removes). Shapes and bundles are resource dicts.
 
@@ -69,6 +71,8 @@ _UNCAPPED = (_MIN_WORKERS, _REQUEST, _GROUP)
 _COMMON = ("CPU", "memory", "object_store_memory")
 _STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 _EPSILON = 1e-9
+#: The state of a worker that is being removed (see the module docstring).
+RELEASING = "releasing"
 
 
 @dataclasses.dataclass
@@ -136,7 +140,8 @@ def idle_to_terminate(nodes: list[dict], node_types: dict, idle_timeout_s: float
     the nodes that hold the standing ``request_resources`` bundles (packed onto the least
     idle nodes first, so the most idle go). Returns the caller's node dicts.
     """
-    workers = collections.Counter(n["node_type"] for n in nodes if not n.get("is_head"))
+    workers = collections.Counter(n["node_type"] for n in nodes
+                                  if not n.get("is_head") and n["state"] != RELEASING)
     held = _holding_requests(nodes, node_types, resource_requests)
     idle = [n for n in nodes if not n.get("is_head") and n["state"] == "running"
             and id(n) not in held and _idle_s(n) > 0 and _idle_s(n) >= idle_timeout_s]
@@ -168,6 +173,7 @@ class _Planner:
     backing_off: dict[str, float]  #: node type -> seconds before it may launch again
     nodes: list[_Node]
     workers: collections.Counter  #: worker nodes per type, existing and launched here
+    releasing: collections.Counter  #: those of ``workers`` that are being removed
     busy: dict[str, float]  #: resources in use on the running nodes, before this plan
     #: resource -> the most of it any type has (new nodes' cost is in shares of it)
     most: dict[str, float]
@@ -188,6 +194,8 @@ class _Planner:
         self.backing_off = backing_off
         self.nodes = []
         self.workers = collections.Counter()
+        self.releasing = collections.Counter(n["node_type"] for n in nodes
+                                             if n["state"] == RELEASING)
         self.busy = collections.defaultdict(float)
         for node in nodes:
             if not node.get("is_head"):
@@ -218,7 +226,8 @@ class _Planner:
     def add_min_workers(self) -> None:
         for name in sorted(self.node_types):
             node_type = self.node_types[name]
-            for _ in range(min(node_type.min_workers, node_type.max_workers) - self.workers[name]):
+            staying = self.workers[name] - self.releasing[name]
+            for _ in range(min(node_type.min_workers, node_type.max_workers) - staying):
                 if not self._may_launch(name):
                     break
                 self._launch(name, _MIN_WORKERS)
@@ -435,11 +444,13 @@ class _Planner:
         """May one more node of type ``name`` start? If not, note why."""
         if self.workers[name] >= self.node_types[name].max_workers:
             self.blocked[f"not launching {name}: max_workers "
-                         f"{self.node_types[name].max_workers} reached"] = None
+                         f"{self.node_types[name].max_workers} reached"
+                         f"{_being_removed(self.releasing[name])}"] = None
             return False
         if sum(self.workers.values()) >= self.max_workers:
             self.blocked["not launching more nodes: the cluster's max_workers "
-                         f"{self.max_workers} reached"] = None
+                         f"{self.max_workers} reached"
+                         f"{_being_removed(sum(self.releasing.values()))}"] = None
             return False
         if name in self.backing_off:
             self.blocked[f"not launching {name} for {self.backing_off[name]:.0f} s more: its "
@@ -495,11 +506,18 @@ def _holding_requests(nodes: list[dict], node_types: dict, bundles: Iterable[dic
 
 
 def node_total(node: dict, node_types: dict) -> dict | None:
-    """A node's total resources: a launching one has its type's; None when unknown."""
+    """A node's total resources: a launching one has its type's; None when unknown or
+    releasing (nothing more runs there)."""
     if node["state"] == "running":
         return node["total"]
+    if node["state"] == RELEASING:
+        return None
     node_type = node_types.get(node["node_type"])
     return None if node_type is None else node_type.resources
+
+
+def _being_removed(count: int) -> str:
+    return f" ({count} of them being removed)" if count else ""
 
 
 def _idle_s(node: dict) -> float:

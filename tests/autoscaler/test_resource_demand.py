@@ -44,6 +44,11 @@ def launching(name: str) -> dict:
     return {"node_type": name, "state": "launching"}
 
 
+def releasing(name: str) -> dict:
+    """A worker the autoscaler is removing, which its provider still holds."""
+    return {"node_type": name, "state": "releasing"}
+
+
 def head(available_cpus: float = 0) -> dict:
     """The head, with no room left by default (so demand needs workers)."""
     return running("head", {"CPU": 1}, {"CPU": available_cpus}, is_head=True)
@@ -118,6 +123,24 @@ PLANS = [
                       nodes=[head()], demands=[{"CPU": 2}] * 2),
                  {"cpu4": 1}, ["launching 1 x cpu4: min_workers 1"],
                  id="demand-packs-onto-min-workers-nodes"),
+    # A node being removed holds its slot, but is neither capacity nor one of min_workers.
+    pytest.param(dict(node_types=types(HEAD, node_type("cpu4", {"CPU": 4}, min_workers=1,
+                                                       max_workers=1)),
+                      nodes=[head(), releasing("cpu4")], demands=[{"CPU": 1}]),
+                 {}, ["not launching cpu4: max_workers 1 reached (1 of them being removed)"],
+                 id="a-releasing-node-holds-its-slot-until-it-is-gone"),
+    pytest.param(dict(node_types=types(HEAD, node_type("cpu4", {"CPU": 4}, min_workers=1,
+                                                       max_workers=2)),
+                      nodes=[head(), releasing("cpu4")]),
+                 {"cpu4": 1}, ["launching 1 x cpu4: min_workers 1"],
+                 id="a-releasing-node-is-replaced-where-the-limit-leaves-room"),
+    pytest.param(dict(node_types=types(HEAD, CPU4), nodes=[head(), releasing("cpu4")],
+                      demands=[{"CPU": 1}], max_workers=1),
+                 {}, ["the cluster's max_workers 1 reached (1 of them being removed)"],
+                 id="a-releasing-node-counts-toward-the-clusters-max-workers"),
+    pytest.param(dict(node_types=types(HEAD, CPU4), nodes=[head(), releasing("cpu4")],
+                      demands=[{"CPU": 4}]),
+                 {"cpu4": 1}, [], id="a-releasing-node-is-no-capacity"),
     pytest.param(dict(node_types=types(node_type("head", {"CPU": 1}, min_workers=0,
                                                  max_workers=0)),
                       nodes=[head()], demands=[{"CPU": 1}]),
@@ -372,6 +395,9 @@ IDLE = [
     pytest.param(types(HEAD, CPU4), [running("head", {"CPU": 1}, idle_s=900, is_head=True),
                                      busy_cpu4(), launching("cpu4")],
                  0, [], [], id="never-the-head-a-busy-node-or-a-launching-one"),
+    pytest.param(types(HEAD, node_type("cpu4", {"CPU": 4}, min_workers=1)),
+                 [head(), releasing("cpu4"), idle_cpu4(300)],
+                 60, [], [], id="releasing-nodes-do-not-count-toward-min-workers"),
     pytest.param(types(HEAD, CPU4), [head(), idle_cpu4(100), idle_cpu4(300), idle_cpu4(200)],
                  60, [{"CPU": 4}], [2, 3], id="a-request-keeps-the-least-idle-node"),
     pytest.param(types(HEAD, CPU4), [head(), idle_cpu4(100), idle_cpu4(300)],

@@ -1,6 +1,7 @@
 """The autoscaler on a cluster `raggio up` made on SSH hosts: the head's monitor sets up a
-worker from the file's `worker_ips` for pending work, over SSH from the head, and removes it
-when idle; `raggio down` then stops every node, the autoscaler's included."""
+worker from the file's `worker_ips` for pending work, over SSH from the head, removes it
+when idle, and releases one whose raggio stopped; `raggio down` then stops every node, the
+autoscaler's included."""
 
 from __future__ import annotations
 
@@ -73,10 +74,17 @@ def test_the_heads_autoscaler_adds_a_worker_from_the_pool_and_removes_it(
     wait_until(lambda: not [c for c in ssh_hosts.processes(index) if "raggio" in c],
                timeout_s=60, what="raggio to stop on the removed worker")
 
-    # A second demand: the autoscaler sets a worker up again; `down` stops it too, though
-    # the launcher never set it up itself.
+    # A second demand: the autoscaler sets a worker up again.
     out = launcher("submit", path, str(job)).stdout
-    ran_on = out.split("RAN ON ", 1)[1].split()[0]
+    assert out.split("RAN ON ", 1)[1].split()[0] in ssh_hosts.ips[1:], out
+
+    # Its raggio stopped under the autoscaler (as by a crash): the worker is released, and
+    # the next demand gets a worker (it holds the only slot, max_workers 1, until then).
+    launcher("down", "-y", "--workers-only", path)
+    out = launcher("submit", path, str(job)).stdout
+    assert out.split("RAN ON ", 1)[1].split()[0] in ssh_hosts.ips[1:], out
+
+    # `down` stops that worker too, though the launcher never set it up itself.
     launcher("down", "-y", path)
     for i in range(len(ssh_hosts.ips)):
         assert not [c for c in ssh_hosts.processes(i) if "raggio" in c], ssh_hosts.processes(i)
